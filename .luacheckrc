@@ -1,0 +1,11 @@
+-- luacheck settings. The library is written in the Lua 5.1/5.4 common subset.
+std = "lua54"
+max_line_length = 120
+codes = true
+self = false   -- methods that do not use self keep the colon form of their siblings
+
+files["src/wdt/emulator"] = { std = "luajit", globals = { "ngx" } }
+files["src/wdt/transport"] = { std = "luajit", read_globals = { "ngx" } }
+files["src/wdt"] = { read_globals = { "ngx", "unpack" } }
+files["examples/openresty"] = { std = "luajit", read_globals = { "ngx" } }
+files["spec"] = { std = "+busted" }

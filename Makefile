@@ -1,0 +1,45 @@
+# Thin wrapper for the README commands. CMakeLists.txt is the build definition.
+#   make demo   install what is missing, build, run the logistics sync against the emulator
+#   make test   install what is missing, build, lint, run the specs
+LUA        ?= lua5.4
+BUSTED     ?= $(LUA) /usr/bin/busted
+BUILD      ?= build
+DEB_PACKAGES = lua5.4 liblua5.4-dev lua-cjson lua-busted luarocks libcurl4-openssl-dev \
+               libssl-dev nginx-light libnginx-mod-http-lua libluajit2-5.1-dev lua-socket \
+               lua-check cmake gcc make curl zlib1g-dev
+
+.PHONY: all deps build build-luajit test lint specs demo bench fuzz clean
+
+all: build
+
+# Installs only the Debian packages that are missing (apt-get needs root).
+deps:
+	@missing=$$(for p in $(DEB_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; \
+	done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:" $$missing; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+	fi
+
+build: deps
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	cmake --build $(BUILD) -j2
+
+build-luajit: deps
+	cmake -S . -B build-luajit -DWDT_LUA=luajit -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	cmake --build build-luajit -j2
+
+lint: deps
+	luacheck -q src spec bin examples bench
+
+specs: build build-luajit
+	$(BUSTED)
+
+test: lint specs
+
+clean:
+	rm -rf $(BUILD) build-luajit build-asan build.luarocks
+
+# Targets of their own topics (reliability: sanitizers, valgrind, fuzz; bench).
+include $(wildcard mk/*.mk)

@@ -1,0 +1,229 @@
+-- The client against the real emulator on loopback: calls, paging, errors, keep-alive.
+local wdt = require "wdt"
+local emulator = require "spec.support.emulator"
+
+local SID, KEY, APPSECRET = "apidevnew2", "test2-xx", "12345:abcde"
+
+describe("wdt.client", function()
+  local emu, client
+
+  setup(function()
+    emu = emulator.start { config = {
+      tenants = { { sid = SID, key = KEY, secret = APPSECRET } },
+      logistics = { [SID] = { pending = 25, shop_no = "s1" } },
+      stock = { [SID] = { pending = 5 } },
+    } }
+  end)
+
+  teardown(function()
+    if emu then emu:stop() end
+  end)
+
+  before_each(function()
+    emu:reset()
+    client = wdt.client { sid = SID, key = KEY, secret = APPSECRET, url = emu.url,
+                          timeout = 5, connect_timeout = 2, backoff = 0.01, max_backoff = 0.05 }
+  end)
+
+  after_each(function()
+    client:close()
+  end)
+
+  describe("tostring and secrets", function()
+    it("shows only the sid", function()
+      assert.equal("wdt.client<sid=apidevnew2>", tostring(client))
+    end)
+
+    it("keeps neither secret nor salt readable from Lua", function()
+      local seen = {}
+      local function walk(v, depth)
+        if depth > 4 or seen[v] then return end
+        if type(v) == "string" then
+          assert.is_nil(v:find("12345", 1, true), "secret found in the client object")
+          assert.is_nil(v:find("abcde", 1, true), "salt found in the client object")
+        elseif type(v) == "table" then
+          seen[v] = true
+          for k, x in pairs(v) do walk(k, depth + 1) walk(x, depth + 1) end
+        end
+      end
+      walk(client, 0)
+      assert.is_nil(tostring(client._core):find("12345", 1, true))
+    end)
+  end)
+
+  describe("call", function()
+    it("reports outcomes and returns the list of refused items", function()
+      local page = assert(client:page_call("sales.LogisticsSync.getSyncListExt",
+        { page_size = 3, page_no = 0 }, { shop_no = "s1", is_own_platform = true }))
+      assert.equal(3, #page.rows)
+      local items = {}
+      for i, row in ipairs(page.rows) do
+        items[i] = { sync_id = row.sync_id, status = 0, error_msg = "" }
+      end
+      items[#items + 1] = { sync_id = 1, status = 0, error_msg = "" }   -- unknown to the ERP
+      local data, response = client:call("sales.LogisticsSync.update", items)
+      assert.is_table(data)
+      assert.equal(1, #data)                     -- the unknown id was refused
+      assert.equal(0, response.status)
+      assert.equal(22, emu:state().tenants[SID].logistics.size)
+    end)
+
+    it("keeps 64-bit ids exact on the wire", function()
+      local page = assert(client:page_call("sales.LogisticsSync.getSyncListExt",
+        { page_size = 1 }, { shop_no = "s1", is_own_platform = true }))
+      local id = page.rows[1].sync_id
+      assert.equal("integer", math.type(id))
+      assert.is_true(id > 2 ^ 32)
+    end)
+
+    it("returns api errors as objects with fields", function()
+      local data, err = client:call("no.Such.method", {})
+      assert.is_nil(data)
+      assert.equal("api", err.kind)
+      assert.equal(1, err.status)
+      assert.equal("no.Such.method", err.method)
+      assert.is_false(err.retryable)
+      assert.matches("^wdt: api error 1 in no%.Such%.method: ", tostring(err))
+    end)
+
+    it("reports a wrong key as an authentication error without leaking credentials", function()
+      local bad = wdt.client { sid = SID, key = "wrong", secret = "12345:abcde", url = emu.url, retries = 0 }
+      local data, err = bad:call("sales.LogisticsSync.update", { { sync_id = 1, status = 0, error_msg = "" } })
+      bad:close()
+      assert.is_nil(data)
+      assert.equal("api", err.kind)
+      assert.equal(1, err.status)
+      local text = tostring(err)
+      assert.is_nil(text:find("12345", 1, true))
+      assert.is_nil(text:find("abcde", 1, true))
+      assert.is_nil(text:find("sign=", 1, true))
+    end)
+
+    it("raises at once on arguments it cannot encode, naming where", function()
+      assert.has_error(function()
+        client:call("sales.LogisticsSync.update", { { sync_id = 1, status = 0, error_msg = print } })
+      end, "args[1][1].error_msg: cannot encode a function")
+    end)
+
+    it("raises on bad method names and option types, naming them", function()
+      assert.has_error(function() client:call("bad method!") end)
+      local ok, msg = pcall(client.call, client, 42)
+      assert.is_false(ok)
+      assert.matches("method", msg)
+      ok, msg = pcall(wdt.client, { sid = SID, key = KEY, secret = APPSECRET, timeout = "5" })
+      assert.is_false(ok)
+      assert.matches("'timeout'", msg)
+      ok, msg = pcall(wdt.client, { sid = SID, key = KEY, secret = "nocolon" })
+      assert.is_false(ok)
+      assert.matches("'secret'", msg)
+      assert.is_nil(msg:find("nocolon", 1, true))
+      ok, msg = pcall(wdt.client, { sid = "", key = KEY, secret = APPSECRET })
+      assert.is_false(ok)
+      assert.matches("'sid'", msg)
+      ok, msg = pcall(wdt.client, { sid = SID, key = KEY, secret = APPSECRET, tiemout = 5 })
+      assert.is_false(ok)
+      assert.matches("'tiemout'", msg)
+    end)
+
+    it("sends call_ex through system.ScriptExtension.call", function()
+      local _, err = client:call_ex("custom.script", 1, "two")
+      -- the emulator knows no script extensions: the call reaches it under the wrapper's name
+      assert.equal("system.ScriptExtension.call", err and err.method)
+      local calls = emu:state().calls[SID]
+      assert.truthy(calls["system.ScriptExtension.call"])
+    end)
+  end)
+
+  describe("paging", function()
+    it("gives rows and total for the getSyncListExt shape", function()
+      local page = assert(client:page_call("sales.LogisticsSync.getSyncListExt",
+        { page_size = 10, page_no = 2, calc_total = true }, { shop_no = "s1", is_own_platform = true }))
+      assert.equal(5, #page.rows)
+      assert.equal(25, page.total)
+      assert.equal(2, page.page_no)
+      assert.is_table(page.response)
+    end)
+
+    it("leaves total out when calc_total was not asked", function()
+      local page = assert(client:page_call("sales.LogisticsSync.getSyncListExt",
+        { page_size = 10 }, { shop_no = "s1", is_own_platform = true }))
+      assert.is_nil(page.total)
+    end)
+
+    it("iterates every page once with pages()", function()
+      local ids, n = {}, 0
+      for page, err in client:pages("sales.LogisticsSync.getSyncListExt", { page_size = 7 },
+                                    { shop_no = "s1", is_own_platform = true }) do
+        assert.is_nil(err)
+        for _, row in ipairs(page.rows) do
+          assert.is_nil(ids[row.sync_id])
+          ids[row.sync_id] = true
+          n = n + 1
+        end
+      end
+      assert.equal(25, n)
+    end)
+
+    it("rejects a bad pager at once", function()
+      assert.has_error(function()
+        client:page_call("sales.LogisticsSync.getSyncListExt", { page_size = 0 }, {})
+      end)
+      assert.has_error(function()
+        client:page_call("sales.LogisticsSync.getSyncListExt", { page_size = 10, calc_total = 1 }, {})
+      end)
+    end)
+  end)
+
+  describe("prepare and parse", function()
+    it("give the bytes call sends and read an answer", function()
+      local req = client:prepare("sales.LogisticsSync.update", { { { sync_id = 7, status = 0, error_msg = "" } } })
+      assert.equal('[[{"error_msg":"","status":0,"sync_id":7}]]', req.body)
+      assert.equal("application/json", req.headers["Content-Type"])
+      assert.matches("^" .. emu.url:gsub("%p", "%%%0") .. "%?", req.url)
+      local data, resp = client:parse(200, '{"status":0,"data":[]}')
+      assert.same({}, data)
+      assert.equal(0, resp.status)
+      local err
+      data, err = client:parse(200, '{"status":7,"message":"timestamp"}')
+      assert.is_nil(data)
+      assert.equal("api", err.kind)
+      assert.equal(7, err.status)
+      data, err = client:parse(502, "<html>")
+      assert.is_nil(data)
+      assert.equal("http", err.kind)
+      assert.equal(502, err.http_status)
+      data, err = client:parse(200, "not json")
+      assert.is_nil(data)
+      assert.equal("decode", err.kind)
+    end)
+  end)
+
+  describe("the connection", function()
+    it("is kept alive between calls of one client", function()
+      local before = emu:state().connections
+      for _ = 1, 5 do
+        assert(client:page_call("sales.LogisticsSync.getSyncListExt", { page_size = 1 },
+          { shop_no = "s1", is_own_platform = true }))
+      end
+      assert.equal(before + 1, emu:state().connections)
+    end)
+
+    it("reports a refused connection as a network error that never reached the server", function()
+      local dead = wdt.client { sid = SID, key = KEY, secret = APPSECRET, url = "http://127.0.0.1:9/openapi",
+                                retries = 1, backoff = 0.01 }
+      local data, err = dead:call("sales.LogisticsSync.getSyncListExt", {})
+      dead:close()
+      assert.is_nil(data)
+      assert.equal("network", err.kind)
+      assert.is_false(err.sent)
+      assert.equal(2, err.tries)
+      assert.matches("after 2 tries", tostring(err))
+    end)
+
+    it("can be closed twice and refuses calls after", function()
+      client:close()
+      client:close()
+      assert.has_error(function() client:call("sales.LogisticsSync.getSyncListExt", {}) end)
+    end)
+  end)
+end)

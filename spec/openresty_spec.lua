@@ -1,0 +1,378 @@
+-- wdt inside nginx: Debian's nginx with the Lua module runs examples/openresty (the same
+-- nginx.conf, rendered with a prefix and ports) against the emulator, on loopback.
+-- Needs build-luajit/wdt/core.so (`make build-luajit`) and build/wdt/core.so (`make build`).
+local socket = require "socket"
+local cjson = require "cjson"
+local emulator = require "spec.support.emulator"
+
+local function sh_quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+
+local function read_file(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+local function write_file(path, s)
+  local f = assert(io.open(path, "wb"))
+  f:write(s)
+  f:close()
+end
+
+local function capture(cmd)
+  local p = assert(io.popen(cmd))
+  local out = p:read("a")
+  p:close()
+  return out
+end
+
+local ROOT = capture("pwd"):gsub("%s+$", "")
+local NGINX = os.getenv("WDT_NGINX") or "/usr/sbin/nginx"
+local CORE_LUAJIT = ROOT .. "/build-luajit/wdt/core.so"
+local SID, KEY, APPSECRET = "ngxtenant", "ngx-key", "s3cret:s4lt"
+local SHOP = "shop-ngx"
+local TIMEOUT = 2        -- seconds per request, on both sides (the delay fault goes beyond it)
+
+local function alive(pid)
+  return pid and emulator.alive(pid)
+end
+
+-- An nginx running examples/openresty/nginx.conf under a temporary prefix.
+local Nginx = {}
+Nginx.__index = Nginx
+
+local function start_nginx(emu, env)
+  local prefix = capture("mktemp -d /tmp/wdt-openresty.XXXXXX"):gsub("%s+$", "")
+  assert(prefix ~= "", "mktemp failed")
+  os.execute("chmod 755 " .. sh_quote(prefix) .. " && mkdir -p " .. sh_quote(prefix .. "/logs")
+             .. " " .. sh_quote(prefix .. "/temp"))
+  local port = emulator.free_port()
+  -- Render the example the way doc/openresty.md says: envsubst of ${WDT_HOME} ${WDT_LISTEN}.
+  local conf = capture("WDT_HOME=" .. sh_quote(ROOT) .. " WDT_LISTEN=127.0.0.1:" .. port
+                       .. " envsubst '${WDT_HOME} ${WDT_LISTEN}' < "
+                       .. sh_quote(ROOT .. "/examples/openresty/nginx.conf"))
+  assert(conf:find("listen 127.0.0.1:" .. port, 1, true), "rendering nginx.conf failed")
+  write_file(prefix .. "/nginx.conf", conf)
+  local vars = {
+    WDT_URL = emu.url, WDT_SID = SID, WDT_KEY = KEY, WDT_SECRET = APPSECRET,
+    WDT_SHOP_NO = SHOP, WDT_TIMEOUT = tostring(TIMEOUT), WDT_CONNECT_TIMEOUT = "2",
+    WDT_RETRIES = "0", WDT_BACKOFF = "0.05",
+  }
+  for k, v in pairs(env or {}) do vars[k] = v end
+  local assign = {}
+  for k, v in pairs(vars) do assign[#assign + 1] = k .. "=" .. sh_quote(v) end
+  -- As root, nginx would run its worker as `nobody`; keep it as the caller.
+  local user = capture("id -u"):gsub("%s+$", "") == "0" and "-g 'user root;' " or ""
+  local cmd = "env " .. table.concat(assign, " ") .. " " .. NGINX .. " -p " .. sh_quote(prefix .. "/")
+              .. " -c nginx.conf " .. user .. "</dev/null >" .. sh_quote(prefix .. "/logs/start.out")
+              .. " 2>&1"
+  local ok = os.execute(cmd)
+  local n = setmetatable({ prefix = prefix, port = port,
+                           base = ("http://127.0.0.1:%d"):format(port) }, Nginx)
+  if not ok then
+    local out = read_file(prefix .. "/logs/start.out") or ""
+    local log = read_file(prefix .. "/logs/error.log") or ""
+    os.execute("rm -rf " .. sh_quote(prefix))
+    error("nginx did not start:\n" .. out .. log)
+  end
+  local deadline = socket.gettime() + 10
+  while true do
+    local pid = tonumber((read_file(prefix .. "/logs/nginx.pid") or ""):match("%d+"))
+    if pid then
+      n.pid = pid
+      local code = emulator.exchange(n.base .. "/sync/status", "GET", nil, nil, 2)
+      if code == 200 then break end
+    end
+    if socket.gettime() > deadline then
+      n:stop()
+      error("nginx did not answer within 10 s")
+    end
+    socket.sleep(0.05)
+  end
+  return n
+end
+
+function Nginx:log() return read_file(self.prefix .. "/logs/error.log") or "" end
+
+function Nginx:stop()
+  if self.pid then
+    os.execute("kill -TERM " .. self.pid .. " 2>/dev/null")
+    local deadline = socket.gettime() + 10
+    while alive(self.pid) do
+      if socket.gettime() > deadline then
+        os.execute("kill -KILL " .. self.pid .. " 2>/dev/null")
+        break
+      end
+      socket.sleep(0.02)
+    end
+    -- the worker goes with the master; make sure before removing the prefix
+    socket.sleep(0.05)
+  end
+  os.execute("rm -rf " .. sh_quote(self.prefix))
+end
+
+function Nginx:get_json(path)
+  local code, raw = emulator.exchange(self.base .. path, "GET", nil, nil, 10)
+  assert(code, raw)
+  return code, cjson.decode(raw)
+end
+
+-- POST /callbacks/shipped; returns http status, decoded answer, headers
+function Nginx:callback(msg, query)
+  local body = type(msg) == "string" and msg or cjson.encode(msg)
+  local code, raw, headers = emulator.exchange(self.base .. "/callbacks/shipped" .. (query or ""), "POST",
+    body, { ["content-type"] = "application/json", ["content-length"] = tostring(#body) }, 30)
+  assert(code, raw)
+  local ok, v = pcall(cjson.decode, raw)
+  return code, ok and v or raw, headers
+end
+
+-- Fire many callbacks at once with background curl processes; returns the seconds it took
+-- and the answers ({code=, body=}) in order.
+function Nginx:concurrent_callbacks(ids, query)
+  local dir = self.prefix .. "/par"
+  os.execute("mkdir -p " .. sh_quote(dir))
+  local parts = {}
+  for i, id in ipairs(ids) do
+    write_file(("%s/req%d.json"):format(dir, i), ('{"sync_id":%d,"ok":true}'):format(id))
+    parts[#parts + 1] = ("curl -s -m 60 -o %s -w '%%{http_code}' -H 'Content-Type: application/json' "
+      .. "--data-binary @%s %s > %s &"):format(
+        sh_quote(("%s/ans%d.json"):format(dir, i)), sh_quote(("%s/req%d.json"):format(dir, i)),
+        sh_quote(self.base .. "/callbacks/shipped" .. (query or "")), sh_quote(("%s/code%d"):format(dir, i)))
+  end
+  local t0 = socket.gettime()
+  os.execute(table.concat(parts, " ") .. " wait")
+  local elapsed = socket.gettime() - t0
+  if os.getenv("WDT_SPEC_VERBOSE") then
+    io.stderr:write(("\n%d concurrent callbacks%s: %.2f s\n"):format(#ids, query or "", elapsed))
+  end
+  local answers = {}
+  for i = 1, #ids do
+    local raw = read_file(("%s/ans%d.json"):format(dir, i)) or ""
+    local ok, v = pcall(cjson.decode, raw)
+    answers[i] = { code = tonumber(read_file(("%s/code%d"):format(dir, i))), body = ok and v or raw }
+  end
+  return elapsed, answers
+end
+
+local function pending_ids(emu)
+  local t = emu:state().tenants[SID].logistics
+  local set = {}
+  for _, id in ipairs(t.pending) do set[id] = true end
+  return set, t
+end
+
+-- The same call through the libcurl transport, in this Lua 5.4 process (build/wdt/core.so).
+local function libcurl_update(emu, sync_id)
+  package.cpath = ROOT .. "/build/?.so;" .. package.cpath
+  local wdt = require "wdt"
+  local client = wdt.client { url = emu.url, sid = SID, key = KEY, secret = APPSECRET,
+                              timeout = TIMEOUT, connect_timeout = 2, retries = 0, backoff = 0.05 }
+  assert.equal("curl", client:_transport() and "ngx" or "curl")
+  local data, err = client:call("sales.LogisticsSync.update",
+                                { { sync_id = sync_id, status = 0, error_msg = "" } })
+  client:close()
+  return data, err
+end
+
+describe("wdt inside nginx (examples/openresty)", function()
+  local emu, ngx_srv
+
+  setup(function()
+    assert(io.open(CORE_LUAJIT, "rb"), "build-luajit/wdt/core.so is missing: run `make build-luajit`")
+    assert(io.open(NGINX, "rb"), "nginx is missing: apt-get install nginx-light libnginx-mod-http-lua")
+    emu = emulator.start {
+      config = {
+        tenants = { { sid = SID, key = KEY, secret = APPSECRET } },
+        logistics = { [SID] = { pending = 60, shop_no = SHOP } },
+      },
+    }
+    ngx_srv = start_nginx(emu)
+  end)
+
+  teardown(function()
+    if ngx_srv then ngx_srv:stop() end
+    if emu then emu:stop() end
+  end)
+
+  before_each(function()
+    emu:faults {}
+  end)
+
+  it("loads wdt and the LuaJIT build of wdt.core in the nginx worker", function()
+    local code, stats = ngx_srv:get_json("/wdt/stats")
+    assert.equal(200, code)
+    assert.matches("^LuaJIT", stats.lua)
+    assert.equal(CORE_LUAJIT, stats.core)
+  end)
+
+  it("reports a callback inline: the row leaves the emulator's queue (ids above 2^32 kept exact)", function()
+    local pending = pending_ids(emu)
+    local ids = {}
+    for id in pairs(pending) do ids[#ids + 1] = id end
+    table.sort(ids)
+    local ok_id, failed_id = ids[1], ids[2]
+    assert.is_true(ok_id > 2 ^ 32)
+
+    local code, ans, headers = ngx_srv:callback { sync_id = ok_id, ok = true }
+    assert.equal(200, code)
+    assert.same({ reported = true, accepted = true, refused = {}, transport = "ngx" }, ans)
+    assert.equal("ngx", headers["x-wdt-transport"])
+
+    code, ans = ngx_srv:callback { sync_id = failed_id, ok = false, error = "address unknown" }
+    assert.equal(200, code)
+    assert.is_true(ans.reported)
+
+    local after, q = pending_ids(emu)
+    assert.is_nil(after[ok_id])
+    assert.is_nil(after[failed_id])
+    assert.equal(1, q.acked)
+    assert.equal(1, q.failed)
+
+    -- the ERP refuses a row it does not know: status 0, the refusal in data
+    code, ans = ngx_srv:callback { sync_id = ok_id, ok = true }
+    assert.equal(200, code)
+    assert.is_true(ans.reported)
+    assert.is_false(ans.accepted)
+    assert.equal(1, #ans.refused)
+    assert.truthy(ans.refused[1]:find(tostring(math.tointeger(ok_id)), 1, true))
+  end)
+
+  it("rejects bad callbacks before calling the ERP", function()
+    local before = emu:state().requests
+    local code, ans = ngx_srv:callback("not json")
+    assert.equal(400, code)
+    assert.equal("request", ans.error.kind)
+    code = ngx_srv:callback { sync_id = "12", ok = true }
+    assert.equal(400, code)
+    code = ngx_srv:callback { sync_id = 12 }
+    assert.equal(400, code)
+    local gcode = emulator.exchange(ngx_srv.base .. "/callbacks/shipped", "GET", nil, nil, 5)
+    assert.equal(405, gcode)
+    assert.equal(before, emu:state().requests)
+  end)
+
+  it("serves 20 concurrent callbacks in about 1 s while the emulator delays each by 1 s", function()
+    local ids = {}
+    for id in pairs(pending_ids(emu)) do ids[#ids + 1] = id end
+    table.sort(ids)
+    local batch = { table.unpack(ids, 1, 20) }
+    assert.equal(20, #batch)
+    emu:faults { mode = "delay", count = 20, delay_ms = 1000 }
+    local elapsed, answers = ngx_srv:concurrent_callbacks(batch)
+    for i, a in ipairs(answers) do
+      assert.equal(200, a.code, "callback " .. i .. ": " .. cjson.encode(a.body))
+      assert.is_true(a.body.reported)
+      assert.is_true(a.body.accepted)
+      assert.equal("ngx", a.body.transport)
+    end
+    assert.is_true(elapsed >= 0.95, "the delay fault was not applied: " .. elapsed)
+    assert.is_true(elapsed < 5, ("20 callbacks took %.2f s: the worker blocked"):format(elapsed))
+    local after = pending_ids(emu)
+    for _, id in ipairs(batch) do assert.is_nil(after[id]) end
+    assert.equal(0, #emu:state().faults)
+    -- the cosockets went back to the pool: later calls reuse them
+    local _, stats = ngx_srv:get_json("/wdt/stats")
+    assert.is_true(stats.requests >= 23)
+    assert.is_true(stats.reused > 0, cjson.encode(stats))
+  end)
+
+  it("can be forced to libcurl inside a request (which then blocks the worker)", function()
+    local ids = {}
+    for id in pairs(pending_ids(emu)) do ids[#ids + 1] = id end
+    table.sort(ids)
+    local code, ans, headers = ngx_srv:callback({ sync_id = ids[1], ok = true }, "?transport=curl")
+    assert.equal(200, code)
+    assert.same({ reported = true, accepted = true, refused = {}, transport = "curl" }, ans)
+    assert.equal("curl", headers["x-wdt-transport"])
+    assert.is_nil(pending_ids(emu)[ids[1]])
+
+    -- three at once, 1 s each: one after the other, since libcurl blocks the worker
+    emu:faults { mode = "delay", count = 3, delay_ms = 1000 }
+    local elapsed, answers = ngx_srv:concurrent_callbacks({ ids[2], ids[3], ids[4] }, "?transport=curl")
+    for _, a in ipairs(answers) do
+      assert.equal(200, a.code)
+      assert.equal("curl", a.body.transport)
+    end
+    assert.is_true(elapsed >= 2.9, ("3 blocking callbacks took only %.2f s"):format(elapsed))
+  end)
+
+  for _, case in ipairs {
+    { mode = "http_500", kind = "http" },
+    { mode = "reset", kind = "network" },
+    { mode = "non_json", kind = "decode" },
+    { mode = "rate_limit", kind = "api" },
+    { mode = "delay", delay_ms = 3500, kind = "timeout" },
+  } do
+    it("returns the libcurl path's error object for the emulator fault " .. case.mode, function()
+      local ids = {}
+      for id in pairs(pending_ids(emu)) do ids[#ids + 1] = id end
+      table.sort(ids)
+      local fault = { mode = case.mode, count = 10, delay_ms = case.delay_ms }
+
+      emu:faults(fault)
+      local data, want = libcurl_update(emu, ids[1])
+      assert.is_nil(data)
+      assert.equal(case.kind, want.kind)
+
+      emu:faults(fault)
+      local code, ans = ngx_srv:callback { sync_id = ids[2], ok = true }
+      emu:faults {}
+      assert.equal(case.kind == "timeout" and 504 or 502, code)
+      assert.is_false(ans.reported)
+      assert.equal("ngx", ans.transport)
+      local got = ans.error
+      for _, field in ipairs { "kind", "method", "status", "http_status", "sent", "retryable", "tries" } do
+        assert.equal(want[field], got[field] == cjson.null and nil or got[field], field)
+      end
+      if case.kind == "api" or case.kind == "http" or case.kind == "decode" then
+        assert.equal(want.message, got.message)
+      end
+      -- no secret material in the message
+      assert.is_nil(got.message:find("sign=", 1, true))
+      assert.is_nil(got.message:find("salt", 1, true))
+    end)
+  end
+
+  it("learns the server's clock from the Date header read by the cosocket transport", function()
+    local ids = {}
+    for id in pairs(pending_ids(emu)) do ids[#ids + 1] = id end
+    table.sort(ids)
+    emu:faults { mode = "skew", count = 10, skew_s = 3600 }   -- the server clock is 1 h ahead
+    local code, ans = ngx_srv:callback { sync_id = ids[1], ok = true }
+    assert.equal(200, code, cjson.encode(ans))
+    assert.is_true(ans.accepted)
+    assert.is_nil(pending_ids(emu)[ids[1]])
+    assert.equal(8, emu:state().faults[1].count)   -- two calls: one refused (status 7), one accepted
+  end)
+
+  it("runs the background sync from a timer: the queue drains through cosockets", function()
+    ngx_srv:stop()
+    ngx_srv = nil
+    emu:faults {}
+    emu:enqueue { sid = SID, logistics = 25, shop_no = SHOP }
+    local _, q = pending_ids(emu)
+    assert.is_true(q.size >= 25)
+    ngx_srv = start_nginx(emu, { WDT_SYNC_INTERVAL = "1" })
+    local deadline = socket.gettime() + 20
+    local status
+    repeat
+      socket.sleep(0.2)
+      _, status = ngx_srv:get_json("/sync/status")
+      _, q = pending_ids(emu)
+    until (q.size == 0 and status.runs and status.runs >= 1 and status.ok) or socket.gettime() > deadline
+    assert.equal(0, q.size, ngx_srv:log())
+    assert.is_true(status.ok, cjson.encode(status))
+    assert.equal("ngx", status.transport)
+    -- later rounds find an empty queue
+    emu:enqueue { sid = SID, logistics = 3, shop_no = SHOP }
+    deadline = socket.gettime() + 10
+    repeat
+      socket.sleep(0.2)
+      _, q = pending_ids(emu)
+    until q.size == 0 or socket.gettime() > deadline
+    assert.equal(0, q.size)
+  end)
+end)

@@ -1,0 +1,499 @@
+-- The sync loops (client:sync_logistics, client:sync_stock) against the real emulator:
+-- every outcome of the handler, refusals, a queue that grows while the loop runs, page
+-- sizes that do not divide the queue, reporting that fails after retries, interrupts, and
+-- summaries checked against the emulator's own state.
+local wdt = require "wdt"
+local sync = require "wdt.sync"
+local emulator = require "spec.support.emulator"
+
+local SID, KEY, APPSECRET = "apidevnew2", "test2-xx", "12345:abcde"
+local UPDATE = "sales.LogisticsSync.update"
+
+local function sorted(t)
+  local c = {}
+  for i, v in ipairs(t) do c[i] = v end
+  table.sort(c)
+  return c
+end
+
+local function keys(set)
+  local out = {}
+  for k in pairs(set) do out[#out + 1] = k end
+  table.sort(out)
+  return out
+end
+
+describe("sync loops", function()
+  local emu, client
+
+  local function new_client(extra)
+    local o = { sid = SID, key = KEY, secret = APPSECRET, url = emu.url, timeout = 5,
+                connect_timeout = 2, retries = 2, backoff = 0.01, max_backoff = 0.02 }
+    for k, v in pairs(extra or {}) do o[k] = v end
+    return wdt.client(o)
+  end
+
+  local function lstate() return emu:state().tenants[SID].logistics end
+  local function sstate() return emu:state().tenants[SID].stock end
+  local function calls(method) return (emu:state().calls[SID] or {})[method] or 0 end
+
+  setup(function()
+    emu = emulator.start { config = {
+      tenants = { { sid = SID, key = KEY, secret = APPSECRET } },
+      logistics = { [SID] = { pending = 50, shop_no = "s1" } },
+      stock = { [SID] = { pending = 30 } },
+    } }
+  end)
+
+  teardown(function()
+    if emu then emu:stop() end
+  end)
+
+  before_each(function()
+    emu:reset()
+    emu:faults {}
+    client = new_client()
+  end)
+
+  after_each(function()
+    client:close()
+  end)
+
+  describe("sync_logistics", function()
+    it("hands every row to the handler once and reports it", function()
+      local handled = {}
+      local summary = assert(client:sync_logistics { shop_no = "s1", handler = function(row)
+        handled[row.sync_id] = (handled[row.sync_id] or 0) + 1
+        return true
+      end })
+      local ids = keys(handled)
+      assert.equal(50, #ids)
+      for _, id in ipairs(ids) do assert.equal(1, handled[id]) end
+      assert.equal(50, summary.read)
+      assert.equal(50, summary.reported)
+      assert.equal(50, summary.synced)
+      assert.equal(0, summary.failed + summary.deferred + summary.refused)
+      assert.equal(50, summary.total)
+      local st = lstate()
+      assert.equal(0, st.size)
+      assert.equal(50, st.acked)
+    end)
+
+    it("maps true / false / nil / raise / bad returns to statuses 0 / 2 / -100 / 2 / 2", function()
+      local by_id, i = {}, 0
+      local summary = assert(client:sync_logistics { shop_no = "s1", page_size = 10,
+        handler = function(row)
+          i = i + 1
+          local k = i % 6
+          by_id[row.sync_id] = k
+          if k == 0 then return true end
+          if k == 1 then return false, "refused by the platform" end
+          if k == 2 then return nil, "platform busy" end
+          if k == 3 then error("platform client crashed") end
+          if k == 4 then return 42 end
+          return nil            -- no message: deferred too
+        end })
+      local want = { [0] = 0, 0, 0, 0, 0, 0 }
+      for _, k in pairs(by_id) do want[k] = want[k] + 1 end
+      assert.equal(50, summary.read)
+      assert.equal(want[0], summary.synced)
+      assert.equal(want[1] + want[3] + want[4], summary.failed)
+      assert.equal(want[2] + want[5], summary.deferred)
+      assert.equal(0, summary.refused)
+      -- the emulator agrees, and only the deferred rows are still pending
+      local st = lstate()
+      assert.equal(summary.synced, st.acked)
+      assert.equal(summary.failed, st.failed)
+      assert.equal(summary.deferred, st.kept)
+      local deferred = {}
+      for id, k in pairs(by_id) do if k == 2 or k == 5 then deferred[#deferred + 1] = id end end
+      assert.same(sorted(deferred), sorted(st.pending))
+    end)
+
+    it("builds the reported status and message from the handler's answer", function()
+      local function f(...) local r = table.pack(...) return function() return table.unpack(r, 1, r.n) end end
+      assert.same({ 0, "" }, { sync.outcome(f(true), {}) })
+      assert.same({ 2, "nope" }, { sync.outcome(f(false, "nope"), {}) })
+      assert.same({ 2, "failed" }, { sync.outcome(f(false), {}) })
+      assert.same({ -100, "later" }, { sync.outcome(f(nil, "later"), {}) })
+      assert.same({ -100, "deferred" }, { sync.outcome(f(), {}) })
+      assert.same({ 2, "handler returned number (expected true, false or nil)" }, { sync.outcome(f(1), {}) })
+      assert.same({ 2, "handler returned string (expected true, false or nil)" }, { sync.outcome(f("ok"), {}) })
+      local st, msg = sync.outcome(function() error("boom") end, {})
+      assert.equal(2, st)
+      assert.matches("^handler error: .*boom$", msg)
+      st, msg = sync.outcome(function() error({ code = 1 }) end, {})
+      assert.equal(2, st)
+      assert.matches("^handler error: table", msg)
+      -- messages are made valid UTF-8 and cut, so the report can always be sent
+      assert.same({ 2, "bad ? byte, 中文" }, { sync.outcome(f(false, "bad \255 byte, 中文"), {}) })
+      assert.same({ 2, "???(" }, { sync.outcome(f(false, "\237\160\128("), {}) })   -- a surrogate
+      assert.equal(sync.MAX_MESSAGE, #select(2, sync.outcome(f(false, ("x"):rep(1000)), {})))
+      assert.equal(sync.MAX_MESSAGE * 3, #select(2, sync.outcome(f(false, ("中"):rep(300)), {})))
+      assert.same({ 2, "12" }, { sync.outcome(f(false, 12), {}) })
+    end)
+
+    it("checks every item before reporting it", function()
+      assert.is_true(sync.check_item { sync_id = 1, status = 0, error_msg = "" })
+      assert.is_true(sync.check_item { sync_id = 1, status = -100, error_msg = "x" })
+      assert.is_true(sync.check_item { sync_id = 1, status = 2, error_msg = "x" })
+      assert.is_nil(sync.check_item { sync_id = 1.5, status = 0, error_msg = "" })
+      assert.is_nil(sync.check_item { sync_id = "1", status = 0, error_msg = "" })
+      assert.is_nil(sync.check_item { sync_id = 1, status = 1, error_msg = "" })
+      assert.is_nil(sync.check_item { sync_id = 1, status = "0", error_msg = "" })
+      local ok, why = sync.check_item { sync_id = 1, status = 0 }
+      assert.is_nil(ok)
+      assert.equal("error_msg is not a string", why)
+    end)
+
+    it("reads from page 0 again, so page sizes that do not divide the queue skip nothing", function()
+      for _, size in ipairs({ 7, 1, 49, 50, 51, 1000 }) do
+        emu:reset()
+        local seen, n = {}, 0
+        local summary = assert(client:sync_logistics { shop_no = "s1", page_size = size, batch = 3,
+          handler = function(row)
+            assert.is_nil(seen[row.sync_id], "row handled twice")
+            seen[row.sync_id] = true
+            n = n + 1
+            if n % 9 == 0 then return nil, "later" end     -- deferred rows stay in the queue
+            return true
+          end })
+        assert.equal(50, summary.read, "page_size " .. size)
+        assert.equal(50, summary.reported)
+        assert.equal(5, summary.deferred)
+        local st = lstate()
+        assert.equal(5, st.size, "page_size " .. size)
+        assert.equal(45, st.acked)
+      end
+    end)
+
+    it("reports in batches of `batch` (never across a page)", function()
+      local summary = assert(client:sync_logistics { shop_no = "s1", page_size = 10, batch = 3,
+        handler = function() return true end })
+      assert.equal(50, summary.synced)
+      assert.equal(5 * 4, calls(UPDATE))       -- each page of 10: 3 + 3 + 3 + 1
+      emu:reset()
+      summary = assert(client:sync_logistics { shop_no = "s1", page_size = 50, batch = 100,
+        handler = function() return true end })
+      assert.equal(50, summary.synced)
+      assert.equal(1, calls(UPDATE))
+    end)
+
+    it("takes in rows that arrive while it runs", function()
+      local added, n = 0, 0
+      local summary = assert(client:sync_logistics { shop_no = "s1", page_size = 7,
+        handler = function()
+          n = n + 1
+          if n % 10 == 0 and added < 40 then
+            emu:enqueue { sid = SID, logistics = 8 }
+            added = added + 8
+          end
+          return true
+        end })
+      assert.equal(40, added)
+      assert.equal(90, summary.read)
+      assert.equal(90, summary.synced)
+      assert.equal(0, lstate().size)
+      assert.equal(90, lstate().acked)
+    end)
+
+    it("leaves rows of other shops alone", function()
+      emu:enqueue { sid = SID, logistics = 5, shop_no = "s2" }
+      local summary = assert(client:sync_logistics { shop_no = "s2", handler = function(row)
+        assert.equal("s2", row.shop_no)
+        return true
+      end })
+      assert.equal(5, summary.synced)
+      assert.equal(50, lstate().size)
+    end)
+
+    it("lists the items the ERP refused, with its messages, and counts them apart", function()
+      -- Another process reports some rows behind the loop's back: the loop's own report of
+      -- them is refused by the ERP (unknown or already reported).
+      local other = new_client()
+      local behind, n = {}, 0
+      local summary = assert(client:sync_logistics { shop_no = "s1", page_size = 10,
+        handler = function(row)
+          n = n + 1
+          if n % 12 == 0 then
+            assert(other:call(UPDATE, { { sync_id = row.sync_id, status = 0, error_msg = "" } }))
+            behind[#behind + 1] = row.sync_id
+          end
+          return true
+        end })
+      other:close()
+      assert.equal(4, #behind)
+      assert.equal(4, summary.refused)
+      assert.equal(50, summary.reported)
+      assert.equal(46, summary.synced)
+      local refused = {}
+      for i, r in ipairs(summary.refused_items) do
+        refused[i] = r.sync_id
+        assert.is_string(r.message)
+        assert.truthy(r.message:find(("%d"):format(r.sync_id), 1, true))
+        assert.equal(0, r.status)
+        assert.is_table(r.row)
+      end
+      assert.same(sorted(behind), sorted(refused))
+      assert.equal(0, lstate().size)
+      assert.equal(50, lstate().acked)
+    end)
+
+    it("lists what it could not report after retries, returns an error, and loses nothing", function()
+      local n = 0
+      local summary, err = client:sync_logistics { shop_no = "s1", page_size = 10,
+        handler = function()
+          n = n + 1
+          -- rows 1..10 are reported; while the second page is handled, the ERP breaks for
+          -- longer than the client retries (3 tries)
+          if n == 15 then emu:faults { mode = "http_500", count = 3 } end
+          return true
+        end }
+      assert.is_nil(summary)
+      assert.truthy(wdt.is_error(err))
+      assert.equal("http", err.kind)
+      assert.equal(500, err.http_status)
+      assert.equal(UPDATE, err.method)
+      assert.equal(3, err.tries)
+      assert.matches("10 item%(s%) left unreported", tostring(err))
+      local s = err.summary
+      assert.equal(20, s.read)
+      assert.equal(10, s.reported)
+      assert.equal(10, s.synced)
+      assert.equal(10, #s.unreported)
+      assert.equal(s.read, s.reported + #s.unreported)
+      -- the unreported rows are still in the ERP's queue, so the next run takes them
+      local st = lstate()
+      assert.equal(40, st.size)
+      local pending = {}
+      for _, id in ipairs(st.pending) do pending[id] = true end
+      for _, item in ipairs(s.unreported) do
+        assert.is_true(pending[item.sync_id])
+        assert.equal(0, item.status)
+      end
+      local again = assert(client:sync_logistics { shop_no = "s1", handler = function() return true end })
+      assert.equal(40, again.synced)
+      assert.equal(0, lstate().size)
+    end)
+
+    it("returns network failures of the report as errors of kind network", function()
+      local n = 0
+      local summary, err = client:sync_logistics { shop_no = "s1", page_size = 10,
+        handler = function()
+          n = n + 1
+          -- (libcurl itself reconnects once when a kept-alive connection dies: more faults)
+          if n == 3 then emu:faults { mode = "reset", count = 20 } end
+          return true
+        end }
+      assert.is_nil(summary)
+      assert.equal("network", err.kind)
+      assert.equal(10, #err.summary.unreported)
+      assert.equal(50, lstate().size)
+    end)
+
+    it("returns an error when reading the queue fails", function()
+      emu:faults { mode = "rate_limit", count = 10 }
+      local handled = 0
+      local summary, err = client:sync_logistics { shop_no = "s1", handler = function()
+        handled = handled + 1
+        return true
+      end }
+      assert.is_nil(summary)
+      assert.equal("api", err.kind)
+      assert.equal(100, err.status)
+      assert.equal("sales.LogisticsSync.getSyncListExt", err.method)
+      assert.equal(0, handled)
+      assert.equal(0, #err.summary.unreported)
+      assert.equal(50, lstate().size)
+    end)
+
+    it("stops on an interrupt, reporting what was handled and nothing else", function()
+      local n = 0
+      local summary, err = client:sync_logistics { shop_no = "s1", page_size = 10,
+        handler = function()
+          n = n + 1
+          if n == 15 then error("stdin:1: interrupted!") end
+          return true
+        end }
+      assert.is_nil(summary)
+      assert.equal("interrupted", err.kind)
+      local s = err.summary
+      assert.equal(14, s.reported)
+      assert.equal(14, s.synced)
+      assert.equal(1, #s.unreported)
+      assert.equal(36, lstate().size)
+      assert.equal(14, lstate().acked)
+    end)
+
+    it("dry_run reads the whole queue and changes nothing", function()
+      local summary = assert(client:sync_logistics { shop_no = "s1", page_size = 7, dry_run = true })
+      assert.equal(50, summary.read)
+      assert.equal(0, summary.reported)
+      assert.equal(50, summary.total)
+      assert.equal(0, calls(UPDATE))
+      assert.equal(50, lstate().size)
+      local called = false
+      summary = assert(client:sync_logistics { shop_no = "s1", dry_run = true,
+        handler = function() called = true return true end })
+      assert.equal(50, summary.read)
+      assert.is_false(called)
+    end)
+
+    it("calls on_progress as it goes, up to done == total", function()
+      local seen = {}
+      local summary = assert(client:sync_logistics { shop_no = "s1", page_size = 5,
+        handler = function() return true end,
+        on_progress = function(p) seen[#seen + 1] = { read = p.read, total = p.total, failed = p.failed } end })
+      assert.truthy(#seen >= 2)
+      for i = 2, #seen do assert.truthy(seen[i].read >= seen[i - 1].read) end
+      assert.equal(50, seen[#seen].read)
+      assert.equal(50, seen[#seen].total)
+      assert.equal(summary.read, seen[#seen].read)
+    end)
+
+    it("raises on bad arguments, naming them", function()
+      local function msg(opts)
+        local ok, e = pcall(client.sync_logistics, client, opts)
+        assert.is_false(ok)
+        return e
+      end
+      assert.matches("'handler'", msg { shop_no = "s1" })
+      assert.matches("'shop_no'", msg { handler = print })
+      assert.matches("'batch'", msg { shop_no = "s1", handler = print, batch = 0 })
+      assert.matches("'batch'", msg { shop_no = "s1", handler = print, batch = 1.5 })
+      assert.matches("'page_size'", msg { shop_no = "s1", handler = print, page_size = 1001 })
+      assert.matches("'page_size'", msg { shop_no = "s1", handler = print, page_size = "10" })
+      assert.matches("'colour'", msg { shop_no = "s1", handler = print, colour = 1 })
+      assert.matches("options table", msg(nil))
+      assert.equal(0, calls("sales.LogisticsSync.getSyncListExt"))
+    end)
+  end)
+
+  describe("sync_stock", function()
+    it("computes, hands over and reports every waiting good", function()
+      local seen = {}
+      local summary = assert(client:sync_stock { count = 10, handler = function(item)
+        assert.is_nil(seen[item.api_goods_id])
+        seen[item.api_goods_id] = true
+        assert.is_number(item.syn_stock)
+        assert.is_number(item.stock_change_count)
+        return true
+      end })
+      assert.equal(30, #keys(seen))
+      assert.equal(30, summary.read)
+      assert.equal(30, summary.synced)
+      local st = sstate()
+      assert.equal(30, st.synced)
+      assert.equal(0, st.size)
+      assert.equal(30, calls("sales.StockSync.calcStock"))
+      assert.equal(30, calls("sales.StockSync.syncSuccess"))
+    end)
+
+    it("maps true / false / nil / raise to syncSuccess / syncFail / left waiting / syncFail", function()
+      local kind, n = {}, 0
+      local summary = assert(client:sync_stock { count = 10, force_sync = true, handler = function(item)
+        n = n + 1
+        local k = n % 4
+        kind[item.api_goods_id] = k
+        if k == 0 then return true end
+        if k == 1 then return false, "not listed" end
+        if k == 2 then return nil, "platform busy" end
+        error("crash")
+      end })
+      local want = { [0] = 0, 0, 0, 0 }
+      for _, k in pairs(kind) do want[k] = want[k] + 1 end
+      assert.equal(want[0], summary.synced)
+      assert.equal(want[1] + want[3], summary.failed)
+      assert.equal(want[2], summary.deferred)
+      assert.equal(30, summary.reported)
+      local st = sstate()
+      assert.equal(summary.synced, st.synced)
+      assert.equal(summary.failed, st.failed)
+      local deferred = {}
+      for id, k in pairs(kind) do if k == 2 then deferred[#deferred + 1] = id end end
+      assert.same(sorted(deferred), sorted(st.pending))
+      -- the next run is offered the deferred goods again
+      local again = assert(client:sync_stock { handler = function() return true end })
+      assert.equal(#deferred, again.synced)
+      assert.equal(0, sstate().size)
+    end)
+
+    it("takes in goods that start waiting while it runs", function()
+      local n = 0
+      local summary = assert(client:sync_stock { count = 10, handler = function()
+        n = n + 1
+        if n == 5 or n == 35 then emu:enqueue { sid = SID, stock = 12 } end
+        return true
+      end })
+      assert.equal(54, summary.read)
+      assert.equal(54, summary.synced)
+      assert.equal(0, sstate().size)
+    end)
+
+    it("lists goods the ERP refuses and goes on", function()
+      -- A stand-in client that lists one good the ERP no longer knows, as a wait list
+      -- read just before the good was removed would.
+      local ghost = 7999999999
+      local proxy = setmetatable({}, { __index = function(_, k)
+        local v = client[k]
+        if type(v) ~= "function" then return v end
+        return function(_, ...) return v(client, ...) end
+      end })
+      proxy.call = function(_, method, ...)
+        local data, err = client:call(method, ...)
+        if method == "sales.StockSync.getSelfWaitSyncIdListOpen" and data and #data.id_list > 0 then
+          table.insert(data.id_list, 1, ghost)
+        end
+        return data, err
+      end
+      local summary = assert(sync.stock(proxy, { count = 50, handler = function() return true end }))
+      assert.equal(31, summary.read)
+      assert.equal(31, summary.reported)
+      assert.equal(30, summary.synced)
+      assert.equal(1, summary.refused)
+      assert.equal(ghost, summary.refused_items[1].api_goods_id)
+      assert.equal("sales.StockSync.calcStock", summary.refused_items[1].stage)
+      assert.truthy(summary.refused_items[1].message:find("7999999999", 1, true))
+      assert.equal(0, sstate().size)
+    end)
+
+    it("lists the good it could not report after retries and returns an error", function()
+      local n = 0
+      local summary, err = client:sync_stock { count = 10, handler = function()
+        n = n + 1
+        if n == 4 then emu:faults { mode = "http_500", count = 3 } end
+        return true
+      end }
+      assert.is_nil(summary)
+      assert.equal("http", err.kind)
+      assert.equal("sales.StockSync.syncSuccess", err.method)
+      local s = err.summary
+      assert.equal(3, s.synced)
+      assert.equal(1, #s.unreported)
+      assert.equal(27, sstate().size)
+      local pending = {}
+      for _, id in ipairs(sstate().pending) do pending[id] = true end
+      assert.is_true(pending[s.unreported[1].api_goods_id])
+    end)
+
+    it("dry_run counts the waiting goods and changes nothing", function()
+      local summary = assert(client:sync_stock { count = 10, dry_run = true })
+      assert.equal(30, summary.read)
+      assert.equal(0, summary.reported)
+      assert.equal(0, calls("sales.StockSync.calcStock"))
+      assert.equal(30, sstate().size)
+    end)
+
+    it("raises on bad arguments, naming them", function()
+      local ok, e = pcall(client.sync_stock, client, { handler = print, count = 5 })
+      assert.is_false(ok)
+      assert.matches("'count'", e)
+      ok, e = pcall(client.sync_stock, client, { handler = print, force_sync = 1 })
+      assert.is_false(ok)
+      assert.matches("'force_sync'", e)
+      ok, e = pcall(client.sync_stock, client, {})
+      assert.is_false(ok)
+      assert.matches("'handler'", e)
+    end)
+  end)
+end)

@@ -1,0 +1,254 @@
+-- A small strict JSON codec for the emulator (runs in nginx's LuaJIT; Lua 5.1 syntax).
+--
+-- Written for the emulator alone (it shares no code with wdt's client or C core) because
+-- the server must judge request bodies the way the real one does:
+--   * `decode(s, compact)` with compact = true refuses any whitespace outside strings;
+--   * arrays and objects come back with distinct metatables (`json.ARRAY`, `json.OBJECT`),
+--     so `[]` and `{}` can be told apart when checking argument shapes;
+--   * `null` is `json.null`, so arrays keep their length;
+--   * integers up to 2^53 are read and written exactly (`%.0f`), which is what the big
+--     sync_id / trade_id values need under LuaJIT (numbers are doubles).
+local M = {}
+
+local ARRAY = { __jsontype = "array" }
+local OBJECT = { __jsontype = "object" }
+local null = setmetatable({}, { __tostring = function() return "null" end, __jsontype = "null" })
+M.ARRAY, M.OBJECT, M.null = ARRAY, OBJECT, null
+
+local byte, sub, find, char, format = string.byte, string.sub, string.find, string.char, string.format
+local concat, floor, huge = table.concat, math.floor, math.huge
+
+function M.array(t) return setmetatable(t or {}, ARRAY) end
+function M.object(t) return setmetatable(t or {}, OBJECT) end
+function M.is_array(v) return type(v) == "table" and getmetatable(v) == ARRAY end
+function M.is_object(v) return type(v) == "table" and getmetatable(v) == OBJECT end
+
+---------------------------------------------------------------------------------------------
+-- decoding
+
+local function utf8_char(cp)
+  if cp < 0x80 then return char(cp) end
+  if cp < 0x800 then return char(0xC0 + floor(cp / 0x40), 0x80 + cp % 0x40) end
+  if cp < 0x10000 then
+    return char(0xE0 + floor(cp / 0x1000), 0x80 + floor(cp / 0x40) % 0x40, 0x80 + cp % 0x40)
+  end
+  return char(0xF0 + floor(cp / 0x40000), 0x80 + floor(cp / 0x1000) % 0x40,
+              0x80 + floor(cp / 0x40) % 0x40, 0x80 + cp % 0x40)
+end
+
+local escapes = { [34] = '"', [92] = "\\", [47] = "/", [98] = "\b", [102] = "\f",
+                  [110] = "\n", [114] = "\r", [116] = "\t" }
+
+-- state: s (text), compact (bool); functions return value, next_pos or raise {msg}
+local function fail(pos, msg) error({ at = pos, msg = msg }, 0) end
+
+local decode_value
+
+local function skip(s, pos, compact)
+  local _, e = find(s, "^[ \t\r\n]+", pos)
+  if e then
+    if compact then fail(pos, "whitespace outside a string (the body must be compact JSON)") end
+    return e + 1
+  end
+  return pos
+end
+
+local function decode_string(s, pos)
+  -- pos is at the opening quote
+  local parts, n, i = {}, 0, pos + 1
+  while true do
+    local a, b = find(s, '^[^"\\%c]+', i)
+    if a then n = n + 1; parts[n] = sub(s, a, b); i = b + 1 end
+    local c = byte(s, i)
+    if c == nil then fail(i, "unterminated string") end
+    if c == 34 then return concat(parts), i + 1 end
+    if c == 92 then
+      local e = byte(s, i + 1)
+      if e == 117 then
+        local hex = sub(s, i + 2, i + 5)
+        if not find(hex, "^%x%x%x%x$") then fail(i, "bad \\u escape") end
+        local cp = tonumber(hex, 16)
+        i = i + 6
+        if cp >= 0xD800 and cp <= 0xDBFF then
+          local lo = sub(s, i, i + 5)
+          if not find(lo, "^\\u[dD][c-fC-F]%x%x$") then fail(i, "lone surrogate") end
+          cp = 0x10000 + (cp - 0xD800) * 0x400 + (tonumber(sub(lo, 3), 16) - 0xDC00)
+          i = i + 6
+        elseif cp >= 0xDC00 and cp <= 0xDFFF then
+          fail(i - 6, "lone surrogate")
+        end
+        n = n + 1; parts[n] = utf8_char(cp)
+      else
+        local r = escapes[e or -1]
+        if not r then fail(i, "bad escape") end
+        n = n + 1; parts[n] = r
+        i = i + 2
+      end
+    else
+      -- a control character (DEL included by %c) inside a string
+      if c == 127 then n = n + 1; parts[n] = "\127"; i = i + 1
+      else fail(i, "control character in string") end
+    end
+  end
+end
+
+local function decode_number(s, pos)
+  local a, b = find(s, "^-?%d+%.?%d*[eE]?[-+]?%d*", pos)
+  if not a then fail(pos, "unexpected character") end
+  local text = sub(s, a, b)
+  if not find(text, "^-?0$") and not find(text, "^-?[1-9]%d*$")
+     and not find(text, "^-?0%.%d+$") and not find(text, "^-?[1-9]%d*%.%d+$")
+     and not find(text, "^-?%d+%.?%d*[eE][-+]?%d+$") then
+    fail(pos, "bad number")
+  end
+  if find(text, "^-?0%d") then fail(pos, "bad number (leading zero)") end
+  local v = tonumber(text)
+  if not v then fail(pos, "bad number") end
+  return v, b + 1
+end
+
+local function decode_array(s, pos, compact, depth)
+  local t, n = setmetatable({}, ARRAY), 0
+  pos = skip(s, pos + 1, compact)
+  if byte(s, pos) == 93 then return t, pos + 1 end
+  while true do
+    local v
+    v, pos = decode_value(s, pos, compact, depth)
+    n = n + 1; t[n] = v
+    pos = skip(s, pos, compact)
+    local c = byte(s, pos)
+    if c == 93 then return t, pos + 1 end
+    if c ~= 44 then fail(pos, "expected ',' or ']'") end
+    pos = skip(s, pos + 1, compact)
+  end
+end
+
+local function decode_object(s, pos, compact, depth)
+  local t = setmetatable({}, OBJECT)
+  pos = skip(s, pos + 1, compact)
+  if byte(s, pos) == 125 then return t, pos + 1 end
+  while true do
+    if byte(s, pos) ~= 34 then fail(pos, "expected a string key") end
+    local k
+    k, pos = decode_string(s, pos)
+    pos = skip(s, pos, compact)
+    if byte(s, pos) ~= 58 then fail(pos, "expected ':'") end
+    pos = skip(s, pos + 1, compact)
+    local v
+    v, pos = decode_value(s, pos, compact, depth)
+    t[k] = v
+    pos = skip(s, pos, compact)
+    local c = byte(s, pos)
+    if c == 125 then return t, pos + 1 end
+    if c ~= 44 then fail(pos, "expected ',' or '}'") end
+    pos = skip(s, pos + 1, compact)
+  end
+end
+
+decode_value = function(s, pos, compact, depth)
+  if depth > 200 then fail(pos, "too deep") end
+  local c = byte(s, pos)
+  if c == 34 then return decode_string(s, pos) end
+  if c == 123 then return decode_object(s, pos, compact, depth + 1) end
+  if c == 91 then return decode_array(s, pos, compact, depth + 1) end
+  if c == 116 and sub(s, pos, pos + 3) == "true" then return true, pos + 4 end
+  if c == 102 and sub(s, pos, pos + 4) == "false" then return false, pos + 5 end
+  if c == 110 and sub(s, pos, pos + 3) == "null" then return null, pos + 4 end
+  if c == nil then fail(pos, "unexpected end") end
+  return decode_number(s, pos)
+end
+
+-- decode(text, compact) -> value | nil, "at byte N: message"
+function M.decode(s, compact)
+  if type(s) ~= "string" then return nil, "not a string" end
+  local ok, v = pcall(function()
+    local p = skip(s, 1, compact)
+    local value, q = decode_value(s, p, compact, 0)
+    q = skip(s, q, compact)
+    if q <= #s then fail(q, "trailing characters") end
+    return value
+  end)
+  if ok then return v end
+  if type(v) == "table" then return nil, format("at byte %d: %s", v.at - 1, v.msg) end
+  return nil, tostring(v)
+end
+
+---------------------------------------------------------------------------------------------
+-- encoding
+
+local str_escapes = { ['"'] = '\\"', ["\\"] = "\\\\", ["\b"] = "\\b", ["\f"] = "\\f",
+                      ["\n"] = "\\n", ["\r"] = "\\r", ["\t"] = "\\t" }
+local function escape_char(c)
+  return str_escapes[c] or format("\\u%04x", byte(c))
+end
+
+local function encode_string(s)
+  return '"' .. s:gsub('[%c"\\]', escape_char) .. '"'
+end
+M.encode_string = encode_string
+
+local function encode_number(x)
+  if x ~= x or x == huge or x == -huge then error("cannot encode NaN or infinity") end
+  if x == floor(x) and x > -9007199254740992 and x < 9007199254740992 then
+    return format("%.0f", x)
+  end
+  for _, f in ipairs({ "%.15g", "%.16g", "%.17g" }) do
+    local s = format(f, x)
+    if tonumber(s) == x then return s end
+  end
+  return format("%.17g", x)
+end
+
+local encode_value
+local function encode_table(t, out, n, depth)
+  if depth > 200 then error("cannot encode: too deep") end
+  local mt = getmetatable(t)
+  local is_array
+  if mt == ARRAY then is_array = true
+  elseif mt == OBJECT then is_array = false
+  else is_array = t[1] ~= nil end
+  if is_array then
+    n = n + 1; out[n] = "["
+    for i = 1, #t do
+      if i > 1 then n = n + 1; out[n] = "," end
+      n = encode_value(t[i], out, n, depth + 1)
+    end
+    n = n + 1; out[n] = "]"
+  else
+    local keys, k = {}, 0
+    for key in pairs(t) do
+      if type(key) ~= "string" then error("cannot encode: object key is not a string") end
+      k = k + 1; keys[k] = key
+    end
+    table.sort(keys)
+    n = n + 1; out[n] = "{"
+    for i = 1, k do
+      if i > 1 then n = n + 1; out[n] = "," end
+      n = n + 1; out[n] = encode_string(keys[i])
+      n = n + 1; out[n] = ":"
+      n = encode_value(t[keys[i]], out, n, depth + 1)
+    end
+    n = n + 1; out[n] = "}"
+  end
+  return n
+end
+
+encode_value = function(v, out, n, depth)
+  local tv = type(v)
+  if v == nil or v == null then n = n + 1; out[n] = "null"
+  elseif tv == "boolean" then n = n + 1; out[n] = v and "true" or "false"
+  elseif tv == "number" then n = n + 1; out[n] = encode_number(v)
+  elseif tv == "string" then n = n + 1; out[n] = encode_string(v)
+  elseif tv == "table" then n = encode_table(v, out, n, depth)
+  else error("cannot encode a " .. tv) end
+  return n
+end
+
+-- encode(value) -> compact JSON text (raises on values JSON cannot hold)
+function M.encode(v)
+  local out = {}
+  local n = encode_value(v, out, 0, 0)
+  return concat(out, "", 1, n)
+end
+
+return M

@@ -1,0 +1,311 @@
+-- The open API methods the emulator knows, with the argument checks of the real server.
+-- Each handler(tenant_state, args, pager, sid) returns the response object.
+-- Runs in nginx's LuaJIT (Lua 5.1 syntax). Shapes are written down in doc/emulator.md.
+local json = require "wdt.emulator.json"
+local state = require "wdt.emulator.state"
+
+local M = {}
+local floor = math.floor
+
+local function bad(msg) return { status = 2, message = msg } end
+
+local function whole(v) return type(v) == "number" and v == floor(v) end
+
+-- An integer given as a JSON number or as a string of digits (the vendor's own examples
+-- send "0" for a status and "500" for a count).
+local function int_arg(v)
+  if whole(v) then return v end
+  if type(v) == "string" and v:find("^%-?%d+$") and #v <= 16 then return tonumber(v) end
+  return nil
+end
+
+local function opt_string(obj, field)
+  local v = obj[field]
+  if v == nil or v == json.null then return true end
+  return type(v) == "string"
+end
+
+-- Paging parameters from the query string: page_size (1..1000), page_no (>= 0), calc_total.
+-- Absent ones take the defaults page_size 30, page_no 0, calc_total 0.
+function M.pager(params)
+  local p = { page_size = 30, page_no = 0, calc_total = false }
+  if params.page_size ~= nil then
+    local n = int_arg(params.page_size)
+    if not n or n < 1 or n > 1000 then return nil, "page_size必须是1到1000之间的整数" end
+    p.page_size = n
+  end
+  if params.page_no ~= nil then
+    local n = int_arg(params.page_no)
+    if not n or n < 0 then return nil, "page_no必须是从0开始的整数" end
+    p.page_no = n
+  end
+  if params.calc_total ~= nil then
+    if params.calc_total ~= "0" and params.calc_total ~= "1" then
+      return nil, "calc_total必须是0或1"
+    end
+    p.calc_total = params.calc_total == "1"
+  end
+  return p
+end
+
+---------------------------------------------------------------------------------------------
+-- logistics
+
+local ROW_FIELDS = { "sync_id", "tid", "logistics_no", "logistics_code", "logistics_name",
+                     "is_part_sync", "oids", "trade_id", "platform_id", "created", "shop_no" }
+
+-- sales.LogisticsSync.getSyncListExt  [{shop_no, is_own_platform, tid?, logistics_no?, is_part_sync?}]
+-- answers {status, total, data:[rows]}
+local function logistics_list(t, args, pager)
+  if #args ~= 1 or not json.is_object(args[1]) then
+    return bad("参数错误: 需要一个查询条件对象 [{\"shop_no\":...,\"is_own_platform\":true}]")
+  end
+  local f = args[1]
+  for _, name in ipairs({ "shop_no", "tid", "logistics_no" }) do
+    if not opt_string(f, name) then return bad(name .. "必须是字符串") end
+  end
+  if f.is_own_platform ~= nil and type(f.is_own_platform) ~= "boolean" then
+    return bad("is_own_platform必须是布尔值")
+  end
+  local part
+  if f.is_part_sync ~= nil and f.is_part_sync ~= json.null then
+    part = int_arg(f.is_part_sync)
+    if part ~= 0 and part ~= 1 then return bad("is_part_sync必须是0或1") end
+  end
+  local q = t.logistics
+  state.compact_logistics(q)
+  local data, total = json.array(), 0
+  local first = pager.page_no * pager.page_size + 1
+  local last = first + pager.page_size - 1
+  -- every emulated shipment belongs to a self-owned platform (platform_id 127): they are
+  -- listed only to callers that say is_own_platform = true, as on the real server
+  if f.is_own_platform == true then
+    local shop = f.shop_no ~= json.null and f.shop_no or nil
+    local tid = f.tid ~= json.null and f.tid or nil
+    local lno = f.logistics_no ~= json.null and f.logistics_no or nil
+    for _, r in ipairs(q.rows) do
+      if (not shop or r.shop_no == shop) and (not tid or r.tid == tid)
+         and (not lno or r.logistics_no == lno) and (not part or r.is_part_sync == part) then
+        total = total + 1
+        if total >= first and total <= last then
+          local row = json.object()
+          for _, k in ipairs(ROW_FIELDS) do row[k] = r[k] end
+          data[#data + 1] = row
+        elseif total > last and not pager.calc_total then
+          break
+        end
+      end
+    end
+  end
+  return { status = 0, total = pager.calc_total and total or 0, data = data }
+end
+
+local UPDATE_STATUSES = { [0] = "acked", [2] = "failed", [-100] = "kept" }
+
+-- sales.LogisticsSync.update  [[{sync_id, status, error_msg}, ...]]
+-- answers {status:0, data:[messages for refused items]}
+local function logistics_update(t, args)
+  if #args ~= 1 or not json.is_array(args[1]) then
+    return bad("参数错误: 需要同步结果列表 [[{\"sync_id\":...,\"status\":0,\"error_msg\":\"\"}]]")
+  end
+  local list = args[1]
+  for i, item in ipairs(list) do
+    if not json.is_object(item) then return bad(("syncList[%d]必须是对象"):format(i - 1)) end
+  end
+  local q = t.logistics
+  local msgs = json.array()
+  for i, item in ipairs(list) do
+    local id = int_arg(item.sync_id)
+    local st = item.status
+    if id == nil then
+      msgs[#msgs + 1] = ("第%d条: 物流同步id(sync_id)为空或不是整数"):format(i)
+    elseif st == nil or st == json.null or st == "" then
+      msgs[#msgs + 1] = ("物流同步id:%.0f 同步结果状态为空!"):format(id)
+    elseif not opt_string(item, "error_msg") then
+      msgs[#msgs + 1] = ("物流同步id:%.0f error_msg必须是字符串"):format(id)
+    else
+      local code = int_arg(st)
+      local kind = code and UPDATE_STATUSES[code]
+      if not kind then
+        msgs[#msgs + 1] = ("物流同步id:%.0f 同步结果状态错误: %s"):format(id, tostring(st))
+      else
+        local row = q.by_id[id]
+        if not row then
+          msgs[#msgs + 1] = ("物流同步id:%.0f 不存在或已回传"):format(id)
+        elseif kind == "kept" then
+          q.kept = q.kept + 1
+          row.last_error = item.error_msg
+        else
+          q[kind] = q[kind] + 1
+          q.by_id[id] = nil
+          row.gone = true
+          q.gone = q.gone + 1
+          q.size = q.size - 1
+        end
+      end
+    end
+  end
+  return { status = 0, data = msgs }
+end
+
+---------------------------------------------------------------------------------------------
+-- stock
+
+local function good_or_error(t, v)
+  local id = int_arg(v)
+  if id == nil then return nil, bad("apiGoodsId必须是整数") end
+  local g = t.stock.by_id[id]
+  if not g then
+    return nil, { status = 100, message = ("平台货品rec_id:%.0f 不存在或者未开启同步"):format(id) }
+  end
+  return g
+end
+
+-- sales.StockSync.getSelfWaitSyncIdListOpen  [count 10..5000, position]
+-- answers {status, data:{id_list:[rec_id...], position}}
+local function stock_wait_list(t, args)
+  if #args ~= 2 then return bad("参数错误: 需要 [count, position]") end
+  local count, position = int_arg(args[1]), int_arg(args[2])
+  if not count or count < 10 or count > 5000 then
+    return bad("count必须是10到5000之间的整数")
+  end
+  if not position then return bad("position必须是整数") end
+  local ids, last = json.array(), position
+  for _, g in ipairs(t.stock.goods) do
+    if g.pending and g.cursor > position then
+      ids[#ids + 1] = g.rec_id
+      last = g.cursor
+      if #ids >= count then break end
+    end
+  end
+  return { status = 0, data = { id_list = ids, position = last } }
+end
+
+-- sales.StockSync.calcStock (and calcStockWithAuth)  [api_goods_id, force_sync]
+local function stock_calc(t, args)
+  if #args ~= 2 then return bad("参数错误: 需要 [apiGoodsId, forceSync]") end
+  if type(args[2]) ~= "boolean" then return bad("forceSync必须是布尔值") end
+  local g, e = good_or_error(t, args[1])
+  if not g then return e end
+  return { status = 0, data = {
+    rec_id = g.rec_id, goods_id = g.goods_id, spec_id = g.spec_id,
+    outer_id = g.goods_id, spec_outer_id = g.spec_id, match_code = g.spec_id,
+    match_target_id = g.rec_id - state.REC_ID_BASE, match_target_type = 1,
+    syn_stock = g.syn_stock, stock_change_count = g.stock_change_count,
+    stock_num = g.syn_stock, last_syn_num = -1, last_syn_time = "",
+    stock_syn_rule_id = -10000, stock_syn_rule_no = "", stock_syn_mask = 0,
+    stock_syn_warehouses = "1", stock_syn_percent = 100, stock_syn_plus = 0,
+    stock_syn_min = 0, stock_syn_max = 99999, is_auto_listing = 1, is_auto_delisting = 1,
+    list_time = "", delist_time = "", mask = 0, reserve_s = "", sub_platform_id = 0,
+    shop_id = 1, platform_id = 127, status = 1,
+  } }
+end
+
+local function check_info(args)
+  if #args ~= 2 then return bad("参数错误: 需要 [apiGoodsId, info]") end
+  local info = args[2]
+  if not json.is_object(info) then return bad("info必须是对象") end
+  if type(info.syn_stock) ~= "number" then return bad("info.syn_stock必须是数字") end
+  if int_arg(info.stock_change_count) == nil then return bad("info.stock_change_count必须是整数") end
+  return nil
+end
+
+local function leave(t, g, kind)
+  g.pending = false
+  t.stock[kind] = t.stock[kind] + 1
+  t.stock.size = t.stock.size - 1
+end
+
+-- sales.StockSync.syncSuccess  [api_goods_id, {syn_stock, stock_change_count, ...}]
+-- The good leaves the queue when stock_change_count is the current one; a stale count
+-- (the stock changed since calcStock) leaves it pending.
+local function stock_success(t, args)
+  local e = check_info(args)
+  if e then return e end
+  local g
+  g, e = good_or_error(t, args[1])
+  if not g then return e end
+  if g.pending then
+    if int_arg(args[2].stock_change_count) == g.stock_change_count then
+      g.last_syn_num = args[2].syn_stock
+      leave(t, g, "synced")
+    else
+      t.stock.stale = t.stock.stale + 1
+    end
+  end
+  return { status = 0 }
+end
+
+-- sales.StockSync.syncFail  [api_goods_id, {syn_stock, stock_change_count, ...}]
+local function stock_fail(t, args)
+  local e = check_info(args)
+  if e then return e end
+  local g
+  g, e = good_or_error(t, args[1])
+  if not g then return e end
+  if g.pending then leave(t, g, "failed") end
+  return { status = 0 }
+end
+
+-- sales.StockSync.cancelSync  [api_goods_id, stock_change_count]
+local function stock_cancel(t, args)
+  if #args ~= 2 then return bad("参数错误: 需要 [apiGoodsId, stockChangeCount]") end
+  local count = int_arg(args[2])
+  if count == nil then return bad("stockChangeCount必须是整数") end
+  local g, e = good_or_error(t, args[1])
+  if not g then return e end
+  if g.pending then
+    if count == g.stock_change_count then leave(t, g, "cancelled")
+    else t.stock.stale = t.stock.stale + 1 end
+  end
+  return { status = 0 }
+end
+
+---------------------------------------------------------------------------------------------
+-- a plain paged query with the common answer shape {data:{total_count, details:[...]}}
+
+-- setting.Shop.queryShop  [] or [{shop_no?}]
+local function shop_query(t, args, pager, sid)
+  if #args > 1 or (#args == 1 and not json.is_object(args[1])) then
+    return bad("参数错误: 需要 [] 或 [{\"shop_no\":...}]")
+  end
+  local want = args[1] and args[1].shop_no
+  if want ~= nil and want ~= json.null and type(want) ~= "string" then
+    return bad("shop_no必须是字符串")
+  end
+  if want == json.null then want = nil end
+  local shops, seen = {}, {}
+  local function add(no)
+    if not seen[no] then seen[no] = true; shops[#shops + 1] = no end
+  end
+  add(t.logistics.shop_no)
+  for _, r in ipairs(t.logistics.rows) do add(r.shop_no) end
+  table.sort(shops)
+  local list, total = json.array(), 0
+  local first = pager.page_no * pager.page_size + 1
+  for i, no in ipairs(shops) do
+    if not want or no == want then
+      total = total + 1
+      if total >= first and total < first + pager.page_size then
+        list[#list + 1] = { shop_id = i, shop_no = no, shop_name = "emulated shop " .. no,
+                            platform_id = 127, sub_platform_id = 0, is_disabled = false,
+                            account_nick = sid }
+      end
+    end
+  end
+  return { status = 0, data = { total_count = pager.calc_total and total or 0, details = list } }
+end
+
+M.table = {
+  ["sales.LogisticsSync.getSyncListExt"] = logistics_list,
+  ["sales.LogisticsSync.update"] = logistics_update,
+  ["sales.StockSync.getSelfWaitSyncIdListOpen"] = stock_wait_list,
+  ["sales.StockSync.calcStock"] = stock_calc,
+  ["sales.StockSync.calcStockWithAuth"] = stock_calc,
+  ["sales.StockSync.syncSuccess"] = stock_success,
+  ["sales.StockSync.syncFail"] = stock_fail,
+  ["sales.StockSync.cancelSync"] = stock_cancel,
+  ["setting.Shop.queryShop"] = shop_query,
+}
+
+return M

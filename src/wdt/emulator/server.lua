@@ -1,0 +1,328 @@
+-- wdt-emulator: the request handlers, run by nginx's Lua module (LuaJIT, Lua 5.1 syntax).
+--
+--   location = /openapi       -> M.openapi()   the open API, checked like the real server
+--   location /__emulator/     -> M.control()   state, reset, faults, enqueue (for tests)
+--
+-- It shares no code with wdt's client or C core: signing uses ngx.md5, JSON uses the
+-- emulator's own strict codec (wdt.emulator.json). See doc/emulator.md.
+local json = require "wdt.emulator.json"
+local state = require "wdt.emulator.state"
+local methods = require "wdt.emulator.methods"
+
+local ngx = ngx
+local M = {}
+
+local EPOCH_2012 = 1325347200
+local MAX_SKEW = 120
+local RATE_MSG = "超过每分钟最大调用频率限制，请稍后重试"
+local FAULT_MODES = { http_500 = true, reset = true, delay = true, non_json = true,
+                      truncated = true, rate_limit = true, skew = true }
+
+-- nginx's init_by_lua: read the configuration (or take the demo one) and build the state.
+function M.init(config_path)
+  state.load(config_path)
+end
+
+-- nginx's init_worker_by_lua: once the worker runs its event loop, drop a file that tells
+-- the launcher the server answers. A watchdog stops nginx when the launcher disappears
+-- without stopping it (killed with SIGKILL), or when watch_pid (--watch-pid) exits, so that
+-- nothing is left behind.
+local function alive(pid)
+  local f = io.open("/proc/" .. pid .. "/stat", "r")
+  if not f then return false end
+  local line = f:read("*l") or ""
+  f:close()
+  return not line:find("^%d+ %b() Z")   -- a zombie has exited
+end
+
+function M.init_worker(ready_path, launcher_pid, prefix, watch_pid)
+  if ready_path and ready_path ~= "" then
+    ngx.timer.at(0, function()
+      local f = io.open(ready_path, "w")
+      if f then f:write(tostring(ngx.worker.pid()), "\n"); f:close() end
+    end)
+  end
+  local probe = io.open("/proc/self/stat", "r")
+  if not probe then return end -- no /proc: no watchdog
+  probe:close()
+  local stopping = false
+  ngx.timer.every(1, function(premature)
+    if premature or stopping then return end
+    local launcher_gone = launcher_pid and launcher_pid > 0 and not alive(launcher_pid)
+    local watched_gone = watch_pid and watch_pid > 0 and not alive(watch_pid)
+    if not (launcher_gone or watched_gone) then return end
+    stopping = true
+    local ok, process = pcall(require, "ngx.process")
+    local master = ok and process.get_master_pid and process.get_master_pid()
+    if not master then return end
+    io.stderr:write("wdt-emulator: ", launcher_gone and "the launcher" or "the watched process",
+                    " is gone; stopping\n")
+    local cmd = "kill -TERM " .. master
+    if launcher_gone and prefix and prefix ~= "" then
+      -- nobody else will remove the prefix
+      cmd = cmd .. "; (sleep 2; rm -rf '" .. prefix:gsub("'", "'\\''") .. "') >/dev/null 2>&1 &"
+    end
+    os.execute(cmd)
+  end)
+end
+
+local function send(http_status, body, content_type, date_offset)
+  ngx.status = http_status
+  ngx.header["Content-Type"] = content_type or "application/json; charset=utf-8"
+  ngx.header["Content-Length"] = #body
+  if date_offset then ngx.header["Date"] = ngx.http_time(math.floor(ngx.now() + date_offset)) end
+  ngx.print(body)
+  return ngx.exit(http_status)
+end
+
+local function answer(obj, date_offset, truncate)
+  local body = json.encode(obj)
+  if truncate then body = body:sub(1, math.floor(#body / 2)) end
+  return send(200, body, nil, date_offset)
+end
+
+local function read_body()
+  ngx.req.read_body()
+  local body = ngx.req.get_body_data()
+  if body then return body end
+  local file = ngx.req.get_body_file()
+  if not file then return "" end
+  local f = io.open(file, "rb")
+  if not f then return "" end
+  body = f:read("*a")
+  f:close()
+  return body
+end
+
+-- The next fault to apply, consumed (count decremented), or nil.
+local function take_fault()
+  local faults = state.s.faults
+  local f = faults[1]
+  if not f then return nil end
+  f.count = f.count - 1
+  if f.count <= 0 then table.remove(faults, 1) end
+  return f
+end
+
+local function count_call(sid, method)
+  local s = state.s
+  s.requests = s.requests + 1
+  local conn = ngx.var.connection
+  if conn and not s.conn_seen[conn] then
+    s.conn_seen[conn] = true
+    s.connections = s.connections + 1
+  end
+  sid, method = sid or "", method or ""
+  local per = s.calls[sid]
+  if not per then per = {}; s.calls[sid] = per end
+  per[method] = (per[method] or 0) + 1
+end
+
+local REQUIRED = { "sid", "key", "salt", "method", "v", "timestamp", "sign" }
+
+-- Check one /openapi call; returns the response object.
+local function handle(params, body, skew)
+  for _, name in ipairs(REQUIRED) do
+    local v = params[name]
+    if v == nil or v == true or v == "" then
+      return { status = 1, message = "缺少公共参数" .. name }
+    end
+  end
+  for name, v in pairs(params) do
+    if type(v) ~= "string" then
+      return { status = 1, message = "参数" .. tostring(name) .. "重复或格式错误" }
+    end
+  end
+  local tenant = state.config().tenants[params.sid]
+  if not tenant then return { status = 1, message = "sid is not exists" } end
+  if params.v ~= "1.0" then return { status = 8, message = "版本号错误，v必须是1.0" } end
+  if params.key ~= tenant.key or params.salt ~= tenant.salt then
+    return { status = 1, message = "验证失败" }
+  end
+  local ts = params.timestamp
+  if not ts:find("^%-?%d+$") or #ts > 15 then
+    return { status = 1, message = "timestamp格式错误" }
+  end
+  ts = tonumber(ts)
+  if ts > 10000000000 then
+    return { status = 1, message = "timestamp应为秒级时间戳(当前时间减去2012-01-01 00:00:00)" }
+  end
+  local server_ts = ngx.now() + (skew or 0) - EPOCH_2012
+  if math.abs(ts - server_ts) > MAX_SKEW then
+    return { status = 7, message = "timestamp与服务器时间相差超过2分钟，请校准时间" }
+  end
+  -- the signature: every parameter but sign, plus body, sorted by key byte-wise
+  local keys = {}
+  for k in pairs(params) do
+    if k ~= "sign" then keys[#keys + 1] = k end
+  end
+  keys[#keys + 1] = "body"
+  table.sort(keys)
+  local parts = { tenant.secret }
+  for _, k in ipairs(keys) do
+    parts[#parts + 1] = k
+    parts[#parts + 1] = (k == "body") and body or params[k]
+  end
+  parts[#parts + 1] = tenant.secret
+  if ngx.md5(table.concat(parts)) ~= params.sign then
+    return { status = 1, message = "验证失败" }
+  end
+  -- the per-minute rate limit, per tenant, over authenticated calls
+  local rl = state.config().rate_limit
+  if rl then
+    local now = ngx.now()
+    local w = state.s.rate[params.sid]
+    if not w or now - w.start >= 60 then
+      w = { start = now, count = 0 }
+      state.s.rate[params.sid] = w
+    end
+    w.count = w.count + 1
+    if w.count > rl.per_minute then return { status = 100, message = RATE_MSG } end
+  end
+  local ctype = ngx.var.http_content_type
+  if not ctype or not ctype:lower():find("^%s*application/json%s*;?") then
+    return { status = 1, message = "Content-Type必须是application/json" }
+  end
+  local args, err = json.decode(body, true)
+  if args == nil then
+    return { status = 1, message = "请求体不是紧凑的JSON数组: " .. err }
+  end
+  if not json.is_array(args) then
+    return { status = 1, message = "请求体必须是JSON数组(按位置传递的参数)" }
+  end
+  local handler = methods.table[params.method]
+  if not handler then
+    return { status = 1, message = "接口" .. params.method .. "不存在" }
+  end
+  local pager, perr = methods.pager(params)
+  if not pager then return { status = 2, message = perr } end
+  return handler(state.s.tenants[params.sid], args, pager, params.sid)
+end
+
+function M.openapi()
+  local params = ngx.req.get_uri_args(100)
+  local sid, method = params.sid, params.method
+  count_call(type(sid) == "string" and sid or nil, type(method) == "string" and method or nil)
+
+  local fault = take_fault()
+  local skew, truncate
+  if fault then
+    local mode = fault.mode
+    if mode == "http_500" then
+      return send(500, "<html><head><title>500 Internal Server Error</title></head><body>"
+                  .. "<h1>500 Internal Server Error</h1></body></html>\n", "text/html")
+    elseif mode == "reset" then
+      return ngx.exit(444) -- nginx closes the connection without an answer
+    elseif mode == "non_json" then
+      return send(200, "<html><body>502 Bad Gateway: upstream error</body></html>\n", "text/html")
+    elseif mode == "rate_limit" then
+      return answer({ status = 100, message = RATE_MSG })
+    elseif mode == "delay" then
+      ngx.sleep((fault.delay_ms or 1000) / 1000)
+    elseif mode == "skew" then
+      skew = fault.skew_s or 3600
+    elseif mode == "truncated" then
+      truncate = true
+    end
+  end
+
+  if ngx.req.get_method() ~= "POST" then
+    return answer({ status = 1, message = "只接受POST请求" }, skew, truncate)
+  end
+  local body = read_body()
+  local ok, res = pcall(handle, params, body, skew)
+  if not ok then
+    -- written by hand: nginx's own log lines carry the request line, whose query string
+    -- holds the salt and the sign (nginx logs at "crit" only, see bin/wdt-emulator)
+    io.stderr:write("wdt-emulator: handler error in ", tostring(params.method), ": ",
+                    tostring(res), "\n")
+    res = { status = 99, message = "服务器内部错误" }
+  end
+  return answer(res, skew, truncate)
+end
+
+---------------------------------------------------------------------------------------------
+-- control endpoints
+
+local function control_reply(http_status, obj)
+  return send(http_status, json.encode(obj))
+end
+
+local function control_body()
+  local body = read_body()
+  if body == "" then return json.object() end
+  local v, err = json.decode(body, false)
+  if v == nil then return nil, "body is not JSON: " .. err end
+  return v
+end
+
+local function whole(v) return type(v) == "number" and v == math.floor(v) end
+
+local function parse_fault(f)
+  if not json.is_object(f) then return nil, "a fault is an object {\"mode\":..., \"count\":N}" end
+  if not FAULT_MODES[f.mode] then return nil, "unknown fault mode: " .. tostring(f.mode) end
+  local out = { mode = f.mode, count = f.count == nil and 1 or f.count }
+  if not whole(out.count) or out.count < 0 then return nil, "count must be a whole number >= 0" end
+  if f.mode == "delay" then
+    out.delay_ms = f.delay_ms == nil and 1000 or f.delay_ms
+    if type(out.delay_ms) ~= "number" or out.delay_ms < 0 then return nil, "delay_ms must be >= 0" end
+  elseif f.mode == "skew" then
+    out.skew_s = f.skew_s == nil and 3600 or f.skew_s
+    if type(out.skew_s) ~= "number" then return nil, "skew_s must be a number" end
+  end
+  return out
+end
+
+function M.control()
+  local uri, verb = ngx.var.uri, ngx.req.get_method()
+  local s = state.s
+  if uri == "/__emulator/state" and verb == "GET" then
+    return control_reply(200, state.view())
+  elseif uri == "/__emulator/reset" and verb == "POST" then
+    state.reset()
+    return control_reply(200, { ok = true })
+  elseif uri == "/__emulator/faults" and verb == "POST" then
+    local v, err = control_body()
+    if v == nil then return control_reply(400, { ok = false, error = err }) end
+    local list = json.is_array(v) and v or { v }
+    local faults = {}
+    for _, f in ipairs(list) do
+      if not (json.is_object(f) and (f.mode == "none" or f.mode == nil and next(f) == nil)) then
+        local parsed, perr = parse_fault(f)
+        if not parsed then return control_reply(400, { ok = false, error = perr }) end
+        if parsed.count > 0 then faults[#faults + 1] = parsed end
+      end
+    end
+    s.faults = faults
+    return control_reply(200, { ok = true, faults = state.view().faults })
+  elseif uri == "/__emulator/enqueue" and verb == "POST" then
+    local v, err = control_body()
+    if v == nil then return control_reply(400, { ok = false, error = err }) end
+    if not json.is_object(v) then return control_reply(400, { ok = false, error = "expected an object" }) end
+    local sid = v.sid
+    if sid == nil then
+      local only
+      for k in pairs(s.tenants) do
+        if only then return control_reply(400, { ok = false, error = "sid is required" }) end
+        only = k
+      end
+      sid = only
+    end
+    local t = s.tenants[sid]
+    if not t then return control_reply(400, { ok = false, error = "unknown sid: " .. tostring(sid) }) end
+    local nl, ns = v.logistics or 0, v.stock or 0
+    if not whole(nl) or nl < 0 or not whole(ns) or ns < 0 then
+      return control_reply(400, { ok = false, error = "logistics and stock must be whole numbers >= 0" })
+    end
+    if v.shop_no ~= nil and type(v.shop_no) ~= "string" then
+      return control_reply(400, { ok = false, error = "shop_no must be a string" })
+    end
+    state.add_logistics(sid, nl, v.shop_no)
+    state.add_stock(sid, ns)
+    return control_reply(200, { ok = true, sid = sid, logistics = t.logistics.size,
+                                stock = t.stock.size })
+  end
+  return control_reply(404, { ok = false, error = "no such control endpoint: " .. verb .. " " .. uri })
+end
+
+return M

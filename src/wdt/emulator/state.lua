@@ -1,0 +1,247 @@
+-- The emulator's state: tenants, the logistics and stock queues, counters, faults.
+-- Lives in one module table inside the single nginx worker (worker_processes 1), so every
+-- request sees and changes the same data without locks (handlers never yield while
+-- changing it). Runs in nginx's LuaJIT (Lua 5.1 syntax).
+local json = require "wdt.emulator.json"
+
+local M = {}
+
+-- Ids are above 2^32 (clients must keep 64-bit integers exact) and below 2^53 (LuaJIT
+-- numbers are doubles).
+M.SYNC_ID_BASE = 5000000000
+M.TRADE_ID_BASE = 6000000000
+M.REC_ID_BASE = 7000000000
+M.CURSOR_BASE = 239000000
+
+M.DEMO = {
+  tenants = { { sid = "apidevnew2", key = "test2-xx", secret = "12345:abcde" } },
+  logistics = { apidevnew2 = { pending = 50, shop_no = "s1" } },
+  stock = { apidevnew2 = { pending = 20 } },
+}
+
+local config      -- normalized configuration
+M.s = nil         -- the live state (see reset)
+
+local function is_int(v) return type(v) == "number" and v == math.floor(v) end
+
+-- Normalize and check a decoded configuration table; raises with a clear message.
+local function normalize(c)
+  if type(c) ~= "table" then error("config: the top value must be an object", 0) end
+  local out = { tenants = {}, logistics = {}, stock = {}, rate_limit = nil }
+  local tenants = c.tenants
+  if type(tenants) ~= "table" or #tenants == 0 then
+    error("config: \"tenants\" must be a non-empty list", 0)
+  end
+  for i, t in ipairs(tenants) do
+    if type(t) ~= "table" or type(t.sid) ~= "string" or type(t.key) ~= "string"
+       or type(t.secret) ~= "string" then
+      error(("config: tenants[%d] needs string sid, key and secret"):format(i), 0)
+    end
+    local colon = t.secret:find(":", 1, true)
+    if not colon then
+      error(("config: tenants[%d].secret must be \"secret:salt\""):format(i), 0)
+    end
+    out.tenants[t.sid] = { sid = t.sid, key = t.key,
+                           secret = t.secret:sub(1, colon - 1), salt = t.secret:sub(colon + 1) }
+  end
+  for _, kind in ipairs({ "logistics", "stock" }) do
+    local q = c[kind]
+    if q ~= nil then
+      if type(q) ~= "table" then error("config: \"" .. kind .. "\" must be an object", 0) end
+      for sid, spec in pairs(q) do
+        if not out.tenants[sid] then
+          error(("config: %s.%s names no tenant"):format(kind, tostring(sid)), 0)
+        end
+        if type(spec) ~= "table" or not is_int(spec.pending) or spec.pending < 0 then
+          error(("config: %s.%s.pending must be a whole number >= 0"):format(kind, sid), 0)
+        end
+        if spec.shop_no ~= nil and type(spec.shop_no) ~= "string" then
+          error(("config: %s.%s.shop_no must be a string"):format(kind, sid), 0)
+        end
+        out[kind][sid] = { pending = spec.pending, shop_no = spec.shop_no or "s1" }
+      end
+    end
+  end
+  if c.rate_limit ~= nil and c.rate_limit ~= json.null then
+    local pm = type(c.rate_limit) == "table" and c.rate_limit.per_minute
+    if not is_int(pm) or pm < 0 then
+      error("config: rate_limit.per_minute must be a whole number >= 0", 0)
+    end
+    if pm > 0 then out.rate_limit = { per_minute = pm } end
+  end
+  return out
+end
+
+function M.load(path)
+  local raw
+  if path and path ~= "" then
+    local f, err = io.open(path, "rb")
+    if not f then error("config: cannot open " .. tostring(err), 0) end
+    local text = f:read("*a")
+    f:close()
+    local v, derr = json.decode(text, false)
+    if v == nil then error("config: " .. path .. " is not JSON (" .. derr .. ")", 0) end
+    raw = v
+  else
+    raw = M.DEMO
+  end
+  config = normalize(raw)
+  M.reset()
+  return config
+end
+
+function M.config() return config end
+
+local function two(n) return (n < 10 and "0" or "") .. n end
+
+local function stamp(t)
+  local d = os.date("!*t", t + 8 * 3600) -- the vendor's clock is Beijing time
+  return ("%d-%s-%s %s:%s:%s"):format(d.year, two(d.month), two(d.day),
+                                      two(d.hour), two(d.min), two(d.sec))
+end
+
+local LOGISTICS = {
+  { "SF", "顺丰速运" }, { "YTO", "圆通速递" }, { "ZTO", "中通快递" }, { "YZBK", "中国邮政" },
+}
+
+-- Append n pending shipments for a tenant.
+function M.add_logistics(sid, n, shop_no)
+  local s = M.s
+  local q = s.tenants[sid].logistics
+  local now = os.time()
+  for _ = 1, n do
+    s.seq_logistics = s.seq_logistics + 1
+    local i = s.seq_logistics
+    local co = LOGISTICS[i % #LOGISTICS + 1]
+    local part = (i % 10 == 0)
+    local tid = ("T%010d"):format(i)
+    local row = {
+      sync_id = M.SYNC_ID_BASE + i,
+      tid = tid,
+      logistics_no = ("%s%012d"):format(co[1], 880000000000 + i),
+      logistics_code = co[1],
+      logistics_name = co[2],
+      is_part_sync = part and 1 or 0,
+      oids = part and (tid .. "-1," .. tid .. "-2") or "",
+      trade_id = M.TRADE_ID_BASE + i,
+      platform_id = 127,
+      created = stamp(now - 600 + (i % 600)),
+      shop_no = shop_no or q.shop_no,
+    }
+    q.rows[#q.rows + 1] = row
+    q.by_id[row.sync_id] = row
+    q.size = q.size + 1
+  end
+end
+
+-- Append n goods waiting for a stock sync.
+function M.add_stock(sid, n)
+  local s = M.s
+  local q = s.tenants[sid].stock
+  for _ = 1, n do
+    s.seq_stock = s.seq_stock + 1
+    local i = s.seq_stock
+    s.cursor = s.cursor + 1
+    local g = {
+      rec_id = M.REC_ID_BASE + i,
+      cursor = s.cursor,
+      pending = true,
+      stock_change_count = 1 + i % 5,
+      syn_stock = (i * 37) % 500,
+      goods_id = ("G%06d"):format(i),
+      spec_id = ("G%06d-1"):format(i),
+    }
+    q.goods[#q.goods + 1] = g
+    q.by_id[g.rec_id] = g
+    q.size = q.size + 1
+  end
+end
+
+-- Drop acknowledged logistics rows from the ordered list (they are flagged `gone`).
+function M.compact_logistics(q)
+  if q.gone == 0 then return end
+  local rows, j = q.rows, 0
+  local kept = {}
+  for i = 1, #rows do
+    local r = rows[i]
+    if not r.gone then j = j + 1; kept[j] = r end
+  end
+  q.rows, q.gone = kept, 0
+end
+
+function M.reset()
+  local s = {
+    tenants = {},
+    seq_logistics = 0,
+    seq_stock = 0,
+    cursor = M.CURSOR_BASE,
+    requests = 0,
+    connections = 0,
+    conn_seen = {},
+    calls = {},
+    faults = {},
+    rate = {},
+  }
+  M.s = s
+  local sids = {}
+  for sid in pairs(config.tenants) do sids[#sids + 1] = sid end
+  table.sort(sids)
+  for _, sid in ipairs(sids) do
+    local lc = config.logistics[sid] or { pending = 0, shop_no = "s1" }
+    s.tenants[sid] = {
+      logistics = { rows = {}, by_id = {}, size = 0, gone = 0, shop_no = lc.shop_no,
+                    acked = 0, failed = 0, kept = 0 },
+      stock = { goods = {}, by_id = {}, size = 0, synced = 0, failed = 0, cancelled = 0,
+                stale = 0 },
+    }
+  end
+  for _, sid in ipairs(sids) do
+    local lc = config.logistics[sid]
+    if lc then M.add_logistics(sid, lc.pending) end
+    local sc = config.stock[sid]
+    if sc then M.add_stock(sid, sc.pending) end
+  end
+end
+
+-- The JSON-ready view served by GET /__emulator/state.
+function M.view()
+  local s = M.s
+  local out = {
+    requests = s.requests,
+    connections = s.connections,
+    calls = json.object(),
+    faults = json.array(),
+    tenants = json.object(),
+  }
+  for sid, per in pairs(s.calls) do
+    local m = json.object()
+    for k, v in pairs(per) do m[k] = v end
+    out.calls[sid] = m
+  end
+  for i, f in ipairs(s.faults) do
+    local c = json.object()
+    for k, v in pairs(f) do c[k] = v end
+    out.faults[i] = c
+  end
+  for sid, t in pairs(s.tenants) do
+    local lq, sq = t.logistics, t.stock
+    M.compact_logistics(lq)
+    local ids = json.array()
+    for i, r in ipairs(lq.rows) do ids[i] = r.sync_id end
+    local gids = json.array()
+    for _, g in ipairs(sq.goods) do
+      if g.pending then gids[#gids + 1] = g.rec_id end
+    end
+    local rate = s.rate[sid]
+    out.tenants[sid] = {
+      logistics = { size = lq.size, pending = ids, acked = lq.acked, failed = lq.failed,
+                    kept = lq.kept },
+      stock = { size = sq.size, pending = gids, synced = sq.synced, failed = sq.failed,
+                cancelled = sq.cancelled, stale = sq.stale },
+      rate_window = rate and { started = rate.start, count = rate.count } or json.null,
+    }
+  end
+  return out
+end
+
+return M

@@ -1,0 +1,38 @@
+-- Error objects: every runtime failure of wdt is returned as `nil, err` with one of these.
+-- Fields: kind, message, method, status (API status, kind "api"), http_status, retryable,
+-- tries, sent. Messages never carry the URL (its query holds the salt and the sign).
+local errors = {}
+
+local Error = {}
+Error.__index = Error
+Error.__name = "wdt.error"
+
+-- kinds: api, http, network, timeout, decode, too_large
+local function describe(e)
+  if e.kind == "api" then
+    return "api error " .. tostring(e.status)
+  elseif e.kind == "http" then
+    return "http error " .. tostring(e.http_status)
+  elseif e.kind == "too_large" then
+    return "answer too large"
+  end
+  return tostring(e.kind) .. " error"
+end
+
+function Error.__tostring(e)
+  local s = "wdt: " .. describe(e)
+  if e.method then s = s .. " in " .. e.method end
+  if e.message and e.message ~= "" then s = s .. ": " .. e.message end
+  if e.tries and e.tries > 1 then s = s .. " (after " .. e.tries .. " tries)" end
+  return s
+end
+
+function errors.new(fields)
+  return setmetatable(fields, Error)
+end
+
+function errors.is(v)
+  return getmetatable(v) == Error
+end
+
+return errors

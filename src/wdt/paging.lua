@@ -1,0 +1,61 @@
+-- One shape for both kinds of paged answer:
+--   most queries:      {"status":0,"data":{"total_count":N,"order":[rows]}}
+--   getSyncListExt:    {"status":0,"total":N,"data":[rows]}
+local paging = {}
+
+local core = require "wdt.core"
+
+local function is_list(v)
+  return type(v) == "table" and (v[1] ~= nil or getmetatable(v) == core.array_mt)
+end
+
+local function is_whole(v)
+  return type(v) == "number" and v % 1 == 0
+end
+
+-- Check a pager table given by the caller; raises naming the bad field.
+function paging.check(pager, argname)
+  if type(pager) ~= "table" then
+    error(("bad argument %s (pager table expected, got %s)"):format(argname, type(pager)), 3)
+  end
+  local size, no = pager.page_size, pager.page_no or 0
+  if not is_whole(size) or size < 1 then
+    error(("bad argument %s (page_size must be an integer >= 1)"):format(argname), 3)
+  end
+  if not is_whole(no) or no < 0 then
+    error(("bad argument %s (page_no must be an integer >= 0)"):format(argname), 3)
+  end
+  if pager.calc_total ~= nil and type(pager.calc_total) ~= "boolean" then
+    error(("bad argument %s (calc_total must be a boolean)"):format(argname), 3)
+  end
+  for k in pairs(pager) do
+    if k ~= "page_size" and k ~= "page_no" and k ~= "calc_total" then
+      error(("bad argument %s (unknown pager field '%s')"):format(argname, tostring(k)), 3)
+    end
+  end
+  return { page_size = size, page_no = no, calc_total = pager.calc_total or false }
+end
+
+-- Build the page object: rows, total (when asked for), the pager used, the whole answer.
+function paging.page(response, pager)
+  local data, rows, total = response.data, nil, nil
+  if is_list(data) then
+    rows, total = data, response.total
+  elseif type(data) == "table" then
+    total = data.total_count
+    for _, v in pairs(data) do
+      if is_list(v) then rows = v break end
+    end
+  end
+  if type(total) ~= "number" then total = nil end
+  if not pager.calc_total then total = nil end
+  return {
+    rows = rows or setmetatable({}, core.array_mt),
+    total = total,
+    page_no = pager.page_no,
+    page_size = pager.page_size,
+    response = response,
+  }
+end
+
+return paging

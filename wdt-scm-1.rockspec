@@ -1,0 +1,50 @@
+rockspec_format = "3.0"
+package = "wdt"
+version = "scm-1"
+
+source = {
+  url = "git+https://github.com/wdt-lua/wdt.git",
+  branch = "main",
+}
+
+description = {
+  summary = "WangDianTong (旺店通) ERP flagship open API SDK for Lua 5.4 and LuaJIT/OpenResty",
+  detailed = [[
+A C core (exact JSON codec, request signing, kept-alive libcurl transport) under a Lua
+layer with retries, clock-skew handling, paging and the logistics/stock sync flows; a
+cosocket transport for OpenResty and a local emulator of the API for tests.
+]],
+  license = "MIT",
+  labels = { "erp", "api", "wangdiantong", "openresty" },
+}
+
+dependencies = {
+  "lua >= 5.1",
+}
+
+-- Debian/Ubuntu keep curl/curl.h in the multiarch include dir (/usr/include/<triplet>),
+-- where LuaRocks does not look, so libcurl is checked by its library only; CMake's
+-- FindCURL finds the header. Pass CURL_DIR / OPENSSL_DIR for non-system installs.
+external_dependencies = {
+  CURL = { library = "curl" },
+  OPENSSL = { header = "openssl/evp.h", library = "crypto" },
+}
+
+build = {
+  type = "cmake",
+  variables = {
+    CMAKE_BUILD_TYPE = "Release",
+    CMAKE_INSTALL_PREFIX = "$(PREFIX)",
+    LUA_INCDIR = "$(LUA_INCDIR)",
+    LUADIR = "$(LUADIR)",
+    LIBDIR = "$(LIBDIR)",
+    CURL_ROOT = "$(CURL_DIR)",
+    OPENSSL_ROOT_DIR = "$(OPENSSL_DIR)",
+  },
+  install = {
+    bin = {
+      ["wdt"] = "bin/wdt",
+      ["wdt-emulator"] = "bin/wdt-emulator",
+    },
+  },
+}
