@@ -7,5 +7,5 @@ self = false   -- methods that do not use self keep the colon form of their sibl
 files["src/wdt/emulator"] = { std = "luajit", globals = { "ngx" } }
 files["src/wdt/transport"] = { std = "luajit", read_globals = { "ngx" } }
 files["src/wdt"] = { read_globals = { "ngx", "unpack" } }
-files["examples/openresty"] = { std = "luajit", read_globals = { "ngx" } }
+files["examples/openresty"] = { std = "luajit", globals = { "ngx" } }
 files["spec"] = { std = "+busted" }

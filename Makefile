@@ -31,7 +31,7 @@ build-luajit: deps
 	cmake --build build-luajit -j2
 
 lint: deps
-	luacheck -q src spec bin examples bench
+	luacheck -q src spec examples bench bin/wdt
 
 specs: build build-luajit
 	$(BUSTED)

@@ -74,7 +74,7 @@ cat "$tmp/summary.txt"
 
 say "checking the ERP's side (GET /__emulator/state)"
 curl -fsS "http://127.0.0.1:$port/__emulator/state" >"$tmp/state.json" || die "cannot read the emulator's state"
-"$LUA" - "$tmp/summary.txt" "$tmp/state.json" "$SID" <<'LUA'
+"$LUA" - "$tmp/summary.txt" "$tmp/state.json" "$SID" "$PENDING" <<'LUA'
 local cjson = require "cjson"
 local function slurp(p) local f = assert(io.open(p)) local s = f:read("a") f:close() return s end
 local summary, state, sid = slurp(arg[1]), cjson.decode(slurp(arg[2])), arg[3]
@@ -87,12 +87,14 @@ local checks = {
   { "deferred shipments still waiting in the queue", count("deferred"), q.size },
   { "deferred outcomes the ERP recorded", count("deferred"), q.kept },
   { "shipments refused by the ERP", count("refused"), 0 },
+  { "shipments accounted for (synced + failed + waiting)", tonumber(arg[4]),
+    math.tointeger(q.acked + q.failed + q.size) },
 }
 local ok = true
 for _, c in ipairs(checks) do
   local good = c[2] ~= nil and c[2] == c[3]
   ok = ok and good
-  print(("  %-48s summary %-5s emulator %-5s %s"):format(c[1], tostring(c[2]), tostring(c[3]),
+  print(("  %-52s summary %-5s emulator %-5s %s"):format(c[1], tostring(c[2]), tostring(c[3]),
         good and "ok" or "MISMATCH"))
 end
 print(("  queue now: %d shipment(s) waiting"):format(#q.pending))

@@ -157,6 +157,15 @@ describe("wdt command", function()
       assert.equal("T0000000041", rows[1].tid)
     end)
 
+    it("keeps getSyncListExt's total with --total", function()
+      local code, out = run({ "call", "sales.LogisticsSync.getSyncListExt",
+        '[{"shop_no":"s1","is_own_platform":true}]', "--page-size", "2", "--total" })
+      assert.equal(0, code)
+      local v = cjson.decode(out)
+      assert.equal(50, v.total)
+      assert.equal(2, #v.data)
+    end)
+
     it("reads every page with --all", function()
       local code, out = run({ "call", "sales.LogisticsSync.getSyncListExt",
         '[{"shop_no":"s1","is_own_platform":true}]', "--all", "--page-size", "7" })

@@ -6,7 +6,6 @@
 -- overlaps the previous one. Timers have cosockets, so the sync goes through the ngx
 -- transport and does not hold up the worker. The last summary is kept in the shared dict
 -- `wdt_sync` and served as JSON by GET /sync/status (background.status).
--- luacheck: globals ngx  (handlers set ngx.status and ngx.header fields)
 local wdt = require "wdt"
 local config = require "openresty.config"
 

@@ -13,7 +13,6 @@
 -- answer does not hold up the worker's other requests. `?transport=curl` (or `ngx`, `auto`)
 -- picks the transport for one request, for comparison; the answer's `transport` field and
 -- the X-Wdt-Transport header say which one carried the call.
--- luacheck: globals ngx  (handlers set ngx.status and ngx.header fields)
 local wdt = require "wdt"
 local config = require "openresty.config"
 

@@ -68,8 +68,7 @@ end
 
 -- Which transport a call made right now by `client` goes through: "ngx" or "curl".
 function config.transport_of(client)
-  if type(client.transport) == "function" then return client:transport() end
-  return client:_transport() and "ngx" or "curl"
+  return client:transport()
 end
 
 -- An error object as a plain table for a JSON answer (only what a caller needs).

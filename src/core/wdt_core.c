@@ -22,6 +22,7 @@
 #include "wdt_json.h"
 #include "wdt_sign.h"
 #include "wdt_http.h"
+#include "wdt_batch.h"
 
 #define CLIENT_MT   "wdt.core.client"
 #define BUFBOX_MT   "wdt.core.buf"
@@ -33,7 +34,7 @@
 
 typedef struct wdt_client {
     int     closed;
-    int     http_ready;
+    int     pool_ready;
     char   *sid;     size_t sid_len;
     char   *key;     size_t key_len;
     char   *secret;  size_t secret_len;
@@ -46,7 +47,8 @@ typedef struct wdt_client {
     long    connect_timeout_ms;
     wdt_buf body;                    /* prepare: the JSON body */
     wdt_buf query;                   /* prepare: the URL */
-    wdt_http_req http;               /* send: the kept-alive handle, its answer buffer */
+    wdt_http_pool pool;              /* send, send_many: the kept-alive handles and their
+                                        connection cache (one multi handle) */
 } wdt_client;
 
 /* ---- small helpers ---------------------------------------------------------------------- */
@@ -86,9 +88,9 @@ static void client_release(wdt_client *c)
     wdt_buf_free(&c->body);
     wdt_buf_wipe(&c->query);            /* the URL held the salt */
     wdt_buf_free(&c->query);
-    if (c->http_ready)
-        wdt_http_free(&c->http);
-    c->http_ready = 0;
+    if (c->pool_ready)
+        wdt_http_pool_free(&c->pool);
+    c->pool_ready = 0;
     c->closed = 1;
     /* c->sid stays for __tostring; freed in __gc */
 }
@@ -464,7 +466,7 @@ static int l_client_prepare(lua_State *L)
     return 2;
 }
 
-static const char *kind_name(wdt_http_kind k)
+const char *wdt_core_kind_name(wdt_http_kind k)
 {
     switch (k) {
     case WDT_HTTP_TIMEOUT:   return "timeout";
@@ -473,54 +475,77 @@ static const char *kind_name(wdt_http_kind k)
     }
 }
 
-/* cl:send(url, body, opts) -> status, body, date | nil, kind, message, sent */
-static int l_client_send(lua_State *L)
+/* The open client at index 1, the send options in the table at opts_arg (nil: the
+ * client's), and its pool of handles, created on first use (NULL: out of memory). */
+wdt_http_pool *wdt_core_client_pool(lua_State *L, int opts_arg, wdt_send_opts *so)
 {
     wdt_client *c = check_open_client(L);
-    size_t url_len, body_len;
-    const char *url = check_str(L, 2, "url", &url_len);
-    const char *body = check_str(L, 3, "body", &body_len);
-    long timeout_ms = c->timeout_ms, connect_timeout_ms = c->connect_timeout_ms;
-    wdt_http_result res;
-
-    if (strlen(url) != url_len)
-        luaL_argerror(L, 2, "url: contains a NUL byte");
-    if (!lua_isnoneornil(L, 4)) {
-        check_table(L, 4, "opts");
-        opt_seconds(L, 4, 4, "timeout", &timeout_ms);
-        opt_seconds(L, 4, 4, "connect_timeout", &connect_timeout_ms);
+    so->timeout_ms = c->timeout_ms;
+    so->connect_timeout_ms = c->connect_timeout_ms;
+    so->fresh_connect = 0;
+    if (!lua_isnoneornil(L, opts_arg)) {
+        check_table(L, opts_arg, "opts");
+        opt_seconds(L, opts_arg, opts_arg, "timeout", &so->timeout_ms);
+        opt_seconds(L, opts_arg, opts_arg, "connect_timeout", &so->connect_timeout_ms);
+        /* fresh_connect: send on a new connection. libcurl silently sends a request once
+         * more when a reused connection dies before any answer byte: not for writes that
+         * must not be repeated (see doc/reliability.md). */
+        int ty = compat_getfield(L, opts_arg, "fresh_connect");
+        if (ty != LUA_TNIL && ty != LUA_TBOOLEAN)
+            type_error(L, opts_arg, "opts.fresh_connect", "boolean");
+        so->fresh_connect = lua_toboolean(L, -1);
+        lua_pop(L, 1);
     }
-    if (!c->http_ready) {
+    if (!c->pool_ready) {
         wdt_http_opts ho;
         ho.max_body = c->max_body;
         ho.ca_file = c->ca_file;
         ho.insecure = c->insecure;
-        if (wdt_http_init(&c->http, &ho) != 0) {
-            lua_pushnil(L);
-            lua_pushliteral(L, "network");
-            lua_pushliteral(L, "cannot create the libcurl handle (out of memory?)");
-            lua_pushboolean(L, 0);
-            return 4;
+        if (wdt_http_pool_init(&c->pool, &ho) != 0) {
+            wdt_http_pool_free(&c->pool);
+            return NULL;
         }
-        c->http_ready = 1;
+        c->pool_ready = 1;
     }
+    return &c->pool;
+}
 
-    /* url and body are Lua strings anchored in this frame for the whole transfer */
-    if (wdt_http_post(&c->http, url, body, body_len, timeout_ms, connect_timeout_ms, &res)
-        != WDT_HTTP_OK) {
+/* cl:send(url, body, opts) -> status, body, date | nil, kind, message, sent */
+static int l_client_send(lua_State *L)
+{
+    size_t url_len, body_len;
+    const char *url = check_str(L, 2, "url", &url_len);
+    const char *body = check_str(L, 3, "body", &body_len);
+    wdt_send_opts so;
+    wdt_http_result res;
+
+    if (strlen(url) != url_len)
+        luaL_argerror(L, 2, "url: contains a NUL byte");
+    wdt_http_pool *pool = wdt_core_client_pool(L, 4, &so);
+    if (pool == NULL) {
         lua_pushnil(L);
-        lua_pushstring(L, kind_name(res.kind));
+        lua_pushliteral(L, "network");
+        lua_pushliteral(L, "cannot create the libcurl handle (out of memory?)");
+        lua_pushboolean(L, 0);
+        return 4;
+    }
+    /* url and body are Lua strings anchored in this frame for the whole transfer */
+    if (wdt_http_pool_post(pool, url, body, body_len, so.timeout_ms, so.connect_timeout_ms,
+                           so.fresh_connect, &res) != WDT_HTTP_OK) {
+        lua_pushnil(L);
+        lua_pushstring(L, wdt_core_kind_name(res.kind));
         lua_pushstring(L, res.message);
         lua_pushboolean(L, res.sent);
         return 4;
     }
+    wdt_http_req *r = pool->reqs[0];
     lua_pushinteger(L, (lua_Integer)res.status);
-    lua_pushlstring(L, c->http.body.data ? c->http.body.data : "", c->http.body.len);
-    if (c->http.date[0])
-        lua_pushstring(L, c->http.date);
+    lua_pushlstring(L, r->body.data ? r->body.data : "", r->body.len);
+    if (r->date[0])
+        lua_pushstring(L, r->date);
     else
         lua_pushnil(L);
-    wdt_http_release_body(&c->http);
+    wdt_http_release_body(r);
     return 3;
 }
 
@@ -758,6 +783,7 @@ static int l_sleep(lua_State *L)
 static const luaL_Reg client_methods[] = {
     { "prepare", l_client_prepare },
     { "send",    l_client_send },
+    { "send_many", wdt_l_client_send_many },
     { "close",   l_client_close },
     { NULL, NULL }
 };

@@ -1,6 +1,7 @@
 #include "wdt_http.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define WDT_HTTP_KEEP_BUF ((size_t)1024 * 1024)   /* keep at most this much memory between calls */
@@ -238,4 +239,192 @@ void wdt_http_release_body(wdt_http_req *r)
         wdt_buf_free(&r->body);
     else
         wdt_buf_reset(&r->body);
+}
+
+/* ---- the pool: one multi handle driving the client's easy handles ---------------------- */
+
+int wdt_http_pool_init(wdt_http_pool *p, const wdt_http_opts *opts)
+{
+    memset(p, 0, sizeof *p);
+    if (opts)
+        p->opts = *opts;
+    p->multi = curl_multi_init();
+    return p->multi ? 0 : -1;
+}
+
+void wdt_http_pool_free(wdt_http_pool *p)
+{
+    /* the multi handle owns the connection cache: clean it first (closes the connections),
+     * then the easy handles, none of which is added to it between runs */
+    if (p->multi)
+        curl_multi_cleanup(p->multi);
+    p->multi = NULL;
+    for (size_t i = 0; i < p->n; i++) {
+        wdt_http_free(p->reqs[i]);
+        free(p->reqs[i]);
+    }
+    free(p->reqs);
+    p->reqs = NULL;
+    p->n = 0;
+}
+
+/* Make sure handles reqs[0..want-1] exist; the connection cache keeps one per handle. */
+static int pool_grow(wdt_http_pool *p, size_t want)
+{
+    if (want <= p->n)
+        return 0;
+    wdt_http_req **nr = realloc(p->reqs, want * sizeof *nr);
+    if (nr == NULL)
+        return -1;
+    p->reqs = nr;
+    while (p->n < want) {
+        wdt_http_req *r = malloc(sizeof *r);
+        if (r == NULL)
+            return -1;
+        if (wdt_http_init(r, &p->opts) != 0) {
+            free(r);
+            return -1;
+        }
+        p->reqs[p->n++] = r;
+    }
+    curl_multi_setopt(p->multi, CURLMOPT_MAXCONNECTS, (long)p->n);
+    return 0;
+}
+
+static CURLMcode pool_wait(CURLM *m)
+{
+#if LIBCURL_VERSION_NUM >= 0x074200          /* 7.66.0: curl_multi_poll */
+    return curl_multi_poll(m, NULL, 0, 1000, NULL);
+#else
+    return curl_multi_wait(m, NULL, 0, 1000, NULL);
+#endif
+}
+
+/* take: move each answer into its job (a batch); otherwise leave it in the handle (post) */
+static int pool_drive(wdt_http_pool *p, wdt_http_job *jobs, size_t njobs, size_t conc,
+                      long timeout_ms, long connect_timeout_ms, int take)
+{
+    size_t slot_job[WDT_HTTP_MAX_CONCURRENCY];
+    unsigned char busy[WDT_HTTP_MAX_CONCURRENCY];
+    size_t next = 0, inflight = 0;
+    const char *fatal = NULL;
+
+    for (size_t i = 0; i < njobs; i++) {
+        memset(&jobs[i].res, 0, sizeof jobs[i].res);
+        wdt_buf_init(&jobs[i].answer);
+        jobs[i].date[0] = '\0';
+    }
+    if (conc < 1)
+        conc = 1;
+    if (conc > WDT_HTTP_MAX_CONCURRENCY)
+        conc = WDT_HTTP_MAX_CONCURRENCY;
+    if (conc > njobs)
+        conc = njobs;
+    if (njobs == 0)
+        return 0;
+    if (p->multi == NULL || pool_grow(p, conc) != 0) {
+        for (size_t i = 0; i < njobs; i++)
+            fail_result(&jobs[i].res, WDT_HTTP_NETWORK, 0,
+                        "cannot create the libcurl handles (out of memory?)");
+        return -1;
+    }
+    memset(busy, 0, sizeof busy);
+
+    for (;;) {
+        /* start queued jobs on the free handles */
+        for (size_t s = 0; s < conc; s++) {
+            while (!busy[s] && next < njobs) {
+                wdt_http_job *j = &jobs[next++];
+                wdt_http_req *r = p->reqs[s];
+                if (wdt_http_prepare(r, j->url, j->body, j->body_len, timeout_ms,
+                                     connect_timeout_ms, &j->res) != 0)
+                    continue;                 /* j->res says why; next job on this slot */
+                curl_easy_setopt(r->easy, CURLOPT_FRESH_CONNECT, j->fresh_connect ? 1L : 0L);
+                CURLMcode mc = curl_multi_add_handle(p->multi, r->easy);
+                if (mc != CURLM_OK) {
+                    fail_result(&j->res, WDT_HTTP_NETWORK, 0, curl_multi_strerror(mc));
+                    continue;
+                }
+                busy[s] = 1;
+                slot_job[s] = (size_t)(j - jobs);
+                inflight++;
+            }
+        }
+        if (inflight == 0)
+            break;
+
+        int running = 0;
+        CURLMcode mc = curl_multi_perform(p->multi, &running);
+        if (mc != CURLM_OK) {
+            fatal = curl_multi_strerror(mc);
+            break;
+        }
+        int finished = 0, queued = 0;
+        CURLMsg *msg;
+        while ((msg = curl_multi_info_read(p->multi, &queued)) != NULL) {
+            if (msg->msg != CURLMSG_DONE)
+                continue;
+            CURL *e = msg->easy_handle;
+            CURLcode rc = msg->data.result;   /* read before the handle is removed */
+            size_t s = 0;
+            while (s < conc && !(busy[s] && p->reqs[s]->easy == e))
+                s++;
+            curl_multi_remove_handle(p->multi, e);
+            if (s == conc)
+                continue;                     /* not ours: cannot happen */
+            wdt_http_req *r = p->reqs[s];
+            wdt_http_job *j = &jobs[slot_job[s]];
+            wdt_http_finish(r, rc, &j->res);
+            if (j->res.kind == WDT_HTTP_OK) {
+                memcpy(j->date, r->date, sizeof j->date);
+                if (take) {                   /* hand the buffer over, no copy */
+                    j->answer = r->body;
+                    wdt_buf_init(&r->body);
+                }
+            }
+            busy[s] = 0;
+            inflight--;
+            finished = 1;
+        }
+        if (!finished && inflight > 0) {
+            mc = pool_wait(p->multi);
+            if (mc != CURLM_OK) {
+                fatal = curl_multi_strerror(mc);
+                break;
+            }
+        }
+    }
+
+    if (fatal) {                              /* the multi handle failed: fail what is left */
+        for (size_t s = 0; s < conc; s++) {
+            if (!busy[s])
+                continue;
+            curl_multi_remove_handle(p->multi, p->reqs[s]->easy);
+            fail_result(&jobs[slot_job[s]].res, WDT_HTTP_NETWORK, p->reqs[s]->reached, fatal);
+            wdt_buf_reset(&p->reqs[s]->body);
+        }
+        for (; next < njobs; next++)
+            fail_result(&jobs[next].res, WDT_HTTP_NETWORK, 0, fatal);
+    }
+    return 0;
+}
+
+wdt_http_kind wdt_http_pool_post(wdt_http_pool *p, const char *url, const char *body,
+                                 size_t body_len, long timeout_ms, long connect_timeout_ms,
+                                 int fresh_connect, wdt_http_result *res)
+{
+    wdt_http_job j;
+    j.url = url;
+    j.body = body;
+    j.body_len = body_len;
+    j.fresh_connect = fresh_connect;
+    pool_drive(p, &j, 1, 1, timeout_ms, connect_timeout_ms, 0);
+    *res = j.res;
+    return res->kind;
+}
+
+int wdt_http_pool_run(wdt_http_pool *p, wdt_http_job *jobs, size_t njobs, size_t concurrency,
+                      long timeout_ms, long connect_timeout_ms)
+{
+    return pool_drive(p, jobs, njobs, concurrency, timeout_ms, connect_timeout_ms, 1);
 }

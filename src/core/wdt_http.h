@@ -82,4 +82,51 @@ wdt_http_kind wdt_http_post(wdt_http_req *r, const char *url, const char *body, 
 /* After the answer was consumed: drop its bytes (and give back a large buffer's memory). */
 void wdt_http_release_body(wdt_http_req *r);
 
+
+/* ---- a pool: one multi handle, its easy handles, one connection cache ---------------------
+ *
+ * A client's transfers all go through one pool, so a connection opened by a batch is reused
+ * by the next single call and the reverse: a client opens at most as many connections as
+ * the largest concurrency it used (1 for sequential calls). Single POSTs ride reqs[0].
+ */
+#define WDT_HTTP_MAX_CONCURRENCY 256
+
+typedef struct wdt_http_job {
+    const char     *url;              /* in: not copied, valid until the run returns */
+    const char     *body;
+    size_t          body_len;
+    int             fresh_connect;    /* in: nonzero: on a new connection (a write that
+                                         must not be sent twice, see doc/reliability.md) */
+    wdt_http_result res;              /* out */
+    wdt_buf         answer;           /* out on WDT_HTTP_OK: the answer; owned by the job
+                                         (wdt_buf_free it) */
+    char            date[64];         /* out: the Date header, "" when absent */
+} wdt_http_job;
+
+typedef struct wdt_http_pool {
+    CURLM         *multi;
+    wdt_http_req **reqs;              /* reqs[0..n-1], created on demand, never moved */
+    size_t         n;
+    wdt_http_opts  opts;              /* ca_file is not copied: it must outlive the pool */
+} wdt_http_pool;
+
+/* 0, or -1 (out of memory). No easy handle is created yet. */
+int  wdt_http_pool_init(wdt_http_pool *p, const wdt_http_opts *opts);
+/* Close the connections and free everything. Safe on a zeroed or freed struct. */
+void wdt_http_pool_free(wdt_http_pool *p);
+
+/* Blocking POST on p->reqs[0] through the multi handle: like wdt_http_post, the answer is
+ * in p->reqs[0]->body (release it with wdt_http_release_body) and the Date in ->date. */
+wdt_http_kind wdt_http_pool_post(wdt_http_pool *p, const char *url, const char *body,
+                                 size_t body_len, long timeout_ms, long connect_timeout_ms,
+                                 int fresh_connect, wdt_http_result *res);
+
+/* Run jobs[0..njobs-1] with at most `concurrency` (1..WDT_HTTP_MAX_CONCURRENCY) in flight,
+ * each job on the first free handle as soon as one is free; blocks until every job is done.
+ * Every job gets a result; a job's timeouts count from its own start. Each `answer` is
+ * initialised here (the caller frees them). 0, or -1 when no transfer could run at all
+ * (out of memory, libcurl failure): every job's res then says why, with sent = 0. */
+int  wdt_http_pool_run(wdt_http_pool *p, wdt_http_job *jobs, size_t njobs, size_t concurrency,
+                       long timeout_ms, long connect_timeout_ms);
+
 #endif

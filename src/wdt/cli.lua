@@ -64,7 +64,8 @@ A JSON object is taken as the only argument. Without ARGS_JSON the method gets n
 Paged queries:
   --page-size N   ask for one page of N rows (default 100 when another paging option is given)
   --page-no N     the page to ask for, from 0 (default 0)
-  --total         ask the server to count the rows (calc_total=1)
+  --total         ask the server to count the rows (calc_total=1); when the answer's
+                  data is the list itself (getSyncListExt), prints {"data":[...],"total":N}
   --all           read every page from --page-no on until a short page; prints one JSON
                   array of all rows
 
@@ -456,6 +457,10 @@ function commands.call(ctx, opts, words)
     if page then
       data = page.response.data
       if data == nil then data = wdt.null end
+      -- getSyncListExt's total stands beside its list: keep it when it was asked for
+      if pager.calc_total and page.total and type(data) == "table" and page.rows == data then
+        data = { total = page.total, data = data }
+      end
     end
   else
     data, err = client:call(method, unpack(args, 1, n))
@@ -649,6 +654,7 @@ function cli.main(argv, env, streams)
     return f(ctx, opts, words)
   end, function(e)
     if getmetatable(e) == UsageError then return e end
+    if type(e) == "string" and e:find("interrupted!$") then return { interrupted = true } end
     if type(e) == "string" and e:match("^bad argument") then
       return setmetatable({ message = e }, UsageError)
     end
@@ -658,6 +664,10 @@ function cli.main(argv, env, streams)
   if getmetatable(code) == UsageError then
     ctx.err("wdt: " .. one_line(code.message) .. " (see 'wdt --help')\n")
     return cli.EXIT_USAGE
+  end
+  if code.interrupted then
+    ctx.err("wdt: interrupted\n")
+    return cli.EXIT_INTERRUPTED
   end
   ctx.err("wdt: internal error: " .. one_line(code.internal) .. "\n")
   if env.WDT_DEBUG then ctx.err(code.trace .. "\n") end

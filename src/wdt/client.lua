@@ -127,12 +127,22 @@ end
 
 -- Which transport sends this request: cosockets inside an nginx request or timer,
 -- libcurl everywhere else, unless the client's `transport` option forces one.
-function Client:_transport()
+-- A forced "ngx" where nginx has no cosockets is a mistake in the caller's set-up: it
+-- raises rather than fail every call in a way that looks retryable.
+function Client:transport()
   local choice = self._opts.transport
-  if choice == "auto" then
-    choice = clock.in_cosocket_context() and "ngx" or "curl"
+  local cosockets = clock.in_cosocket_context()
+  if choice == "auto" then return cosockets and "ngx" or "curl" end
+  if choice == "ngx" and not cosockets then
+    local phase = type(ngx) == "table" and ngx.get_phase and ngx.get_phase()
+    error("wdt.client: transport 'ngx' is forced, but " .. (phase and ("nginx's " .. phase .. " phase")
+      or "this Lua outside nginx") .. " has no cosockets", 3)
   end
-  if choice == "ngx" then return require "wdt.transport.ngx" end
+  return choice
+end
+
+function Client:_transport()
+  if self:transport() == "ngx" then return require "wdt.transport.ngx" end
   return nil
 end
 
@@ -149,46 +159,127 @@ local function api_error(method, kind, message, status, response, http_status, s
   }
 end
 
--- One request with the retry policy around it. `req`: method, args (with n), pager,
--- and per-call timeout, connect_timeout, retries, idempotent. Returns the whole answer.
+-- Per-call options of `request` and `with` (doc/reliability.md): name -> type.
+local call_option_types = {
+  timeout = "number", connect_timeout = "number", retries = "number",
+  backoff = "number", max_backoff = "number", idempotent = "boolean",
+}
+
+-- Checks the per-call options found in `t` (other keys are left to the caller) into `out`.
+local function check_call_options(fname, t, out, skip)
+  for k, v in pairs(t) do
+    if not (skip and skip[k]) then
+      local want = call_option_types[k]
+      if not want then
+        error(("bad argument '%s' to '%s' (unknown option)"):format(tostring(k), fname), 3)
+      end
+      if type(v) ~= want then
+        error(("bad argument '%s' to '%s' (%s expected, got %s)"):format(k, fname, want, type(v)), 3)
+      end
+      if want == "number" then
+        local bad = v ~= v or v == math.huge or v < 0
+          or ((k == "timeout" or k == "connect_timeout") and (v <= 0 or v > 86400 * 24))
+          or (k == "retries" and v % 1 ~= 0)
+        if bad then
+          local what = k == "retries" and "a whole number >= 0"
+            or (k == "timeout" or k == "connect_timeout") and "a positive number of seconds"
+            or "a number >= 0"
+          error(("bad argument '%s' to '%s' (%s expected)"):format(k, fname, what), 3)
+        end
+      end
+      out[k] = v
+    end
+  end
+  return out
+end
+
+local request_fields = { method = true, args = true, pager = true }
+
+-- One request with the retry policy around it (see wdt.policy and doc/reliability.md).
+--   client:request{ method =, args = {n =, ...}, pager =,
+--                   timeout =, connect_timeout =, retries =, backoff =, max_backoff =,
+--                   idempotent = }  -> response (the whole decoded answer) | nil, err
+-- Per-call options override those of the client (and of a `with` view). Every try is
+-- signed anew with a fresh timestamp; a status 7 answer with a `Date` header teaches the
+-- client the server's clock and is re-signed at once (once per request, not counted as a
+-- retry); the offset is kept for later calls. err.tries is the number of tries made.
 function Client:request(req)
-  if type(req) ~= "table" then error("bad argument #1 to 'request' (table expected)", 2) end
+  if type(req) ~= "table" then
+    error("bad argument #1 to 'request' (table expected, got " .. type(req) .. ")", 2)
+  end
   check_method("request", req.method)
-  local method, args = req.method, req.args or { n = 0 }
-  if type(args) ~= "table" then error("bad argument 'args' to 'request' (table expected)", 2) end
+  local method, args = req.method, req.args
+  if args == nil then args = { n = 0 } end
+  if type(args) ~= "table" then
+    error("bad argument 'args' to 'request' (table expected, got " .. type(args) .. ")", 2)
+  end
   if args.n == nil then args = { n = #args, unpack(args) } end
+  local pager = req.pager
+  if pager ~= nil then pager = paging.check(pager, "'pager' to 'request'") end
   local o = self._opts
-  local send_opts = {
-    timeout = req.timeout or o.timeout,
-    connect_timeout = req.connect_timeout or o.connect_timeout,
-  }
-  local retries = req.retries or o.retries
-  local idempotent = req.idempotent
+  local c = check_call_options("request", req, {}, request_fields)
+  local view = self._call_opts
+  local function opt(name)
+    if c[name] ~= nil then return c[name] end
+    if view and view[name] ~= nil then return view[name] end
+    return o[name]
+  end
+  local retries, backoff, max_backoff = opt("retries"), opt("backoff"), opt("max_backoff")
+  local idempotent = opt("idempotent")
   if idempotent == nil then idempotent = policy.is_idempotent(method) end
-  local tries, skew_fixed = 0, false
+  -- A write that must not be repeated goes out on a new connection: on a kept-alive one
+  -- that turns out dead, libcurl (and the ngx transport) would silently send it again.
+  local send_opts = { timeout = opt("timeout"), connect_timeout = opt("connect_timeout"),
+                      fresh_connect = not idempotent }
+  local base = self._base or self          -- a `with` view keeps the clock on its client
+
+  local tries, limit, resigned = 0, retries + 1, false
   while true do
     tries = tries + 1
-    local url, body = self._core:prepare(method, args, req.pager, self:_timestamp())
+    local url, body = self._core:prepare(method, args, pager, self:_timestamp())
     local status, rbody, date, sent = self:_send(url, body, send_opts)
     local err
+    local now = false
     if status then
       local resp, kind, message, api_status, response = core.parse(status, rbody)
       if resp then return resp end
       err = api_error(method, kind, message, api_status, response, status, true)
-      if api_status == 7 and not skew_fixed and clock.learn(self, date) then
-        skew_fixed = true                 -- re-sign once with the server's clock
-        retries = retries + 1
+      if api_status == 7 and not resigned and clock.learn(base, date) then
+        resigned, now = true, true        -- refused, not applied: re-sign once, right away
+        limit = limit + 1
       end
     else
       err = api_error(method, rbody, date, nil, nil, nil, sent)
     end
-    err.retryable = policy.retryable(err, idempotent) or (skew_fixed and err.status == 7)
     err.tries = tries
-    if not err.retryable or tries > retries then return nil, err end
-    if not (skew_fixed and err.status == 7 and tries == 1) then
-      clock.sleep(policy.delay(tries, o.backoff, o.max_backoff))
+    if now then
+      err.retryable = true
+    else
+      err.retryable = policy.retryable(err, idempotent)
     end
+    if not err.retryable or tries >= limit then return nil, err end
+    if not now then clock.sleep(policy.delay(tries - (resigned and 1 or 0), backoff, max_backoff)) end
   end
+end
+
+-- client:with(opts) -> a view of the client whose calls use these per-call options
+-- (timeout, connect_timeout, retries, backoff, max_backoff, idempotent) by default:
+--   client:with{ retries = 0 }:call("sales.StockSync.syncSuccess", id, info)
+--   client:with{ idempotent = false }:call("sales.LogisticsSync.update", items)
+-- The view shares the client's connection, credentials and clock offset.
+function Client:with(opts)
+  if type(opts) ~= "table" then
+    error("bad argument #1 to 'with' (options table expected, got " .. type(opts) .. ")", 2)
+  end
+  local merged = {}
+  for k, v in pairs(self._call_opts or {}) do merged[k] = v end
+  check_call_options("with", opts, merged)
+  local base = self._base or self
+  return setmetatable({ _base = base, _call_opts = merged }, {
+    __index = base,
+    __tostring = function() return tostring(base) end,
+    __name = "wdt.client",
+  })
 end
 
 local function data_of(resp)

@@ -182,7 +182,7 @@ local function guarded(run, body)
   for _, item in ipairs(run.pending) do append(run.summary.unreported, item) end
   run.pending = {}
   if run.current then append(run.summary.unreported, run.current) end
-  return make_error(run, { kind = "interrupted", message = "interrupted" })
+  return make_error(run, { kind = "interrupted", message = "stopped by SIGINT (Ctrl-C)" })
 end
 
 ---------------------------------------------------------------------------- logistics
