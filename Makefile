@@ -1,6 +1,7 @@
 # Thin wrapper for the README commands. CMakeLists.txt is the build definition.
 #   make demo   install what is missing, build, run the logistics sync against the emulator
 #   make test   install what is missing, build, lint, run the specs
+MAKEFLAGS  += --no-print-directory
 LUA        ?= lua5.4
 BUSTED     ?= $(LUA) /usr/bin/busted
 BUILD      ?= build
@@ -37,6 +38,10 @@ specs: build build-luajit
 	$(BUSTED)
 
 test: lint specs
+
+# The main job against the emulator: 2,000 shipments, a few failed and deferred on purpose.
+demo: build
+	sh examples/demo.sh
 
 clean:
 	rm -rf $(BUILD) build-luajit build-asan build.luarocks

@@ -164,6 +164,19 @@ describe("wdt.client", function()
       assert.equal(25, n)
     end)
 
+    it("hands a failure to the loop body as false, err, then ends", function()
+      emu:faults { mode = "http_500", count = 10 }
+      local seen = {}
+      for page, err in client:pages("sales.LogisticsSync.getSyncListExt", { page_size = 7 },
+                                    { shop_no = "s1", is_own_platform = true }) do
+        seen[#seen + 1] = { page = page, err = err }
+      end
+      assert.equal(1, #seen)
+      assert.is_false(seen[1].page)
+      assert.equal("http", seen[1].err.kind)
+      assert.equal(500, seen[1].err.http_status)
+    end)
+
     it("rejects a bad pager at once", function()
       assert.has_error(function()
         client:page_call("sales.LogisticsSync.getSyncListExt", { page_size = 0 }, {})

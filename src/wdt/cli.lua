@@ -443,10 +443,8 @@ function commands.call(ctx, opts, words)
   local unpack = table.unpack or unpack  -- luacheck: ignore
   local data, err
   if opts.all then
-    -- (not a generic `for`: it would stop silently at the iterator's nil, err)
-    local rows, next_page = wdt.array(), client:pages(method, pager, unpack(args, 1, n))
-    while true do
-      local page, perr = next_page()
+    local rows = wdt.array()
+    for page, perr in client:pages(method, pager, unpack(args, 1, n)) do
       if not page then err = perr break end
       for _, r in ipairs(page.rows) do rows[#rows + 1] = r end
     end

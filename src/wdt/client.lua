@@ -311,7 +311,9 @@ function Client:page_call(method, pager, ...)
   return paging.page(resp, p)
 end
 
--- for page, err in client:pages(method, pager, ...): from pager.page_no on until a short page.
+-- for page, err in client:pages(method, pager, ...) do if not page then … err … end end
+-- From pager.page_no on until a short page. A failure comes as `false, err` (a generic
+-- `for` would end silently at `nil, err`), and the loop ends after it.
 function Client:pages(method, pager, ...)
   check_method("pages", method)
   local p = paging.check(pager, "'pager' to 'pages'")
@@ -320,7 +322,7 @@ function Client:pages(method, pager, ...)
   return function()
     if done then return nil end
     local resp, err = self:request { method = method, pager = p, args = args }
-    if not resp then done = true return nil, err end
+    if not resp then done = true return false, err end
     local page = paging.page(resp, p)
     if #page.rows < p.page_size then done = true end
     p = { page_size = p.page_size, page_no = p.page_no + 1, calc_total = p.calc_total }

@@ -7,7 +7,8 @@ local Error = {}
 Error.__index = Error
 Error.__name = "wdt.error"
 
--- kinds: api, http, network, timeout, decode, too_large
+-- kinds: api, http, network, timeout, decode, too_large, interrupted (a sync loop stopped
+-- by a signal after reporting what it had handled)
 local function describe(e)
   if e.kind == "api" then
     return "api error " .. tostring(e.status)
@@ -15,6 +16,8 @@ local function describe(e)
     return "http error " .. tostring(e.http_status)
   elseif e.kind == "too_large" then
     return "answer too large"
+  elseif e.kind == "interrupted" then
+    return "interrupted"
   end
   return tostring(e.kind) .. " error"
 end
