@@ -7,7 +7,7 @@ BUSTED     ?= $(LUA) /usr/bin/busted
 BUILD      ?= build
 DEB_PACKAGES = lua5.4 liblua5.4-dev lua-cjson lua-busted luarocks libcurl4-openssl-dev \
                libssl-dev nginx-light libnginx-mod-http-lua libluajit2-5.1-dev lua-socket \
-               lua-check cmake gcc make curl zlib1g-dev
+               lua-check cmake gcc make curl zlib1g-dev locales
 
 .PHONY: all deps build build-luajit test lint specs demo bench fuzz clean
 
@@ -34,8 +34,14 @@ build-luajit: deps
 lint: deps
 	luacheck -q src spec examples bench bin/wdt
 
-specs: build build-luajit
-	$(BUSTED)
+# A decimal-comma locale, so the codec's locale independence is really tested.
+LOCALE_DIR = $(CURDIR)/$(BUILD)/locale
+$(LOCALE_DIR)/de_DE.UTF-8:
+	mkdir -p $(LOCALE_DIR)
+	localedef -i de_DE -f UTF-8 $@
+
+specs: build build-luajit $(LOCALE_DIR)/de_DE.UTF-8
+	LOCPATH=$(LOCALE_DIR) $(BUSTED)
 
 test: lint specs
 

@@ -2,7 +2,8 @@
  * multi handle (wdt_http_pool_run), for wdt.batch (client:call_many).
  *
  *   list         {{url, body}, ...}; an item may say fresh_connect = true (a write that
- *                must not be sent twice goes out on a new connection)
+ *                must not be sent twice goes out on a new connection) and carry its own
+ *                timeout / connect_timeout (seconds)
  *   concurrency  1..WDT_HTTP_MAX_CONCURRENCY transfers in flight
  *   opts         nil or {timeout =, connect_timeout =, fresh_connect =} as for cl:send
  *   -> results   results[i] for list[i]: {status =, body =, date =} for any HTTP answer,
@@ -12,6 +13,7 @@
  * Nothing raises while libcurl runs: the answers are gathered in C memory (a box that
  * __gc frees on any error) and only then turned into Lua values.
  */
+#include <math.h>
 #include <string.h>
 
 #include "wdt_batch.h"
@@ -61,6 +63,23 @@ static const char *item_str(lua_State *L, int item, int k, size_t i, size_t *len
     return s;
 }
 
+/* item.timeout / item.connect_timeout (seconds) in ms; 0 when absent */
+static long item_ms(lua_State *L, int item, const char *name, size_t i)
+{
+    long ms = 0;
+    if (compat_getfield(L, item, name) != LUA_TNIL) {
+        double sec = lua_type(L, -1) == LUA_TNUMBER ? (double)lua_tonumber(L, -1) : -1.0;
+        if (!(sec > 0) || sec > 86400.0 * 24)
+            luaL_argerror(L, 2, lua_pushfstring(L, "list[%d].%s: a positive number of seconds "
+                                                "(at most 24 days) expected", (int)i, name));
+        ms = (long)ceil(sec * 1000.0);
+        if (ms < 1)
+            ms = 1;
+    }
+    lua_pop(L, 1);
+    return ms;
+}
+
 int wdt_l_client_send_many(lua_State *L)
 {
     lua_Integer conc = 0;
@@ -95,7 +114,10 @@ int wdt_l_client_send_many(lua_State *L)
             luaL_argerror(L, 2, lua_pushfstring(L, "list[%d].fresh_connect: boolean expected",
                                                 (int)(i + 1)));
         j->fresh_connect = ty == LUA_TNIL ? so.fresh_connect : lua_toboolean(L, -1);
-        lua_pop(L, 2);
+        lua_pop(L, 1);
+        j->timeout_ms = item_ms(L, item, "timeout", i + 1);
+        j->connect_timeout_ms = item_ms(L, item, "connect_timeout", i + 1);
+        lua_pop(L, 1);
     }
 
     if (pool == NULL) {

@@ -1,8 +1,12 @@
+#define _POSIX_C_SOURCE 200809L
+
 #include "wdt_http.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define WDT_HTTP_KEEP_BUF ((size_t)1024 * 1024)   /* keep at most this much memory between calls */
 
@@ -243,13 +247,74 @@ void wdt_http_release_body(wdt_http_req *r)
 
 /* ---- the pool: one multi handle driving the client's easy handles ---------------------- */
 
+static double mono_now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+/* CURLMOPT_SOCKETFUNCTION: keep p->pfds in step with what libcurl wants watched */
+static int on_socket(CURL *e, curl_socket_t fd, int what, void *ud, void *sockp)
+{
+    wdt_http_pool *p = ud;
+    size_t i = 0;
+    (void)e; (void)sockp;
+    while (i < p->npfds && p->pfds[i].fd != fd)
+        i++;
+    if (what == CURL_POLL_REMOVE) {
+        if (i < p->npfds)
+            p->pfds[i] = p->pfds[--p->npfds];
+        return 0;
+    }
+    if (i == p->npfds) {
+        if (p->npfds == p->cap_pfds) {
+            size_t cap = p->cap_pfds ? p->cap_pfds * 2 : 8;
+            struct pollfd *n = realloc(p->pfds, cap * sizeof *n);
+            if (n == NULL) {
+                p->oom = 1;
+                return -1;                    /* libcurl fails the transfer */
+            }
+            p->pfds = n;
+            p->cap_pfds = cap;
+        }
+        p->npfds++;
+        p->pfds[i].fd = fd;
+    }
+    p->pfds[i].events = (short)(((what & CURL_POLL_IN) ? POLLIN : 0)
+                                | ((what & CURL_POLL_OUT) ? POLLOUT : 0));
+    p->pfds[i].revents = 0;
+    return 0;
+}
+
+/* CURLMOPT_TIMERFUNCTION: when libcurl next wants curl_multi_socket_action(TIMEOUT) */
+static int on_timer(CURLM *m, long timeout_ms, void *ud)
+{
+    wdt_http_pool *p = ud;
+    (void)m;
+    p->timer_ms = timeout_ms;
+    p->timer_at = timeout_ms >= 0 ? mono_now() + (double)timeout_ms / 1000.0 : 0.0;
+    return 0;
+}
+
 int wdt_http_pool_init(wdt_http_pool *p, const wdt_http_opts *opts)
 {
     memset(p, 0, sizeof *p);
     if (opts)
         p->opts = *opts;
+    p->timer_ms = -1;
     p->multi = curl_multi_init();
-    return p->multi ? 0 : -1;
+    if (p->multi == NULL)
+        return -1;
+    if (curl_multi_setopt(p->multi, CURLMOPT_SOCKETFUNCTION, on_socket) != CURLM_OK
+        || curl_multi_setopt(p->multi, CURLMOPT_SOCKETDATA, p) != CURLM_OK
+        || curl_multi_setopt(p->multi, CURLMOPT_TIMERFUNCTION, on_timer) != CURLM_OK
+        || curl_multi_setopt(p->multi, CURLMOPT_TIMERDATA, p) != CURLM_OK) {
+        curl_multi_cleanup(p->multi);
+        p->multi = NULL;
+        return -1;
+    }
+    return 0;
 }
 
 void wdt_http_pool_free(wdt_http_pool *p)
@@ -266,6 +331,9 @@ void wdt_http_pool_free(wdt_http_pool *p)
     free(p->reqs);
     p->reqs = NULL;
     p->n = 0;
+    free(p->pfds);
+    p->pfds = NULL;
+    p->npfds = p->cap_pfds = 0;
 }
 
 /* Make sure handles reqs[0..want-1] exist; the connection cache keeps one per handle. */
@@ -291,13 +359,50 @@ static int pool_grow(wdt_http_pool *p, size_t want)
     return 0;
 }
 
-static CURLMcode pool_wait(CURLM *m)
+/* Wait for the watched sockets or libcurl's timer (at most 1 s), then let libcurl run the
+ * transfers that can move. */
+static CURLMcode pool_step(wdt_http_pool *p)
 {
-#if LIBCURL_VERSION_NUM >= 0x074200          /* 7.66.0: curl_multi_poll */
-    return curl_multi_poll(m, NULL, 0, 1000, NULL);
-#else
-    return curl_multi_wait(m, NULL, 0, 1000, NULL);
-#endif
+    int running = 0;
+    long wait_ms = 1000;
+    if (p->timer_ms >= 0) {
+        double left = p->timer_at - mono_now();
+        wait_ms = left <= 0 ? 0 : (long)(left * 1000.0) + 1;
+        if (wait_ms > 1000)
+            wait_ms = 1000;
+    }
+    int ready = 0;
+    if (wait_ms > 0 || p->npfds > 0) {
+        ready = poll(p->pfds, (nfds_t)p->npfds, (int)wait_ms);
+        if (ready < 0 && errno != EINTR)
+            return CURLM_INTERNAL_ERROR;
+    }
+    if (ready > 0) {
+        /* libcurl may change p->pfds from inside socket_action: act on a copy */
+        curl_socket_t fds[64];
+        int bits[64];
+        size_t k = 0;
+        for (size_t i = 0; i < p->npfds && k < 64; i++) {
+            short re = p->pfds[i].revents;
+            if (re == 0)
+                continue;
+            fds[k] = p->pfds[i].fd;
+            bits[k] = ((re & (POLLIN | POLLHUP)) ? CURL_CSELECT_IN : 0)
+                    | ((re & POLLOUT) ? CURL_CSELECT_OUT : 0)
+                    | ((re & (POLLERR | POLLNVAL)) ? CURL_CSELECT_ERR : 0);
+            k++;
+        }
+        for (size_t i = 0; i < k; i++) {
+            CURLMcode mc = curl_multi_socket_action(p->multi, fds[i], bits[i], &running);
+            if (mc != CURLM_OK)
+                return mc;
+        }
+    }
+    if (p->timer_ms >= 0 && p->timer_at <= mono_now()) {
+        p->timer_ms = -1;                     /* libcurl sets it again when it needs it */
+        return curl_multi_socket_action(p->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    }
+    return CURLM_OK;
 }
 
 /* take: move each answer into its job (a batch); otherwise leave it in the handle (post) */
@@ -336,8 +441,11 @@ static int pool_drive(wdt_http_pool *p, wdt_http_job *jobs, size_t njobs, size_t
             while (!busy[s] && next < njobs) {
                 wdt_http_job *j = &jobs[next++];
                 wdt_http_req *r = p->reqs[s];
-                if (wdt_http_prepare(r, j->url, j->body, j->body_len, timeout_ms,
-                                     connect_timeout_ms, &j->res) != 0)
+                if (wdt_http_prepare(r, j->url, j->body, j->body_len,
+                                     j->timeout_ms > 0 ? j->timeout_ms : timeout_ms,
+                                     j->connect_timeout_ms > 0 ? j->connect_timeout_ms
+                                                               : connect_timeout_ms,
+                                     &j->res) != 0)
                     continue;                 /* j->res says why; next job on this slot */
                 curl_easy_setopt(r->easy, CURLOPT_FRESH_CONNECT, j->fresh_connect ? 1L : 0L);
                 CURLMcode mc = curl_multi_add_handle(p->multi, r->easy);
@@ -353,13 +461,12 @@ static int pool_drive(wdt_http_pool *p, wdt_http_job *jobs, size_t njobs, size_t
         if (inflight == 0)
             break;
 
-        int running = 0;
-        CURLMcode mc = curl_multi_perform(p->multi, &running);
+        CURLMcode mc = pool_step(p);
         if (mc != CURLM_OK) {
             fatal = curl_multi_strerror(mc);
             break;
         }
-        int finished = 0, queued = 0;
+        int queued = 0;
         CURLMsg *msg;
         while ((msg = curl_multi_info_read(p->multi, &queued)) != NULL) {
             if (msg->msg != CURLMSG_DONE)
@@ -384,14 +491,6 @@ static int pool_drive(wdt_http_pool *p, wdt_http_job *jobs, size_t njobs, size_t
             }
             busy[s] = 0;
             inflight--;
-            finished = 1;
-        }
-        if (!finished && inflight > 0) {
-            mc = pool_wait(p->multi);
-            if (mc != CURLM_OK) {
-                fatal = curl_multi_strerror(mc);
-                break;
-            }
         }
     }
 
@@ -418,6 +517,8 @@ wdt_http_kind wdt_http_pool_post(wdt_http_pool *p, const char *url, const char *
     j.body = body;
     j.body_len = body_len;
     j.fresh_connect = fresh_connect;
+    j.timeout_ms = 0;
+    j.connect_timeout_ms = 0;
     pool_drive(p, &j, 1, 1, timeout_ms, connect_timeout_ms, 0);
     *res = j.res;
     return res->kind;

@@ -17,6 +17,7 @@
 #define WDT_HTTP_H
 
 #include <stddef.h>
+#include <poll.h>
 #include <curl/curl.h>
 
 #include "wdt_buf.h"
@@ -88,6 +89,7 @@ void wdt_http_release_body(wdt_http_req *r);
  * A client's transfers all go through one pool, so a connection opened by a batch is reused
  * by the next single call and the reverse: a client opens at most as many connections as
  * the largest concurrency it used (1 for sequential calls). Single POSTs ride reqs[0].
+ * The pool owns the struct's address from init to free (libcurl keeps pointers to it).
  */
 #define WDT_HTTP_MAX_CONCURRENCY 256
 
@@ -97,6 +99,8 @@ typedef struct wdt_http_job {
     size_t          body_len;
     int             fresh_connect;    /* in: nonzero: on a new connection (a write that
                                          must not be sent twice, see doc/reliability.md) */
+    long            timeout_ms;       /* in: > 0 overrides the run's timeouts */
+    long            connect_timeout_ms;
     wdt_http_result res;              /* out */
     wdt_buf         answer;           /* out on WDT_HTTP_OK: the answer; owned by the job
                                          (wdt_buf_free it) */
@@ -108,6 +112,14 @@ typedef struct wdt_http_pool {
     wdt_http_req **reqs;              /* reqs[0..n-1], created on demand, never moved */
     size_t         n;
     wdt_http_opts  opts;              /* ca_file is not copied: it must outlive the pool */
+    /* the sockets libcurl asks to watch (CURLMOPT_SOCKETFUNCTION) and its timer: the
+     * pool drives libcurl with curl_multi_socket_action, so only the transfers whose
+     * socket is ready run, without libcurl polling each socket again */
+    struct pollfd *pfds;
+    size_t         npfds, cap_pfds;
+    long           timer_ms;          /* -1: none; else due at timer_at */
+    double         timer_at;
+    int            oom;               /* the socket set could not grow */
 } wdt_http_pool;
 
 /* 0, or -1 (out of memory). No easy handle is created yet. */

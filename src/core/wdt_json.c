@@ -503,6 +503,8 @@ compat_noinline static int bad_key(enc *e, int depth, int ki, int has_str)
 static inline int ent_cmp(const enc_ent *a, const enc_ent *b)
 {
     size_t n = a->len < b->len ? a->len : b->len;
+    if (n && a->k[0] != b->k[0])            /* usually decided by the first byte */
+        return (unsigned char)a->k[0] < (unsigned char)b->k[0] ? -1 : 1;
     int c = memcmp(a->k, b->k, n);
     if (c)
         return c;

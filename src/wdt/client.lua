@@ -115,7 +115,7 @@ end
 Client.__close = Client.close
 
 local function check_method(fname, method)
-  if type(method) ~= "string" or not method:match("^[%w_][%w%._]*$") then
+  if type(method) ~= "string" or not method:match("^[A-Za-z0-9_][A-Za-z0-9_.]*$") then
     error(("bad argument 'method' to '%s' (a method name of letters, digits, '.' and '_' expected, got %s)")
       :format(fname, type(method) == "string" and ("%q"):format(method) or type(method)), 3)
   end
@@ -356,6 +356,11 @@ end
 
 function Client:sync_stock(opts)
   return require("wdt.sync").stock(self, opts)
+end
+
+-- client:call_many(requests, {concurrency = 16}) -> results, failed (see wdt.batch)
+function Client:call_many(requests, opts)
+  return require("wdt.batch").call_many(self, requests, opts)
 end
 
 return { new = new, Client = Client }

@@ -1,0 +1,350 @@
+-- `make bench`: wdt against the references that bound it, measured in one run, printed as
+-- one table of ratios (doc/performance.md explains each row).
+--
+--   lua5.4 bench/run.lua [--time S] [--rounds N] [--out DIR] [--md5ref PATH]
+--                        [--memory-calls N] [--chart-rounds N]
+--
+-- Each pair (wdt, reference) is measured in alternation, `rounds` times, for about `time`
+-- seconds each; the best of the rounds counts on both sides (the least disturbed run:
+-- other processes on the machine only ever slow a side down). Writes to DIR (default
+-- build/bench): results.md (the table), concurrency.dat and performance.png (calls per
+-- second against concurrency, for wdt's call_many and for wrk).
+local here = (debug.getinfo(1, "S").source:match("^@(.*)/bench/[^/]*$")) or "."
+package.path = here .. "/src/?.lua;" .. here .. "/src/?/init.lua;" .. here .. "/?.lua;" .. package.path
+package.cpath = here .. "/build/?.so;" .. package.cpath
+
+local wdt = require "wdt"
+local core = require "wdt.core"
+local cjson = require "cjson"
+local emulator = require "spec.support.emulator"
+
+-- ---- options ----------------------------------------------------------------------------
+local opt = { time = 2, rounds = 3, out = here .. "/build/bench", md5ref = nil,
+              memory_calls = 100000, chart_rounds = 2 }
+do
+  local i = 1
+  while i <= #arg do
+    local k, v = arg[i]:match("^%-%-([%w-]+)=?(.*)$")
+    if not k then error("unknown argument " .. arg[i]) end
+    if v == "" then v = arg[i + 1]; i = i + 1 end
+    k = k:gsub("-", "_")
+    if opt[k] == nil and k ~= "md5ref" then error("unknown option --" .. k) end
+    opt[k] = tonumber(v) or v
+    i = i + 1
+  end
+end
+opt.md5ref = opt.md5ref or (opt.out .. "/md5ref")
+os.execute("mkdir -p '" .. opt.out .. "'")
+
+local SID, KEY, APPSECRET = "apidevnew2", "test2-xx", "12345:abcde"
+local LIST = "sales.LogisticsSync.getSyncListExt"
+local FILTER = { shop_no = "s1", is_own_platform = true }
+local PAGER1 = { page_size = 1 }
+
+local now = core.unix_time
+
+local function sh(cmd)
+  local p = assert(io.popen(cmd))
+  local out = p:read("a")
+  p:close()
+  return out
+end
+
+local function write_file(path, s)
+  local f = assert(io.open(path, "wb"))
+  f:write(s)
+  f:close()
+end
+
+local function log(...)
+  io.stderr:write(table.concat({ ... }, " "), "\n")
+end
+
+-- Operations per second of f(n) (n operations per call), for about `seconds`.
+local function rate(f, seconds)
+  local n, done, t0 = 1, 0, now()
+  while true do
+    f(n)
+    done = done + n
+    local dt = now() - t0
+    if dt >= seconds then return done / dt end
+    if dt < seconds / 8 then n = n * 2 end
+  end
+end
+
+-- Best of `rounds` alternated runs of a (wdt) and b (reference); each returns ops/s.
+local function pair(rounds, a, b)
+  local best_a, best_b = 0, 0
+  for r = 1, rounds do
+    local x, y
+    if r % 2 == 1 then x = a(); y = b() else y = b(); x = a() end
+    if x > best_a then best_a = x end
+    if y > best_b then best_b = y end
+  end
+  return best_a, best_b
+end
+
+-- ---- data ---------------------------------------------------------------------------------
+-- Rows shaped like the emulator's getSyncListExt rows (and the vendor's).
+local function sync_row(i)
+  return {
+    sync_id = 5000000000 + i, tid = ("T%010d"):format(i), logistics_no = ("YTO88%010d"):format(i),
+    logistics_code = "YTO", logistics_name = "圆通速递", is_part_sync = i % 10 == 0 and 1 or 0,
+    oids = i % 10 == 0 and ("T%010d-1,T%010d-2"):format(i, i) or "", trade_id = 6000000000 + i,
+    platform_id = 127, created = "2026-11-28 18:03:51", shop_no = "s1",
+  }
+end
+
+local function rows(n)
+  local t = {}
+  for i = 1, n do t[i] = sync_row(i) end
+  return t
+end
+
+-- ---- results ------------------------------------------------------------------------------
+local results = {}
+local function row(r) results[#results + 1] = r; log("  " .. r.name .. ": done") end
+
+local function fmt_rate(x, unit)
+  if x >= 1e6 then return ("%.2f M%s"):format(x / 1e6, unit) end
+  if x >= 1e4 then return ("%.1f k%s"):format(x / 1e3, unit) end
+  if x >= 100 then return ("%.0f %s"):format(x, unit) end
+  return ("%.1f %s"):format(x, unit)
+end
+
+-- ---- 1. sign ------------------------------------------------------------------------------
+local function bench_sign()
+  log("sign: wdt.sign over a 1 MiB body against OpenSSL MD5 (" .. opt.md5ref .. ")")
+  local body = core.encode(rows(4000))
+  body = (body .. string.rep(" ", 1048576)):sub(1, 1048576)     -- exactly 1 MiB
+  local path = opt.out .. "/sign-body.bin"
+  write_file(path, body)
+  local params = { sid = SID, key = KEY, salt = "abcde", method = "sales.LogisticsSync.update",
+                   v = "1.0", timestamp = 468000000, body = body }
+  local w, m = pair(opt.rounds, function()
+    return rate(function(n) for _ = 1, n do wdt.sign("12345", params) end end, opt.time / 2)
+  end, function()
+    local out = sh(("'%s' '%s' %s"):format(opt.md5ref, path, opt.time / 2))
+    return assert(tonumber(out:match("^(%S+)")), "md5ref failed: " .. out)
+  end)
+  os.remove(path)
+  local mib = #body / 1048576
+  row { name = "sign", what = "wdt.sign, 1 MiB body", wdt = fmt_rate(w * mib, "MiB/s"),
+        ref = fmt_rate(m * mib, "MiB/s") .. " (OpenSSL MD5, C)", ratio = w / m, goal = 0.9 }
+end
+
+-- ---- 2, 3. codec --------------------------------------------------------------------------
+local function bench_codec()
+  log("encode: a 1,000-row sync list, wdt against lua-cjson " .. (cjson._VERSION or ""))
+  local list = rows(1000)
+  local size = #core.encode(list)
+  local w, c = pair(opt.rounds, function()
+    return rate(function(n) for _ = 1, n do core.encode(list) end end, opt.time / 2)
+  end, function()
+    return rate(function(n) for _ = 1, n do cjson.encode(list) end end, opt.time / 2)
+  end)
+  row { name = "encode", what = ("encode 1,000 rows (%d KiB)"):format(size // 1024),
+        wdt = fmt_rate(w * size / 1048576, "MiB/s"), ref = fmt_rate(c * size / 1048576, "MiB/s")
+        .. " (lua-cjson)", ratio = w / c, goal = 1.0 }
+
+  log("decode: a 1 MiB getSyncListExt answer, wdt against lua-cjson")
+  local n, answer = 3000, nil
+  repeat
+    n = n + 100
+    answer = core.encode { status = 0, total = n, data = rows(n) }
+  until #answer >= 1048576
+  local w2, c2 = pair(opt.rounds, function()
+    return rate(function(k) for _ = 1, k do core.decode(answer) end end, opt.time / 2)
+  end, function()
+    return rate(function(k) for _ = 1, k do cjson.decode(answer) end end, opt.time / 2)
+  end)
+  local mib = #answer / 1048576
+  row { name = "decode", what = ("decode a %.2f MiB answer (%d rows)"):format(mib, n),
+        wdt = fmt_rate(w2 * mib, "MiB/s"), ref = fmt_rate(c2 * mib, "MiB/s") .. " (lua-cjson)",
+        ratio = w2 / c2, goal = 1.0 }
+end
+
+-- ---- network: emulator, wrk -----------------------------------------------------------------
+local emu
+local function new_client()
+  return wdt.client { sid = SID, key = KEY, secret = APPSECRET, url = emu.url, timeout = 10 }
+end
+
+local request_file = opt.out .. "/request.txt"
+
+-- A fresh signed request for wrk (the emulator accepts a timestamp for 120 s).
+local function prepare_for_wrk(client)
+  local p = client:prepare(LIST, { FILTER }, PAGER1)
+  local status, body = client._core:send(p.url, p.body)
+  local resp = status and core.parse(status, body)
+  assert(resp and resp.status == 0, "the prepared request is not answered status 0")
+  write_file(request_file, p.url:match("^https?://[^/]+(.*)$") .. "\n" .. p.body)
+end
+
+local function wrk(client, conns, seconds)
+  prepare_for_wrk(client)
+  local out = sh(("WDT_BENCH_REQUEST='%s' wrk -t1 -c%d -d%ds -s '%s/bench/replay.lua' '%s' 2>&1")
+    :format(request_file, conns, math.max(1, math.floor(seconds + 0.5)), here, emu.base))
+  local rps = tonumber(out:match("Requests/sec:%s*([%d%.]+)"))
+  assert(rps, "wrk failed: " .. out)
+  assert(not out:find("Non%-2xx"), "wrk got error answers: " .. out)
+  assert(not out:find("Socket errors"), "wrk got socket errors: " .. out)
+  return rps
+end
+
+local function seq_rate(client, seconds)
+  return rate(function(n)
+    for _ = 1, n do assert(client:page_call(LIST, PAGER1, FILTER)) end
+  end, seconds)
+end
+
+local function many_rate(client, conc, seconds)
+  local reqs = {}
+  for i = 1, math.max(256, conc * 64) do reqs[i] = { LIST, FILTER, pager = PAGER1 } end
+  local t0, done = now(), 0
+  repeat
+    local _, failed = client:call_many(reqs, { concurrency = conc })
+    assert(failed == 0, "call_many had failures")
+    done = done + #reqs
+  until now() - t0 >= seconds
+  return done / (now() - t0)
+end
+
+local function bench_network()
+  local client = new_client()
+  log("overhead: client:prepare + client:parse of a 10-row page, no network")
+  local p10 = client:prepare(LIST, { FILTER }, { page_size = 10 })
+  local st, typical = client._core:send(p10.url, p10.body)
+  assert(st == 200 and core.parse(st, typical), "no 10-row page")
+  local over = 0
+  for _ = 1, opt.rounds do
+    local r = rate(function(n)
+      for _ = 1, n do
+        client:prepare(LIST, { FILTER }, { page_size = 10 })
+        client:parse(200, typical)
+      end
+    end, opt.time / 2)
+    if r > over then over = r end
+  end
+
+  log("sequential: client:page_call on one kept-alive connection against wrk -t1 -c1")
+  local seq, w1 = pair(opt.rounds, function() return seq_rate(client, opt.time) end,
+                       function() return wrk(client, 1, opt.time) end)
+  row { name = "overhead", what = ("prepare + parse (%.1f KiB answer), no network"):format(#typical / 1024),
+        wdt = fmt_rate(over, "calls/s"), ref = fmt_rate(w1, "req/s") .. " (wrk -c1 round trip)",
+        ratio = over / w1, ratio_fmt = "%.1f×", note = "share of a loopback round trip: "
+        .. ("%.0f%%"):format(100 * w1 / over) }
+  row { name = "sequential", what = "sequential calls, one connection", wdt = fmt_rate(seq, "calls/s"),
+        ref = fmt_rate(w1, "req/s") .. " (wrk -t1 -c1)", ratio = seq / w1, goal = 0.7 }
+
+  log("call_many, 16 in flight, against wrk -t1 -c16")
+  local many, w16 = pair(opt.rounds, function() return many_rate(client, 16, opt.time) end,
+                         function() return wrk(client, 16, opt.time) end)
+  row { name = "call_many", what = "call_many, concurrency 16", wdt = fmt_rate(many, "calls/s"),
+        ref = fmt_rate(w16, "req/s") .. " (wrk -t1 -c16)", ratio = many / w16, goal = 0.6 }
+  client:close()
+
+  log("connections: one client, sequential calls then call_many at 16")
+  local c0 = emu:state().connections
+  local c = new_client()
+  for _ = 1, 200 do assert(c:page_call(LIST, PAGER1, FILTER)) end
+  local c1 = emu:state().connections
+  for _ = 1, 3 do many_rate(c, 16, 0.01) end
+  for _ = 1, 200 do assert(c:page_call(LIST, PAGER1, FILTER)) end
+  local c2 = emu:state().connections
+  c:close()
+  row { name = "connections", what = "connections: 200 calls / + call_many at 16",
+        wdt = ("%d / %d"):format(c1 - c0, c2 - c0), ref = "1 / 16", ratio = (c2 - c0) / 16,
+        ratio_fmt = "%.2f", goal_text = "1 / ≤ 16", met = (c1 - c0) == 1 and (c2 - c0) <= 16 }
+end
+
+local function bench_chart()
+  log("chart: calls per second against concurrency (wdt call_many, wrk -t1 -cN)")
+  local client = new_client()
+  local lines = { "# concurrency  wdt_call_many  wrk  wdt_sequential_call" }
+  for _, conc in ipairs({ 1, 2, 4, 8, 16, 32, 64 }) do
+    local w, r = pair(opt.chart_rounds, function() return many_rate(client, conc, opt.time) end,
+                      function() return wrk(client, conc, opt.time) end)
+    local s = "NaN"
+    if conc == 1 then
+      local best = 0
+      for _ = 1, opt.chart_rounds do best = math.max(best, seq_rate(client, opt.time)) end
+      s = ("%.0f"):format(best)
+    end
+    lines[#lines + 1] = ("%d %.0f %.0f %s"):format(conc, w, r, s)
+    log(("  c=%d wdt %.0f wrk %.0f"):format(conc, w, r))
+  end
+  client:close()
+  local dat = opt.out .. "/concurrency.dat"
+  write_file(dat, table.concat(lines, "\n") .. "\n")
+  local png = opt.out .. "/performance.png"
+  local rc = os.execute(("gnuplot -e \"datafile='%s'; outfile='%s'\" '%s/bench/chart.gp'")
+    :format(dat, png, here))
+  if rc ~= true and rc ~= 0 then log("gnuplot failed: no chart") end
+  return lines
+end
+
+local function bench_memory()
+  log(("memory: resident size after 1,000 and after %d calls (a separate process)"):format(opt.memory_calls))
+  local out = sh(("lua5.4 '%s/bench/memory.lua' '%s' %d 2>&1"):format(here, emu.url, opt.memory_calls))
+  local r1, r2, secs = out:match("rss_1000_kib=(%d+) rss_last_kib=(%d+) seconds=([%d%.]+)")
+  assert(r1, "bench/memory.lua failed: " .. out)
+  r1, r2 = tonumber(r1), tonumber(r2)
+  row { name = "memory", what = ("resident size, 1,000 → %d calls"):format(opt.memory_calls),
+        wdt = ("%.1f → %.1f MiB"):format(r1 / 1024, r2 / 1024), ref = "growth < 1 MiB",
+        ratio = r2 / r1, ratio_fmt = "%.3f", goal_text = "+< 1 MiB", met = (r2 - r1) < 1024,
+        note = ("growth %+d KiB (%.0f calls/s)"):format(r2 - r1, opt.memory_calls / tonumber(secs)) }
+end
+
+-- ---- run ----------------------------------------------------------------------------------
+local t_start = now()
+log(("wdt bench: %s, %s, lua-cjson %s, %s rounds of ~%s s"):format(_VERSION, core.curl_version,
+    cjson._VERSION or "?", opt.rounds, opt.time))
+bench_sign()
+bench_codec()
+emu = emulator.start {}
+local ok, err = pcall(function()
+  bench_network()
+  bench_memory()
+  return bench_chart()
+end)
+local emu_state = emu:state()
+emu:stop()
+if not ok then error(err, 0) end
+
+-- ---- the table ----------------------------------------------------------------------------
+local function verdict(r)
+  if r.met ~= nil then return r.met and "met" or "MISSED" end
+  if not r.goal then return "" end
+  return r.ratio >= r.goal and "met" or ("MISSED by %.0f%%"):format(100 * (r.goal - r.ratio) / r.goal)
+end
+
+local header = { "row", "wdt", "reference", "ratio", "goal", "" }
+local md = { "| " .. table.concat(header, " | ") .. " |", "|---|---:|---|---:|---|---|" }
+local plain = {}
+local widths = { 0, 0, 0, 0, 0, 0 }
+local cells = {}
+for _, r in ipairs(results) do
+  local c = { r.what, r.wdt, r.ref, (r.ratio_fmt or "%.2f"):format(r.ratio),
+              r.goal_text or (r.goal and ("≥ %.1f"):format(r.goal) or "—"),
+              verdict(r) .. (r.note and ((verdict(r) ~= "" and "; " or "") .. r.note) or "") }
+  cells[#cells + 1] = c
+  md[#md + 1] = "| " .. table.concat(c, " | ") .. " |"
+end
+local function ulen(s) return utf8.len(s) or #s end
+for _, c in ipairs({ header, table.unpack(cells) }) do
+  for i, s in ipairs(c) do widths[i] = math.max(widths[i], ulen(s)) end
+end
+for _, c in ipairs({ header, table.unpack(cells) }) do
+  local parts = {}
+  for i, s in ipairs(c) do parts[i] = s .. string.rep(" ", widths[i] - ulen(s)) end
+  plain[#plain + 1] = table.concat(parts, "  ")
+end
+
+local meta = ("%s; %s; lua-cjson %s; %d CPUs; best of %d alternated runs of ~%s s; %.0f s in all; "
+  .. "emulator served %d requests"):format(_VERSION, core.curl_version, cjson._VERSION or "?",
+  tonumber(sh("nproc")) or 0, opt.rounds, opt.time, now() - t_start, emu_state.requests)
+print(table.concat(plain, "\n"))
+print(meta)
+write_file(opt.out .. "/results.md", table.concat(md, "\n") .. "\n\n" .. meta .. "\n")
+log("written: " .. opt.out .. "/results.md, concurrency.dat, performance.png")

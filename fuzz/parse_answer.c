@@ -1,0 +1,81 @@
+/* libFuzzer target: answer parsing, through the real binding (`core.parse` of wdt_core.c,
+ * which also runs the HTML snippet extraction for HTTP errors).
+ * The first input byte picks the HTTP status (mostly 200), the rest is the body.
+ * Promises: core.parse never raises on a number and a string; it answers either a table
+ * whose integer `status` is <= 0, or nil, kind, message, api_status, response with kind
+ * http (status not 2xx), decode (not a JSON object with an integer status) or api
+ * (status > 0, api_status set, message a non-empty string); a message never quotes a
+ * body that mentions the sign, salt or secret. */
+#include "fuzz_lua.h"
+
+int luaopen_wdt_core(lua_State *L);
+
+static int parse_ref = LUA_NOREF;
+
+static const int statuses[] = { 200, 200, 200, 200, 201, 204, 299, 301, 400, 404, 429,
+                                500, 502, 503, 504, 0, 100, 199, 300, 600, -1, 999 };
+
+static int contains(const char *s, size_t n, const char *needle)
+{
+    size_t m = strlen(needle);
+    for (size_t i = 0; i + m <= n; i++) {
+        size_t j = 0;
+        while (j < m && (s[i + j] | 0x20) == needle[j])
+            j++;
+        if (j == m)
+            return 1;
+    }
+    return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    lua_State *L = fuzz_state();
+    if (parse_ref == LUA_NOREF) {
+        luaL_requiref(L, "wdt.core", luaopen_wdt_core, 0);
+        lua_getfield(L, -1, "parse");
+        parse_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+        lua_pop(L, 1);
+    }
+    if (size == 0)
+        return 0;
+    int http = statuses[data[0] % (sizeof statuses / sizeof statuses[0])];
+    const char *body = (const char *)data + 1;
+    size_t len = size - 1;
+    int top = lua_gettop(L);
+
+    lua_rawgeti(L, LUA_REGISTRYINDEX, parse_ref);
+    lua_pushinteger(L, http);
+    lua_pushlstring(L, body, len);
+    int rc = lua_pcall(L, 2, LUA_MULTRET, 0);
+    FUZZ_CHECK(rc == LUA_OK, "core.parse raised: %s", lua_tostring(L, -1));
+    int n = lua_gettop(L) - top;
+    int base = top + 1;
+    if (!lua_isnil(L, base)) {
+        FUZZ_CHECK(n == 1 && lua_istable(L, base), "success is one table");
+        FUZZ_CHECK(http >= 200 && http <= 299, "success on HTTP %d", http);
+        lua_getfield(L, base, "status");
+        FUZZ_CHECK(lua_isinteger(L, -1) && lua_tointeger(L, -1) <= 0, "success status");
+    } else {
+        FUZZ_CHECK(n == 5, "failure is 5 values, got %d", n);
+        const char *kind = lua_tostring(L, base + 1);
+        size_t mlen = 0;
+        const char *msg = lua_tolstring(L, base + 2, &mlen);
+        FUZZ_CHECK(kind && msg && mlen > 0, "kind and message");
+        if (strcmp(kind, "http") == 0) {
+            FUZZ_CHECK(http < 200 || http > 299, "http kind on HTTP %d", http);
+            if (contains(body, len, "sign") || contains(body, len, "salt")
+                || contains(body, len, "secret"))
+                FUZZ_CHECK(!contains(msg, mlen, "sign") && !contains(msg, mlen, "salt")
+                           && !contains(msg, mlen, "secret"), "message quotes: %s", msg);
+        } else if (strcmp(kind, "decode") == 0) {
+            FUZZ_CHECK(lua_isnil(L, base + 3), "decode with an api status");
+        } else {
+            FUZZ_CHECK(strcmp(kind, "api") == 0, "unknown kind %s", kind);
+            FUZZ_CHECK(lua_isinteger(L, base + 3) && lua_tointeger(L, base + 3) > 0, "api status");
+            FUZZ_CHECK(lua_istable(L, base + 4), "api response");
+        }
+    }
+    lua_settop(L, top);
+    return 0;
+}

@@ -1,0 +1,29 @@
+# make bench: wdt against its references in one run (doc/performance.md).
+#   make bench                      the table on stdout; build/bench/{results.md,performance.png}
+#   make bench BENCH_ARGS="--time 1 --rounds 2 --memory-calls 20000"   a quicker run
+#   make bench-doc                  the same, then copy the chart to doc/performance.png
+# Not part of `make test`: it takes a few minutes and its numbers depend on the machine.
+BENCH_PACKAGES = wrk gnuplot-nox lua-cjson lua-socket nginx-light libnginx-mod-http-lua libssl-dev
+BENCH_OUT     ?= $(BUILD)/bench
+BENCH_ARGS    ?=
+
+.PHONY: bench bench-deps bench-doc
+
+bench-deps:
+	@missing=$$(for p in $(BENCH_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; \
+	done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:" $$missing; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+	fi
+
+$(BENCH_OUT)/md5ref: bench/md5ref.c
+	@mkdir -p $(BENCH_OUT)
+	$(CC) -O2 -Wall -Wextra -o $@ $< -lcrypto
+
+bench: build bench-deps $(BENCH_OUT)/md5ref
+	$(LUA) bench/run.lua --out $(BENCH_OUT) --md5ref $(BENCH_OUT)/md5ref $(BENCH_ARGS)
+
+bench-doc: bench
+	cp $(BENCH_OUT)/performance.png doc/performance.png

@@ -1,0 +1,293 @@
+-- client:call_many against the real emulator: order, mixed outcomes, the retry rules of
+-- client:call, connection reuse, and bad input.
+local wdt = require "wdt"
+local core = require "wdt.core"
+local emulator = require "spec.support.emulator"
+
+local SID, KEY, APPSECRET = "apidevnew2", "test2-xx", "12345:abcde"
+local LIST = "sales.LogisticsSync.getSyncListExt"
+local FILTER = { shop_no = "s1", is_own_platform = true }
+local FIRST_ID = 5000000001
+
+local function page_req(page_no, extra)
+  local r = { LIST, FILTER, pager = { page_size = 1, page_no = page_no } }
+  for k, v in pairs(extra or {}) do r[k] = v end
+  return r
+end
+
+local function requests_made(emu)
+  return emu:state().requests
+end
+
+describe("client:call_many", function()
+  local emu, client
+
+  setup(function()
+    emu = emulator.start { config = {
+      tenants = { { sid = SID, key = KEY, secret = APPSECRET } },
+      logistics = { [SID] = { pending = 60, shop_no = "s1" } },
+    } }
+  end)
+
+  teardown(function()
+    if emu then emu:stop() end
+  end)
+
+  local function new_client(extra)
+    local o = { sid = SID, key = KEY, secret = APPSECRET, url = emu.url, timeout = 5,
+                connect_timeout = 2, backoff = 0.01, max_backoff = 0.05 }
+    for k, v in pairs(extra or {}) do o[k] = v end
+    return wdt.client(o)
+  end
+
+  before_each(function()
+    emu:reset()
+    client = new_client()
+  end)
+
+  after_each(function()
+    client:close()
+  end)
+
+  it("answers in request order", function()
+    local reqs = {}
+    for i = 1, 40 do reqs[i] = page_req(40 - i) end       -- pages in reverse order
+    local results, failed = client:call_many(reqs, { concurrency = 8 })
+    assert.equal(0, failed)
+    assert.equal(40, #results)
+    for i, r in ipairs(results) do
+      assert.is_nil(r.err)
+      assert.equal(1, #r.data.rows)
+      assert.equal(FIRST_ID + 40 - i, r.data.rows[1].sync_id)   -- exact 64-bit ids
+      assert.equal(40 - i, r.data.page_no)
+      assert.equal(0, r.response.status)
+    end
+    assert.equal(40, requests_made(emu))
+  end)
+
+  it("gives data like call for requests without a pager, nils kept with n", function()
+    local results = client:call_many({
+      { LIST, FILTER },
+      { "sales.LogisticsSync.update", { { sync_id = FIRST_ID, status = 0, error_msg = "" } } },
+      { "sales.LogisticsSync.update", { { sync_id = 1, status = 0, error_msg = "" } } },
+    })
+    assert.equal(30, #results[1].data)                     -- the default page size
+    assert.same({}, results[2].data)                       -- all accepted: an empty list
+    assert.equal(1, #results[3].data)                      -- one refused item
+    assert.truthy(results[3].data[1]:find("不存在或已回传", 1, true))
+    -- n counts the method: a trailing nil argument is sent as null
+    local r = client:call_many({ { LIST, FILTER, nil, n = 3 } })
+    assert.equal(2, r[1].err.status)
+  end)
+
+  it("mixes successes and failures, each failure a wdt error", function()
+    local results, failed = client:call_many({
+      page_req(0),
+      { "no.Such.method" },
+      page_req(1),
+      { LIST, FILTER, pager = { page_size = 1001 } },      -- the server refuses page_size
+      page_req(2),
+    }, { concurrency = 3 })
+    assert.equal(2, failed)
+    assert.equal(FIRST_ID, results[1].data.rows[1].sync_id)
+    assert.equal(FIRST_ID + 1, results[3].data.rows[1].sync_id)
+    assert.equal(FIRST_ID + 2, results[5].data.rows[1].sync_id)
+    assert.is_true(wdt.is_error(results[2].err))
+    assert.equal("api", results[2].err.kind)
+    assert.equal(1, results[2].err.status)
+    assert.equal("no.Such.method", results[2].err.method)
+    assert.equal(2, results[4].err.status)
+    assert.is_false(results[4].err.retryable)
+    assert.equal(1, results[4].err.tries)
+    assert.is_nil(results[2].data)
+  end)
+
+  it("returns an empty list for no requests", function()
+    local results, failed = client:call_many({})
+    assert.same({}, results)
+    assert.equal(0, failed)
+  end)
+
+  describe("retries, with the rules of call", function()
+    it("retries HTTP 500 and resets of queries, signing each try anew", function()
+      emu:faults { { mode = "http_500", count = 3 }, { mode = "reset", count = 2 } }
+      local reqs = {}
+      for i = 1, 10 do reqs[i] = page_req(i - 1) end
+      local results, failed = client:call_many(reqs, { concurrency = 4 })
+      assert.equal(0, failed)
+      for i = 1, 10 do assert.equal(FIRST_ID + i - 1, results[i].data.rows[1].sync_id) end
+      assert.equal(15, requests_made(emu))
+    end)
+
+    it("retries rate limits even for writes, but not an HTTP 500 of a write", function()
+      emu:faults { { mode = "rate_limit", count = 2 } }
+      local write = { "sales.StockSync.syncFail", 1, { syn_stock = 1, stock_change_count = 1 } }
+      local results = client:call_many({ write, write }, { concurrency = 2 })
+      -- refused twice by the rate limit, then answered (status 100: unknown goods id)
+      for i = 1, 2 do
+        assert.equal(100, results[i].err.status)
+        assert.equal(2, results[i].err.tries)
+      end
+      emu:faults { mode = "http_500", count = 1 }
+      results = client:call_many({ write }, { concurrency = 2 })
+      assert.equal("http", results[1].err.kind)
+      assert.equal(500, results[1].err.http_status)
+      assert.is_false(results[1].err.retryable)
+      assert.equal(1, results[1].err.tries)
+    end)
+
+    it("stops after `retries` and reports the tries", function()
+      emu:faults { mode = "http_500", count = 100 }
+      local results, failed = client:call_many({ page_req(0), page_req(1) },
+                                               { concurrency = 2, retries = 2 })
+      assert.equal(2, failed)
+      for i = 1, 2 do
+        assert.equal(3, results[i].err.tries)
+        assert.is_true(results[i].err.retryable)
+      end
+      -- a per-request option wins over the batch's
+      emu:faults { mode = "http_500", count = 100 }
+      results = client:call_many({ page_req(0, { retries = 0 }), page_req(1) }, { retries = 1 })
+      assert.equal(1, results[1].err.tries)
+      assert.equal(2, results[2].err.tries)
+      emu:faults {}
+    end)
+
+    it("learns the server's clock from a status 7 and re-signs", function()
+      emu:faults { mode = "skew", count = 100, skew_s = 3600 }
+      local results, failed = client:call_many({ page_req(0), page_req(1), page_req(2) })
+      assert.equal(0, failed)
+      assert.equal(FIRST_ID + 2, results[3].data.rows[1].sync_id)
+      emu:faults {}
+    end)
+
+    it("times out one slow request without holding the others", function()
+      emu:faults { mode = "delay", count = 1, delay_ms = 3000 }
+      local t0 = core.unix_time()
+      local results, failed = client:call_many(
+        { page_req(0, { timeout = 0.5, retries = 0 }), page_req(1), page_req(2) },
+        { concurrency = 3 })
+      assert.is_true(core.unix_time() - t0 < 2.5)
+      assert.equal(1, failed)
+      assert.equal("timeout", results[1].err.kind)
+      assert.equal(FIRST_ID + 2, results[3].data.rows[1].sync_id)
+    end)
+
+    it("reports a refused connection as not sent, after the retries", function()
+      local port = emulator.free_port()
+      local c = new_client { url = ("http://127.0.0.1:%d/openapi"):format(port), retries = 1 }
+      local results, failed = c:call_many({ { LIST, FILTER }, { "sales.StockSync.syncFail", 1, {} } })
+      c:close()
+      assert.equal(2, failed)
+      for i = 1, 2 do
+        assert.equal("network", results[i].err.kind)
+        assert.is_false(results[i].err.sent)
+        assert.equal(2, results[i].err.tries)             -- never sent: retried even for a write
+      end
+    end)
+
+    it("does not leave clock.sleep patched", function()
+      local clock = require "wdt.clock"
+      local before = clock.sleep
+      emu:faults { mode = "rate_limit", count = 2 }
+      client:call_many({ page_req(0), page_req(1) })
+      assert.equal(before, clock.sleep)
+      assert.has_error(function() client:call_many({ { "bad method" } }) end)
+      assert.equal(before, clock.sleep)
+    end)
+  end)
+
+  describe("connections", function()
+    it("keeps at most `concurrency` connections, reused across batches and calls", function()
+      local reqs = {}
+      for i = 1, 60 do reqs[i] = page_req(i % 10) end
+      for _ = 1, 3 do
+        local _, failed = client:call_many(reqs, { concurrency = 4 })
+        assert.equal(0, failed)
+      end
+      for _ = 1, 5 do assert(client:call(LIST, FILTER)) end
+      local st = emu:state()
+      assert.equal(185, st.requests)
+      assert.is_true(st.connections >= 1 and st.connections <= 4,
+                     "connections: " .. tostring(st.connections))
+    end)
+
+    it("uses one connection for sequential calls and concurrency 1", function()
+      for _ = 1, 5 do assert(client:call(LIST, FILTER)) end
+      client:call_many({ page_req(0), page_req(1), page_req(2) }, { concurrency = 1 })
+      assert.equal(1, emu:state().connections)
+    end)
+  end)
+
+  describe("bad input raises before anything is sent", function()
+    local cases = {
+      { "not a list", function() return client:call_many("x") end, "list of requests" },
+      { "opts not a table", function() return client:call_many({}, 5) end, "opts" },
+      { "concurrency 0", function() return client:call_many({ page_req(0) }, { concurrency = 0 }) end,
+        "concurrency" },
+      { "concurrency too big", function() return client:call_many({ page_req(0) }, { concurrency = 257 }) end,
+        "concurrency" },
+      { "unknown option", function() return client:call_many({ page_req(0) }, { speed = 1 }) end,
+        "unknown option 'speed'" },
+      { "request not a table", function() return client:call_many({ page_req(0), LIST }) end,
+        "requests%[2%]" },
+      { "bad method", function() return client:call_many({ page_req(0), { "a b" } }) end,
+        "requests%[2%]%[1%]" },
+      { "unknown request field", function() return client:call_many({ { LIST, FILTER, foo = 1 } }) end,
+        "unknown field 'foo'" },
+      { "bad pager", function() return client:call_many({ { LIST, FILTER, pager = { page_size = 0 } } }) end,
+        "page_size" },
+      { "bad option type", function() return client:call_many({ page_req(0, { timeout = "1" }) }) end,
+        "timeout" },
+      { "args that cannot be encoded", function()
+          return client:call_many({ page_req(0), { LIST, { f = print } } })
+        end, "requests%[2%].*cannot encode a function" },
+    }
+    for _, case in ipairs(cases) do
+      it(case[1], function()
+        local ok, err = pcall(case[2])
+        assert.is_false(ok)
+        assert.truthy(tostring(err):find(case[3]), tostring(err))
+        assert.equal(0, requests_made(emu))
+      end)
+    end
+
+    it("names the caller's line", function()
+      local ok, err = pcall(function() client:call_many("x") end)
+      assert.is_false(ok)
+      assert.truthy(err:find("batch_spec.lua:%d+:"), err)
+    end)
+
+    it("raises on a closed client", function()
+      client:close()
+      assert.has_error(function() client:call_many({ page_req(0) }) end)
+    end)
+  end)
+
+  describe("cl:send_many (the C binding)", function()
+    it("answers each {url, body} in order, failures as kind/message/sent", function()
+      local p = client:prepare(LIST, { FILTER }, { page_size = 1 })
+      local port = emulator.free_port()
+      local dead = ("http://127.0.0.1:%d/openapi"):format(port)
+      local r = client._core:send_many({ { p.url, p.body }, { dead, "[]" }, { p.url, p.body } }, 2)
+      assert.equal(3, #r)
+      assert.equal(200, r[1].status)
+      assert.truthy(r[1].body:find('"status":0', 1, true))
+      assert.truthy(r[1].date:find("GMT", 1, true))
+      assert.equal("network", r[2].kind)
+      assert.is_false(r[2].sent)
+      assert.equal(200, r[3].status)
+      assert.same({}, client._core:send_many({}, 4))
+    end)
+
+    it("checks its arguments", function()
+      local c = client._core
+      assert.has_error(function() c:send_many({ { "http://x/" } }, 1) end)
+      assert.has_error(function() c:send_many({ "x" }, 1) end)
+      assert.has_error(function() c:send_many({}, 0) end)
+      assert.has_error(function() c:send_many({}, 1.5) end)
+      assert.has_error(function() c:send_many({ { "http://x/", "[]", timeout = -1 } }, 1) end)
+      assert.has_error(function() c:send_many({ { "http://x/", "[]", fresh_connect = 1 } }, 1) end)
+    end)
+  end)
+end)

@@ -1,0 +1,299 @@
+-- client:call_many(requests, opts): many calls at once, each under the same retry rules
+-- as client:call, the results in request order.
+--
+--   local results, failed = client:call_many({
+--     { "sales.LogisticsSync.getSyncListExt", { shop_no = "s1", is_own_platform = true },
+--       pager = { page_size = 100, page_no = 0 } },
+--     { "sales.LogisticsSync.update", { { sync_id = 5000000001, status = 0, error_msg = "" } } },
+--   }, { concurrency = 16 })
+--   for i, r in ipairs(results) do
+--     if r.err then print(i, r.err) else use(r.data) end
+--   end
+--
+-- A request is a list: the method, then its positional arguments (`n`, as table.pack sets
+-- it, counts the method and the arguments when some are nil). Named fields: `pager` (the
+-- result is then a page, as from client:page_call) and the per-call options of
+-- client:request (timeout, connect_timeout, retries, backoff, max_backoff, idempotent).
+-- `opts`: `concurrency` (1..256, default 8: transfers in flight) and the same per-call
+-- options as defaults for every request.
+--
+-- Returns `results, failed`: results[i] is `{ data = …, response = … }` (data as client:call
+-- returns it, `wdt.null` when the answer has none; a page for a paged request) or
+-- `{ err = <wdt error> }`; `failed` counts the errors. Every slot is a table, so ipairs
+-- sees them all. Bad input (not a list, an unknown option, a bad method name or pager,
+-- arguments that cannot be encoded) raises before anything is sent.
+--
+-- How: outside nginx, each request runs the very loop of client:request in a coroutine
+-- whose sends and back-off sleeps are handed to a scheduler; every round sends all the
+-- waiting tries in one libcurl multi batch (cl:send_many) over the client's connection
+-- pool (connections are reused across rounds, calls and batches), then resumes each
+-- request with its answer. A retry is signed anew; a request waiting out its back-off does
+-- not hold the others. Inside nginx (cosockets), the requests run in `concurrency`
+-- light threads (ngx.thread.spawn) through client:request, or one after the other where
+-- light threads are not available.
+local core = require "wdt.core"
+local clock = require "wdt.clock"
+local paging = require "wdt.paging"
+
+local M = { DEFAULT_CONCURRENCY = 8, MAX_CONCURRENCY = 256 }
+
+local option_types = {
+  timeout = "number", connect_timeout = "number", retries = "number",
+  backoff = "number", max_backoff = "number", idempotent = "boolean",
+}
+
+-- Input errors are raised as {message} and re-raised by call_many at the caller's level.
+local function bad(msg)
+  error({ "bad argument to 'call_many' (" .. msg .. ")" }, 0)
+end
+
+local function check_options(t, where, skip, positional)
+  for k, v in pairs(t) do
+    if not (skip and skip[k]) and not (positional and type(k) == "number") then
+      local want = option_types[k]
+      if not want then bad(("%s: unknown option '%s'"):format(where, tostring(k))) end
+      if type(v) ~= want then
+        bad(("%s.%s: %s expected, got %s"):format(where, k, want, type(v)))
+      end
+    end
+  end
+end
+
+local request_fields = { pager = true, n = true }
+local opts_fields = { concurrency = true }
+
+-- requests[i] -> the table client:request takes, and the checked pager (or nil)
+local function build(i, r, defaults)
+  local where = "requests[" .. i .. "]"
+  if type(r) ~= "table" then bad(("%s: {method, args...} expected, got %s"):format(where, type(r))) end
+  local method = r[1]
+  if type(method) ~= "string" or not method:match("^[%w_][%w%._]*$") then
+    bad(("%s[1]: a method name expected, got %s"):format(where,
+      type(method) == "string" and ("%q"):format(method) or type(method)))
+  end
+  local count = r.n
+  if count == nil then
+    count = #r
+  elseif type(count) ~= "number" or count % 1 ~= 0 or count < 1 then
+    bad(where .. ".n: an integer >= 1 expected (the method counts)")
+  end
+  for k in pairs(r) do
+    if type(k) ~= "number" and not request_fields[k] and not option_types[k] then
+      bad(("%s: unknown field '%s'"):format(where, tostring(k)))
+    end
+  end
+  check_options(r, where, request_fields, true)
+  local args = { n = count - 1 }
+  for k = 2, count do args[k - 1] = r[k] end
+  local req = { method = method, args = args }
+  for k, v in pairs(defaults) do req[k] = v end
+  for k in pairs(option_types) do
+    if r[k] ~= nil then req[k] = r[k] end
+  end
+  local pager
+  if r.pager ~= nil then
+    pager = paging.check(r.pager, ("'%s.pager' to 'call_many'"):format(where))
+    req.pager = pager
+  end
+  return req, pager
+end
+
+local function outcome(resp, err, pager)
+  if not resp then return { err = err } end
+  if pager then return { data = paging.page(resp, pager), response = resp } end
+  local data = resp.data
+  if data == nil then data = core.null end
+  return { data = data, response = resp }
+end
+
+-- "path/file.lua:12: message" -> "message"
+local function strip_position(msg)
+  if type(msg) ~= "string" then return msg end
+  return (msg:gsub("^[^:\n]+:%d+: ", ""))
+end
+
+-- ---- outside nginx: coroutines over cl:send_many ------------------------------------------
+
+-- The coroutines of the running batches; clock.sleep yields from them instead of blocking.
+local ours = setmetatable({}, { __mode = "k" })
+local real_sleep
+local patched = 0
+
+local function yielding_sleep(seconds)
+  local co = coroutine.running()
+  if co and ours[co] then return coroutine.yield("sleep", seconds) end
+  return real_sleep(seconds)
+end
+
+local function patch_sleep()
+  if patched == 0 then
+    real_sleep = clock.sleep
+    clock.sleep = yielding_sleep
+  end
+  patched = patched + 1
+end
+
+local function unpatch_sleep()
+  patched = patched - 1
+  if patched == 0 then
+    if clock.sleep == yielding_sleep then clock.sleep = real_sleep end
+    real_sleep = nil
+  end
+end
+
+-- A stand-in for the client inside the coroutines: everything is the client's (options,
+-- credentials, clock offset, `with` view settings) except sending and sleeping.
+local function make_proxy(client)
+  local proxy = setmetatable({}, { __index = client })
+  proxy._base = client._base or client     -- the clock offset is learned on the real client
+  function proxy._send(_, url, body, o)
+    return coroutine.yield("send", url, body, o)
+  end
+  function proxy._sleep(_, seconds)
+    return coroutine.yield("sleep", seconds)
+  end
+  return proxy
+end
+
+local function run_curl(client, reqs, pagers, concurrency)
+  local n = #reqs
+  local results, proxy = {}, make_proxy(client)
+  local cos = {}
+  local sends, sleepers = {}, {}            -- waiting tries; requests in back-off
+  local request = client.request
+
+  local function step(i, ok, what, a, b, c)
+    local co = cos[i]
+    if not ok then      -- client:request raised: bad options or arguments that cannot be encoded
+      error({ ("requests[%d]: %s"):format(i, tostring(strip_position(what))) }, 0)
+    end
+    if coroutine.status(co) == "dead" then
+      results[i] = outcome(what, a, pagers[i])
+      cos[i] = nil
+      ours[co] = nil
+    elseif what == "send" then
+      local item = { a, b, timeout = c and c.timeout, connect_timeout = c and c.connect_timeout,
+                     fresh_connect = c and c.fresh_connect or nil }
+      sends[#sends + 1] = { i = i, item = item }
+    elseif what == "sleep" then
+      sleepers[#sleepers + 1] = { i = i, wake = core.unix_time() + (tonumber(a) or 0) }
+    else
+      error("wdt.batch: unexpected yield from a request: " .. tostring(what), 0)
+    end
+  end
+
+  -- Start every request: validation and the first prepare happen here, before any send.
+  for i = 1, n do
+    local co = coroutine.create(function(req) return request(proxy, req) end)
+    cos[i] = co
+    ours[co] = true
+    step(i, coroutine.resume(co, reqs[i]))
+  end
+
+  while #sends > 0 or #sleepers > 0 do
+    if #sends > 0 then
+      local batch = sends
+      sends = {}
+      local list = {}
+      for k = 1, #batch do list[k] = batch[k].item end
+      local answers = client._core:send_many(list, concurrency)
+      for k = 1, #batch do
+        local i, r = batch[k].i, answers[k]
+        if r.status then
+          step(i, coroutine.resume(cos[i], r.status, r.body, r.date))
+        else
+          step(i, coroutine.resume(cos[i], nil, r.kind, r.message, r.sent))
+        end
+      end
+    else
+      local first = sleepers[1].wake
+      for k = 2, #sleepers do
+        if sleepers[k].wake < first then first = sleepers[k].wake end
+      end
+      local wait = first - core.unix_time()
+      if wait > 0 then real_sleep(wait) end
+    end
+    -- wake the requests whose back-off is over; they go on to their next send
+    local now, still = core.unix_time(), {}
+    local woken = {}
+    for k = 1, #sleepers do
+      if sleepers[k].wake <= now then woken[#woken + 1] = sleepers[k].i
+      else still[#still + 1] = sleepers[k] end
+    end
+    sleepers = still
+    for k = 1, #woken do step(woken[k], coroutine.resume(cos[woken[k]])) end
+  end
+  return results
+end
+
+-- ---- inside nginx: light threads over the cosocket transport -------------------------------
+
+local function run_ngx(client, reqs, pagers, concurrency)
+  local n, results, next_i = #reqs, {}, 1
+  local function work()
+    while next_i <= n do
+      local i = next_i
+      next_i = next_i + 1
+      local resp, err = client:request(reqs[i])
+      results[i] = outcome(resp, err, pagers[i])
+    end
+  end
+  local spawn = type(ngx) == "table" and ngx.thread and ngx.thread.spawn
+  if not spawn or concurrency == 1 or n <= 1 then
+    work()
+    return results
+  end
+  local threads = {}
+  for t = 1, math.min(concurrency, n) do threads[t] = spawn(work) end
+  for t = 1, #threads do
+    local ok, err = ngx.thread.wait(threads[t])
+    if not ok then error({ tostring(strip_position(err)) }, 0) end
+  end
+  return results
+end
+
+local function call_many(client, requests, opts)
+  if type(requests) ~= "table" then
+    bad("requests: a list of requests expected, got " .. type(requests))
+  end
+  if opts == nil then opts = {} end
+  if type(opts) ~= "table" then bad("opts: a table expected, got " .. type(opts)) end
+  local concurrency = opts.concurrency
+  if concurrency == nil then concurrency = M.DEFAULT_CONCURRENCY end
+  if type(concurrency) ~= "number" or concurrency % 1 ~= 0 or concurrency < 1
+      or concurrency > M.MAX_CONCURRENCY then
+    bad(("opts.concurrency: an integer from 1 to %d expected"):format(M.MAX_CONCURRENCY))
+  end
+  check_options(opts, "opts", opts_fields)
+  local defaults = {}
+  for k in pairs(option_types) do defaults[k] = opts[k] end
+
+  local n = #requests
+  local reqs, pagers = {}, {}
+  for i = 1, n do reqs[i], pagers[i] = build(i, requests[i], defaults) end
+
+  local results
+  if client:transport() == "ngx" then
+    results = run_ngx(client, reqs, pagers, concurrency)
+  else
+    patch_sleep()
+    local ok, res = pcall(run_curl, client, reqs, pagers, concurrency)
+    unpatch_sleep()
+    if not ok then error(res, 0) end
+    results = res
+  end
+  local failed = 0
+  for i = 1, n do
+    if results[i].err then failed = failed + 1 end
+  end
+  return results, failed
+end
+
+function M.call_many(client, requests, opts)
+  local ok, results, failed = pcall(call_many, client, requests, opts)
+  if ok then return results, failed end
+  if type(results) == "table" then error(results[1], 2) end   -- bad input: the caller's fault
+  error(results, 0)
+end
+
+return M
