@@ -54,6 +54,22 @@ local function start_nginx(emu, env)
                        .. " envsubst '${WDT_HOME} ${WDT_LISTEN}' < "
                        .. sh_quote(ROOT .. "/examples/openresty/nginx.conf"))
   assert(conf:find("listen 127.0.0.1:" .. port, 1, true), "rendering nginx.conf failed")
+  -- A spec-only location beside the example's: a write that must not be repeated.
+  conf = conf:gsub("(location = /callbacks/shipped)", function(loc)
+    return [[location = /spec/write_once {
+            content_by_lua_block {
+                local wdt = require "wdt"
+                local id = tonumber(ngx.var.arg_sync_id)
+                local client = require("openresty.config").client()
+                local data, err = client:with { idempotent = false, retries = 3, backoff = 0.01 }
+                  :call("sales.LogisticsSync.update", { { sync_id = id, status = 0, error_msg = "" } })
+                ngx.print(wdt.json.encode(data and { ok = true }
+                  or { kind = err.kind, tries = err.tries, sent = err.sent }))
+            }
+        }
+
+        ]] .. loc
+  end, 1)
   write_file(prefix .. "/nginx.conf", conf)
   local vars = {
     WDT_URL = emu.url, WDT_SID = SID, WDT_KEY = KEY, WDT_SECRET = APPSECRET,
@@ -335,6 +351,28 @@ describe("wdt inside nginx (examples/openresty)", function()
       assert.is_nil(got.message:find("salt", 1, true))
     end)
   end
+
+  it("never resends a write that must not be repeated, even on a dead pooled connection", function()
+    local ids = {}
+    for id in pairs(pending_ids(emu)) do ids[#ids + 1] = id end
+    table.sort(ids)
+    assert.equal(200, (ngx_srv:callback { sync_id = ids[1], ok = true }))   -- a pooled connection now
+    local calls = function()
+      return emu:state().calls[SID]["sales.LogisticsSync.update"] or 0
+    end
+    local before_calls, before_conns = calls(), emu:state().connections
+    emu:faults { mode = "reset", count = 1 }
+    local code, raw = emulator.exchange(ngx_srv.base .. "/spec/write_once?sync_id=" .. math.tointeger(ids[2]),
+                                        "GET", nil, nil, 10)
+    assert.equal(200, code)
+    local ans = cjson.decode(raw)
+    assert.equal("network", ans.kind)
+    assert.equal(1, ans.tries)                 -- not retried: it may have been applied
+    assert.is_true(ans.sent)
+    assert.equal(before_calls + 1, calls())    -- and not resent underneath either
+    assert.equal(before_conns + 1, emu:state().connections)   -- on a connection of its own
+    assert.is_true(pending_ids(emu)[ids[2]])   -- the reset answered nothing: still pending
+  end)
 
   it("learns the server's clock from the Date header read by the cosocket transport", function()
     local ids = {}

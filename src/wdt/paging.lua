@@ -43,9 +43,14 @@ function paging.page(response, pager)
     rows, total = data, response.total
   elseif type(data) == "table" then
     total = data.total_count
-    for _, v in pairs(data) do
-      if is_list(v) then rows = v break end
+    -- the list beside total_count ("order", "details", …); by sorted name when there are
+    -- several, so the choice does not depend on the hash order
+    local names = {}
+    for k, v in pairs(data) do
+      if type(k) == "string" and is_list(v) then names[#names + 1] = k end
     end
+    table.sort(names)
+    if names[1] then rows = data[names[1]] end
   end
   if type(total) ~= "number" then total = nil end
   if not pager.calc_total then total = nil end

@@ -255,7 +255,7 @@ local function attempt(c, req, fresh_only)
     body = table.concat(parts)
   end
 
-  if keep and req.keepalive_ms > 0 then
+  if keep and req.keepalive_ms > 0 and not req.once then
     local kok = sock:setkeepalive(req.keepalive_ms, req.pool_size)
     if kok then M.stats.kept_alive = M.stats.kept_alive + 1 end
   else
@@ -288,7 +288,10 @@ function M.send(client, url, body, opts)
   local req = {
     host = host, port = port, tls = tls,
     where = host_header,
-    pool = ("wdt:%s:%s:%d%s"):format(scheme, host, port, tls and (c.insecure and ":insecure" or ":verify") or ""),
+    pool = ("wdt:%s:%s:%d%s%s"):format(scheme, host, port, tls and (c.insecure and ":insecure" or ":verify") or "",
+      opts.fresh_connect and ":once" or ""),
+    -- a write that must not be repeated: its own connection, never pooled, never resent
+    once = opts.fresh_connect,
     deadline = (o.timeout and o.timeout > 0) and (now() + o.timeout) or nil,
     keepalive_ms = (c.keepalive_timeout or 60) > 0 and ms(c.keepalive_timeout or 60) or 0,
     pool_size = c.pool_size or 16,
@@ -307,7 +310,7 @@ function M.send(client, url, body, opts)
   -- When a pooled connection dies before any byte of the answer (the server closed it while
   -- idle), the request goes out once more on a new connection, as libcurl does.
   local status, rbody, date, sent, retry_fresh = attempt(o, req, false)
-  if status == nil and retry_fresh then
+  if status == nil and retry_fresh and not req.once then
     status, rbody, date, sent = attempt(o, req, true)
     if status == nil then sent = true end   -- the first try went out
   end
