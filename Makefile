@@ -1,6 +1,7 @@
 # Thin wrapper for the README commands. CMakeLists.txt is the build definition.
 #   make demo   install what is missing, build, run the logistics sync against the emulator
-#   make test   install what is missing, build, lint, run the specs
+#   make test   install what is missing, build, lint, run the specs (also under sanitizers,
+#               valgrind, and a brief fuzz)
 MAKEFLAGS  += --no-print-directory
 LUA        ?= lua5.4
 BUSTED     ?= $(LUA) /usr/bin/busted
@@ -43,7 +44,8 @@ $(LOCALE_DIR)/de_DE.UTF-8:
 specs: build build-luajit $(LOCALE_DIR)/de_DE.UTF-8
 	LOCPATH=$(LOCALE_DIR) $(BUSTED)
 
-test: lint specs
+# The specs, then again under ASan/UBSan and valgrind, and a brief fuzz (mk/reliability.mk).
+test: lint specs reliability
 
 # The main job against the emulator: 2,000 shipments, a few failed and deferred on purpose.
 demo: build

@@ -123,6 +123,24 @@ describe("wdt.client", function()
       ok, msg = pcall(wdt.client, { sid = SID, key = KEY, secret = APPSECRET, tiemout = 5 })
       assert.is_false(ok)
       assert.matches("'tiemout'", msg)
+      -- a query in the base URL would not be signed: refused at once
+      ok, msg = pcall(wdt.client, { sid = SID, key = KEY, secret = APPSECRET, url = emu.url .. "?tenant=1" })
+      assert.is_false(ok)
+      assert.matches("'url'", msg)
+      for _, bad in ipairs({ "12345:", ":abcde" }) do
+        ok, msg = pcall(wdt.client, { sid = SID, key = KEY, secret = bad })
+        assert.is_false(ok)
+        assert.matches("'secret'", msg)
+      end
+      for _, t in ipairs({ 0, -1, 0 / 0, math.huge }) do
+        ok, msg = pcall(wdt.client, { sid = SID, key = KEY, secret = APPSECRET, timeout = t })
+        assert.is_false(ok)
+        assert.matches("'timeout'", msg)
+      end
+      -- the position is the caller's line, not one inside wdt
+      ok, msg = pcall(function() return wdt.client { sid = SID, key = KEY, secret = APPSECRET, retries = 1.5 } end)
+      assert.is_false(ok)
+      assert.matches("^spec/client_spec%.lua:%d+: bad argument 'retries'", msg)
     end)
 
     it("sends call_ex through system.ScriptExtension.call", function()

@@ -5,6 +5,7 @@ local errors = require "wdt.errors"
 local paging = require "wdt.paging"
 local policy = require "wdt.policy"
 local clock = require "wdt.clock"
+local check = require "wdt.check"
 
 local unpack = table.unpack or unpack  -- luacheck: ignore (5.1 global)
 
@@ -14,7 +15,7 @@ Client.__name = "wdt.client"
 
 local PRODUCTION_URL = "http://wdt.wangdian.cn/openapi"
 
--- name -> { type, default, check (optional), what (for messages) }
+-- name -> { type, default }
 local option_specs = {
   sid             = { "string" },
   key             = { "string" },
@@ -33,47 +34,38 @@ local option_specs = {
   pool_size       = { "number", 16 },     -- cosocket pool size per worker (nginx)
 }
 
-local function argerror(fname, name, msg)
-  error(("bad argument '%s' to '%s' (%s)"):format(name, fname, msg), 3)
-end
+local MAX_SECONDS = 24 * 24 * 3600     -- libcurl takes timeouts as a long of milliseconds
 
-local function check_number(fname, name, v, min, whole)
-  if whole and v % 1 ~= 0 then argerror(fname, name, "integer expected") end
-  if v ~= v or v < min or v == math.huge then
-    argerror(fname, name, ("must be a number >= %s"):format(min))
+-- The numeric options shared by the client and per call (`request`, `with`):
+-- name -> min, max, whole
+local number_ranges = {
+  timeout = { 0.001, MAX_SECONDS }, connect_timeout = { 0.001, MAX_SECONDS },
+  backoff = { 0 }, max_backoff = { 0 }, keepalive_timeout = { 0 },
+  retries = { 0, nil, true }, max_body = { 1, nil, true }, pool_size = { 1, nil, true },
+}
+
+local function check_ranges(fname, o)
+  for name, r in pairs(number_ranges) do
+    if o[name] ~= nil then check.number(fname, name, o[name], r[1], r[2], r[3]) end
   end
 end
 
 -- Checks the caller's options, fills defaults; raises naming the first bad option.
-local function check_options(opts, fname, required)
-  local out = {}
-  for name, v in pairs(opts) do
-    local spec = option_specs[name]
-    if type(name) ~= "string" or not spec then
-      argerror(fname, tostring(name), "unknown option")
-    end
-    if type(v) ~= spec[1] then
-      argerror(fname, name, spec[1] .. " expected, got " .. type(v))
-    end
-    out[name] = v
+local function check_options(opts, fname)
+  local out = check.options(fname, opts, option_specs)
+  for _, name in ipairs({ "sid", "key", "secret" }) do
+    if out[name] == nil or out[name] == "" then check.fail(fname, name, "a non-empty string is required") end
   end
-  for _, name in ipairs(required or {}) do
-    if out[name] == nil or out[name] == "" then argerror(fname, name, "a non-empty string is required") end
-  end
-  for name, spec in pairs(option_specs) do
-    if out[name] == nil then out[name] = spec[2] end
-  end
-  for _, name in ipairs({ "timeout", "connect_timeout", "backoff", "max_backoff", "keepalive_timeout" }) do
-    check_number(fname, name, out[name], 0)
-  end
-  check_number(fname, "retries", out.retries, 0, true)
-  check_number(fname, "max_body", out.max_body, 1, true)
-  check_number(fname, "pool_size", out.pool_size, 1, true)
-  if not out.url:match("^https?://[^/?#]+") then
-    argerror(fname, "url", "an http:// or https:// URL expected")
+  check_ranges(fname, out)
+  if not out.url:match("^https?://[^/?#]+[^?#]*$") then
+    check.fail(fname, "url", "an http:// or https:// URL without query or fragment expected")
   end
   if out.transport ~= "auto" and out.transport ~= "curl" and out.transport ~= "ngx" then
-    argerror(fname, "transport", "one of 'auto', 'curl', 'ngx' expected")
+    check.fail(fname, "transport", "one of 'auto', 'curl', 'ngx' expected")
+  end
+  -- the appsecret is "secret:salt", both parts needed (the salt itself may hold ':')
+  if not out.secret:find("^[^:]+:.") then
+    check.fail(fname, "secret", "the appsecret has the form 'secret:salt', both non-empty")
   end
   return out
 end
@@ -90,10 +82,7 @@ local function new(opts)
   if type(opts) ~= "table" then
     error("bad argument #1 to 'wdt.client' (options table expected, got " .. type(opts) .. ")", 2)
   end
-  local o = check_options(opts, "wdt.client", { "sid", "key", "secret" })
-  if not o.secret:find(":", 1, true) then
-    argerror("wdt.client", "secret", "the appsecret has the form 'secret:salt'")
-  end
+  local o = check_options(opts, "wdt.client")
   local handle = core.client_new(o.sid, o.key, o.secret, {
     url = o.url, timeout = o.timeout, connect_timeout = o.connect_timeout,
     max_body = o.max_body, ca_file = o.ca_file, insecure = o.insecure,
@@ -113,13 +102,6 @@ function Client:close()
   self._core:close()
 end
 Client.__close = Client.close
-
-local function check_method(fname, method)
-  if type(method) ~= "string" or not method:match("^[A-Za-z0-9_][A-Za-z0-9_.]*$") then
-    error(("bad argument 'method' to '%s' (a method name of letters, digits, '.' and '_' expected, got %s)")
-      :format(fname, type(method) == "string" and ("%q"):format(method) or type(method)), 3)
-  end
-end
 
 function Client:_timestamp()
   return clock.timestamp(self._clock_offset)
@@ -159,37 +141,20 @@ local function api_error(method, kind, message, status, response, http_status, s
   }
 end
 
--- Per-call options of `request` and `with` (doc/reliability.md): name -> type.
-local call_option_types = {
-  timeout = "number", connect_timeout = "number", retries = "number",
-  backoff = "number", max_backoff = "number", idempotent = "boolean",
+-- Per-call options of `request` and `with` (doc/reliability.md): name -> { type }.
+local call_option_specs = {
+  timeout = { "number" }, connect_timeout = { "number" }, retries = { "number" },
+  backoff = { "number" }, max_backoff = { "number" }, idempotent = { "boolean" },
 }
 
--- Checks the per-call options found in `t` (other keys are left to the caller) into `out`.
+-- Checks the per-call options found in `t` (keys in `skip` are left to the caller) into `out`.
 local function check_call_options(fname, t, out, skip)
+  local mine = {}
   for k, v in pairs(t) do
-    if not (skip and skip[k]) then
-      local want = call_option_types[k]
-      if not want then
-        error(("bad argument '%s' to '%s' (unknown option)"):format(tostring(k), fname), 3)
-      end
-      if type(v) ~= want then
-        error(("bad argument '%s' to '%s' (%s expected, got %s)"):format(k, fname, want, type(v)), 3)
-      end
-      if want == "number" then
-        local bad = v ~= v or v == math.huge or v < 0
-          or ((k == "timeout" or k == "connect_timeout") and (v <= 0 or v > 86400 * 24))
-          or (k == "retries" and v % 1 ~= 0)
-        if bad then
-          local what = k == "retries" and "a whole number >= 0"
-            or (k == "timeout" or k == "connect_timeout") and "a positive number of seconds"
-            or "a number >= 0"
-          error(("bad argument '%s' to '%s' (%s expected)"):format(k, fname, what), 3)
-        end
-      end
-      out[k] = v
-    end
+    if not (skip and skip[k]) then mine[k] = v end
   end
+  check_ranges(fname, check.options(fname, mine, call_option_specs))
+  for k, v in pairs(mine) do out[k] = v end
   return out
 end
 
@@ -198,7 +163,7 @@ local request_fields = { method = true, args = true, pager = true }
 -- One request with the retry policy around it (see wdt.policy and doc/reliability.md).
 --   client:request{ method =, args = {n =, ...}, pager =,
 --                   timeout =, connect_timeout =, retries =, backoff =, max_backoff =,
---                   idempotent = }  -> response (the whole decoded answer) | nil, err
+--                   idempotent = }  -> response (the whole decoded answer), tries | nil, err
 -- Per-call options override those of the client (and of a `with` view). Every try is
 -- signed anew with a fresh timestamp; a status 7 answer with a `Date` header teaches the
 -- client the server's clock and is re-signed at once (once per request, not counted as a
@@ -207,7 +172,7 @@ function Client:request(req)
   if type(req) ~= "table" then
     error("bad argument #1 to 'request' (table expected, got " .. type(req) .. ")", 2)
   end
-  check_method("request", req.method)
+  check.method("request", req.method)
   local method, args = req.method, req.args
   if args == nil then args = { n = 0 } end
   if type(args) ~= "table" then
@@ -242,7 +207,7 @@ function Client:request(req)
     local now = false
     if status then
       local resp, kind, message, api_status, response = core.parse(status, rbody)
-      if resp then return resp end
+      if resp then return resp, tries end
       err = api_error(method, kind, message, api_status, response, status, true)
       if api_status == 7 and not resigned and clock.learn(base, date) then
         resigned, now = true, true        -- refused, not applied: re-sign once, right away
@@ -290,7 +255,7 @@ end
 
 -- client:call(method, ...) -> data, response | nil, err
 function Client:call(method, ...)
-  check_method("call", method)
+  check.method("call", method)
   local resp, err = self:request { method = method, args = { n = select("#", ...), ... } }
   if not resp then return nil, err end
   return data_of(resp)
@@ -298,13 +263,13 @@ end
 
 -- client:call_ex(method, ...): the vendor SDKs' callEx, through system.ScriptExtension.call.
 function Client:call_ex(method, ...)
-  check_method("call_ex", method)
+  check.method("call_ex", method)
   return self:call("system.ScriptExtension.call", method, ...)
 end
 
 -- client:page_call(method, pager, ...) -> page | nil, err
 function Client:page_call(method, pager, ...)
-  check_method("page_call", method)
+  check.method("page_call", method)
   local p = paging.check(pager, "'pager' to 'page_call'")
   local resp, err = self:request { method = method, pager = p, args = { n = select("#", ...), ... } }
   if not resp then return nil, err end
@@ -315,7 +280,7 @@ end
 -- From pager.page_no on until a short page. A failure comes as `false, err` (a generic
 -- `for` would end silently at `nil, err`), and the loop ends after it.
 function Client:pages(method, pager, ...)
-  check_method("pages", method)
+  check.method("pages", method)
   local p = paging.check(pager, "'pager' to 'pages'")
   local args = { n = select("#", ...), ... }
   local done = false
@@ -332,7 +297,7 @@ end
 
 -- The bytes `call` would send, for other transports: {url, body, headers}.
 function Client:prepare(method, args, pager)
-  check_method("prepare", method)
+  check.method("prepare", method)
   if type(args) ~= "table" then error("bad argument 'args' to 'prepare' (table expected)", 2) end
   if args.n == nil then args = { n = #args, unpack(args) } end
   if pager ~= nil then pager = paging.check(pager, "'pager' to 'prepare'") end
