@@ -14,7 +14,8 @@
 -- else (5xx, timeout, no connection) means try later. Without it, the push is simulated
 -- in-process: every shipment is taken, except those of partial shipments (is_part_sync = 1)
 -- whose tid ends in "0", which are refused, so that the summary shows both outcomes.
--- Exit status: 0 all reported, 1 the ERP refused some items or the run failed.
+-- Exit status: 0 all reported, 1 the ERP refused some items, left some outcomes unclear,
+-- sent rows that cannot be handled, or the run failed.
 
 -- From a checkout, use its src/ and build/ (an installed wdt needs none of this).
 local here = (arg and arg[0] or ""):match("^(.*)/[^/]*$") or "."
@@ -100,6 +101,9 @@ print(("read %d, reported %d: synced %d, failed %d, deferred %d, refused by the 
 for _, r in ipairs(s.refused_items) do
   print(("  refused sync_id %s: %s"):format(tostring(r.sync_id), r.message))
 end
+for _, item in ipairs(s.unconfirmed) do    -- the ERP's answer did not say whether it took them
+  print(("  unconfirmed sync_id %s"):format(tostring(item.sync_id)))
+end
 if not summary then
   -- Reporting failed even after retries: these shipments were pushed but the ERP does not
   -- know yet; they stay in its queue and come again on the next run.
@@ -109,4 +113,4 @@ if not summary then
   io.stderr:write(tostring(err), "\n")
   os.exit(1)
 end
-os.exit(s.refused == 0 and 0 or 1)
+os.exit((s.refused == 0 and #s.unconfirmed == 0 and #s.invalid == 0) and 0 or 1)

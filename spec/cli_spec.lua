@@ -74,6 +74,10 @@ describe("wdt command", function()
       local _, out = run({ "sync", "logistics", "--help" }, { env = {} })
       assert.matches("%-%-dry%-run", out)
       assert.matches("%-%-batch", out)
+      -- a deferred good is not reported at all (no cancelSync)
+      _, out = run({ "sync", "stock", "--help" }, { env = {} })
+      assert.is_nil(out:find("cancelSync", 1, true))
+      assert.matches("nothing is sent", out)
       local code
       code, out = run({ "--version" }, { env = {} })
       assert.equal(0, code)
@@ -309,6 +313,44 @@ describe("wdt command", function()
       assert.equal("", err)
       assert.matches("refused   1\n", out)
       assert.matches("refused by the ERP %(1%):\n  sync_id 5000000005: ", out)
+    end)
+
+    it("exits 0 when a retried report had been applied on its first try", function()
+      local n = 0
+      _G.__wdt_cli_spec_handler = function()
+        n = n + 1
+        if n == 1 then emu:faults { mode = "truncated", count = 1 } end   -- the update's answer
+        return true
+      end
+      local code, out, err = run({ "sync", "logistics", "--shop", "s1", "--handler", handler_file })
+      assert.equal(0, code, out .. err)
+      assert.matches("synced    50\n", out)
+      assert.matches("refused   0\n", out)
+      assert.matches("accepted on an earlier try %(the retry was refused as already reported%) %(50%):", out)
+      assert.equal(0, lstate().size)
+    end)
+
+    it("exits 1 and lists the items whose outcome the ERP's answer left unclear", function()
+      local n = 0
+      _G.__wdt_cli_spec_handler = function()
+        n = n + 1
+        if n == 12 then emu:faults { mode = "refuse", item = 1, anonymous = true } end
+        return true
+      end
+      local code, out = run({ "sync", "logistics", "--shop", "s1", "--handler", handler_file,
+                              "--page-size", "10", "--batch", "5" })
+      assert.equal(1, code)
+      assert.matches("synced    45\n", out)
+      assert.matches("unconfirmed %(the ERP's answer did not say whether it took them%) %(5%):\n"
+                     .. "  sync_id 5000000011\n", out)
+      emu:reset()
+      n = 0
+      code, out = run({ "sync", "logistics", "--shop", "s1", "--handler", handler_file,
+                        "--page-size", "10", "--batch", "5", "--json" })
+      assert.equal(1, code)
+      local s = cjson.decode(out)
+      assert.equal(5, #s.unconfirmed)
+      assert.equal(0, #s.confirmed_on_retry)
     end)
 
     it("exits 3 and lists what was not reported when the network fails", function()

@@ -399,7 +399,7 @@ describe("wdt-emulator", function()
       assert.equal(0, body.status)
       assert.equal(3, #body.data)
       assert.truthy(body.data[1]:find("123", 1, true))
-      assert.truthy(body.data[2]:find("5000000005", 1, true))
+      assert.truthy(body.data[2]:find("^第6条: ")) -- a bad status: named by its position
       assert.truthy(body.data[3]:find("同步结果状态为空", 1, true))
       local t = e:state().tenants.apidevnew2.logistics
       assert.equal(47, t.size)
@@ -552,6 +552,23 @@ describe("wdt-emulator", function()
       assert.has_error(function() e:enqueue{ sid = "nobody", logistics = 1 } end)
     end)
 
+    it("enqueues ghost goods: listed once, unknown to calcStock, not in the queue's size", function()
+      local r = e:enqueue{ stock_ghost = 2 }
+      assert.equal(20, r.stock)
+      assert.equal(2, #r.stock_ghost)
+      local ghost = math.tointeger(r.stock_ghost[1])
+      local WAIT = "sales.StockSync.getSelfWaitSyncIdListOpen"
+      local _, w = e:request{ method = WAIT, args_json = "[100,0]" }
+      assert.equal(22, #w.data.id_list)
+      assert.equal(ghost, math.tointeger(w.data.id_list[21]))
+      local _, calc = e:request{ method = "sales.StockSync.calcStock", args_json = ("[%d,false]"):format(ghost) }
+      assert.equal(100, calc.status)
+      assert.truthy(calc.message:find(tostring(ghost), 1, true))
+      local _, again = e:request{ method = WAIT, args_json = "[100,0]" }
+      assert.equal(20, #again.data.id_list)
+      assert.equal(20, #e:state().tenants.apidevnew2.stock.pending)
+    end)
+
     it("compresses answers when the client asks", function()
       local code, _, headers, raw = e:request{ method = LIST, args_json = OWN,
         page = { page_size = 50 }, headers = { ["accept-encoding"] = "gzip" } }
@@ -661,6 +678,38 @@ describe("wdt-emulator", function()
       local _, b3, h3 = ok_call()
       assert.equal(0, b3.status)
       assert.is_true(math.abs(parse_date(h3.date) - os.time()) <= 2)
+    end)
+
+    it("no_data carries the call out and answers status 0 without data", function()
+      e:faults{ mode = "no_data" }
+      local code, body, _, raw = e:request{ method = UPDATE,
+        args_json = '[[{"sync_id":5000000001,"status":0,"error_msg":""}]]' }
+      assert.equal(200, code)
+      assert.equal(0, body.status)
+      assert.is_nil(raw:find("data", 1, true))
+      assert.equal(49, e:state().tenants.apidevnew2.logistics.size)
+    end)
+
+    it("refuse makes update refuse one item, by position or anonymously, without applying it", function()
+      local two = '[[{"sync_id":5000000001,"status":0,"error_msg":""},'
+                  .. '{"sync_id":5000000002,"status":0,"error_msg":""}]]'
+      e:faults{ mode = "refuse", item = 2 }
+      local _, body = e:request{ method = UPDATE, args_json = two }
+      assert.equal(0, body.status)
+      assert.equal(1, #body.data)
+      assert.truthy(body.data[1]:find("^第2条: "))
+      local st = e:state().tenants.apidevnew2.logistics
+      assert.equal(49, st.size)
+      assert.equal(5000000002, math.tointeger(st.pending[1]))
+      e:faults{ mode = "refuse", anonymous = true }
+      _, body = e:request{ method = UPDATE, args_json = two }
+      assert.equal(1, #body.data)
+      assert.is_nil(body.data[1]:find("%d"))     -- names no item
+      assert.equal(48, e:state().tenants.apidevnew2.logistics.size)  -- item 2 applied this time
+      -- other methods are carried out as usual (the fault is used up)
+      e:faults{ mode = "refuse" }
+      assert.equal(0, select(2, ok_call()).status)
+      assert.has_error(function() e:faults{ mode = "refuse", item = 0 } end)
     end)
 
     it("runs a list of faults in order, and refuses unknown modes", function()

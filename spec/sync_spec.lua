@@ -131,6 +131,9 @@ describe("sync loops", function()
       assert.equal(sync.MAX_MESSAGE, #select(2, sync.outcome(f(false, ("x"):rep(1000)), {})))
       assert.equal(sync.MAX_MESSAGE * 3, #select(2, sync.outcome(f(false, ("中"):rep(300)), {})))
       assert.same({ 2, "12" }, { sync.outcome(f(false, 12), {}) })
+      -- an empty message takes the default too
+      assert.same({ 2, "failed" }, { sync.outcome(f(false, ""), {}) })
+      assert.same({ -100, "deferred" }, { sync.outcome(f(nil, ""), {}) })
     end)
 
     it("checks every item before reporting it", function()
@@ -237,6 +240,73 @@ describe("sync loops", function()
       assert.same(sorted(behind), sorted(refused))
       assert.equal(0, lstate().size)
       assert.equal(50, lstate().acked)
+    end)
+
+    it("counts a report applied on its first try as accepted when the retry is refused as gone", function()
+      -- The first try of the update is applied but its answer is cut short; the retry is
+      -- answered "物流同步id:N 不存在或已回传" for every row it had just reported.
+      local n = 0
+      local summary = assert(client:sync_logistics { shop_no = "s1", handler = function()
+        n = n + 1
+        if n == 1 then emu:faults { mode = "truncated", count = 1 } end
+        if n % 5 == 0 then return false, "closed" end
+        if n % 7 == 0 then return nil, "busy" end
+        return true
+      end })
+      assert.equal(2, calls(UPDATE))
+      local st = lstate()
+      assert.equal(50, summary.read)
+      assert.equal(50, summary.reported)
+      assert.equal(0, summary.refused)
+      assert.equal(0, #summary.refused_items)
+      assert.equal(st.acked, summary.synced)
+      assert.equal(10, summary.failed)
+      assert.equal(6, summary.deferred)                 -- deferred rows stay: not refused on the retry
+      assert.equal(summary.synced + summary.failed, #summary.confirmed_on_retry)
+      assert.equal(summary.deferred, st.size)
+      assert.equal(0, #summary.unconfirmed)
+    end)
+
+    it("lists the items of a chunk as unconfirmed when a refusal names none of them", function()
+      local n = 0
+      local summary = assert(client:sync_logistics { shop_no = "s1", page_size = 10, batch = 5,
+        handler = function()
+          n = n + 1
+          -- the next update (rows 11..15) refuses its first item with a message naming none
+          if n == 12 then emu:faults { mode = "refuse", item = 1, anonymous = true } end
+          return true
+        end })
+      assert.equal(50, summary.read)
+      assert.equal(50, summary.reported)
+      assert.equal(1, summary.refused)
+      assert.is_nil(summary.refused_items[1].sync_id)
+      assert.equal(5, #summary.unconfirmed)
+      assert.equal(45, summary.synced)
+      assert.equal(summary.reported, summary.synced + summary.failed + summary.deferred + #summary.unconfirmed)
+      local st = lstate()
+      assert.equal(1, st.size)                          -- the refused row is still waiting
+      assert.equal(summary.unconfirmed[1].sync_id, st.pending[1])
+      for _, it in ipairs(summary.unconfirmed) do
+        assert.equal(0, it.status)
+        assert.is_table(it.row)
+      end
+    end)
+
+    it("matches a refusal that gives the item's position (第N条)", function()
+      local n, ids = 0, {}
+      local summary = assert(client:sync_logistics { shop_no = "s1", page_size = 10, batch = 5,
+        handler = function(row)
+          n = n + 1
+          ids[n] = row.sync_id
+          if n == 12 then emu:faults { mode = "refuse", item = 2 } end   -- rows 11..15: row 12
+          return true
+        end })
+      assert.equal(1, summary.refused)
+      assert.equal(ids[12], summary.refused_items[1].sync_id)
+      assert.matches("^第2条", summary.refused_items[1].message)
+      assert.equal(49, summary.synced)
+      assert.equal(0, #summary.unconfirmed)
+      assert.same({ ids[12] }, lstate().pending)
     end)
 
     it("lists what it could not report after retries, returns an error, and loses nothing", function()
@@ -364,7 +434,7 @@ describe("sync loops", function()
       assert.matches("'page_size'", msg { shop_no = "s1", handler = print, page_size = 1001 })
       assert.matches("'page_size'", msg { shop_no = "s1", handler = print, page_size = "10" })
       assert.matches("'colour'", msg { shop_no = "s1", handler = print, colour = 1 })
-      assert.matches("options table", msg(nil))
+      assert.matches("'options' to 'sync_logistics'", msg(nil))
       assert.equal(0, calls("sales.LogisticsSync.getSyncListExt"))
     end)
   end)
@@ -431,30 +501,54 @@ describe("sync loops", function()
     end)
 
     it("lists goods the ERP refuses and goes on", function()
-      -- A stand-in client that lists one good the ERP no longer knows, as a wait list
-      -- read just before the good was removed would.
-      local ghost = 7999999999
-      local proxy = setmetatable({}, { __index = function(_, k)
-        local v = client[k]
-        if type(v) ~= "function" then return v end
-        return function(_, ...) return v(client, ...) end
-      end })
-      proxy.call = function(_, method, ...)
-        local data, err = client:call(method, ...)
-        if method == "sales.StockSync.getSelfWaitSyncIdListOpen" and data and #data.id_list > 0 then
-          table.insert(data.id_list, 1, ghost)
-        end
-        return data, err
-      end
-      local summary = assert(sync.stock(proxy, { count = 50, handler = function() return true end }))
+      -- a good listed as waiting but taken out of sync before calcStock (an emulator "ghost")
+      local ghost = math.tointeger(emu:enqueue { stock_ghost = 1 }.stock_ghost[1])
+      local summary = assert(client:sync_stock { count = 50, handler = function() return true end })
       assert.equal(31, summary.read)
       assert.equal(31, summary.reported)
       assert.equal(30, summary.synced)
       assert.equal(1, summary.refused)
       assert.equal(ghost, summary.refused_items[1].api_goods_id)
       assert.equal("sales.StockSync.calcStock", summary.refused_items[1].stage)
-      assert.truthy(summary.refused_items[1].message:find("7999999999", 1, true))
+      assert.truthy(summary.refused_items[1].message:find(("%d"):format(ghost), 1, true))
       assert.equal(0, sstate().size)
+    end)
+
+    it("lists the good whose stock it could not compute when that stops the loop", function()
+      local n = 0
+      local summary, err = client:sync_stock { count = 10, handler = function()
+        n = n + 1
+        -- the report of good 3 goes through, then calcStock of good 4 fails 3 times
+        if n == 3 then emu:faults { { mode = "delay", delay_ms = 0 }, { mode = "http_500", count = 3 } } end
+        return true
+      end }
+      assert.is_nil(summary)
+      assert.equal("http", err.kind)
+      assert.equal("sales.StockSync.calcStock", err.method)
+      assert.matches("1 item%(s%) left unreported", tostring(err))
+      local s = err.summary
+      assert.equal(4, s.read)
+      assert.equal(3, s.reported)
+      assert.equal(1, #s.unreported)
+      assert.equal(s.read, s.reported + #s.unreported + #s.invalid)
+      local pending = {}
+      for _, id in ipairs(sstate().pending) do pending[id] = true end
+      assert.is_true(pending[s.unreported[1].api_goods_id])
+    end)
+
+    it("lists a good whose calcStock answer is no object as invalid, and goes on", function()
+      local n = 0
+      local summary = assert(client:sync_stock { count = 10, handler = function()
+        n = n + 1
+        if n == 3 then emu:faults { { mode = "delay", delay_ms = 0 }, { mode = "no_data" } } end
+        return true
+      end })
+      assert.equal(30, summary.read)
+      assert.equal(29, summary.reported)
+      assert.equal(29, summary.synced)
+      assert.equal(1, #summary.invalid)
+      assert.equal(summary.read, summary.reported + #summary.unreported + #summary.invalid)
+      assert.same({ summary.invalid[1].api_goods_id }, sstate().pending)
     end)
 
     it("lists the good it could not report after retries and returns an error", function()

@@ -5,8 +5,9 @@
 --   e.url, e.port, e.pid
 --   e:state()                  -> decoded GET /__emulator/state
 --   e:reset()                  -> POST /__emulator/reset
---   e:faults{mode=, count=, delay_ms=, skew_s=}   (or a list of such tables; {} clears)
---   e:enqueue{sid=, logistics=N, stock=N, shop_no=}
+--   e:faults{mode=, count=, delay_ms=, skew_s=, item=, anonymous=}   (or a list; {} clears)
+--   e:enqueue{sid=, logistics=N, stock=N, stock_ghost=N, shop_no=}
+--                              -> {ok, sid, logistics = size, stock = size, stock_ghost = {ids}}
 --   e:request{method=, args_json=, sid=, key=, secret=, salt=, timestamp=, page=, headers=,
 --             v=, extra=, drop=, sign=, body=, http_method=, timeout=}
 --        -> http_status, decoded_body (nil when not JSON), headers (lower-case keys), raw_body

@@ -1,5 +1,6 @@
 -- The open API methods the emulator knows, with the argument checks of the real server.
--- Each handler(tenant_state, args, pager, sid) returns the response object.
+-- Each handler(tenant_state, args, pager, sid, fault) returns the response object (`fault`:
+-- the fault taken for this call, if any; only update acts on one, "refuse").
 -- Runs in nginx's LuaJIT (Lua 5.1 syntax). Shapes are written down in doc/emulator.md.
 local json = require "wdt.emulator.json"
 local state = require "wdt.emulator.state"
@@ -103,8 +104,9 @@ end
 local UPDATE_STATUSES = { [0] = "acked", [2] = "failed", [-100] = "kept" }
 
 -- sales.LogisticsSync.update  [[{sync_id, status, error_msg}, ...]]
--- answers {status:0, data:[messages for refused items]}
-local function logistics_update(t, args)
+-- answers {status:0, data:[messages for refused items]}. The fault "refuse" refuses item
+-- number fault.item (not applied), naming it by position or, when anonymous, not at all.
+local function logistics_update(t, args, _, _, fault)
   if #args ~= 1 or not json.is_array(args[1]) then
     return bad("参数错误: 需要同步结果列表 [[{\"sync_id\":...,\"status\":0,\"error_msg\":\"\"}]]")
   end
@@ -114,10 +116,14 @@ local function logistics_update(t, args)
   end
   local q = t.logistics
   local msgs = json.array()
+  local refuse = fault and fault.mode == "refuse" and fault.item
   for i, item in ipairs(list) do
     local id = int_arg(item.sync_id)
     local st = item.status
-    if id == nil then
+    if i == refuse then
+      msgs[#msgs + 1] = fault.anonymous and "部分物流同步数据处理失败，请稍后重试"
+                        or ("第%d条: 系统繁忙，未处理"):format(i)
+    elseif id == nil then
       msgs[#msgs + 1] = ("第%d条: 物流同步id(sync_id)为空或不是整数"):format(i)
     elseif st == nil or st == json.null or st == "" then
       msgs[#msgs + 1] = ("物流同步id:%.0f 同步结果状态为空!"):format(id)
@@ -127,7 +133,7 @@ local function logistics_update(t, args)
       local code = int_arg(st)
       local kind = code and UPDATE_STATUSES[code]
       if not kind then
-        msgs[#msgs + 1] = ("物流同步id:%.0f 同步结果状态错误: %s"):format(id, tostring(st))
+        msgs[#msgs + 1] = ("第%d条: 同步结果状态错误: %s"):format(i, tostring(st))
       else
         local row = q.by_id[id]
         if not row then
@@ -175,6 +181,7 @@ local function stock_wait_list(t, args)
     if g.pending and g.cursor > position then
       ids[#ids + 1] = g.rec_id
       last = g.cursor
+      if g.ghost then g.pending = false end   -- listed once, then gone
       if #ids >= count then break end
     end
   end

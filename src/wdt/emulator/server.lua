@@ -16,7 +16,8 @@ local EPOCH_2012 = 1325347200
 local MAX_SKEW = 120
 local RATE_MSG = "超过每分钟最大调用频率限制，请稍后重试"
 local FAULT_MODES = { http_500 = true, reset = true, delay = true, non_json = true,
-                      truncated = true, rate_limit = true, skew = true }
+                      truncated = true, rate_limit = true, skew = true, no_data = true,
+                      refuse = true }
 
 -- nginx's init_by_lua: read the configuration (or take the demo one) and build the state.
 function M.init(config_path)
@@ -120,8 +121,9 @@ end
 
 local REQUIRED = { "sid", "key", "salt", "method", "v", "timestamp", "sign" }
 
--- Check one /openapi call; returns the response object.
-local function handle(params, body, skew)
+-- Check one /openapi call; returns the response object. `fault` is the fault taken for
+-- this call (a method handler may act on it: "refuse").
+local function handle(params, body, skew, fault)
   for _, name in ipairs(REQUIRED) do
     local v = params[name]
     if v == nil or v == true or v == "" then
@@ -196,7 +198,7 @@ local function handle(params, body, skew)
   end
   local pager, perr = methods.pager(params)
   if not pager then return { status = 2, message = perr } end
-  return handler(state.s.tenants[params.sid], args, pager, params.sid)
+  return handler(state.s.tenants[params.sid], args, pager, params.sid, fault)
 end
 
 function M.openapi()
@@ -205,7 +207,7 @@ function M.openapi()
   count_call(type(sid) == "string" and sid or nil, type(method) == "string" and method or nil)
 
   local fault = take_fault()
-  local skew, truncate
+  local skew, truncate, no_data
   if fault then
     local mode = fault.mode
     if mode == "http_500" then
@@ -223,6 +225,8 @@ function M.openapi()
       skew = fault.skew_s or 3600
     elseif mode == "truncated" then
       truncate = true
+    elseif mode == "no_data" then
+      no_data = true
     end
   end
 
@@ -230,7 +234,7 @@ function M.openapi()
     return answer({ status = 1, message = "只接受POST请求" }, skew, truncate)
   end
   local body = read_body()
-  local ok, res = pcall(handle, params, body, skew)
+  local ok, res = pcall(handle, params, body, skew, fault)
   if not ok then
     -- written by hand: nginx's own log lines carry the request line, whose query string
     -- holds the salt and the sign (nginx logs at "crit" only, see bin/wdt-emulator)
@@ -238,6 +242,7 @@ function M.openapi()
                     tostring(res), "\n")
     res = { status = 99, message = "服务器内部错误" }
   end
+  if no_data and res.status == 0 then res.data = nil end   -- carried out, answered without data
   return answer(res, skew, truncate)
 end
 
@@ -269,6 +274,13 @@ local function parse_fault(f)
   elseif f.mode == "skew" then
     out.skew_s = f.skew_s == nil and 3600 or f.skew_s
     if type(out.skew_s) ~= "number" then return nil, "skew_s must be a number" end
+  elseif f.mode == "refuse" then
+    out.item = f.item == nil and 1 or f.item
+    if not whole(out.item) or out.item < 1 then return nil, "item must be a whole number >= 1" end
+    out.anonymous = f.anonymous == true
+    if f.anonymous ~= nil and type(f.anonymous) ~= "boolean" then
+      return nil, "anonymous must be true or false"
+    end
   end
   return out
 end
@@ -310,17 +322,19 @@ function M.control()
     end
     local t = s.tenants[sid]
     if not t then return control_reply(400, { ok = false, error = "unknown sid: " .. tostring(sid) }) end
-    local nl, ns = v.logistics or 0, v.stock or 0
-    if not whole(nl) or nl < 0 or not whole(ns) or ns < 0 then
-      return control_reply(400, { ok = false, error = "logistics and stock must be whole numbers >= 0" })
+    local nl, ns, ng = v.logistics or 0, v.stock or 0, v.stock_ghost or 0
+    if not whole(nl) or nl < 0 or not whole(ns) or ns < 0 or not whole(ng) or ng < 0 then
+      return control_reply(400, { ok = false,
+        error = "logistics, stock and stock_ghost must be whole numbers >= 0" })
     end
     if v.shop_no ~= nil and type(v.shop_no) ~= "string" then
       return control_reply(400, { ok = false, error = "shop_no must be a string" })
     end
     state.add_logistics(sid, nl, v.shop_no)
     state.add_stock(sid, ns)
+    local ghosts = state.add_stock_ghosts(sid, ng)
     return control_reply(200, { ok = true, sid = sid, logistics = t.logistics.size,
-                                stock = t.stock.size })
+                                stock = t.stock.size, stock_ghost = ghosts })
   end
   return control_reply(404, { ok = false, error = "no such control endpoint: " .. verb .. " " .. uri })
 end

@@ -157,6 +157,23 @@ function M.add_stock(sid, n)
   end
 end
 
+-- Append n "ghost" ids to the stock wait list: listed once (then gone), unknown to
+-- calcStock and the reports, as goods taken out of sync right after a list was read.
+-- They are not counted in the queue's size. Returns their ids (a JSON array).
+function M.add_stock_ghosts(sid, n)
+  local s = M.s
+  local q = s.tenants[sid].stock
+  local ids = json.array()
+  for _ = 1, n do
+    s.seq_stock = s.seq_stock + 1
+    s.cursor = s.cursor + 1
+    local g = { rec_id = M.REC_ID_BASE + s.seq_stock, cursor = s.cursor, pending = true, ghost = true }
+    q.goods[#q.goods + 1] = g
+    ids[#ids + 1] = g.rec_id
+  end
+  return ids
+end
+
 -- Drop acknowledged logistics rows from the ordered list (they are flagged `gone`).
 function M.compact_logistics(q)
   if q.gone == 0 then return end
@@ -230,7 +247,7 @@ function M.view()
     for i, r in ipairs(lq.rows) do ids[i] = r.sync_id end
     local gids = json.array()
     for _, g in ipairs(sq.goods) do
-      if g.pending then gids[#gids + 1] = g.rec_id end
+      if g.pending and not g.ghost then gids[#gids + 1] = g.rec_id end
     end
     local rate = s.rate[sid]
     out.tenants[sid] = {

@@ -1,0 +1,80 @@
+-- Credentials of the `wdt` command: the environment, --config FILE, --url; and the client
+-- built from them.
+local args = require "wdt.cli.args"
+
+local config = {}
+local usage = args.usage
+
+local config_keys = { url = "url", sid = "sid", key = "key", secret = "secret",
+                      WDT_URL = "url", WDT_SID = "sid", WDT_KEY = "key", WDT_SECRET = "secret" }
+
+-- A config file: a JSON object {"url","sid","key","secret"} or KEY=VALUE lines (the
+-- WDT_* names or the short ones), '#' comments, optional quotes around values.
+function config.read(path)
+  local f, err = io.open(path, "rb")
+  if not f then usage("cannot read the config file: %s", err) end
+  local text = f:read("*a")
+  f:close()
+  local out = {}
+  if text:match("^%s*{") then
+    local ok, v = pcall(require("wdt").json.decode, text)
+    if not ok or type(v) ~= "table" then usage("config file %s: not a JSON object", path) end
+    for k, val in pairs(v) do
+      if not config_keys[k] then usage("config file %s: unknown key '%s'", path, tostring(k)) end
+      if type(val) ~= "string" then usage("config file %s: '%s' must be a string", path, k) end
+      out[config_keys[k]] = val
+    end
+    return out
+  end
+  local n = 0
+  for line in (text .. "\n"):gmatch("([^\n]*)\n") do
+    n = n + 1
+    line = line:gsub("\r$", "")
+    if not line:match("^%s*#") and line:match("%S") then
+      local k, v = line:match("^%s*export%s+([%w_]+)%s*=%s*(.-)%s*$")
+      if not k then k, v = line:match("^%s*([%w_]+)%s*=%s*(.-)%s*$") end
+      if not k then usage("config file %s, line %d: KEY=VALUE expected", path, n) end
+      if not config_keys[k] then usage("config file %s, line %d: unknown key '%s'", path, n, k) end
+      local q = v:match("^\"(.*)\"$") or v:match("^'(.*)'$")
+      out[config_keys[k]] = q or v
+    end
+  end
+  return out
+end
+
+-- url/sid/key/secret from the environment, --config FILE over it, --url over both.
+function config.credentials(opts, env)
+  local c = {
+    url = env.WDT_URL, sid = env.WDT_SID, key = env.WDT_KEY, secret = env.WDT_SECRET,
+  }
+  if opts.config then
+    for k, v in pairs(config.read(opts.config)) do c[k] = v end
+  end
+  if opts.url then c.url = opts.url end
+  for k, v in pairs(c) do if v == "" then c[k] = nil end end
+  local missing = {}
+  for _, k in ipairs({ "sid", "key", "secret" }) do
+    if not c[k] then missing[#missing + 1] = "WDT_" .. k:upper() end
+  end
+  if #missing > 0 then
+    usage("missing credentials: set %s (or use --config FILE)", table.concat(missing, ", "))
+  end
+  if not c.secret:find(":", 1, true) then
+    usage("the appsecret (WDT_SECRET) must have the form 'secret:salt'")
+  end
+  if c.url and not c.url:match("^https?://[^/?#]+") then
+    usage("the URL must start with http:// or https://")
+  end
+  return c
+end
+
+function config.new_client(opts, env)
+  local c = config.credentials(opts, env)
+  local copts = { sid = c.sid, key = c.key, secret = c.secret, url = c.url }
+  copts.timeout = args.number_option(opts, "timeout", 0.001)
+  copts.retries = args.int_option(opts, "retries", 0, 100, nil)
+  local wdt = require "wdt"
+  return wdt.client(copts)
+end
+
+return config

@@ -1,0 +1,33 @@
+-- The sync loops: read what the ERP wants reported, hand each item to the caller's
+-- handler, report every outcome back. Nothing read is ever dropped: each item gets exactly
+-- one report, or is listed in the summary (unreported, invalid or unconfirmed).
+--
+--   client:sync_logistics{shop_no=, handler=, batch=, page_size=, on_progress=, dry_run=,
+--                         tid=, logistics_no=, is_part_sync=}
+--   client:sync_stock{handler=, count=, force_sync=, on_progress=, dry_run=}
+--     -> summary | nil, err (err.summary holds the summary so far)
+--
+-- handler(item) returns true (synced), false, message (failed) or nil, message (try
+-- later); a handler that raises counts as failed with its error as the message.
+-- See doc/sync.md. The pieces: wdt.sync.common (outcome, summary, errors, interrupts),
+-- wdt.sync.logistics, wdt.sync.stock.
+local common = require "wdt.sync.common"
+local logistics = require "wdt.sync.logistics"
+local stock = require "wdt.sync.stock"
+
+local sync = {}
+
+sync.SYNCED, sync.DEFERRED, sync.FAILED = common.SYNCED, common.DEFERRED, common.FAILED
+sync.MAX_MESSAGE = common.MAX_MESSAGE      -- (read-only: change common.MAX_MESSAGE)
+
+sync.clean_message = common.clean_message
+sync.outcome = common.outcome
+sync.check_item = logistics.check_item
+sync.match_refusal = logistics.match_refusal
+
+-- sync.logistics(client, opts), sync.stock(client, opts): what client:sync_logistics and
+-- client:sync_stock call.
+sync.logistics = logistics.run
+sync.stock = stock.run
+
+return sync

@@ -1,0 +1,214 @@
+-- The logistics sync loop: read sales.LogisticsSync.getSyncListExt from page 0 again after
+-- every report, hand each new row to the handler, report the outcomes with
+-- sales.LogisticsSync.update in batches, and match the ERP's refusal messages to items.
+-- See doc/sync.md.
+local core = require "wdt.core"
+local check = require "wdt.check"
+local common = require "wdt.sync.common"
+
+local logistics = {}
+
+local LIST = "sales.LogisticsSync.getSyncListExt"
+local UPDATE = "sales.LogisticsSync.update"
+local SYNCED, DEFERRED, FAILED = common.SYNCED, common.DEFERRED, common.FAILED
+local append, is_integer = common.append, common.is_integer
+
+-- One report item, as sales.LogisticsSync.update wants it.
+function logistics.check_item(item)
+  if type(item) ~= "table" then return nil, "item is not a table" end
+  if not is_integer(item.sync_id) then return nil, "sync_id is not an integer" end
+  local st = item.status
+  if st ~= SYNCED and st ~= DEFERRED and st ~= FAILED then
+    return nil, "status must be 0, -100 or 2, got " .. tostring(st)
+  end
+  if type(item.error_msg) ~= "string" then return nil, "error_msg is not a string" end
+  return true
+end
+
+-- Which item a refusal message names: messages are free text, so an item is matched when
+-- its sync_id stands in the message as a whole number, or by a "第N条" (N-th item) prefix.
+function logistics.match_refusal(chunk, text)
+  for _, item in ipairs(chunk) do
+    local id = ("%d"):format(item.sync_id)
+    local s = text:find(id, 1, true)
+    while s do
+      local before, after = text:sub(s - 1, s - 1), text:sub(s + #id, s + #id)
+      if not before:match("%d") and not after:match("%d") then return item end
+      s = text:find(id, s + 1, true)
+    end
+  end
+  local n = tonumber(text:match("^%s*第(%d+)条"))
+  return n and chunk[n] or nil
+end
+
+-- The refusals that say the item is unknown or already reported ("物流同步id:N 不存在或已回传"):
+-- after a retry they mean an earlier try was applied.
+local GONE = { "不存在", "已回传" }
+
+local function says_gone(text)
+  for _, w in ipairs(GONE) do
+    if text:find(w, 1, true) then return true end
+  end
+  return false
+end
+
+-- Sorts one answer of update about `chunk` into the summary. `tries` > 1: an earlier try
+-- may have been applied, so "unknown or already reported" is that try's success.
+local function settle(s, chunk, data, tries)
+  local refused, confirmed, anonymous = {}, {}, false
+  if type(data) == "table" then
+    for i = 1, #data do
+      local text = data[i]
+      if type(text) ~= "string" then text = core.encode(text) end
+      local hit = logistics.match_refusal(chunk, text)
+      if hit and tries > 1 and says_gone(text) and not refused[hit.sync_id] then
+        confirmed[hit.sync_id] = true
+      else
+        append(s.refused_items, { sync_id = hit and hit.sync_id, status = hit and hit.status,
+                                  row = hit and hit.row, message = text })
+        s.refused = s.refused + 1
+        if hit then
+          refused[hit.sync_id], confirmed[hit.sync_id] = true, nil
+        else
+          anonymous = true
+        end
+      end
+    end
+  end
+  for _, it in ipairs(chunk) do
+    s.reported = s.reported + 1
+    local id = it.sync_id
+    if anonymous and not refused[id] and not confirmed[id] then
+      -- a refusal naming no item: any item it did not name may be the refused one
+      append(s.unconfirmed, it)
+    elseif not refused[id] then                -- (refused ones are counted in `refused`)
+      local f = common.count_field[it.status]
+      s[f] = s[f] + 1
+      if confirmed[id] then append(s.confirmed_on_retry, id) end
+    end
+  end
+end
+
+-- Report run.pending in batches. Items that fail the check are never sent and are listed
+-- as unreported with the reason; on a failure that retries did not cure, the rest is too.
+local function report(run)
+  local s, batch = run.summary, run.opts.batch or 100
+  local valid = {}
+  for _, item in ipairs(run.pending) do
+    local ok, why = logistics.check_item(item)
+    if ok then append(valid, item)
+    else item.message = why append(s.unreported, item) end
+  end
+  run.pending = valid
+  while #run.pending > 0 do
+    local chunk, wire = {}, {}
+    for j = 1, math.min(batch, #run.pending) do
+      local it = run.pending[j]
+      chunk[j] = it
+      wire[j] = { sync_id = it.sync_id, status = it.status, error_msg = it.error_msg }
+    end
+    run.in_report = true
+    -- `tries` > 1 tells that an earlier try may have been applied (update is retried)
+    local resp, tries = run.client:request { method = UPDATE, args = { n = 1, wire } }
+    run.in_report = false
+    if resp == nil then
+      for _, it in ipairs(run.pending) do append(s.unreported, it) end
+      run.pending = {}
+      return nil, tries                         -- the error
+    end
+    settle(s, chunk, resp.data, tries or 1)
+    local rest = {}
+    for j = #chunk + 1, #run.pending do rest[#rest + 1] = run.pending[j] end
+    run.pending = rest
+  end
+  return true
+end
+
+local FN = "sync_logistics"
+local option_specs = {
+  shop_no = { "string" }, handler = { "function" }, batch = { "number" },
+  page_size = { "number" }, on_progress = { "function" }, tid = { "string" },
+  logistics_no = { "string" }, is_part_sync = { "number" }, dry_run = { "boolean" },
+}
+
+local function check_options(opts)
+  local o = check.options(FN, opts, option_specs)
+  if not o.dry_run and o.handler == nil then check.fail(FN, "handler", "function expected, got nil") end
+  if o.shop_no == nil or o.shop_no == "" then check.fail(FN, "shop_no", "non-empty string expected") end
+  if o.batch ~= nil then check.number(FN, "batch", o.batch, 1, 1000, true) end
+  if o.page_size ~= nil then check.number(FN, "page_size", o.page_size, 1, 1000, true) end
+  if o.is_part_sync ~= nil and o.is_part_sync ~= 0 and o.is_part_sync ~= 1 then
+    check.fail(FN, "is_part_sync", "0 or 1 expected")
+  end
+  return o
+end
+
+function logistics.run(client, opts)
+  opts = check_options(opts)
+  local page_size = opts.page_size or 100
+  local filter = { shop_no = opts.shop_no, is_own_platform = true,
+                   tid = opts.tid, logistics_no = opts.logistics_no, is_part_sync = opts.is_part_sync }
+  local run = common.new_run(client, "logistics", opts)
+  run.report = report
+  local s, seen = run.summary, {}
+
+  -- A pass walks the queue from page 0. Handled rows are reported before the next read and
+  -- leave the queue (deferred ones stay in place), so the same page_no is read again; it
+  -- moves on only over a page of rows already seen. Passes repeat until one finds nothing
+  -- new; a pass that never left page 0 has seen the whole queue at once and is the last.
+  return common.guarded(run, function()
+    repeat
+      local fresh_in_pass, page_no, stepped = 0, 0, false
+      while true do
+        local page, err = client:page_call(LIST, { page_size = page_size, page_no = page_no,
+          calc_total = page_no == 0 }, filter)
+        if not page then return common.stop_error(run, err, "reading the queue") end
+        if page.total then
+          -- what this run will have read: rows read so far + rows pending that are new (of
+          -- the pending rows, the deferred and the invalid ones were read already)
+          local est = s.read + page.total - s.deferred - #s.invalid
+          if est < s.read then est = s.read end
+          s.total = est
+        end
+        local fresh = 0
+        for _, row in ipairs(page.rows) do
+          local id = type(row) == "table" and row.sync_id
+          if not is_integer(id) then
+            local key = core.encode(row)        -- the same bad row is read again on each pass
+            if not seen[key] then
+              seen[key] = true
+              s.read = s.read + 1
+              append(s.invalid, { row = row, message = "row without an integer sync_id: " .. key })
+            end
+          elseif not seen[id] then
+            seen[id] = true
+            s.read = s.read + 1
+            if not opts.dry_run then
+              fresh = fresh + 1
+              run.current = { sync_id = id, row = row }
+              local status, message = common.outcome(opts.handler, row)
+              append(run.pending, { sync_id = id, status = status, error_msg = message, row = row })
+              run.current = nil
+            end
+          end
+        end
+        fresh_in_pass = fresh_in_pass + fresh
+        if fresh > 0 then
+          local ok, rerr = report(run)
+          if not ok then return common.stop_error(run, rerr, "reporting outcomes") end
+        elseif #page.rows < page_size then
+          break
+        else
+          page_no = page_no + 1
+          stepped = true
+        end
+        common.progress(run)
+      end
+    until fresh_in_pass == 0 or not stepped
+    if s.total == nil or s.total < s.read then s.total = s.read end
+    common.progress(run)
+    return s
+  end)
+end
+
+return logistics

@@ -1,0 +1,195 @@
+-- The stock sync loop: walk sales.StockSync.getSelfWaitSyncIdListOpen's cursor, compute
+-- each waiting good's stock (calcStock), hand it to the handler, report the outcome with
+-- syncSuccess / syncFail (nothing for "try later"). See doc/sync.md.
+local core = require "wdt.core"
+local check = require "wdt.check"
+local policy = require "wdt.policy"
+local common = require "wdt.sync.common"
+
+local stock = {}
+
+local WAIT_LIST = "sales.StockSync.getSelfWaitSyncIdListOpen"
+local CALC = "sales.StockSync.calcStock"
+local SUCCESS = "sales.StockSync.syncSuccess"
+local FAIL = "sales.StockSync.syncFail"
+local SYNCED, DEFERRED = common.SYNCED, common.DEFERRED
+local append, is_integer = common.append, common.is_integer
+
+-- What a report of a stock outcome carries: the fields of calcStock's answer that the
+-- vendor's SDK echoes back (SyncInfo), and the outcome.
+local INFO_FIELDS = { "syn_stock", "stock_change_count", "stock_syn_rule_id", "stock_syn_rule_no",
+                      "stock_syn_warehouses", "stock_syn_mask", "stock_syn_percent",
+                      "stock_syn_plus", "stock_syn_min", "stock_syn_max" }
+
+local function sync_info(calc, success, message)
+  local info = {}
+  for _, k in ipairs(INFO_FIELDS) do
+    local v = calc[k]
+    if v ~= nil and v ~= core.null and type(v) ~= "table" then info[k] = v end
+  end
+  info.is_syn_success = success
+  info.is_manual = false
+  info.syn_result = message
+  return info
+end
+
+-- An API refusal about one good (a field it does not accept, a good it does not know):
+-- the loop goes on. Anything else (authentication, clock, rate limits after retries,
+-- network) stops it.
+local function refuses_item(err)
+  if err.kind ~= "api" then return false end
+  if err.status == 2 then return true end
+  return err.status == 100 and not policy.is_rate_limit(err)
+end
+
+local function refuse(s, id, status, stage, err)
+  s.reported = s.reported + 1           -- settled: the ERP said no about this good
+  s.refused = s.refused + 1
+  append(s.refused_items, { api_goods_id = id, status = status, stage = stage,
+                            message = err.message or tostring(err) })
+end
+
+local function copy(t)
+  local c = {}
+  for k, v in pairs(t) do c[k] = v end
+  return c
+end
+
+-- Report one stock outcome (run.pending holds at most the one item being reported).
+local function report(run)
+  local s = run.summary
+  local item = run.pending[1]
+  if not item then return true end
+  if item.status == DEFERRED then
+    -- nothing to send: the good stays waiting in the ERP and comes again on the next run
+    s.reported = s.reported + 1
+    s.deferred = s.deferred + 1
+    run.pending = {}
+    return true
+  end
+  local method = item.status == SYNCED and SUCCESS or FAIL
+  local info = sync_info(item.calc, item.status == SYNCED, item.error_msg)
+  run.in_report = true
+  -- A repeated report of the same outcome (same stock_change_count) changes nothing on
+  -- the ERP's side, so the report may be retried after a timeout.
+  local resp, err = run.client:request { method = method, idempotent = true,
+                                         args = { n = 2, item.api_goods_id, info } }
+  run.in_report = false
+  run.pending = {}
+  if not resp then
+    if refuses_item(err) then
+      refuse(s, item.api_goods_id, item.status, method, err)
+      return true
+    end
+    append(s.unreported, item)
+    return nil, err
+  end
+  s.reported = s.reported + 1
+  local f = common.count_field[item.status]
+  s[f] = s[f] + 1
+  return true
+end
+
+local FN = "sync_stock"
+local option_specs = {
+  handler = { "function" }, count = { "number" }, batch = { "number" },
+  force_sync = { "boolean" }, on_progress = { "function" }, dry_run = { "boolean" },
+}
+
+local function check_options(opts)
+  local o = check.options(FN, opts, option_specs)
+  if not o.dry_run and o.handler == nil then check.fail(FN, "handler", "function expected, got nil") end
+  if o.count ~= nil then check.number(FN, "count", o.count, 10, 5000, true) end
+  if o.batch ~= nil then check.number(FN, "batch", o.batch, 10, 5000, true) end
+  return o
+end
+
+-- One good read from the wait list: compute, hand over, report. Returns true, or the
+-- loop's nil, err when it must stop.
+local function handle(run, id, force)
+  local s = run.summary
+  run.current = { api_goods_id = id }
+  local calc, cerr = run.client:call(CALC, id, force)
+  if calc == nil then
+    if not refuses_item(cerr) then
+      -- the good stays waiting in the ERP: listed as unreported, offered again next run
+      run.current.message = "stock not computed: " .. (cerr.message or tostring(cerr.kind))
+      append(s.unreported, run.current)
+      run.current = nil
+      return common.stop_error(run, cerr, "computing the stock")
+    end
+    run.current = nil
+    refuse(s, id, nil, CALC, cerr)
+    return true
+  end
+  if type(calc) ~= "table" then
+    run.current = nil
+    append(s.invalid, { api_goods_id = id, message = "calcStock answered no object" })
+    return true
+  end
+  local item = copy(calc)
+  item.api_goods_id = id
+  local status, message = common.outcome(run.opts.handler, item)
+  append(run.pending, { api_goods_id = id, status = status, error_msg = message, calc = calc })
+  run.current = nil
+  local ok, rerr = report(run)
+  if not ok then return common.stop_error(run, rerr, "reporting the outcome") end
+  return true
+end
+
+function stock.run(client, opts)
+  opts = check_options(opts)
+  local count = opts.count or opts.batch or 100
+  local force = opts.force_sync or false
+  local run = common.new_run(client, "stock", opts)
+  run.report = report
+  local s, seen = run.summary, {}
+
+  -- getSelfWaitSyncIdListOpen is a cursor: it lists waiting goods after `position` and
+  -- answers the position to continue from. Goods that become waiting during the run get a
+  -- later position and are read in this run; a good left waiting (deferred) is not read
+  -- again before the next run, which starts from position 0.
+  return common.guarded(run, function()
+    local position = 0
+    while true do
+      local data, err = client:call(WAIT_LIST, count, position)
+      if data == nil then return common.stop_error(run, err, "reading the wait list") end
+      local ids = type(data) == "table" and data.id_list
+      local next_pos = type(data) == "table" and data.position
+      if type(ids) ~= "table" or (#ids > 0 and not is_integer(next_pos)) then
+        return common.make_error(run, { kind = "decode", method = WAIT_LIST,
+          message = "reading the wait list: the answer has no id_list/position" })
+      end
+      if #ids == 0 then break end
+      local fresh = 0
+      for i = 1, #ids do
+        local id = ids[i]
+        if not is_integer(id) then
+          local key = core.encode(id)
+          if not seen[key] then
+            seen[key] = true
+            s.read = s.read + 1
+            append(s.invalid, { api_goods_id = id, message = "id that is not an integer: " .. key })
+          end
+        elseif not seen[id] then
+          seen[id] = true
+          fresh = fresh + 1
+          s.read = s.read + 1
+          if not opts.dry_run then
+            local ok, herr = handle(run, id, force)
+            if not ok then return nil, herr end
+          end
+          common.progress(run)
+        end
+      end
+      if fresh == 0 and next_pos <= position then break end   -- the cursor does not move
+      if next_pos > position then position = next_pos end
+      common.progress(run)
+    end
+    s.total = s.read
+    common.progress(run)
+    return s
+  end)
+end
+
+return stock
