@@ -9,6 +9,7 @@ set xlabel "requests in flight (concurrency)"
 set ylabel "calls per second"
 set logscale x 2
 set xtics (1, 2, 4, 8, 16, 32, 64)
+set xrange [0.85:75]
 set yrange [0:*]
 set grid
 set key bottom right

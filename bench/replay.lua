@@ -3,6 +3,7 @@
 -- The file named by $WDT_BENCH_REQUEST holds the path?query on its first line, the body
 -- after it. The emulator checks the timestamp (120 s) and the sign, not replays, and the
 -- method is a query: every replay is answered status 0 and changes nothing.
+-- luacheck: globals wrk
 local f = assert(io.open(os.getenv("WDT_BENCH_REQUEST") or "request.txt", "rb"))
 local path = f:read("*l")
 local body = f:read("*a")

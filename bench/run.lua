@@ -1,8 +1,8 @@
 -- `make bench`: wdt against the references that bound it, measured in one run, printed as
 -- one table of ratios (doc/performance.md explains each row).
 --
---   lua5.4 bench/run.lua [--time S] [--rounds N] [--out DIR] [--md5ref PATH]
---                        [--memory-calls N] [--chart-rounds N]
+--   lua5.4 bench/run.lua [--time S] [--rounds N] [--out DIR] [--md5ref PATH] [--curlref PATH]
+--                        [--memory-calls N] [--chart-rounds N] [--only sign,codec,network,memory,chart]
 --
 -- Each pair (wdt, reference) is measured in alternation, `rounds` times, for about `time`
 -- seconds each; the best of the rounds counts on both sides (the least disturbed run:
@@ -20,7 +20,7 @@ local emulator = require "spec.support.emulator"
 
 -- ---- options ----------------------------------------------------------------------------
 local opt = { time = 2, rounds = 3, out = here .. "/build/bench", md5ref = nil,
-              memory_calls = 100000, chart_rounds = 2 }
+              memory_calls = 100000, chart_rounds = 2, only = "sign,codec,network,memory,chart" }
 do
   local i = 1
   while i <= #arg do
@@ -28,12 +28,13 @@ do
     if not k then error("unknown argument " .. arg[i]) end
     if v == "" then v = arg[i + 1]; i = i + 1 end
     k = k:gsub("-", "_")
-    if opt[k] == nil and k ~= "md5ref" then error("unknown option --" .. k) end
+    if opt[k] == nil and k ~= "md5ref" and k ~= "curlref" then error("unknown option --" .. k) end
     opt[k] = tonumber(v) or v
     i = i + 1
   end
 end
 opt.md5ref = opt.md5ref or (opt.out .. "/md5ref")
+opt.curlref = opt.curlref or (opt.out .. "/curlref")
 os.execute("mkdir -p '" .. opt.out .. "'")
 
 local SID, KEY, APPSECRET = "apidevnew2", "test2-xx", "12345:abcde"
@@ -72,16 +73,19 @@ local function rate(f, seconds)
   end
 end
 
--- Best of `rounds` alternated runs of a (wdt) and b (reference); each returns ops/s.
-local function pair(rounds, a, b)
-  local best_a, best_b = 0, 0
+-- Best of `rounds` alternated runs of each function (wdt, reference, ...): ops/s each.
+-- The order turns every round, so no side always runs first.
+local function pair(rounds, ...)
+  local fns, best = { ... }, {}
+  for k = 1, #fns do best[k] = 0 end
   for r = 1, rounds do
-    local x, y
-    if r % 2 == 1 then x = a(); y = b() else y = b(); x = a() end
-    if x > best_a then best_a = x end
-    if y > best_b then best_b = y end
+    for j = 0, #fns - 1 do
+      local k = (r + j - 1) % #fns + 1
+      local x = fns[k]()
+      if x > best[k] then best[k] = x end
+    end
   end
-  return best_a, best_b
+  return table.unpack(best)
 end
 
 -- ---- data ---------------------------------------------------------------------------------
@@ -104,6 +108,11 @@ end
 -- ---- results ------------------------------------------------------------------------------
 local results = {}
 local function row(r) results[#results + 1] = r; log("  " .. r.name .. ": done") end
+
+local function thousands(n)
+  local s = ("%d"):format(n)
+  return (s:reverse():gsub("(%d%d%d)", "%1,"):reverse():gsub("^,", ""))
+end
 
 local function fmt_rate(x, unit)
   if x >= 1e6 then return ("%.2f M%s"):format(x / 1e6, unit) end
@@ -148,7 +157,7 @@ local function bench_codec()
         .. " (lua-cjson)", ratio = w / c, goal = 1.0 }
 
   log("decode: a 1 MiB getSyncListExt answer, wdt against lua-cjson")
-  local n, answer = 3000, nil
+  local n, answer = 3000
   repeat
     n = n + 100
     answer = core.encode { status = 0, total = n, data = rows(n) }
@@ -192,6 +201,14 @@ local function wrk(client, conns, seconds)
   return rps
 end
 
+-- libcurl alone, in C (bench/curlref.c), on the same request: the floor of any libcurl client
+local function curlref(client, conns, seconds)
+  prepare_for_wrk(client)
+  local out = sh(("WDT_BENCH_REQUEST='%s' '%s' '%s' %s %d 2>&1")
+    :format(request_file, opt.curlref, emu.base, seconds, conns))
+  return assert(tonumber(out:match("^([%d%.]+)")), "curlref failed: " .. out)
+end
+
 local function seq_rate(client, seconds)
   return rate(function(n)
     for _ = 1, n do assert(client:page_call(LIST, PAGER1, FILTER)) end
@@ -228,34 +245,42 @@ local function bench_network()
   end
 
   log("sequential: client:page_call on one kept-alive connection against wrk -t1 -c1")
-  local seq, w1 = pair(opt.rounds, function() return seq_rate(client, opt.time) end,
-                       function() return wrk(client, 1, opt.time) end)
+  local seq, w1, c1 = pair(opt.rounds, function() return seq_rate(client, opt.time) end,
+                           function() return wrk(client, 1, opt.time) end,
+                           function() return curlref(client, 1, opt.time) end)
   row { name = "overhead", what = ("prepare + parse (%.1f KiB answer), no network"):format(#typical / 1024),
         wdt = fmt_rate(over, "calls/s"), ref = fmt_rate(w1, "req/s") .. " (wrk -c1 round trip)",
         ratio = over / w1, ratio_fmt = "%.1f×", note = "share of a loopback round trip: "
         .. ("%.0f%%"):format(100 * w1 / over) }
   row { name = "sequential", what = "sequential calls, one connection", wdt = fmt_rate(seq, "calls/s"),
         ref = fmt_rate(w1, "req/s") .. " (wrk -t1 -c1)", ratio = seq / w1, goal = 0.7 }
+  row { name = "curl1", what = "(context) libcurl alone in C, sequential", wdt = fmt_rate(c1, "req/s"),
+        ref = fmt_rate(w1, "req/s") .. " (wrk -t1 -c1)", ratio = c1 / w1,
+        note = ("wdt reaches %.2f of it"):format(seq / c1) }
 
   log("call_many, 16 in flight, against wrk -t1 -c16")
-  local many, w16 = pair(opt.rounds, function() return many_rate(client, 16, opt.time) end,
-                         function() return wrk(client, 16, opt.time) end)
+  local many, w16, c16 = pair(opt.rounds, function() return many_rate(client, 16, opt.time) end,
+                              function() return wrk(client, 16, opt.time) end,
+                              function() return curlref(client, 16, opt.time) end)
   row { name = "call_many", what = "call_many, concurrency 16", wdt = fmt_rate(many, "calls/s"),
         ref = fmt_rate(w16, "req/s") .. " (wrk -t1 -c16)", ratio = many / w16, goal = 0.6 }
+  row { name = "curl16", what = "(context) libcurl alone in C, 16 in flight", wdt = fmt_rate(c16, "req/s"),
+        ref = fmt_rate(w16, "req/s") .. " (wrk -t1 -c16)", ratio = c16 / w16,
+        note = ("wdt reaches %.2f of it"):format(many / c16) }
   client:close()
 
   log("connections: one client, sequential calls then call_many at 16")
   local c0 = emu:state().connections
   local c = new_client()
   for _ = 1, 200 do assert(c:page_call(LIST, PAGER1, FILTER)) end
-  local c1 = emu:state().connections
+  local n1 = emu:state().connections
   for _ = 1, 3 do many_rate(c, 16, 0.01) end
   for _ = 1, 200 do assert(c:page_call(LIST, PAGER1, FILTER)) end
-  local c2 = emu:state().connections
+  local n2 = emu:state().connections
   c:close()
   row { name = "connections", what = "connections: 200 calls / + call_many at 16",
-        wdt = ("%d / %d"):format(c1 - c0, c2 - c0), ref = "1 / 16", ratio = (c2 - c0) / 16,
-        ratio_fmt = "%.2f", goal_text = "1 / ≤ 16", met = (c1 - c0) == 1 and (c2 - c0) <= 16 }
+        wdt = ("%d / %d"):format(n1 - c0, n2 - c0), ref = "1 / 16", ratio = (n2 - c0) / 16,
+        ratio_fmt = "%.2f", goal_text = "1 / ≤ 16", met = (n1 - c0) == 1 and (n2 - c0) <= 16 }
 end
 
 local function bench_chart()
@@ -285,28 +310,37 @@ local function bench_chart()
 end
 
 local function bench_memory()
-  log(("memory: resident size after 1,000 and after %d calls (a separate process)"):format(opt.memory_calls))
+  log(("memory: resident size after 1,000 and after %s calls (a separate process)"):format(thousands(opt.memory_calls)))
   local out = sh(("lua5.4 '%s/bench/memory.lua' '%s' %d 2>&1"):format(here, emu.url, opt.memory_calls))
   local r1, r2, secs = out:match("rss_1000_kib=(%d+) rss_last_kib=(%d+) seconds=([%d%.]+)")
   assert(r1, "bench/memory.lua failed: " .. out)
   r1, r2 = tonumber(r1), tonumber(r2)
-  row { name = "memory", what = ("resident size, 1,000 → %d calls"):format(opt.memory_calls),
+  row { name = "memory", what = ("resident size, 1,000 → %s calls"):format(thousands(opt.memory_calls)),
         wdt = ("%.1f → %.1f MiB"):format(r1 / 1024, r2 / 1024), ref = "growth < 1 MiB",
         ratio = r2 / r1, ratio_fmt = "%.3f", goal_text = "+< 1 MiB", met = (r2 - r1) < 1024,
         note = ("growth %+d KiB (%.0f calls/s)"):format(r2 - r1, opt.memory_calls / tonumber(secs)) }
 end
 
 -- ---- run ----------------------------------------------------------------------------------
+local function loadavg()
+  local f = io.open("/proc/loadavg")
+  local s = f and f:read("l") or "?"
+  if f then f:close() end
+  return s:match("^(%S+)") or "?"
+end
+local load_start = loadavg()
 local t_start = now()
 log(("wdt bench: %s, %s, lua-cjson %s, %s rounds of ~%s s"):format(_VERSION, core.curl_version,
     cjson._VERSION or "?", opt.rounds, opt.time))
-bench_sign()
-bench_codec()
+local only = {}
+for part in tostring(opt.only):gmatch("[^,]+") do only[part] = true end
+if only.sign then bench_sign() end
+if only.codec then bench_codec() end
 emu = emulator.start {}
 local ok, err = pcall(function()
-  bench_network()
-  bench_memory()
-  return bench_chart()
+  if only.network then bench_network() end
+  if only.memory then bench_memory() end
+  if only.chart then bench_chart() end
 end)
 local emu_state = emu:state()
 emu:stop()
@@ -341,9 +375,11 @@ for _, c in ipairs({ header, table.unpack(cells) }) do
   plain[#plain + 1] = table.concat(parts, "  ")
 end
 
-local meta = ("%s; %s; lua-cjson %s; %d CPUs; best of %d alternated runs of ~%s s; %.0f s in all; "
-  .. "emulator served %d requests"):format(_VERSION, core.curl_version, cjson._VERSION or "?",
-  tonumber(sh("nproc")) or 0, opt.rounds, opt.time, now() - t_start, emu_state.requests)
+local meta = ("%s; %s; lua-cjson %s; %d CPUs (load average %s at the start, %s at the end); "
+  .. "best of %d alternated runs of ~%s s; %.0f s in all; the emulator served %s requests")
+  :format(_VERSION, core.curl_version:match("^(%S+)") or core.curl_version, cjson._VERSION or "?",
+  tonumber(sh("nproc")) or 0, load_start, loadavg(), opt.rounds, opt.time, now() - t_start,
+  thousands(emu_state.requests))
 print(table.concat(plain, "\n"))
 print(meta)
 write_file(opt.out .. "/results.md", table.concat(md, "\n") .. "\n\n" .. meta .. "\n")

@@ -3,7 +3,8 @@
 #   make bench BENCH_ARGS="--time 1 --rounds 2 --memory-calls 20000"   a quicker run
 #   make bench-doc                  the same, then copy the chart to doc/performance.png
 # Not part of `make test`: it takes a few minutes and its numbers depend on the machine.
-BENCH_PACKAGES = wrk gnuplot-nox lua-cjson lua-socket nginx-light libnginx-mod-http-lua libssl-dev
+BENCH_PACKAGES = wrk gnuplot-nox lua-cjson lua-socket nginx-light libnginx-mod-http-lua libssl-dev \
+                 libcurl4-openssl-dev
 BENCH_OUT     ?= $(BUILD)/bench
 BENCH_ARGS    ?=
 
@@ -22,8 +23,13 @@ $(BENCH_OUT)/md5ref: bench/md5ref.c
 	@mkdir -p $(BENCH_OUT)
 	$(CC) -O2 -Wall -Wextra -o $@ $< -lcrypto
 
-bench: build bench-deps $(BENCH_OUT)/md5ref
-	$(LUA) bench/run.lua --out $(BENCH_OUT) --md5ref $(BENCH_OUT)/md5ref $(BENCH_ARGS)
+$(BENCH_OUT)/curlref: bench/curlref.c
+	@mkdir -p $(BENCH_OUT)
+	$(CC) -O2 -Wall -Wextra -o $@ $< -lcurl
+
+bench: build bench-deps $(BENCH_OUT)/md5ref $(BENCH_OUT)/curlref
+	$(LUA) bench/run.lua --out $(BENCH_OUT) --md5ref $(BENCH_OUT)/md5ref \
+	  --curlref $(BENCH_OUT)/curlref $(BENCH_ARGS)
 
 bench-doc: bench
 	cp $(BENCH_OUT)/performance.png doc/performance.png

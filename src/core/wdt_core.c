@@ -2,9 +2,11 @@
  *
  * The client userdata holds the sid, key, secret, salt and base URL in C memory (the
  * secret and salt are wiped with OPENSSL_cleanse on close/__gc), two scratch buffers for
- * prepare() and, created on the first send(), one libcurl easy handle that keeps its
- * connection alive between calls. Nothing here raises while libcurl runs: wdt_http
- * returns codes and only then are Lua values pushed.
+ * prepare() and, created on the first send() or send_many(), a pool: one libcurl multi
+ * handle (one connection cache, so connections stay alive between calls and batches) and
+ * its easy handles (send() uses the first; send_many(), in wdt_batch.c, up to its
+ * concurrency). Nothing here raises while libcurl runs: wdt_http returns codes and only
+ * then are Lua values pushed.
  */
 #define _POSIX_C_SOURCE 200809L
 

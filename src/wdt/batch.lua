@@ -47,9 +47,9 @@ local function bad(msg)
   error({ "bad argument to 'call_many' (" .. msg .. ")" }, 0)
 end
 
-local function check_options(t, where, skip, positional)
+local function check_options(t, where, skip)
   for k, v in pairs(t) do
-    if not (skip and skip[k]) and not (positional and type(k) == "number") then
+    if not (skip and skip[k]) then
       local want = option_types[k]
       if not want then bad(("%s: unknown option '%s'"):format(where, tostring(k))) end
       if type(v) ~= want then
@@ -59,42 +59,53 @@ local function check_options(t, where, skip, positional)
   end
 end
 
-local request_fields = { pager = true, n = true }
 local opts_fields = { concurrency = true }
 
--- requests[i] -> the table client:request takes, and the checked pager (or nil)
-local function build(i, r, defaults)
-  local where = "requests[" .. i .. "]"
-  if type(r) ~= "table" then bad(("%s: {method, args...} expected, got %s"):format(where, type(r))) end
+-- requests[i] -> the table client:request takes, and the checked pager (or nil).
+-- `checked` remembers the pagers already checked in this batch (callers often pass one
+-- pager table for many requests); names for messages are made only on errors.
+local function build(i, r, defaults, checked)
+  if type(r) ~= "table" then
+    bad(("requests[%d]: {method, args...} expected, got %s"):format(i, type(r)))
+  end
   local method = r[1]
   if type(method) ~= "string" or not method:match("^[%w_][%w%._]*$") then
-    bad(("%s[1]: a method name expected, got %s"):format(where,
+    bad(("requests[%d][1]: a method name expected, got %s"):format(i,
       type(method) == "string" and ("%q"):format(method) or type(method)))
   end
-  local count = r.n
-  if count == nil then
-    count = #r
-  elseif type(count) ~= "number" or count % 1 ~= 0 or count < 1 then
-    bad(where .. ".n: an integer >= 1 expected (the method counts)")
-  end
-  for k in pairs(r) do
-    if type(k) ~= "number" and not request_fields[k] and not option_types[k] then
-      bad(("%s: unknown field '%s'"):format(where, tostring(k)))
+  local req = { method = method }
+  for k, v in pairs(defaults) do req[k] = v end
+  local count, pager
+  for k, v in pairs(r) do
+    if type(k) == "number" then                        -- positional: checked below
+      if k % 1 ~= 0 or k < 1 then bad(("requests[%d]: bad key %s"):format(i, tostring(k))) end
+    elseif k == "n" then
+      if type(v) ~= "number" or v % 1 ~= 0 or v < 1 then
+        bad(("requests[%d].n: an integer >= 1 expected (the method counts)"):format(i))
+      end
+      count = v
+    elseif k == "pager" then
+      pager = checked[v]
+      if not pager then
+        local ok, res = pcall(paging.check, v, ("'requests[%d].pager' to 'call_many'"):format(i))
+        if not ok then error({ (tostring(res):gsub("^[^:\n]+:%d+: ", "")) }, 0) end
+        pager = res
+        checked[v] = pager
+      end
+      req.pager = pager
+    else
+      local want = option_types[k]
+      if not want then bad(("requests[%d]: unknown field '%s'"):format(i, tostring(k))) end
+      if type(v) ~= want then
+        bad(("requests[%d].%s: %s expected, got %s"):format(i, k, want, type(v)))
+      end
+      req[k] = v
     end
   end
-  check_options(r, where, request_fields, true)
+  count = count or #r
   local args = { n = count - 1 }
   for k = 2, count do args[k - 1] = r[k] end
-  local req = { method = method, args = args }
-  for k, v in pairs(defaults) do req[k] = v end
-  for k in pairs(option_types) do
-    if r[k] ~= nil then req[k] = r[k] end
-  end
-  local pager
-  if r.pager ~= nil then
-    pager = paging.check(r.pager, ("'%s.pager' to 'call_many'"):format(where))
-    req.pager = pager
-  end
+  req.args = args
   return req, pager
 end
 
@@ -158,25 +169,32 @@ end
 local function run_curl(client, reqs, pagers, concurrency)
   local n = #reqs
   local results, proxy = {}, make_proxy(client)
-  local cos = {}
-  local sends, sleepers = {}, {}            -- waiting tries; requests in back-off
   local request = client.request
+  local function runner(req) return request(proxy, req) end
+  local cos = {}
+  local s_idx, s_item, ns = {}, {}, 0       -- the tries waiting to be sent
+  local timeout, connect_timeout = client._opts.timeout, client._opts.connect_timeout
+  local sleepers = {}                       -- requests in back-off: {i, wake}
 
-  local function step(i, ok, what, a, b, c)
-    local co = cos[i]
+  local function step(i, co, ok, what, a, b, c)
     if not ok then      -- client:request raised: bad options or arguments that cannot be encoded
       error({ ("requests[%d]: %s"):format(i, tostring(strip_position(what))) }, 0)
     end
-    if coroutine.status(co) == "dead" then
+    if what == "send" and coroutine.status(co) == "suspended" then
+      local item = { a, b }
+      if c then           -- the client's own timeouts are the C side's defaults already
+        if c.timeout ~= timeout then item.timeout = c.timeout end
+        if c.connect_timeout ~= connect_timeout then item.connect_timeout = c.connect_timeout end
+        if c.fresh_connect then item.fresh_connect = true end
+      end
+      ns = ns + 1
+      s_idx[ns], s_item[ns] = i, item
+    elseif coroutine.status(co) == "dead" then
       results[i] = outcome(what, a, pagers[i])
       cos[i] = nil
       ours[co] = nil
-    elseif what == "send" then
-      local item = { a, b, timeout = c and c.timeout, connect_timeout = c and c.connect_timeout,
-                     fresh_connect = c and c.fresh_connect or nil }
-      sends[#sends + 1] = { i = i, item = item }
     elseif what == "sleep" then
-      sleepers[#sleepers + 1] = { i = i, wake = core.unix_time() + (tonumber(a) or 0) }
+      sleepers[#sleepers + 1] = { i, core.unix_time() + (tonumber(a) or 0) }
     else
       error("wdt.batch: unexpected yield from a request: " .. tostring(what), 0)
     end
@@ -184,44 +202,46 @@ local function run_curl(client, reqs, pagers, concurrency)
 
   -- Start every request: validation and the first prepare happen here, before any send.
   for i = 1, n do
-    local co = coroutine.create(function(req) return request(proxy, req) end)
+    local co = coroutine.create(runner)
     cos[i] = co
     ours[co] = true
-    step(i, coroutine.resume(co, reqs[i]))
+    step(i, co, coroutine.resume(co, reqs[i]))
   end
 
-  while #sends > 0 or #sleepers > 0 do
-    if #sends > 0 then
-      local batch = sends
-      sends = {}
-      local list = {}
-      for k = 1, #batch do list[k] = batch[k].item end
-      local answers = client._core:send_many(list, concurrency)
-      for k = 1, #batch do
-        local i, r = batch[k].i, answers[k]
+  while ns > 0 or #sleepers > 0 do
+    if ns > 0 then
+      local idx, items, count = s_idx, s_item, ns
+      s_idx, s_item, ns = {}, {}, 0
+      local answers = client._core:send_many(items, concurrency)
+      for k = 1, count do
+        local i, r = idx[k], answers[k]
+        local co = cos[i]
         if r.status then
-          step(i, coroutine.resume(cos[i], r.status, r.body, r.date))
+          step(i, co, coroutine.resume(co, r.status, r.body, r.date))
         else
-          step(i, coroutine.resume(cos[i], nil, r.kind, r.message, r.sent))
+          step(i, co, coroutine.resume(co, nil, r.kind, r.message, r.sent))
         end
       end
     else
-      local first = sleepers[1].wake
+      local first = sleepers[1][2]
       for k = 2, #sleepers do
-        if sleepers[k].wake < first then first = sleepers[k].wake end
+        if sleepers[k][2] < first then first = sleepers[k][2] end
       end
       local wait = first - core.unix_time()
       if wait > 0 then real_sleep(wait) end
     end
-    -- wake the requests whose back-off is over; they go on to their next send
-    local now, still = core.unix_time(), {}
-    local woken = {}
-    for k = 1, #sleepers do
-      if sleepers[k].wake <= now then woken[#woken + 1] = sleepers[k].i
-      else still[#still + 1] = sleepers[k] end
+    if #sleepers > 0 then     -- wake those whose back-off is over: on to their next send
+      local now, still, woken = core.unix_time(), {}, {}
+      for k = 1, #sleepers do
+        local sl = sleepers[k]
+        if sl[2] <= now then woken[#woken + 1] = sl[1] else still[#still + 1] = sl end
+      end
+      sleepers = still
+      for k = 1, #woken do
+        local i = woken[k]
+        step(i, cos[i], coroutine.resume(cos[i]))
+      end
     end
-    sleepers = still
-    for k = 1, #woken do step(woken[k], coroutine.resume(cos[woken[k]])) end
   end
   return results
 end
@@ -270,7 +290,8 @@ local function call_many(client, requests, opts)
 
   local n = #requests
   local reqs, pagers = {}, {}
-  for i = 1, n do reqs[i], pagers[i] = build(i, requests[i], defaults) end
+  local checked = {}
+  for i = 1, n do reqs[i], pagers[i] = build(i, requests[i], defaults, checked) end
 
   local results
   if client:transport() == "ngx" then
