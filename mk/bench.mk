@@ -11,13 +11,7 @@ BENCH_ARGS    ?=
 .PHONY: bench bench-deps bench-doc
 
 bench-deps:
-	@missing=$$(for p in $(BENCH_PACKAGES); do \
-	  dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; \
-	done); \
-	if [ -n "$$missing" ]; then \
-	  echo "installing:" $$missing; \
-	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
-	fi
+	@sh mk/apt-install $(BENCH_PACKAGES)
 
 $(BENCH_OUT)/md5ref: bench/md5ref.c
 	@mkdir -p $(BENCH_OUT)

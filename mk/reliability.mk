@@ -38,13 +38,7 @@ VALGRIND_FLAGS = --tool=memcheck --leak-check=full --show-leak-kinds=definite \
 .PHONY: reliability sanitize valgrind fuzz fuzz-build reliability-deps
 
 reliability-deps: deps
-	@missing=$$(for p in $(RELIABILITY_DEB_PACKAGES); do \
-	  dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; \
-	done); \
-	if [ -n "$$missing" ]; then \
-	  echo "installing:" $$missing; \
-	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
-	fi
+	@sh mk/apt-install $(RELIABILITY_DEB_PACKAGES)
 
 # The module with -fsanitize=address,undefined, and a Lua host linked with the same
 # runtime (fuzz/host/lua_host.c): the runtime is not LD_PRELOADed, so the programs the
