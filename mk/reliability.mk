@@ -75,7 +75,8 @@ valgrind: reliability-deps build $(BUILD)/nodlclose.so
 # linked here only; the module never links Lua).
 FUZZ_FLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
              -fno-omit-frame-pointer -Isrc/core -Ifuzz $(LUA_INC)
-FUZZ_CORE_SRC = src/core/wdt_json.c src/core/wdt_buf.c
+FUZZ_CORE_SRC = src/core/wdt_json_encode.c src/core/wdt_json_path.c src/core/wdt_json_decode.c \
+                src/core/wdt_buf.c
 
 $(FUZZ_BUILD)/json_decode: fuzz/json_decode.c fuzz/fuzz_lua.h $(FUZZ_CORE_SRC) src/core/*.h
 	@mkdir -p $(FUZZ_BUILD)

@@ -1,4 +1,4 @@
--- The exact JSON codec (src/core/wdt_json.c) through the public Lua API.
+-- The exact JSON codec (src/core/wdt_json_*.c) through the public Lua API.
 -- Written in the Lua 5.1/5.4 common subset: runs on Lua 5.4 and on LuaJIT.
 local wdt = require "wdt"
 

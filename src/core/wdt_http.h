@@ -12,6 +12,9 @@
  *                                   wdt_http_finish(r, msg->data.result, &res)
  *
  * wdt_http_post() is prepare + curl_easy_perform + finish.
+ *
+ * One request on one handle is wdt_http.c; the pool below (one multi handle driving a
+ * client's easy handles) is wdt_http_pool.c.
  */
 #ifndef WDT_HTTP_H
 #define WDT_HTTP_H
