@@ -4,7 +4,7 @@
  * nothing clashes with what the host happens to provide: LuaJIT 2.1 already exports
  * luaL_setfuncs, luaL_testudata, luaL_setmetatable and lua_tointegerx, plain Lua 5.1 does
  * not, and a module that defined its own `luaL_setfuncs` would collide with LuaJIT's (or
- * silently bind to it). Only wdt_core.c and wdt_json.c include this file.
+ * silently bind to it). Only wdt_core.c and wdt_batch.c (through wdt_batch.h) include it.
  */
 #ifndef WDT_COMPAT_H
 #define WDT_COMPAT_H
