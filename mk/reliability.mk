@@ -30,7 +30,7 @@ VALGRIND_SPECS ?= $(wildcard spec/core_spec.lua spec/json_spec.lua spec/sign_spe
                     spec/faults_spec.lua spec/reliability_spec.lua)
 
 # halt on the first report; no leak is tolerated (LeakSanitizer runs at exit)
-SAN_ENV = ASAN_OPTIONS=detect_leaks=1:halt_on_error=1:abort_on_error=0:detect_stack_use_after_return=1 \
+SAN_ENV = LOCPATH=$(LOCALE_DIR) ASAN_OPTIONS=detect_leaks=1:halt_on_error=1:abort_on_error=0:detect_stack_use_after_return=1 \
           UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 VALGRIND_FLAGS = --tool=memcheck --leak-check=full --show-leak-kinds=definite \
                  --errors-for-leak-kinds=definite --error-exitcode=1 --num-callers=40 -q
@@ -55,7 +55,7 @@ $(ASAN_BUILD)/wdt/core.so: FORCE_ASAN
 .PHONY: FORCE_ASAN
 FORCE_ASAN:
 
-sanitize: reliability-deps $(ASAN_BUILD)/lua-asan
+sanitize: reliability-deps $(ASAN_BUILD)/lua-asan $(LOCALE_DIR)/de_DE.UTF-8
 	@echo "== specs under AddressSanitizer + UndefinedBehaviorSanitizer: $(SANITIZE_SPECS)"
 	$(SAN_ENV) $(ASAN_BUILD)/lua-asan /usr/bin/busted --ignore-lua --cpath='./$(ASAN_BUILD)/?.so' \
 	  -o utfTerminal $(SANITIZE_SPECS)
@@ -66,9 +66,9 @@ $(BUILD)/nodlclose.so: fuzz/host/nodlclose.c
 	@mkdir -p $(BUILD)
 	$(CC) -shared -fPIC -O2 -o $@ $<
 
-valgrind: reliability-deps build $(BUILD)/nodlclose.so
+valgrind: reliability-deps build $(BUILD)/nodlclose.so $(LOCALE_DIR)/de_DE.UTF-8
 	@echo "== specs under valgrind memcheck: $(VALGRIND_SPECS)"
-	LD_PRELOAD=$(CURDIR)/$(BUILD)/nodlclose.so valgrind $(VALGRIND_FLAGS) \
+	LOCPATH=$(LOCALE_DIR) LD_PRELOAD=$(CURDIR)/$(BUILD)/nodlclose.so valgrind $(VALGRIND_FLAGS) \
 	  $(LUA) /usr/bin/busted --ignore-lua -o utfTerminal $(VALGRIND_SPECS)
 
 # libFuzzer targets: the codec and the answer parser with their Lua state (liblua5.4 is
