@@ -66,9 +66,9 @@ $(BUILD)/nodlclose.so: fuzz/host/nodlclose.c
 	@mkdir -p $(BUILD)
 	$(CC) -shared -fPIC -O2 -o $@ $<
 
-valgrind: reliability-deps build $(BUILD)/nodlclose.so $(LOCALE_DIR)/de_DE.UTF-8
+valgrind: reliability-deps build $(BUILD)/nodlclose.so
 	@echo "== specs under valgrind memcheck: $(VALGRIND_SPECS)"
-	LOCPATH=$(LOCALE_DIR) LD_PRELOAD=$(CURDIR)/$(BUILD)/nodlclose.so valgrind $(VALGRIND_FLAGS) \
+	LD_PRELOAD=$(CURDIR)/$(BUILD)/nodlclose.so valgrind $(VALGRIND_FLAGS) \
 	  $(LUA) /usr/bin/busted --ignore-lua -o utfTerminal $(VALGRIND_SPECS)
 
 # libFuzzer targets: the codec and the answer parser with their Lua state (liblua5.4 is

@@ -186,6 +186,28 @@ describe("client:call_many", function()
       end
     end)
 
+    it("waits out back-offs side by side, without blocking the batch", function()
+      emu:faults { mode = "http_500", count = 6 }
+      local c = new_client { backoff = 0.4, max_backoff = 0.4 }
+      local waits = 0
+      function c._sleep(_, seconds)     -- the scheduler's own waits, when nothing is to be sent
+        waits = waits + 1
+        return require("wdt.clock").sleep(seconds)
+      end
+      local reqs = {}
+      for i = 1, 6 do reqs[i] = page_req(i - 1) end
+      local t0 = core.unix_time()
+      local results, failed = c:call_many(reqs, { concurrency = 6 })
+      local dt = core.unix_time() - t0
+      c:close()
+      assert.equal(0, failed)
+      for i = 1, 6 do assert.equal(FIRST_ID + i - 1, results[i].data.rows[1].sync_id) end
+      assert.equal(12, requests_made(emu))
+      -- six back-offs of 0.2 to 0.4 s: one after the other they would take 1.2 s at least
+      assert.is_true(dt < 1.0, ("took %.2f s"):format(dt))
+      assert.is_true(waits >= 1 and waits <= 6, tostring(waits))
+    end)
+
     it("does not leave clock.sleep patched", function()
       local clock = require "wdt.clock"
       local before = clock.sleep

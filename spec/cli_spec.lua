@@ -184,16 +184,16 @@ describe("wdt command", function()
 
     it("fails --all as a whole when a page cannot be read", function()
       local n = 0
-      local real = require("wdt.client").Client.request
+      local real = require("wdt.client").Client._request    -- every call's road, checked input
       -- the third page read meets a broken server (the first two went through)
-      require("wdt.client").Client.request = function(self, req)
+      require("wdt.client").Client._request = function(self, ...)
         n = n + 1
         if n == 3 then emu:faults { mode = "http_500", count = 10 } end
-        return real(self, req)
+        return real(self, ...)
       end
       local code, out, err = run({ "call", "sales.LogisticsSync.getSyncListExt",
         '[{"shop_no":"s1","is_own_platform":true}]', "--all", "--page-size", "7", "--retries", "1" })
-      require("wdt.client").Client.request = real
+      require("wdt.client").Client._request = real
       emu:faults {}
       assert.equal(3, code)
       assert.equal("", out)
@@ -456,6 +456,30 @@ describe("wdt command", function()
       local rc, out = sh("cd / && '" .. ROOT .. "/bin/wdt' emulator --help")
       assert.equal(0, rc)
       assert.matches("wdt%-emulator", out)
+    end)
+
+    it("takes the emulator down with it when 'wdt emulator' is killed", function()
+      local socket = require "socket"
+      local port = emulator.free_port()
+      local log = os.tmpname()
+      local f = io.popen("'" .. ROOT .. "/bin/wdt' emulator --port " .. port .. " >" .. log .. " 2>&1 & echo $!")
+      local pid = f:read("*l")
+      f:close()
+      local function answers()
+        local c = socket.tcp()
+        c:settimeout(0.2)
+        local ok = c:connect("127.0.0.1", port)
+        c:close()
+        return ok ~= nil
+      end
+      local deadline = socket.gettime() + 10
+      while not answers() and socket.gettime() < deadline do socket.sleep(0.05) end
+      assert.is_true(answers(), "the emulator did not start")
+      os.execute("kill -TERM " .. pid)                -- only the wdt process, not its group
+      deadline = socket.gettime() + 5
+      while answers() and socket.gettime() < deadline do socket.sleep(0.1) end
+      os.remove(log)
+      assert.is_false(answers(), "the emulator outlived 'wdt emulator'")
     end)
   end)
 

@@ -251,6 +251,19 @@ describe("wdt.client", function()
       assert.matches("after 2 tries", tostring(err))
     end)
 
+    it("waits out its back-off through the client's _sleep hook", function()
+      local dead = wdt.client { sid = SID, key = KEY, secret = APPSECRET, url = "http://127.0.0.1:9/openapi",
+                                retries = 2, backoff = 0.01, max_backoff = 0.015 }
+      local waits = {}
+      function dead._sleep(_, seconds) waits[#waits + 1] = seconds end
+      local _, err = dead:call("sales.LogisticsSync.getSyncListExt", {})
+      dead:close()
+      assert.equal(3, err.tries)
+      assert.equal(2, #waits)
+      assert.is_true(waits[1] >= 0.005 and waits[1] <= 0.01, tostring(waits[1]))   -- backoff, jittered
+      assert.is_true(waits[2] >= 0.0075 and waits[2] <= 0.015, tostring(waits[2])) -- doubled, capped
+    end)
+
     it("can be closed twice and refuses calls after", function()
       client:close()
       client:close()

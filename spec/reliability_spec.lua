@@ -286,9 +286,39 @@ describe("reliability", function()
 
     it("verifies the peer by default", function()
       local err = call_with {}
-      assert.equal("network", err.kind, tostring(err))
+      assert.equal("tls", err.kind, tostring(err))
       assert.is_false(err.sent)
       assert.truthy(tostring(err):lower():find("certificate", 1, true), tostring(err))
+    end)
+
+    it("does not retry a failed verification: another try meets the same certificate", function()
+      local function new_tls_client(extra)
+        local o = { sid = SID, key = KEY, secret = APPSECRET, retries = 3, timeout = 20,
+                    connect_timeout = 20, url = ("https://localhost:%d/openapi"):format(port) }
+        for k, v in pairs(extra or {}) do o[k] = v end
+        local c = wdt.client(o)
+        local waits = {}
+        function c._sleep(_, seconds) waits[#waits + 1] = seconds end
+        return c, waits
+      end
+      local client, waits = new_tls_client()
+      local _, err = client:call(LIST, FILTER)
+      client:close()
+      assert.equal("tls", err.kind, tostring(err))
+      assert.is_false(err.sent)
+      assert.is_false(err.retryable)
+      assert.equal(1, err.tries)
+      assert.equal(0, #waits)                                  -- no back-off either
+      -- the same in a batch, and for a CA file that cannot be read
+      client = new_tls_client { ca_file = dir .. "/missing.pem" }
+      local results, failed = client:call_many({ { LIST, FILTER }, { "sales.StockSync.syncFail", 1, {} } })
+      client:close()
+      assert.equal(2, failed)
+      for i = 1, 2 do
+        assert.equal("tls", results[i].err.kind, tostring(results[i].err))
+        assert.equal(1, results[i].err.tries)
+        assert.is_false(results[i].err.sent)
+      end
     end)
 
     it("accepts a server whose CA is given in ca_file", function()
@@ -514,6 +544,26 @@ describe("reliability", function()
       assert.is_false(policy.is_idempotent("wms.stockout.Sales.weighingExt"))
     end)
 
+    it("answers from its per-method cache, yet sees later edits of the tables", function()
+      local m, w = "x.Y.getThing", "x.Y.pushThing"
+      assert.is_true(policy.is_idempotent(m))                  -- cached from here on
+      assert.is_false(policy.is_idempotent(w))
+      policy.idempotent_methods[m], policy.idempotent_methods[w] = false, true
+      assert.is_false(policy.is_idempotent(m))
+      assert.is_true(policy.is_idempotent(w))
+      policy.idempotent_methods[m], policy.idempotent_methods[w] = nil, nil
+      assert.is_true(policy.is_idempotent(m))
+      local saved = policy.read_prefixes
+      table.insert(saved, "push")                              -- edited in place
+      assert.is_true(policy.is_idempotent(w))
+      table.remove(saved)
+      assert.is_false(policy.is_idempotent(w))
+      policy.read_prefixes = { "list" }                       -- replaced
+      assert.is_false(policy.is_idempotent(m))
+      policy.read_prefixes = saved
+      assert.is_true(policy.is_idempotent(m))
+    end)
+
     it("retries what was refused or never sent always, the rest only when idempotent", function()
       local rl = { kind = "api", status = 100, message = "错误：超过每分钟最大并发次数限制!" }
       assert.is_true((policy.retryable(rl, false)))
@@ -527,6 +577,7 @@ describe("reliability", function()
       assert.is_false((policy.retryable({ kind = "http", http_status = 503 }, false)))
       assert.is_false((policy.retryable({ kind = "http", http_status = 404 }, true)))
       assert.is_false((policy.retryable({ kind = "too_large", sent = true }, true)))
+      assert.is_false((policy.retryable({ kind = "tls", sent = false }, true)))   -- the same certificate again
       assert.is_false((policy.retryable({ kind = "api", status = 1, message = "验证失败" }, true)))
     end)
 

@@ -8,7 +8,7 @@
  *   opts         nil or {timeout =, connect_timeout =, fresh_connect =} as for cl:send
  *   -> results   results[i] for list[i]: {status =, body =, date =} for any HTTP answer,
  *                {kind =, message =, sent =} when there was none (kind "network",
- *                "timeout", "too_large"; sent == false: the request never left)
+ *                "timeout", "too_large", "tls"; sent == false: the request never left)
  *
  * Nothing raises while libcurl runs: the answers are gathered in C memory (a box that
  * __gc frees on any error) and only then turned into Lua values.

@@ -47,8 +47,10 @@ typedef struct wdt_client {
     size_t  max_body;
     long    timeout_ms;
     long    connect_timeout_ms;
+    char   *url_prefix; size_t url_prefix_len;   /* base?sid=..&key=..&salt=..&method= */
     wdt_buf body;                    /* prepare: the JSON body */
     wdt_buf query;                   /* prepare: the URL */
+    wdt_signer signer;               /* prepare: the MD5 context, reused */
     wdt_http_pool pool;              /* send, send_many: the kept-alive handles and their
                                         connection cache (one multi handle) */
 } wdt_client;
@@ -79,6 +81,8 @@ static void client_release(wdt_client *c)
 {
     free_secret(&c->secret, &c->secret_len);
     free_secret(&c->salt, &c->salt_len);
+    free_secret(&c->url_prefix, &c->url_prefix_len);   /* holds the salt */
+    wdt_signer_free(&c->signer);
     free(c->key);
     c->key = NULL;
     c->key_len = 0;
@@ -155,6 +159,21 @@ static void opt_seconds(lua_State *L, int t, int arg, const char *name, long *ms
     lua_pop(L, 1);
 }
 
+/* RFC 3986 unreserved characters: A-Z a-z 0-9 - . _ ~ */
+static const unsigned char unreserved[256] = {
+    ['-'] = 1, ['.'] = 1, ['_'] = 1, ['~'] = 1,
+    ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1,
+    ['8'] = 1, ['9'] = 1,
+    ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1, ['G'] = 1, ['H'] = 1,
+    ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1,
+    ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1,
+    ['Y'] = 1, ['Z'] = 1,
+    ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1, ['g'] = 1, ['h'] = 1,
+    ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1,
+    ['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1,
+    ['y'] = 1, ['z'] = 1,
+};
+
 static int pct_encode(wdt_buf *b, const char *s, size_t n)
 {
     static const char hex[] = "0123456789ABCDEF";
@@ -163,8 +182,7 @@ static int pct_encode(wdt_buf *b, const char *s, size_t n)
     char *o = b->data + b->len;
     for (size_t i = 0; i < n; i++) {
         unsigned char ch = (unsigned char)s[i];
-        if ((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9')
-            || ch == '-' || ch == '.' || ch == '_' || ch == '~') {
+        if (unreserved[ch]) {
             *o++ = (char)ch;
         } else {
             *o++ = '%';
@@ -184,6 +202,61 @@ static int put_param(wdt_buf *b, char sep, const char *k, const char *v, size_t 
         || wdt_buf_putc(b, '=') != 0)
         return -1;
     return pct_encode(b, v, vlen);
+}
+
+/* Decimal digits of v into out (at least 22 bytes) and a NUL; returns the length. */
+static size_t fmt_int(char *out, lua_Integer v)
+{
+    char tmp[24];
+    size_t n = 0, len = 0;
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    do {
+        tmp[n++] = (char)('0' + (int)(u % 10));
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        out[len++] = '-';
+    while (n)
+        out[len++] = tmp[--n];
+    out[len] = '\0';
+    return len;
+}
+
+/* Overwrite what a buffer holds (the URL holds the salt), then empty it. */
+static void wipe_used(wdt_buf *b)
+{
+    if (b->data)
+        OPENSSL_cleanse(b->data, b->len + 1);
+    b->len = 0;
+}
+
+/* The part of every URL that does not change: base?sid=..&key=..&salt=..&method=
+ * (the query in the order prepare() always used). Sized up front, so no realloc leaves a
+ * copy of the salt behind. NULL when out of memory. */
+static char *make_url_prefix(const wdt_client *c, size_t *len)
+{
+    wdt_buf b;
+    int oom = 0;
+    char sep = '?';
+    wdt_buf_init(&b);
+    if (wdt_buf_reserve(&b, c->url_len + 3 * (c->sid_len + c->key_len + c->salt_len) + 32) != 0)
+        return NULL;
+    if (memchr(c->url, '?', c->url_len) != NULL) {   /* the base URL has a query already */
+        char last = c->url[c->url_len - 1];
+        sep = (last == '?' || last == '&') ? 0 : '&';
+    }
+    oom |= wdt_buf_append(&b, c->url, c->url_len);
+    oom |= put_param(&b, sep, "sid", c->sid, c->sid_len);
+    oom |= put_param(&b, '&', "key", c->key, c->key_len);
+    oom |= put_param(&b, '&', "salt", c->salt, c->salt_len);
+    oom |= wdt_buf_puts(&b, "&method=");
+    if (oom) {
+        wipe_used(&b);
+        wdt_buf_free(&b);
+        return NULL;
+    }
+    *len = b.len;
+    return b.data;
 }
 
 /* A box for a temporary buffer: freed by __gc even when an error unwinds the stack. */
@@ -293,6 +366,11 @@ static int l_client_new(lua_State *L)
     c->max_body = (size_t)max_body;
     c->timeout_ms = timeout_ms;
     c->connect_timeout_ms = connect_timeout_ms;
+    c->url_prefix = make_url_prefix(c, &c->url_prefix_len);
+    if (c->url_prefix == NULL) {
+        client_release(c);
+        return luaL_error(L, "out of memory");
+    }
     c->closed = 0;
     return 1;
 }
@@ -392,7 +470,10 @@ static int l_client_prepare(lua_State *L)
         if (lua_isnil(L, -1)) {
             oom |= wdt_buf_puts(body, "null");
         } else {
-            snprintf(root, sizeof root, "args[%lld]", (long long)i);
+            memcpy(root, "args[", 5);
+            size_t rl = 5 + fmt_int(root + 5, i);
+            root[rl] = ']';
+            root[rl + 1] = '\0';
             if (wdt_json_encode(L, -1, root, body, err, sizeof err) != 0) {
                 /* the codec's message as is: it names where ("args[1][2].x: ...") */
                 wdt_buf_reset(body);
@@ -408,54 +489,53 @@ static int l_client_prepare(lua_State *L)
         return luaL_error(L, "out of memory");
     }
 
-    /* the public parameters and the sign */
-    char ts_s[32], ps_s[32], pn_s[32];
-    snprintf(ts_s, sizeof ts_s, "%lld", (long long)ts);
-    snprintf(ps_s, sizeof ps_s, "%lld", (long long)page_size);
-    snprintf(pn_s, sizeof pn_s, "%lld", (long long)page_no);
+    /* the public parameters and the sign, in wdt_param_cmp order (no sort needed):
+     * body calc_total key method page_no page_size salt sid timestamp v */
+    char ts_s[24], ps_s[24], pn_s[24];
+    size_t ts_len = fmt_int(ts_s, ts), ps_len = 0, pn_len = 0;
     wdt_param p[10];
     size_t np = 0;
 #define ADD(k, v, vl) (p[np].key = (k), p[np].key_len = sizeof(k) - 1, p[np].val = (v), p[np].val_len = (vl), np++)
-    ADD("sid", c->sid, c->sid_len);
-    ADD("key", c->key, c->key_len);
-    ADD("salt", c->salt, c->salt_len);
-    ADD("method", method, method_len);
-    ADD("v", "1.0", 3);
-    ADD("timestamp", ts_s, strlen(ts_s));
+    ADD("body", body->data, body->len);
     if (paged) {
-        ADD("page_size", ps_s, strlen(ps_s));
-        ADD("page_no", pn_s, strlen(pn_s));
+        ps_len = fmt_int(ps_s, page_size);
+        pn_len = fmt_int(pn_s, page_no);
         ADD("calc_total", calc_total ? "1" : "0", 1);
     }
-    ADD("body", body->data, body->len);
+    ADD("key", c->key, c->key_len);
+    ADD("method", method, method_len);
+    if (paged) {
+        ADD("page_no", pn_s, pn_len);
+        ADD("page_size", ps_s, ps_len);
+    }
+    ADD("salt", c->salt, c->salt_len);
+    ADD("sid", c->sid, c->sid_len);
+    ADD("timestamp", ts_s, ts_len);
+    ADD("v", "1.0", 3);
 #undef ADD
     char sign[33];
-    if (wdt_sign(c->secret, c->secret_len, p, np, sign) != 0) {
+    if (wdt_sign_sorted(&c->signer, c->secret, c->secret_len, p, np, sign) != 0) {
         wdt_buf_reset(body);
         return luaL_error(L, "MD5 is not available from OpenSSL");
     }
 
-    /* the URL: base?sid=..&key=..&salt=..&method=..&v=1.0&timestamp=..[&paging]&sign=.. */
+    /* the URL: base?sid=..&key=..&salt=..&method=..&v=1.0&timestamp=..[&paging]&sign=..,
+     * the part up to "method=" made once by client_new */
     wdt_buf *q = &c->query;
     wdt_buf_reset(q);
-    char sep = '?';
-    if (memchr(c->url, '?', c->url_len) != NULL) {   /* the base URL has a query already */
-        char last = c->url[c->url_len - 1];
-        sep = (last == '?' || last == '&') ? 0 : '&';
-    }
-    oom |= wdt_buf_append(q, c->url, c->url_len);
-    oom |= put_param(q, sep, "sid", c->sid, c->sid_len);
-    oom |= put_param(q, '&', "key", c->key, c->key_len);
-    oom |= put_param(q, '&', "salt", c->salt, c->salt_len);
-    oom |= put_param(q, '&', "method", method, method_len);
-    oom |= put_param(q, '&', "v", "1.0", 3);
-    oom |= put_param(q, '&', "timestamp", ts_s, strlen(ts_s));
+    oom |= wdt_buf_append(q, c->url_prefix, c->url_prefix_len);
+    oom |= pct_encode(q, method, method_len);
+    oom |= wdt_buf_append(q, "&v=1.0&timestamp=", 17);
+    oom |= wdt_buf_append(q, ts_s, ts_len);
     if (paged) {
-        oom |= put_param(q, '&', "page_size", ps_s, strlen(ps_s));
-        oom |= put_param(q, '&', "page_no", pn_s, strlen(pn_s));
-        oom |= put_param(q, '&', "calc_total", calc_total ? "1" : "0", 1);
+        oom |= wdt_buf_append(q, "&page_size=", 11);
+        oom |= wdt_buf_append(q, ps_s, ps_len);
+        oom |= wdt_buf_append(q, "&page_no=", 9);
+        oom |= wdt_buf_append(q, pn_s, pn_len);
+        oom |= wdt_buf_append(q, calc_total ? "&calc_total=1" : "&calc_total=0", 13);
     }
-    oom |= put_param(q, '&', "sign", sign, 32);
+    oom |= wdt_buf_append(q, "&sign=", 6);
+    oom |= wdt_buf_append(q, sign, 32);
     if (oom) {
         wdt_buf_reset(body);
         wdt_buf_wipe(q);
@@ -463,7 +543,7 @@ static int l_client_prepare(lua_State *L)
     }
     lua_pushlstring(L, q->data, q->len);
     lua_pushlstring(L, body->data, body->len);
-    wdt_buf_wipe(q);
+    wipe_used(q);
     wdt_buf_reset(body);
     return 2;
 }
@@ -473,6 +553,7 @@ const char *wdt_core_kind_name(wdt_http_kind k)
     switch (k) {
     case WDT_HTTP_TIMEOUT:   return "timeout";
     case WDT_HTTP_TOO_LARGE: return "too_large";
+    case WDT_HTTP_TLS:       return "tls";
     default:                 return "network";
     }
 }

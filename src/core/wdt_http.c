@@ -222,6 +222,26 @@ void wdt_http_finish(wdt_http_req *r, CURLcode rc, wdt_http_result *res)
 #endif
     }
 
+    switch (rc) {                             /* certificates and TLS set-up: final */
+    case CURLE_PEER_FAILED_VERIFICATION:      /* (and CURLE_SSL_CACERT, an alias since 7.62) */
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CRL_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_INVALIDCERTSTATUS:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_ENGINE_NOTFOUND:
+    case CURLE_SSL_ENGINE_SETFAILED:
+    case CURLE_SSL_ENGINE_INITFAILED:
+        snprintf(msg, sizeof msg, "%s", r->errbuf[0] ? r->errbuf : curl_easy_strerror(rc));
+        wdt_http_fail_result(res, WDT_HTTP_TLS, 0, msg);
+        wdt_buf_reset(&r->body);
+        return;
+    default:
+        break;
+    }
+
     if (r->too_large) {
         snprintf(msg, sizeof msg, "answer larger than %zu bytes", r->max_body);
         wdt_http_fail_result(res, WDT_HTTP_TOO_LARGE, 1, msg);

@@ -31,7 +31,10 @@ typedef enum wdt_http_kind {
     WDT_HTTP_OK = 0,
     WDT_HTTP_NETWORK,        /* could not connect, reset, TLS failure, out of memory, ... */
     WDT_HTTP_TIMEOUT,        /* connect timeout or total timeout */
-    WDT_HTTP_TOO_LARGE       /* the (decompressed) answer exceeded max_body */
+    WDT_HTTP_TOO_LARGE,      /* the (decompressed) answer exceeded max_body */
+    WDT_HTTP_TLS             /* the peer's certificate failed verification, or the local
+                                TLS set-up (ca_file, ...) is unusable: never sent, and
+                                final (another try fails the same way) */
 } wdt_http_kind;
 
 /* Fixed for the life of a handle: read by wdt_http_init() only. */

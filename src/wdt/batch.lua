@@ -32,8 +32,9 @@
 -- light threads (ngx.thread.spawn) through client:request, or one after the other where
 -- light threads are not available.
 local core = require "wdt.core"
-local clock = require "wdt.clock"
 local paging = require "wdt.paging"
+
+local unpack = table.unpack or unpack  -- luacheck: ignore (5.1 global)
 
 local M = { DEFAULT_CONCURRENCY = 8, MAX_CONCURRENCY = 256 }
 
@@ -61,7 +62,8 @@ end
 
 local opts_fields = { concurrency = true }
 
--- requests[i] -> the table client:request takes, and the checked pager (or nil).
+-- requests[i] -> the table client:request takes, the checked pager (or nil), and whether
+-- it has no per-call options (then client:_request runs it without checking it again).
 -- `checked` remembers the pagers already checked in this batch (callers often pass one
 -- pager table for many requests); names for messages are made only on errors.
 local function build(i, r, defaults, checked)
@@ -69,12 +71,13 @@ local function build(i, r, defaults, checked)
     bad(("requests[%d]: {method, args...} expected, got %s"):format(i, type(r)))
   end
   local method = r[1]
-  if type(method) ~= "string" or not method:match("^[%w_][%w%._]*$") then
+  if type(method) ~= "string" or not method:match("^[A-Za-z0-9_][A-Za-z0-9_.]*$") then
     bad(("requests[%d][1]: a method name expected, got %s"):format(i,
       type(method) == "string" and ("%q"):format(method) or type(method)))
   end
-  local req = { method = method }
-  for k, v in pairs(defaults) do req[k] = v end
+  local req = { method = method, args = false, pager = nil }   -- room for both
+  local plain = true
+  for k, v in pairs(defaults) do req[k] = v; plain = false end
   local count, pager
   for k, v in pairs(r) do
     if type(k) == "number" then                        -- positional: checked below
@@ -100,13 +103,18 @@ local function build(i, r, defaults, checked)
         bad(("requests[%d].%s: %s expected, got %s"):format(i, k, want, type(v)))
       end
       req[k] = v
+      plain = false
     end
   end
   count = count or #r
-  local args = { n = count - 1 }
-  for k = 2, count do args[k - 1] = r[k] end
-  req.args = args
-  return req, pager
+  if count <= 64 then
+    req.args = { n = count - 1, unpack(r, 2, count) }  -- sized at once
+  else
+    local args = { n = count - 1 }
+    for k = 2, count do args[k - 1] = r[k] end
+    req.args = args
+  end
+  return req, pager, plain
 end
 
 local function outcome(resp, err, pager)
@@ -125,35 +133,10 @@ end
 
 -- ---- outside nginx: coroutines over cl:send_many ------------------------------------------
 
--- The coroutines of the running batches; clock.sleep yields from them instead of blocking.
-local ours = setmetatable({}, { __mode = "k" })
-local real_sleep
-local patched = 0
-
-local function yielding_sleep(seconds)
-  local co = coroutine.running()
-  if co and ours[co] then return coroutine.yield("sleep", seconds) end
-  return real_sleep(seconds)
-end
-
-local function patch_sleep()
-  if patched == 0 then
-    real_sleep = clock.sleep
-    clock.sleep = yielding_sleep
-  end
-  patched = patched + 1
-end
-
-local function unpatch_sleep()
-  patched = patched - 1
-  if patched == 0 then
-    if clock.sleep == yielding_sleep then clock.sleep = real_sleep end
-    real_sleep = nil
-  end
-end
-
 -- A stand-in for the client inside the coroutines: everything is the client's (options,
--- credentials, clock offset, `with` view settings) except sending and sleeping.
+-- credentials, clock offset, `with` view settings) except sending and sleeping, which
+-- client:request does through the hooks _send and _sleep: here they yield to the scheduler
+-- (a back-off wait holds no other request, and nothing global is patched).
 local function make_proxy(client)
   local proxy = setmetatable({}, { __index = client })
   proxy._base = client._base or client     -- the clock offset is learned on the real client
@@ -166,11 +149,14 @@ local function make_proxy(client)
   return proxy
 end
 
-local function run_curl(client, reqs, pagers, concurrency)
+local function run_curl(client, reqs, pagers, plain, concurrency)
   local n = #reqs
   local results, proxy = {}, make_proxy(client)
   local request = client.request
-  local function runner(req) return request(proxy, req) end
+  local function runner(req, checked)
+    if checked then return proxy:_request(req.method, req.args, req.pager) end
+    return request(proxy, req)              -- range checks of the per-call options
+  end
   local cos = {}
   local s_idx, s_item, ns = {}, {}, 0       -- the tries waiting to be sent
   local timeout, connect_timeout = client._opts.timeout, client._opts.connect_timeout
@@ -192,7 +178,6 @@ local function run_curl(client, reqs, pagers, concurrency)
     elseif coroutine.status(co) == "dead" then
       results[i] = outcome(what, a, pagers[i])
       cos[i] = nil
-      ours[co] = nil
     elseif what == "sleep" then
       sleepers[#sleepers + 1] = { i, core.unix_time() + (tonumber(a) or 0) }
     else
@@ -204,8 +189,7 @@ local function run_curl(client, reqs, pagers, concurrency)
   for i = 1, n do
     local co = coroutine.create(runner)
     cos[i] = co
-    ours[co] = true
-    step(i, co, coroutine.resume(co, reqs[i]))
+    step(i, co, coroutine.resume(co, reqs[i], plain[i]))
   end
 
   while ns > 0 or #sleepers > 0 do
@@ -228,7 +212,7 @@ local function run_curl(client, reqs, pagers, concurrency)
         if sleepers[k][2] < first then first = sleepers[k][2] end
       end
       local wait = first - core.unix_time()
-      if wait > 0 then real_sleep(wait) end
+      if wait > 0 then client:_sleep(wait) end      -- nothing to send: the scheduler waits
     end
     if #sleepers > 0 then     -- wake those whose back-off is over: on to their next send
       local now, still, woken = core.unix_time(), {}, {}
@@ -289,19 +273,15 @@ local function call_many(client, requests, opts)
   for k in pairs(option_types) do defaults[k] = opts[k] end
 
   local n = #requests
-  local reqs, pagers = {}, {}
+  local reqs, pagers, plain = {}, {}, {}
   local checked = {}
-  for i = 1, n do reqs[i], pagers[i] = build(i, requests[i], defaults, checked) end
+  for i = 1, n do reqs[i], pagers[i], plain[i] = build(i, requests[i], defaults, checked) end
 
   local results
   if client:transport() == "ngx" then
     results = run_ngx(client, reqs, pagers, concurrency)
   else
-    patch_sleep()
-    local ok, res = pcall(run_curl, client, reqs, pagers, concurrency)
-    unpatch_sleep()
-    if not ok then error(res, 0) end
-    results = res
+    results = run_curl(client, reqs, pagers, plain, concurrency)
   end
   local failed = 0
   for i = 1, n do

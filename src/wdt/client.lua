@@ -9,6 +9,17 @@ local check = require "wdt.check"
 
 local unpack = table.unpack or unpack  -- luacheck: ignore (5.1 global)
 
+-- check.method, remembering the names that passed (a pattern match per call is a good part
+-- of a call's Lua time; the names come from the caller's code, so they are few: bounded).
+local good_methods, n_good = {}, 0
+local function check_method(fname, method)
+  if good_methods[method] then return end
+  check.method(fname, method)
+  if n_good >= 1024 then good_methods, n_good = {}, 0 end
+  good_methods[method] = true
+  n_good = n_good + 1
+end
+
 local Client = {}
 Client.__index = Client
 Client.__name = "wdt.client"
@@ -91,7 +102,10 @@ local function new(opts)
   if o.insecure and o.url:match("^https:") then
     warn("wdt: WARNING: TLS peer verification is OFF for " .. o.url:match("^https://([^/?#]+)"))
   end
-  return setmetatable({ sid = o.sid, url = o.url, _core = handle, _opts = o, _clock_offset = 0 }, Client)
+  return setmetatable({ sid = o.sid, url = o.url, _core = handle, _opts = o, _clock_offset = 0,
+                        -- the send options of a write without per-call options
+                        _fresh_opts = { timeout = o.timeout, connect_timeout = o.connect_timeout,
+                                        fresh_connect = true } }, Client)
 end
 
 function Client:__tostring()
@@ -128,10 +142,23 @@ function Client:_transport()
   return nil
 end
 
+-- One try on the wire: status, body, date | nil, kind, message, sent. wdt.batch overrides
+-- it (and _sleep) on its per-batch proxy to hand the tries to its scheduler.
 function Client:_send(url, body, o)
+  -- outside nginx (no `ngx`), unless "ngx" is forced (and raises below), it is libcurl
+  if type(ngx) ~= "table" and self._opts.transport ~= "ngx" then
+    return self._core:send(url, body, o)
+  end
   local transport = self:_transport()
   if transport then return transport.send(self, url, body, o) end
   return self._core:send(url, body, o)
+end
+
+-- The back-off wait between two tries of `request` (doc/reliability.md): blocks the thread
+-- outside nginx, ngx.sleep inside. wdt.batch overrides it on its per-batch proxy so that a
+-- request waiting out its back-off yields to the others.
+function Client:_sleep(seconds)
+  return clock.sleep(seconds)
 end
 
 local function api_error(method, kind, message, status, response, http_status, sent)
@@ -160,6 +187,15 @@ end
 
 local request_fields = { method = true, args = true, pager = true }
 
+-- A per-call option: the call's, else the `with` view's, else the client's.
+local function pick(c, view, o, name)
+  local v
+  if c then v = c[name] end
+  if v == nil and view then v = view[name] end
+  if v == nil then v = o[name] end
+  return v
+end
+
 -- One request with the retry policy around it (see wdt.policy and doc/reliability.md).
 --   client:request{ method =, args = {n =, ...}, pager =,
 --                   timeout =, connect_timeout =, retries =, backoff =, max_backoff =,
@@ -172,8 +208,8 @@ function Client:request(req)
   if type(req) ~= "table" then
     error("bad argument #1 to 'request' (table expected, got " .. type(req) .. ")", 2)
   end
-  check.method("request", req.method)
-  local method, args = req.method, req.args
+  check_method("request", req.method)
+  local args = req.args
   if args == nil then args = { n = 0 } end
   if type(args) ~= "table" then
     error("bad argument 'args' to 'request' (table expected, got " .. type(args) .. ")", 2)
@@ -181,21 +217,38 @@ function Client:request(req)
   if args.n == nil then args = { n = #args, unpack(args) } end
   local pager = req.pager
   if pager ~= nil then pager = paging.check(pager, "'pager' to 'request'") end
-  local o = self._opts
-  local c = check_call_options("request", req, {}, request_fields)
-  local view = self._call_opts
-  local function opt(name)
-    if c[name] ~= nil then return c[name] end
-    if view and view[name] ~= nil then return view[name] end
-    return o[name]
+  local c                                   -- per-call options, only when there are any
+  for k in pairs(req) do
+    if not request_fields[k] then
+      c = check_call_options("request", req, {}, request_fields)
+      break
+    end
   end
-  local retries, backoff, max_backoff = opt("retries"), opt("backoff"), opt("max_backoff")
-  local idempotent = opt("idempotent")
-  if idempotent == nil then idempotent = policy.is_idempotent(method) end
-  -- A write that must not be repeated goes out on a new connection: on a kept-alive one
-  -- that turns out dead, libcurl (and the ngx transport) would silently send it again.
-  local send_opts = { timeout = opt("timeout"), connect_timeout = opt("connect_timeout"),
-                      fresh_connect = not idempotent }
+  return self:_request(req.method, args, pager, c)
+end
+
+-- The loop of `request` for input already checked: a method name, args with `n`, a pager
+-- as paging.check returns it (or nil), per-call options as check_call_options returns them
+-- (or nil). call, page_call, pages and wdt.batch come here without checking twice.
+function Client:_request(method, args, pager, c)
+  local o, view = self._opts, self._call_opts
+  local retries, backoff, max_backoff, idempotent, send_opts
+  if c == nil and view == nil then          -- the common case: the client's own options
+    retries, backoff, max_backoff = o.retries, o.backoff, o.max_backoff
+    idempotent = policy.is_idempotent(method)
+    -- nil: the send uses the client's own timeouts, which the C side holds already
+    if not idempotent then send_opts = self._fresh_opts end
+  else
+    retries, backoff = pick(c, view, o, "retries"), pick(c, view, o, "backoff")
+    max_backoff = pick(c, view, o, "max_backoff")
+    idempotent = pick(c, view, o, "idempotent")
+    if idempotent == nil then idempotent = policy.is_idempotent(method) end
+    -- A write that must not be repeated goes out on a new connection: on a kept-alive one
+    -- that turns out dead, libcurl (and the ngx transport) would silently send it again.
+    send_opts = { timeout = pick(c, view, o, "timeout"),
+                  connect_timeout = pick(c, view, o, "connect_timeout"),
+                  fresh_connect = not idempotent }
+  end
   local base = self._base or self          -- a `with` view keeps the clock on its client
 
   local tries, limit, resigned = 0, retries + 1, false
@@ -223,7 +276,7 @@ function Client:request(req)
       err.retryable = policy.retryable(err, idempotent)
     end
     if not err.retryable or tries >= limit then return nil, err end
-    if not now then clock.sleep(policy.delay(tries - (resigned and 1 or 0), backoff, max_backoff)) end
+    if not now then self:_sleep(policy.delay(tries - (resigned and 1 or 0), backoff, max_backoff)) end
   end
 end
 
@@ -255,23 +308,23 @@ end
 
 -- client:call(method, ...) -> data, response | nil, err
 function Client:call(method, ...)
-  check.method("call", method)
-  local resp, err = self:request { method = method, args = { n = select("#", ...), ... } }
+  check_method("call", method)
+  local resp, err = self:_request(method, { n = select("#", ...), ... })
   if not resp then return nil, err end
   return data_of(resp)
 end
 
 -- client:call_ex(method, ...): the vendor SDKs' callEx, through system.ScriptExtension.call.
 function Client:call_ex(method, ...)
-  check.method("call_ex", method)
+  check_method("call_ex", method)
   return self:call("system.ScriptExtension.call", method, ...)
 end
 
 -- client:page_call(method, pager, ...) -> page | nil, err
 function Client:page_call(method, pager, ...)
-  check.method("page_call", method)
+  check_method("page_call", method)
   local p = paging.check(pager, "'pager' to 'page_call'")
-  local resp, err = self:request { method = method, pager = p, args = { n = select("#", ...), ... } }
+  local resp, err = self:_request(method, { n = select("#", ...), ... }, p)
   if not resp then return nil, err end
   return paging.page(resp, p)
 end
@@ -280,13 +333,13 @@ end
 -- From pager.page_no on until a short page. A failure comes as `false, err` (a generic
 -- `for` would end silently at `nil, err`), and the loop ends after it.
 function Client:pages(method, pager, ...)
-  check.method("pages", method)
+  check_method("pages", method)
   local p = paging.check(pager, "'pager' to 'pages'")
   local args = { n = select("#", ...), ... }
   local done = false
   return function()
     if done then return nil end
-    local resp, err = self:request { method = method, pager = p, args = args }
+    local resp, err = self:_request(method, args, p)
     if not resp then done = true return false, err end
     local page = paging.page(resp, p)
     if #page.rows < p.page_size then done = true end
@@ -297,7 +350,7 @@ end
 
 -- The bytes `call` would send, for other transports: {url, body, headers}.
 function Client:prepare(method, args, pager)
-  check.method("prepare", method)
+  check_method("prepare", method)
   if type(args) ~= "table" then error("bad argument 'args' to 'prepare' (table expected)", 2) end
   if args.n == nil then args = { n = #args, unpack(args) } end
   if pager ~= nil then pager = paging.check(pager, "'pager' to 'prepare'") end

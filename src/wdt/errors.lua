@@ -7,8 +7,9 @@ local Error = {}
 Error.__index = Error
 Error.__name = "wdt.error"
 
--- kinds: api, http, network, timeout, decode, too_large, interrupted (a sync loop stopped
--- by a signal after reporting what it had handled)
+-- kinds: api, http, network, timeout, decode, too_large, tls (the peer's certificate did not
+-- verify: never retried), interrupted (a sync loop stopped by a signal after reporting
+-- what it had handled)
 local function describe(e)
   if e.kind == "api" then
     return "api error " .. tostring(e.status)

@@ -9,23 +9,21 @@ local function is_list(v)
   return type(v) == "table" and (v[1] ~= nil or getmetatable(v) == core.array_mt)
 end
 
-local function is_whole(v)
-  return type(v) == "number" and v % 1 == 0
-end
-
 -- Check a pager table given by the caller; raises naming the bad field.
 function paging.check(pager, argname)
   if type(pager) ~= "table" then
     error(("bad argument %s (pager table expected, got %s)"):format(argname, type(pager)), 3)
   end
-  local size, no = pager.page_size, pager.page_no or 0
-  if not is_whole(size) or size < 1 then
+  local size, no, calc = pager.page_size, pager.page_no, pager.calc_total
+  if no == nil then no = 0 end
+  -- is_whole, inlined: this runs on every paged call
+  if type(size) ~= "number" or size % 1 ~= 0 or size < 1 then
     error(("bad argument %s (page_size must be an integer >= 1)"):format(argname), 3)
   end
-  if not is_whole(no) or no < 0 then
+  if type(no) ~= "number" or no % 1 ~= 0 or no < 0 then
     error(("bad argument %s (page_no must be an integer >= 0)"):format(argname), 3)
   end
-  if pager.calc_total ~= nil and type(pager.calc_total) ~= "boolean" then
+  if calc ~= nil and type(calc) ~= "boolean" then
     error(("bad argument %s (calc_total must be a boolean)"):format(argname), 3)
   end
   for k in pairs(pager) do
@@ -33,7 +31,7 @@ function paging.check(pager, argname)
       error(("bad argument %s (unknown pager field '%s')"):format(argname, tostring(k)), 3)
     end
   end
-  return { page_size = size, page_no = no, calc_total = pager.calc_total or false }
+  return { page_size = size, page_no = no, calc_total = calc or false }
 end
 
 -- Build the page object: rows, total (when asked for), the pager used, the whole answer.

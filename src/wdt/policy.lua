@@ -11,7 +11,8 @@
 --        yes / unknown -> go on.
 --   2. Is the method safe to repeat (idempotent)? Only then are HTTP 5xx, resets and
 --      timeouts after sending, and undecodable answers retried.
--- Every other failure (an API error status, HTTP 4xx, an answer over max_body) is final.
+-- Every other failure (an API error status, HTTP 4xx, an answer over max_body, a
+-- certificate that fails verification: kind "tls") is final.
 local policy = {}
 
 -- Writes whose outcome is the same when repeated, by full method name. `true` makes a
@@ -32,15 +33,46 @@ policy.read_prefixes = { "get", "query", "search", "list", "count" }
 policy.idempotent_methods["sales.StockSync.calcStock"] = true          -- recomputes, same answer
 policy.idempotent_methods["sales.StockSync.calcStockWithAuth"] = true
 
-function policy.is_idempotent(method)
-  local v = policy.idempotent_methods[method]
-  if v ~= nil then return v end
+-- The name rule's answers by method, valid for the prefixes in `seen` (a copy of
+-- policy.read_prefixes when they were cached): any change to the list, in place or by
+-- replacing it, empties the cache. policy.idempotent_methods is read on every call, so
+-- its edits count at once.
+local by_name, seen, cached = {}, {}, 0
+
+local function name_rule(method)
   local last = method:match("([^%.]+)$") or method
   last = last:lower()
   for _, prefix in ipairs(policy.read_prefixes) do
     if last:sub(1, #prefix) == prefix then return true end
   end
   return false
+end
+
+local function prefixes_unchanged()
+  local list = policy.read_prefixes
+  local n = #seen
+  if #list ~= n then return false end
+  for i = 1, n do
+    if list[i] ~= seen[i] then return false end
+  end
+  return true
+end
+
+function policy.is_idempotent(method)
+  local v = policy.idempotent_methods[method]
+  if v ~= nil then return v end
+  if not prefixes_unchanged() then
+    by_name, seen, cached = {}, {}, 0
+    for i, prefix in ipairs(policy.read_prefixes) do seen[i] = prefix end
+  end
+  v = by_name[method]
+  if v == nil then
+    v = name_rule(method)
+    if cached >= 4096 then by_name, cached = {}, 0 end     -- bounded: names come from callers
+    by_name[method] = v
+    cached = cached + 1
+  end
+  return v
 end
 
 -- The vendor's two rate-limit messages; punctuation around them varies, so match substrings.
@@ -63,6 +95,8 @@ end
 -- May this failure be retried? `idempotent` says whether the call may be repeated after
 -- the server may have seen it. Returns true/false and a short reason (for logs and docs).
 function policy.retryable(err, idempotent)
+  -- never sent, but another try would meet the same certificate (or CA file): final
+  if err.kind == "tls" then return false, "tls" end
   if policy.is_rate_limit(err) then return true, "rate limited" end     -- refused, nothing applied
   if (err.kind == "network" or err.kind == "timeout") and err.sent == false then
     return true, "not sent"                                              -- never reached the server

@@ -165,6 +165,15 @@ function commands.sync(ctx, opts, words)
   return run_sync(ctx, kind, opts)
 end
 
+-- This process's id (Linux): /proc/self is whoever reads it.
+local function own_pid()
+  local f = io.open("/proc/self/stat", "r")
+  if not f then return nil end
+  local pid = (f:read("*l") or ""):match("^(%d+)")
+  f:close()
+  return pid
+end
+
 -- `wdt emulator ...`: hand the arguments, untouched, to bin/wdt-emulator's logic.
 function cli.emulator(ctx, argv)
   local ok, emu = pcall(require, "wdt.emulator.cli")
@@ -178,6 +187,14 @@ function cli.emulator(ctx, argv)
     return cli.EXIT_USAGE
   end
   local quoted = { "'" .. launcher:gsub("'", "'\\''") .. "'" }
+  -- The launcher runs as a child of this process, which cannot exec it: tell it to stop
+  -- when this process goes, so that a `kill` of `wdt emulator` leaves nothing behind.
+  local pid = own_pid()
+  local watched = false
+  for _, a in ipairs(argv) do
+    if a == "--watch-pid" or a:match("^%-%-watch%-pid=") then watched = true end
+  end
+  if pid and not watched then quoted[#quoted + 1] = "--watch-pid " .. pid end
   for _, a in ipairs(argv) do quoted[#quoted + 1] = "'" .. a:gsub("'", "'\\''") .. "'" end
   local r1, how, r3 = os.execute(table.concat(quoted, " "))
   if type(r1) == "number" then return math.floor(r1 / 256) end   -- Lua 5.1

@@ -112,7 +112,11 @@ local function attempt(c, req, fresh_only)
         if herr == "timeout" then
           return nil, "timeout", "TLS handshake with " .. where .. " timed out", false
         end
-        return nil, "network", "TLS handshake with " .. where .. " failed: " .. tostring(herr), false
+        -- a certificate that does not verify ("18: self signed certificate", "certificate
+        -- host mismatch") will not verify on a second try: kind "tls", never retried
+        local e = tostring(herr)
+        local kind = (e:match("^%d+: ") or e:find("certificate", 1, true)) and "tls" or "network"
+        return nil, kind, "TLS handshake with " .. where .. " failed: " .. e, false
       end
     end
   end
