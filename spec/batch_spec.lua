@@ -3,8 +3,9 @@
 local wdt = require "wdt"
 local core = require "wdt.core"
 local emulator = require "spec.support.emulator"
+local fixtures = require "spec.support.fixtures"
 
-local SID, KEY, APPSECRET = "apidevnew2", "test2-xx", "12345:abcde"
+local SID, KEY, APPSECRET = fixtures.SID, fixtures.KEY, fixtures.APPSECRET
 local LIST = "sales.LogisticsSync.getSyncListExt"
 local FILTER = { shop_no = "s1", is_own_platform = true }
 local FIRST_ID = 5000000001
@@ -33,12 +34,7 @@ describe("client:call_many", function()
     if emu then emu:stop() end
   end)
 
-  local function new_client(extra)
-    local o = { sid = SID, key = KEY, secret = APPSECRET, url = emu.url, timeout = 5,
-                connect_timeout = 2, backoff = 0.01, max_backoff = 0.05 }
-    for k, v in pairs(extra or {}) do o[k] = v end
-    return wdt.client(o)
-  end
+  local function new_client(extra) return fixtures.client(emu, extra) end
 
   before_each(function()
     emu:reset()

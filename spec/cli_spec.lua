@@ -3,8 +3,9 @@
 local cli = require "wdt.cli"
 local cjson = require "cjson"
 local emulator = require "spec.support.emulator"
+local fixtures = require "spec.support.fixtures"
 
-local SID, KEY, APPSECRET = "apidevnew2", "test2-xx", "12345:abcde"
+local SID, KEY, APPSECRET = fixtures.SID, fixtures.KEY, fixtures.APPSECRET
 
 local function sink()
   local buf = {}

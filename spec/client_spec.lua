@@ -1,8 +1,9 @@
 -- The client against the real emulator on loopback: calls, paging, errors, keep-alive.
 local wdt = require "wdt"
 local emulator = require "spec.support.emulator"
+local fixtures = require "spec.support.fixtures"
 
-local SID, KEY, APPSECRET = "apidevnew2", "test2-xx", "12345:abcde"
+local SID, KEY, APPSECRET = fixtures.SID, fixtures.KEY, fixtures.APPSECRET
 
 describe("wdt.client", function()
   local emu, client
@@ -21,8 +22,7 @@ describe("wdt.client", function()
 
   before_each(function()
     emu:reset()
-    client = wdt.client { sid = SID, key = KEY, secret = APPSECRET, url = emu.url,
-                          timeout = 5, connect_timeout = 2, backoff = 0.01, max_backoff = 0.05 }
+    client = fixtures.client(emu)
   end)
 
   after_each(function()

@@ -7,8 +7,9 @@
 local wdt = require "wdt"
 local socket = require "socket"
 local emulator = require "spec.support.emulator"
+local fixtures = require "spec.support.fixtures"
 
-local SID, KEY, APPSECRET = "apidevnew2", "test2-xx", "12345:abcde"
+local SID, KEY, APPSECRET = fixtures.SID, fixtures.KEY, fixtures.APPSECRET
 local LIST, UPDATE = "sales.LogisticsSync.getSyncListExt", "sales.LogisticsSync.update"
 local FILTER = { shop_no = "s1", is_own_platform = true }
 local PENDING = 20
@@ -62,10 +63,7 @@ describe("fault matrix", function()
   end)
 
   local function new_client(extra)
-    local o = { sid = SID, key = KEY, secret = APPSECRET, url = emu.url, timeout = TIMEOUT,
-                connect_timeout = 2, retries = 3, backoff = 0.01, max_backoff = 0.05 }
-    for k, v in pairs(extra or {}) do o[k] = v end
-    return wdt.client(o)
+    return fixtures.client(emu, { timeout = TIMEOUT, retries = 3 }, extra)
   end
 
   local function queue() return emu:state().tenants[SID].logistics end

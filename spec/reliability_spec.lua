@@ -5,6 +5,7 @@ local core = require "wdt.core"
 local policy = require "wdt.policy"
 local socket = require "socket"
 local emulator = require "spec.support.emulator"
+local fixtures = require "spec.support.fixtures"
 
 -- distinctive credentials, so that a leak cannot hide behind a common string
 local SID, KEY = "relsid", "relkey"
@@ -58,10 +59,7 @@ describe("reliability", function()
   end)
 
   local function new_client(extra)
-    local o = { sid = SID, key = KEY, secret = APPSECRET, url = emu.url, timeout = 5,
-                connect_timeout = 2, backoff = 0.01, max_backoff = 0.05 }
-    for k, v in pairs(extra or {}) do o[k] = v end
-    return wdt.client(o)
+    return fixtures.client(emu, { sid = SID, key = KEY, secret = APPSECRET }, extra)
   end
 
   before_each(function() emu:reset() end)

@@ -5,8 +5,9 @@
 local wdt = require "wdt"
 local sync = require "wdt.sync"
 local emulator = require "spec.support.emulator"
+local fixtures = require "spec.support.fixtures"
 
-local SID, KEY, APPSECRET = "apidevnew2", "test2-xx", "12345:abcde"
+local SID, KEY, APPSECRET = fixtures.SID, fixtures.KEY, fixtures.APPSECRET
 local UPDATE = "sales.LogisticsSync.update"
 
 local function sorted(t)
@@ -27,10 +28,7 @@ describe("sync loops", function()
   local emu, client
 
   local function new_client(extra)
-    local o = { sid = SID, key = KEY, secret = APPSECRET, url = emu.url, timeout = 5,
-                connect_timeout = 2, retries = 2, backoff = 0.01, max_backoff = 0.02 }
-    for k, v in pairs(extra or {}) do o[k] = v end
-    return wdt.client(o)
+    return fixtures.client(emu, { retries = 2, max_backoff = 0.02 }, extra)
   end
 
   local function lstate() return emu:state().tenants[SID].logistics end
