@@ -29,8 +29,10 @@ VALGRIND_SPECS ?= $(wildcard spec/core_spec.lua spec/json_spec.lua spec/sign_spe
                     spec/client_spec.lua spec/batch_spec.lua spec/sync_spec.lua \
                     spec/faults_spec.lua spec/reliability_spec.lua)
 
-# halt on the first report; no leak is tolerated (LeakSanitizer runs at exit)
-SAN_ENV = LOCPATH=$(LOCALE_DIR) ASAN_OPTIONS=detect_leaks=1:halt_on_error=1:abort_on_error=0:detect_stack_use_after_return=1 \
+# halt on the first report; no leak is tolerated (LeakSanitizer runs at exit).
+# No LOCPATH here (unlike `make specs`): with it set, p11-kit's start-up leaks one
+# newlocale() buffer, which both LeakSanitizer and valgrind would rightly report.
+SAN_ENV = ASAN_OPTIONS=detect_leaks=1:halt_on_error=1:abort_on_error=0:detect_stack_use_after_return=1 \
           UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 VALGRIND_FLAGS = --tool=memcheck --leak-check=full --show-leak-kinds=definite \
                  --errors-for-leak-kinds=definite --error-exitcode=1 --num-callers=40 -q
@@ -55,7 +57,7 @@ $(ASAN_BUILD)/wdt/core.so: FORCE_ASAN
 .PHONY: FORCE_ASAN
 FORCE_ASAN:
 
-sanitize: reliability-deps $(ASAN_BUILD)/lua-asan $(LOCALE_DIR)/de_DE.UTF-8
+sanitize: reliability-deps $(ASAN_BUILD)/lua-asan
 	@echo "== specs under AddressSanitizer + UndefinedBehaviorSanitizer: $(SANITIZE_SPECS)"
 	$(SAN_ENV) $(ASAN_BUILD)/lua-asan /usr/bin/busted --ignore-lua --cpath='./$(ASAN_BUILD)/?.so' \
 	  -o utfTerminal $(SANITIZE_SPECS)
