@@ -8,7 +8,7 @@ BUSTED     ?= $(LUA) /usr/bin/busted
 BUILD      ?= build
 DEB_PACKAGES = lua5.4 liblua5.4-dev lua-cjson lua-busted luarocks libcurl4-openssl-dev \
                libssl-dev nginx-light libnginx-mod-http-lua libluajit2-5.1-dev lua-socket \
-               lua-check cmake gcc make curl zlib1g-dev locales
+               lua-check cmake gcc make curl zlib1g-dev locales gettext-base openssl procps
 
 .PHONY: all deps build build-luajit test lint specs demo bench fuzz clean
 
@@ -46,7 +46,7 @@ demo: build
 	sh examples/demo.sh
 
 clean:
-	rm -rf $(BUILD) build-luajit build-asan build.luarocks
+	rm -rf $(BUILD) build-luajit build-asan build-fuzz build.luarocks
 
 # Targets of their own topics (reliability: sanitizers, valgrind, fuzz; bench).
 include $(wildcard mk/*.mk)

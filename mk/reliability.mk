@@ -57,7 +57,7 @@ $(ASAN_BUILD)/wdt/core.so: FORCE_ASAN
 .PHONY: FORCE_ASAN
 FORCE_ASAN:
 
-sanitize: reliability-deps $(ASAN_BUILD)/lua-asan
+sanitize: reliability-deps build $(ASAN_BUILD)/lua-asan
 	@echo "== specs under AddressSanitizer + UndefinedBehaviorSanitizer: $(SANITIZE_SPECS)"
 	$(SAN_ENV) $(ASAN_BUILD)/lua-asan /usr/bin/busted --ignore-lua --cpath='./$(ASAN_BUILD)/?.so' \
 	  -o utfTerminal $(SANITIZE_SPECS)

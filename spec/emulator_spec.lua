@@ -415,6 +415,8 @@ describe("wdt-emulator", function()
       local _, again = e:request{ method = UPDATE,
                                   args_json = '[[{"sync_id":5000000001,"status":0,"error_msg":""}]]' }
       assert.equal(1, #again.data)
+      assert.equal(0, t.repeated)
+      assert.equal(1, e:state().tenants.apidevnew2.logistics.repeated)   -- and counted
       -- an empty list is accepted
       local _, empty, _, raw = e:request{ method = UPDATE, args_json = "[[]]" }
       assert.equal(0, empty.status)

@@ -285,7 +285,7 @@ describe("wdt inside nginx (examples/openresty)", function()
       assert.equal("ngx", a.body.transport)
     end
     assert.is_true(elapsed >= 0.95, "the delay fault was not applied: " .. elapsed)
-    assert.is_true(elapsed < 5, ("20 callbacks took %.2f s: the worker blocked"):format(elapsed))
+    assert.is_true(elapsed < 3, ("20 callbacks took %.2f s: the worker blocked"):format(elapsed))
     local after = pending_ids(emu)
     for _, id in ipairs(batch) do assert.is_nil(after[id]) end
     assert.equal(0, #emu:state().faults)

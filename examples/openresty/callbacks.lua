@@ -67,7 +67,9 @@ function callbacks.shipped()
   local okc, client = pcall(config.client, which)
   if not okc then
     ngx.log(ngx.ERR, "wdt client: ", client)
-    return answer(500, { reported = false, error = { kind = "config", message = tostring(client) } })
+    -- the details are for the operator's log, not for whoever calls this endpoint
+    return answer(500, { reported = false, error = { kind = "config",
+                         message = "wdt is not configured on this server (see the error log)" } })
   end
   local transport = config.transport_of(client)
 

@@ -24,7 +24,7 @@ Options (every command):
   --version           show the version
 
 Exit codes: 0 success, 1 the API refused something, 2 usage error,
-            3 network failure (no valid answer), 130 interrupted.
+            3 network failure (no valid answer), 130 interrupted, 70 internal error.
 ]]
 
 help.call = [[

@@ -137,6 +137,8 @@ local function logistics_update(t, args, _, _, fault)
       else
         local row = q.by_id[id]
         if not row then
+          -- a second report of a row that already left: refused, and counted for tests
+          if q.left[id] then q.repeated = q.repeated + 1 end
           msgs[#msgs + 1] = ("物流同步id:%.0f 不存在或已回传"):format(id)
         elseif kind == "kept" then
           q.kept = q.kept + 1
@@ -144,6 +146,7 @@ local function logistics_update(t, args, _, _, fault)
         else
           q[kind] = q[kind] + 1
           q.by_id[id] = nil
+          q.left[id] = true
           row.gone = true
           q.gone = q.gone + 1
           q.size = q.size - 1

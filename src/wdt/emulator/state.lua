@@ -207,7 +207,7 @@ function M.reset()
     local lc = config.logistics[sid] or { pending = 0, shop_no = "s1" }
     s.tenants[sid] = {
       logistics = { rows = {}, by_id = {}, size = 0, gone = 0, shop_no = lc.shop_no,
-                    acked = 0, failed = 0, kept = 0 },
+                    acked = 0, failed = 0, kept = 0, left = {}, repeated = 0 },
       stock = { goods = {}, by_id = {}, size = 0, synced = 0, failed = 0, cancelled = 0,
                 stale = 0 },
     }
@@ -252,7 +252,7 @@ function M.view()
     local rate = s.rate[sid]
     out.tenants[sid] = {
       logistics = { size = lq.size, pending = ids, acked = lq.acked, failed = lq.failed,
-                    kept = lq.kept },
+                    kept = lq.kept, repeated = lq.repeated },
       stock = { size = sq.size, pending = gids, synced = sq.synced, failed = sq.failed,
                 cancelled = sq.cancelled, stale = sq.stale },
       rate_window = rate and { started = rate.start, count = rate.count } or json.null,
