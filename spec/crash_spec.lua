@@ -106,6 +106,11 @@ end
       local deadline = socket.gettime() + 10
       while emulator.alive(pid) and socket.gettime() < deadline do socket.sleep(0.01) end
       assert.is_false(emulator.alive(pid), "run " .. run .. " did not stop")
+      -- A report the killed run had in flight (delayed 80 ms) is still applied by the
+      -- server. The next run starts once it was (as the next cron run would): had it read
+      -- the queue before, it would report those rows again, and the ERP would refuse the
+      -- repeats as 不存在或已回传 (doc/sync.md, "After a crash").
+      socket.sleep(0.15)
       local after = emu:state().tenants[SID].logistics.size
       if after < before and after > 0 then killed_mid = killed_mid + 1 end
       -- the queue only ever shrinks by rows that were handed to the handler
