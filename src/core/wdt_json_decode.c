@@ -112,15 +112,7 @@ compat_noinline static int dec_string_slow(dec *d, const unsigned char *start, c
     sb->len = (size_t)(p - start);
     for (;;) {
         const unsigned char *run = p;
-        while (end - p >= 8) {
-            uint64_t x;
-            memcpy(&x, p, 8);
-            if (swar_special(x))
-                break;
-            p += 8;
-        }
-        while (p < end && !special[*p])
-            p++;
+        p = skip_plain(p, end);
         if (p > run) {
             SCRATCH_RESERVE(d, (size_t)(p - run));
             memcpy(sb->data + sb->len, run, (size_t)(p - run));
@@ -208,15 +200,7 @@ compat_noinline static int dec_string(dec *d)
 {
     const unsigned char *start = d->p + 1, *p = start, *end = d->end;
     for (;;) {
-        while (end - p >= 8) {
-            uint64_t x;
-            memcpy(&x, p, 8);
-            if (swar_special(x))
-                break;
-            p += 8;
-        }
-        while (p < end && !special[*p])
-            p++;
+        p = skip_plain(p, end);
         if (p >= end)
             return dec_fail(d, start - 1, "unterminated string");
         unsigned c = *p;

@@ -30,6 +30,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /* Keep the leaves out of the recursive functions' frames (C stack per nesting level). */
 #if defined(__GNUC__) || defined(__clang__)
@@ -67,6 +68,22 @@ static const unsigned char special[256] = {
     1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1, 1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,
     1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1, 1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,
 };
+
+/* The first byte at or after p that needs a look (special[] above), or end: 8 bytes at a
+ * time while none of them does. */
+static inline const unsigned char *skip_plain(const unsigned char *p, const unsigned char *end)
+{
+    while (end - p >= 8) {
+        uint64_t x;
+        memcpy(&x, p, 8);
+        if (swar_special(x))
+            break;
+        p += 8;
+    }
+    while (p < end && !special[*p])
+        p++;
+    return p;
+}
 
 /* Length of the valid UTF-8 sequence (2..4 bytes) starting at p (*p >= 0x80), 0 if invalid
  * (overlong forms, surrogates, > U+10FFFF, truncated, bad continuation bytes). */
