@@ -461,6 +461,15 @@ static int dec_object(dec *d, int depth)
     return 0;
 }
 
+/* 1 when the literal `word` (n bytes) stands at p; d->p then moves past it. */
+static int dec_literal(dec *d, const unsigned char *p, const char *word, size_t n)
+{
+    if ((size_t)(d->end - p) < n || memcmp(p, word, n) != 0)
+        return 0;
+    d->p = p + n;
+    return 1;
+}
+
 static int dec_value(dec *d, int depth)
 {
     const unsigned char *p = d->p, *end = d->end;
@@ -480,26 +489,20 @@ static int dec_value(dec *d, int depth)
     case '5': case '6': case '7': case '8': case '9':
         return dec_number(d);
     case 't':
-        if (end - p >= 4 && memcmp(p, "true", 4) == 0) {
-            lua_pushboolean(d->L, 1);
-            d->p = p + 4;
-            return 0;
-        }
-        return dec_fail(d, p, "invalid literal");
+        if (!dec_literal(d, p, "true", 4))
+            return dec_fail(d, p, "invalid literal");
+        lua_pushboolean(d->L, 1);
+        return 0;
     case 'f':
-        if (end - p >= 5 && memcmp(p, "false", 5) == 0) {
-            lua_pushboolean(d->L, 0);
-            d->p = p + 5;
-            return 0;
-        }
-        return dec_fail(d, p, "invalid literal");
+        if (!dec_literal(d, p, "false", 5))
+            return dec_fail(d, p, "invalid literal");
+        lua_pushboolean(d->L, 0);
+        return 0;
     case 'n':
-        if (end - p >= 4 && memcmp(p, "null", 4) == 0) {
-            lua_pushlightuserdata(d->L, NULL);
-            d->p = p + 4;
-            return 0;
-        }
-        return dec_fail(d, p, "invalid literal");
+        if (!dec_literal(d, p, "null", 4))
+            return dec_fail(d, p, "invalid literal");
+        lua_pushlightuserdata(d->L, NULL);
+        return 0;
     default:
         return dec_unexpected(d, p);
     }
