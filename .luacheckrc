@@ -4,7 +4,7 @@ max_line_length = 120
 codes = true
 self = false   -- methods that do not use self keep the colon form of their siblings
 
-files["src/wdt/emulator"] = { std = "luajit", globals = { "ngx" } }
+files["emulator"] = { std = "luajit", globals = { "ngx" } }
 files["src/wdt/transport"] = { std = "luajit", read_globals = { "ngx" } }
 files["src/wdt"] = { read_globals = { "ngx", "unpack" } }
 files["examples/openresty"] = { std = "luajit", globals = { "ngx" } }

@@ -27,7 +27,7 @@ build-luajit: deps
 	cmake --build build-luajit -j2
 
 lint: deps
-	luacheck -q src spec examples bench bin/wdt
+	luacheck -q src emulator spec examples bench bin/wdt
 
 # A decimal-comma locale, so the codec's locale independence is really tested.
 LOCALE_DIR = $(CURDIR)/$(BUILD)/locale

@@ -1,4 +1,4 @@
--- wdt-emulator: the local open API server (bin/wdt-emulator, src/wdt/emulator/*.lua).
+-- wdt-emulator: the local open API server (bin/wdt-emulator, emulator/*.lua).
 -- Requests are signed by spec/support/signer.lua, not by wdt, so the emulator and the client
 -- are not only checked against each other.
 local socket = require "socket"

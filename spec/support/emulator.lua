@@ -27,37 +27,10 @@ local M = { signer = signer }
 
 M.DEMO = { sid = "apidevnew2", key = "test2-xx", appsecret = "12345:abcde" }
 
-local here = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "."
-local function repo_root()
-  local root = here .. "/../.."
-  local p = io.popen("cd '" .. root .. "' && pwd")
-  local abs = p:read("*l")
-  p:close()
-  return abs or root
-end
+local sh = require "spec.support.sh"
+local sh_quote, read_file, alive, repo_root = sh.quote, sh.read_file, sh.alive, sh.repo_root
 
 M.BIN = os.getenv("WDT_EMULATOR_BIN") or (repo_root() .. "/bin/wdt-emulator")
-
-local function sh_quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return "" end
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
-local function alive(pid)
-  local f = io.open("/proc/" .. pid .. "/stat", "r")
-  if not f then
-    -- no /proc: ask kill(1)
-    return os.execute("kill -0 " .. pid .. " 2>/dev/null") == true
-  end
-  local line = f:read("l") or ""
-  f:close()
-  return not line:find("^%d+ %b() Z")
-end
 M.alive = alive
 
 function M.free_port()

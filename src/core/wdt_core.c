@@ -25,6 +25,7 @@
 #include "wdt_sign.h"
 #include "wdt_http.h"
 #include "wdt_batch.h"
+#include "wdt_core_fs.h"
 
 #define CLIENT_MT   "wdt.core.client"
 #define BUFBOX_MT   "wdt.core.buf"
@@ -928,5 +929,6 @@ COMPAT_EXPORT int luaopen_wdt_core(lua_State *L)
     lua_setfield(L, -2, "version");
     lua_pushstring(L, curl_version());
     lua_setfield(L, -2, "curl_version");
+    wdt_core_open_fs(L);
     return 1;
 }

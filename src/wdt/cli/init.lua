@@ -176,14 +176,9 @@ end
 
 -- `wdt emulator ...`: hand the arguments, untouched, to bin/wdt-emulator's logic.
 function cli.emulator(ctx, argv)
-  local ok, emu = pcall(require, "wdt.emulator.cli")
-  if ok and type(emu) == "table" and type(emu.main) == "function" then
-    return emu.main(argv, ctx.env, ctx.streams)
-  end
-  -- Fall back to the launcher next to this command.
   local launcher = ctx.emulator_path
   if not launcher then
-    ctx.err("wdt: the emulator is not available here (no wdt.emulator.cli, no bin/wdt-emulator)\n")
+    ctx.err("wdt: the emulator is not available here (no bin/wdt-emulator)\n")
     return cli.EXIT_USAGE
   end
   local quoted = { "'" .. launcher:gsub("'", "'\\''") .. "'" }

@@ -2,7 +2,7 @@
 -- Lives in one module table inside the single nginx worker (worker_processes 1), so every
 -- request sees and changes the same data without locks (handlers never yield while
 -- changing it). Runs in nginx's LuaJIT (Lua 5.1 syntax).
-local json = require "wdt.emulator.json"
+local json = require "emulator.json"
 
 local M = {}
 

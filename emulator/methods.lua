@@ -2,8 +2,8 @@
 -- Each handler(tenant_state, args, pager, sid, fault) returns the response object (`fault`:
 -- the fault taken for this call, if any; only update acts on one, "refuse").
 -- Runs in nginx's LuaJIT (Lua 5.1 syntax). Shapes are written down in doc/emulator.md.
-local json = require "wdt.emulator.json"
-local state = require "wdt.emulator.state"
+local json = require "emulator.json"
+local state = require "emulator.state"
 
 local M = {}
 local floor = math.floor

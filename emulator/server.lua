@@ -4,10 +4,10 @@
 --   location /__emulator/     -> M.control()   state, reset, faults, enqueue (for tests)
 --
 -- It shares no code with wdt's client or C core: signing uses ngx.md5, JSON uses the
--- emulator's own strict codec (wdt.emulator.json). See doc/emulator.md.
-local json = require "wdt.emulator.json"
-local state = require "wdt.emulator.state"
-local methods = require "wdt.emulator.methods"
+-- emulator's own strict codec (emulator.json). See doc/emulator.md.
+local json = require "emulator.json"
+local state = require "emulator.state"
+local methods = require "emulator.methods"
 
 local ngx = ngx
 local M = {}

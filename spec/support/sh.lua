@@ -1,0 +1,49 @@
+-- Small process and file helpers the specs share (Lua 5.4, no wdt).
+local M = {}
+
+function M.quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+
+-- The whole file, or "" when it cannot be read.
+function M.read_file(path)
+  local f = io.open(path, "rb")
+  if not f then return "" end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+function M.write_file(path, s)
+  local f = assert(io.open(path, "wb"))
+  assert(f:write(s))
+  f:close()
+end
+
+-- A live process (zombies count as gone).
+function M.alive(pid)
+  local f = io.open("/proc/" .. pid .. "/stat", "r")
+  if not f then
+    return os.execute("kill -0 " .. pid .. " 2>/dev/null") == true
+  end
+  local line = f:read("l") or ""
+  f:close()
+  return not line:find("^%d+ %b() Z")
+end
+
+-- A fresh folder that nginx workers (user nobody) may read too.
+function M.tmpdir()
+  local p = io.popen("d=$(mktemp -d) && chmod 755 \"$d\" && echo \"$d\"")
+  local dir = p:read("l")
+  p:close()
+  return dir
+end
+
+-- The repository's top folder, absolute.
+local here = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "."
+function M.repo_root()
+  local p = io.popen("cd " .. M.quote(here .. "/../..") .. " && pwd")
+  local abs = p:read("l")
+  p:close()
+  return abs
+end
+
+return M

@@ -1,0 +1,95 @@
+/* The file bindings of wdt.core, for durable state (wdt.store) and run locks:
+ *   core.write_atomic(path, bytes)  -> true | nil, message
+ *   core.lock(path)                 -> lock | false, holder_pid | nil, message
+ *   lock:release()                  idempotent; also __gc (and __close on 5.4)
+ * The mechanics, and why they are safe against crashes, are in wdt_fs.h. */
+#include <string.h>
+
+#include "wdt_compat.h"
+#include "wdt_fs.h"
+#include "wdt_core_fs.h"
+
+#define LOCK_MT "wdt.core.lock"
+
+typedef struct { int fd; } fs_lock;
+
+static int l_write_atomic(lua_State *L)
+{
+    size_t len;
+    const char *path = luaL_checkstring(L, 1);
+    const char *data = luaL_checklstring(L, 2, &len);
+    char err[512];
+    if (wdt_fs_write_atomic(path, data, len, err, sizeof err) != 0) {
+        lua_pushnil(L);
+        lua_pushstring(L, err);
+        return 2;
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int l_lock(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    char err[512], holder[64];
+    int fd = -1, rc;
+    fs_lock *lk = (fs_lock *)lua_newuserdata(L, sizeof *lk);   /* before: no leak on OOM */
+    lk->fd = -1;
+    luaL_getmetatable(L, LOCK_MT);
+    lua_setmetatable(L, -2);
+    rc = wdt_fs_lock(path, &fd, holder, sizeof holder, err, sizeof err);
+    if (rc == 0) {
+        lk->fd = fd;
+        return 1;
+    }
+    if (rc == 1) {
+        lua_pushboolean(L, 0);
+        lua_pushstring(L, holder);
+        return 2;
+    }
+    lua_pushnil(L);
+    lua_pushstring(L, err);
+    return 2;
+}
+
+static int l_lock_release(lua_State *L)
+{
+    fs_lock *lk = (fs_lock *)luaL_checkudata(L, 1, LOCK_MT);
+    wdt_fs_unlock(lk->fd);
+    lk->fd = -1;
+    return 0;
+}
+
+static int l_lock_held(lua_State *L)
+{
+    fs_lock *lk = (fs_lock *)luaL_checkudata(L, 1, LOCK_MT);
+    lua_pushboolean(L, lk->fd >= 0);
+    return 1;
+}
+
+static const luaL_Reg lock_methods[] = {
+    { "release", l_lock_release },
+    { "held",    l_lock_held },
+    { NULL, NULL }
+};
+
+void wdt_core_open_fs(lua_State *L)
+{
+    if (luaL_newmetatable(L, LOCK_MT)) {
+        lua_pushcfunction(L, l_lock_release);
+        lua_setfield(L, -2, "__gc");
+#if LUA_VERSION_NUM >= 504
+        lua_pushcfunction(L, l_lock_release);
+        lua_setfield(L, -2, "__close");
+#endif
+        compat_newlib(L, lock_methods);
+        lua_setfield(L, -2, "__index");
+        lua_pushliteral(L, LOCK_MT);
+        lua_setfield(L, -2, "__metatable");
+    }
+    lua_pop(L, 1);
+    lua_pushcfunction(L, l_write_atomic);
+    lua_setfield(L, -2, "write_atomic");
+    lua_pushcfunction(L, l_lock);
+    lua_setfield(L, -2, "lock");
+}

@@ -1,0 +1,152 @@
+/* wdt_fs: atomic durable replace and run locks on local files. Contract in wdt_fs.h. */
+#define _POSIX_C_SOURCE 200809L
+#define _DEFAULT_SOURCE   /* flock */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "wdt_fs.h"
+
+static int fail(char *err, size_t errlen, const char *what, const char *path)
+{
+    snprintf(err, errlen, "%s %s: %s", what, path, strerror(errno));
+    return -1;
+}
+
+static int write_all(int fd, const char *data, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = write(fd, data, len);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        data += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* fsync the folder holding `path`, so that the rename itself survives a power loss. */
+static int sync_parent(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    char dir[4096];
+    int fd, rc;
+    if (!slash) {
+        strcpy(dir, ".");
+    } else if (slash == path) {
+        strcpy(dir, "/");
+    } else {
+        size_t n = (size_t)(slash - path);
+        if (n >= sizeof dir) {
+            errno = ENAMETOOLONG;
+            return -1;
+        }
+        memcpy(dir, path, n);
+        dir[n] = '\0';
+    }
+    fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    rc = fsync(fd);
+    close(fd);
+    return rc;
+}
+
+int wdt_fs_write_atomic(const char *path, const char *data, size_t len, char *err, size_t errlen)
+{
+    size_t plen = strlen(path);
+    char *tmp = malloc(plen + 32);
+    int fd;
+    if (!tmp) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    snprintf(tmp, plen + 32, "%s.tmp.%ld", path, (long)getpid());
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        fail(err, errlen, "cannot create", tmp);
+        free(tmp);
+        return -1;
+    }
+    if (write_all(fd, data, len) != 0 || fsync(fd) != 0) {
+        fail(err, errlen, "cannot write", tmp);
+        close(fd);
+        unlink(tmp);
+        free(tmp);
+        return -1;
+    }
+    if (close(fd) != 0) {
+        fail(err, errlen, "cannot write", tmp);
+        unlink(tmp);
+        free(tmp);
+        return -1;
+    }
+    if (rename(tmp, path) != 0) {
+        fail(err, errlen, "cannot replace", path);
+        unlink(tmp);
+        free(tmp);
+        return -1;
+    }
+    free(tmp);
+    if (sync_parent(path) != 0)
+        return fail(err, errlen, "cannot sync the folder of", path);
+    return 0;
+}
+
+static void read_holder(int fd, char *holder, size_t holderlen)
+{
+    ssize_t n;
+    if (holderlen == 0)
+        return;
+    n = pread(fd, holder, holderlen - 1, 0);
+    if (n < 0)
+        n = 0;
+    holder[n] = '\0';
+    holder[strcspn(holder, "\r\n")] = '\0';
+}
+
+int wdt_fs_lock(const char *path, int *fd_out, char *holder, size_t holderlen, char *err, size_t errlen)
+{
+    char pid[32];
+    int n;
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return fail(err, errlen, "cannot open the lock file", path);
+    while (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        if (errno == EINTR)
+            continue;
+        if (errno == EWOULDBLOCK) {
+            read_holder(fd, holder, holderlen);
+            close(fd);
+            return 1;
+        }
+        fail(err, errlen, "cannot lock", path);
+        close(fd);
+        return -1;
+    }
+    n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)n, 0) != n) {
+        fail(err, errlen, "cannot write the lock file", path);
+        close(fd);   /* closing drops the lock */
+        return -1;
+    }
+    *fd_out = fd;
+    return 0;
+}
+
+void wdt_fs_unlock(int fd)
+{
+    if (fd >= 0) {
+        flock(fd, LOCK_UN);
+        close(fd);
+    }
+}

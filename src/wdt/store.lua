@@ -1,0 +1,69 @@
+-- wdt.store: durable state for flows that resume (push state, scan checkpoints) and the
+-- run locks that keep two runs of one flow apart. Local files by default:
+--
+--   local s = store.file(path)   -- one JSON document
+--   s:load()      -> value | nil (no file yet) | nil, err
+--   s:save(value) -> true | nil, err   -- atomic and durable (wdt_fs.h): a crash leaves the
+--                                      -- old document or the new one, never a mix
+--   store.lock(path) -> lock | nil, err   -- err.kind "locked" (err.holder: the holder's pid)
+--   lock:release()                        -- idempotent; the kernel also drops it when the
+--                                         -- holder dies, so a dead holder's lock is free
+-- Values are encoded with wdt's codec, so 64-bit ids survive.
+local core = require "wdt.core"
+local errors = require "wdt.errors"
+
+local store = {}
+
+local function store_error(message, fields)
+  local e = { kind = "store", message = message }
+  for k, v in pairs(fields or {}) do e[k] = v end
+  return errors.new(e)
+end
+
+local File = {}
+File.__index = File
+
+function File:load()
+  local f, oerr, errno = io.open(self.path, "rb")
+  if not f then
+    if errno == 2 then return nil end   -- ENOENT: nothing saved yet
+    return nil, store_error("cannot read " .. tostring(oerr))
+  end
+  local text = f:read("*a")
+  f:close()
+  local ok, value = pcall(core.decode, text)
+  if not ok then
+    return nil, store_error(self.path .. " is not a wdt state document: " .. tostring(value))
+  end
+  return value
+end
+
+function File:save(value)
+  local ok, text = pcall(core.encode, value)
+  if not ok then return nil, store_error("cannot encode the state: " .. tostring(text)) end
+  local done, err = core.write_atomic(self.path, text)
+  if not done then return nil, store_error(err) end
+  return true
+end
+
+function store.file(path)
+  if type(path) ~= "string" or path == "" then
+    error("bad argument #1 to 'wdt.store.file' (path string expected, got " .. type(path) .. ")", 2)
+  end
+  return setmetatable({ path = path }, File)
+end
+
+function store.lock(path)
+  if type(path) ~= "string" or path == "" then
+    error("bad argument #1 to 'wdt.store.lock' (path string expected, got " .. type(path) .. ")", 2)
+  end
+  local lock, holder = core.lock(path)
+  if lock then return lock end
+  if lock == false then
+    local who = holder ~= "" and ("process " .. holder) or "another process"
+    return nil, store_error(path .. " is held by " .. who, { kind = "locked", holder = tonumber(holder) })
+  end
+  return nil, store_error(holder)
+end
+
+return store
