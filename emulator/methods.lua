@@ -4,6 +4,7 @@
 -- Runs in nginx's LuaJIT (Lua 5.1 syntax). Shapes are written down in doc/emulator.md.
 local json = require "emulator.json"
 local state = require "emulator.state"
+local query = require "emulator.query"
 
 local M = {}
 local floor = math.floor
@@ -316,6 +317,13 @@ M.table = {
   ["sales.StockSync.syncFail"] = stock_fail,
   ["sales.StockSync.cancelSync"] = stock_cancel,
   ["setting.Shop.queryShop"] = shop_query,
+  ["sales.TradeQuery.querySelfOrderWithDetail"] = query["sales.TradeQuery.querySelfOrderWithDetail"],
+  ["sales.RawTrade.searchSelfOrder"] = query["sales.RawTrade.searchSelfOrder"],
+  ["aftersales.refund.Refund.search"] = query["aftersales.refund.Refund.search"],
+  ["aftersales.refund.RawRefund.search"] = query["aftersales.refund.RawRefund.search"],
+  ["wms.stockout.Sales.queryWithDetail"] = query["wms.stockout.Sales.queryWithDetail"],
+  ["wms.stockout.Sales.searchLogistics"] = query["wms.stockout.Sales.searchLogistics"],
+  ["goods.ApiGoods.search"] = query["goods.ApiGoods.search"],
 }
 
 return M

@@ -17,7 +17,7 @@ local MAX_SKEW = 120
 local RATE_MSG = "超过每分钟最大调用频率限制，请稍后重试"
 local FAULT_MODES = { http_500 = true, reset = true, delay = true, non_json = true,
                       truncated = true, rate_limit = true, skew = true, no_data = true,
-                      refuse = true }
+                      refuse = true, drift = true }
 
 -- nginx's init_by_lua: read the configuration (or take the demo one) and build the state.
 function M.init(config_path)
@@ -274,6 +274,11 @@ local function parse_fault(f)
   elseif f.mode == "skew" then
     out.skew_s = f.skew_s == nil and 3600 or f.skew_s
     if type(out.skew_s) ~= "number" then return nil, "skew_s must be a number" end
+  elseif f.mode == "drift" then
+    out.rows = f.rows == nil and 1 or f.rows
+    if not whole(out.rows) or out.rows < 1 then return nil, "rows must be a whole number >= 1" end
+    out.to = f.to == nil and "end" or f.to
+    if out.to ~= "end" and out.to ~= "now" then return nil, "to must be \"end\" or \"now\"" end
   elseif f.mode == "refuse" then
     out.item = f.item == nil and 1 or f.item
     if not whole(out.item) or out.item < 1 then return nil, "item must be a whole number >= 1" end
@@ -283,6 +288,20 @@ local function parse_fault(f)
     end
   end
   return out
+end
+
+-- The tenant a control call names (`sid`), or the only one when it names none.
+function M.tenant_of(sid)
+  local tenants = state.s.tenants
+  if sid == nil then
+    for k in pairs(tenants) do
+      if sid then return nil, "sid is required" end
+      sid = k
+    end
+  end
+  local t = tenants[sid]
+  if not t then return nil, "unknown sid: " .. tostring(sid) end
+  return t
 end
 
 function M.control()
@@ -335,6 +354,15 @@ function M.control()
     local ghosts = state.add_stock_ghosts(sid, ng)
     return control_reply(200, { ok = true, sid = sid, logistics = t.logistics.size,
                                 stock = t.stock.size, stock_ghost = ghosts })
+  elseif uri == "/__emulator/rows" and verb == "POST" then
+    local v, err = control_body()
+    if v == nil then return control_reply(400, { ok = false, error = err }) end
+    if not json.is_object(v) then return control_reply(400, { ok = false, error = "expected an object" }) end
+    local t, terr = M.tenant_of(v.sid)
+    if not t then return control_reply(400, { ok = false, error = terr }) end
+    local res, rerr = require("emulator.query").control_rows(t, v)
+    if not res then return control_reply(400, { ok = false, error = rerr }) end
+    return control_reply(200, res)
   end
   return control_reply(404, { ok = false, error = "no such control endpoint: " .. verb .. " " .. uri })
 end

@@ -376,6 +376,9 @@ function Client:sync_stock(opts)
   return require("wdt.sync").stock(self, opts)
 end
 
+-- for row, err in client:scan{ method =, from =, to =, checkpoint = } do … end (doc/scan.md)
+function Client:scan(opts) return require("wdt.scan").scan(self, opts) end
+
 -- client:call_many(requests, {concurrency = 16}) -> results, failed (see wdt.batch)
 function Client:call_many(requests, opts)
   return require("wdt.batch").call_many(self, requests, opts)

@@ -1,0 +1,226 @@
+-- client:scan{...}: the rows a query method reports as changed in [from, to), window by
+-- window, each version once, resumable from a checkpoint (doc/scan.md).
+--
+--   for row, err in client:scan{ method = "sales.TradeQuery.querySelfOrderWithDetail",
+--                                filter = { shop_no = "s1" }, from = "2026-11-28 00:00:00",
+--                                checkpoint = "/var/lib/shop/trades.json" } do
+--     if not row then error(tostring(err)) end
+--     ...
+--   end
+--
+-- A failure comes as `false, err` and ends the loop (a generic `for` would end silently at
+-- `nil, err`). The second value returned by scan is the run's state: .stats, .from, .to.
+local check = require "wdt.check"
+local store = require "wdt.store"
+local core = require "wdt.core"
+local errors = require "wdt.errors"
+local time = require "wdt.scan.time"
+local window = require "wdt.scan.window"
+local known = require "wdt.scan.methods"
+
+local scan = { methods = known }
+
+local FN = "scan"
+
+local option_specs = {
+  method = { "string" }, filter = { "table" }, from = { "any" }, to = { "any" },
+  checkpoint = { "any" }, page_size = { "number" }, lag = { "number", 120 },
+  overlap = { "number", 60 }, window = { "number" }, facts = { "table" },
+}
+
+local FACT_TYPES = { from = "string", to = "string", limit = "number", list = "string",
+                     key = "string", modified = "string", page_size = "number", required = "table" }
+
+-- The method's facts: the table's, with the caller's `facts` over them.
+local function facts_for(method, given)
+  local f = {}
+  for k, v in pairs(known[method] or {}) do f[k] = v end
+  for k, v in pairs(given or {}) do
+    if not FACT_TYPES[k] then check.fail(FN, "facts", "unknown fact '" .. tostring(k) .. "'") end
+    if type(v) ~= FACT_TYPES[k] then
+      check.fail(FN, "facts", ("'%s' must be a %s"):format(k, FACT_TYPES[k]))
+    end
+    f[k] = v
+  end
+  for k, ty in pairs(FACT_TYPES) do
+    if k ~= "required" and f[k] == nil then
+      check.fail(FN, "facts", ("'%s' is unknown to wdt: give facts.%s (a %s)"):format(method, k, ty))
+    end
+  end
+  check.number(FN, "facts.limit", f.limit, 1, nil, true)
+  check.number(FN, "facts.page_size", f.page_size, 1, nil, true)
+  return f
+end
+
+local function check_time(name, v)
+  if v == nil then return nil end
+  local t, why = time.value(v)
+  if not t then check.fail(FN, name, why) end
+  return t
+end
+
+-- The caller's options, checked: raises naming the first bad one.
+local function check_opts(client, opts)
+  if type(opts) ~= "table" then
+    error("bad argument #1 to 'scan' (options table expected, got " .. type(opts) .. ")", 3)
+  end
+  local o = {}
+  for k, v in pairs(opts) do
+    local spec = type(k) == "string" and option_specs[k]
+    if not spec then check.fail(FN, k, "unknown option") end
+    if spec[1] ~= "any" and type(v) ~= spec[1] then
+      check.fail(FN, k, spec[1] .. " expected, got " .. type(v))
+    end
+    o[k] = v
+  end
+  for k, spec in pairs(option_specs) do if o[k] == nil then o[k] = spec[2] end end
+  check.method(FN, o.method)
+  local s = { client = client, method = o.method, facts = facts_for(o.method, o.facts),
+              filter = o.filter or {} }
+  local f = s.facts
+  for k in pairs(s.filter) do
+    if k == f.from or k == f.to then
+      check.fail(FN, "filter", ("'%s' is set by the scan from `from` and `to`"):format(k))
+    end
+  end
+  for _, k in ipairs(f.required or {}) do
+    if s.filter[k] == nil then check.fail(FN, "filter", ("%s needs '%s'"):format(o.method, k)) end
+  end
+  s.page_size = o.page_size or f.page_size
+  check.number(FN, "page_size", s.page_size, 1, f.page_size, true)
+  s.width = o.window or f.limit
+  check.number(FN, "window", s.width, 1, f.limit, true)
+  check.number(FN, "lag", o.lag, 0, nil, true)
+  check.number(FN, "overlap", o.overlap, 0, nil, true)
+  s.lag, s.overlap = o.lag, o.overlap
+  s.from, s.to = check_time("from", o.from), check_time("to", o.to)
+  if s.from and s.to and s.to < s.from then check.fail(FN, "to", "is before `from`") end
+  local cp = o.checkpoint
+  if type(cp) == "string" then
+    cp = store.file(cp)
+  elseif cp ~= nil and not (type(cp) == "table" and cp.load and cp.save) then
+    check.fail(FN, "checkpoint", "a file path or a store (with load and save) expected")
+  end
+  s.store = cp
+  if not s.store and not s.from then check.fail(FN, "from", "is required without a checkpoint") end
+  s.stats = { windows = 0, pages = 0, rereads = 0, splits = 0, rows = 0, overlap_dropped = 0,
+              unverified = 0 }
+  return s
+end
+
+-- The checkpoint document: what it is about, where the next window starts, and the rows
+-- delivered in the last `overlap` seconds before it (dropped when a restart reads them again).
+local function load_checkpoint(s)
+  s.seen = {}
+  s.filter_json = core.encode(s.filter)
+  if not s.store then return true end
+  local doc, err = s.store:load()
+  if err then return nil, err end
+  if doc == nil then
+    if s.from then return true end
+    return nil, errors.new { kind = "store", message =
+      "there is no checkpoint yet: give `from` (where the first run starts)" }
+  end
+  if type(doc) ~= "table" or doc.method ~= s.method or type(doc.next) ~= "number" then
+    return nil, errors.new { kind = "store", message =
+      "the checkpoint is not one of a scan of " .. s.method }
+  end
+  if doc.filter ~= s.filter_json then
+    return nil, errors.new { kind = "store", message =
+      "the checkpoint was written for another filter: " .. tostring(doc.filter) }
+  end
+  s.resumed = doc.next
+  s.from = math.max(0, doc.next - s.overlap)
+  for _, v in ipairs(doc.seen or {}) do s.seen[v] = true end
+  return true
+end
+
+local function save_checkpoint(s, next_start)
+  if not s.store then return true end
+  local keep, seen = next_start - s.overlap, {}
+  for v, m in pairs(s.recent) do
+    if m >= keep then seen[#seen + 1] = v else s.recent[v] = nil end
+  end
+  table.sort(seen)
+  return s.store:save({ method = s.method, filter = s.filter_json, next = next_start,
+                        seen = setmetatable(seen, core.array_mt) })
+end
+
+-- The rows of [a, b) to deliver, oldest first: the newest version of each key whose
+-- modified time is in the window, minus versions delivered before a restart.
+local function window_rows(s, found, a, b)
+  local list = {}
+  for _, e in pairs(found) do
+    if e.m == nil or (e.m >= a and e.m < b) then
+      local id = e.key .. "@" .. (e.m or "")
+      if s.seen[id] then
+        s.stats.overlap_dropped = s.stats.overlap_dropped + 1
+      else
+        list[#list + 1] = e
+        e.id = id
+      end
+    end
+  end
+  table.sort(list, function(x, y)
+    local mx, my = x.m or -1, y.m or -1
+    if mx ~= my then return mx < my end
+    return x.key < y.key
+  end)
+  return list
+end
+
+function scan.scan(client, opts)
+  local s = check_opts(client, opts)
+  s.recent = {}
+  local failed, done = false, false
+  local pending, pi, next_start      -- the window being delivered
+  local a, stop
+
+  local function fail(err)
+    failed = true
+    return false, err
+  end
+
+  local function step()
+    if failed or done then return nil end
+    if pending then
+      pi = pi + 1
+      local e = pending[pi]
+      if e then
+        s.stats.rows = s.stats.rows + 1
+        if e.m then s.recent[e.id] = e.m end
+        return e.row
+      end
+      pending = nil                    -- the caller took every row: the window is done
+      local ok, err = save_checkpoint(s, next_start)
+      if not ok then return fail(err) end
+    end
+    if not a then
+      local ok, err = load_checkpoint(s)
+      if not ok then return fail(err) end
+      a = s.from
+      stop = os.time() - s.lag         -- never closer to now than the lag
+      if s.to and s.to < stop then stop = s.to end
+      s.to = stop
+    end
+    while a < stop do
+      local b = math.min(a + s.width, stop)
+      local found = {}
+      local ok, err = window.read(s, a, b, found)
+      if not ok then return fail(err) end
+      s.stats.windows = s.stats.windows + 1
+      pending, pi, next_start = window_rows(s, found, a, b), 0, b
+      a = b
+      if pending[1] then return step() end
+      pending = nil
+      ok, err = save_checkpoint(s, b)
+      if not ok then return fail(err) end
+    end
+    done = true
+    return nil
+  end
+
+  return step, s
+end
+
+return scan

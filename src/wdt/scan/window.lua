@@ -1,0 +1,125 @@
+-- Reading one time window completely while its rows may change (doc/scan.md).
+--
+-- One attempt: page 0 with calc_total, which gives total_count T; when T fits on that
+-- page the answer is one snapshot and complete. Otherwise the other pages are read from
+-- the last to page 1 (back to front, as the vendor advises: a row that leaves the window
+-- then shifts only pages already read). The attempt is complete when every page reported
+-- the same T and T distinct keys were seen. An incomplete attempt is read again (its rows
+-- are kept: they were in the window); after `ATTEMPTS` the window is split in two and each
+-- half read the same way, down to windows of one second.
+local time = require "wdt.scan.time"
+local errors = require "wdt.errors"
+
+local window = {}
+
+local ATTEMPTS = 3
+
+local function scan_error(method, message)
+  return errors.new { kind = "scan", method = method, message = message }
+end
+
+-- A key as text, the same for the same value in one process and across runs.
+function window.key_text(v)
+  if math.type and math.type(v) == "integer" then return ("%d"):format(v) end
+  if type(v) == "number" and v % 1 == 0 and v > -2^53 and v < 2^53 then return ("%.0f"):format(v) end
+  return tostring(v)
+end
+local key_text = window.key_text
+
+local function page_rows(page, facts)
+  local data = page.response.data
+  local rows = type(data) == "table" and data[facts.list]
+  if type(rows) ~= "table" then return {} end
+  return rows
+end
+
+-- Keep the newest version of each key in `found` (key text -> {row, m}); `keys` collects
+-- the keys this attempt saw. Returns an error for a row without its key.
+local function take(s, rows, found, keys)
+  local facts = s.facts
+  for _, row in ipairs(rows) do
+    local k = type(row) == "table" and row[facts.key]
+    if k == nil then
+      return scan_error(s.method, ("a row without its key '%s'"):format(facts.key))
+    end
+    local kt = key_text(k)
+    local m = time.modified(row[facts.modified])
+    local old = found[kt]
+    if not old or (m and (not old.m or m >= old.m)) then found[kt] = { row = row, m = m, key = kt } end
+    keys[kt] = true
+  end
+  return nil
+end
+
+local function count(t)
+  local n = 0
+  for _ in pairs(t) do n = n + 1 end
+  return n
+end
+
+-- One attempt over [a, b]: true when complete, false when not, or nil, err.
+local function attempt(s, a, b, found)
+  local params = {}
+  for k, v in pairs(s.filter) do params[k] = v end
+  params[s.facts.from] = time.format(a)
+  params[s.facts.to] = time.format(b)
+  local size = s.page_size
+  local function get(no)
+    s.stats.pages = s.stats.pages + 1
+    return s.client:page_call(s.method, { page_size = size, page_no = no, calc_total = true }, params)
+  end
+  local keys = {}
+  local first, err = get(0)
+  if not first then return nil, err end
+  local rows = page_rows(first, s.facts)
+  err = take(s, rows, found, keys)
+  if err then return nil, err end
+  local total = first.total
+  if total == nil then
+    -- no total_count: front to back until a short page; nothing to check against
+    local no = 0
+    while #rows >= size do
+      no = no + 1
+      local page
+      page, err = get(no)
+      if not page then return nil, err end
+      rows = page_rows(page, s.facts)
+      err = take(s, rows, found, keys)
+      if err then return nil, err end
+    end
+    s.stats.unverified = s.stats.unverified + 1
+    return true
+  end
+  if total <= #rows then return count(keys) >= total end
+  local stable = true
+  for no = math.ceil(total / size) - 1, 1, -1 do
+    local page
+    page, err = get(no)
+    if not page then return nil, err end
+    if page.total ~= total then stable = false end
+    err = take(s, page_rows(page, s.facts), found, keys)
+    if err then return nil, err end
+  end
+  return stable and count(keys) == total
+end
+
+-- Read [a, b) completely into `found`; true | nil, err.
+function window.read(s, a, b, found)
+  for i = 1, ATTEMPTS do
+    if i > 1 then s.stats.rereads = s.stats.rereads + 1 end
+    local done, err = attempt(s, a, b, found)
+    if done == nil then return nil, err end
+    if done then return true end
+  end
+  if b - a <= 1 then
+    return nil, scan_error(s.method, ("the rows of %s kept changing while read %d times"):format(
+      time.format(a), ATTEMPTS))
+  end
+  s.stats.splits = s.stats.splits + 1
+  local mid = a + math.floor((b - a) / 2)
+  local ok, err = window.read(s, a, mid, found)
+  if not ok then return nil, err end
+  return window.read(s, mid, b, found)
+end
+
+return window
