@@ -23,7 +23,7 @@ function args.usage_error(message) return setmetatable({ message = message }, Us
 args.option_takes_value = {
   config = true, url = true, timeout = true, retries = true, help = false, version = false,
   ["page-size"] = true, ["page-no"] = true, all = false, total = false,
-  shop = true, handler = true, batch = true, count = true, ["dry-run"] = false,
+  shop = true, handler = true, batch = true, count = "number", ["dry-run"] = false,
   force = false, json = false,
 }
 
@@ -36,6 +36,7 @@ local command_options = {
   ["sync stock"] = { handler = true, count = true, force = true, ["dry-run"] = true, json = true },
   sync = {},
 }
+args.command_options = command_options     -- commands in files of their own add theirs
 
 -- argv -> opts (name -> value or true), words (the rest, in order)
 function args.parse(argv)
@@ -53,7 +54,13 @@ function args.parse(argv)
       name = name or a:sub(3)
       local takes = args.option_takes_value[name]
       if takes == nil then usage("unknown option '--%s'", name) end
-      if takes then
+      if takes == "number" then      -- a flag, or a flag with the number that follows it
+        if value == nil and argv[i + 1] and argv[i + 1]:match("^%d+$") then
+          i = i + 1
+          value = argv[i]
+        end
+        opts[name] = value or true
+      elseif takes then
         if value == nil then
           i = i + 1
           value = argv[i]

@@ -10,6 +10,7 @@ Commands:
   call METHOD [ARGS_JSON]     call one method and print its data as JSON
   sync logistics              the logistics sync loop (read, push, report back)
   sync stock                  the stock sync loop
+  scan METHOD [FILTER_JSON]   every row a query method reports as changed, as JSON lines
   emulator ...                start the local emulator of the API (see 'wdt emulator --help')
 
 Credentials come from the environment: WDT_URL, WDT_SID, WDT_KEY, WDT_SECRET

@@ -197,6 +197,8 @@ function cli.emulator(ctx, argv)
   return r3 or (r1 and 0 or 1)
 end
 
+commands.scan = require("wdt.cli.scan").command
+
 ---------------------------------------------------------------------------- main
 
 local function is_tty_stderr()

@@ -30,6 +30,7 @@ local option_specs = {
 
 local FACT_TYPES = { from = "string", to = "string", limit = "number", list = "string",
                      key = "string", modified = "string", page_size = "number", required = "table" }
+local FACT_ORDER = { "from", "to", "limit", "list", "key", "modified", "page_size" }
 
 -- The method's facts: the table's, with the caller's `facts` over them.
 local function facts_for(method, given)
@@ -42,9 +43,9 @@ local function facts_for(method, given)
     end
     f[k] = v
   end
-  for k, ty in pairs(FACT_TYPES) do
-    if k ~= "required" and f[k] == nil then
-      check.fail(FN, "facts", ("'%s' is unknown to wdt: give facts.%s (a %s)"):format(method, k, ty))
+  for _, k in ipairs(FACT_ORDER) do
+    if f[k] == nil then
+      check.fail(FN, "facts", ("'%s' is unknown to wdt: give facts.%s (a %s)"):format(method, k, FACT_TYPES[k]))
     end
   end
   check.number(FN, "facts.limit", f.limit, 1, nil, true)
@@ -62,7 +63,7 @@ end
 -- The caller's options, checked: raises naming the first bad one.
 local function check_opts(client, opts)
   if type(opts) ~= "table" then
-    error("bad argument #1 to 'scan' (options table expected, got " .. type(opts) .. ")", 3)
+    error("bad argument #1 to 'scan' (options table expected, got " .. type(opts) .. ")", 4)
   end
   local o = {}
   for k, v in pairs(opts) do
@@ -125,6 +126,10 @@ local function load_checkpoint(s)
     return nil, errors.new { kind = "store", message =
       "the checkpoint is not one of a scan of " .. s.method }
   end
+  if doc.sid ~= s.client.sid then
+    return nil, errors.new { kind = "store", message =
+      "the checkpoint belongs to seller " .. tostring(doc.sid) }
+  end
   if doc.filter ~= s.filter_json then
     return nil, errors.new { kind = "store", message =
       "the checkpoint was written for another filter: " .. tostring(doc.filter) }
@@ -142,7 +147,7 @@ local function save_checkpoint(s, next_start)
     if m >= keep then seen[#seen + 1] = v else s.recent[v] = nil end
   end
   table.sort(seen)
-  return s.store:save({ method = s.method, filter = s.filter_json, next = next_start,
+  return s.store:save({ sid = s.client.sid, method = s.method, filter = s.filter_json, next = next_start,
                         seen = setmetatable(seen, core.array_mt) })
 end
 

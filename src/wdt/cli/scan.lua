@@ -1,0 +1,142 @@
+-- `wdt scan METHOD [FILTER_JSON] --from T --to T | --checkpoint FILE [--since T]`:
+-- client:scan's rows as JSON lines on stdout (doc/cli.md, doc/scan.md).
+local args = require "wdt.cli.args"
+local config = require "wdt.cli.config"
+local output = require "wdt.cli.output"
+local help = require "wdt.cli.help"
+
+local usage, one_line = args.usage, output.one_line
+
+local EXIT_OK, EXIT_API, EXIT_NETWORK, EXIT_LOCKED = 0, 1, 3, 75
+
+for name, takes in pairs({ from = true, to = true, since = true, checkpoint = true,
+                           lag = true, window = true }) do
+  args.option_takes_value[name] = takes
+end
+args.command_options.scan = { from = true, to = true, since = true, checkpoint = true, lag = true,
+                              window = true, ["page-size"] = true, count = true }
+
+help.scan = [[
+Usage: wdt scan METHOD [FILTER_JSON] --from T [--to T] [OPTIONS]
+       wdt scan METHOD [FILTER_JSON] --checkpoint FILE [--since T] [--to T] [OPTIONS]
+
+Reads every row METHOD reports as modified in [from, to), window by window, and prints
+each as one line of JSON (ids exact). Rows that change while a window is read are read
+again, never missed, never printed twice (doc/scan.md).
+
+FILTER_JSON is the method's filter object without the time fields, e.g. '{"shop_no":"s1"}'.
+T is "YYYY-MM-DD HH:MM:SS" in the ERP's zone (UTC+8) or Unix seconds.
+
+Options:
+  --from T           where to start (without --checkpoint)
+  --to T             where to stop (default: now minus the lag)
+  --checkpoint FILE  resume from FILE and advance it after each window read and printed;
+                     one run at a time per FILE (FILE.lock)
+  --since T          where the first run with a new checkpoint starts
+  --lag SECONDS      stay this far behind the server's now (default 120)
+  --window SECONDS   window width (default and most: the method's limit)
+  --page-size N      rows per page (default and most: 1000)
+  --count            print only the number of rows
+
+Methods wdt knows: sales.TradeQuery.querySelfOrderWithDetail, sales.RawTrade.searchSelfOrder,
+aftersales.refund.Refund.search, aftersales.refund.RawRefund.search,
+wms.stockout.Sales.queryWithDetail (FILTER_JSON needs status_type),
+wms.stockout.Sales.searchLogistics (FILTER_JSON needs status), goods.ApiGoods.search.
+
+Exit codes: 0 done, 1 the API refused a call, or the checkpoint cannot be used, or rows
+kept changing, 2 usage error, 3 network failure, 75 another run holds the checkpoint's
+lock. The checkpoint only ever holds windows printed completely.
+]]
+
+-- The run lock of one checkpoint (one seller and method: the checkpoint records both).
+local function take_lock(path)
+  return require("wdt.store").lock(path)
+end
+
+local function exit_code_for(err)
+  if err.kind == "api" or err.kind == "store" or err.kind == "scan" then return EXIT_API end
+  if err.kind == "locked" then return EXIT_LOCKED end
+  return EXIT_NETWORK
+end
+
+local function filter_of(text)
+  if not text then return nil end
+  local v, err = require("wdt").json.safe.decode(text)
+  if v == nil and err then usage("FILTER_JSON is not valid JSON: %s", one_line(err)) end
+  if type(v) ~= "table" or v[1] ~= nil or getmetatable(v) == require("wdt.core").array_mt then
+    usage("FILTER_JSON must be one JSON object")
+  end
+  return v
+end
+
+local function scan_options(opts, words)
+  local method = words[2]
+  if not method then usage("'wdt scan' needs a METHOD") end
+  if #words > 3 then usage("'wdt scan' takes METHOD and at most one FILTER_JSON") end
+  if not method:match("^[%w_][%w%._]*$") then usage("'%s' is not a method name", method) end
+  if opts.count ~= nil and opts.count ~= true then usage("option '--count' takes no value here") end
+  if opts.checkpoint then
+    if opts.from then usage("--from is for runs without --checkpoint; use --since") end
+  else
+    if opts.since then usage("--since goes with --checkpoint") end
+    if not opts.from then usage("'wdt scan' needs --from T or --checkpoint FILE") end
+  end
+  local so = { method = method, filter = filter_of(words[3]), from = opts.from or opts.since,
+               to = opts.to, checkpoint = opts.checkpoint,
+               lag = args.int_option(opts, "lag", 0, 10 * 86400, nil),
+               window = args.int_option(opts, "window", 1, 365 * 86400, nil),
+               page_size = args.int_option(opts, "page-size", 1, 100000, nil) }
+  if not require("wdt.scan").methods[method] then
+    usage("wdt does not know how to scan '%s' (from Lua, client:scan takes its facts: doc/scan.md)", method)
+  end
+  return so
+end
+
+local function run(ctx, opts, so)
+  local client = config.new_client(opts, ctx.env)
+  local ok, it = pcall(client.scan, client, so)   -- checks the options; reads nothing yet
+  if not ok then
+    client:close()
+    local msg = tostring(it):match("bad argument '([^']*)' to 'scan' %((.*)%)$")
+    if msg then usage("%s", (tostring(it):gsub("^.-bad argument '([^']*)' to 'scan' %((.*)%)$", "%1: %2"))) end
+    error(it, 0)
+  end
+  local lock
+  if so.checkpoint then
+    local lerr
+    lock, lerr = take_lock(so.checkpoint .. ".lock")
+    if not lock then
+      client:close()
+      ctx.err("wdt: " .. one_line(lerr.message or tostring(lerr)) .. "\n")
+      return exit_code_for(lerr)
+    end
+  end
+  local encode = require("wdt").json.encode
+  local stdout = ctx.streams.stdout
+  local n, failure = 0, nil
+  for row, err in it do
+    if not row then failure = err break end
+    n = n + 1
+    if not opts.count then
+      ctx.out(encode(row) .. "\n")
+      -- on the way out before the next row is asked for, since asking may advance the checkpoint
+      if stdout.flush then stdout:flush() end
+    end
+  end
+  if lock then lock:release() end
+  client:close()
+  if opts.count then ctx.out(n .. "\n") end
+  if failure then
+    ctx.err(one_line(tostring(failure)) .. "\n")
+    return exit_code_for(failure)
+  end
+  return EXIT_OK
+end
+
+local function command(ctx, opts, words)
+  args.check_allowed(opts, "scan")
+  if opts.help then ctx.out(help.scan) return EXIT_OK end
+  return run(ctx, opts, scan_options(opts, words))
+end
+
+return { command = command }
