@@ -1,0 +1,148 @@
+-- `wdt scan` as a process: JSON lines, --count, exit codes, the run lock, TZ, kill -9.
+local emulator = require "spec.support.emulator"
+local fixtures = require "spec.support.fixtures"
+local sh = require "spec.support.sh"
+local socket = require "socket"
+local time = require "wdt.scan.time"
+
+local TRADES = "sales.TradeQuery.querySelfOrderWithDetail"
+local HOUR = 3600
+local ROOT = sh.repo_root()
+
+local function lines(text)
+  local out = {}
+  for l in text:gmatch("[^\n]+") do out[#out + 1] = l end
+  return out
+end
+
+describe("wdt scan", function()
+  local emu, dir, now, from, to
+
+  setup(function()
+    emu = emulator.start {}
+    dir = sh.tmpdir()
+  end)
+  teardown(function()
+    emu:stop()
+    os.execute("rm -rf " .. sh.quote(dir))
+  end)
+  before_each(function()
+    emu:reset()
+    emu:faults {}
+    now = os.time()
+    to = now - 2 * HOUR
+    from = to - 4 * HOUR
+    os.execute("rm -f " .. sh.quote(dir) .. "/*")
+  end)
+
+  local function env(extra)
+    return ("WDT_URL=%s WDT_SID=%s WDT_KEY=%s WDT_SECRET=%s %s "):format(sh.quote(emu.url),
+      fixtures.SID, fixtures.KEY, fixtures.APPSECRET, extra or "")
+  end
+
+  -- runs bin/wdt with `args` (a shell string); returns exit code, stdout, stderr
+  local function wdt(args, extra_env)
+    local out, err = dir .. "/out", dir .. "/err"
+    local cmd = ("cd %s && %s bin/wdt %s >%s 2>%s; echo $?"):format(sh.quote(ROOT), env(extra_env),
+      args, sh.quote(out), sh.quote(err))
+    local p = io.popen(cmd)
+    local code = tonumber(p:read("l"))
+    p:close()
+    return code, sh.read_file(out), sh.read_file(err)
+  end
+
+  local function rows(o) return emu:control("POST", "rows", o).created end
+
+  it("prints one JSON line per row with exact ids, or only the count", function()
+    local created = rows { method = TRADES, count = 120, from = from, to = to }
+    local code, out, err = wdt(("scan %s --from %d --to %d --page-size 50"):format(TRADES, from, to))
+    assert.are.equal(0, code, err)
+    local ls = lines(out)
+    assert.are.equal(120, #ls)
+    assert.truthy(ls[1]:find(('"trade_id":%.0f,'):format(created[1].key), 1, true))
+    code, out = wdt(("scan %s --from %d --to %d --count"):format(TRADES, from, to))
+    assert.are.equal(0, code)
+    assert.are.equal("120\n", out)
+  end)
+
+  it("gives the same rows whatever the machine's TZ", function()
+    rows { method = TRADES, count = 90, from = from, to = to }
+    local a, b = time.format(from + HOUR), time.format(to - HOUR)
+    local args = ("scan %s --from '%s' --to '%s'"):format(TRADES, a, b)
+    local code, base = wdt(args, "TZ=UTC")
+    assert.are.equal(0, code)
+    assert.are.equal(45, #lines(base))
+    for _, tz in ipairs({ "America/Los_Angeles", "Asia/Kathmandu", "Asia/Shanghai", "Pacific/Chatham" }) do
+      local c, out = wdt(args, "TZ=" .. tz)
+      assert.are.equal(0, c)
+      assert.are.equal(base, out, tz)
+    end
+  end)
+
+  it("exits 2 on usage errors, 1 on refused calls, 3 without an answer, 75 when locked", function()
+    assert.are.equal(2, (wdt("scan " .. TRADES)))
+    assert.are.equal(2, (wdt("scan " .. TRADES .. " --from 2026/11/28")))
+    assert.are.equal(2, (wdt("scan wms.stockout.Sales.searchLogistics --from 0")))
+    assert.are.equal(2, (wdt("scan x.Y.z --from 0")))
+    assert.are.equal(2, (wdt("scan " .. TRADES .. " '[1]' --from 0")))
+    assert.are.equal(2, (wdt("scan " .. TRADES .. " --from 0 --since 0")))
+    emu:faults { mode = "rate_limit", count = 10 }
+    local code, _, err = wdt(("scan %s --from %d --to %d --retries 0"):format(TRADES, from, to))
+    assert.are.equal(1, code)
+    assert.matches("超过每分钟最大调用频率限制", err)
+    emu:faults {}
+    local port = emulator.free_port()
+    code = wdt(("--url http://127.0.0.1:%d/openapi --retries 0 scan %s --from %d --to %d"):format(
+      port, TRADES, from, to))
+    assert.are.equal(3, code)
+    local cp = dir .. "/cp.json"
+    local lock = assert(require("wdt.store").lock(cp .. ".lock"))
+    code, _, err = wdt(("scan %s --checkpoint %s --since %d"):format(TRADES, cp, from))
+    lock:release()
+    assert.are.equal(75, code)
+    assert.matches("held by process", err)
+  end)
+
+  it("killed with SIGKILL, resumed from its checkpoint, delivers the rest", function()
+    local created = rows { method = TRADES, count = 400, from = from, to = to }
+    local cp, out1, out2 = dir .. "/cp.json", dir .. "/run1", dir .. "/run2"
+    emu:faults { mode = "delay", delay_ms = 25, count = 100000 }
+    local args = ("scan %s --checkpoint %s --since %d --to %d --page-size 10"):format(TRADES,
+      sh.quote(cp), from, to)
+    local p = io.popen(("cd %s && %s exec bin/wdt %s >%s 2>/dev/null & echo $!"):format(
+      sh.quote(ROOT), env(), args, sh.quote(out1)))
+    local pid = tonumber(p:read("l"))
+    p:close()
+    local deadline = socket.gettime() + 30
+    while #lines(sh.read_file(out1)) < 130 and socket.gettime() < deadline do socket.sleep(0.02) end
+    os.execute("kill -KILL " .. pid)
+    while sh.alive(pid) do socket.sleep(0.02) end
+    local first = lines(sh.read_file(out1))
+    assert.is_true(#first >= 130 and #first < 400, "run 1 printed " .. #first)
+    -- the checkpoint never claims a row that was not printed
+    local doc = require("wdt.store").file(cp):load()
+    local printed = {}
+    for _, l in ipairs(first) do printed[l:match('"trade_id":(%d+)')] = true end
+    local claimed = 0
+    for _, c in ipairs(created) do
+      if time.parse(c.modified) < doc.next then
+        claimed = claimed + 1
+        assert.is_true(printed[("%.0f"):format(c.key)], c.modified)
+      end
+    end
+    assert.is_true(claimed >= 100)
+    emu:faults {}
+    local code, text = wdt(args)
+    assert.are.equal(0, code)
+    sh.write_file(out2, text)
+    local seen, again = {}, 0
+    for _, l in ipairs(first) do seen[l:match('"trade_id":(%d+)')] = 1 end
+    for _, l in ipairs(lines(sh.read_file(out2))) do
+      local k = l:match('"trade_id":(%d+)')
+      if seen[k] then again = again + 1 end
+      seen[k] = (seen[k] or 0) + 1
+    end
+    for _, c in ipairs(created) do assert.truthy(seen[("%.0f"):format(c.key)], c.modified) end
+    assert.is_true(again <= 100, "printed again: " .. again)   -- the window in flight at most
+  end)
+end)
