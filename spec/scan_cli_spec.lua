@@ -146,3 +146,44 @@ describe("wdt scan", function()
     assert.is_true(again <= 100, "printed again: " .. again)   -- the window in flight at most
   end)
 end)
+
+describe("examples/reconcile.lua", function()
+  local emu, dir
+  setup(function()
+    emu = emulator.start {}
+    dir = sh.tmpdir()
+  end)
+  teardown(function()
+    emu:stop()
+    os.execute("rm -rf " .. sh.quote(dir))
+  end)
+
+  local function reconcile(jsonl, from, to)
+    local file = dir .. "/pushed.jsonl"
+    sh.write_file(file, jsonl)
+    local p = io.popen(("cd %s && WDT_URL=%s WDT_SID=%s WDT_KEY=%s WDT_SECRET=%s "
+      .. "lua5.4 examples/reconcile.lua %s %d %d s1; echo $?"):format(sh.quote(ROOT),
+      sh.quote(emu.url), fixtures.SID, fixtures.KEY, fixtures.APPSECRET, sh.quote(file), from, to))
+    local out = p:read("a")
+    p:close()
+    local text, code = out:match("^(.*)\n(%d+)\n$")
+    return tonumber(code), text
+  end
+
+  it("says every pushed tid is in the ERP's orders, or names the missing ones", function()
+    local now = os.time()
+    local lines_, list = {}, {}
+    for i = 1, 150 do
+      local tid = ("P%06d"):format(i)
+      list[#list + 1] = { modified = now - 3 * 3600 + i * 40, tid = tid, shop_no = "s1" }
+      lines_[#lines_ + 1] = ('{"tid":"%s","shop_no":"s1"}'):format(tid)
+    end
+    emu:control("POST", "rows", { method = TRADES, rows = list })
+    local code, out = reconcile(table.concat(lines_, "\n") .. "\n", now - 4 * 3600, now)
+    assert.are.equal(0, code, out)
+    assert.matches("^reconcile: ok: all 150 pushed tids are in the ERP's orders", out)
+    code, out = reconcile(table.concat(lines_, "\n") .. '\n{"tid":"NOPE1"}\n{"x":1}\n', now - 4 * 3600, now)
+    assert.are.equal(1, code)
+    assert.matches("FAILED: 1 of 151 pushed tids missing .*: NOPE1; lines without a tid: 152$", out)
+  end)
+end)
