@@ -145,33 +145,20 @@ describe("wdt scan", function()
     for _, c in ipairs(created) do assert.truthy(seen[("%.0f"):format(c.key)], c.modified) end
     assert.is_true(again <= 100, "printed again: " .. again)   -- the window in flight at most
   end)
-end)
 
-describe("examples/reconcile.lua", function()
-  local emu, dir
-  setup(function()
-    emu = emulator.start {}
-    dir = sh.tmpdir()
-  end)
-  teardown(function()
-    emu:stop()
-    os.execute("rm -rf " .. sh.quote(dir))
-  end)
-
-  local function reconcile(jsonl, from, to)
+  local function reconcile(jsonl, a, b)
     local file = dir .. "/pushed.jsonl"
     sh.write_file(file, jsonl)
     local p = io.popen(("cd %s && WDT_URL=%s WDT_SID=%s WDT_KEY=%s WDT_SECRET=%s "
       .. "lua5.4 examples/reconcile.lua %s %d %d s1; echo $?"):format(sh.quote(ROOT),
-      sh.quote(emu.url), fixtures.SID, fixtures.KEY, fixtures.APPSECRET, sh.quote(file), from, to))
+      sh.quote(emu.url), fixtures.SID, fixtures.KEY, fixtures.APPSECRET, sh.quote(file), a, b))
     local out = p:read("a")
     p:close()
     local text, code = out:match("^(.*)\n(%d+)\n$")
     return tonumber(code), text
   end
 
-  it("says every pushed tid is in the ERP's orders, or names the missing ones", function()
-    local now = os.time()
+  it("examples/reconcile.lua says every pushed tid is in the ERP's orders, or names the missing ones", function()
     local lines_, list = {}, {}
     for i = 1, 150 do
       local tid = ("P%06d"):format(i)
