@@ -68,6 +68,21 @@ local function start_nginx(emu, env)
             }
         }
 
+        location = /spec/scan {
+            content_by_lua_block {
+                local wdt = require "wdt"
+                local client = require("openresty.config").client()
+                local keys, n = {}, 0
+                for row, err in client:scan { method = "goods.ApiGoods.search", page_size = 7,
+                    from = tonumber(ngx.var.arg_from), to = tonumber(ngx.var.arg_to) } do
+                  if not row then ngx.print(wdt.json.encode({ err = tostring(err) })) return end
+                  n = n + 1
+                  keys[n] = row.rec_id
+                end
+                ngx.print(wdt.json.encode({ rows = n, first = keys[1], transport = client:transport() }))
+            }
+        }
+
         ]] .. loc
   end, 1)
   write_file(prefix .. "/nginx.conf", conf)
@@ -254,6 +269,15 @@ describe("wdt inside nginx (examples/openresty)", function()
     assert.is_false(ans.accepted)
     assert.equal(1, #ans.refused)
     assert.truthy(ans.refused[1]:find(tostring(math.tointeger(ok_id)), 1, true))
+  end)
+
+  it("scans a query method window by window from a request (cosockets)", function()
+    local now = os.time()
+    emu:control("POST", "rows", { method = "goods.ApiGoods.search", count = 40,
+                                  from = now - 40 * 86400, to = now - 3600 })
+    local code, ans = ngx_srv:get_json(("/spec/scan?from=%d&to=%d"):format(now - 50 * 86400, now))
+    assert.equal(200, code)
+    assert.same({ rows = 40, first = 8000000001, transport = "ngx" }, ans)
   end)
 
   it("rejects bad callbacks before calling the ERP", function()
