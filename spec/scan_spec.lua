@@ -182,6 +182,15 @@ describe("client:scan", function()
     for _, r in ipairs(again) do tids[#tids + 1] = r.src_tids end
     assert.are.same({ "late", "next" }, tids)
     assert.are.equal(1, s.stats.overlap_dropped)
+    -- runs that deliver nothing new keep what the overlap must drop, and never move back
+    for _ = 1, 2 do
+      again, _, s = run_scan { method = TRADES, to = to + 60, checkpoint = cp, window = 30 }
+      assert.are.equal(0, #again)
+      assert.are.equal(1, s.stats.overlap_dropped)
+    end
+    again = run_scan { method = TRADES, to = to + 30, checkpoint = cp }
+    assert.are.equal(0, #again)
+    assert.are.equal(to + 60, require("wdt.store").file(cp):load().next)
     os.execute("rm -rf " .. sh.quote(dir))
   end)
 

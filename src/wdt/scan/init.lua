@@ -136,12 +136,17 @@ local function load_checkpoint(s)
   end
   s.resumed = doc.next
   s.from = math.max(0, doc.next - s.overlap)
-  for _, v in ipairs(doc.seen or {}) do s.seen[v] = true end
+  for _, v in ipairs(doc.seen or {}) do
+    s.seen[v] = true
+    s.recent[v] = tonumber(tostring(v):match("@(%d+)$"))   -- carried to the next save
+  end
   return true
 end
 
 local function save_checkpoint(s, next_start)
   if not s.store then return true end
+  -- a run that stops short of the last one's end (a longer lag) does not move it back
+  if s.resumed and s.resumed > next_start then next_start = s.resumed end
   local keep, seen = next_start - s.overlap, {}
   for v, m in pairs(s.recent) do
     if m >= keep then seen[#seen + 1] = v else s.recent[v] = nil end
