@@ -1,7 +1,9 @@
 # Thin wrapper for the README commands. CMakeLists.txt is the build definition.
 #   make demo   install what is missing, build, run the logistics sync against the emulator
-#   make test   install what is missing, build, lint, run the specs (also under sanitizers,
-#               valgrind, and a brief fuzz)
+#   make check  the quick path: build, lint, run the specs (about a minute)
+#   make test   check, then the specs under Lua 5.1 and 5.3, under sanitizers and valgrind,
+#               and a brief fuzz (installs clang and valgrind; about 4 minutes)
+#   eval "$$(make env)"   LUA_PATH/LUA_CPATH/PATH for using this checkout without installing
 MAKEFLAGS  += --no-print-directory
 LUA        ?= lua5.4
 BUSTED     ?= $(LUA) /usr/bin/busted
@@ -10,7 +12,10 @@ DEB_PACKAGES = lua5.4 liblua5.4-dev lua-cjson lua-busted luarocks libcurl4-opens
                libssl-dev nginx-light libnginx-mod-http-lua libluajit2-5.1-dev lua-socket \
                lua-check cmake gcc make curl zlib1g-dev locales gettext-base openssl procps
 
-.PHONY: all deps build build-luajit test lint specs demo bench fuzz clean
+# The version, from its one source (CMakeLists.txt's project line).
+WDT_VERSION := $(shell sed -n "/^project.wdt VERSION/s/.*VERSION \([0-9.]*\) .*/\1/p" CMakeLists.txt)
+
+.PHONY: all deps build build-luajit check test lint specs demo bench fuzz clean env version
 
 all: build
 
@@ -38,15 +43,29 @@ $(LOCALE_DIR)/de_DE.UTF-8:
 specs: build build-luajit $(LOCALE_DIR)/de_DE.UTF-8
 	LOCPATH=$(LOCALE_DIR) $(BUSTED)
 
-# The specs, then again under ASan/UBSan and valgrind, and a brief fuzz (mk/reliability.mk).
-test: lint specs reliability
+# The quick path: build (Lua 5.4 and LuaJIT), lint, the specs.
+check: lint specs
+
+# Then the specs under the other Lua versions the rockspec claims (mk/matrix.mk), under
+# ASan/UBSan and valgrind, and a brief fuzz (mk/reliability.mk).
+test: check matrix reliability
+
+# For using a checkout without installing:  eval "$$(make env)"
+env:
+	@test -f $(BUILD)/wdt/core.so || echo "make env: no $(BUILD)/wdt/core.so yet, run 'make build'" >&2
+	@echo 'export LUA_PATH="$(CURDIR)/src/?.lua;$(CURDIR)/src/?/init.lua;;"'
+	@echo 'export LUA_CPATH="$(CURDIR)/$(BUILD)/?.so;;"'
+	@echo 'export PATH="$(CURDIR)/bin:$$PATH"'
+
+version:
+	@echo $(WDT_VERSION)
 
 # The main job against the emulator: 2,000 shipments, a few failed and deferred on purpose.
 demo: build
 	sh examples/demo.sh
 
 clean:
-	rm -rf $(BUILD) build-luajit build-asan build-fuzz build.luarocks
+	rm -rf $(BUILD) build-luajit build-asan build-fuzz build.luarocks build-lua5.1 build-lua5.3
 
 # Targets of their own topics (reliability: sanitizers, valgrind, fuzz; bench).
 include $(wildcard mk/*.mk)

@@ -8,18 +8,20 @@ source = {
 }
 
 description = {
-  summary = "WangDianTong (旺店通) ERP flagship open API SDK for Lua 5.4 and LuaJIT/OpenResty",
+  summary = "WangDianTong (旺店通) ERP flagship open API SDK for Lua 5.1-5.4 and LuaJIT/OpenResty",
   detailed = [[
 A C core (exact JSON codec, request signing, kept-alive libcurl transport) under a Lua
 layer with retries, clock-skew handling, paging and the logistics/stock sync flows; a
 cosocket transport for OpenResty and a local emulator of the API for tests.
 ]],
+  homepage = "https://github.com/wdt-lua/wdt",
   license = "MIT",
   labels = { "erp", "api", "wangdiantong", "openresty" },
 }
 
+-- Tested (make test): Lua 5.1, 5.2, 5.3, 5.4 and LuaJIT 2.1 (OpenResty / nginx's Lua module).
 dependencies = {
-  "lua >= 5.1",
+  "lua >= 5.1, < 5.5",
 }
 
 -- Debian/Ubuntu keep curl/curl.h in the multiarch include dir (/usr/include/<triplet>),
@@ -47,4 +49,11 @@ build = {
       ["wdt-emulator"] = "bin/wdt-emulator",
     },
   },
+}
+
+-- `luarocks test` from a checkout: the specs with the system's busted (Debian's lua-busted),
+-- through the Makefile, so nothing is fetched from the network.
+test = {
+  type = "command",
+  command = "make specs",
 }

@@ -75,6 +75,20 @@ local client = wdt.client {
 local push = os.getenv("OWN_PLATFORM_URL") and platform.http(os.getenv("OWN_PLATFORM_URL"))
              or platform.simulated
 
+-- A progress line redrawn with \r only on a terminal: in a cron mail or a log file it would
+-- be one long line of overwritten counts.
+local function stderr_is_tty()
+  local r = os.execute("test -t 2")
+  return r == true or r == 0
+end
+local on_progress
+if stderr_is_tty() then
+  on_progress = function(p)
+    io.stderr:write(("\r%d/%s read, %d failed, %d deferred"):format(
+      p.read, p.total and tostring(p.total) or "?", p.failed, p.deferred))
+  end
+end
+
 local summary, err = client:sync_logistics {
   shop_no = env("WDT_SHOP", "s1"),
   batch = 100,            -- outcomes per sales.LogisticsSync.update call
@@ -87,12 +101,9 @@ local summary, err = client:sync_logistics {
       logistics_name = row.logistics_name,
     }
   end,
-  on_progress = function(p)
-    io.stderr:write(("\r%d/%s read, %d failed, %d deferred"):format(
-      p.read, p.total and tostring(p.total) or "?", p.failed, p.deferred))
-  end,
+  on_progress = on_progress,
 }
-io.stderr:write("\n")
+if on_progress then io.stderr:write("\n") end
 client:close()
 
 local s = summary or err.summary

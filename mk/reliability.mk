@@ -76,7 +76,7 @@ valgrind: reliability-deps build $(BUILD)/nodlclose.so
 # libFuzzer targets: the codec and the answer parser with their Lua state (liblua5.4 is
 # linked here only; the module never links Lua).
 FUZZ_FLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-             -fno-omit-frame-pointer -Isrc/core -Ifuzz $(LUA_INC)
+             -fno-omit-frame-pointer -Isrc/core -Ifuzz $(LUA_INC) -DWDT_VERSION='"$(WDT_VERSION)"'
 FUZZ_CORE_SRC = src/core/wdt_json_encode.c src/core/wdt_json_path.c src/core/wdt_json_decode.c \
                 src/core/wdt_buf.c
 

@@ -22,7 +22,7 @@ describe("wdt.store.file", function()
     assert(s:save({ n = 2 }))
     assert.equals('{"n":2}', sh.read_file(dir .. "/whole.json"))
     local p = io.popen("ls -A " .. sh.quote(dir) .. " | grep -c tmp")
-    assert.equals("0", p:read("l"))
+    assert.equals("0", p:read("*l"))
     p:close()
   end)
 
@@ -52,7 +52,7 @@ describe("wdt.store.lock", function()
        "local l = assert(require('wdt.store').lock(%q)); io.open(%q,'w'):close(); os.execute('sleep 30')")
       :format(path, path .. ".ready")))
     local p = io.popen(cmd)
-    local pid = tonumber(p:read("l"))
+    local pid = tonumber(p:read("*l"))
     p:close()
     for _ = 1, 200 do
       if io.open(path .. ".ready") then break end

@@ -7,7 +7,7 @@ function M.quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
 function M.read_file(path)
   local f = io.open(path, "rb")
   if not f then return "" end
-  local s = f:read("a")
+  local s = f:read("*a")
   f:close()
   return s
 end
@@ -24,7 +24,7 @@ function M.alive(pid)
   if not f then
     return os.execute("kill -0 " .. pid .. " 2>/dev/null") == true
   end
-  local line = f:read("l") or ""
+  local line = f:read("*l") or ""
   f:close()
   return not line:find("^%d+ %b() Z")
 end
@@ -32,7 +32,7 @@ end
 -- A fresh folder that nginx workers (user nobody) may read too.
 function M.tmpdir()
   local p = io.popen("d=$(mktemp -d) && chmod 755 \"$d\" && echo \"$d\"")
-  local dir = p:read("l")
+  local dir = p:read("*l")
   p:close()
   return dir
 end
@@ -41,7 +41,7 @@ end
 local here = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "."
 function M.repo_root()
   local p = io.popen("cd " .. M.quote(here .. "/../..") .. " && pwd")
-  local abs = p:read("l")
+  local abs = p:read("*l")
   p:close()
   return abs
 end

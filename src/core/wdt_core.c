@@ -29,7 +29,10 @@
 
 #define CLIENT_MT   "wdt.core.client"
 #define BUFBOX_MT   "wdt.core.buf"
-#define WDT_CORE_VERSION "0.1.0"
+/* WDT_VERSION: project(... VERSION) in CMakeLists.txt, the one source of the version. */
+#ifndef WDT_VERSION
+#  error "WDT_VERSION is defined by the build (CMakeLists.txt's project version)"
+#endif
 #define DEFAULT_URL "http://wdt.wangdian.cn/openapi"
 #define DEFAULT_TIMEOUT_MS          30000L
 #define DEFAULT_CONNECT_TIMEOUT_MS  10000L
@@ -925,7 +928,7 @@ COMPAT_EXPORT int luaopen_wdt_core(lua_State *L)
     lua_setfield(L, -2, "null");
     wdt_json_push_array_mt(L);
     lua_setfield(L, -2, "array_mt");
-    lua_pushliteral(L, WDT_CORE_VERSION);
+    lua_pushliteral(L, WDT_VERSION);
     lua_setfield(L, -2, "version");
     lua_pushstring(L, curl_version());
     lua_setfield(L, -2, "curl_version");

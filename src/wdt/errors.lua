@@ -31,6 +31,11 @@ function Error.__tostring(e)
   return s
 end
 
+-- `"failed: " .. err` works as it does with string errors (either side may be the error).
+function Error.__concat(a, b)
+  return tostring(a) .. tostring(b)
+end
+
 function errors.new(fields)
   return setmetatable(fields, Error)
 end

@@ -5,7 +5,8 @@ local core = require "wdt.core"
 local client = require "wdt.client"
 local errors = require "wdt.errors"
 
-local wdt = { _VERSION = "wdt scm" }
+-- The version comes from the C core, which has it from CMakeLists.txt (the one source).
+local wdt = { _VERSION = "wdt " .. core.version }
 
 wdt.client = client.new
 wdt.null = core.null

@@ -49,6 +49,8 @@ function args.parse(argv)
       break
     elseif a == "-h" then
       opts.help = true
+    elseif a == "-V" then
+      opts.version = true
     elseif a:sub(1, 2) == "--" then
       local name, value = a:match("^%-%-([^=]+)=(.*)$")
       name = name or a:sub(3)

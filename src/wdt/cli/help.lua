@@ -22,7 +22,7 @@ Options (every command):
   --timeout SECONDS   per-request timeout (default 30)
   --retries N         retries of a failed request (default 3)
   -h, --help          show help (also 'wdt COMMAND --help')
-  --version           show the version
+  -V, --version       show the version
 
 Exit codes: 0 success, 1 the API refused something, 2 usage error,
             3 network failure (no valid answer), 130 interrupted, 70 internal error.

@@ -19,7 +19,7 @@ local cli = {}
 cli.EXIT_OK, cli.EXIT_API, cli.EXIT_USAGE, cli.EXIT_NETWORK = 0, 1, 2, 3
 cli.EXIT_INTERRUPTED, cli.EXIT_INTERNAL = 130, 70
 
-local VERSION = "wdt scm"
+local VERSION = require("wdt")._VERSION
 
 local usage, one_line = args.usage, output.one_line
 

@@ -1,0 +1,31 @@
+# cmake -DMANIFEST=build/install_manifest.txt -P mk/uninstall.cmake (the `uninstall` target).
+# Removes every file `cmake --install` recorded, then the directories named wdt (and the
+# emulator's) that it leaves empty; nothing else.
+if(NOT EXISTS "${MANIFEST}")
+  message(FATAL_ERROR "no ${MANIFEST}: nothing was installed from this build directory")
+endif()
+file(STRINGS "${MANIFEST}" files)
+set(dirs "")
+foreach(f IN LISTS files)
+  if(EXISTS "${f}" OR IS_SYMLINK "${f}")
+    message(STATUS "Removing ${f}")
+    file(REMOVE "${f}")
+  endif()
+  # every directory from the file up to the first one named wdt
+  get_filename_component(d "${f}" DIRECTORY)
+  while(d MATCHES "/wdt(/|$)")
+    list(APPEND dirs "${d}")
+    get_filename_component(d "${d}" DIRECTORY)
+  endwhile()
+endforeach()
+list(REMOVE_DUPLICATES dirs)
+# deepest first, so that a parent is empty by the time it is looked at
+list(SORT dirs)
+list(REVERSE dirs)
+foreach(d IN LISTS dirs)
+  file(GLOB left "${d}/*")
+  if(IS_DIRECTORY "${d}" AND NOT left)
+    message(STATUS "Removing ${d}/")
+    file(REMOVE_RECURSE "${d}")
+  endif()
+endforeach()
