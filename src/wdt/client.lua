@@ -379,7 +379,7 @@ end
 -- for row, err in client:scan{ method =, from =, to =, checkpoint = } do … end (doc/scan.md)
 function Client:scan(opts) return require("wdt.scan").scan(self, opts) end
 
--- client:call_many(requests, {concurrency = 16}) -> results, failed (see wdt.batch)
+-- client:call_many(requests, {concurrency = 8}) -> results, failed (see wdt.batch)
 function Client:call_many(requests, opts)
   return require("wdt.batch").call_many(self, requests, opts)
 end
