@@ -53,8 +53,9 @@ end
 ---------------------------------------------------------------------------------------------
 -- logistics
 
+-- the vendor's field table and example (the shop is a filter, not a row field)
 local ROW_FIELDS = { "sync_id", "tid", "logistics_no", "logistics_code", "logistics_name",
-                     "is_part_sync", "oids", "trade_id", "platform_id", "created", "shop_no" }
+                     "is_part_sync", "oids", "trade_id", "platform_id", "created" }
 
 -- sales.LogisticsSync.getSyncListExt  [{shop_no, is_own_platform, tid?, logistics_no?, is_part_sync?}]
 -- answers {status, total, data:[rows]}
@@ -275,16 +276,34 @@ end
 ---------------------------------------------------------------------------------------------
 -- a plain paged query with the common answer shape {data:{total_count, details:[...]}}
 
--- setting.Shop.queryShop  [] or [{shop_no?}]
-local function shop_query(t, args, pager, sid)
+-- Every emulated shop is on the self-owned platform (自有平台, platform_id 127).
+local OWN_PLATFORM = 127
+
+-- One row with every field of the vendor's table. Values are the emulator's own: blank
+-- contact details, authorised when the emulator started.
+local function shop_row(i, no, since)
+  return { shop_id = i, shop_no = no, shop_name = "emulated shop " .. no,
+           platform_id = OWN_PLATFORM, sub_platform_id = 0, is_disabled = false,
+           contact = "", province = "", city = "", district = "", address = "", telno = "",
+           mobile = "", zip = "", email = "", remark = "", website = "", group_id = "",
+           account_id = "", auth_state = 1, auth_time = since, re_expire_time = "",
+           modified = since, expire_time = "", created = since }
+end
+
+-- setting.Shop.queryShop  [] or [{shop_no?, platform_id?}]; platform_id is an Int, or a
+-- string of digits as in the vendor's own example ([{"platform_id":"127"}])
+local function shop_query(t, args, pager)
   if #args > 1 or (#args == 1 and not json.is_object(args[1])) then
-    return bad("参数错误: 需要 [] 或 [{\"shop_no\":...}]")
+    return bad("参数错误: 需要 [] 或 [{\"shop_no\":...,\"platform_id\":...}]")
   end
-  local want = args[1] and args[1].shop_no
-  if want ~= nil and want ~= json.null and type(want) ~= "string" then
-    return bad("shop_no必须是字符串")
+  local f = args[1] or {}
+  if not opt_string(f, "shop_no") then return bad("shop_no必须是字符串") end
+  local want = f.shop_no ~= json.null and f.shop_no or nil
+  local platform
+  if f.platform_id ~= nil and f.platform_id ~= json.null then
+    platform = int_arg(f.platform_id)
+    if not platform or platform < 0 then return bad("platform_id必须是整数") end
   end
-  if want == json.null then want = nil end
   local shops, seen = {}, {}
   local function add(no)
     if not seen[no] then seen[no] = true; shops[#shops + 1] = no end
@@ -295,12 +314,10 @@ local function shop_query(t, args, pager, sid)
   local list, total = json.array(), 0
   local first = pager.page_no * pager.page_size + 1
   for i, no in ipairs(shops) do
-    if not want or no == want then
+    if (not want or no == want) and (not platform or platform == OWN_PLATFORM) then
       total = total + 1
       if total >= first and total < first + pager.page_size then
-        list[#list + 1] = { shop_id = i, shop_no = no, shop_name = "emulated shop " .. no,
-                            platform_id = 127, sub_platform_id = 0, is_disabled = false,
-                            account_nick = sid }
+        list[#list + 1] = shop_row(i, no, t.since)
       end
     end
   end

@@ -185,9 +185,10 @@ local function handle(params, body, skew, fault)
   if not ctype or not ctype:lower():find("^%s*application/json%s*;?") then
     return { status = 1, message = "Content-Type必须是application/json" }
   end
-  local args, err = json.decode(body, true)
+  local strict = state.config().strict
+  local args, err = json.decode(body, strict)
   if args == nil then
-    return { status = 1, message = "请求体不是紧凑的JSON数组: " .. err }
+    return { status = 1, message = (strict and "请求体不是紧凑的JSON数组: " or "请求体不是JSON数组: ") .. err }
   end
   if not json.is_array(args) then
     return { status = 1, message = "请求体必须是JSON数组(按位置传递的参数)" }

@@ -69,6 +69,12 @@ local function normalize(c)
     end
     if pm > 0 then out.rate_limit = { per_minute = pm } end
   end
+  -- strict: refuse bodies with whitespace outside strings (what the real server does with
+  -- them is not known; its SDKs send compact JSON, its pages show multi-line examples)
+  if c.strict ~= nil and c.strict ~= json.null and type(c.strict) ~= "boolean" then
+    error("config: strict must be true or false", 0)
+  end
+  out.strict = c.strict == true
   return out
 end
 
@@ -94,11 +100,13 @@ function M.config() return config end
 
 local function two(n) return (n < 10 and "0" or "") .. n end
 
-local function stamp(t)
+function M.stamp(t)
   local d = os.date("!*t", t + 8 * 3600) -- the vendor's clock is Beijing time
   return ("%d-%s-%s %s:%s:%s"):format(d.year, two(d.month), two(d.day),
                                       two(d.hour), two(d.min), two(d.sec))
 end
+
+local stamp = M.stamp
 
 local LOGISTICS = {
   { "SF", "顺丰速运" }, { "YTO", "圆通速递" }, { "ZTO", "中通快递" }, { "YZBK", "中国邮政" },
@@ -206,6 +214,7 @@ function M.reset()
   for _, sid in ipairs(sids) do
     local lc = config.logistics[sid] or { pending = 0, shop_no = "s1" }
     s.tenants[sid] = {
+      since = stamp(os.time()),   -- when this tenant's shops were "authorised"
       logistics = { rows = {}, by_id = {}, size = 0, gone = 0, shop_no = lc.shop_no,
                     acked = 0, failed = 0, kept = 0, left = {}, repeated = 0 },
       stock = { goods = {}, by_id = {}, size = 0, synced = 0, failed = 0, cancelled = 0,

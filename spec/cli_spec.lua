@@ -82,7 +82,10 @@ describe("wdt command", function()
       local code
       code, out = run({ "--version" }, { env = {} })
       assert.equal(0, code)
-      assert.matches("^wdt ", out)
+      assert.equal("wdt " .. require("wdt.core").version .. "\n", out)
+      local code_v, out_v = run({ "-V" }, { env = {} })
+      assert.equal(0, code_v)
+      assert.equal(out, out_v)
     end)
 
     it("exits 2 on usage errors with one readable line on stderr", function()
@@ -202,12 +205,22 @@ describe("wdt command", function()
     end)
 
     it("calls a plain method and prints the ERP's answer data", function()
-      local code, out = run({ "call", "sales.LogisticsSync.update",
+      local code, out, err = run({ "call", "sales.LogisticsSync.update",
+        '[[{"sync_id":5000000001,"status":0,"error_msg":""}]]' })
+      assert.equal(0, code, err)
+      assert.equal("[]\n", out)
+      assert.equal("", err)
+      assert.equal(49, lstate().size)
+    end)
+
+    it("exits 1 when a status 0 answer refuses items, printing them as the answer", function()
+      local code, out, err = run({ "call", "sales.LogisticsSync.update",
         '[[{"sync_id":5000000001,"status":0,"error_msg":""},{"sync_id":1,"status":0,"error_msg":""}]]' })
-      assert.equal(0, code)
+      assert.equal(1, code)
       local data = cjson.decode(out)
       assert.equal(1, #data)                   -- the unknown id 1 was refused
-      assert.equal(49, lstate().size)
+      assert.equal("wdt: sales.LogisticsSync.update answered status 0 but refused 1 item(s) (listed above)\n", err)
+      assert.equal(49, lstate().size)          -- the known one was applied
     end)
 
     it("exits 1 when the API answers an error", function()
@@ -487,7 +500,7 @@ describe("wdt command", function()
   describe("examples", function()
     it("logistics_sync.lua and stock_sync.lua run against the emulator", function()
       local function sh(cmd)
-        local f = io.popen(cmd .. " 2>/dev/null; echo \"rc=$?\"")
+        local f = io.popen(cmd .. " 2>&1; echo \"rc=$?\"")
         local out = f:read("a")
         f:close()
         return tonumber(out:match("rc=(%d+)\n$")), out
@@ -496,6 +509,7 @@ describe("wdt command", function()
       local rc, out = sh("cd / && " .. envs .. "lua5.4 '" .. ROOT .. "/examples/logistics_sync.lua'")
       assert.equal(0, rc, out)
       assert.matches("read 50, reported 50: synced 45, failed 5, deferred 0, refused by the ERP 0", out)
+      assert.is_nil(out:find("\r", 1, true), "no progress redrawing when stderr is not a terminal")
       assert.equal(0, lstate().size)
       rc, out = sh("cd / && " .. envs .. "lua5.4 '" .. ROOT .. "/examples/stock_sync.lua'")
       assert.equal(0, rc, out)

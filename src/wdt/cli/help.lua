@@ -24,7 +24,8 @@ Options (every command):
   -h, --help          show help (also 'wdt COMMAND --help')
   -V, --version       show the version
 
-Exit codes: 0 success, 1 the API refused something, 2 usage error,
+Exit codes: 0 success, 1 the API refused something (an error status, or refused
+            items in a status-0 answer), 2 usage error,
             3 network failure (no valid answer), 130 interrupted, 70 internal error.
 ]]
 
@@ -45,7 +46,9 @@ Paged queries:
   --all           read every page from --page-no on until a short page; prints one JSON
                   array of all rows
 
-Exit codes: 0 the API answered status 0, 1 it answered an error status,
+Exit codes: 0 the API answered status 0, 1 it answered an error status, or status 0
+            with refused items (sales.LogisticsSync.update's list, the error_list of
+            pushSelf2 / RawRefund.upload2; printed as the answer, counted on stderr),
             2 usage error, 3 network failure.
 ]]
 

@@ -85,6 +85,11 @@ function commands.call(ctx, opts, words)
     return exit_code_for(err)
   end
   ctx.out(wdt.json.encode(data) .. "\n")
+  local refused = not pager and require("wdt.cli.refusals").count(method, data) or 0
+  if refused > 0 then
+    ctx.err(("wdt: %s answered status 0 but refused %d item(s) (listed above)\n"):format(method, refused))
+    return cli.EXIT_API
+  end
   return cli.EXIT_OK
 end
 
