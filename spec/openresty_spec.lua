@@ -410,6 +410,17 @@ describe("wdt inside nginx (examples/openresty)", function()
     assert.equal(8, emu:state().faults[1].count)   -- two calls: one refused (status 7), one accepted
   end)
 
+  it("runs the background sync one interval after start, not at once", function()
+    ngx_srv:stop()
+    ngx_srv = start_nginx(emu, { WDT_SYNC_INTERVAL = "60" })
+    local _, q = pending_ids(emu)
+    local code, ans = ngx_srv:callback({ sync_id = q.pending[1], ok = true })
+    assert.equal(200, code, ngx_srv:log())
+    assert.is_true(ans.accepted, cjson.encode(ans))     -- doc/openresty.md's curl, as shown
+    local _, status = ngx_srv:get_json("/sync/status")
+    assert.equal(0, status.runs)
+  end)
+
   it("runs the background sync from a timer: the queue drains through cosockets", function()
     ngx_srv:stop()
     ngx_srv = nil

@@ -1,4 +1,5 @@
--- A background sync inside nginx: every WDT_SYNC_INTERVAL seconds a timer drains the ERP's
+-- A background sync inside nginx: every WDT_SYNC_INTERVAL seconds (the first time one interval
+-- after start) a timer drains the ERP's
 -- logistics queue for WDT_SHOP_NO with client:sync_logistics, pushing each shipment to your
 -- platform (push_to_platform below) and reporting every outcome back to the ERP.
 --
@@ -77,10 +78,10 @@ function background.start()
     ngx.log(ngx.ERR, "wdt sync: WDT_SHOP_NO is not set, no background sync")
     return
   end
+  -- The first run comes one interval after start, not at once: a callback sent right after
+  -- start reports a shipment that is still in the ERP's queue (doc/openresty.md's curl).
   local ok, err = ngx.timer.every(s.sync_interval, run)
   if not ok then ngx.log(ngx.ERR, "wdt sync: cannot start the timer: ", err) end
-  -- and a first run right away
-  ngx.timer.at(0, run)
 end
 
 -- GET /sync/status
