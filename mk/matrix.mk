@@ -21,8 +21,9 @@ matrix-deps: deps
 
 matrix: $(addprefix matrix-,$(MATRIX_LUAS))
 
-# build-luajit is what spec/openresty_spec.lua loads inside nginx.
-$(addprefix matrix-,$(MATRIX_LUAS)): matrix-%: matrix-deps build-luajit $(LOCALE_DIR)/de_DE.UTF-8
+# build-luajit is what spec/openresty_spec.lua loads inside nginx; build/ is what the specs'
+# subprocesses (bin/wdt, the examples: lua5.4) load.
+$(addprefix matrix-,$(MATRIX_LUAS)): matrix-%: matrix-deps build build-luajit $(LOCALE_DIR)/de_DE.UTF-8
 	cmake -S . -B build-lua$* -DWDT_LUA=$* -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 	cmake --build build-lua$* -j2
 	@echo "== specs with Lua $* as the client's host"
