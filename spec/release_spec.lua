@@ -83,6 +83,25 @@ describe("the release", function()
 end)
 
 describe("a checkout", function()
+  it("packs a source rock with luarocks pack, offline (make rock)", function()
+    local v = cmake_version()
+    local dir = sh.tmpdir()
+    -- any try to reach the network fails: a proxy that is not there, git limited to file://
+    local rc, out = run("http_proxy=http://127.0.0.1:9 https_proxy=http://127.0.0.1:9 " ..
+      "GIT_ALLOW_PROTOCOL=file make -s rock BUILD=" .. sh.quote(dir))
+    assert.equal(0, rc, out)
+    local rock = dir .. "/wdt-" .. v .. "-1.src.rock"
+    local listing
+    rc, listing = run("unzip -Z1 " .. sh.quote(rock))
+    assert.equal(0, rc, listing)
+    assert.truthy(listing:find("^wdt%-" .. v:gsub("%.", "%%.") .. "%-1%.rockspec\n"), listing)
+    for _, f in ipairs({ "wdt/CMakeLists.txt", "wdt/src/wdt/init.lua", "wdt/LICENSE", "wdt/bin/wdt" }) do
+      assert.truthy(listing:find("\n" .. f .. "\n", 1, true), f .. " in\n" .. listing)
+    end
+    assert.is_nil(listing:find("wdt/.git/", 1, true))
+    run("rm -rf " .. sh.quote(dir))
+  end)
+
   it("is usable from any folder after eval \"$(make env)\"", function()
     local rc, out = run("eval \"$(make -s env)\" && cd / && " ..
       "lua5.4 -e 'print(require(\"wdt\")._VERSION)' && wdt -V")
