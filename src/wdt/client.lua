@@ -379,6 +379,11 @@ end
 -- for row, err in client:scan{ method =, from =, to =, checkpoint = } do … end (doc/scan.md)
 function Client:scan(opts) return require("wdt.scan").scan(self, opts) end
 
+-- The push half (see wdt.push and doc/push.md).
+function Client:push_orders(opts) return require("wdt.push").run(self, "orders", opts) end
+function Client:push_refunds(opts) return require("wdt.push").run(self, "refunds", opts) end
+function Client:upload_goods(opts) return require("wdt.push").run(self, "goods", opts) end
+
 -- client:call_many(requests, {concurrency = 8}) -> results, failed (see wdt.batch)
 function Client:call_many(requests, opts)
   return require("wdt.batch").call_many(self, requests, opts)

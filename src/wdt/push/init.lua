@@ -1,0 +1,93 @@
+-- The push half of an own-platform integration: orders, refunds and goods into the ERP.
+--
+--   client:push_orders{shop_no=, orders=, batch=100, on_progress=}
+--   client:push_refunds{shop_no=, refunds=, ...}
+--   client:upload_goods{shop_no=, goods=, ...}
+--     orders / refunds / goods: a list, or an iterator function returning one item a call
+--     (nil at the end). An order is the trade's fields as the vendor names them, its lines
+--     (the sub-order fields) as a list under `orders`.
+--   The same with source=function(cursor) return items, next_cursor end and
+--   state=wdt.store.file(path) (and max_tries=5) instead of the list: resumable
+--   (wdt.push.resume).
+--     -> summary | nil, err (err.summary holds the summary so far)
+--
+-- summary: flow, method, shop_no, read, calls, new, changed, failed, invalid, unreported
+-- (counts: new + changed + failed + invalid + unreported = read), failures {key, error},
+-- invalids {index, key, field, reason}, unreported_items {key, error}, anomalies (answers
+-- that did not add up), elapsed; resumable runs add retried, skipped, pages, pending,
+-- given_up {key, tries, error}, cursor. See doc/push.md.
+local check = require "wdt.check"
+local run = require "wdt.push.run"
+local resume = require "wdt.push.resume"
+
+local push = {}
+
+local items_field = { orders = "orders", refunds = "refunds", goods = "goods" }
+local fname = { orders = "push_orders", refunds = "push_refunds", goods = "upload_goods" }
+local known = { shop_no = true, batch = true, on_progress = true, source = true, state = true,
+                max_tries = true }
+
+local function check_opts(flow, opts)
+  local f = fname[flow]
+  if type(opts) ~= "table" then
+    error(("bad argument #1 to '%s' (options table expected, got %s)"):format(f, type(opts)), 4)
+  end
+  local field = items_field[flow]
+  for k in pairs(opts) do
+    if not known[k] and k ~= field then check.fail(f, k, "unknown option") end
+  end
+  if type(opts.shop_no) ~= "string" or opts.shop_no == "" then
+    check.fail(f, "shop_no", "non-empty string expected, got " .. type(opts.shop_no))
+  end
+  local b = opts.batch
+  if b ~= nil and (type(b) ~= "number" or b % 1 ~= 0 or b < 1 or b > 100) then
+    check.fail(f, "batch", "a whole number from 1 to 100 expected (the vendor's limit is 100)")
+  end
+  if opts.on_progress ~= nil and type(opts.on_progress) ~= "function" then
+    check.fail(f, "on_progress", "function expected, got " .. type(opts.on_progress))
+  end
+  local items = opts[field]
+  if opts.source ~= nil then
+    if items ~= nil then check.fail(f, field, "give either '" .. field .. "' or 'source', not both") end
+    if type(opts.source) ~= "function" then check.fail(f, "source", "function expected, got " .. type(opts.source)) end
+    local st = opts.state
+    if type(st) ~= "table" or type(st.load) ~= "function" or type(st.save) ~= "function" then
+      check.fail(f, "state", "a store expected (wdt.store.file(path)), got " .. type(st))
+    end
+    local mt = opts.max_tries
+    if mt ~= nil and (type(mt) ~= "number" or mt % 1 ~= 0 or mt < 1) then
+      check.fail(f, "max_tries", "a whole number >= 1 expected")
+    end
+  else
+    if type(items) ~= "table" and type(items) ~= "function" then
+      check.fail(f, field, "a list or an iterator function expected, got " .. type(items))
+    end
+    if opts.state ~= nil or opts.max_tries ~= nil then
+      check.fail(f, opts.state ~= nil and "state" or "max_tries", "applies only with 'source'")
+    end
+  end
+end
+
+-- push.run(client, flow, opts): what client:push_orders / push_refunds / upload_goods call.
+function push.run(client, flow, opts)
+  check_opts(flow, opts)
+  if opts.source then return resume.run(client, flow, opts) end
+  local items = opts[items_field[flow]]
+  local next_item = items
+  if type(items) == "table" then
+    local i = 0
+    next_item = function() i = i + 1 return items[i] end
+  end
+  local r = run.new(client, flow, opts)
+  local ok, res, err = pcall(r.push, r, next_item)
+  if not ok then
+    if type(res) == "string" and res:find("interrupted!$") then
+      return r:stop(require("wdt.errors").new{ kind = "interrupted", message = "stopped by SIGINT (Ctrl-C)" })
+    end
+    error(res, 0)
+  end
+  if not res then return r:stop(err) end
+  return r:finish()
+end
+
+return push

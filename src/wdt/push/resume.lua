@@ -1,0 +1,181 @@
+-- Resumable pushing: pull items from the caller's source page by page, push them, and
+-- keep a durable state (a wdt.store document) so that an interrupted or failed run loses
+-- nothing and the next one pushes again at most what was in flight.
+--
+--   source(cursor) -> items, next_cursor     (no items, or an empty list: nothing new)
+--
+-- The state document:
+--   { version = 1, flow =, shop_no =, cursor = <the source's cursor>,
+--     chunk = { cursor =, done = { [key] = fingerprint } } | nil,   -- the page in progress
+--     pending = { [key] = { item =, tries =, outcome =, error = } }, -- failed / unreported
+--     given_up = { { key =, tries =, error =, item = }, ... } }
+-- * The cursor moves on only once every item of the page was accepted, refused, found
+--   invalid or recorded in `pending`; the state is saved after every batch.
+-- * A page pulled again after a crash skips the items already settled (same key and the
+--   same content); a changed item is pushed again (create-or-update, by key).
+-- * Items in `pending` are pushed first on every run; after `max_tries` attempts that
+--   failed they move to `given_up` (listed in the summary and kept in the state).
+local core = require "wdt.core"
+local errors = require "wdt.errors"
+local run = require "wdt.push.run"
+local validate = require "wdt.push.validate"
+
+local resume = {}
+
+local MAX_GIVEN_UP = 1000   -- the state keeps the latest ones
+
+local function fingerprint(item)
+  local ok, text = pcall(core.encode, item)
+  if not ok then return "?" end
+  return core.sign("wdt-push", { item = text })
+end
+
+local function same(a, b)
+  local ok1, ea = pcall(core.encode, { v = a })
+  local ok2, eb = pcall(core.encode, { v = b })
+  return ok1 and ok2 and ea == eb
+end
+
+local function fail(kind, message, fields)
+  local e = { kind = kind, message = message }
+  for k, v in pairs(fields or {}) do e[k] = v end
+  return errors.new(e)
+end
+
+local function load_state(store, flow, shop_no)
+  local doc, err = store:load()
+  if err then return nil, err end
+  if doc == nil then
+    return { version = 1, flow = flow, shop_no = shop_no, pending = {}, given_up = setmetatable({}, core.array_mt) }
+  end
+  if type(doc) ~= "table" or doc.version ~= 1 then
+    return nil, fail("state", "the state is not a wdt push state (version 1)")
+  end
+  if doc.flow ~= flow or doc.shop_no ~= shop_no then
+    return nil, fail("state", ("the state belongs to %s for shop %s, not %s for shop %s")
+      :format(tostring(doc.flow), tostring(doc.shop_no), flow, shop_no))
+  end
+  doc.pending = doc.pending or {}
+  doc.given_up = doc.given_up or setmetatable({}, core.array_mt)
+  return doc
+end
+
+-- Record one settled item in the state document.
+local function record(doc, entry, max_tries, summary)
+  local key = entry.key
+  if entry.outcome == "accepted" or entry.outcome == "invalid" or key == nil then
+    if key ~= nil then doc.pending[key] = nil end
+    return
+  end
+  local prev = doc.pending[key]
+  local tries = (prev and prev.tries or 0) + 1
+  if tries >= max_tries then
+    doc.pending[key] = nil
+    local g = { key = key, tries = tries, error = entry.error, item = entry.item }
+    local list = doc.given_up
+    list[#list + 1] = g
+    while #list > MAX_GIVEN_UP do table.remove(list, 1) end
+    summary.given_up[#summary.given_up + 1] = { key = key, tries = tries, error = entry.error }
+  else
+    doc.pending[key] = { item = entry.item, tries = tries, outcome = entry.outcome, error = entry.error }
+  end
+end
+
+local function save(store, doc)
+  local ok, err = store:save(doc)
+  if not ok then error(err, 0) end   -- raised to resume.run, which returns it
+end
+
+-- Push what the state kept from earlier runs.
+local function retry_pending(r, doc, store, max_tries)
+  local keys = {}
+  for k in pairs(doc.pending) do keys[#keys + 1] = k end
+  table.sort(keys)
+  if #keys == 0 then return true end
+  r.summary.retried = #keys
+  local i = 0
+  return r:push(function()
+    i = i + 1
+    local k = keys[i]
+    return k and doc.pending[k].item
+  end, function(settled)
+    for _, e in ipairs(settled) do record(doc, e, max_tries, r.summary) end
+    save(store, doc)
+  end)
+end
+
+-- Push one page of the source.
+local function push_page(r, doc, store, max_tries, items, next_cursor)
+  if not (doc.chunk and same(doc.chunk.cursor, doc.cursor)) then
+    doc.chunk = { cursor = doc.cursor, done = {} }
+  end
+  local done = doc.chunk.done
+  local i = 0
+  local ok, err = r:push(function()
+    while true do
+      i = i + 1
+      local item = items[i]
+      if item == nil then return nil end
+      local key = validate.raw_key(r.flow, item)
+      if not (key and done[key] and done[key] == fingerprint(item)) then return item end
+      r.summary.skipped = r.summary.skipped + 1
+    end
+  end, function(settled)
+    for _, e in ipairs(settled) do
+      record(doc, e, max_tries, r.summary)
+      if e.key ~= nil then done[e.key] = fingerprint(e.item) end
+    end
+    save(store, doc)
+  end)
+  if not ok then return nil, err end
+  doc.cursor, doc.chunk = next_cursor, nil
+  save(store, doc)
+  return true
+end
+
+local function source_error(e)
+  if type(e) == "string" and e:find("interrupted!$") then
+    return fail("interrupted", "stopped by SIGINT (Ctrl-C)")
+  end
+  return fail("source", "the source raised an error: " .. tostring(e))
+end
+
+-- resume.run(client, flow, opts): opts.source, opts.state (a wdt.store), opts.max_tries
+function resume.run(client, flow, opts)
+  local store, max_tries = opts.state, opts.max_tries or 5
+  local r = run.new(client, flow, opts)
+  r.summary.retried, r.summary.skipped, r.summary.given_up, r.summary.pages = 0, 0, {}, 0
+  local doc, lerr = load_state(store, flow, opts.shop_no)
+  if not doc then return r:stop(lerr) end
+  local ok, res, err = pcall(function()
+    local pushed, perr = retry_pending(r, doc, store, max_tries)
+    if not pushed then return nil, perr end
+    while true do
+      local sok, items, next_cursor = pcall(opts.source, doc.cursor)
+      if not sok then return nil, source_error(items) end
+      if items == nil or (type(items) == "table" and items[1] == nil) then break end
+      if type(items) ~= "table" then
+        return nil, fail("source", "the source returned " .. type(items) .. " (a list of items expected)")
+      end
+      if same(next_cursor, doc.cursor) then
+        return nil, fail("source", "the source returned items but the same cursor: it would never end")
+      end
+      r.summary.pages = r.summary.pages + 1
+      pushed, perr = push_page(r, doc, store, max_tries, items, next_cursor)
+      if not pushed then return nil, perr end
+    end
+    return true
+  end)
+  if not ok then
+    if errors.is(res) then return r:stop(res) end
+    if type(res) == "string" and res:find("interrupted!$") then return r:stop(source_error(res)) end
+    error(res, 0)
+  end
+  local n = 0
+  for _ in pairs(doc.pending) do n = n + 1 end
+  r.summary.pending, r.summary.cursor = n, doc.cursor
+  if not res then return r:stop(err) end
+  return r:finish()
+end
+
+return resume

@@ -1,0 +1,166 @@
+-- Checks one input item against the vendor's field tables (wdt.push.fields) before it is
+-- sent, and turns it into what the method takes. Never changes the caller's tables.
+--
+--   validate.prepare(flow, item) -> prepared | nil, field, reason
+--     orders:  prepared = { key = tid, trade = {...}, lines = {...} }
+--     refunds: prepared = { key = refund_no, record = {...} }
+--     goods:   prepared = { key = goods_id .. "\0" .. spec_id, record = {...} }
+local core = require "wdt.core"
+local fields = require "wdt.push.fields"
+
+local validate = {}
+
+local null = core.null
+
+local function chars(s) return #s - #s:gsub("[\128-\191]", "") end
+
+local function int_value(v)
+  if type(v) == "number" then
+    if v % 1 == 0 and v == v and v > -2 ^ 53 and v < 2 ^ 53 then return v end
+    return nil
+  end
+  if type(v) == "string" and #v <= 16 and v:match("^%-?%d+$") then return tonumber(v) end
+  return nil
+end
+
+local function decimal_value(v)
+  if type(v) == "number" then
+    if v == v and v ~= math.huge and v ~= -math.huge then return v end
+    return nil
+  end
+  if type(v) == "string" then
+    if v == "" then return 0 end
+    if v:match("^%-?%d+%.?%d*$") or v:match("^%-?%.%d+$") then return tonumber(v) end
+  end
+  return nil
+end
+validate.decimal_value = decimal_value
+
+local TIME = "^%d%d%d%d%-%d%d%-%d%d %d%d:%d%d:%d%d$"
+
+-- one value against one field spec -> nil | reason
+local function check_value(spec, v)
+  local kind = spec[2]
+  if kind == "string" then
+    if type(v) ~= "string" then return "string expected, got " .. type(v) end
+    if spec.max and chars(v) > spec.max then
+      return ("longer than %d characters (%d)"):format(spec.max, chars(v))
+    end
+  elseif kind == "int" then
+    local n = int_value(v)
+    if n == nil then return "integer expected, got " .. (type(v) == "string" and ("'" .. v .. "'") or type(v)) end
+    if spec.values and not spec.values[n] then return "value " .. tostring(v) .. " is not one the vendor lists" end
+  elseif kind == "decimal" then
+    if decimal_value(v) == nil then return "number expected, got " .. (type(v) == "string" and ("'" .. v .. "'") or type(v)) end
+  elseif kind == "bool" then
+    if type(v) ~= "boolean" then return "boolean expected, got " .. type(v) end
+  elseif kind == "time" then
+    if type(v) ~= "string" or not v:match(TIME) then
+      return "time 'YYYY-MM-DD HH:MM:SS' expected, got " .. (type(v) == "string" and ("'" .. v .. "'") or type(v))
+    end
+  end
+  return nil
+end
+
+-- a record against a field list -> nil | field, reason. `skip` names fields checked elsewhere.
+local function check_record(list, rec, prefix, skip)
+  for _, spec in ipairs(list) do
+    local name = spec[1]
+    local v = rec[name]
+    if not (skip and skip[name]) then
+      if v == nil or (v == null and not spec.null_ok) then
+        if spec.req then return prefix .. name, "required" end
+      elseif not (v == null and spec.null_ok) then
+        local reason = check_value(spec, v)
+        if reason then return prefix .. name, reason end
+      end
+    end
+  end
+  return nil
+end
+
+local function copy(t, except)
+  local out = {}
+  for k, v in pairs(t) do
+    if k ~= except then out[k] = v end
+  end
+  return out
+end
+
+local function has_area_ids(t)
+  return t.receiver_province_no ~= nil and t.receiver_city_no ~= nil and t.receiver_district_no ~= nil
+end
+
+local function prepare_order(item)
+  if type(item.tid) ~= "string" or item.tid == "" then return nil, "tid", "required (a non-empty string)" end
+  local lines_in = item.orders
+  if type(lines_in) ~= "table" or lines_in[1] == nil then
+    return nil, "orders", "the order's lines are required (a non-empty list under 'orders')"
+  end
+  local trade = copy(item, "orders")
+  if trade.warehouse_no == nil and trade.is_auto_wms == false then trade.warehouse_no = "" end
+  if trade.end_time == nil then trade.end_time = null end
+  local lines, seen, goods = {}, {}, 0
+  for i, l in ipairs(lines_in) do
+    local where = ("orders[%d]."):format(i)
+    if type(l) ~= "table" then return nil, ("orders[%d]"):format(i), "table expected, got " .. type(l) end
+    local line = copy(l)
+    if line.tid == nil then line.tid = trade.tid end
+    local f, r = check_record(fields.line, line, where)
+    if f then return nil, f, r end
+    if line.tid ~= trade.tid then return nil, where .. "tid", "is not the order's tid '" .. trade.tid .. "'" end
+    if seen[line.oid] then return nil, where .. "oid", "repeats oid '" .. line.oid .. "' of this order" end
+    seen[line.oid] = true
+    goods = goods + decimal_value(line.num)
+    lines[i] = line
+  end
+  if trade.order_count == nil then trade.order_count = #lines end
+  if trade.goods_count == nil then
+    trade.goods_count = math.floor(goods) == goods and math.floor(goods) or goods
+  end
+  local skip = has_area_ids(trade) and { receiver_area = true } or nil
+  local f, r = check_record(fields.trade, trade, "", skip)
+  if f then return nil, f, r end
+  if int_value(trade.order_count) ~= #lines then
+    return nil, "order_count", ("is %s but the order has %d line(s)"):format(tostring(trade.order_count), #lines)
+  end
+  if math.abs(decimal_value(trade.goods_count) - goods) > 1e-4 then
+    return nil, "goods_count", ("is %s but its lines' num add up to %s"):format(tostring(trade.goods_count), tostring(goods))
+  end
+  return { key = trade.tid, trade = trade, lines = lines }
+end
+
+local function prepare_refund(item)
+  local rec = copy(item)
+  if rec.refund_version == nil then rec.refund_version = "1" end
+  local f, r = check_record(fields.refund, rec, "")
+  if f then return nil, f, r end
+  return { key = rec.refund_no, record = rec }
+end
+
+local function prepare_goods(item)
+  local rec = copy(item)
+  local f, r = check_record(fields.goods, rec, "")
+  if f then return nil, f, r end
+  return { key = rec.goods_id .. "\0" .. rec.spec_id, record = rec }
+end
+
+local preparers = { orders = prepare_order, refunds = prepare_refund, goods = prepare_goods }
+
+function validate.prepare(flow, item)
+  if type(item) ~= "table" then return nil, "(item)", "table expected, got " .. type(item) end
+  return preparers[flow](item)
+end
+
+-- The key of an item as the caller gave it, for listing an invalid one (may be nil).
+function validate.raw_key(flow, item)
+  if type(item) ~= "table" then return nil end
+  if flow == "orders" then return type(item.tid) == "string" and item.tid or nil end
+  if flow == "refunds" then return type(item.refund_no) == "string" and item.refund_no or nil end
+  if type(item.goods_id) == "string" and type(item.spec_id) == "string" then
+    return item.goods_id .. "\0" .. item.spec_id
+  end
+  return nil
+end
+
+return validate
