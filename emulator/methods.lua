@@ -5,6 +5,7 @@
 local json = require "emulator.json"
 local state = require "emulator.state"
 local query = require "emulator.query"
+local push = require "emulator.push"
 
 local M = {}
 local floor = math.floor
@@ -292,7 +293,7 @@ end
 
 -- setting.Shop.queryShop  [] or [{shop_no?, platform_id?}]; platform_id is an Int, or a
 -- string of digits as in the vendor's own example ([{"platform_id":"127"}])
-local function shop_query(t, args, pager)
+local function shop_query(t, args, pager, sid)
   if #args > 1 or (#args == 1 and not json.is_object(args[1])) then
     return bad("参数错误: 需要 [] 或 [{\"shop_no\":...,\"platform_id\":...}]")
   end
@@ -310,14 +311,20 @@ local function shop_query(t, args, pager)
   end
   add(t.logistics.shop_no)
   for _, r in ipairs(t.logistics.rows) do add(r.shop_no) end
+  local configured = push.shops(sid)
+  for no in pairs(configured) do add(no) end
   table.sort(shops)
   local list, total = json.array(), 0
   local first = pager.page_no * pager.page_size + 1
   for i, no in ipairs(shops) do
-    if (not want or no == want) and (not platform or platform == OWN_PLATFORM) then
+    local pid = configured[no] and configured[no].platform_id or OWN_PLATFORM
+    if (not want or no == want) and (not platform or platform == pid) then
       total = total + 1
       if total >= first and total < first + pager.page_size then
-        list[#list + 1] = shop_row(i, no, t.since)
+        local row = shop_row(i, no, t.since)
+        local sh = configured[no]              -- shops from the configuration (emulator.push)
+        if sh then row.platform_id, row.is_disabled = sh.platform_id, sh.is_disabled end
+        list[#list + 1] = row
       end
     end
   end
@@ -341,6 +348,9 @@ M.table = {
   ["wms.stockout.Sales.queryWithDetail"] = query["wms.stockout.Sales.queryWithDetail"],
   ["wms.stockout.Sales.searchLogistics"] = query["wms.stockout.Sales.searchLogistics"],
   ["goods.ApiGoods.search"] = query["goods.ApiGoods.search"],
+  ["sales.RawTrade.pushSelf2"] = push.methods["sales.RawTrade.pushSelf2"],
+  ["aftersales.refund.RawRefund.upload2"] = push.methods["aftersales.refund.RawRefund.upload2"],
+  ["goods.ApiGoods.upload"] = push.methods["goods.ApiGoods.upload"],
 }
 
 return M

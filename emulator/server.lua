@@ -305,6 +305,18 @@ function M.tenant_of(sid)
   return t
 end
 
+-- POST /__emulator/ship, /__emulator/stock (emulator/push.lua): {sid?, ...}
+function M.push_control(what)
+  local v, err = control_body()
+  if v ~= nil and not json.is_object(v) then v, err = nil, "expected an object" end
+  local t
+  if v then t, err = M.tenant_of(v.sid) end
+  local res
+  if t then res, err = require("emulator.push")[what](t, v) end
+  if not res then return control_reply(400, { ok = false, error = err }) end
+  return control_reply(200, res)
+end
+
 function M.control()
   local uri, verb = ngx.var.uri, ngx.req.get_method()
   local s = state.s
@@ -365,6 +377,8 @@ function M.control()
     if not res then return control_reply(400, { ok = false, error = rerr }) end
     return control_reply(200, res)
   end
+  local push_control = (uri == "/__emulator/ship" or uri == "/__emulator/stock") and verb == "POST"
+  if push_control then return M.push_control(uri:match("[^/]+$")) end
   return control_reply(404, { ok = false, error = "no such control endpoint: " .. verb .. " " .. uri })
 end
 

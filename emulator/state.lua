@@ -62,6 +62,7 @@ local function normalize(c)
       end
     end
   end
+  out.shops = require("emulator.push").normalize_shops(c.shops, out)
   if c.rate_limit ~= nil and c.rate_limit ~= json.null then
     local pm = type(c.rate_limit) == "table" and c.rate_limit.per_minute
     if not is_int(pm) or pm < 0 then
@@ -219,6 +220,7 @@ function M.reset()
                     acked = 0, failed = 0, kept = 0, left = {}, repeated = 0 },
       stock = { goods = {}, by_id = {}, size = 0, synced = 0, failed = 0, cancelled = 0,
                 stale = 0 },
+      raw_trades = {}, raw_refunds = {}, api_goods = {},   -- pushed records (emulator/push.lua)
     }
   end
   for _, sid in ipairs(sids) do
@@ -266,6 +268,7 @@ function M.view()
                 cancelled = sq.cancelled, stale = sq.stale },
       rate_window = rate and { started = rate.start, count = rate.count } or json.null,
     }
+    require("emulator.push").view(t, out.tenants[sid])
   end
   return out
 end

@@ -170,6 +170,8 @@ function commands.sync(ctx, opts, words)
   return run_sync(ctx, kind, opts)
 end
 
+commands.push = require("wdt.cli.push").command   -- wdt push orders|refunds|goods
+
 -- This process's id (Linux): /proc/self is whoever reads it.
 local function own_pid()
   local f = io.open("/proc/self/stat", "r")
@@ -254,7 +256,7 @@ local function dispatch(ctx, argv)
   if command == nil or command == "help" then
     local topic = words[2]
     if command == "help" and topic then
-      if topic == "sync" and words[3] then topic = "sync_" .. words[3] end
+      if (topic == "sync" or topic == "push") and words[3] then topic = topic .. "_" .. words[3] end
       if not help[topic] then usage("no help on '%s'", table.concat(words, " ", 2)) end
       ctx.out(help[topic])
       return cli.EXIT_OK

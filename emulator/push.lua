@@ -1,0 +1,469 @@
+-- The push methods: sales.RawTrade.pushSelf2, aftersales.refund.RawRefund.upload2,
+-- goods.ApiGoods.upload; the shops they check; and the control calls that close the loop
+-- (POST /__emulator/ship, POST /__emulator/stock). Runs in nginx's LuaJIT (Lua 5.1).
+-- Checks follow the vendor's pages (Firecrawl/<method>.md); written independently of the
+-- client's wdt.push.fields, so that each checks the other.
+--
+-- What is stored, per tenant t (state.s.tenants[sid]); readers (the query methods) use
+-- exactly these tables. Fields starting with "_" are the emulator's bookkeeping.
+--   t.raw_trades[tid]   = { tid, shop_no, <every trade field as pushed>, trade_id,
+--                           lines = { {oid, <every line field as pushed>, _shipped}, ... },
+--                           created, modified }                -- Unix seconds
+--   t.raw_refunds[refund_no] = { refund_no, shop_no, <every field as pushed>, created, modified }
+--   t.api_goods[goods_id .. "\0" .. spec_id] = the stock good: { rec_id, shop_no, goods_id,
+--                           spec_id, goods_no, spec_no, goods_name, spec_name, status,
+--                           pic_url, price, stock_num, syn_stock, stock_change_count,
+--                           cursor, pending, created, modified }
+-- `modified` changes on every push of the record (and on a ship, for a trade).
+--
+-- Shops (configuration `shops`, see doc/emulator.md): per tenant, shop_no -> {platform_id,
+-- is_disabled}; 127 is the self-owned platform (自有平台). The shop named by
+-- logistics.SID.shop_no (default "s1") is always there, self-owned.
+local json = require "emulator.json"
+local state = require "emulator.state"
+
+local M = {}
+local floor = math.floor
+local OWN_PLATFORM = 127
+M.OWN_PLATFORM = OWN_PLATFORM
+local TRADE_ID_PUSHED = 6100000000   -- trade_id of pushed trades (above the queue's)
+
+---------------------------------------------------------------------------------------------
+-- shops
+
+-- configuration: "shops": {"SID": [{"shop_no":…, "platform_id":127, "is_disabled":false}]}
+-- -> sid -> shop_no -> {shop_no, platform_id, is_disabled}; raises on a bad entry.
+function M.normalize_shops(raw, out)
+  local shops = {}
+  for sid in pairs(out.tenants) do
+    local lc = out.logistics[sid]
+    local own = lc and lc.shop_no or "s1"
+    shops[sid] = { [own] = { shop_no = own, platform_id = OWN_PLATFORM, is_disabled = false } }
+  end
+  if raw == nil or raw == json.null then return shops end
+  if type(raw) ~= "table" then error("config: \"shops\" must be an object", 0) end
+  for sid, list in pairs(raw) do
+    if not out.tenants[sid] then error(("config: shops.%s names no tenant"):format(tostring(sid)), 0) end
+    if type(list) ~= "table" then error(("config: shops.%s must be a list"):format(sid), 0) end
+    for i, sh in ipairs(list) do
+      local where = ("config: shops.%s[%d]"):format(sid, i)
+      if type(sh) ~= "table" or type(sh.shop_no) ~= "string" or sh.shop_no == "" then
+        error(where .. " needs a string shop_no", 0)
+      end
+      local pid = sh.platform_id == nil and OWN_PLATFORM or sh.platform_id
+      if type(pid) ~= "number" or pid ~= floor(pid) then error(where .. ".platform_id must be an integer", 0) end
+      if sh.is_disabled ~= nil and type(sh.is_disabled) ~= "boolean" then
+        error(where .. ".is_disabled must be true or false", 0)
+      end
+      shops[sid][sh.shop_no] = { shop_no = sh.shop_no, platform_id = pid, is_disabled = sh.is_disabled == true }
+    end
+  end
+  return shops
+end
+
+function M.shops(sid) return (state.config().shops or {})[sid] or {} end
+
+-- nil when the shop may receive pushes, else the vendor's status-100 answer
+local function shop_refusal(sid, shop_no)
+  if type(shop_no) ~= "string" or shop_no == "" then return { status = 2, message = "shop_no" } end
+  local sh = M.shops(sid)[shop_no]
+  if not sh or sh.is_disabled then return { status = 100, message = "店铺编号不存在或已停用" } end
+  if sh.platform_id ~= OWN_PLATFORM then return { status = 100, message = "店铺平台不是自有平台" } end
+  return nil
+end
+
+---------------------------------------------------------------------------------------------
+-- field checks
+
+local function int_ok(v)
+  if type(v) == "number" then return v == floor(v) end
+  return type(v) == "string" and v:find("^%-?%d+$") ~= nil and #v <= 16
+end
+local function dec_of(v)
+  if type(v) == "number" then return v end
+  if v == "" then return 0 end
+  if type(v) == "string" and v:find("^%-?%d*%.?%d*$") and v:find("%d") then return tonumber(v) end
+  return nil
+end
+local CHECK = {
+  s = function(v) return type(v) == "string" end,
+  i = int_ok,
+  d = function(v) return dec_of(v) ~= nil end,
+  b = function(v) return type(v) == "boolean" end,
+  n = function(v) return v == json.null or type(v) == "string" end,   -- string or null
+}
+local TYPE_NAME = { s = "字符串", i = "整数", d = "数字", b = "布尔值", n = "字符串或null" }
+
+-- "name:type" lists of required fields, then optional typed ones
+local TRADE_REQ = { "tid:s", "process_status:i", "trade_status:i", "refund_status:i", "pay_status:i",
+  "order_count:i", "goods_count:d", "pay_method:i", "trade_time:s", "end_time:n", "buyer_nick:s",
+  "receiver_name:s", "receiver_address:s", "receiver_mobile:s", "post_amount:d", "discount:d",
+  "receivable:d", "delivery_term:i", "is_auto_wms:b" }
+local TRADE_OPT = { "pay_time:s", "receiver_area:s", "other_amount:d", "platform_cost:d", "invoice_type:i",
+  "cod_amount:d", "received:d", "paid:d", "warehouse_no:s", "remark_flag:i", "logistics_type:i" }
+local LINE_REQ = { "tid:s", "oid:s", "status:i", "refund_status:i", "goods_id:s", "spec_id:s",
+  "goods_no:s", "spec_no:s", "goods_name:s", "num:d", "price:d", "discount:d", "share_discount:d",
+  "total_amount:d", "adjust_amount:d", "refund_amount:d", "remark:s", "json:s" }
+local REFUND_REQ = { "refund_no:s", "num:d", "tid:s", "oid:s", "type:i", "status:i", "refund_version:s",
+  "refund_amount:d", "actual_refund_amount:d", "title:s", "buyer_nick:s", "is_aftersale:i", "reason:s" }
+local REFUND_OPT = { "logistics_name:s", "logistics_no:s", "refund_time:s", "price:d", "total_amount:d" }
+local GOODS_OPT = { "goods_id:s", "spec_id:s", "goods_no:s", "spec_no:s", "status:i", "goods_name:s",
+  "spec_name:s", "pic_url:s", "price:d", "stock_num:d" }
+
+-- nil, or the message for the first field that is missing or of the wrong type
+local function field_error(obj, req, opt)
+  for _, f in ipairs(req) do
+    local name, ty = f:match("^(.-):(.)$")
+    local v = obj[name]
+    if v == nil or (v == json.null and ty ~= "n") then return name .. "不能为空" end
+    if not CHECK[ty](v) then return name .. "类型错误,应为" .. TYPE_NAME[ty] end
+  end
+  for _, f in ipairs(opt or {}) do
+    local name, ty = f:match("^(.-):(.)$")
+    local v = obj[name]
+    if v ~= nil and v ~= json.null and not CHECK[ty](v) then return name .. "类型错误,应为" .. TYPE_NAME[ty] end
+  end
+  return nil
+end
+
+-- "YYYY-MM-DD HH:MM:SS" in Beijing time -> Unix seconds, or nil
+local function beijing_time(s)
+  local y, mo, d, h, mi, se = s:match("^(%d%d%d%d)%-(%d%d)%-(%d%d) (%d%d):(%d%d):(%d%d)$")
+  if not y then return nil end
+  y, mo, d = tonumber(y), tonumber(mo), tonumber(d)
+  if mo < 1 or mo > 12 or d < 1 or d > 31 then return nil end
+  if mo <= 2 then y = y - 1 end                       -- days from civil (Howard Hinnant)
+  local era = floor(y / 400)
+  local yoe = y - era * 400
+  local doy = floor((153 * (mo + (mo > 2 and -3 or 9)) + 2) / 5) + d - 1
+  local doe = yoe * 365 + floor(yoe / 4) - floor(yoe / 100) + doy
+  local days = era * 146097 + doe - 719468
+  return days * 86400 + tonumber(h) * 3600 + tonumber(mi) * 60 + tonumber(se) - 8 * 3600
+end
+M.beijing_time = beijing_time
+
+local function stamp(t)
+  return os.date("!%Y-%m-%d %H:%M:%S", t + 8 * 3600)
+end
+
+local function copy_fields(dst, src)
+  for k, v in pairs(src) do dst[k] = v end
+  return dst
+end
+
+local function counted(t)
+  t._push_counts = t._push_counts or { raw_trades = 0, raw_refunds = 0, api_goods = 0 }
+  return t._push_counts
+end
+
+---------------------------------------------------------------------------------------------
+-- sales.RawTrade.pushSelf2  [shop_no, rawTradeList, rawTradeOrderList(, discountList)]
+
+-- one trade of the call, its lines given -> nil, or the error_list message
+local function trade_error(t, shop_no, tr, lines, oid_owner)
+  local e = field_error(tr, TRADE_REQ, TRADE_OPT)
+  if e then return e end
+  if tr.is_auto_wms == true and (type(tr.warehouse_no) ~= "string" or tr.warehouse_no == "") then
+    return "仓库编号不可为空"
+  end
+  if tr.receiver_area == nil and not (tr.receiver_province_no and tr.receiver_city_no and tr.receiver_district_no) then
+    return "receiver_area不能为空"
+  end
+  local when = beijing_time(tr.trade_time)
+  if not when or when > ngx.now() + 60 then return "下单时间非法,原始单号为：" .. tr.tid end
+  local old = t.raw_trades[tr.tid]
+  if old and old.shop_no ~= shop_no then
+    return ("原始单号%s已存在于店铺%s"):format(tr.tid, old.shop_no)
+  end
+  if #lines == 0 then return "原始单没有子订单,原始单号为：" .. tr.tid end
+  local goods, mine = 0, {}
+  for _, l in ipairs(lines) do
+    e = field_error(l, LINE_REQ)
+    if e then return "子订单" .. tostring(l.oid) .. ": " .. e end
+    if mine[l.oid] then return ("子订单编号%s重复"):format(l.oid) end
+    mine[l.oid] = true
+    local owner = oid_owner[l.oid]
+    if owner and owner ~= tr.tid then return ("子订单编号%s重复(已属于%s)"):format(l.oid, owner) end
+    goods = goods + dec_of(l.num)
+  end
+  if tonumber(tr.order_count) ~= #lines then
+    return ("子订单个数order_count=%s与子订单数%d不一致"):format(tostring(tr.order_count), #lines)
+  end
+  if math.abs(dec_of(tr.goods_count) - goods) > 1e-4 then
+    return ("货品总数量goods_count=%s与子订单数量之和%s不一致"):format(tostring(tr.goods_count), tostring(goods))
+  end
+  return nil
+end
+
+local function push_trades(t, args, _, sid)
+  if #args < 3 or #args > 4 then return { status = 1, message = "参数个数错误" } end
+  local shop_no, trades, lines = args[1], args[2], args[3]
+  local refused = shop_refusal(sid, shop_no)
+  if refused then return refused end
+  if not json.is_array(trades) then return { status = 2, message = "rawTradeList" } end
+  if not json.is_array(lines) then return { status = 2, message = "rawTradeOrderList" } end
+  local errs, new, chg = json.array(), 0, 0
+  local by_tid, seen = {}, {}
+  for _, tr in ipairs(trades) do
+    if not json.is_object(tr) then return { status = 2, message = "rawTradeList" } end
+    if type(tr.tid) == "string" and tr.tid ~= "" and not by_tid[tr.tid] then by_tid[tr.tid] = {} end
+  end
+  for _, l in ipairs(lines) do
+    if not json.is_object(l) then return { status = 2, message = "rawTradeOrderList" } end
+    local own = type(l.tid) == "string" and by_tid[l.tid]
+    if own then own[#own + 1] = l
+    else
+      errs[#errs + 1] = { no = type(l.tid) == "string" and l.tid or "",
+                          error = "子订单" .. tostring(l.oid) .. "的原始单不在本次推送中" }
+    end
+  end
+  -- oids of the other trades of this seller (a line's oid must be unique per seller)
+  local oid_owner = t._oid_owner or {}
+  t._oid_owner = oid_owner
+  local now = ngx.time()
+  for _, tr in ipairs(trades) do
+    local tid = tr.tid
+    local e
+    if type(tid) ~= "string" or tid == "" then e = "tid不能为空"
+    elseif seen[tid] then e = "原始单号" .. tid .. "在本次推送中重复"
+    else e = trade_error(t, shop_no, tr, by_tid[tid], oid_owner) end
+    if e then
+      errs[#errs + 1] = { no = type(tid) == "string" and tid or "", error = e }
+    else
+      seen[tid] = true
+      local old = t.raw_trades[tid]
+      local rec = copy_fields({}, tr)
+      rec.shop_no, rec.modified = shop_no, now
+      rec.lines = {}
+      if old then
+        chg = chg + 1
+        rec.trade_id, rec.created = old.trade_id, old.created
+        for _, ol in ipairs(old.lines) do oid_owner[ol.oid] = nil end
+      else
+        new = new + 1
+        state.s.seq_pushed = (state.s.seq_pushed or 0) + 1
+        rec.trade_id, rec.created = TRADE_ID_PUSHED + state.s.seq_pushed, now
+        counted(t).raw_trades = counted(t).raw_trades + 1
+      end
+      local shipped = {}
+      if old then for _, ol in ipairs(old.lines) do shipped[ol.oid] = ol._shipped end end
+      for i, l in ipairs(by_tid[tid]) do
+        rec.lines[i] = copy_fields({ _shipped = shipped[l.oid] }, l)
+        oid_owner[l.oid] = tid
+      end
+      t.raw_trades[tid] = rec
+    end
+  end
+  return { status = 0, data = { new_count = new, chg_count = chg, error_list = errs } }
+end
+
+---------------------------------------------------------------------------------------------
+-- aftersales.refund.RawRefund.upload2  [shop_no, order_list]
+
+local function push_refunds(t, args, _, sid)
+  if #args ~= 2 then return { status = 1, message = "参数个数错误" } end
+  local refused = shop_refusal(sid, args[1])
+  if refused then return refused end
+  if not json.is_array(args[2]) then return { status = 2, message = "order_list" } end
+  local errs, new, chg, now = json.array(), 0, 0, ngx.time()
+  for _, r in ipairs(args[2]) do
+    if not json.is_object(r) then return { status = 2, message = "order_list" } end
+    local e = field_error(r, REFUND_REQ, REFUND_OPT)
+    local trade = not e and t.raw_trades[r.tid]
+    if not e and not trade then e = "原始单" .. r.tid .. "不存在" end
+    if not e then
+      local has = false
+      for _, l in ipairs(trade.lines) do if l.oid == r.oid then has = true end end
+      if not has then e = ("原始子单%s不属于原始单%s"):format(r.oid, r.tid) end
+    end
+    if e then
+      errs[#errs + 1] = { no = type(r.refund_no) == "string" and r.refund_no or "", error = e }
+    else
+      local old = t.raw_refunds[r.refund_no]
+      local rec = copy_fields({}, r)
+      rec.shop_no, rec.modified = args[1], now
+      if old then chg, rec.created = chg + 1, old.created
+      else
+        new, rec.created = new + 1, now
+        counted(t).raw_refunds = counted(t).raw_refunds + 1
+      end
+      t.raw_refunds[r.refund_no] = rec
+    end
+  end
+  return { status = 0, data = { new_count = new, chg_count = chg, error_list = errs } }
+end
+
+---------------------------------------------------------------------------------------------
+-- goods.ApiGoods.upload  [{shop_no, goods_list}]
+
+local function upload_goods(t, args, _, sid)
+  if #args ~= 1 or not json.is_object(args[1]) then return { status = 1, message = "参数个数错误" } end
+  local p = args[1]
+  local refused = shop_refusal(sid, p.shop_no)
+  if refused then return refused end
+  if not json.is_array(p.goods_list) then return { status = 2, message = "goods_list" } end
+  for i, g in ipairs(p.goods_list) do   -- no per-item error list on this method: all or nothing
+    if not json.is_object(g) then return { status = 2, message = ("goods_list[%d]"):format(i - 1) } end
+    local e = field_error(g, {}, GOODS_OPT)
+    if e then return { status = 100, message = ("goods_list[%d]: %s"):format(i - 1, e) } end
+  end
+  local ids, now, s = json.array(), ngx.time(), state.s
+  local q = t.stock
+  for _, g in ipairs(p.goods_list) do
+    local gid, spid = g.goods_id or "", g.spec_id or ""
+    local key = gid .. "\0" .. spid
+    local rec = t.api_goods[key]
+    if not rec then
+      s.seq_stock = s.seq_stock + 1
+      s.cursor = s.cursor + 1
+      rec = { rec_id = state.REC_ID_BASE + s.seq_stock, cursor = s.cursor, pending = false,
+              stock_change_count = 0, syn_stock = 0, created = now }
+      q.goods[#q.goods + 1] = rec
+      q.by_id[rec.rec_id] = rec
+      t.api_goods[key] = rec
+      counted(t).api_goods = counted(t).api_goods + 1
+    end
+    copy_fields(rec, g)
+    rec.goods_id, rec.spec_id, rec.shop_no, rec.modified = gid, spid, p.shop_no, now
+    rec.status = g.status ~= nil and tonumber(g.status) or 1
+    rec.syn_stock = dec_of(g.stock_num or 0) or 0
+    ids[#ids + 1] = rec.rec_id
+  end
+  return { status = 0, data = { status = 0, rec_ids = ids } }
+end
+
+M.methods = {
+  ["sales.RawTrade.pushSelf2"] = push_trades,
+  ["aftersales.refund.RawRefund.upload2"] = push_refunds,
+  ["goods.ApiGoods.upload"] = upload_goods,
+}
+
+---------------------------------------------------------------------------------------------
+-- control: ship pushed trades, change uploaded goods' stock
+
+local LOGISTICS = { { "SF", "顺丰速运" }, { "YTO", "圆通速递" }, { "ZTO", "中通快递" } }
+
+local function refunded_oids(t, tid)
+  local out = {}
+  for _, r in pairs(t.raw_refunds) do
+    if r.tid == tid and tonumber(r.status) ~= 1 and tonumber(r.type) ~= 3 then out[r.oid] = true end
+  end
+  return out
+end
+
+-- the lines of a trade that can ship now, or nil and why not
+local function shippable(t, tr)
+  if tonumber(tr.trade_status) == 80 or tonumber(tr.trade_status) == 90 or tonumber(tr.refund_status) == 3
+     or tonumber(tr.process_status) == 70 then
+    return nil, "refunded or cancelled"
+  end
+  local refunded, out = refunded_oids(t, tr.tid), {}
+  for _, l in ipairs(tr.lines) do
+    if not l._shipped and not refunded[l.oid] and (tonumber(l.refund_status) or 0) < 2 then out[#out + 1] = l end
+  end
+  if #out == 0 then return nil, "nothing left to ship (shipped or refunded)" end
+  return out
+end
+
+local function add_row(t, tr, lines, whole)
+  local s, q = state.s, t.logistics
+  s.seq_logistics = s.seq_logistics + 1
+  local i = s.seq_logistics
+  local co = LOGISTICS[i % #LOGISTICS + 1]
+  local oids = {}
+  for k, l in ipairs(lines) do oids[k] = l.oid; l._shipped = true end
+  local row = {
+    sync_id = state.SYNC_ID_BASE + i, tid = tr.tid,
+    logistics_no = ("%s%012d"):format(co[1], 990000000000 + i), logistics_code = co[1],
+    logistics_name = co[2], is_part_sync = whole and 0 or 1,
+    oids = whole and "" or table.concat(oids, ","), trade_id = tr.trade_id,
+    platform_id = OWN_PLATFORM, created = stamp(ngx.time()), shop_no = tr.shop_no,
+  }
+  q.rows[#q.rows + 1] = row
+  q.by_id[row.sync_id] = row
+  q.size = q.size + 1
+  tr.modified = ngx.time()
+  return row.sync_id
+end
+
+-- Ship one trade: one row, or two (first line, then the rest) for three lines or more.
+local function ship(t, tr, lines, out)
+  local all = #lines == #tr.lines
+  if #lines >= 3 then
+    out[#out + 1] = add_row(t, tr, { lines[1] }, false)
+    local rest = {}
+    for k = 2, #lines do rest[#rest + 1] = lines[k] end
+    out[#out + 1] = add_row(t, tr, rest, false)
+  else
+    out[#out + 1] = add_row(t, tr, lines, all)
+  end
+end
+
+-- POST /__emulator/ship {sid?, count=N | tids=[...]} -> {ok, shipped=[sync_id...], skipped=[{tid, reason}]}
+function M.ship(t, v)
+  local shipped, skipped = json.array(), json.array()
+  if v.tids ~= nil then
+    if not json.is_array(v.tids) then return nil, "tids must be a list" end
+    for _, tid in ipairs(v.tids) do
+      local tr = t.raw_trades[tid]
+      local lines, why = tr and shippable(t, tr)
+      if not tr then why = "not pushed" end
+      if lines then ship(t, tr, lines, shipped)
+      else skipped[#skipped + 1] = { tid = tid, reason = why } end
+    end
+  else
+    local n = v.count
+    if type(n) ~= "number" or n < 0 or n ~= floor(n) then return nil, "count (a whole number) or tids is required" end
+    local list = {}
+    for _, tr in pairs(t.raw_trades) do list[#list + 1] = tr end
+    table.sort(list, function(a, b) return a.trade_id < b.trade_id end)
+    local done = 0
+    for _, tr in ipairs(list) do
+      if done >= n then break end
+      local lines = shippable(t, tr)
+      if lines then ship(t, tr, lines, shipped); done = done + 1 end
+    end
+  end
+  return { ok = true, shipped = shipped, skipped = skipped }
+end
+
+-- POST /__emulator/stock {sid?, count=N | goods=[{goods_id, spec_id, stock?}]}: the stock
+-- of uploaded goods changes; they enter the wait list (new cursor, new stock_change_count).
+function M.stock(t, v)
+  local q, s, changed = t.stock, state.s, json.array()
+  local function change(g, stock)
+    for i, x in ipairs(q.goods) do if x == g then table.remove(q.goods, i) break end end
+    s.cursor = s.cursor + 1
+    g.cursor = s.cursor
+    q.goods[#q.goods + 1] = g                 -- the wait list is read in cursor order
+    g.stock_change_count = g.stock_change_count + 1
+    g.syn_stock = stock or (g.syn_stock + 7) % 500
+    if not g.pending then g.pending = true; q.size = q.size + 1 end
+    changed[#changed + 1] = g.rec_id
+  end
+  if v.goods ~= nil then
+    if not json.is_array(v.goods) then return nil, "goods must be a list" end
+    for _, x in ipairs(v.goods) do
+      local g = type(x) == "table" and t.api_goods[tostring(x.goods_id) .. "\0" .. tostring(x.spec_id)]
+      if not g then return nil, "not uploaded: " .. json.encode(x) end
+      if x.stock ~= nil and type(x.stock) ~= "number" then return nil, "stock must be a number" end
+      change(g, x.stock)
+    end
+  else
+    local n = v.count
+    if type(n) ~= "number" or n < 0 or n ~= floor(n) then return nil, "count (a whole number) or goods is required" end
+    local list = {}
+    for _, g in pairs(t.api_goods) do if not g.pending then list[#list + 1] = g end end
+    table.sort(list, function(a, b) return a.rec_id < b.rec_id end)
+    for k = 1, math.min(n, #list) do change(list[k]) end
+  end
+  return { ok = true, changed = changed }
+end
+
+-- the counts GET /__emulator/state shows for a tenant
+function M.view(t, out)
+  local c = counted(t)
+  out.raw_trades, out.raw_refunds, out.api_goods = c.raw_trades, c.raw_refunds, c.api_goods
+end
+
+return M

@@ -1,0 +1,262 @@
+-- `wdt push orders|refunds|goods --shop SHOP (FILE.jsonl | - | --source FILE.lua --state STATE)`
+-- Runs client:push_orders / push_refunds / upload_goods (doc/push.md) under a run lock,
+-- one per seller + shop + flow, and prints the summary (text, or JSON with --json).
+-- Exit codes as `wdt sync`: 0 every item taken, 1 some refused / invalid / unreported /
+-- given up (listed) or the source failed, 2 usage, 3 no valid answer, 130 interrupted.
+local args = require "wdt.cli.args"
+local config = require "wdt.cli.config"
+local output = require "wdt.cli.output"
+local help = require "wdt.cli.help"
+
+local push_cli = {}
+local usage, one_line = args.usage, output.one_line
+
+local FLOW_FN = { orders = "push_orders", refunds = "push_refunds", goods = "upload_goods" }
+local WHAT = { orders = "orders", refunds = "refunds", goods = "goods" }
+local KEY_NAME = { orders = "tid", refunds = "refund_no", goods = "goods_id/spec_id" }
+
+for name, takes in pairs({ source = true, state = true, ["max-tries"] = true }) do
+  args.option_takes_value[name] = takes
+end
+args.command_options.push = {}
+for _, flow in ipairs({ "orders", "refunds", "goods" }) do
+  args.command_options["push " .. flow] = { shop = true, batch = true, json = true, source = true,
+                                            state = true, ["max-tries"] = true }
+end
+
+help.push = [[
+Usage: wdt push orders|refunds|goods --shop SHOP FILE.jsonl
+       wdt push orders|refunds|goods --shop SHOP -            (JSON lines on stdin)
+       wdt push orders|refunds|goods --shop SHOP --source FILE.lua --state STATE
+
+Pushes the platform's orders (sales.RawTrade.pushSelf2), refunds
+(aftersales.refund.RawRefund.upload2) or goods (goods.ApiGoods.upload) into the ERP.
+Every item is checked before sending; the summary puts each in one bucket: new, changed,
+failed (refused by the ERP, with its message), invalid (not sent: field and reason),
+unreported (sent, outcome unknown: safe to push again).
+
+  FILE.jsonl        one item per line, a JSON object; an order carries its lines under "orders"
+  --source FILE.lua FILE returns function(cursor) return items, next_cursor end; wdt pulls
+                    until it gets no items
+  --state STATE     the resumable state (cursor, failed and unreported items to retry)
+  --max-tries N     attempts before a failed item is given up (default 5)
+  --batch N         items per call (1..100, default 100)
+  --json            print the summary as JSON
+
+One run at a time per seller, shop and flow (a lock file next to STATE, or in $TMPDIR).
+Exit codes: 0 all taken, 1 some refused/invalid/unreported/given up or the source failed,
+            2 usage error, 3 network failure, 130 interrupted.
+]]
+help.push_orders, help.push_refunds, help.push_goods = help.push, help.push, help.push
+
+-- The run lock. One small function: the integrator switches it to the shared lock layer.
+local function take_lock(path)
+  return require("wdt.store").lock(path)
+end
+
+local function lock_path(env, state, sid, shop, flow)
+  local dir = state and (state:match("^(.*)/[^/]*$") or ".") or env.TMPDIR or "/tmp"
+  if dir == "" then dir = "/" end
+  local name = ("wdt-push.%s.%s.%s.lock"):format(sid, shop, flow):gsub("[^%w%._%-]", "_")
+  return dir .. "/" .. name
+end
+
+local function load_source(path)
+  local chunk, err = loadfile(path)
+  if not chunk then usage("cannot load the source: %s", one_line(err)) end
+  local ok, fn = pcall(chunk)
+  if not ok then usage("the source file raised an error: %s", one_line(fn)) end
+  if type(fn) ~= "function" then
+    usage("the source file %s must return a function (it returned %s)", path, type(fn))
+  end
+  return fn
+end
+
+-- JSON lines from a file or stdin: an iterator of items; lines that are not a JSON object
+-- are kept in `bad` ({line, reason}) and merged into the summary as invalid.
+local function json_lines(ctx, path)
+  local f
+  if path == "-" then f = ctx.streams.stdin or io.stdin
+  else
+    local err
+    f, err = io.open(path, "rb")
+    if not f then usage("cannot read %s", one_line(err)) end
+  end
+  local json = require("wdt").json
+  local bad, line_of, n, read = {}, {}, 0, 0
+  local function next_item()
+    while true do
+      local line = f:read("*l")
+      if line == nil then
+        if path ~= "-" then f:close() end
+        return nil
+      end
+      n = n + 1
+      if line:match("%S") then
+        local v, err = json.safe.decode(line)
+        if type(v) == "table" and getmetatable(v) == nil then
+          read = read + 1
+          line_of[read] = n
+          return v
+        end
+        bad[#bad + 1] = { line = n, reason = v == nil and err or "not a JSON object" }
+      end
+    end
+  end
+  return next_item, bad, line_of
+end
+
+local function key_text(k)
+  if k == nil then return "?" end
+  return (tostring(k):gsub("%z", "/"))
+end
+
+local function merge_bad(s, bad, line_of)
+  for _, x in ipairs(s.invalids) do x.line = line_of[x.index] end
+  for _, b in ipairs(bad) do
+    s.read, s.invalid = s.read + 1, s.invalid + 1
+    s.invalids[#s.invalids + 1] = { line = b.line, field = "(line)", reason = "not JSON: " .. b.reason }
+  end
+end
+
+local MAX_LISTED = 20
+
+function push_cli.summary_text(flow, s)
+  local out = {}
+  local function add(fmt, ...) out[#out + 1] = fmt:format(...) end
+  add("%s push to shop %s: %d read, %d call(s)", flow, s.shop_no, s.read, s.calls)
+  for _, b in ipairs({ "new", "changed", "failed", "invalid", "unreported" }) do
+    add("  %-11s %d", b, s[b])
+  end
+  if s.retried then
+    add("  %-11s %d (from earlier runs)", "retried", s.retried)
+    add("  %-11s %d (already settled before an interruption)", "skipped", s.skipped)
+    add("  %-11s %d (kept in the state for the next run)", "pending", s.pending or 0)
+    add("  %-11s %d", "given up", #s.given_up)
+  end
+  if (s.elapsed or 0) > 0 then add("  %-11s %.1fs (%.0f %s/s)", "elapsed", s.elapsed, s.read / s.elapsed, WHAT[flow]) end
+  local function list(title, items, f)
+    if not items or #items == 0 then return end
+    add("%s (%d):", title, #items)
+    for i = 1, math.min(#items, MAX_LISTED) do add("  %s", one_line(f(items[i]))) end
+    if #items > MAX_LISTED then add("  ... and %d more", #items - MAX_LISTED) end
+  end
+  local kn = KEY_NAME[flow]
+  list("refused by the ERP", s.failures, function(x) return ("%s %s: %s"):format(kn, key_text(x.key), x.error) end)
+  list("invalid (not sent)", s.invalids, function(x)
+    local where = x.line and ("line " .. x.line) or ("item " .. tostring(x.index))
+    if x.key then where = where .. (" (%s %s)"):format(kn, key_text(x.key)) end
+    return ("%s: %s: %s"):format(where, x.field, x.reason)
+  end)
+  list("unreported (outcome unknown; pushed again on the next run)", s.unreported_items,
+       function(x) return ("%s %s: %s"):format(kn, key_text(x.key), x.error) end)
+  list("given up", s.given_up, function(x)
+    return ("%s %s after %d tries: %s"):format(kn, key_text(x.key), x.tries, tostring(x.error))
+  end)
+  list("answers that did not add up", s.anomalies, function(x) return x end)
+  return table.concat(out, "\n") .. "\n"
+end
+
+function push_cli.summary_json(flow, s)
+  local wdt = require "wdt"
+  local function strip(list, fields)
+    local out = wdt.array()
+    for i, x in ipairs(list or {}) do
+      local o = {}
+      for _, f in ipairs(fields) do
+        local v = x[f]
+        if f == "key" then v = x.key ~= nil and key_text(x.key) or nil end
+        o[f] = v
+      end
+      out[i] = o
+    end
+    return out
+  end
+  local anomalies = wdt.array()
+  for i, a in ipairs(s.anomalies) do anomalies[i] = a end
+  local j = {
+    flow = flow, method = s.method, shop_no = s.shop_no, read = s.read, calls = s.calls,
+    new = s.new, changed = s.changed, failed = s.failed, invalid = s.invalid,
+    unreported = s.unreported, elapsed = s.elapsed,
+    failures = strip(s.failures, { "key", "error" }),
+    invalids = strip(s.invalids, { "index", "line", "key", "field", "reason" }),
+    unreported_items = strip(s.unreported_items, { "key", "error" }),
+    anomalies = anomalies,
+  }
+  if s.retried then
+    j.retried, j.skipped, j.pages, j.pending = s.retried, s.skipped, s.pages, s.pending or 0
+    j.given_up = strip(s.given_up, { "key", "tries", "error" })
+    j.cursor = s.cursor
+  end
+  return j
+end
+
+local function exit_code(err)
+  if err.kind == "interrupted" then return 130 end
+  if err.kind == "api" or err.kind == "source" or err.kind == "state" or err.kind == "locked" then return 1 end
+  return 3
+end
+
+local function run(ctx, flow, opts, words)
+  if not opts.shop or opts.shop == "" then usage("'--shop SHOP' is required") end
+  local input = words[3]
+  if #words > 3 then usage("unexpected argument '%s'", words[4]) end
+  local popts = { shop_no = opts.shop, batch = args.int_option(opts, "batch", 1, 100, nil) }
+  local bad, line_of = {}, {}
+  if opts.source then
+    if input then usage("give FILE.jsonl or --source, not both") end
+    if not opts.state then usage("'--source' needs '--state STATE'") end
+    popts.source = load_source(opts.source)
+    popts.state = require("wdt.store").file(opts.state)
+    popts.max_tries = args.int_option(opts, "max-tries", 1, 1000, nil)
+  else
+    if not input then usage("'wdt push %s' needs FILE.jsonl, '-' or --source FILE.lua", flow) end
+    if opts.state or opts["max-tries"] then usage("'--state' and '--max-tries' go with '--source'") end
+    popts[flow], bad, line_of = json_lines(ctx, input)
+  end
+  local c = config.credentials(opts, ctx.env)
+  local lock, lerr = take_lock(lock_path(ctx.env, opts.state, c.sid, opts.shop, flow))
+  if not lock then
+    ctx.err("wdt: " .. one_line(lerr.message or tostring(lerr)) .. "\n")
+    return exit_code(lerr)
+  end
+  local client = config.new_client(opts, ctx.env)
+  local draw, finish = output.progress_drawer(ctx, flow)
+  popts.on_progress = draw and function(s)
+    draw({ read = s.read, failed = s.failed, deferred = s.unreported, elapsed = s.elapsed })
+  end
+  local summary, err = client[FLOW_FN[flow]](client, popts)
+  client:close()
+  lock:release()
+  local s = summary or (err and err.summary)
+  if finish then finish() end
+  if s then
+    merge_bad(s, bad, line_of)
+    if opts.json then
+      ctx.out(require("wdt").json.encode(push_cli.summary_json(flow, s)) .. "\n")
+    else
+      ctx.out(push_cli.summary_text(flow, s))
+    end
+  end
+  if not summary then
+    ctx.err(one_line(tostring(err)) .. "\n")
+    return exit_code(err)
+  end
+  if s.failed > 0 or s.invalid > 0 or s.unreported > 0 or #(s.given_up or {}) > 0 then return 1 end
+  return 0
+end
+
+function push_cli.command(ctx, opts, words)
+  local flow = words[2]
+  if flow == nil then
+    args.check_allowed(opts, "push")
+    if opts.help then ctx.out(help.push) return 0 end
+    usage("'wdt push' needs 'orders', 'refunds' or 'goods'")
+  end
+  if not FLOW_FN[flow] then usage("unknown push '%s' (orders, refunds or goods)", flow) end
+  args.check_allowed(opts, "push " .. flow)
+  if opts.help then ctx.out(help.push) return 0 end
+  return run(ctx, flow, opts, words)
+end
+
+return push_cli
