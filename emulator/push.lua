@@ -152,7 +152,7 @@ local function copy_fields(dst, src)
 end
 
 local function counted(t)
-  t._push_counts = t._push_counts or { raw_trades = 0, raw_refunds = 0, api_goods = 0 }
+  t._push_counts = t._push_counts or { raw_trades = 0, raw_refunds = 0, api_goods = 0, trades_updated = 0 }
   return t._push_counts
 end
 
@@ -237,6 +237,7 @@ local function push_trades(t, args, _, sid)
       rec.lines = {}
       if old then
         chg = chg + 1
+        counted(t).trades_updated = counted(t).trades_updated + 1
         rec.trade_id, rec.created = old.trade_id, old.created
         for _, ol in ipairs(old.lines) do oid_owner[ol.oid] = nil end
       else
@@ -464,6 +465,7 @@ end
 function M.view(t, out)
   local c = counted(t)
   out.raw_trades, out.raw_refunds, out.api_goods = c.raw_trades, c.raw_refunds, c.api_goods
+  out.raw_trades_updated = c.trades_updated     -- pushes of a tid already there
 end
 
 return M

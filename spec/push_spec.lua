@@ -1,0 +1,323 @@
+-- client:push_orders / push_refunds / upload_goods against the emulator: every bucket, the
+-- vendor pages' own example bodies, retried calls, resumable runs, a source that raises,
+-- shipping pushed orders and syncing uploaded goods' stock.
+local wdt = require "wdt"
+local cjson = require "cjson"
+local emulator = require "spec.support.emulator"
+local fixtures = require "spec.support.fixtures"
+local sh = require "spec.support.sh"
+local store = require "wdt.store"
+
+local platform = dofile(sh.repo_root() .. "/examples/sample_platform.lua")
+local SID = fixtures.SID
+
+local CONFIG = {
+  tenants = { { sid = SID, key = fixtures.KEY, secret = fixtures.APPSECRET } },
+  logistics = { [SID] = { pending = 0, shop_no = "s1" } },
+  shops = { [SID] = {
+    { shop_no = "test" }, { shop_no = "LCJ" }, { shop_no = "wdtapi3-test" },
+    { shop_no = "tb1", platform_id = 1 }, { shop_no = "off", is_disabled = true },
+  } },
+}
+
+local function orders(from, to, opts)
+  local list = {}
+  for i = from, to do list[#list + 1] = platform.order(i, opts) end
+  return list
+end
+
+local function tenant(emu) return emu:state().tenants[SID] end
+
+local function control(emu, what, body)
+  local code, raw = emulator.exchange(emu.base .. "/__emulator/" .. what, "POST", cjson.encode(body))
+  return code, cjson.decode(raw)
+end
+
+describe("push", function()
+  local emu, client
+  setup(function()
+    emu = emulator.start { config = CONFIG }
+    client = fixtures.client(emu)
+  end)
+  teardown(function()
+    if client then client:close() end
+    if emu then emu:stop() end
+  end)
+  before_each(function() emu:reset(); emu:faults {} end)
+
+  describe("the vendor pages' example bodies", function()
+    it("pushSelf2's example is accepted as one new order, and again as a change", function()
+      local body = [=[["test",[{"is_auto_wms":false,"post_amount":2,"other_amount":5.2,"discount":1,"platform_cost":0,"cod_amount":"","received":"","tid":"tid-aqyYHjEldp","process_status":10,"trade_status":30,"refund_status":0,"pay_status":2,"order_count":2,"pay_method":2,"trade_time":"2020-03-20 18:24:37","pay_time":"2020-03-20 18:24:37","end_time":"2020-03-20 18:24:37","buyer_nick":"test_openapi","buyer_message":"test_openapi","buyer_email":"test_openapi@gmail.com","buyer_area":"test_area","receiver_name":"receiver_name","receiver_area":"北京 北京市 朝阳区","receiver_address":"春天街道春天花园小区1号楼1单元101","receiver_zip":"014500","receiver_mobile":"15612340987","receiver_telno":"02288888888","invoice_type":0,"invoice_title":"","invoice_content":"","logistics_type":-1,"consign_interval":0,"delivery_term":1,"to_deliver_time":"","pay_id":"","pay_account":"","remark":"","remark_flag":0,"goods_count":6,"receivable":17.6}],[{"tid":"tid-aqyYHjEldp","oid":"tid-aqyYHjEldp-0","order_type":0,"status":30,"refund_status":0,"goods_id":"openapi_gid-0","spec_id":"openapi_sid-0","goods_no":"api_gno-0","spec_no":"api_sno-0","goods_name":"api_gname-0","spec_name":"api_sname-0","num":3,"price":2.5,"adjust_amount":2,"refund_amount":"","discount":0.5,"share_discount":0.2,"total_amount":9,"cid":"","remark":"","json":""},{"tid":"tid-aqyYHjEldp","oid":"tid-aqyYHjEldp-1","order_type":0,"status":30,"refund_status":0,"goods_id":"openapi_gid-1","spec_id":"openapi_sid-1","goods_no":"api_gno-1","spec_no":"api_sno-1","goods_name":"api_gname-1","spec_name":"api_sname-1","num":3,"price":2.5,"adjust_amount":2,"refund_amount":"","discount":0.5,"share_discount":0.2,"total_amount":9,"share_amount":8.8,"cid":"","remark":"","json":""}]]]=]
+      local _, resp = emu:request { method = "sales.RawTrade.pushSelf2", args_json = body }
+      assert.same({ status = 0, data = { new_count = 1, chg_count = 0, error_list = {} } }, resp)
+      -- the same order through wdt: its lines under `orders`, the counts checked
+      local args = wdt.json.decode(body)
+      local trade = args[2][1]
+      trade.orders = args[3]
+      local s = assert(client:push_orders { shop_no = "test", orders = { trade } })
+      assert.same({ 0, 1, 0, 0, 0 }, { s.new, s.changed, s.failed, s.invalid, s.unreported })
+      assert.equal(1, tenant(emu).raw_trades)
+    end)
+
+    it("RawRefund.upload2's example is accepted once its trade was pushed", function()
+      local o = platform.order(1)
+      o.tid, o.orders[1].oid = "TID6NAFAmwYMM", "deb718e2afe5"
+      assert(client:push_orders { shop_no = "LCJ", orders = { o } })
+      local body = [=[["LCJ",[{"refund_no":"lztest","num":1,"tid":"TID6NAFAmwYMM","oid":"deb718e2afe5","type":1,"status":2,"refund_version":"1","refund_amount":1,"actual_refund_amount":1,"title":"test","logistics_name":"","logistics_no":"","buyer_nick":"123444","refund_time":"2020-05-22 09:07:18","is_aftersale":0,"reason":""}]]]=]
+      local _, resp = emu:request { method = "aftersales.refund.RawRefund.upload2", args_json = body }
+      assert.same({ status = 0, data = { new_count = 1, chg_count = 0, error_list = {} } }, resp)
+      local s = assert(client:push_refunds { shop_no = "LCJ", refunds = { wdt.json.decode(body)[2][1] } })
+      assert.same({ 0, 1, 0 }, { s.new, s.changed, s.failed })
+      assert.equal(1, tenant(emu).raw_refunds)
+    end)
+
+    it("ApiGoods.upload's example answers rec_ids", function()
+      local body = [=[[{"goods_list":[{"spec_id":"wdt20240910","goods_no":"wdt20240910","goods_id":"wdt20240910","spec_no":"wdt20240910"},{"spec_id":"wdt202409101","goods_no":"wdt202409101","goods_id":"wdt202409101","spec_no":"wdt202409101"}],"shop_no":"wdtapi3-test"}]]=]
+      local _, resp = emu:request { method = "goods.ApiGoods.upload", args_json = body }
+      assert.equal(0, resp.status)
+      assert.equal(2, #resp.data.rec_ids)
+      local s = assert(client:upload_goods { shop_no = "wdtapi3-test", goods = wdt.json.decode(body)[1].goods_list })
+      assert.same({ 0, 2, 0, 0, 0 }, { s.new, s.changed, s.failed, s.invalid, s.unreported })
+      assert.equal(2, tenant(emu).api_goods)
+    end)
+  end)
+
+  describe("buckets", function()
+    it("new, then changed on a second push, in batches of at most 100", function()
+      local list = orders(1, 250)
+      local s = assert(client:push_orders { shop_no = "s1", orders = list })
+      assert.same({ 250, 0, 0, 0, 0, 3 }, { s.new, s.changed, s.failed, s.invalid, s.unreported, s.calls })
+      local seen = 0
+      s = assert(client:push_orders { shop_no = "s1", batch = 50,
+        orders = function() seen = seen + 1 return list[seen] end })   -- an iterator
+      assert.same({ 0, 250, 5 }, { s.new, s.changed, s.calls })
+      local t = tenant(emu)
+      assert.equal(250, t.raw_trades)
+      assert.equal(250, t.raw_trades_updated)
+    end)
+
+    it("invalid: checked before sending, with the field and reason, never sent", function()
+      local list = orders(1, 6)
+      list[2].receiver_mobile = nil
+      list[3].orders[1].num = "three"
+      list[4].order_count = 9
+      list[5].goods_count = 100
+      list[6].pay_method = 99
+      list[7] = "not a table"
+      local s = assert(client:push_orders { shop_no = "s1", orders = list })
+      assert.same({ 1, 6 }, { s.new, s.invalid })
+      local got = {}
+      for _, x in ipairs(s.invalids) do got[#got + 1] = x.index .. " " .. x.field end
+      assert.same({ "2 receiver_mobile", "3 orders[1].num", "4 order_count", "5 goods_count",
+                    "6 pay_method", "7 (item)" }, got)
+      assert.matches("required", s.invalids[1].reason)
+      assert.equal(1, tenant(emu).raw_trades)
+      assert.is_nil(list[1].order_count, "the caller's table is left alone")
+    end)
+
+    it("failed: error_list matched back by tid, with the ERP's message", function()
+      local list = orders(1, 4)
+      list[2].trade_time = "2099-01-01 00:00:00"                -- in the future
+      list[3].orders[1].oid = list[1].orders[1].oid             -- an oid of another order
+      local s = assert(client:push_orders { shop_no = "s1", orders = list })
+      assert.same({ 2, 2 }, { s.new, s.failed })
+      assert.equal(list[2].tid, s.failures[1].key)
+      assert.matches("下单时间非法", s.failures[1].error)
+      assert.equal(list[3].tid, s.failures[2].key)
+      assert.matches("重复", s.failures[2].error)
+      assert.equal(2, tenant(emu).raw_trades)
+    end)
+
+    it("failed as a whole: a shop that is not self-owned, or does not exist", function()
+      local s = assert(client:push_orders { shop_no = "tb1", orders = orders(1, 3) })
+      assert.same({ 0, 3 }, { s.new, s.failed })
+      assert.matches("店铺平台不是自有平台", s.failures[1].error)
+      s = assert(client:push_refunds { shop_no = "off", refunds = { platform.refund(platform.order(1)) } })
+      assert.matches("店铺编号不存在或已停用", s.failures[1].error)
+      s = assert(client:upload_goods { shop_no = "nope", goods = platform.catalog() })
+      assert.equal(platform.GOODS, s.failed)
+    end)
+
+    it("unreported: no answer after the client's retries stops the run", function()
+      emu:faults { mode = "reset", count = 100 }
+      local s, err = client:push_orders { shop_no = "s1", batch = 10, orders = orders(1, 30) }
+      assert.is_nil(s)
+      assert.equal("network", err.kind)
+      local sum = err.summary
+      assert.same({ 10, 10, 0 }, { sum.read, sum.unreported, sum.new })
+      assert.matches("10 item%(s%) left unreported", err.message)
+    end)
+
+    it("unreported: an answer whose counts do not add up", function()
+      emu:faults { mode = "no_data", count = 1 }
+      local s = assert(client:push_orders { shop_no = "s1", orders = orders(1, 5) })
+      assert.same({ 0, 5 }, { s.new, s.unreported })
+      assert.equal(1, #s.anomalies)
+      s = assert(client:push_orders { shop_no = "s1", orders = orders(1, 5) })   -- pushed again: safe
+      assert.same({ 0, 5 }, { s.new, s.changed })
+      assert.equal(5, tenant(emu).raw_trades)
+    end)
+
+    it("a retried call (HTTP 500, then a reset) creates nothing twice", function()
+      emu:faults { { mode = "http_500", count = 1 }, { mode = "reset", count = 1 } }
+      local s = assert(client:push_orders { shop_no = "s1", orders = orders(1, 20) })
+      assert.same({ 20, 0, 0 }, { s.new, s.unreported, s.failed })
+      assert.equal(20, tenant(emu).raw_trades)
+    end)
+
+    it("the same tid twice goes in two calls, the later version last", function()
+      local a, b = platform.order(1), platform.order(1)
+      b.remark = "second"
+      local s = assert(client:push_orders { shop_no = "s1", orders = { a, platform.order(2), b } })
+      assert.same({ 2, 1, 2 }, { s.new, s.changed, s.calls })
+    end)
+
+    it("refunds and goods: every item in one bucket", function()
+      local o = platform.order(1, { lines = 2 })
+      assert(client:push_orders { shop_no = "s1", orders = { o } })
+      local bad = platform.refund(o, 2)
+      bad.type = nil
+      local stray = platform.refund(platform.order(99))
+      local s = assert(client:push_refunds { shop_no = "s1", refunds = { platform.refund(o, 1), bad, stray } })
+      assert.same({ 1, 0, 1, 1, 0 }, { s.new, s.changed, s.failed, s.invalid, s.unreported })
+      assert.equal("type", s.invalids[1].field)
+      assert.matches("不存在", s.failures[1].error)
+      local goods = platform.catalog()
+      goods[3].spec_id = nil
+      s = assert(client:upload_goods { shop_no = "s1", goods = goods })
+      assert.same({ platform.GOODS - 1, 1 }, { s.changed, s.invalid })
+    end)
+
+    it("raises at once on wrong arguments", function()
+      assert.has_error(function() client:push_orders { orders = {} } end,
+        "bad argument 'shop_no' to 'push_orders' (non-empty string expected, got nil)")
+      assert.has_error(function() client:push_orders { shop_no = "s1", orders = {}, batch = 101 } end)
+      assert.has_error(function() client:push_refunds { shop_no = "s1", orders = {} } end)
+      assert.has_error(function() client:upload_goods { shop_no = "s1", source = function() end } end)
+    end)
+  end)
+
+  describe("closing the loop in the emulator", function()
+    it("ships pushed, non-refunded orders with their tid, oids and trade_id", function()
+      local list = { platform.order(1, { lines = 1 }), platform.order(2, { lines = 3 }),
+                     platform.order(3, { refunded = true }), platform.order(4, { lines = 2 }) }
+      assert(client:push_orders { shop_no = "s1", orders = list })
+      assert(client:push_refunds { shop_no = "s1", refunds = { platform.refund(list[4], 2) } })
+      local code, r = control(emu, "ship", { count = 10 })
+      assert.equal(200, code)
+      assert.equal(4, #r.shipped)      -- P1 whole, P2 in two parts, P4 without its refunded line
+      local rows = {}
+      for page in client:pages("sales.LogisticsSync.getSyncListExt", { page_size = 100 },
+                               { shop_no = "s1", is_own_platform = true }) do
+        for _, row in ipairs(page.rows) do rows[#rows + 1] = row end
+      end
+      local got = {}
+      for _, row in ipairs(rows) do got[#got + 1] = ("%s %d %s"):format(row.tid, row.is_part_sync, row.oids) end
+      assert.same({ "P00000001 0 ", "P00000002 1 P00000002-1", "P00000002 1 P00000002-2,P00000002-3",
+                    "P00000004 1 P00000004-1" }, got)
+      assert.is_true(rows[1].trade_id > 2 ^ 32)
+      code, r = control(emu, "ship", { tids = { "P00000003", "P00000001", "nope" } })
+      assert.same({}, r.shipped)
+      assert.equal(3, #r.skipped)
+      -- the synced-back flow works on them
+      local s = assert(client:sync_logistics { shop_no = "s1", handler = function() return true end })
+      assert.equal(4, s.synced)
+    end)
+
+    it("uploaded goods become the stock sync's goods once their stock changes", function()
+      assert(client:upload_goods { shop_no = "s1", goods = platform.catalog() })
+      local _, r = control(emu, "stock", { goods = { { goods_id = "GID002", spec_id = "SID002", stock = 42 } } })
+      assert.equal(1, #r.changed)
+      _, r = control(emu, "stock", { count = 4 })
+      assert.equal(4, #r.changed)
+      local handled = {}
+      local s = assert(client:sync_stock { handler = function(g)
+        handled[#handled + 1] = g.goods_id .. "/" .. g.spec_id .. "=" .. g.syn_stock
+        return true
+      end })
+      assert.equal(5, s.synced)
+      assert.equal("GID002/SID002=42", handled[1])   -- the wait list is in the order of change
+    end)
+  end)
+
+  describe("resumable", function()
+    local dir
+    before_each(function() dir = sh.tmpdir() end)
+    after_each(function() os.execute("rm -rf " .. sh.quote(dir)) end)
+
+    -- pages of `size` orders from `all`; the cursor is the index of the last one given
+    local function pages_of(all, size)
+      return function(cursor)
+        cursor = cursor or 0
+        local out = {}
+        for i = cursor + 1, math.min(cursor + size, #all) do out[#out + 1] = all[i] end
+        if #out == 0 then return nil end
+        return out, cursor + #out
+      end
+    end
+
+    it("saves the cursor, and a second run pushes nothing again", function()
+      local state = store.file(dir .. "/state.json")
+      local s = assert(client:push_orders { shop_no = "s1", source = pages_of(orders(1, 230), 50), state = state })
+      assert.same({ 230, 0, 5 }, { s.new, s.pending, s.pages })
+      assert.equal(230, state:load().cursor)
+      s = assert(client:push_orders { shop_no = "s1", source = pages_of(orders(1, 230), 50), state = state })
+      assert.same({ 0, 0, 0 }, { s.read, s.calls, s.new })
+    end)
+
+    it("keeps failed orders and retries them, then gives up after max_tries", function()
+      local all = orders(1, 10)
+      all[4].trade_time = "2099-01-01 00:00:00"
+      local state = store.file(dir .. "/state.json")
+      local function run() return assert(client:push_orders { shop_no = "s1", source = pages_of(all, 4),
+                                                              state = state, max_tries = 3 }) end
+      local s = run()
+      assert.same({ 9, 1, 1 }, { s.new, s.failed, s.pending })
+      assert.is_table(state:load().pending[all[4].tid])
+      s = run()
+      assert.same({ 1, 1, 1 }, { s.retried, s.failed, s.pending })
+      s = run()
+      assert.same({ 1, 0, 1 }, { s.retried, s.pending, #s.given_up })
+      assert.equal(all[4].tid, s.given_up[1].key)
+      assert.equal(3, s.given_up[1].tries)
+      s = run()
+      assert.same({ 0, 0 }, { s.retried, s.calls })
+      assert.equal(1, #state:load().given_up)
+    end)
+
+    it("unreported orders are kept and pushed again on the next run", function()
+      local state = store.file(dir .. "/state.json")
+      emu:faults { mode = "no_data", count = 1 }
+      local s = assert(client:push_orders { shop_no = "s1", source = pages_of(orders(1, 8), 100), state = state })
+      assert.same({ 8, 8 }, { s.unreported, s.pending })
+      s = assert(client:push_orders { shop_no = "s1", source = pages_of(orders(1, 8), 100), state = state })
+      -- the ERP had carried out the first call (the fault dropped only its answer)
+      assert.same({ 8, 8, 0, 0 }, { s.retried, s.changed, s.new, s.pending })
+    end)
+
+    it("a source that raises stops the run; nothing is lost and the next run goes on", function()
+      local all = orders(1, 30)
+      local state = store.file(dir .. "/state.json")
+      local pages = pages_of(all, 10)
+      local s, err = client:push_orders { shop_no = "s1", state = state, source = function(cursor)
+        if (cursor or 0) >= 10 then error("platform API down") end
+        return pages(cursor)
+      end }
+      assert.is_nil(s)
+      assert.equal("source", err.kind)
+      assert.matches("platform API down", err.message)
+      assert.equal(10, err.summary.new)
+      assert.equal(10, state:load().cursor)
+      s = assert(client:push_orders { shop_no = "s1", state = state, source = pages })
+      assert.same({ 20, 30 }, { s.new, state:load().cursor })
+      assert.equal(30, tenant(emu).raw_trades)
+    end)
+
+    it("a source that never advances its cursor is stopped", function()
+      local s, err = client:push_orders { shop_no = "s1", state = store.file(dir .. "/s.json"),
+        source = function(c) return orders(1, 2), c end }
+      assert.is_nil(s)
+      assert.matches("same cursor", err.message)
+    end)
+  end)
+end)
