@@ -400,16 +400,17 @@ local function ship(t, tr, lines, out)
   end
 end
 
--- POST /__emulator/ship {sid?, count=N | tids=[...]} -> {ok, shipped=[sync_id...], skipped=[{tid, reason}]}
+-- POST /__emulator/ship {sid?, count=N | tids=[...]}
+--   -> {ok, shipped=[sync_id...], trades=N (trades shipped), skipped=[{tid, reason}] (tids only)}
 function M.ship(t, v)
-  local shipped, skipped = json.array(), json.array()
+  local shipped, skipped, trades = json.array(), json.array(), 0
   if v.tids ~= nil then
     if not json.is_array(v.tids) then return nil, "tids must be a list" end
     for _, tid in ipairs(v.tids) do
       local tr = t.raw_trades[tid]
       local lines, why = tr and shippable(t, tr)
       if not tr then why = "not pushed" end
-      if lines then ship(t, tr, lines, shipped)
+      if lines then ship(t, tr, lines, shipped); trades = trades + 1
       else skipped[#skipped + 1] = { tid = tid, reason = why } end
     end
   else
@@ -422,10 +423,10 @@ function M.ship(t, v)
     for _, tr in ipairs(list) do
       if done >= n then break end
       local lines = shippable(t, tr)
-      if lines then ship(t, tr, lines, shipped); done = done + 1 end
+      if lines then ship(t, tr, lines, shipped); done = done + 1; trades = trades + 1 end
     end
   end
-  return { ok = true, shipped = shipped, skipped = skipped }
+  return { ok = true, shipped = shipped, skipped = skipped, trades = trades }
 end
 
 -- POST /__emulator/stock {sid?, count=N | goods=[{goods_id, spec_id, stock?}]}: the stock

@@ -1,21 +1,24 @@
 #!/bin/sh
-# The demo behind `make demo`: the logistics sync loop against the local emulator.
+# The demo behind `make demo`: the whole own-platform cycle against the local emulator.
 #
-#   1. starts bin/wdt-emulator on a free loopback port with the demo tenant and 2,000
-#      shipments waiting to be reported;
-#   2. runs `bin/wdt sync logistics` with examples/handler.lua, which pretends to push each
-#      shipment to your platform and fails or defers a few on purpose (progress on stderr
-#      when it is a terminal, then the summary);
-#   3. asks the emulator for its state and checks that what the ERP recorded matches the
-#      summary, and that the queue holds exactly the deferred shipments;
-#   4. stops the emulator (also on failure or Ctrl-C).
+#   1. generates a sample platform's orders as JSON lines (examples/sample_platform.lua:
+#      2,000 orders, a few broken on purpose, a few refunded before shipping), its refunds
+#      and its goods catalog;
+#   2. starts bin/wdt-emulator on a free loopback port (the demo tenant, shop s1);
+#   3. pushes the orders and the refunds (`wdt push`), ships every pushed order that was not
+#      refunded (POST /__emulator/ship: what the warehouse does in the ERP), and reports the
+#      shipments back with `wdt sync logistics` and examples/handler.lua;
+#   4. uploads the goods (`wdt push goods`), changes their stock in the ERP
+#      (POST /__emulator/stock) and syncs it with `wdt sync stock`;
+#   5. checks that every order is accounted for at each step, against the emulator's state;
+#   6. stops the emulator (also on failure or Ctrl-C).
 #
 # Needs `make build` first (the Makefile's demo target does it). Run from anywhere.
 set -eu
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 LUA=${LUA:-lua5.4}
-SID=apidevnew2 KEY=test2-xx APPSECRET=12345:abcde SHOP=s1 PENDING=${WDT_DEMO_PENDING:-2000}
+SID=apidevnew2 KEY=test2-xx APPSECRET=12345:abcde SHOP=s1 ORDERS=${WDT_DEMO_ORDERS:-2000}
 
 say() { printf '\n== %s\n' "$*"; }
 die() { printf 'demo: %s\n' "$*" >&2; exit 1; }
@@ -34,18 +37,23 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM HUP
+started=$(date +%s)
 
 # A free port: bind port 0 and read what the kernel gave.
 port=$("$LUA" -e 'local s = assert(require("socket").bind("127.0.0.1", 0)); local _, p = s:getsockname(); s:close(); io.write(p)')
 [ -n "$port" ] || die "could not find a free port"
 
+say "generating the sample platform's data: $ORDERS orders, their refunds, the goods catalog"
+"$LUA" "$root/examples/sample_platform.lua" "$tmp" "$ORDERS"
+wc -l "$tmp/orders.jsonl" "$tmp/refunds.jsonl" "$tmp/goods.jsonl" | sed "s|$tmp/||"
+
 cat > "$tmp/emulator.json" <<JSON
 {"tenants":[{"sid":"$SID","key":"$KEY","secret":"$APPSECRET"}],
- "logistics":{"$SID":{"pending":$PENDING,"shop_no":"$SHOP"}},
+ "logistics":{"$SID":{"pending":0,"shop_no":"$SHOP"}},
  "stock":{"$SID":{"pending":0}}}
 JSON
 
-say "starting the emulator on port $port with $PENDING shipments waiting for shop $SHOP"
+say "starting the emulator on port $port (shop $SHOP, self-owned platform, empty queues)"
 "$root/bin/wdt-emulator" --port "$port" --config "$tmp/emulator.json" >"$tmp/emulator.out" 2>"$tmp/emulator.err" &
 emu_pid=$!
 i=0
@@ -60,45 +68,118 @@ until grep -q "listening on" "$tmp/emulator.out" 2>/dev/null; do
   sleep 0.1
 done
 cat "$tmp/emulator.out"
+base="http://127.0.0.1:$port"
 
-export WDT_URL="http://127.0.0.1:$port/openapi" WDT_SID="$SID" WDT_KEY="$KEY" WDT_SECRET="$APPSECRET"
-export WDT_DEMO_LATENCY_MS=${WDT_DEMO_LATENCY_MS:-1}   # each pretend push takes 1 ms
+export WDT_URL="$base/openapi" WDT_SID="$SID" WDT_KEY="$KEY" WDT_SECRET="$APPSECRET"
+export WDT_DEMO_LATENCY_MS=${WDT_DEMO_LATENCY_MS:-1}   # each pretend platform call takes 1 ms
+
+# run NAME COMMAND...: the command's stdout in $tmp/NAME.txt, printed unless it is JSON;
+# exit 0 or 1 (1: something refused or invalid, listed) is expected, others are not
+run() {
+  name=$1; shift
+  set +e
+  "$@" >"$tmp/$name.txt"
+  rc=$?
+  set -e
+  case "$*" in *--json*) ;; *) cat "$tmp/$name.txt" ;; esac
+  [ "$rc" -le 1 ] || die "$* exited with $rc"
+}
+# summary FILE FORMAT FIELD...: one line from a JSON summary
+summary() {
+  file=$1; shift
+  "$LUA" -e 'local s = require("cjson").decode(io.read("a"))
+local fmt, out = arg[1], {}
+for i = 2, #arg do local v = s[arg[i]] out[#out + 1] = type(v) == "table" and #v or math.tointeger(v) or v end
+print(fmt:format(table.unpack(out)))' /dev/null "$@" <"$file"
+}
+
+say "wdt push orders --shop $SHOP orders.jsonl"
+run push_orders "$root/bin/wdt" push orders --shop "$SHOP" "$tmp/orders.jsonl"
+
+say "the same file again (a re-run after a crash would do this): the ERP updates, creates nothing"
+run push_orders_again "$root/bin/wdt" push orders --shop "$SHOP" --json "$tmp/orders.jsonl"
+summary "$tmp/push_orders_again.txt" "orders: %d read: %d new, %d changed, %d invalid" read new changed invalid
+
+say "wdt push refunds --shop $SHOP refunds.jsonl"
+run push_refunds "$root/bin/wdt" push refunds --shop "$SHOP" "$tmp/refunds.jsonl"
+
+say "the warehouse ships every pushed order that was not refunded (POST /__emulator/ship)"
+curl -fsS -X POST -d "{\"count\":$ORDERS}" "$base/__emulator/ship" >"$tmp/ship.json" || die "ship failed"
+summary "$tmp/ship.json" "%d orders shipped in %d shipments (three lines or more ship in two parts)" trades shipped
 
 say "wdt sync logistics --shop $SHOP --handler examples/handler.lua"
-set +e
-"$root/bin/wdt" sync logistics --shop "$SHOP" --handler "$root/examples/handler.lua" >"$tmp/summary.txt"
-rc=$?
-set -e
-cat "$tmp/summary.txt"
-[ "$rc" -eq 0 ] || die "wdt sync logistics exited with $rc"
+run sync_logistics "$root/bin/wdt" sync logistics --shop "$SHOP" --json --handler "$root/examples/handler.lua"
+summary "$tmp/sync_logistics.txt" "logistics sync: %d shipments read: %d synced, %d failed, %d deferred" read synced failed deferred
 
-say "checking the ERP's side (GET /__emulator/state)"
-curl -fsS "http://127.0.0.1:$port/__emulator/state" >"$tmp/state.json" || die "cannot read the emulator's state"
-"$LUA" - "$tmp/summary.txt" "$tmp/state.json" "$SID" "$PENDING" <<'LUA'
+say "wdt push goods --shop $SHOP goods.jsonl; the ERP's stock of every good changes"
+run push_goods "$root/bin/wdt" push goods --shop "$SHOP" --json "$tmp/goods.jsonl"
+summary "$tmp/push_goods.txt" "goods upload: %d read: %d taken, %d failed, %d invalid" read changed failed invalid
+curl -fsS -X POST -d '{"count":100000}' "$base/__emulator/stock" >"$tmp/stock.json" || die "stock change failed"
+summary "$tmp/stock.json" "%d goods now wait for a stock sync" changed
+
+say "wdt sync stock --handler examples/stock_handler.lua"
+run sync_stock "$root/bin/wdt" sync stock --json --handler "$root/examples/stock_handler.lua"
+summary "$tmp/sync_stock.txt" "stock sync: %d goods read: %d synced, %d failed, %d deferred" read synced failed deferred
+
+# ---- scan-reconcile (issue 13): `wdt scan` reads back what changed in the ERP and checks it
+# ---- against the platform's files. Its step and its rows in the table below go here.
+
+say "checking every order at each step against the ERP's side (GET /__emulator/state)"
+curl -fsS "$base/__emulator/state" >"$tmp/state.json" || die "cannot read the emulator's state"
+"$LUA" - "$tmp" "$SID" "$ORDERS" <<'LUA'
 local cjson = require "cjson"
-local function slurp(p) local f = assert(io.open(p)) local s = f:read("a") f:close() return s end
-local summary, state, sid = slurp(arg[1]), cjson.decode(slurp(arg[2])), arg[3]
-local function count(name) return math.tointeger(tonumber(summary:match("\n%s*" .. name .. "%s+(%d+)\n"))) end
-local q = {}
-for k, v in pairs(state.tenants[sid].logistics) do q[k] = math.tointeger(v) or v end
+local dir, sid, total = arg[1], arg[2], tonumber(arg[3])
+local function load(name)
+  local f = assert(io.open(dir .. "/" .. name)) local s = f:read("a") f:close() return cjson.decode(s)
+end
+local function int(v) return math.tointeger(v) or v end
+local function ints(t) for k, v in pairs(t) do t[k] = int(v) end return t end
+local again, ship = ints(load("push_orders_again.txt")), load("ship.json")
+-- a push's counts, from its text summary
+local function counts(name)
+  local f = assert(io.open(dir .. "/" .. name)) local text = f:read("a") f:close()
+  local c = { read = tonumber(text:match(": (%d+) read")) }
+  for _, b in ipairs({ "new", "changed", "failed", "invalid", "unreported" }) do
+    c[b] = tonumber(text:match("\n  " .. b .. " +(%d+)"))
+  end
+  return c
+end
+local first, pr = counts("push_orders.txt"), counts("push_refunds.txt")
+local sl, pg, ss = ints(load("sync_logistics.txt")), ints(load("push_goods.txt")), ints(load("sync_stock.txt"))
+local st = ints(load("state.json").tenants[sid])
+ship.trades = int(ship.trades)
+local lq, sq = ints(st.logistics), ints(st.stock)
+local refunded_orders = math.floor(total / 250)       -- every 250th order, by design
+local refunded_in_erp = refunded_orders - ((total % 400 == 0 and total % 250 == 0) and 1 or 0)
 local checks = {
-  { "synced shipments the ERP recorded as synced", count("synced"), q.acked },
-  { "failed shipments the ERP recorded as failed", count("failed"), q.failed },
-  { "deferred shipments still waiting in the queue", count("deferred"), q.size },
-  { "deferred outcomes the ERP recorded", count("deferred"), q.kept },
-  { "shipments refused by the ERP", count("refused"), 0 },
-  { "shipments accounted for (synced + failed + waiting)", tonumber(arg[4]),
-    math.tointeger(q.acked + q.failed + q.size) },
+  { "orders read = lines in orders.jsonl", first.read, total },
+  { "orders read = new + changed + failed + invalid + unreported", first.read,
+    first.new + first.changed + first.failed + first.invalid + first.unreported },
+  { "orders new = trades in the ERP", first.new, int(st.raw_trades) },
+  { "pushed again: none new", again.new, 0 },
+  { "pushed again: changed = orders in the ERP", again.changed, int(st.raw_trades) },
+  { "pushed again: the ERP updated them, created none", int(st.raw_trades_updated), again.changed },
+  { "refunds read = new + changed + failed + invalid + unreported", pr.read,
+    pr.new + pr.changed + pr.failed + pr.invalid + pr.unreported },
+  { "refunds new = refunds in the ERP", pr.new, int(st.raw_refunds) },
+  { "orders in the ERP = shipped + refunded", int(st.raw_trades), ship.trades + refunded_in_erp },
+  { "shipments = synced + failed + deferred", #ship.shipped, sl.synced + sl.failed + sl.deferred },
+  { "shipments synced = the ERP's acked", sl.synced, int(lq.acked) },
+  { "shipments failed = the ERP's failed", sl.failed, int(lq.failed) },
+  { "shipments deferred = still in the ERP's queue", sl.deferred, int(lq.size) },
+  { "goods read = taken + invalid + failed", pg.read, pg.changed + pg.invalid + pg.failed },
+  { "goods taken = platform goods in the ERP", pg.changed, int(st.api_goods) },
+  { "stock syncs = synced + failed + deferred", pg.changed, ss.synced + ss.failed + ss.deferred },
+  { "stock synced = the ERP's synced", ss.synced, int(sq.synced) },
+  { "stock failed = the ERP's failed", ss.failed, int(sq.failed) },
 }
 local ok = true
 for _, c in ipairs(checks) do
   local good = c[2] ~= nil and c[2] == c[3]
   ok = ok and good
-  print(("  %-52s summary %-5s emulator %-5s %s"):format(c[1], tostring(c[2]), tostring(c[3]),
-        good and "ok" or "MISMATCH"))
+  print(("  %-60s %5s %5s  %s"):format(c[1], tostring(c[2]), tostring(c[3]), good and "ok" or "MISMATCH"))
 end
-print(("  queue now: %d shipment(s) waiting"):format(#q.pending))
 os.exit(ok and 0 or 1)
 LUA
 
-say "demo done: every shipment was reported once; the deferred ones wait for the next run"
+say "demo done in $(( $(date +%s) - started ))s: every order, shipment and good accounted for"

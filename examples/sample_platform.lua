@@ -88,8 +88,9 @@ function platform.break_order(o, i)
 end
 
 if arg and arg[0] and arg[0]:match("sample_platform%.lua$") and arg[1] then
-  package.path = arg[0]:gsub("examples/sample_platform%.lua$", "src/?.lua;") .. package.path
-  package.cpath = arg[0]:gsub("examples/sample_platform%.lua$", "build/?.so;") .. package.cpath
+  local root = arg[0]:gsub("examples/sample_platform%.lua$", "")
+  package.path = root .. "src/?.lua;" .. root .. "src/?/init.lua;" .. package.path
+  package.cpath = root .. "build/?.so;" .. package.cpath
   local json = require("wdt").json
   local dir, n = arg[1], tonumber(arg[2] or "2000")
   local fo = assert(io.open(dir .. "/orders.jsonl", "wb"))
