@@ -2,7 +2,8 @@
 -- one table of ratios (doc/performance.md explains each row).
 --
 --   lua5.4 bench/run.lua [--time S] [--rounds N] [--out DIR] [--md5ref PATH] [--curlref PATH]
---                        [--memory-calls N] [--chart-rounds N] [--only sign,codec,network,memory,chart]
+--                        [--memory-calls N] [--chart-rounds N]
+--                        [--only sign,codec,network,push,memory,chart]
 --
 -- Each pair (wdt, reference) is measured in alternation, `rounds` times, for about `time`
 -- seconds each; the best of the rounds counts on both sides (the least disturbed run:
@@ -20,7 +21,7 @@ local emulator = require "spec.support.emulator"
 
 -- ---- options ----------------------------------------------------------------------------
 local opt = { time = 2, rounds = 3, out = here .. "/build/bench", md5ref = nil,
-              memory_calls = 100000, chart_rounds = 2, only = "sign,codec,network,memory,chart" }
+              memory_calls = 100000, chart_rounds = 2, only = "sign,codec,network,push,memory,chart" }
 do
   local i = 1
   while i <= #arg do
@@ -321,6 +322,32 @@ local function bench_memory()
         note = ("growth %+d KiB (%.0f calls/s)"):format(r2 - r1, opt.memory_calls / tonumber(secs)) }
 end
 
+-- Pushing 10,000 orders (examples/sample_platform.lua, 1-3 lines each) in calls of 100:
+-- wdt's own CPU time (checks, encoding, signing, libcurl, decoding, matching) against the
+-- wall time of the push, the emulator doing the ERP's side. Goal: under 10%.
+local function bench_push()
+  local n = 10000
+  log(("push: %s orders with client:push_orders against the emulator"):format(thousands(n)))
+  local platform = dofile(here .. "/examples/sample_platform.lua")
+  local client = new_client()
+  local best
+  for round = 1, opt.rounds do
+    local list = {}
+    for i = 1, n do list[i] = platform.order(round * n + i) end
+    local cpu0, wall0 = os.clock(), now()
+    local s = assert(client:push_orders { shop_no = "s1", orders = list })
+    local cpu, wall = os.clock() - cpu0, now() - wall0
+    assert(s.new == n, "not every order was created: " .. s.new)
+    if not best or cpu / wall < best.cpu / best.wall then best = { cpu = cpu, wall = wall } end
+  end
+  client:close()
+  local share = best.cpu / best.wall
+  row { name = "push", what = ("push_orders: %s orders, calls of 100"):format(thousands(n)),
+        wdt = ("%.0f orders/s"):format(n / best.wall), ref = ("wdt CPU %.2f s of %.2f s"):format(best.cpu, best.wall),
+        ratio = share, ratio_fmt = "%.3f", goal_text = "CPU < 10% of wall", met = share < 0.10,
+        note = ("wdt's CPU %.1f%% of the wall time"):format(100 * share) }
+end
+
 -- ---- run ----------------------------------------------------------------------------------
 local function loadavg()
   local f = io.open("/proc/loadavg")
@@ -339,6 +366,7 @@ if only.codec then bench_codec() end
 emu = emulator.start {}
 local ok, err = pcall(function()
   if only.network then bench_network() end
+  if only.push then bench_push() end
   if only.memory then bench_memory() end
   if only.chart then bench_chart() end
 end)

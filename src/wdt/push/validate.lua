@@ -43,7 +43,8 @@ local function check_value(spec, v)
   local kind = spec[2]
   if kind == "string" then
     if type(v) ~= "string" then return "string expected, got " .. type(v) end
-    if spec.max and chars(v) > spec.max then
+    -- bytes first: a string no longer in bytes than the limit is within it in characters
+    if spec.max and #v > spec.max and chars(v) > spec.max then
       return ("longer than %d characters (%d)"):format(spec.max, chars(v))
     end
   elseif kind == "int" then
@@ -62,20 +63,42 @@ local function check_value(spec, v)
   return nil
 end
 
--- a record against a field list -> nil | field, reason. `skip` names fields checked elsewhere.
-local function check_record(list, rec, prefix, skip)
-  for _, spec in ipairs(list) do
-    local name = spec[1]
-    local v = rec[name]
-    if not (skip and skip[name]) then
-      if v == nil or (v == null and not spec.null_ok) then
-        if spec.req then return prefix .. name, "required" end
-      elseif not (v == null and spec.null_ok) then
-        local reason = check_value(spec, v)
-        if reason then return prefix .. name, reason end
-      end
+-- A field list compiled into one Lua function (the checks run for every field of every
+-- item: a loop over the specs costs several times more). The compiled code decides the
+-- common cases inline and calls check_value for the rest, which also gives the reason.
+--   checker(rec, skip) -> nil | field name, reason
+local function compile(list)
+  local code = { "local S, check_value, null = ...\nreturn function(rec, skip)\nlocal v, r\n" }
+  for i, spec in ipairs(list) do
+    local name, kind = spec[1], spec[2]
+    local fast
+    if kind == "string" then
+      fast = spec.max and ('type(v) == "string" and #v <= ' .. spec.max) or 'type(v) == "string"'
+    elseif kind == "decimal" then fast = 'type(v) == "number" and v == v and v - v == 0'
+    elseif kind == "int" then
+      fast = 'type(v) == "number" and v % 1 == 0' .. (spec.values and (" and S[" .. i .. "].values[v]") or "")
+    elseif kind == "bool" then fast = 'type(v) == "boolean"'
+    else fast = "false" end
+    local absent = spec.null_ok and "v == nil" or "v == nil or v == null"
+    code[#code + 1] = ("v = rec[%q]\nif %s then\n"):format(name, absent)
+    if spec.req then
+      code[#code + 1] = ("  if not (skip and skip[%q]) then return %q, \"required\" end\n"):format(name, name)
     end
+    code[#code + 1] = ("elseif v ~= null and not (%s) and not (skip and skip[%q]) then\n"):format(fast, name)
+    code[#code + 1] = ("  r = check_value(S[%d], v)\n  if r then return %q, r end\nend\n"):format(i, name)
   end
+  code[#code + 1] = "end\n"
+  local chunk = assert((loadstring or load)(table.concat(code), "=wdt.push.fields"))  -- luacheck: ignore
+  return chunk(list, check_value, null)
+end
+
+local checkers = {}
+for _, name in ipairs({ "trade", "line", "refund", "goods" }) do checkers[name] = compile(fields[name]) end
+
+-- a record against a field list -> nil | field, reason. `skip` names fields checked elsewhere.
+local function check_record(list_name, rec, prefix, skip)
+  local field, reason = checkers[list_name](rec, skip)
+  if field then return prefix .. field, reason end
   return nil
 end
 
@@ -100,17 +123,20 @@ local function prepare_order(item)
   local trade = copy(item, "orders")
   if trade.warehouse_no == nil and trade.is_auto_wms == false then trade.warehouse_no = "" end
   if trade.end_time == nil then trade.end_time = null end
-  local lines, seen, goods = {}, {}, 0
-  for i, l in ipairs(lines_in) do
-    local where = ("orders[%d]."):format(i)
+  local lines, goods, n = {}, 0, #lines_in
+  local seen = n > 1 and {} or nil
+  for i = 1, n do
+    local l = lines_in[i]
     if type(l) ~= "table" then return nil, ("orders[%d]"):format(i), "table expected, got " .. type(l) end
-    local line = copy(l)
-    if line.tid == nil then line.tid = trade.tid end
-    local f, r = check_record(fields.line, line, where)
-    if f then return nil, f, r end
-    if line.tid ~= trade.tid then return nil, where .. "tid", "is not the order's tid '" .. trade.tid .. "'" end
-    if seen[line.oid] then return nil, where .. "oid", "repeats oid '" .. line.oid .. "' of this order" end
-    seen[line.oid] = true
+    local line = l
+    if l.tid == nil then line = copy(l); line.tid = trade.tid end   -- copied only to add the tid
+    local f, r = checkers.line(line)
+    if f then return nil, ("orders[%d]."):format(i) .. f, r end
+    if line.tid ~= trade.tid then return nil, ("orders[%d].tid"):format(i), "is not the order's tid '" .. trade.tid .. "'" end
+    if seen then
+      if seen[line.oid] then return nil, ("orders[%d].oid"):format(i), "repeats oid '" .. line.oid .. "' of this order" end
+      seen[line.oid] = true
+    end
     goods = goods + decimal_value(line.num)
     lines[i] = line
   end
@@ -119,7 +145,7 @@ local function prepare_order(item)
     trade.goods_count = math.floor(goods) == goods and math.floor(goods) or goods
   end
   local skip = has_area_ids(trade) and { receiver_area = true } or nil
-  local f, r = check_record(fields.trade, trade, "", skip)
+  local f, r = check_record("trade", trade, "", skip)
   if f then return nil, f, r end
   if int_value(trade.order_count) ~= #lines then
     return nil, "order_count", ("is %s but the order has %d line(s)"):format(tostring(trade.order_count), #lines)
@@ -133,14 +159,14 @@ end
 local function prepare_refund(item)
   local rec = copy(item)
   if rec.refund_version == nil then rec.refund_version = "1" end
-  local f, r = check_record(fields.refund, rec, "")
+  local f, r = check_record("refund", rec, "")
   if f then return nil, f, r end
   return { key = rec.refund_no, record = rec }
 end
 
 local function prepare_goods(item)
   local rec = copy(item)
-  local f, r = check_record(fields.goods, rec, "")
+  local f, r = check_record("goods", rec, "")
   if f then return nil, f, r end
   return { key = rec.goods_id .. "\0" .. rec.spec_id, record = rec }
 end
