@@ -232,6 +232,30 @@ describe("wdt inside nginx (examples/openresty)", function()
     emu:faults {}
   end)
 
+  it("pushes an order inline at checkout (push_orders over cosockets)", function()
+    local platform = dofile(ROOT .. "/examples/sample_platform.lua")
+    local function post(order)
+      local body = type(order) == "string" and order or require("wdt").json.encode(order)
+      local code, raw = emulator.exchange(ngx_srv.base .. "/callbacks/order", "POST", body,
+        { ["content-type"] = "application/json", ["content-length"] = tostring(#body) }, 30)
+      return code, cjson.decode(raw)
+    end
+    local order = platform.order(7, { lines = 3 })
+    local code, ans = post(order)
+    assert.equal(200, code)
+    assert.same({ pushed = true, outcome = "new", transport = "ngx" }, ans)
+    code, ans = post(order)
+    assert.same({ 200, "changed" }, { code, ans.outcome })
+    order.receiver_mobile = nil
+    code, ans = post(order)
+    assert.same({ 422, "receiver_mobile", "required" }, { code, ans.field, ans.reason })
+    local late = platform.order(8, { time = "2099-01-01 00:00:00" })
+    code, ans = post(late)
+    assert.same({ 409, "failed" }, { code, ans.outcome })
+    assert.matches("下单时间非法", ans.error)
+    assert.equal(1, emu:state().tenants[SID].raw_trades)
+  end)
+
   it("loads wdt and the LuaJIT build of wdt.core in the nginx worker", function()
     local code, stats = ngx_srv:get_json("/wdt/stats")
     assert.equal(200, code)
