@@ -45,6 +45,7 @@ describe("push", function()
   end)
   before_each(function() emu:reset(); emu:faults {} end)
 
+  -- luacheck: push no max line length (the vendor's example bodies, verbatim)
   describe("the vendor pages' example bodies", function()
     it("pushSelf2's example is accepted as one new order, and again as a change", function()
       local body = [=[["test",[{"is_auto_wms":false,"post_amount":2,"other_amount":5.2,"discount":1,"platform_cost":0,"cod_amount":"","received":"","tid":"tid-aqyYHjEldp","process_status":10,"trade_status":30,"refund_status":0,"pay_status":2,"order_count":2,"pay_method":2,"trade_time":"2020-03-20 18:24:37","pay_time":"2020-03-20 18:24:37","end_time":"2020-03-20 18:24:37","buyer_nick":"test_openapi","buyer_message":"test_openapi","buyer_email":"test_openapi@gmail.com","buyer_area":"test_area","receiver_name":"receiver_name","receiver_area":"北京 北京市 朝阳区","receiver_address":"春天街道春天花园小区1号楼1单元101","receiver_zip":"014500","receiver_mobile":"15612340987","receiver_telno":"02288888888","invoice_type":0,"invoice_title":"","invoice_content":"","logistics_type":-1,"consign_interval":0,"delivery_term":1,"to_deliver_time":"","pay_id":"","pay_account":"","remark":"","remark_flag":0,"goods_count":6,"receivable":17.6}],[{"tid":"tid-aqyYHjEldp","oid":"tid-aqyYHjEldp-0","order_type":0,"status":30,"refund_status":0,"goods_id":"openapi_gid-0","spec_id":"openapi_sid-0","goods_no":"api_gno-0","spec_no":"api_sno-0","goods_name":"api_gname-0","spec_name":"api_sname-0","num":3,"price":2.5,"adjust_amount":2,"refund_amount":"","discount":0.5,"share_discount":0.2,"total_amount":9,"cid":"","remark":"","json":""},{"tid":"tid-aqyYHjEldp","oid":"tid-aqyYHjEldp-1","order_type":0,"status":30,"refund_status":0,"goods_id":"openapi_gid-1","spec_id":"openapi_sid-1","goods_no":"api_gno-1","spec_no":"api_sno-1","goods_name":"api_gname-1","spec_name":"api_sname-1","num":3,"price":2.5,"adjust_amount":2,"refund_amount":"","discount":0.5,"share_discount":0.2,"total_amount":9,"share_amount":8.8,"cid":"","remark":"","json":""}]]]=]
@@ -82,6 +83,7 @@ describe("push", function()
     end)
   end)
 
+  -- luacheck: pop
   describe("buckets", function()
     it("new, then changed on a second push, in batches of at most 100", function()
       local list = orders(1, 250)
@@ -217,6 +219,7 @@ describe("push", function()
                     "P00000004 1 P00000004-1" }, got)
       assert.is_true(rows[1].trade_id > 2 ^ 32)
       code, r = control(emu, "ship", { tids = { "P00000003", "P00000001", "nope" } })
+      assert.equal(200, code)
       assert.same({}, r.shipped)
       assert.equal(3, #r.skipped)
       -- the synced-back flow works on them

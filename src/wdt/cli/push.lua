@@ -134,7 +134,9 @@ function push_cli.summary_text(flow, s)
     add("  %-11s %d (kept in the state for the next run)", "pending", s.pending or 0)
     add("  %-11s %d", "given up", #s.given_up)
   end
-  if (s.elapsed or 0) > 0 then add("  %-11s %.1fs (%.0f %s/s)", "elapsed", s.elapsed, s.read / s.elapsed, WHAT[flow]) end
+  if (s.elapsed or 0) > 0 then
+    add("  %-11s %.1fs (%.0f %s/s)", "elapsed", s.elapsed, s.read / s.elapsed, WHAT[flow])
+  end
   local function list(title, items, f)
     if not items or #items == 0 then return end
     add("%s (%d):", title, #items)

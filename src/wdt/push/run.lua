@@ -107,7 +107,8 @@ function Run:match(batch, data, settled)
       else refused[no], n_refused = msg, n_refused + 1 end
     else
       strays = strays + 1
-      append(s.anomalies, ("error_list names %s, not in this batch: %s"):format(no and ("'" .. no .. "'") or "no item", msg))
+      local named = no and ("'" .. no .. "'") or "no item"
+      append(s.anomalies, ("error_list names %s, not in this batch: %s"):format(named, msg))
     end
   end
   local accepted = #batch - n_refused

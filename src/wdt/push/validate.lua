@@ -39,6 +39,8 @@ validate.decimal_value = decimal_value
 local TIME = "^%d%d%d%d%-%d%d%-%d%d %d%d:%d%d:%d%d$"
 
 -- one value against one field spec -> nil | reason
+local function shown(v) return type(v) == "string" and ("'" .. v .. "'") or type(v) end
+
 local function check_value(spec, v)
   local kind = spec[2]
   if kind == "string" then
@@ -49,15 +51,15 @@ local function check_value(spec, v)
     end
   elseif kind == "int" then
     local n = int_value(v)
-    if n == nil then return "integer expected, got " .. (type(v) == "string" and ("'" .. v .. "'") or type(v)) end
+    if n == nil then return "integer expected, got " .. shown(v) end
     if spec.values and not spec.values[n] then return "value " .. tostring(v) .. " is not one the vendor lists" end
   elseif kind == "decimal" then
-    if decimal_value(v) == nil then return "number expected, got " .. (type(v) == "string" and ("'" .. v .. "'") or type(v)) end
+    if decimal_value(v) == nil then return "number expected, got " .. shown(v) end
   elseif kind == "bool" then
     if type(v) ~= "boolean" then return "boolean expected, got " .. type(v) end
   elseif kind == "time" then
     if type(v) ~= "string" or not v:match(TIME) then
-      return "time 'YYYY-MM-DD HH:MM:SS' expected, got " .. (type(v) == "string" and ("'" .. v .. "'") or type(v))
+      return "time 'YYYY-MM-DD HH:MM:SS' expected, got " .. shown(v)
     end
   end
   return nil
@@ -132,9 +134,13 @@ local function prepare_order(item)
     if l.tid == nil then line = copy(l); line.tid = trade.tid end   -- copied only to add the tid
     local f, r = checkers.line(line)
     if f then return nil, ("orders[%d]."):format(i) .. f, r end
-    if line.tid ~= trade.tid then return nil, ("orders[%d].tid"):format(i), "is not the order's tid '" .. trade.tid .. "'" end
+    if line.tid ~= trade.tid then
+      return nil, ("orders[%d].tid"):format(i), "is not the order's tid '" .. trade.tid .. "'"
+    end
     if seen then
-      if seen[line.oid] then return nil, ("orders[%d].oid"):format(i), "repeats oid '" .. line.oid .. "' of this order" end
+      if seen[line.oid] then
+        return nil, ("orders[%d].oid"):format(i), "repeats oid '" .. line.oid .. "' of this order"
+      end
       seen[line.oid] = true
     end
     goods = goods + decimal_value(line.num)
@@ -151,7 +157,8 @@ local function prepare_order(item)
     return nil, "order_count", ("is %s but the order has %d line(s)"):format(tostring(trade.order_count), #lines)
   end
   if math.abs(decimal_value(trade.goods_count) - goods) > 1e-4 then
-    return nil, "goods_count", ("is %s but its lines' num add up to %s"):format(tostring(trade.goods_count), tostring(goods))
+    return nil, "goods_count",
+      ("is %s but its lines' num add up to %s"):format(tostring(trade.goods_count), tostring(goods))
   end
   return { key = trade.tid, trade = trade, lines = lines }
 end
