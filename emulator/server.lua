@@ -1,7 +1,7 @@
 -- wdt-emulator: the request handlers, run by nginx's Lua module (LuaJIT, Lua 5.1 syntax).
 --
 --   location = /openapi       -> M.openapi()   the open API, checked like the real server
---   location /__emulator/     -> M.control()   state, reset, faults, enqueue (for tests)
+--   location /__emulator/     -> M.control()   state, reset, faults, enqueue, ship, stock (for tests)
 --
 -- It shares no code with wdt's client or C core: signing uses ngx.md5, JSON uses the
 -- emulator's own strict codec (emulator.json). See doc/emulator.md.
