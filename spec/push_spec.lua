@@ -190,6 +190,20 @@ describe("push", function()
       assert.same({ platform.GOODS - 1, 1 }, { s.changed, s.invalid })
     end)
 
+    it("an iterator that raises stops the push; what was gathered is listed unreported", function()
+      local list, i = orders(1, 150), 0
+      local s, err = client:push_orders { shop_no = "s1", orders = function()
+        i = i + 1
+        if i == 131 then error("feed broke") end
+        return list[i]
+      end }
+      assert.is_nil(s)
+      assert.equal("source", err.kind)
+      assert.matches("feed broke", err.message)
+      assert.same({ 130, 100, 30 }, { err.summary.read, err.summary.new, err.summary.unreported })
+      assert.equal(100, tenant(emu).raw_trades)
+    end)
+
     it("raises at once on wrong arguments", function()
       assert.has_error(function() client:push_orders { orders = {} } end,
         "bad argument 'shop_no' to 'push_orders' (non-empty string expected, got nil)")

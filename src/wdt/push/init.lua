@@ -17,6 +17,7 @@
 -- that did not add up), elapsed; resumable runs add retried, skipped, pages, pending,
 -- given_up {key, tries, error}, cursor. See doc/push.md.
 local check = require "wdt.check"
+local errors = require "wdt.errors"
 local run = require "wdt.push.run"
 local resume = require "wdt.push.resume"
 
@@ -79,10 +80,22 @@ function push.run(client, flow, opts)
     next_item = function() i = i + 1 return items[i] end
   end
   local r = run.new(client, flow, opts)
-  local ok, res, err = pcall(r.push, r, next_item)
+  local SOURCE = {}
+  local function guarded_next()     -- an iterator that raises stops the push, reported
+    local ok, item = pcall(next_item)
+    if ok then return item end
+    error({ [SOURCE] = item }, 0)
+  end
+  local ok, res, err = pcall(r.push, r, guarded_next)
   if not ok then
-    if type(res) == "string" and res:find("interrupted!$") then
-      return r:stop(require("wdt.errors").new{ kind = "interrupted", message = "stopped by SIGINT (Ctrl-C)" })
+    local raised = type(res) == "table" and res[SOURCE] or res
+    if type(raised) == "string" and raised:find("interrupted!$") then
+      r:abandon()
+      return r:stop(errors.new{ kind = "interrupted", message = "stopped by SIGINT (Ctrl-C)" })
+    end
+    if type(res) == "table" and res[SOURCE] ~= nil then
+      r:abandon()
+      return r:stop(errors.new{ kind = "source", message = "the iterator raised an error: " .. tostring(raised) })
     end
     error(res, 0)
   end

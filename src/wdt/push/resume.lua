@@ -168,7 +168,10 @@ function resume.run(client, flow, opts)
   end)
   if not ok then
     if errors.is(res) then return r:stop(res) end
-    if type(res) == "string" and res:find("interrupted!$") then return r:stop(source_error(res)) end
+    if type(res) == "string" and res:find("interrupted!$") then
+      r:abandon()
+      return r:stop(source_error(res))
+    end
     error(res, 0)
   end
   local n = 0

@@ -168,12 +168,14 @@ end
 
 function Run:push(next_item, on_batch)
   local s, batch, in_batch, settled = self.summary, {}, {}, {}
+  self.unsent = batch
   local function flush()
     if #batch == 0 and #settled == 0 then return true end
     local ok, err = true, nil
     if #batch > 0 then ok, err = self:send(batch, settled) end
     if on_batch then on_batch(settled) end
     batch, in_batch, settled = {}, {}, {}
+    self.unsent = batch
     self:progress()
     return ok, err
   end
@@ -214,6 +216,14 @@ function Run:finish()
   local s = self.summary
   s.elapsed = core.unix_time() - s.started
   return s
+end
+
+-- After an interrupt outside a call: the items gathered for the next call, not sent, are
+-- listed as unreported (a resumable run pulls them again: its cursor did not move).
+function Run:abandon()
+  local unsent = self.unsent or {}
+  self.unsent = nil
+  for _, p in ipairs(unsent) do self:settle({}, p, "unreported", "not sent: interrupted") end
 end
 
 -- nil, err for a run that stopped: err.summary holds the summary so far.

@@ -112,6 +112,8 @@ local function copy(t, except)
   return out
 end
 
+local SKIP_AREA = { receiver_area = true }
+
 local function has_area_ids(t)
   return t.receiver_province_no ~= nil and t.receiver_city_no ~= nil and t.receiver_district_no ~= nil
 end
@@ -143,20 +145,23 @@ local function prepare_order(item)
       end
       seen[line.oid] = true
     end
-    goods = goods + decimal_value(line.num)
+    local num = line.num
+    goods = goods + (type(num) == "number" and num or decimal_value(num))
     lines[i] = line
   end
   if trade.order_count == nil then trade.order_count = #lines end
   if trade.goods_count == nil then
     trade.goods_count = math.floor(goods) == goods and math.floor(goods) or goods
   end
-  local skip = has_area_ids(trade) and { receiver_area = true } or nil
+  local skip = has_area_ids(trade) and SKIP_AREA or nil
   local f, r = check_record("trade", trade, "", skip)
   if f then return nil, f, r end
-  if int_value(trade.order_count) ~= #lines then
+  local oc = trade.order_count
+  if oc ~= n and int_value(oc) ~= n then
     return nil, "order_count", ("is %s but the order has %d line(s)"):format(tostring(trade.order_count), #lines)
   end
-  if math.abs(decimal_value(trade.goods_count) - goods) > 1e-4 then
+  local gc = trade.goods_count
+  if gc ~= goods and math.abs(decimal_value(gc) - goods) > 1e-4 then
     return nil, "goods_count",
       ("is %s but its lines' num add up to %s"):format(tostring(trade.goods_count), tostring(goods))
   end
