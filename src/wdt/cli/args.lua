@@ -113,6 +113,19 @@ function args.number_option(opts, name, min)
   return n
 end
 
+-- Load FILE.lua, which returns a function (a handler, a source): the function, or a usage
+-- error naming `what`.
+function args.load_function(path, what)
+  local chunk, err = loadfile(path)
+  if not chunk then usage("cannot load the %s: %s", what, output.one_line(err)) end
+  local ok, fn = pcall(chunk)
+  if not ok then usage("the %s file raised an error: %s", what, output.one_line(fn)) end
+  if type(fn) ~= "function" then
+    usage("the %s file %s must return a function (it returned %s)", what, path, type(fn))
+  end
+  return fn
+end
+
 -- ARGS_JSON -> the positional arguments and their number: an array of arguments, or one
 -- object taken as the only argument.
 function args.decode_args(text)

@@ -96,14 +96,7 @@ end
 -- Load FILE.lua, which returns the handler function.
 function cli.load_handler(path)
   if not path then usage("'--handler FILE.lua' is required") end
-  local chunk, err = loadfile(path)
-  if not chunk then usage("cannot load the handler: %s", one_line(err)) end
-  local ok, fn = pcall(chunk)
-  if not ok then usage("the handler file raised an error: %s", one_line(fn)) end
-  if type(fn) ~= "function" then
-    usage("the handler file %s must return a function (it returned %s)", path, type(fn))
-  end
-  return fn
+  return args.load_function(path, "handler")
 end
 
 local function run_sync(ctx, kind, opts)

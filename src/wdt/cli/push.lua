@@ -61,17 +61,6 @@ local function lock_path(env, state, sid, shop, flow)
   return dir .. "/" .. name
 end
 
-local function load_source(path)
-  local chunk, err = loadfile(path)
-  if not chunk then usage("cannot load the source: %s", one_line(err)) end
-  local ok, fn = pcall(chunk)
-  if not ok then usage("the source file raised an error: %s", one_line(fn)) end
-  if type(fn) ~= "function" then
-    usage("the source file %s must return a function (it returned %s)", path, type(fn))
-  end
-  return fn
-end
-
 -- JSON lines from a file or stdin: an iterator of items; lines that are not a JSON object
 -- are kept in `bad` ({line, reason}) and merged into the summary as invalid.
 local function json_lines(ctx, path)
@@ -208,7 +197,7 @@ local function run(ctx, flow, opts, words)
   if opts.source then
     if input then usage("give FILE.jsonl or --source, not both") end
     if not opts.state then usage("'--source' needs '--state STATE'") end
-    popts.source = load_source(opts.source)
+    popts.source = args.load_function(opts.source, "source")
     popts.state = require("wdt.store").file(opts.state)
     popts.max_tries = args.int_option(opts, "max-tries", 1, 1000, nil)
   else
