@@ -213,6 +213,62 @@ describe("push", function()
     end)
   end)
 
+  describe("the emulator's own checks (raw requests, signed by the spec's signer)", function()
+    local function push_raw(shop, trades, lines)
+      local _, resp = emu:request { method = "sales.RawTrade.pushSelf2",
+                                    args_json = cjson.encode({ shop, trades, lines }) }
+      return resp
+    end
+    local function split(o)
+      local lines = o.orders
+      o.orders = nil
+      o.order_count, o.goods_count, o.end_time = #lines, 0, cjson.null
+      for _, l in ipairs(lines) do l.tid = o.tid; o.goods_count = o.goods_count + l.num end
+      return o, lines
+    end
+
+    it("lists per-order problems in error_list with status 0", function()
+      local a, al = split(platform.order(1))
+      local b, bl = split(platform.order(2))
+      b.goods_count = 99
+      local c, cl = split(platform.order(3))
+      cl[1].tid = "NOPE"
+      local lines = {}
+      for _, l in ipairs({ al[1], bl[1], cl[1] }) do lines[#lines + 1] = l end
+      local resp = push_raw("s1", { a, b, c }, lines)
+      assert.equal(0, resp.status)
+      assert.same({ 1, 0 }, { resp.data.new_count, resp.data.chg_count })
+      local by = {}
+      for _, e in ipairs(resp.data.error_list) do by[e.no] = e.error end
+      assert.matches("goods_count", by.P00000002)
+      assert.matches("原始单不在本次推送中", by.NOPE)
+      assert.matches("子订单", by.P00000003)      -- an order left without lines
+    end)
+
+    it("keeps tid unique per seller and oid unique across orders", function()
+      local a, al = split(platform.order(1))
+      assert.equal(1, push_raw("s1", { a }, al).data.new_count)
+      local resp = push_raw("test", { a }, al)      -- the same tid from another shop
+      assert.matches("已存在于店铺s1", resp.data.error_list[1].error)
+      local b, bl = split(platform.order(2))
+      bl[1].oid = al[1].oid
+      resp = push_raw("s1", { b }, bl)
+      assert.matches("重复", resp.data.error_list[1].error)
+    end)
+
+    it("checks the shop first, for the whole call", function()
+      local a, al = split(platform.order(1))
+      assert.same({ status = 100, message = "店铺平台不是自有平台" }, push_raw("tb1", { a }, al))
+      assert.same({ status = 100, message = "店铺编号不存在或已停用" }, push_raw("off", { a }, al))
+      assert.same({ status = 100, message = "店铺编号不存在或已停用" }, push_raw("nope", { a }, al))
+      assert.equal(2, push_raw(7, { a }, al).status)
+      local _, shops = emu:request { method = "setting.Shop.queryShop", args_json = "[]", page = { page_size = 50 } }
+      local platform_of = {}
+      for _, sh_ in ipairs(shops.data.details) do platform_of[sh_.shop_no] = sh_.platform_id end
+      assert.same({ s1 = 127, test = 127, LCJ = 127, ["wdtapi3-test"] = 127, tb1 = 1, off = 127 }, platform_of)
+    end)
+  end)
+
   describe("closing the loop in the emulator", function()
     it("ships pushed, non-refunded orders with their tid, oids and trade_id", function()
       local list = { platform.order(1, { lines = 1 }), platform.order(2, { lines = 3 }),
