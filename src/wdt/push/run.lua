@@ -61,7 +61,7 @@ end
 
 function Run:settle(settled, p, outcome, message)
   local s = self.summary
-  local entry = { key = p.key, item = p.item, outcome = outcome, error = message }
+  if outcome == "accepted" and not self.want_settled then return end   -- nobody reads it
   if outcome == "failed" then
     s.failed = s.failed + 1
     append(s.failures, { key = p.key, error = message, item = p.item })
@@ -69,7 +69,7 @@ function Run:settle(settled, p, outcome, message)
     s.unreported = s.unreported + 1
     append(s.unreported_items, { key = p.key, error = message, item = p.item })
   end
-  append(settled, entry)
+  append(settled, { key = p.key, item = p.item, outcome = outcome, error = message })
 end
 
 local function whole_count(v)
@@ -94,9 +94,11 @@ function Run:match(batch, data, settled)
     return
   end
   local by_key, refused, n_refused, strays = {}, {}, 0, 0
-  for _, p in ipairs(batch) do by_key[p.key] = p end
   local list = type(data) == "table" and data.error_list
   if type(list) ~= "table" then list = {} end
+  if list[1] ~= nil then
+    for _, p in ipairs(batch) do by_key[p.key] = p end
+  end
   for _, e in ipairs(list) do
     local no = type(e) == "table" and e.no
     if no ~= nil and type(no) ~= "string" then no = tostring(no) end
@@ -168,6 +170,7 @@ end
 
 function Run:push(next_item, on_batch)
   local s, batch, in_batch, settled = self.summary, {}, {}, {}
+  self.want_settled = on_batch ~= nil
   self.unsent = batch
   local function flush()
     if #batch == 0 and #settled == 0 then return true end
