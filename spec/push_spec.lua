@@ -386,6 +386,28 @@ describe("push", function()
       assert.equal(30, tenant(emu).raw_trades)
     end)
 
+    it("goods keep their two-part key in the state", function()
+      local state = store.file(dir .. "/goods.json")
+      local function run(shop)
+        return assert(client:upload_goods { shop_no = shop, state = state, source = pages_of(platform.catalog(), 15) })
+      end
+      local s = run("tb1")                              -- refused as a whole: kept for the next run
+      assert.same({ platform.GOODS, platform.GOODS }, { s.failed, s.pending })
+      assert.is_table(state:load().pending["GID001\0SID001"])
+      s = run("tb1")                                    -- retried from the state, refused again
+      assert.same({ platform.GOODS, platform.GOODS, 0 }, { s.retried, s.failed, s.read - s.retried })
+      assert.equal(2, state:load().pending["GID001\0SID001"].tries)
+    end)
+
+    it("a state belongs to one flow of one shop", function()
+      local state = store.file(dir .. "/state.json")
+      assert(client:push_orders { shop_no = "s1", state = state, source = pages_of(orders(1, 3), 10) })
+      local s, err = client:push_orders { shop_no = "test", state = state, source = pages_of(orders(1, 3), 10) }
+      assert.is_nil(s)
+      assert.equal("state", err.kind)
+      assert.matches("belongs to orders for shop s1", err.message)
+    end)
+
     it("a source that never advances its cursor is stopped", function()
       local s, err = client:push_orders { shop_no = "s1", state = store.file(dir .. "/s.json"),
         source = function(c) return orders(1, 2), c end }

@@ -95,9 +95,13 @@ local function retry_pending(r, doc, store, max_tries)
   r.summary.retried = #keys
   local i = 0
   return r:push(function()
-    i = i + 1
-    local k = keys[i]
-    return k and doc.pending[k].item
+    while true do
+      i = i + 1
+      local k = keys[i]
+      if k == nil then return nil end
+      local entry = doc.pending[k]
+      if entry then return entry.item end
+    end
   end, function(settled)
     for _, e in ipairs(settled) do record(doc, e, max_tries, r.summary) end
     save(store, doc)
