@@ -7,8 +7,9 @@
 -- What is stored, per tenant t (state.s.tenants[sid]); readers (the query methods) use
 -- exactly these tables. Fields starting with "_" are the emulator's bookkeeping.
 --   t.raw_trades[tid]   = { tid, shop_no, <every trade field as pushed>, trade_id,
---                           lines = { {oid, <every line field as pushed>, _shipped}, ... },
+--                           orders = { {oid, <every line field as pushed>, _shipped}, ... },
 --                           created, modified }                -- Unix seconds
+--                         (its lines under `orders`, as wdt's push_orders takes them)
 --   t.raw_refunds[refund_no] = { refund_no, shop_no, <every field as pushed>, created, modified }
 --   t.api_goods[goods_id .. "\0" .. spec_id] = the stock good: { rec_id, shop_no, goods_id,
 --                           spec_id, goods_no, spec_no, goods_name, spec_name, status,
@@ -234,12 +235,12 @@ local function push_trades(t, args, _, sid)
       local old = t.raw_trades[tid]
       local rec = copy_fields({}, tr)
       rec.shop_no, rec.modified = shop_no, now
-      rec.lines = {}
+      rec.orders = {}
       if old then
         chg = chg + 1
         counted(t).trades_updated = counted(t).trades_updated + 1
         rec.trade_id, rec.created = old.trade_id, old.created
-        for _, ol in ipairs(old.lines) do oid_owner[ol.oid] = nil end
+        for _, ol in ipairs(old.orders) do oid_owner[ol.oid] = nil end
       else
         new = new + 1
         state.s.seq_pushed = (state.s.seq_pushed or 0) + 1
@@ -247,9 +248,9 @@ local function push_trades(t, args, _, sid)
         counted(t).raw_trades = counted(t).raw_trades + 1
       end
       local shipped = {}
-      if old then for _, ol in ipairs(old.lines) do shipped[ol.oid] = ol._shipped end end
+      if old then for _, ol in ipairs(old.orders) do shipped[ol.oid] = ol._shipped end end
       for i, l in ipairs(by_tid[tid]) do
-        rec.lines[i] = copy_fields({ _shipped = shipped[l.oid] }, l)
+        rec.orders[i] = copy_fields({ _shipped = shipped[l.oid] }, l)
         oid_owner[l.oid] = tid
       end
       t.raw_trades[tid] = rec
@@ -274,7 +275,7 @@ local function push_refunds(t, args, _, sid)
     if not e and not trade then e = "原始单" .. r.tid .. "不存在" end
     if not e then
       local has = false
-      for _, l in ipairs(trade.lines) do if l.oid == r.oid then has = true end end
+      for _, l in ipairs(trade.orders) do if l.oid == r.oid then has = true end end
       if not has then e = ("原始子单%s不属于原始单%s"):format(r.oid, r.tid) end
     end
     if e then
@@ -359,7 +360,7 @@ local function shippable(t, tr)
     return nil, "refunded or cancelled"
   end
   local refunded, out = refunded_oids(t, tr.tid), {}
-  for _, l in ipairs(tr.lines) do
+  for _, l in ipairs(tr.orders) do
     if not l._shipped and not refunded[l.oid] and (tonumber(l.refund_status) or 0) < 2 then out[#out + 1] = l end
   end
   if #out == 0 then return nil, "nothing left to ship (shipped or refunded)" end
@@ -389,7 +390,7 @@ end
 
 -- Ship one trade: one row, or two (first line, then the rest) for three lines or more.
 local function ship(t, tr, lines, out)
-  local all = #lines == #tr.lines
+  local all = #lines == #tr.orders
   if #lines >= 3 then
     out[#out + 1] = add_row(t, tr, { lines[1] }, false)
     local rest = {}

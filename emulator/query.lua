@@ -186,7 +186,8 @@ end
 local SOURCES = {
   trade = function(t, out)
     pushed(t, "raw_trades", out, "trade", state.TRADE_ID_BASE + 500000000, function(id, r, m)
-      return trade_row(id, r.tid, r.shop_no, m, r.orders, r.trade_status)
+      -- a pushed order keeps the trade_id its shipments carry (POST /__emulator/ship)
+      return trade_row(r.trade_id or id, r.tid, r.shop_no, m, r.orders, r.trade_status)
     end)
   end,
   raw_trade = function(t, out)

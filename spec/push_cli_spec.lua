@@ -95,7 +95,7 @@ end
     local store = require "wdt.store"
     local lock = assert(store.lock(dir .. "/wdt-push." .. SID .. ".s1.orders.lock"))
     local code, _, err = wdt("push orders --shop s1 " .. sh.quote(dir .. "/orders.jsonl"))
-    assert.equal(1, code)
+    assert.equal(75, code)
     assert.matches("is held by", err)
     assert.equal(0, (wdt("push refunds --shop s1 /dev/null")))   -- another flow: its own lock
     lock:release()

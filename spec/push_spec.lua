@@ -297,6 +297,28 @@ describe("push", function()
       assert.equal(4, s.synced)
     end)
 
+    it("pushed orders read back through the query methods, with the trade_id they ship with", function()
+      local o = platform.order(5, { lines = 2 })
+      assert(client:push_orders { shop_no = "s1", orders = { o } })
+      local _, r = control(emu, "ship", { tids = { o.tid } })
+      local ship_row = assert(client:page_call("sales.LogisticsSync.getSyncListExt", { page_size = 10 },
+        { shop_no = "s1", is_own_platform = true, tid = o.tid })).rows[1]
+      assert.equal(r.shipped[1], ship_row.sync_id)
+      local now = os.time()
+      local function window(method)
+        return assert(client:page_call(method, { page_size = 10 }, {
+          start_time = os.date("!%Y-%m-%d %H:%M:%S", now + 8 * 3600 - 600),
+          end_time = os.date("!%Y-%m-%d %H:%M:%S", now + 8 * 3600 + 60) })).rows
+      end
+      local raw = window("sales.RawTrade.searchSelfOrder")
+      assert.equal(1, #raw)
+      assert.equal(o.tid, raw[1].tid)
+      assert.same({ o.tid .. "-1", o.tid .. "-2" }, { raw[1].trade_orders[1].oid, raw[1].trade_orders[2].oid })
+      local trades = window("sales.TradeQuery.querySelfOrderWithDetail")
+      assert.equal(ship_row.trade_id, trades[1].trade_id)
+      assert.equal(2, #trades[1].detail_list)
+    end)
+
     it("uploaded goods become the stock sync's goods once their stock changes", function()
       assert(client:upload_goods { shop_no = "s1", goods = platform.catalog() })
       local _, r = control(emu, "stock", { goods = { { goods_id = "GID002", spec_id = "SID002", stock = 42 } } })

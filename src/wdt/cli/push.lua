@@ -2,7 +2,8 @@
 -- Runs client:push_orders / push_refunds / upload_goods (doc/push.md) under a run lock,
 -- one per seller + shop + flow, and prints the summary (text, or JSON with --json).
 -- Exit codes as `wdt sync`: 0 every item taken, 1 some refused / invalid / unreported /
--- given up (listed) or the source failed, 2 usage, 3 no valid answer, 130 interrupted.
+-- given up (listed) or the source failed, 2 usage, 3 no valid answer, 75 the lock is held
+-- by another run, 130 interrupted.
 local args = require "wdt.cli.args"
 local config = require "wdt.cli.config"
 local output = require "wdt.cli.output"
@@ -45,7 +46,7 @@ unreported (sent, outcome unknown: safe to push again).
 
 One run at a time per seller, shop and flow (a lock file next to STATE, or in $TMPDIR).
 Exit codes: 0 all taken, 1 some refused/invalid/unreported/given up or the source failed,
-            2 usage error, 3 network failure, 130 interrupted.
+            2 usage error, 3 network failure, 75 another run holds the lock, 130 interrupted.
 ]]
 help.push_orders, help.push_refunds, help.push_goods = help.push, help.push, help.push
 
@@ -182,9 +183,12 @@ function push_cli.summary_json(flow, s)
   return j
 end
 
+local EXIT_LOCKED = 75     -- as `wdt scan`: another run holds the lock, try again later
+
 local function exit_code(err)
   if err.kind == "interrupted" then return 130 end
-  if err.kind == "api" or err.kind == "source" or err.kind == "state" or err.kind == "locked" then return 1 end
+  if err.kind == "locked" then return EXIT_LOCKED end
+  if err.kind == "api" or err.kind == "source" or err.kind == "state" then return 1 end
   return 3
 end
 
