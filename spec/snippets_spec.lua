@@ -24,6 +24,7 @@ local DOC_URL = "http://127.0.0.1:8080"
 local EXPECTED_OUTPUT = {
   ["README.md"] = { "^50\t0\t0\t0\t0\n", "\nrefused: " },
   ["doc/sync.md"] = { "^50\t0\t0\n$" },
+  ["doc/push.md"] = { "^1\t0\t0\t0\t0\n$" },
   ["doc/reliability.md"] = { "^0\t50\n0\n0\t49\n$" },
   ["doc/performance.md"] = { "^1\tok\n2\tok\n3\t.*\n[01]\n$" },
   ["doc/emulator.md"] = { "\n200\t0[.0]*\t130[.0]*\t1\tapplication/json" },  -- cjson: floats
