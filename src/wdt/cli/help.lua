@@ -11,6 +11,7 @@ Commands:
   sync logistics              the logistics sync loop (read, push, report back)
   sync stock                  the stock sync loop
   scan METHOD [FILTER_JSON]   every row a query method reports as changed, as JSON lines
+  push orders|refunds|goods   push the platform's orders, refunds or goods into the ERP
   emulator ...                start the local emulator of the API (see 'wdt emulator --help')
 
 Credentials come from the environment: WDT_URL, WDT_SID, WDT_KEY, WDT_SECRET
