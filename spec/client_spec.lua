@@ -2,6 +2,7 @@
 local wdt = require "wdt"
 local emulator = require "spec.support.emulator"
 local fixtures = require "spec.support.fixtures"
+local sh = require "spec.support.sh"
 
 local SID, KEY, APPSECRET = fixtures.SID, fixtures.KEY, fixtures.APPSECRET
 
@@ -137,10 +138,55 @@ describe("wdt.client", function()
         assert.is_false(ok)
         assert.matches("'timeout'", msg)
       end
-      -- the position is the caller's line, not one inside wdt
-      ok, msg = pcall(function() return wdt.client { sid = SID, key = KEY, secret = APPSECRET, retries = 1.5 } end)
+      -- the position is the caller's line, not one inside wdt (no tail call: as for Lua's
+      -- own functions, a tail call leaves no caller's line to point at)
+      ok, msg = pcall(function()
+        local c = wdt.client { sid = SID, key = KEY, secret = APPSECRET, retries = 1.5 }
+        return c
+      end)
       assert.is_false(ok)
       assert.matches("^spec/client_spec%.lua:%d+: bad argument 'retries'", msg)
+    end)
+
+    it("points argument errors at the caller's line, in a script under a folder named wdt too", function()
+      local dir = sh.tmpdir() .. "/proj/wdt"
+      os.execute("mkdir -p " .. sh.quote(dir))
+      local script = dir .. "/job.lua"
+      sh.write_file(script, table.concat({
+        "local wdt, opts = ...",
+        "local client = wdt.client(opts)",
+        "local data = client:call('bad method!')",
+        "return data",
+      }, "\n"))
+      local ok, msg = pcall(assert(loadfile(script)), wdt, { sid = SID, key = KEY, secret = APPSECRET, url = emu.url })
+      os.execute("rm -rf " .. sh.quote(dir:gsub("/proj/wdt$", "")))
+      assert.is_false(ok)
+      assert.truthy(msg:find("/proj/wdt/job.lua:3: bad argument 'method' to 'call'", 1, true), msg)
+    end)
+
+    it("refuses a URL with control characters when the client is made, naming url", function()
+      for _, bad in ipairs({ emu.url .. "\r\nX-Evil: 1", emu.url .. "\n", "http://h\0st/openapi",
+                             "http://127.0.0.1:9/a b", "http://user:pw@127.0.0.1:9/openapi",
+                             "http://127.0.0.1:70000/openapi" }) do
+        local ok, msg = pcall(wdt.client, { sid = SID, key = KEY, secret = APPSECRET, url = bad })
+        assert.is_false(ok, bad)
+        assert.matches("bad argument 'url' to 'wdt.client'", msg)
+      end
+    end)
+
+    it("says nan for a NaN option", function()
+      for _, opts in ipairs({ { timeout = 0 / 0 }, { retries = 0 / 0 }, { backoff = 0 / 0 } }) do
+        opts.sid, opts.key, opts.secret = SID, KEY, APPSECRET
+        local ok, msg = pcall(wdt.client, opts)
+        assert.is_false(ok)
+        assert.truthy(msg:find("number expected, got nan", 1, true), msg)
+      end
+      local ok, msg = pcall(client.request, client, { method = "a.b", timeout = 0 / 0 })
+      assert.is_false(ok)
+      assert.truthy(msg:find("number expected, got nan", 1, true), msg)
+      ok, msg = pcall(client.with, client, { retries = 0 / 0 })
+      assert.is_false(ok)
+      assert.truthy(msg:find("number expected, got nan", 1, true), msg)
     end)
 
     it("sends call_ex through system.ScriptExtension.call", function()

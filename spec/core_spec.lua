@@ -2,6 +2,7 @@
 -- argument checks and parse. Expected signs are computed with `openssl dgst -md5`, never
 -- with our own code. Sending against a server is covered by the emulator specs.
 local core = require "wdt.core"
+local wdt = require "wdt"
 
 -- MD5 of `s` by the openssl command line tool (an independent implementation).
 local function openssl_md5(s)
@@ -60,8 +61,16 @@ local EXAMPLE2 = {
   sign = "22bb377c2960b38cbe675019ce480023",
 }
 
+-- core.client_new takes every option: wdt.client checks and defaults them (wdt.options).
+local function core_opts(opts)
+  local o = { url = "http://wdt.wangdian.cn/openapi", timeout = 30, connect_timeout = 10,
+              max_body = 64 * 1024 * 1024, insecure = false }
+  for k, v in pairs(opts or {}) do o[k] = v end
+  return o
+end
+
 local function new_client(opts)
-  return core.client_new("apidevnew2", "test2-xx", "12345:abcde", opts)
+  return core.client_new("apidevnew2", "test2-xx", "12345:abcde", core_opts(opts))
 end
 
 local LOGISTICS_ARGS = { { { sync_id = 88950, status = 0, error_msg = "" } }, n = 1 }
@@ -103,18 +112,18 @@ describe("wdt.core", function()
 
   describe("client_new", function()
     it("raises on a malformed appsecret, naming the secret but not quoting it", function()
-      local ok, err = pcall(core.client_new, "sid", "key", "nocolonhere")
+      local ok, err = pcall(core.client_new, "sid", "key", "nocolonhere", core_opts())
       assert.is_false(ok)
       assert.matches("secret", err)
       assert.is_nil(err:find("nocolonhere", 1, true))
-      ok, err = pcall(core.client_new, "sid", "key", ":salt123")
+      ok, err = pcall(wdt.client, { sid = "sid", key = "key", secret = ":salt123" })
       assert.is_false(ok)
       assert.matches("secret", err)
       assert.is_nil(err:find("salt123", 1, true))
     end)
 
     it("splits the appsecret at the first ':'", function()
-      local c = core.client_new("s", "k", "sec:sa:lt")
+      local c = core.client_new("s", "k", "sec:sa:lt", core_opts())
       local url, body = c:prepare("m", { n = 0 }, nil, 5)
       local q = query_of(url)
       assert.are.equal("sa:lt", q.salt)
@@ -125,18 +134,28 @@ describe("wdt.core", function()
     end)
 
     it("rejects wrong argument types, naming the argument", function()
-      assert.error_matches(function() core.client_new(1, "k", "a:b") end, "sid")
-      assert.error_matches(function() core.client_new("s", nil, "a:b") end, "key")
+      assert.error_matches(function() core.client_new(1, "k", "a:b", core_opts()) end, "sid")
+      assert.error_matches(function() core.client_new("s", nil, "a:b", core_opts()) end, "key")
       assert.error_matches(function() core.client_new("s", "k", "a:b", 5) end, "opts")
-      assert.error_matches(function() core.client_new("s", "k", "a:b", { timeout = "5" }) end, "opts%.timeout")
-      assert.error_matches(function() core.client_new("s", "k", "a:b", { timeout = -1 }) end, "opts%.timeout")
-      assert.error_matches(function() core.client_new("s", "k", "a:b", { url = "ftp://x" }) end, "opts%.url")
-      assert.error_matches(function() core.client_new("s", "k", "a:b", { insecure = 1 }) end, "opts%.insecure")
-      assert.error_matches(function() core.client_new("s", "k", "a:b", { max_body = 0 }) end, "opts%.max_body")
+      assert.error_matches(function() core.client_new("s", "k", "a:b", core_opts { timeout = "5" }) end, "timeout")
+      assert.error_matches(function() core.client_new("s", "k", "a:b", core_opts { url = 5 }) end, "opts%.url")
+      assert.error_matches(function() core.client_new("s", "k", "a:b", core_opts { url = "http://x\0/" }) end, "opts%.url")
+      assert.error_matches(function() core.client_new("s", "k", "a:b", core_opts { insecure = 1 }) end, "opts%.insecure")
+      assert.error_matches(function() core.client_new("s", "k", "a:b", core_opts { max_body = 0.5 }) end, "opts%.max_body")
+    end)
+
+    it("leaves ranges and the URL rule to wdt.client, naming the option", function()
+      local base = { sid = "s", key = "k", secret = "a:b" }
+      for name, v in pairs({ timeout = -1, url = "ftp://x", insecure = 1, max_body = 0 }) do
+        local o = {}
+        for k, bv in pairs(base) do o[k] = bv end
+        o[name] = v
+        assert.error_matches(function() wdt.client(o) end, "'" .. name .. "'")
+      end
     end)
 
     it("never shows the secret or the salt in tostring", function()
-      local c = core.client_new("apidevnew2", "test2-xx", "s3cr3t:5a1t")
+      local c = core.client_new("apidevnew2", "test2-xx", "s3cr3t:5a1t", core_opts())
       local s = tostring(c)
       assert.are.equal("wdt.core.client<sid=apidevnew2>", s)
       assert.is_nil(s:find("s3cr3t", 1, true))
@@ -200,9 +219,9 @@ describe("wdt.core", function()
     end)
 
     it("percent-encodes the query (RFC 3986 unreserved kept)", function()
-      local c = core.client_new("a b&c", "k~-._", "x:s/+=?", { url = "https://h.example/api?tenant=1" })
+      local c = core.client_new("a b&c", "k~-._", "x:s/+=?", core_opts { url = "https://h.example/api" })
       local url = c:prepare("m", { n = 0 }, nil, 1)
-      assert.matches("^https://h%.example/api%?tenant=1&sid=a%%20b%%26c&key=k~%-%._&salt=s%%2F%%2B%%3D%%3F&", url)
+      assert.matches("^https://h%.example/api%?sid=a%%20b%%26c&key=k~%-%._&salt=s%%2F%%2B%%3D%%3F&", url)
       c:close()
     end)
 
@@ -253,15 +272,15 @@ describe("wdt.core", function()
     if _VERSION == "Lua 5.4" then
       it("closes as a to-be-closed variable", function()
         local f = assert(load([[
-          local core = ...
+          local core, opts = ...
           local kept
           do
-            local c <close> = core.client_new("s", "k", "a:b")
+            local c <close> = core.client_new("s", "k", "a:b", opts)
             kept = c
           end
           return kept
         ]]))
-        local c = f(core)
+        local c = f(core, core_opts())
         assert.error_matches(function() c:prepare("m", { n = 0 }, nil, 1) end, "client is closed")
       end)
     end
@@ -277,13 +296,13 @@ describe("wdt.core", function()
     it("reports a refused connection as a network failure that was not sent", function()
       local c = new_client({ connect_timeout = 2, timeout = 5 })
       local url = c:prepare("m", { n = 0 }, nil, 1):gsub("^http://[^/]+/openapi", "http://127.0.0.1:9/openapi")
-      local status, kind, message, sent = c:send(url, "[]")
-      assert.is_nil(status)
-      assert.are.equal("network", kind)
-      assert.is_false(sent)
-      assert.is_string(message)
-      assert.is_nil(message:find("sign=", 1, true))
-      assert.is_nil(message:find("abcde", 1, true))
+      local answer, failure = c:send(url, "[]")
+      assert.is_nil(answer)
+      assert.are.equal("network", failure.kind)
+      assert.is_false(failure.sent)
+      assert.is_string(failure.message)
+      assert.is_nil(failure.message:find("sign=", 1, true))
+      assert.is_nil(failure.message:find("abcde", 1, true))
       c:close()
     end)
   end)
@@ -296,35 +315,51 @@ describe("wdt.core", function()
     end)
 
     it("reports api errors with the message, the status and the response", function()
-      local r, kind, message, status, resp = core.parse(200, '{"status":100,"message":"超过每分钟最大调用频率限制"}')
+      local r, err = core.parse(200, '{"status":100,"message":"超过每分钟最大调用频率限制"}')
       assert.is_nil(r)
-      assert.are.equal("api", kind)
-      assert.are.equal("超过每分钟最大调用频率限制", message)
-      assert.are.equal(100, status)
-      assert.are.equal(100, resp.status)
-      local _, _, m2 = core.parse(200, '{"status":5}')
-      assert.are.equal("status 5", m2)
+      assert.are.equal("api", err.kind)
+      assert.are.equal("超过每分钟最大调用频率限制", err.message)
+      assert.are.equal(100, err.status)
+      assert.are.equal(100, err.response.status)
+      local _, e2 = core.parse(200, '{"status":5}')
+      assert.are.equal("status 5", e2.message)
+    end)
+
+    it("reports an API status above 2^31 exactly", function()
+      local _, err = core.parse(200, '{"status":4294967297}')
+      assert.are.equal("api", err.kind)
+      assert.are.equal(4294967297, err.status)
+      assert.are.equal("status 4294967297", err.message)
+    end)
+
+    it("counts only status 0 as success: a negative status is a decode error", function()
+      for _, body in ipairs({ '{"status":-1,"data":1}', '{"status":-2147483649}', '{"data":1}',
+                              '{"status":null}', '{"status":"0"}', '{"status":true}' }) do
+        local r, err = core.parse(200, body)
+        assert.is_nil(r, body)
+        assert.are.equal("decode", err.kind, body)
+      end
     end)
 
     it("reports HTTP errors", function()
-      local r, kind, message, status, resp = core.parse(502, "")
+      local r, err = core.parse(502, "")
       assert.is_nil(r)
-      assert.are.equal("http", kind)
-      assert.are.equal("HTTP 502", message)
-      assert.is_nil(status)
-      assert.is_nil(resp)
-      local _, _, m = core.parse(503, "<html><head><title>503 Service Unavailable</title></head><body>x</body></html>")
-      assert.are.equal("HTTP 503: 503 Service Unavailable", m)
-      _, _, m = core.parse(400, "bad request: sign=abc&salt=zzz")
-      assert.are.equal("HTTP 400", m)
+      assert.are.equal("http", err.kind)
+      assert.are.equal("HTTP 502", err.message)
+      assert.is_nil(err.status)
+      assert.is_nil(err.response)
+      local _, e = core.parse(503, "<html><head><title>503 Service Unavailable</title></head><body>x</body></html>")
+      assert.are.equal("HTTP 503: 503 Service Unavailable", e.message)
+      _, e = core.parse(400, "bad request: sign=abc&salt=zzz")
+      assert.are.equal("HTTP 400", e.message)
     end)
 
     it("reports answers that are not a JSON object with an integer status", function()
       for _, body in ipairs({ "not json", "[1,2]", '{"message":"x"}', '{"status":"0"}', '{"status":0.5}', "" }) do
-        local r, kind, message = core.parse(200, body)
+        local r, err = core.parse(200, body)
         assert.is_nil(r)
-        assert.are.equal("decode", kind)
-        assert.is_string(message)
+        assert.are.equal("decode", err.kind)
+        assert.is_string(err.message)
       end
     end)
   end)

@@ -32,89 +32,79 @@
 -- light threads (ngx.thread.spawn) through client:request, or one after the other where
 -- light threads are not available.
 local core = require "wdt.core"
+local check = require "wdt.check"
+local options = require "wdt.options"
 local paging = require "wdt.paging"
 
 local unpack = table.unpack or unpack  -- luacheck: ignore (5.1 global)
 
 local M = { DEFAULT_CONCURRENCY = 8, MAX_CONCURRENCY = 256 }
+local FN = "call_many"
 
-local option_types = {
-  timeout = "number", connect_timeout = "number", retries = "number",
-  backoff = "number", max_backoff = "number", idempotent = "boolean",
-}
-
--- Input errors are raised as {message} and re-raised by call_many at the caller's level.
-local function bad(msg)
-  error({ "bad argument to 'call_many' (" .. msg .. ")" }, 0)
+-- Bad input is raised as {message}, then re-raised by call_many at the caller's level
+-- (the checks run inside helpers and coroutines, at no fixed depth).
+local function bad(name, msg)
+  error({ check.message(FN, name, msg) }, 0)
 end
 
-local function check_options(t, where, skip)
-  for k, v in pairs(t) do
-    if not (skip and skip[k]) then
-      local want = option_types[k]
-      if not want then bad(("%s: unknown option '%s'"):format(where, tostring(k))) end
-      if type(v) ~= want then
-        bad(("%s.%s: %s expected, got %s"):format(where, k, want, type(v)))
-      end
-    end
-  end
+-- "path/file.lua:12: message" -> "message"
+local function strip_position(msg)
+  if type(msg) ~= "string" then return msg end
+  return (msg:gsub("^[^:\n]+:%d+: ", ""))
+end
+
+-- f(...) with a raised argument error turned into bad input
+local function checked(f, ...)
+  local ok, res = pcall(f, ...)
+  if not ok then error({ strip_position(res) }, 0) end
+  return res
 end
 
 local opts_fields = { concurrency = true }
 
--- requests[i] -> the table client:request takes, the checked pager (or nil), and whether
--- it has no per-call options (then client:_request runs it without checking it again).
--- `checked` remembers the pagers already checked in this batch (callers often pass one
--- pager table for many requests); names for messages are made only on errors.
-local function build(i, r, defaults, checked)
-  if type(r) ~= "table" then
-    bad(("requests[%d]: {method, args...} expected, got %s"):format(i, type(r)))
-  end
+-- requests[i] -> the method, args (with n), the checked pager (or nil) and the per-call
+-- options (or nil) that client:_request takes. `pagers` remembers the pagers already
+-- checked in this batch (callers often pass one pager table for many requests).
+local function build(i, r, defaults, pagers)
+  local where = ("requests[%d]"):format(i)
+  if type(r) ~= "table" then bad(where, "{method, args...} expected, got " .. type(r)) end
   local method = r[1]
-  if type(method) ~= "string" or not method:match("^[A-Za-z0-9_][A-Za-z0-9_.]*$") then
-    bad(("requests[%d][1]: a method name expected, got %s"):format(i,
-      type(method) == "string" and ("%q"):format(method) or type(method)))
+  if not check.is_method(method) then
+    bad(where .. "[1]", "a method name expected, got "
+      .. (type(method) == "string" and ("%q"):format(method) or type(method)))
   end
-  local req = { method = method, args = false, pager = nil }   -- room for both
-  local plain = true
-  for k, v in pairs(defaults) do req[k] = v; plain = false end
-  local count, pager
+  local count, pager, named
   for k, v in pairs(r) do
     if type(k) == "number" then                        -- positional: checked below
-      if k % 1 ~= 0 or k < 1 then bad(("requests[%d]: bad key %s"):format(i, tostring(k))) end
+      if k % 1 ~= 0 or k < 1 then bad(where, "bad key " .. tostring(k)) end
     elseif k == "n" then
       if type(v) ~= "number" or v % 1 ~= 0 or v < 1 then
-        bad(("requests[%d].n: an integer >= 1 expected (the method counts)"):format(i))
+        bad(where .. ".n", "an integer >= 1 expected (the method counts)")
       end
       count = v
     elseif k == "pager" then
-      pager = checked[v]
-      if not pager then
-        local ok, res = pcall(paging.check, v, ("'requests[%d].pager' to 'call_many'"):format(i))
-        if not ok then error({ (tostring(res):gsub("^[^:\n]+:%d+: ", "")) }, 0) end
-        pager = res
-        checked[v] = pager
-      end
-      req.pager = pager
+      pager = pagers[v] or checked(paging.check, v, FN, where .. ".pager")
+      pagers[v] = pager
     else
-      local want = option_types[k]
-      if not want then bad(("requests[%d]: unknown field '%s'"):format(i, tostring(k))) end
-      if type(v) ~= want then
-        bad(("requests[%d].%s: %s expected, got %s"):format(i, k, want, type(v)))
-      end
-      req[k] = v
-      plain = false
+      named = named or {}
+      named[k] = v
     end
   end
-  count = count or #r
-  if count <= 64 then
-    req.args = { n = count - 1, unpack(r, 2, count) }  -- sized at once
-  else
-    local args = { n = count - 1 }
-    for k = 2, count do args[k - 1] = r[k] end
-    req.args = args
+  local opts = next(defaults) and defaults or nil
+  if named then
+    opts = {}
+    for name, dv in pairs(defaults) do opts[name] = dv end
+    checked(options.call, FN, named, opts, nil, 2, where)
   end
-  return req, pager, plain
+  count = count or #r
+  local args
+  if count <= 64 then
+    args = { n = count - 1, unpack(r, 2, count) }      -- sized at once
+  else
+    args = { n = count - 1 }
+    for k = 2, count do args[k - 1] = r[k] end
+  end
+  return { method = method, args = args, pager = pager, opts = opts }
 end
 
 local function outcome(resp, err, pager)
@@ -123,12 +113,6 @@ local function outcome(resp, err, pager)
   local data = resp.data
   if data == nil then data = core.null end
   return { data = data, response = resp }
-end
-
--- "path/file.lua:12: message" -> "message"
-local function strip_position(msg)
-  if type(msg) ~= "string" then return msg end
-  return (msg:gsub("^[^:\n]+:%d+: ", ""))
 end
 
 -- ---- outside nginx: coroutines over cl:send_many ------------------------------------------
@@ -149,13 +133,11 @@ local function make_proxy(client)
   return proxy
 end
 
-local function run_curl(client, reqs, pagers, plain, concurrency)
+local function run_curl(client, reqs, concurrency)
   local n = #reqs
   local results, proxy = {}, make_proxy(client)
-  local request = client.request
-  local function runner(req, checked)
-    if checked then return proxy:_request(req.method, req.args, req.pager) end
-    return request(proxy, req)              -- range checks of the per-call options
+  local function runner(req)
+    return proxy:_request(req.method, req.args, req.pager, req.opts)
   end
   local cos = {}
   local s_idx, s_item, ns = {}, {}, 0       -- the tries waiting to be sent
@@ -163,7 +145,7 @@ local function run_curl(client, reqs, pagers, plain, concurrency)
   local sleepers = {}                       -- requests in back-off: {i, wake}
 
   local function step(i, co, ok, what, a, b, c)
-    if not ok then      -- client:request raised: bad options or arguments that cannot be encoded
+    if not ok then      -- prepare raised: arguments that cannot be encoded
       error({ ("requests[%d]: %s"):format(i, tostring(strip_position(what))) }, 0)
     end
     if what == "send" and coroutine.status(co) == "suspended" then
@@ -176,7 +158,7 @@ local function run_curl(client, reqs, pagers, plain, concurrency)
       ns = ns + 1
       s_idx[ns], s_item[ns] = i, item
     elseif coroutine.status(co) == "dead" then
-      results[i] = outcome(what, a, pagers[i])
+      results[i] = outcome(what, a, reqs[i].pager)
       cos[i] = nil
     elseif what == "sleep" then
       sleepers[#sleepers + 1] = { i, core.unix_time() + (tonumber(a) or 0) }
@@ -189,7 +171,7 @@ local function run_curl(client, reqs, pagers, plain, concurrency)
   for i = 1, n do
     local co = coroutine.create(runner)
     cos[i] = co
-    step(i, co, coroutine.resume(co, reqs[i], plain[i]))
+    step(i, co, coroutine.resume(co, reqs[i]))
   end
 
   while ns > 0 or #sleepers > 0 do
@@ -199,11 +181,10 @@ local function run_curl(client, reqs, pagers, plain, concurrency)
       local answers = client._core:send_many(items, concurrency)
       for k = 1, count do
         local i, r = idx[k], answers[k]
-        local co = cos[i]
-        if r.status then
-          step(i, co, coroutine.resume(co, r.status, r.body, r.date))
+        if r.status then                    -- an answer, else a failure: cl:send's contract
+          step(i, cos[i], coroutine.resume(cos[i], r))
         else
-          step(i, co, coroutine.resume(co, nil, r.kind, r.message, r.sent))
+          step(i, cos[i], coroutine.resume(cos[i], nil, r))
         end
       end
     else
@@ -232,14 +213,15 @@ end
 
 -- ---- inside nginx: light threads over the cosocket transport -------------------------------
 
-local function run_ngx(client, reqs, pagers, concurrency)
+local function run_ngx(client, reqs, concurrency)
   local n, results, next_i = #reqs, {}, 1
   local function work()
     while next_i <= n do
       local i = next_i
       next_i = next_i + 1
-      local resp, err = client:request(reqs[i])
-      results[i] = outcome(resp, err, pagers[i])
+      local r = reqs[i]
+      local resp, err = client:_request(r.method, r.args, r.pager, r.opts)
+      results[i] = outcome(resp, err, r.pager)
     end
   end
   local spawn = type(ngx) == "table" and ngx.thread and ngx.thread.spawn
@@ -256,32 +238,44 @@ local function run_ngx(client, reqs, pagers, concurrency)
   return results
 end
 
+-- The length of the list; a hole (a nil before the last request) is bad input: the
+-- requests after it would be dropped silently.
+local function count_requests(requests)
+  local n = 0
+  for k in pairs(requests) do
+    if type(k) == "number" and k % 1 == 0 and k > n then n = k end
+  end
+  for i = 1, n do
+    if requests[i] == nil then
+      bad(("requests[%d]"):format(i), ("a request expected, got nil (a hole before requests[%d])"):format(n))
+    end
+  end
+  return n
+end
+
 local function call_many(client, requests, opts)
   if type(requests) ~= "table" then
-    bad("requests: a list of requests expected, got " .. type(requests))
+    bad("requests", "a list of requests expected, got " .. type(requests))
   end
   if opts == nil then opts = {} end
-  if type(opts) ~= "table" then bad("opts: a table expected, got " .. type(opts)) end
+  if type(opts) ~= "table" then bad("opts", "a table expected, got " .. type(opts)) end
   local concurrency = opts.concurrency
   if concurrency == nil then concurrency = M.DEFAULT_CONCURRENCY end
   if type(concurrency) ~= "number" or concurrency % 1 ~= 0 or concurrency < 1
       or concurrency > M.MAX_CONCURRENCY then
-    bad(("opts.concurrency: an integer from 1 to %d expected"):format(M.MAX_CONCURRENCY))
+    bad("opts.concurrency", ("an integer from 1 to %d expected"):format(M.MAX_CONCURRENCY))
   end
-  check_options(opts, "opts", opts_fields)
-  local defaults = {}
-  for k in pairs(option_types) do defaults[k] = opts[k] end
+  local defaults = checked(options.call, FN, opts, {}, opts_fields, 2, "opts")
 
-  local n = #requests
-  local reqs, pagers, plain = {}, {}, {}
-  local checked = {}
-  for i = 1, n do reqs[i], pagers[i], plain[i] = build(i, requests[i], defaults, checked) end
+  local n = count_requests(requests)
+  local reqs, pagers = {}, {}
+  for i = 1, n do reqs[i] = build(i, requests[i], defaults, pagers) end
 
   local results
   if client:transport() == "ngx" then
-    results = run_ngx(client, reqs, pagers, concurrency)
+    results = run_ngx(client, reqs, concurrency)
   else
-    results = run_curl(client, reqs, pagers, plain, concurrency)
+    results = run_curl(client, reqs, concurrency)
   end
   local failed = 0
   for i = 1, n do
@@ -290,10 +284,11 @@ local function call_many(client, requests, opts)
   return results, failed
 end
 
+-- client:call_many calls this (without a tail call): bad input raises at its caller.
 function M.call_many(client, requests, opts)
   local ok, results, failed = pcall(call_many, client, requests, opts)
   if ok then return results, failed end
-  if type(results) == "table" then error(results[1], 2) end   -- bad input: the caller's fault
+  if type(results) == "table" then error(results[1], 3) end   -- bad input: the caller's fault
   error(results, 0)
 end
 

@@ -1,25 +1,28 @@
--- Argument checks shared by the public functions. A bad argument raises at once, with a
--- message that names it and a position in the caller's code (not in wdt's own files).
+-- Argument checks shared by the public functions: one message format,
+--   bad argument '<name>' to '<function>' (<what is wrong>)
+-- raised at once, at a position in the caller's code.
+--
+-- `level` works as luaL_argerror's stack level and error()'s: 1 is the function that calls
+-- check.*, 2 (the default) that function's caller. A public function that checks its own
+-- arguments leaves it out; a helper one frame further down passes 3, and so on. Public
+-- functions that hand their arguments to a helper do so without a tail call (`return
+-- f(...)` drops a frame on Lua 5.4 and LuaJIT, not on 5.1), so the count holds everywhere.
 local check = {}
 
--- How many stack levels up the first function outside wdt's Lua files is.
-local function caller_level()
-  local level = 3                       -- 1 = here, 2 = check.fail
-  while true do
-    local info = debug.getinfo(level, "S")
-    if not info then return 0 end
-    local src = info.source or ""
-    if info.what ~= "C" and not src:find("[/\\]wdt[/\\][%w_/\\]*%.lua$") and src:sub(1, 1) == "@" then
-      return level - 1                  -- error()'s levels count from check.fail's caller
-    end
-    level = level + 1
-  end
+function check.message(fname, name, msg)
+  return ("bad argument '%s' to '%s' (%s)"):format(tostring(name), fname, msg)
 end
 
 -- check.fail("wdt.client", "timeout", "must be > 0") raises
 -- "bad argument 'timeout' to 'wdt.client' (must be > 0)"
-function check.fail(fname, name, msg)
-  error(("bad argument '%s' to '%s' (%s)"):format(tostring(name), fname, msg), caller_level())
+function check.fail(fname, name, msg, level)
+  error(check.message(fname, name, msg), (level or 2) + 1)
+end
+
+-- The type of v for a message: "nan" for NaN, which is a number but never a valid one.
+function check.type_name(v)
+  if v ~= v then return "nan" end
+  return type(v)
 end
 
 function check.is_whole(v)
@@ -28,26 +31,32 @@ function check.is_whole(v)
 end
 
 -- A number in [min, max] (max optional); `whole` asks for an integer value.
-function check.number(fname, name, v, min, max, whole)
-  if type(v) ~= "number" or v ~= v then check.fail(fname, name, "number expected, got " .. type(v)) end
-  if whole and not check.is_whole(v) then check.fail(fname, name, "integer expected") end
+function check.number(fname, name, v, min, max, whole, level)
+  level = (level or 2) + 1
+  if type(v) ~= "number" or v ~= v then
+    check.fail(fname, name, "number expected, got " .. check.type_name(v), level)
+  end
+  if whole and not check.is_whole(v) then check.fail(fname, name, "integer expected", level) end
   if v < min or v == math.huge or (max and v > max) then
     check.fail(fname, name, max and ("must be a number from %s to %s"):format(min, max)
-                               or ("must be a number >= %s"):format(min))
+                                 or ("must be a number >= %s"):format(min), level)
   end
 end
 
 -- Check a table of options against specs {name = {type, default}}: unknown names and
 -- wrong types raise. Returns a new table with the defaults filled in.
-function check.options(fname, opts, specs)
+function check.options(fname, opts, specs, level)
+  level = (level or 2) + 1
   if type(opts) ~= "table" then
-    check.fail(fname, "options", "table expected, got " .. type(opts))
+    check.fail(fname, "options", "table expected, got " .. type(opts), level)
   end
   local out = {}
   for name, v in pairs(opts) do
     local spec = type(name) == "string" and specs[name]
-    if not spec then check.fail(fname, name, "unknown option") end
-    if type(v) ~= spec[1] then check.fail(fname, name, spec[1] .. " expected, got " .. type(v)) end
+    if not spec then check.fail(fname, name, "unknown option", level) end
+    if type(v) ~= spec[1] or v ~= v then
+      check.fail(fname, name, spec[1] .. " expected, got " .. check.type_name(v), level)
+    end
     out[name] = v
   end
   for name, spec in pairs(specs) do
@@ -57,10 +66,15 @@ function check.options(fname, opts, specs)
 end
 
 -- Method names are ASCII letters, digits, '.' and '_' (they go into the URL unescaped).
-function check.method(fname, method)
-  if type(method) ~= "string" or not method:match("^[A-Za-z0-9_][A-Za-z0-9_.]*$") then
-    check.fail(fname, "method", "a method name of letters, digits, '.' and '_' expected, got "
-      .. (type(method) == "string" and ("%q"):format(method) or type(method)))
+-- The one place this rule is written.
+function check.is_method(method)
+  return type(method) == "string" and method:match("^[A-Za-z0-9_][A-Za-z0-9_.]*$") ~= nil
+end
+
+function check.method(fname, method, level, name)
+  if not check.is_method(method) then
+    check.fail(fname, name or "method", "a method name of letters, digits, '.' and '_' expected, got "
+      .. (type(method) == "string" and ("%q"):format(method) or type(method)), (level or 2) + 1)
   end
 end
 

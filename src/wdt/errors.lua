@@ -36,6 +36,23 @@ function Error.__concat(a, b)
   return tostring(a) .. tostring(b)
 end
 
+-- Names whose values are credentials or derived from them (matched case-insensitively as
+-- whole words): key, appkey, salt, sign, secret, appsecret.
+local CREDENTIALS = { key = true, appkey = true, salt = true, sign = true, secret = true,
+                      appsecret = true }
+
+-- errors.scrub(message): the message with the value of every credential parameter it
+-- quotes ("sign=…", "salt: …", "\"key\":\"…\"") and every run of exactly 32 hex digits (the
+-- shape of a sign) replaced by "***". For messages a server wrote: one that echoes the
+-- request must not put the request's credentials into an error.
+function errors.scrub(message)
+  if type(message) ~= "string" then return message end
+  message = message:gsub("([%a_]+)(\"?%s*[=:]%s*\"?)([^&%s\"',;}%]]+)", function(name, sep, value)
+    if CREDENTIALS[name:lower()] and value ~= "***" then return name .. sep .. "***" end
+  end)
+  return (message:gsub("%f[%x]" .. ("%x"):rep(32) .. "%f[^%x]", "***"))
+end
+
 function errors.new(fields)
   return setmetatable(fields, Error)
 end

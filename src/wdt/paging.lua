@@ -4,31 +4,34 @@
 local paging = {}
 
 local core = require "wdt.core"
+local check = require "wdt.check"
 
 local function is_list(v)
   return type(v) == "table" and (v[1] ~= nil or getmetatable(v) == core.array_mt)
 end
 
--- Check a pager table given by the caller; raises naming the bad field.
-function paging.check(pager, argname)
+-- Check a pager table given by the caller; raises (check.fail, at `level`) naming the
+-- bad field. `name` is how the caller calls the pager ("pager", "requests[3].pager").
+function paging.check(pager, fname, name, level)
+  level = (level or 2) + 1
   if type(pager) ~= "table" then
-    error(("bad argument %s (pager table expected, got %s)"):format(argname, type(pager)), 3)
+    check.fail(fname, name, "pager table expected, got " .. type(pager), level)
   end
   local size, no, calc = pager.page_size, pager.page_no, pager.calc_total
   if no == nil then no = 0 end
   -- is_whole, inlined: this runs on every paged call
   if type(size) ~= "number" or size % 1 ~= 0 or size < 1 then
-    error(("bad argument %s (page_size must be an integer >= 1)"):format(argname), 3)
+    check.fail(fname, name, "page_size must be an integer >= 1", level)
   end
   if type(no) ~= "number" or no % 1 ~= 0 or no < 0 then
-    error(("bad argument %s (page_no must be an integer >= 0)"):format(argname), 3)
+    check.fail(fname, name, "page_no must be an integer >= 0", level)
   end
   if calc ~= nil and type(calc) ~= "boolean" then
-    error(("bad argument %s (calc_total must be a boolean)"):format(argname), 3)
+    check.fail(fname, name, "calc_total must be a boolean", level)
   end
   for k in pairs(pager) do
     if k ~= "page_size" and k ~= "page_no" and k ~= "calc_total" then
-      error(("bad argument %s (unknown pager field '%s')"):format(argname, tostring(k)), 3)
+      check.fail(fname, name, ("unknown pager field '%s'"):format(tostring(k)), level)
     end
   end
   return { page_size = size, page_no = no, calc_total = calc or false }

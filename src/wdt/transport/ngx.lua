@@ -1,16 +1,20 @@
 -- HTTP/1.1 POST over nginx cosockets (ngx.socket.tcp), for requests made inside nginx
 -- request handlers and timers, where a blocking libcurl call would stall the worker.
 --
--- send(client, url, body, opts) answers exactly like the C transport `cl:send`:
---   http_status, body, date_header            on any HTTP answer (2xx or not)
---   nil, kind, message, sent                  kind "network", "timeout" or "too_large";
---                                             sent == false: the request never left
--- Messages never quote the URL's query string (it holds the salt and the sign).
+-- send(client, url, body, opts) keeps the transport contract of the C transport
+-- (src/core/wdt_core_client.c, cl:send): answer {status=, body=, date=} | nil, failure
+-- {kind=, message=, sent=}. opts as for cl:send (timeout, connect_timeout, fresh_connect;
+-- nil: the client's). The client's options were checked by wdt.options; the URL is taken
+-- as given. Messages never quote the URL's query string (it holds the salt and the sign).
 --
--- Connections are pooled per worker with setkeepalive (pool "wdt:<scheme>:<host>:<port>…",
--- `keepalive_timeout` seconds idle, `pool_size` idle connections at most). TLS peers are
--- verified against nginx's `lua_ssl_trusted_certificate` unless the client is `insecure`.
--- Answers are requested with `Accept-Encoding: identity` (no zlib in plain LuaJIT).
+-- Connections are pooled per worker with setkeepalive, one pool per seller (scheme, host,
+-- port, sid; see doc/openresty.md), `keepalive_timeout` seconds idle, `pool_size` idle
+-- connections at most. TLS peers are verified against nginx's `lua_ssl_trusted_certificate`
+-- unless the client is `insecure`. Answers are requested with `Accept-Encoding: identity`
+-- (no zlib in plain LuaJIT).
+--
+-- One try, as lua-resty-http splits it: connect (+ TLS), send, read_head (status line and
+-- headers), read_body (by Content-Length, chunks, or up to the close).
 local M = {}
 
 local MAX_HEADER_BYTES = 64 * 1024       -- status line and headers of one answer
@@ -21,39 +25,20 @@ local FOREVER_MS = 2147483647            -- "no timeout": what libcurl does with
 -- through cosockets and how many of them rode a pooled connection.
 M.stats = { requests = 0, connects = 0, reused = 0, kept_alive = 0 }
 
-local function now()
-  return ngx.now()
-end
-
--- "http(s)://host[:port][/path][?query]" -> scheme, host, port, target (path?query)
+-- "http(s)://host[:port][/path][?query]" -> scheme, host, port, target (path?query).
+-- The URL passed wdt.options.url_problem when the client was made.
 local function parse_url(url)
   local scheme, authority, rest = url:match("^(https?)://([^/?#]+)(.*)$")
-  if not scheme then return nil, "not an http:// or https:// URL" end
-  rest = rest:gsub("#.*$", "")
-  if authority:find("@", 1, true) then
-    return nil, "user:password@ in the URL is not supported"
-  end
   local host, port
   if authority:sub(1, 1) == "[" then                  -- [v6addr]:port
     host, port = authority:match("^%[([^%]]+)%]:?(%d*)$")
   else
     host, port = authority:match("^([^:]+):?(%d*)$")
   end
-  if not host then return nil, "bad host in the URL" end
-  if port == "" then
-    port = scheme == "https" and 443 or 80
-  else
-    port = tonumber(port)
-    if port < 1 or port > 65535 then return nil, "bad port in the URL" end
-  end
-  if rest == "" then
-    rest = "/"
-  elseif rest:sub(1, 1) == "?" then
-    rest = "/" .. rest
-  end
+  port = tonumber(port) or (scheme == "https" and 443 or 80)
+  if rest == "" or rest:sub(1, 1) == "?" then rest = "/" .. rest end
   return scheme, host, port, rest
 end
-M.parse_url = parse_url
 
 local function ms(seconds)
   if seconds == nil or seconds <= 0 then return FOREVER_MS end
@@ -63,113 +48,121 @@ local function ms(seconds)
   return v
 end
 
--- One attempt on one connection. Returns the send() results plus `retry_fresh` = true
--- when a pooled connection turned out dead before any byte of the answer arrived (the
--- server closed it while idle): then the caller tries once more on a new connection.
-local function attempt(c, req, fresh_only)
-  local sock = ngx.socket.tcp()
-  local where = req.where
+local function failure(kind, message, sent, retry_fresh)
+  return nil, { kind = kind, message = message, sent = sent }, retry_fresh
+end
 
-  -- connect (+ TLS): failures here mean the request never left
-  local remaining = req.deadline and (req.deadline - now()) or nil
+-- One try's connection state: the socket, the request, whether the connection was reused.
+local Try = {}
+Try.__index = Try
+
+-- Each wait gets at most what is left of the total timeout; false when none is left.
+function Try:budget()
+  local req = self.req
+  if not req.deadline then return true end
+  local left = req.deadline - ngx.now()
+  if left <= 0 then return false end
+  local t = ms(left)
+  self.sock:settimeouts(self.connect_ms, t, t)
+  return true
+end
+
+-- After the request may have reached the server: close, and say so (sent = true).
+-- `fresh`: a pooled connection the server had closed while idle, nothing processed.
+function Try:fail(kind, msg, fresh)
+  self.sock:close()
+  return failure(kind, msg, true, fresh)
+end
+
+function Try:failed_io(what, e, got_nothing)
+  if e == "timeout" then return self:fail("timeout", what .. " " .. self.req.where .. " timed out") end
+  if e == "closed" then e = "the connection was closed" end
+  return self:fail("network", what .. " " .. self.req.where .. " failed: " .. tostring(e),
+                   self.reused and got_nothing)
+end
+
+-- One line of the answer, within the budget.
+function Try:line(what, got_nothing)
+  if not self:budget() then return self:fail("timeout", what .. " " .. self.req.where .. " timed out") end
+  local l, e = self.sock:receive("*l")
+  if not l then return self:failed_io(what, e, got_nothing) end
+  return l
+end
+
+-- n bytes of the answer, within the budget.
+function Try:bytes(n)
+  if not self:budget() then return self:fail("timeout", "reading the answer from " .. self.req.where .. " timed out") end
+  local data, e = self.sock:receive(n)
+  if not data then return self:failed_io("reading the answer from", e, false) end
+  return data
+end
+
+-- Connect (+ TLS handshake on a new connection). Failures here: the request never left.
+-- fresh_only: refuse pooled connections (after one turned out dead).
+function Try:connect(c, fresh_only)
+  local req = self.req
+  local remaining = req.deadline and (req.deadline - ngx.now()) or nil
   if remaining and remaining <= 0 then
-    return nil, "timeout", "timed out before connecting to " .. where, false
+    return failure("timeout", "timed out before connecting to " .. req.where, false)
   end
-  local connect_ms = ms(c.connect_timeout)
   local total_ms = remaining and ms(remaining) or FOREVER_MS
-  if total_ms < connect_ms then connect_ms = total_ms end
-  sock:settimeouts(connect_ms, total_ms, total_ms)
-
-  local ok, err, reused
+  self.connect_ms = math.min(ms(c.connect_timeout), total_ms)
+  local sock, reused
   for _ = 1, req.pool_size + 1 do
-    ok, err = sock:connect(req.host, req.port, { pool = req.pool })
+    sock = ngx.socket.tcp()
+    sock:settimeouts(self.connect_ms, total_ms, total_ms)
+    local ok, err = sock:connect(req.host, req.port, { pool = req.pool })
     if not ok then
-      if err == "timeout" then
-        return nil, "timeout", "connect to " .. where .. " timed out", false
-      end
-      return nil, "network", "connect to " .. where .. " failed: " .. tostring(err), false
+      if err == "timeout" then return failure("timeout", "connect to " .. req.where .. " timed out", false) end
+      return failure("network", "connect to " .. req.where .. " failed: " .. tostring(err), false)
     end
     reused = (sock:getreusedtimes() or 0) > 0
     if not (fresh_only and reused) then break end
     sock:close()          -- after a dead pooled connection: its siblings are suspect too
-    sock = ngx.socket.tcp()
-    sock:settimeouts(connect_ms, total_ms, total_ms)
   end
-  if fresh_only and reused then
-    return nil, "network", "no new connection to " .. where, false
-  end
+  if fresh_only and reused then return failure("network", "no new connection to " .. req.where, false) end
+  self.sock, self.reused = sock, reused
   M.stats.requests = M.stats.requests + 1
   if reused then
     M.stats.reused = M.stats.reused + 1
-  else
-    M.stats.connects = M.stats.connects + 1
-    if req.tls then
-      -- sslhandshake(reused_session, server_name (SNI), verify)
-      local sni = not req.host:match("^[%d%.]+$") and not req.host:find(":", 1, true) and req.host or nil
-      local hs, herr = sock:sslhandshake(false, sni, not c.insecure)
-      if not hs then
-        sock:close()
-        if herr == "timeout" then
-          return nil, "timeout", "TLS handshake with " .. where .. " timed out", false
-        end
-        -- a certificate that does not verify ("18: self signed certificate", "certificate
-        -- host mismatch") will not verify on a second try: kind "tls", never retried
-        local e = tostring(herr)
-        local kind = (e:match("^%d+: ") or e:find("certificate", 1, true)) and "tls" or "network"
-        return nil, kind, "TLS handshake with " .. where .. " failed: " .. e, false
-      end
-    end
-  end
-
-  -- from here on the request may reach the server
-  local function fail(kind, msg, fresh)
-    sock:close()
-    return nil, kind, msg, true, fresh
-  end
-  local function failed_io(what, e, got_nothing)
-    if e == "timeout" then
-      return fail("timeout", what .. " " .. where .. " timed out")
-    end
-    if e == "closed" then e = "the connection was closed" end
-    -- a pooled connection the server had closed while idle: nothing was processed
-    return fail("network", what .. " " .. where .. " failed: " .. tostring(e), reused and got_nothing)
-  end
-  -- The total timeout: each wait gets at most what is left of it.
-  local function budget()
-    if not req.deadline then return true end
-    local left = req.deadline - now()
-    if left <= 0 then return false end
-    local t = ms(left)
-    sock:settimeouts(connect_ms, t, t)
     return true
   end
+  M.stats.connects = M.stats.connects + 1
+  if not req.tls then return true end
+  -- sslhandshake(reused_session, server_name (SNI), verify)
+  local sni = not req.host:match("^[%d%.]+$") and not req.host:find(":", 1, true) and req.host or nil
+  local hs, herr = sock:sslhandshake(false, sni, not c.insecure)
+  if hs then return true end
+  sock:close()
+  if herr == "timeout" then return failure("timeout", "TLS handshake with " .. req.where .. " timed out", false) end
+  -- a certificate that does not verify ("18: self signed certificate", "certificate host
+  -- mismatch") will not verify on a second try: kind "tls", never retried
+  local e = tostring(herr)
+  local kind = (e:match("^%d+: ") or e:find("certificate", 1, true)) and "tls" or "network"
+  return failure(kind, "TLS handshake with " .. req.where .. " failed: " .. e, false)
+end
 
-  if not budget() then return fail("timeout", "request to " .. where .. " timed out") end
-  local _, serr = sock:send(req.wire)
-  if serr then return failed_io("sending to", serr, true) end
-
-  -- status line (skipping 1xx interim answers) and headers
+-- The status line (skipping 1xx interim answers) and the headers -> status, version,
+-- headers (names in lower case) | nil, failure, retry_fresh
+function Try:read_head()
+  local where, header_bytes, first = self.req.where, 0, true
   local status, version, headers
-  local header_bytes = 0
-  local function line()
-    if header_bytes > MAX_HEADER_BYTES then return nil, "headers larger than 64 KiB" end
-    if not budget() then return nil, "timeout" end
-    local l, e = sock:receive("*l")
+  local function line(what)
+    if header_bytes > MAX_HEADER_BYTES then return self:fail("network", "headers larger than 64 KiB from " .. where) end
+    local l, f, fresh = self:line(what, first)
     if l then header_bytes = header_bytes + #l + 2 end
-    return l, e
+    return l, f, fresh
   end
-  local first = true
   repeat
-    local l, e = line()
-    if not l then return failed_io("reading the answer from", e, first) end
+    local l, f, fresh = line("reading the answer from")
+    if not l then return nil, f, fresh end
     first = false
     local v, code = l:match("^HTTP/(%d%.%d) (%d%d%d)")
-    if not v then return fail("network", "not an HTTP answer from " .. where) end
-    version, status = v, tonumber(code)
-    headers = { }
+    if not v then return self:fail("network", "not an HTTP answer from " .. where) end
+    version, status, headers = v, tonumber(code), {}
     while true do
-      local h, he = line()
-      if not h then return failed_io("reading the headers from", he, false) end
+      local h, hf = line("reading the headers from")
+      if not h then return nil, hf end
       if h == "" then break end
       local name, value = h:match("^([^:%s]+)%s*:%s*(.-)%s*$")
       if name then
@@ -182,123 +175,129 @@ local function attempt(c, req, fresh_only)
       end
     end
   until status >= 200 or status == 101
-
-  local te = headers["transfer-encoding"]
-  local chunked = te ~= nil and te:lower():find("chunked", 1, true) ~= nil
-  local clen = headers["content-length"]
-  local conn = (headers["connection"] or ""):lower()
-  local keep = version == "1.1" and not conn:find("close", 1, true)
-            or version == "1.0" and conn:find("keep-alive", 1, true) ~= nil
-  local enc = headers["content-encoding"]
-  if enc and enc:lower() ~= "identity" then
-    return fail("network", "the answer from " .. where .. " is " .. enc ..
-      "-encoded; this transport asks for identity only")
-  end
-
-  -- body, capped by max_body
-  local max = c.max_body
-  local too_large = "answer larger than " .. ("%d"):format(max) .. " bytes"
-  local body
-  if status == 204 or status == 304 or req.head then
-    body = ""
-  elseif chunked then
-    local parts, size = {}, 0
-    while true do
-      if not budget() then return fail("timeout", "reading the answer from " .. where .. " timed out") end
-      local l, e = sock:receive("*l")
-      if not l then return failed_io("reading the answer from", e, false) end
-      local n = tonumber(l:match("^%s*(%x+)"), 16)
-      if not n then return fail("network", "bad chunk size in the answer from " .. where) end
-      if n == 0 then
-        repeat                                           -- trailers up to the empty line
-          if not budget() then return fail("timeout", "reading the answer from " .. where .. " timed out") end
-          l, e = sock:receive("*l")
-          if not l then return failed_io("reading the answer from", e, false) end
-        until l == ""
-        break
-      end
-      if size + n > max then return fail("too_large", too_large) end
-      if not budget() then return fail("timeout", "reading the answer from " .. where .. " timed out") end
-      local data, de = sock:receive(n)
-      if not data then return failed_io("reading the answer from", de, false) end
-      parts[#parts + 1] = data
-      size = size + n
-      local crlf, ce = sock:receive(2)
-      if not crlf then return failed_io("reading the answer from", ce, false) end
-    end
-    body = table.concat(parts)
-  elseif clen then
-    local n = tonumber(clen)
-    if not n or n < 0 or n % 1 ~= 0 then
-      return fail("network", "bad Content-Length in the answer from " .. where)
-    end
-    if n > max then return fail("too_large", too_large) end
-    if n == 0 then
-      body = ""
-    else
-      if not budget() then return fail("timeout", "reading the answer from " .. where .. " timed out") end
-      local data, e = sock:receive(n)
-      if not data then return failed_io("reading the answer from", e, false) end
-      body = data
-    end
-  else                                                   -- delimited by the server's close
-    keep = false
-    local parts, size = {}, 0
-    while true do
-      if not budget() then return fail("timeout", "reading the answer from " .. where .. " timed out") end
-      local data, e, partial = sock:receive(CHUNK)
-      data = data or partial
-      if data and data ~= "" then
-        size = size + #data
-        if size > max then return fail("too_large", too_large) end
-        parts[#parts + 1] = data
-      end
-      if e == "closed" then break end
-      if e then return failed_io("reading the answer from", e, false) end
-    end
-    body = table.concat(parts)
-  end
-
-  if keep and req.keepalive_ms > 0 and not req.once then
-    local kok = sock:setkeepalive(req.keepalive_ms, req.pool_size)
-    if kok then M.stats.kept_alive = M.stats.kept_alive + 1 end
-  else
-    sock:close()
-  end
-  return status, body, headers["date"]
+  return status, version, headers
 end
 
-function M.send(client, url, body, opts)
-  local c = client._opts or {}
-  opts = opts or {}
-  local scheme, host, port, target = parse_url(url)
-  if not scheme then return nil, "network", host, false end
-  if not require("wdt.clock").in_cosocket_context() then
-    local phase = type(ngx) == "table" and ngx.get_phase and ngx.get_phase()
-    return nil, "network", phase and ("no cosockets in nginx's " .. phase .. " phase (use transport 'curl' or a timer)")
-      or "the ngx transport runs inside nginx only", false
+-- A chunked body, at most `max` bytes -> body | nil, failure
+function Try:read_chunked(max)
+  local parts, size = {}, 0
+  while true do
+    local l, f = self:line("reading the answer from", false)
+    if not l then return nil, f end
+    local n = tonumber(l:match("^%s*(%x+)"), 16)
+    if not n then return self:fail("network", "bad chunk size in the answer from " .. self.req.where) end
+    if n == 0 then
+      repeat                                           -- trailers up to the empty line
+        l, f = self:line("reading the answer from", false)
+        if not l then return nil, f end
+      until l == ""
+      return table.concat(parts)
+    end
+    if size + n > max then return self:fail("too_large", "answer larger than " .. ("%d"):format(max) .. " bytes") end
+    local data, df = self:bytes(n)
+    if not data then return nil, df end
+    parts[#parts + 1] = data
+    size = size + n
+    local crlf, cf = self:bytes(2)
+    if not crlf then return nil, cf end
   end
-  local o = {
-    timeout = opts.timeout or c.timeout,
-    connect_timeout = opts.connect_timeout or c.connect_timeout,
-    max_body = c.max_body or 64 * 1024 * 1024,
-    insecure = c.insecure,
-  }
+end
+
+-- A body delimited by the server's close, at most `max` bytes -> body | nil, failure
+function Try:read_to_close(max)
+  local parts, size = {}, 0
+  while true do
+    if not self:budget() then return self:fail("timeout", "reading the answer from " .. self.req.where .. " timed out") end
+    local data, e, partial = self.sock:receive(CHUNK)
+    data = data or partial
+    if data and data ~= "" then
+      size = size + #data
+      if size > max then return self:fail("too_large", "answer larger than " .. ("%d"):format(max) .. " bytes") end
+      parts[#parts + 1] = data
+    end
+    if e == "closed" then return table.concat(parts) end
+    if e then return self:failed_io("reading the answer from", e, false) end
+  end
+end
+
+-- The body, capped by max_body -> body, keep (the connection may be reused) | nil, failure
+function Try:read_body(status, headers, max)
+  if status == 204 or status == 304 then return "", true end
+  local te = headers["transfer-encoding"]
+  if te ~= nil and te:lower():find("chunked", 1, true) then
+    local body, f = self:read_chunked(max)
+    if not body then return nil, f end
+    return body, true
+  end
+  local clen = headers["content-length"]
+  if not clen then
+    local body, f = self:read_to_close(max)
+    if not body then return nil, f end
+    return body, false
+  end
+  local n = tonumber(clen)
+  if not n or n < 0 or n % 1 ~= 0 then
+    return self:fail("network", "bad Content-Length in the answer from " .. self.req.where)
+  end
+  if n > max then return self:fail("too_large", "answer larger than " .. ("%d"):format(max) .. " bytes") end
+  if n == 0 then return "", true end
+  local body, f = self:bytes(n)
+  if not body then return nil, f end
+  return body, true
+end
+
+-- One try on one connection -> answer | nil, failure, retry_fresh (true when a pooled
+-- connection turned out dead before any byte of the answer arrived: the server closed it
+-- while idle, and the caller may try once more on a new connection).
+local function attempt(c, req, fresh_only)
+  local try = setmetatable({ req = req }, Try)
+  local ok, f = try:connect(c, fresh_only)
+  if not ok then return nil, f end
+  -- from here on the request may reach the server
+  if not try:budget() then return try:fail("timeout", "request to " .. req.where .. " timed out") end
+  local _, serr = try.sock:send(req.wire)
+  if serr then return try:failed_io("sending to", serr, true) end
+  local status, version, headers = try:read_head()
+  if not status then return nil, version, headers end
+  local enc = headers["content-encoding"]
+  if enc and enc:lower() ~= "identity" then
+    return try:fail("network", "the answer from " .. req.where .. " is " .. enc ..
+      "-encoded; this transport asks for identity only")
+  end
+  local body, keep = try:read_body(status, headers, c.max_body)
+  if not body then return nil, keep end
+  local conn = (headers["connection"] or ""):lower()
+  keep = keep and (version == "1.1" and not conn:find("close", 1, true)
+                   or version == "1.0" and conn:find("keep-alive", 1, true) ~= nil)
+  if keep and req.keepalive_ms > 0 and not req.once then
+    if try.sock:setkeepalive(req.keepalive_ms, req.pool_size) then
+      M.stats.kept_alive = M.stats.kept_alive + 1
+    end
+  else
+    try.sock:close()
+  end
+  return { status = status, body = body, date = headers["date"] }
+end
+
+-- The request of one send: where it goes, its pool, its deadline and its bytes.
+local function make_request(client, c, url, body, opts)
+  local scheme, host, port, target = parse_url(url)
   local tls = scheme == "https"
-  local hostport = (host:find(":", 1, true) and ("[" .. host .. "]") or host)
-  local default_port = tls and 443 or 80
-  local host_header = port == default_port and hostport or (hostport .. ":" .. port)
+  local hostport = host:find(":", 1, true) and ("[" .. host .. "]") or host
+  local host_header = port == (tls and 443 or 80) and hostport or (hostport .. ":" .. port)
+  local timeout = opts.timeout or c.timeout
   ngx.update_time()
-  local req = {
-    host = host, port = port, tls = tls,
-    where = host_header,
-    pool = ("wdt:%s:%s:%d%s%s"):format(scheme, host, port, tls and (c.insecure and ":insecure" or ":verify") or "",
-      opts.fresh_connect and ":once" or ""),
+  return {
+    host = host, port = port, tls = tls, where = host_header,
+    -- One pool per seller: the vendor SDKs close the connection between two sellers'
+    -- calls; never carry two sellers' calls on one connection (doc/openresty.md).
+    pool = ("wdt:%s:%s:%d:%s%s%s"):format(scheme, host, port, client.sid,
+      tls and (c.insecure and ":insecure" or ":verify") or "", opts.fresh_connect and ":once" or ""),
     -- a write that must not be repeated: its own connection, never pooled, never resent
     once = opts.fresh_connect,
-    deadline = (o.timeout and o.timeout > 0) and (now() + o.timeout) or nil,
-    keepalive_ms = (c.keepalive_timeout or 60) > 0 and ms(c.keepalive_timeout or 60) or 0,
-    pool_size = c.pool_size or 16,
+    deadline = ngx.now() + timeout,
+    keepalive_ms = c.keepalive_timeout > 0 and ms(c.keepalive_timeout) or 0,
+    pool_size = c.pool_size,
     wire = {
       "POST ", target, " HTTP/1.1\r\n",
       "Host: ", host_header, "\r\n",
@@ -311,14 +310,27 @@ function M.send(client, url, body, opts)
       body,
     },
   }
+end
+
+function M.send(client, url, body, opts)
+  if not require("wdt.clock").in_cosocket_context() then
+    local phase = type(ngx) == "table" and ngx.get_phase and ngx.get_phase()
+    return failure("network", phase and ("no cosockets in nginx's " .. phase .. " phase (use transport 'curl' or a timer)")
+      or "the ngx transport runs inside nginx only", false)
+  end
+  local c = client._opts
+  opts = opts or {}
+  local try_opts = { connect_timeout = opts.connect_timeout or c.connect_timeout, max_body = c.max_body,
+                     insecure = c.insecure }
+  local req = make_request(client, c, url, body, opts)
   -- When a pooled connection dies before any byte of the answer (the server closed it while
   -- idle), the request goes out once more on a new connection, as libcurl does.
-  local status, rbody, date, sent, retry_fresh = attempt(o, req, false)
-  if status == nil and retry_fresh and not req.once then
-    status, rbody, date, sent = attempt(o, req, true)
-    if status == nil then sent = true end   -- the first try went out
+  local answer, f, retry_fresh = attempt(try_opts, req, false)
+  if not answer and retry_fresh and not req.once then
+    answer, f = attempt(try_opts, req, true)
+    if not answer then f.sent = true end   -- the first try went out
   end
-  return status, rbody, date, sent
+  return answer, f
 end
 
 return M

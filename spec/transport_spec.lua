@@ -1,0 +1,33 @@
+-- The transport contract over libcurl (cl:send): the cases of spec/support/transport_contract.lua,
+-- which spec/openresty_spec.lua runs over cosockets inside nginx.
+local wdt = require "wdt"
+local emulator = require "spec.support.emulator"
+local fixtures = require "spec.support.fixtures"
+local contract = require "spec.support.transport_contract"
+
+local SID, KEY, APPSECRET = fixtures.SID, fixtures.KEY, fixtures.APPSECRET
+
+describe("the transport contract over libcurl", function()
+  local emu
+
+  setup(function()
+    emu = emulator.start { config = {
+      tenants = { { sid = SID, key = KEY, secret = APPSECRET } },
+      logistics = { [SID] = { pending = 3, shop_no = "s1" } },
+    } }
+  end)
+
+  teardown(function()
+    if emu then emu:stop() end
+  end)
+
+  for i, case in ipairs(contract.cases) do
+    it(case.name, function()
+      emu:faults(case.fault or {})
+      local r = contract.run(wdt, { url = emu.url, sid = SID, key = KEY, secret = APPSECRET }, i,
+                             emulator.free_port())
+      emu:faults {}
+      assert.same({}, contract.check(i, r, { "abcde" }))
+    end)
+  end
+end)
