@@ -185,8 +185,8 @@ local request_file = opt.out .. "/request.txt"
 -- A fresh signed request for wrk (the emulator accepts a timestamp for 120 s).
 local function prepare_for_wrk(client)
   local p = client:prepare(LIST, { FILTER }, PAGER1)
-  local status, body = client._core:send(p.url, p.body)
-  local resp = status and core.parse(status, body)
+  local answer = client._core:send(p.url, p.body)
+  local resp = answer and core.parse(answer.status, answer.body)
   assert(resp and resp.status == 0, "the prepared request is not answered status 0")
   write_file(request_file, p.url:match("^https?://[^/]+(.*)$") .. "\n" .. p.body)
 end
@@ -232,8 +232,9 @@ local function bench_network()
   local client = new_client()
   log("overhead: client:prepare + client:parse of a 10-row page, no network")
   local p10 = client:prepare(LIST, { FILTER }, { page_size = 10 })
-  local st, typical = client._core:send(p10.url, p10.body)
-  assert(st == 200 and core.parse(st, typical), "no 10-row page")
+  local answer = assert(client._core:send(p10.url, p10.body))
+  local typical = answer.body
+  assert(answer.status == 200 and core.parse(answer.status, typical), "no 10-row page")
   local over = 0
   for _ = 1, opt.rounds do
     local r = rate(function(n)

@@ -1,10 +1,10 @@
-/* libFuzzer target: answer parsing, through the real binding (`core.parse` of wdt_core.c,
- * which also runs the HTML snippet extraction for HTTP errors).
+/* libFuzzer target: answer parsing, through the real binding (`core.parse` of
+ * wdt_core_parse.c, which also runs the HTML snippet extraction for HTTP errors).
  * The first input byte picks the HTTP status (mostly 200), the rest is the body.
  * Promises: core.parse never raises on a number and a string; it answers either a table
- * whose integer `status` is <= 0, or nil, kind, message, api_status, response with kind
- * http (status not 2xx), decode (not a JSON object with an integer status) or api
- * (status > 0, api_status set, message a non-empty string); a message never quotes a
+ * whose integer `status` is exactly 0, or nil, err with err.kind http (status not 2xx),
+ * decode (not a JSON object with an integer status >= 0) or api (status > 0, err.status
+ * set, err.message a non-empty string, err.response the answer); a message never quotes a
  * body that mentions the sign, salt or secret. */
 #include "fuzz_lua.h"
 
@@ -55,12 +55,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_CHECK(n == 1 && lua_istable(L, base), "success is one table");
         FUZZ_CHECK(http >= 200 && http <= 299, "success on HTTP %d", http);
         lua_getfield(L, base, "status");
-        FUZZ_CHECK(lua_isinteger(L, -1) && lua_tointeger(L, -1) <= 0, "success status");
+        FUZZ_CHECK(lua_isinteger(L, -1) && lua_tointeger(L, -1) == 0, "success status");
     } else {
-        FUZZ_CHECK(n == 5, "failure is 5 values, got %d", n);
-        const char *kind = lua_tostring(L, base + 1);
+        FUZZ_CHECK(n == 2 && lua_istable(L, base + 1), "failure is nil, err");
+        int err = base + 1;
+        lua_getfield(L, err, "kind");
+        lua_getfield(L, err, "message");
+        lua_getfield(L, err, "status");
+        lua_getfield(L, err, "response");
+        const char *kind = lua_tostring(L, -4);
         size_t mlen = 0;
-        const char *msg = lua_tolstring(L, base + 2, &mlen);
+        const char *msg = lua_tolstring(L, -3, &mlen);
         FUZZ_CHECK(kind && msg && mlen > 0, "kind and message");
         if (strcmp(kind, "http") == 0) {
             FUZZ_CHECK(http < 200 || http > 299, "http kind on HTTP %d", http);
@@ -69,11 +74,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 FUZZ_CHECK(!contains(msg, mlen, "sign") && !contains(msg, mlen, "salt")
                            && !contains(msg, mlen, "secret"), "message quotes: %s", msg);
         } else if (strcmp(kind, "decode") == 0) {
-            FUZZ_CHECK(lua_isnil(L, base + 3), "decode with an api status");
+            FUZZ_CHECK(lua_isnil(L, -2), "decode with an api status");
         } else {
             FUZZ_CHECK(strcmp(kind, "api") == 0, "unknown kind %s", kind);
-            FUZZ_CHECK(lua_isinteger(L, base + 3) && lua_tointeger(L, base + 3) > 0, "api status");
-            FUZZ_CHECK(lua_istable(L, base + 4), "api response");
+            FUZZ_CHECK(lua_isinteger(L, -2) && lua_tointeger(L, -2) > 0, "api status");
+            FUZZ_CHECK(lua_istable(L, -1), "api response");
         }
     }
     lua_settop(L, top);

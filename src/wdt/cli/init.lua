@@ -209,15 +209,15 @@ end
 local FN = "wdt.cli.main"
 
 local function check_main_args(argv, env, streams)
-  if type(argv) ~= "table" then check.fail(FN, "argv", "table expected, got " .. type(argv)) end
+  if type(argv) ~= "table" then check.fail(FN, "argv", "table expected, got " .. type(argv), 3) end
   for i = 1, #argv do
     if type(argv[i]) ~= "string" then
-      check.fail(FN, "argv", ("strings expected, argv[%d] is %s"):format(i, type(argv[i])))
+      check.fail(FN, "argv", ("strings expected, argv[%d] is %s"):format(i, type(argv[i])), 3)
     end
   end
-  if env ~= nil and type(env) ~= "table" then check.fail(FN, "env", "table expected, got " .. type(env)) end
+  if env ~= nil and type(env) ~= "table" then check.fail(FN, "env", "table expected, got " .. type(env), 3) end
   if streams ~= nil and type(streams) ~= "table" then
-    check.fail(FN, "streams", "table expected, got " .. type(streams))
+    check.fail(FN, "streams", "table expected, got " .. type(streams), 3)
   end
 end
 

@@ -131,14 +131,16 @@ local option_specs = {
   logistics_no = { "string" }, is_part_sync = { "number" }, dry_run = { "boolean" },
 }
 
+-- Bad options raise at the caller of client:sync_* (1 here, 2 run, 3 the client method).
+local LEVEL = 4
 local function check_options(opts)
-  local o = check.options(FN, opts, option_specs)
-  if not o.dry_run and o.handler == nil then check.fail(FN, "handler", "function expected, got nil") end
-  if o.shop_no == nil or o.shop_no == "" then check.fail(FN, "shop_no", "non-empty string expected") end
-  if o.batch ~= nil then check.number(FN, "batch", o.batch, 1, 1000, true) end
-  if o.page_size ~= nil then check.number(FN, "page_size", o.page_size, 1, 1000, true) end
+  local o = check.options(FN, opts, option_specs, LEVEL)
+  if not o.dry_run and o.handler == nil then check.fail(FN, "handler", "function expected, got nil", LEVEL) end
+  if o.shop_no == nil or o.shop_no == "" then check.fail(FN, "shop_no", "non-empty string expected", LEVEL) end
+  if o.batch ~= nil then check.number(FN, "batch", o.batch, 1, 1000, true, LEVEL) end
+  if o.page_size ~= nil then check.number(FN, "page_size", o.page_size, 1, 1000, true, LEVEL) end
   if o.is_part_sync ~= nil and o.is_part_sync ~= 0 and o.is_part_sync ~= 1 then
-    check.fail(FN, "is_part_sync", "0 or 1 expected")
+    check.fail(FN, "is_part_sync", "0 or 1 expected", LEVEL)
   end
   return o
 end

@@ -96,11 +96,13 @@ local option_specs = {
   force_sync = { "boolean" }, on_progress = { "function" }, dry_run = { "boolean" },
 }
 
+-- Bad options raise at the caller of client:sync_* (1 here, 2 run, 3 the client method).
+local LEVEL = 4
 local function check_options(opts)
-  local o = check.options(FN, opts, option_specs)
-  if not o.dry_run and o.handler == nil then check.fail(FN, "handler", "function expected, got nil") end
-  if o.count ~= nil then check.number(FN, "count", o.count, 10, 5000, true) end
-  if o.batch ~= nil then check.number(FN, "batch", o.batch, 10, 5000, true) end
+  local o = check.options(FN, opts, option_specs, LEVEL)
+  if not o.dry_run and o.handler == nil then check.fail(FN, "handler", "function expected, got nil", LEVEL) end
+  if o.count ~= nil then check.number(FN, "count", o.count, 10, 5000, true, LEVEL) end
+  if o.batch ~= nil then check.number(FN, "batch", o.batch, 10, 5000, true, LEVEL) end
   return o
 end
 
