@@ -16,7 +16,7 @@ local EPOCH_2012 = 1325347200
 local MAX_SKEW = 120
 local RATE_MSG = "超过每分钟最大调用频率限制，请稍后重试"
 local FAULT_MODES = { http_500 = true, reset = true, delay = true, non_json = true,
-                      truncated = true, rate_limit = true, skew = true, no_data = true,
+                      truncated = true, rate_limit = true, skew = true, no_data = true, echo = true,
                       refuse = true, drift = true }
 
 -- nginx's init_by_lua: read the configuration (or take the demo one) and build the state.
@@ -220,6 +220,9 @@ function M.openapi()
       return send(200, "<html><body>502 Bad Gateway: upstream error</body></html>\n", "text/html")
     elseif mode == "rate_limit" then
       return answer({ status = 100, message = RATE_MSG })
+    elseif mode == "echo" then    -- a careless server: its error quotes the whole request
+      return answer({ status = 1, message = "bad request: " .. ngx.var.request_uri .. " "
+                      .. (read_body() or "") })
     elseif mode == "delay" then
       ngx.sleep((fault.delay_ms or 1000) / 1000)
     elseif mode == "skew" then

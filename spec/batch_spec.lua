@@ -257,6 +257,11 @@ describe("client:call_many", function()
         "page_size" },
       { "bad option type", function() return client:call_many({ page_req(0, { timeout = "1" }) }) end,
         "timeout" },
+      { "a hole in the list", function()
+          return client:call_many({ page_req(0), nil, page_req(2) })
+        end, "bad argument 'requests%[2%]' to 'call_many' %(a request expected, got nil" },
+      { "a NaN option", function() return client:call_many({ page_req(0) }, { timeout = 0 / 0 }) end,
+        "number expected, got nan" },
       { "args that cannot be encoded", function()
           return client:call_many({ page_req(0), { LIST, { f = print } } })
         end, "requests%[2%].*cannot encode a function" },

@@ -21,6 +21,7 @@ local ROOT = sh.repo_root()
 local NGINX = os.getenv("WDT_NGINX") or "/usr/sbin/nginx"
 local CORE_LUAJIT = ROOT .. "/build-luajit/wdt/core.so"
 local SID, KEY, APPSECRET = "ngxtenant", "ngx-key", "s3cret:s4lt"
+local SID2 = "ngxtenant2"                -- a second seller on the same ERP host
 local SHOP = "shop-ngx"
 local TIMEOUT = 2        -- seconds per request, on both sides (the delay fault goes beyond it)
 
@@ -52,6 +53,25 @@ local function start_nginx(emu, env)
                 local r = contract.run(wdt, { url = a.url, sid = a.sid, key = a.key, secret = a.secret },
                                        tonumber(a.case), tonumber(a.dead_port))
                 ngx.print(wdt.json.encode(r))
+            }
+        }
+
+        location = /spec/two_sellers {
+            content_by_lua_block {
+                local wdt = require "wdt"
+                local a = ngx.req.get_uri_args()
+                local stats = require("wdt.transport.ngx").stats
+                local function call(sid)
+                  local c = wdt.client { url = a.url, sid = sid, key = a.key, secret = a.secret, retries = 0 }
+                  local data, err = c:call("sales.LogisticsSync.getSyncListExt", { shop_no = "x" })
+                  assert(data or err.kind == "api", tostring(err))
+                  return { connects = stats.connects, reused = stats.reused }
+                end
+                local s1 = call(a.sid)
+                local s2 = call(a.sid2)
+                local s3 = call(a.sid)
+                ngx.print(wdt.json.encode { b_connects = s2.connects - s1.connects,
+                  b_reused = s2.reused - s1.reused, a_reused = s3.reused - s2.reused })
             }
         }
 
@@ -223,7 +243,7 @@ describe("wdt inside nginx (examples/openresty)", function()
   setup(function()
     emu = emulator.start {
       config = {
-        tenants = { { sid = SID, key = KEY, secret = APPSECRET } },
+        tenants = { { sid = SID, key = KEY, secret = APPSECRET }, { sid = SID2, key = KEY, secret = APPSECRET } },
         logistics = { [SID] = { pending = 60, shop_no = SHOP } },
       },
     }
@@ -274,6 +294,17 @@ describe("wdt inside nginx (examples/openresty)", function()
       assert.same({}, contract.check(i, cjson.decode(raw), { "s4lt", "s3cret" }))
     end)
   end
+
+  it("never carries two sellers' calls on one pooled connection", function()
+    local q = ("?url=%s&sid=%s&sid2=%s&key=%s&secret=%s"):format(emu.url, SID, SID2, KEY,
+      APPSECRET:gsub(":", "%%3A"))
+    local code, raw = emulator.exchange(ngx_srv.base .. "/spec/two_sellers" .. q, "GET", nil, nil, 10)
+    assert.equal(200, code, raw)
+    local r = cjson.decode(raw)
+    assert.equal(1, r.b_connects, raw)       -- the second seller opens its own connection
+    assert.equal(0, r.b_reused, raw)
+    assert.equal(1, r.a_reused, raw)         -- the first seller's stayed in its own pool
+  end)
 
   it("loads wdt and the LuaJIT build of wdt.core in the nginx worker", function()
     local code, stats = ngx_srv:get_json("/wdt/stats")

@@ -446,6 +446,24 @@ describe("reliability", function()
       client:close()
     end)
 
+    it("are scrubbed from an API error message that echoes the request", function()
+      local client = new_client()
+      emu:faults { mode = "echo", count = 1 }
+      local _, err = client:with { retries = 0 }:call(LIST, FILTER)
+      emu:faults {}
+      assert.equal("api", err.kind)
+      assert.truthy(err.message:find("bad request: /openapi?", 1, true), err.message)
+      for _, text in ipairs({ err.message, tostring(err), err.response.message }) do
+        assert.is_nil(text:find(SALT, 1, true), text)
+        assert.is_nil(text:find(SECRET, 1, true), text)
+        assert.is_nil(text:find(KEY, 1, true), text)
+        assert.is_nil(text:find(("%x"):rep(32)), text)                     -- the sign
+        assert.truthy(text:find("sign=***", 1, true), text)
+        assert.truthy(text:find("sid=" .. SID, 1, true), text)            -- the rest stays
+      end
+      client:close()
+    end)
+
     it("appear in no error of any kind", function()
       local client = new_client { timeout = 0.4, max_body = 200 }
       local errs = {}

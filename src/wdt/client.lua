@@ -112,6 +112,9 @@ function Client:_outcome(method, answer, failure)
   end
   local resp, bad = core.parse(answer.status, answer.body)
   if resp then return resp end
+  if bad.response and type(bad.response.message) == "string" then
+    bad.response.message = self:_scrub(bad.response.message)
+  end
   return nil, errors.new { kind = bad.kind, message = self:_scrub(bad.message), method = method,
                            status = bad.status, response = bad.response,
                            http_status = answer.status, sent = true }
