@@ -10,8 +10,6 @@ typedef struct wdt_buf {
     size_t cap;
 } wdt_buf;
 
-#define WDT_BUF_INIT { NULL, 0, 0 }
-
 void wdt_buf_init(wdt_buf *b);
 /* Make room for `extra` more bytes (plus the NUL). 0 on success, -1 when out of memory. */
 int  wdt_buf_reserve(wdt_buf *b, size_t extra);

@@ -4,7 +4,7 @@
  * nothing clashes with what the host happens to provide: LuaJIT 2.1 already exports
  * luaL_setfuncs, luaL_testudata, luaL_setmetatable and lua_tointegerx, plain Lua 5.1 does
  * not, and a module that defined its own `luaL_setfuncs` would collide with LuaJIT's (or
- * silently bind to it). Only wdt_core.c and wdt_batch.c (through wdt_batch.h) include it.
+ * silently bind to it). The bindings (wdt_core*.c) include it; the codec has its own few.
  */
 #ifndef WDT_COMPAT_H
 #define WDT_COMPAT_H
@@ -18,10 +18,8 @@
 /* Symbol visibility: the build uses -fvisibility=hidden; the one entry point says so. */
 #if defined(__GNUC__) || defined(__clang__)
 #  define COMPAT_EXPORT __attribute__((visibility("default")))
-#  define COMPAT_HIDDEN __attribute__((visibility("hidden")))
 #else
 #  define COMPAT_EXPORT
-#  define COMPAT_HIDDEN
 #endif
 
 #ifndef LUA_OK
@@ -63,37 +61,6 @@ static inline int compat_getfield(lua_State *L, int idx, const char *k)
 #else
     lua_getfield(L, idx, k);
     return lua_type(L, -1);
-#endif
-}
-
-/* Registry (or any table) slots keyed by a C address. */
-static inline int compat_rawgetp(lua_State *L, int idx, const void *p)
-{
-#if LUA_VERSION_NUM >= 502
-#  if LUA_VERSION_NUM >= 503
-    return lua_rawgetp(L, idx, p);
-#  else
-    lua_rawgetp(L, idx, p);
-    return lua_type(L, -1);
-#  endif
-#else
-    idx = compat_absindex(L, idx);
-    lua_pushlightuserdata(L, (void *)p);
-    lua_rawget(L, idx);
-    return lua_type(L, -1);
-#endif
-}
-
-/* Pops the value on top into t[p]. */
-static inline void compat_rawsetp(lua_State *L, int idx, const void *p)
-{
-#if LUA_VERSION_NUM >= 502
-    lua_rawsetp(L, idx, p);
-#else
-    idx = compat_absindex(L, idx);
-    lua_pushlightuserdata(L, (void *)p);
-    lua_insert(L, -2);
-    lua_rawset(L, idx);
 #endif
 }
 
@@ -142,31 +109,7 @@ static inline void compat_setmetatable(lua_State *L, const char *tname)
     lua_setmetatable(L, -2);
 }
 
-/* The userdata at `ud` if its metatable is `tname`'s, else NULL (never raises). */
-static inline void *compat_testudata(lua_State *L, int ud, const char *tname)
-{
-    void *p = lua_touserdata(L, ud);
-    if (p == NULL || !lua_getmetatable(L, ud))
-        return NULL;
-    luaL_getmetatable(L, tname);
-    if (!lua_rawequal(L, -1, -2))
-        p = NULL;
-    lua_pop(L, 2);
-    return p;
-}
-
 /* ---- numbers ---------------------------------------------------------------------- */
-
-/* True when the value is a number with the integer subtype (always false before 5.3). */
-static inline int compat_isinteger(lua_State *L, int idx)
-{
-#if COMPAT_HAS_INTEGERS
-    return lua_isinteger(L, idx);
-#else
-    (void)L; (void)idx;
-    return 0;
-#endif
-}
 
 /* An exact integer out of a number value: integer subtype on 5.3+, or an integral float
  * within +-2^53 everywhere. Strings are not converted. 1 on success, 0 otherwise. */

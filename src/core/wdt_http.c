@@ -257,15 +257,6 @@ void wdt_http_finish(wdt_http_req *r, CURLcode rc, wdt_http_result *res)
     wdt_buf_reset(&r->body);
 }
 
-wdt_http_kind wdt_http_post(wdt_http_req *r, const char *url, const char *body, size_t body_len,
-                            long timeout_ms, long connect_timeout_ms, wdt_http_result *res)
-{
-    if (wdt_http_prepare(r, url, body, body_len, timeout_ms, connect_timeout_ms, res) != 0)
-        return res->kind;
-    wdt_http_finish(r, curl_easy_perform(r->easy), res);
-    return res->kind;
-}
-
 void wdt_http_release_body(wdt_http_req *r)
 {
     if (r->body.cap > WDT_HTTP_KEEP_BUF)

@@ -10,8 +10,7 @@
  *     ... curl_multi_perform / curl_multi_poll ...
  *     on CURLMSG_DONE for r->easy: curl_multi_remove_handle(m, r->easy);
  *                                   wdt_http_finish(r, msg->data.result, &res)
- *
- * wdt_http_post() is prepare + curl_easy_perform + finish.
+
  *
  * One request on one handle is wdt_http.c; the pool below (one multi handle driving a
  * client's easy handles) is wdt_http_pool.c.
@@ -82,10 +81,6 @@ int  wdt_http_prepare(wdt_http_req *r, const char *url, const char *body, size_t
  * the Date header in r->date. */
 void wdt_http_finish(wdt_http_req *r, CURLcode rc, wdt_http_result *res);
 
-/* Blocking POST: prepare + curl_easy_perform + finish. Returns res->kind. */
-wdt_http_kind wdt_http_post(wdt_http_req *r, const char *url, const char *body, size_t body_len,
-                            long timeout_ms, long connect_timeout_ms, wdt_http_result *res);
-
 /* After the answer was consumed: drop its bytes (and give back a large buffer's memory). */
 void wdt_http_release_body(wdt_http_req *r);
 
@@ -133,7 +128,7 @@ int  wdt_http_pool_init(wdt_http_pool *p, const wdt_http_opts *opts);
 /* Close the connections and free everything. Safe on a zeroed or freed struct. */
 void wdt_http_pool_free(wdt_http_pool *p);
 
-/* Blocking POST on p->reqs[0] through the multi handle: like wdt_http_post, the answer is
+/* Blocking POST on p->reqs[0] through the multi handle: the answer is
  * in p->reqs[0]->body (release it with wdt_http_release_body) and the Date in ->date. */
 wdt_http_kind wdt_http_pool_post(wdt_http_pool *p, const char *url, const char *body,
                                  size_t body_len, long timeout_ms, long connect_timeout_ms,

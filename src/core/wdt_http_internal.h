@@ -1,19 +1,13 @@
 /* wdt_http_internal.h: what wdt_http_pool.c takes from wdt_http.c beyond the public
- * wdt_http.h. Not for the rest of the core; nothing here is exported from core.so. */
+ * wdt_http.h. Not for the rest of the core (the build hides every symbol but luaopen_wdt_core). */
 #ifndef WDT_HTTP_INTERNAL_H
 #define WDT_HTTP_INTERNAL_H
 
 #include "wdt_http.h"
 
-#if defined(__GNUC__) || defined(__clang__)
-#define WDT_HTTP_HIDDEN __attribute__((visibility("hidden")))
-#else
-#define WDT_HTTP_HIDDEN
-#endif
-
 /* Fill in a failed result: kind, status 0, sent, and msg with any query string dropped
  * (the query holds the salt and the sign) and line breaks turned into spaces. */
-WDT_HTTP_HIDDEN void wdt_http_fail_result(wdt_http_result *res, wdt_http_kind kind, int sent,
+void wdt_http_fail_result(wdt_http_result *res, wdt_http_kind kind, int sent,
                                           const char *msg);
 
 #endif

@@ -7,8 +7,7 @@
  *
  * Shared here: the byte classes and the 8-bytes-at-a-time scan both directions use on
  * strings, UTF-8 validation, and the encoder's path segments. Everything is `static
- * inline` except wdt_json_path_error, which has hidden visibility like the rest of the
- * module (nothing here is exported from core.so).
+ * inline` except wdt_json_path_error.
  *
  * Design notes common to both directions
  * --------------------------------------
@@ -37,13 +36,6 @@
 #define compat_noinline __attribute__((noinline))
 #else
 #define compat_noinline
-#endif
-
-/* Functions shared between the codec's files: not exported from core.so. */
-#if defined(__GNUC__) || defined(__clang__)
-#define WDT_JSON_HIDDEN __attribute__((visibility("hidden")))
-#else
-#define WDT_JSON_HIDDEN
 #endif
 
 #define ONES  0x0101010101010101ULL
@@ -121,7 +113,7 @@ typedef struct enc_seg {
 
 /* Write "<root><path[1..depth]>: <msg>" into err (errlen >= 1), NUL-terminated, eliding
  * the middle of paths too long for errlen. */
-WDT_JSON_HIDDEN void wdt_json_path_error(char *err, size_t errlen, const char *root,
+void wdt_json_path_error(char *err, size_t errlen, const char *root,
                                          const enc_seg *path, int depth, const char *msg);
 
 #endif

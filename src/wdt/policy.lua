@@ -33,46 +33,19 @@ policy.read_prefixes = { "get", "query", "search", "list", "count" }
 policy.idempotent_methods["sales.StockSync.calcStock"] = true          -- recomputes, same answer
 policy.idempotent_methods["sales.StockSync.calcStockWithAuth"] = true
 
--- The name rule's answers by method, valid for the prefixes in `seen` (a copy of
--- policy.read_prefixes when they were cached): any change to the list, in place or by
--- replacing it, empties the cache. policy.idempotent_methods is read on every call, so
--- its edits count at once.
-local by_name, seen, cached = {}, {}, 0
-
-local function name_rule(method)
-  local last = method:match("([^%.]+)$") or method
-  last = last:lower()
-  for _, prefix in ipairs(policy.read_prefixes) do
-    if last:sub(1, #prefix) == prefix then return true end
-  end
-  return false
-end
-
-local function prefixes_unchanged()
-  local list = policy.read_prefixes
-  local n = #seen
-  if #list ~= n then return false end
-  for i = 1, n do
-    if list[i] ~= seen[i] then return false end
-  end
-  return true
-end
-
+-- The name rule: the last part of the method name starts with a read prefix. Read on
+-- every call, so edits of policy.idempotent_methods and policy.read_prefixes count at once.
 function policy.is_idempotent(method)
   local v = policy.idempotent_methods[method]
   if v ~= nil then return v end
-  if not prefixes_unchanged() then
-    by_name, seen, cached = {}, {}, 0
-    for i, prefix in ipairs(policy.read_prefixes) do seen[i] = prefix end
+  -- the last part, after the last '.' ("^.*()%." backtracks once; "[^.]+$" would be tried
+  -- at every position)
+  local last = method:sub((method:match("^.*()%.") or 0) + 1):lower()
+  local prefixes = policy.read_prefixes
+  for i = 1, #prefixes do
+    if last:sub(1, #prefixes[i]) == prefixes[i] then return true end
   end
-  v = by_name[method]
-  if v == nil then
-    v = name_rule(method)
-    if cached >= 4096 then by_name, cached = {}, 0 end     -- bounded: names come from callers
-    by_name[method] = v
-    cached = cached + 1
-  end
-  return v
+  return false
 end
 
 -- The vendor's two rate-limit messages; punctuation around them varies, so match substrings.
