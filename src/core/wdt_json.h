@@ -1,6 +1,6 @@
 /* wdt_json: the exact JSON codec of the wdt core (Lua 5.4 and LuaJIT / Lua 5.1 API).
  *
- * Encoding rules (see doc/architecture.md):
+ * Encoding rules:
  *   - compact output, object keys in byte-wise sorted order (same table -> same bytes);
  *   - strings: raw UTF-8 (validated), `"` `\` and control characters escaped, `/` not;
  *   - Lua 5.4 integers written exactly; floats as the shortest of %.15g/%.16g/%.17g that

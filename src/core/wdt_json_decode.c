@@ -1,10 +1,10 @@
 /* wdt_json_decode.c: JSON -> Lua value, the decoding half of the codec (wdt_json.h, rules
- * in doc/architecture.md), and the array marker metatable both halves use. Builds against
+ * in wdt_json.h), and the array marker metatable both halves use. Builds against
  * Lua 5.4 and LuaJIT 2.1 (Lua 5.1 API).
  *
  * Separate from the encoder (wdt_json_encode.c): the two directions share only the byte
  * classes and UTF-8 checks of wdt_json_internal.h (which also has the design notes common
- * to both).
+ * to both). Over 500 lines on purpose: one direction of the codec, read as a whole.
  *
  * Design notes
  * ------------

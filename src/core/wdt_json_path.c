@@ -1,10 +1,8 @@
 /* wdt_json_path.c: the place part of the encoder's error messages,
- * "args[1][2].sync_id: cannot encode a function".
- *
- * Separate from wdt_json_encode.c because it is cold code (it runs once, after an encoding
- * failed) with its own small concerns: rendering a key readably (".sync_id" for an
- * identifier, ["a b"] with escapes otherwise, long keys cut at 40 bytes) and eliding the
- * middle of a path too long for the caller's error buffer. No Lua API calls here.
+ * "args[1][2].sync_id: cannot encode a function": rendering a key readably (".sync_id" for
+ * an identifier, ["a b"] with escapes otherwise, long keys cut at 40 bytes) and eliding the
+ * middle of a path too long for the caller's error buffer. Cold code, apart from the hot
+ * encoder (wdt_json_encode.c, already over 500 lines). No Lua API calls here.
  */
 #include "wdt_json_internal.h"
 

@@ -91,7 +91,9 @@ end
 
 -- n bytes of the answer, within the budget.
 function Try:bytes(n)
-  if not self:budget() then return self:fail("timeout", "reading the answer from " .. self.req.where .. " timed out") end
+  if not self:budget() then
+    return self:fail("timeout", "reading the answer from " .. self.req.where .. " timed out")
+  end
   local data, e = self.sock:receive(n)
   if not data then return self:failed_io("reading the answer from", e, false) end
   return data
@@ -193,7 +195,7 @@ function Try:read_chunked(max)
       until l == ""
       return table.concat(parts)
     end
-    if size + n > max then return self:fail("too_large", "answer larger than " .. ("%d"):format(max) .. " bytes") end
+    if size + n > max then return self:fail("too_large", ("answer larger than %d bytes"):format(max)) end
     local data, df = self:bytes(n)
     if not data then return nil, df end
     parts[#parts + 1] = data
@@ -207,12 +209,14 @@ end
 function Try:read_to_close(max)
   local parts, size = {}, 0
   while true do
-    if not self:budget() then return self:fail("timeout", "reading the answer from " .. self.req.where .. " timed out") end
+    if not self:budget() then
+      return self:fail("timeout", "reading the answer from " .. self.req.where .. " timed out")
+    end
     local data, e, partial = self.sock:receive(CHUNK)
     data = data or partial
     if data and data ~= "" then
       size = size + #data
-      if size > max then return self:fail("too_large", "answer larger than " .. ("%d"):format(max) .. " bytes") end
+      if size > max then return self:fail("too_large", ("answer larger than %d bytes"):format(max)) end
       parts[#parts + 1] = data
     end
     if e == "closed" then return table.concat(parts) end
@@ -239,7 +243,7 @@ function Try:read_body(status, headers, max)
   if not n or n < 0 or n % 1 ~= 0 then
     return self:fail("network", "bad Content-Length in the answer from " .. self.req.where)
   end
-  if n > max then return self:fail("too_large", "answer larger than " .. ("%d"):format(max) .. " bytes") end
+  if n > max then return self:fail("too_large", ("answer larger than %d bytes"):format(max)) end
   if n == 0 then return "", true end
   local body, f = self:bytes(n)
   if not body then return nil, f end
@@ -315,13 +319,14 @@ end
 function M.send(client, url, body, opts)
   if not require("wdt.clock").in_cosocket_context() then
     local phase = type(ngx) == "table" and ngx.get_phase and ngx.get_phase()
-    return failure("network", phase and ("no cosockets in nginx's " .. phase .. " phase (use transport 'curl' or a timer)")
+    return failure("network", phase
+      and ("no cosockets in nginx's " .. phase .. " phase (use transport 'curl' or a timer)")
       or "the ngx transport runs inside nginx only", false)
   end
   local c = client._opts
   opts = opts or {}
-  local try_opts = { connect_timeout = opts.connect_timeout or c.connect_timeout, max_body = c.max_body,
-                     insecure = c.insecure }
+  local try_opts = { connect_timeout = opts.connect_timeout or c.connect_timeout,
+                     max_body = c.max_body, insecure = c.insecure }
   local req = make_request(client, c, url, body, opts)
   -- When a pooled connection dies before any byte of the answer (the server closed it while
   -- idle), the request goes out once more on a new connection, as libcurl does.
