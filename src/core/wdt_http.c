@@ -77,7 +77,7 @@ int wdt_http_init(wdt_http_req *r, const wdt_http_opts *opts)
 {
     memset(r, 0, sizeof *r);
     wdt_buf_init(&r->body);
-    r->max_body = (opts && opts->max_body) ? opts->max_body : WDT_HTTP_MAX_BODY_DEFAULT;
+    r->max_body = opts->max_body;
 
     r->easy = curl_easy_init();
     if (r->easy == NULL)
@@ -111,13 +111,13 @@ int wdt_http_init(wdt_http_req *r, const wdt_http_opts *opts)
 #else
     SETOPT(CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
 #endif
-    if (opts && opts->insecure) {
+    if (opts->insecure) {
         SETOPT(CURLOPT_SSL_VERIFYPEER, 0L);
         SETOPT(CURLOPT_SSL_VERIFYHOST, 0L);
     } else {
         SETOPT(CURLOPT_SSL_VERIFYPEER, 1L);
         SETOPT(CURLOPT_SSL_VERIFYHOST, 2L);
-        if (opts && opts->ca_file)
+        if (opts->ca_file)
             SETOPT(CURLOPT_CAINFO, opts->ca_file);
     }
     return 0;

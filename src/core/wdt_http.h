@@ -24,8 +24,6 @@
 
 #include "wdt_buf.h"
 
-#define WDT_HTTP_MAX_BODY_DEFAULT ((size_t)64 * 1024 * 1024)
-
 typedef enum wdt_http_kind {
     WDT_HTTP_OK = 0,
     WDT_HTTP_NETWORK,        /* could not connect, reset, TLS failure, out of memory, ... */
@@ -38,7 +36,7 @@ typedef enum wdt_http_kind {
 
 /* Fixed for the life of a handle: read by wdt_http_init() only. */
 typedef struct wdt_http_opts {
-    size_t      max_body;            /* 0: WDT_HTTP_MAX_BODY_DEFAULT */
+    size_t      max_body;            /* bytes, >= 1 (wdt.options defaults it) */
     const char *ca_file;             /* NULL: the system's CA store (copied by libcurl) */
     int         insecure;            /* nonzero: do not verify the peer or the host name */
 } wdt_http_opts;
@@ -66,7 +64,7 @@ typedef struct wdt_http_result {
 /* Once per process, before any other call (curl_global_init). 0 or -1. */
 int  wdt_http_global_init(void);
 
-/* Create the easy handle and set the fixed options (opts may be NULL for the defaults).
+/* Create the easy handle and set the fixed options.
  * 0, or -1 (out of memory / libcurl refused an option). */
 int  wdt_http_init(wdt_http_req *r, const wdt_http_opts *opts);
 /* Free everything; the struct can be init'ed again. Safe on a zeroed or freed struct. */

@@ -148,8 +148,7 @@ function Client:request(req)
       break
     end
   end
-  local resp, res = self:_request(req.method, args, pager, c)
-  return resp, res
+  return self:_request(req.method, args, pager, c)
 end
 
 -- A per-call option: the call's, else the `with` view's, else the client's.
