@@ -1,10 +1,7 @@
 /* wdt_http.c: one request on one libcurl easy handle (contract in wdt_http.h): the
  * handle's fixed options, the body/header callbacks, the per-request set-up, and turning
  * a finished transfer into a wdt_http_result (kind, status, `sent`, a message that never
- * quotes the query string). No Lua here.
- *
- * Separate from wdt_http_pool.c, which drives several of these handles through one multi
- * handle: everything here is about a single transfer and knows nothing of the pool.
+ * quotes the query string). Nothing here knows of the pool (wdt_http_pool.c). No Lua here.
  */
 #define _POSIX_C_SOURCE 200809L
 

@@ -2,10 +2,8 @@
  * wdt_http.h): the pool of easy handles (grown on demand, one connection each in the
  * shared cache), the socket/timer callbacks, the poll loop, and running N jobs with at
  * most `concurrency` in flight. Single POSTs go through here too, on reqs[0], so they
- * share the batch's connections. No Lua here.
- *
- * Separate from wdt_http.c (one request on one easy handle: set-up, callbacks, result):
- * this file only schedules those requests and never looks inside a transfer.
+ * share the batch's connections. It schedules transfers and never looks inside one
+ * (that is wdt_http.c). No Lua here.
  */
 #define _POSIX_C_SOURCE 200809L
 

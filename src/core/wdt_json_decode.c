@@ -1,10 +1,7 @@
-/* wdt_json_decode.c: JSON -> Lua value, the decoding half of the codec (wdt_json.h, rules
- * in wdt_json.h), and the array marker metatable both halves use. Builds against
- * Lua 5.4 and LuaJIT 2.1 (Lua 5.1 API).
- *
- * Separate from the encoder (wdt_json_encode.c): the two directions share only the byte
- * classes and UTF-8 checks of wdt_json_internal.h (which also has the design notes common
- * to both). Over 500 lines on purpose: one direction of the codec, read as a whole.
+/* wdt_json_decode.c: JSON -> Lua value, the decoding half of the codec (contract and
+ * rules in wdt_json.h; what both halves share, wdt_json_internal.h), and the array marker
+ * metatable both halves use. Builds against Lua 5.4 and LuaJIT 2.1 (Lua 5.1 API). Over 500
+ * lines on purpose: one direction of the codec, read as a whole.
  *
  * Design notes
  * ------------

@@ -1,10 +1,8 @@
-/* wdt_json_encode.c: Lua value -> JSON, the encoding half of the codec (wdt_json.h, rules
- * in wdt_json.h). Builds against Lua 5.4 and LuaJIT 2.1 (Lua 5.1 API).
- *
- * Separate from the decoder (wdt_json_decode.c): the two directions share only the byte
- * classes and UTF-8 checks of wdt_json_internal.h (which also has the design notes common
- * to both); the error paths are rendered by wdt_json_path.c. Over 500 lines on purpose: one
- * direction of the codec, whose recursion, key sorting and number rules are read together.
+/* wdt_json_encode.c: Lua value -> JSON, the encoding half of the codec (contract and
+ * rules in wdt_json.h; what both halves share, wdt_json_internal.h; error paths,
+ * wdt_json_path.c). Builds against Lua 5.4 and LuaJIT 2.1 (Lua 5.1 API). Over 500 lines on
+ * purpose: one direction of the codec, whose recursion, key sorting and number rules are
+ * read together.
  *
  * Design notes
  * ------------

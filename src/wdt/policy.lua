@@ -1,6 +1,5 @@
 -- Retry policy: which failures are worth another try, for which methods, and how long to
--- wait in between. Kept apart from the client so the table is easy to read, document
--- (doc/reliability.md) and change.
+-- wait in between (doc/reliability.md).
 --
 -- Two questions decide a retry:
 --   1. Could the failed try have been carried out by the server?
