@@ -11,11 +11,12 @@
 local socket = require "socket"
 local cjson = require "cjson"
 local emulator = require "spec.support.emulator"
+local shell = require "spec.support.sh"
 
 local SID, KEY, APPSECRET = "crashsid", "crashkey", "crashsecret:crashsalt"
 local ROWS = 300
 
-local function sh(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+local sh = shell.quote
 
 local function read_lines(path)
   local out = {}
@@ -34,12 +35,8 @@ describe("crash test: wdt sync logistics killed at random points", function()
       tenants = { { sid = SID, key = KEY, secret = APPSECRET } },
       logistics = { [SID] = { pending = ROWS, shop_no = "s1" } },
     } }
-    dir = os.tmpname()
-    os.remove(dir)
-    assert(os.execute("mkdir -p " .. sh(dir)))
-    local p = io.popen("pwd")
-    root = p:read("l")
-    p:close()
+    dir = shell.tmpdir()
+    root = shell.repo_root()
     -- the handler logs every row it is given (the "push to the platform"), then succeeds;
     -- it takes a little time per row so that kills land everywhere in the loop
     local f = assert(io.open(dir .. "/handler.lua", "wb"))
@@ -96,7 +93,7 @@ end
         -- mid-queue: once a random number of rows was reported, a little later still
         local target, deadline = math.random(1, 60), socket.gettime() + 10
         while before - emu:state().tenants[SID].logistics.size < target
-              and emulator.alive(pid) and socket.gettime() < deadline do
+              and shell.alive(pid) and socket.gettime() < deadline do
           socket.sleep(0.005)
         end
         socket.sleep(math.random() * 0.02)
@@ -104,8 +101,8 @@ end
       local sig = (run % 4 == 0) and "INT" or "KILL"
       os.execute(("kill -%s %d 2>/dev/null"):format(sig, pid))
       local deadline = socket.gettime() + 10
-      while emulator.alive(pid) and socket.gettime() < deadline do socket.sleep(0.01) end
-      assert.is_false(emulator.alive(pid), "run " .. run .. " did not stop")
+      while shell.alive(pid) and socket.gettime() < deadline do socket.sleep(0.01) end
+      assert.is_false(shell.alive(pid), "run " .. run .. " did not stop")
       -- A report the killed run had in flight (delayed 80 ms) is still applied by the
       -- server. The next run starts once it was (as the next cron run would): had it read
       -- the queue before, it would report those rows again, and the ERP would refuse the
