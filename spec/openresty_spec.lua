@@ -347,7 +347,7 @@ describe("wdt inside nginx (examples/openresty)", function()
 
   it("scans a query method window by window from a request (cosockets)", function()
     local now = os.time()
-    emu:control("POST", "rows", { method = "goods.ApiGoods.search", count = 40,
+    emu:control("POST", "rows", { sid = SID, method = "goods.ApiGoods.search", count = 40,
                                   from = now - 40 * 86400, to = now - 3600 })
     local code, ans = ngx_srv:get_json(("/spec/scan?from=%d&to=%d"):format(now - 50 * 86400, now))
     assert.equal(200, code)

@@ -308,7 +308,10 @@ function Client:sync_stock(opts)
 end
 
 -- for row, err in client:scan{ method =, from =, to =, checkpoint = } do … end (doc/scan.md)
-function Client:scan(opts) return require("wdt.scan").scan(self, opts) end
+function Client:scan(opts)
+  local step, state = require("wdt.scan").scan(self, opts)   -- no tail call: see sync_logistics
+  return step, state
+end
 
 -- The push half (see wdt.push and doc/push.md).
 function Client:push_orders(opts) return require("wdt.push").run(self, "orders", opts) end

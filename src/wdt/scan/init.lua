@@ -33,77 +33,82 @@ local FACT_TYPES = { from = "string", to = "string", limit = "number", list = "s
 local FACT_ORDER = { "from", "to", "limit", "list", "key", "modified", "page_size" }
 
 -- The method's facts: the table's, with the caller's `facts` over them.
+-- Bad options raise at the caller of client:scan (wdt.check's levels: 1 is check_opts,
+-- 2 scan.scan, 3 the client method); the helpers check_opts calls pass LEVEL + 1.
+local LEVEL = 4
+
 local function facts_for(method, given)
   local f = {}
   for k, v in pairs(known[method] or {}) do f[k] = v end
   for k, v in pairs(given or {}) do
-    if not FACT_TYPES[k] then check.fail(FN, "facts", "unknown fact '" .. tostring(k) .. "'") end
+    if not FACT_TYPES[k] then check.fail(FN, "facts", "unknown fact '" .. tostring(k) .. "'", LEVEL + 1) end
     if type(v) ~= FACT_TYPES[k] then
-      check.fail(FN, "facts", ("'%s' must be a %s"):format(k, FACT_TYPES[k]))
+      check.fail(FN, "facts", ("'%s' must be a %s"):format(k, FACT_TYPES[k]), LEVEL + 1)
     end
     f[k] = v
   end
   for _, k in ipairs(FACT_ORDER) do
     if f[k] == nil then
-      check.fail(FN, "facts", ("'%s' is unknown to wdt: give facts.%s (a %s)"):format(method, k, FACT_TYPES[k]))
+      check.fail(FN, "facts", ("'%s' is unknown to wdt: give facts.%s (a %s)"):format(method, k, FACT_TYPES[k]),
+                 LEVEL + 1)
     end
   end
-  check.number(FN, "facts.limit", f.limit, 1, nil, true)
-  check.number(FN, "facts.page_size", f.page_size, 1, nil, true)
+  check.number(FN, "facts.limit", f.limit, 1, nil, true, LEVEL + 1)
+  check.number(FN, "facts.page_size", f.page_size, 1, nil, true, LEVEL + 1)
   return f
 end
 
 local function check_time(name, v)
   if v == nil then return nil end
   local t, why = time.value(v)
-  if not t then check.fail(FN, name, why) end
+  if not t then check.fail(FN, name, why, LEVEL + 1) end
   return t
 end
 
 -- The caller's options, checked: raises naming the first bad one.
 local function check_opts(client, opts)
   if type(opts) ~= "table" then
-    error("bad argument #1 to 'scan' (options table expected, got " .. type(opts) .. ")", 4)
+    error("bad argument #1 to 'scan' (options table expected, got " .. type(opts) .. ")", LEVEL)
   end
   local o = {}
   for k, v in pairs(opts) do
     local spec = type(k) == "string" and option_specs[k]
-    if not spec then check.fail(FN, k, "unknown option") end
+    if not spec then check.fail(FN, k, "unknown option", LEVEL) end
     if spec[1] ~= "any" and type(v) ~= spec[1] then
-      check.fail(FN, k, spec[1] .. " expected, got " .. type(v))
+      check.fail(FN, k, spec[1] .. " expected, got " .. type(v), LEVEL)
     end
     o[k] = v
   end
   for k, spec in pairs(option_specs) do if o[k] == nil then o[k] = spec[2] end end
-  check.method(FN, o.method)
+  check.method(FN, o.method, LEVEL)
   local s = { client = client, method = o.method, facts = facts_for(o.method, o.facts),
               filter = o.filter or {} }
   local f = s.facts
   for k in pairs(s.filter) do
     if k == f.from or k == f.to then
-      check.fail(FN, "filter", ("'%s' is set by the scan from `from` and `to`"):format(k))
+      check.fail(FN, "filter", ("'%s' is set by the scan from `from` and `to`"):format(k), LEVEL)
     end
   end
   for _, k in ipairs(f.required or {}) do
-    if s.filter[k] == nil then check.fail(FN, "filter", ("%s needs '%s'"):format(o.method, k)) end
+    if s.filter[k] == nil then check.fail(FN, "filter", ("%s needs '%s'"):format(o.method, k), LEVEL) end
   end
   s.page_size = o.page_size or f.page_size
-  check.number(FN, "page_size", s.page_size, 1, f.page_size, true)
+  check.number(FN, "page_size", s.page_size, 1, f.page_size, true, LEVEL)
   s.width = o.window or f.limit
-  check.number(FN, "window", s.width, 1, f.limit, true)
-  check.number(FN, "lag", o.lag, 0, nil, true)
-  check.number(FN, "overlap", o.overlap, 0, nil, true)
+  check.number(FN, "window", s.width, 1, f.limit, true, LEVEL)
+  check.number(FN, "lag", o.lag, 0, nil, true, LEVEL)
+  check.number(FN, "overlap", o.overlap, 0, nil, true, LEVEL)
   s.lag, s.overlap = o.lag, o.overlap
   s.from, s.to = check_time("from", o.from), check_time("to", o.to)
-  if s.from and s.to and s.to < s.from then check.fail(FN, "to", "is before `from`") end
+  if s.from and s.to and s.to < s.from then check.fail(FN, "to", "is before `from`", LEVEL) end
   local cp = o.checkpoint
   if type(cp) == "string" then
     cp = store.file(cp)
   elseif cp ~= nil and not (type(cp) == "table" and cp.load and cp.save) then
-    check.fail(FN, "checkpoint", "a file path or a store (with load and save) expected")
+    check.fail(FN, "checkpoint", "a file path or a store (with load and save) expected", LEVEL)
   end
   s.store = cp
-  if not s.store and not s.from then check.fail(FN, "from", "is required without a checkpoint") end
+  if not s.store and not s.from then check.fail(FN, "from", "is required without a checkpoint", LEVEL) end
   s.stats = { windows = 0, pages = 0, rereads = 0, splits = 0, rows = 0, overlap_dropped = 0,
               unverified = 0 }
   return s
