@@ -210,6 +210,11 @@ describe("push", function()
       assert.has_error(function() client:push_orders { shop_no = "s1", orders = {}, batch = 101 } end)
       assert.has_error(function() client:push_refunds { shop_no = "s1", orders = {} } end)
       assert.has_error(function() client:upload_goods { shop_no = "s1", source = function() end } end)
+      -- the position is the caller's line, not wdt's own
+      local _, msg = pcall(function() client:push_orders { shop_no = "s1", orders = {}, bogus = 1 } end)
+      assert.matches("^[^:]*push_spec%.lua:%d+: bad argument 'bogus' to 'push_orders' %(unknown option%)", msg)
+      _, msg = pcall(function() client:upload_goods(42) end)
+      assert.matches("^[^:]*push_spec%.lua:%d+: bad argument 'options' to 'upload_goods'", msg)
     end)
   end)
 

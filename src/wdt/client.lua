@@ -314,9 +314,19 @@ function Client:scan(opts)
 end
 
 -- The push half (see wdt.push and doc/push.md).
-function Client:push_orders(opts) return require("wdt.push").run(self, "orders", opts) end
-function Client:push_refunds(opts) return require("wdt.push").run(self, "refunds", opts) end
-function Client:upload_goods(opts) return require("wdt.push").run(self, "goods", opts) end
+-- No tail calls: argument errors count their level through these frames (see sync_logistics).
+function Client:push_orders(opts)
+  local summary, err = require("wdt.push").run(self, "orders", opts)
+  return summary, err
+end
+function Client:push_refunds(opts)
+  local summary, err = require("wdt.push").run(self, "refunds", opts)
+  return summary, err
+end
+function Client:upload_goods(opts)
+  local summary, err = require("wdt.push").run(self, "goods", opts)
+  return summary, err
+end
 
 -- client:call_many(requests, {concurrency = 8}) -> results, failed (see wdt.batch)
 function Client:call_many(requests, opts)

@@ -28,43 +28,49 @@ local fname = { orders = "push_orders", refunds = "push_refunds", goods = "uploa
 local known = { shop_no = true, batch = true, on_progress = true, source = true, state = true,
                 max_tries = true }
 
+-- Bad options raise at the caller of client:push_* (wdt.check's levels: 1 is check_opts,
+-- then push.run, the client method, and its caller).
+local LEVEL = 4
+
 local function check_opts(flow, opts)
   local f = fname[flow]
   if type(opts) ~= "table" then
-    error(("bad argument #1 to '%s' (options table expected, got %s)"):format(f, type(opts)), 4)
+    check.fail(f, "options", "table expected, got " .. type(opts), LEVEL)
   end
   local field = items_field[flow]
   for k in pairs(opts) do
-    if not known[k] and k ~= field then check.fail(f, k, "unknown option") end
+    if not known[k] and k ~= field then check.fail(f, k, "unknown option", LEVEL) end
   end
   if type(opts.shop_no) ~= "string" or opts.shop_no == "" then
-    check.fail(f, "shop_no", "non-empty string expected, got " .. type(opts.shop_no))
+    check.fail(f, "shop_no", "non-empty string expected, got " .. type(opts.shop_no), LEVEL)
   end
   local b = opts.batch
   if b ~= nil and (type(b) ~= "number" or b % 1 ~= 0 or b < 1 or b > 100) then
-    check.fail(f, "batch", "a whole number from 1 to 100 expected (the vendor's limit is 100)")
+    check.fail(f, "batch", "a whole number from 1 to 100 expected (the vendor's limit is 100)", LEVEL)
   end
   if opts.on_progress ~= nil and type(opts.on_progress) ~= "function" then
-    check.fail(f, "on_progress", "function expected, got " .. type(opts.on_progress))
+    check.fail(f, "on_progress", "function expected, got " .. type(opts.on_progress), LEVEL)
   end
   local items = opts[field]
   if opts.source ~= nil then
-    if items ~= nil then check.fail(f, field, "give either '" .. field .. "' or 'source', not both") end
-    if type(opts.source) ~= "function" then check.fail(f, "source", "function expected, got " .. type(opts.source)) end
+    if items ~= nil then check.fail(f, field, "give either '" .. field .. "' or 'source', not both", LEVEL) end
+    if type(opts.source) ~= "function" then
+      check.fail(f, "source", "function expected, got " .. type(opts.source), LEVEL)
+    end
     local st = opts.state
     if type(st) ~= "table" or type(st.load) ~= "function" or type(st.save) ~= "function" then
-      check.fail(f, "state", "a store expected (wdt.store.file(path)), got " .. type(st))
+      check.fail(f, "state", "a store expected (wdt.store.file(path)), got " .. type(st), LEVEL)
     end
     local mt = opts.max_tries
     if mt ~= nil and (type(mt) ~= "number" or mt % 1 ~= 0 or mt < 1) then
-      check.fail(f, "max_tries", "a whole number >= 1 expected")
+      check.fail(f, "max_tries", "a whole number >= 1 expected", LEVEL)
     end
   else
     if type(items) ~= "table" and type(items) ~= "function" then
-      check.fail(f, field, "a list or an iterator function expected, got " .. type(items))
+      check.fail(f, field, "a list or an iterator function expected, got " .. type(items), LEVEL)
     end
     if opts.state ~= nil or opts.max_tries ~= nil then
-      check.fail(f, opts.state ~= nil and "state" or "max_tries", "applies only with 'source'")
+      check.fail(f, opts.state ~= nil and "state" or "max_tries", "applies only with 'source'", LEVEL)
     end
   end
 end
