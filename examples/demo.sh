@@ -10,8 +10,10 @@
 #      shipments back with `wdt sync logistics` and examples/handler.lua;
 #   4. uploads the goods (`wdt push goods`), changes their stock in the ERP
 #      (POST /__emulator/stock) and syncs it with `wdt sync stock`;
-#   5. checks that every order is accounted for at each step, against the emulator's state;
-#   6. stops the emulator (also on failure or Ctrl-C).
+#   5. scans the ERP's orders modified during the run (examples/reconcile.lua, client:scan)
+#      and checks that every pushed tid is there;
+#   6. checks that every order is accounted for at each step, against the emulator's state;
+#   7. stops the emulator (also on failure or Ctrl-C).
 #
 # Needs `make build` first (the Makefile's demo target does it). Run from anywhere.
 set -eu
@@ -93,6 +95,8 @@ for i = 2, #arg do local v = s[arg[i]] out[#out + 1] = type(v) == "table" and #v
 print(fmt:format(table.unpack(out)))' /dev/null "$@" <"$file"
 }
 
+scan_from=$(date +%s)   # the reconcile step below scans the ERP's orders modified since now
+
 say "wdt push orders --shop $SHOP orders.jsonl"
 run push_orders "$root/bin/wdt" push orders --shop "$SHOP" "$tmp/orders.jsonl"
 
@@ -121,8 +125,42 @@ say "wdt sync stock --handler examples/stock_handler.lua"
 run sync_stock "$root/bin/wdt" sync stock --json --handler "$root/examples/stock_handler.lua"
 summary "$tmp/sync_stock.txt" "stock sync: %d goods read: %d synced, %d failed, %d deferred" read synced failed deferred
 
-# ---- scan-reconcile (issue 13): `wdt scan` reads back what changed in the ERP and checks it
-# ---- against the platform's files. Its step and its rows in the table below go here.
+say "reconcile: scan the ERP's orders modified during the demo; every pushed tid must be there"
+# The pushed tids: the lines of orders.jsonl the push neither found invalid nor saw refused
+# or unreported (its JSON summary lists those), as many as it counted new + changed.
+"$LUA" - "$tmp" <<'LUA'
+local cjson = require "cjson"
+local dir = arg[1]
+local f = assert(io.open(dir .. "/push_orders_again.txt")) local s = cjson.decode(f:read("a")) f:close()
+local skip_line, skip_tid = {}, {}
+for _, x in ipairs(s.invalids) do skip_line[math.tointeger(x.line)] = true end
+for _, list in ipairs({ s.failures, s.unreported_items }) do
+  for _, x in ipairs(list) do skip_tid[x.key] = true end
+end
+local out, n, line = assert(io.open(dir .. "/pushed.jsonl", "wb")), 0, 0
+for l in io.lines(dir .. "/orders.jsonl") do
+  line = line + 1
+  local tid = not skip_line[line] and cjson.decode(l).tid
+  if tid and not skip_tid[tid] then
+    out:write(cjson.encode({ tid = tid }), "\n")
+    n = n + 1
+  end
+end
+out:close()
+if n ~= s.new + s.changed then
+  io.stderr:write(("demo: %d pushed tids derived, but the push counted %d new + changed\n"):format(
+    n, s.new + s.changed))
+  os.exit(1)
+end
+LUA
+sleep 1   # a whole second after the last change: the scan's window [from, to) covers it
+scan_to=$(date +%s)
+set +e
+"$LUA" "$root/examples/reconcile.lua" "$tmp/pushed.jsonl" "$scan_from" "$scan_to" "$SHOP" >"$tmp/reconcile.txt"
+rc=$?
+set -e
+cat "$tmp/reconcile.txt"
+[ "$rc" -le 1 ] || die "examples/reconcile.lua exited with $rc"
 
 say "checking every order at each step against the ERP's side (GET /__emulator/state)"
 curl -fsS "$base/__emulator/state" >"$tmp/state.json" || die "cannot read the emulator's state"
@@ -149,6 +187,16 @@ local sl, pg, ss = ints(load("sync_logistics.txt")), ints(load("push_goods.txt")
 local st = ints(load("state.json").tenants[sid])
 ship.trades = int(ship.trades)
 local lq, sq = ints(st.logistics), ints(st.stock)
+-- reconcile.lua's line: "ok: all N pushed tids ..." or "FAILED: M of N pushed tids missing ..."
+local function reconciled()
+  local f = assert(io.open(dir .. "/reconcile.txt")) local text = f:read("a") f:close()
+  local all = tonumber(text:match("ok: all (%d+) pushed tids"))
+  if all then return all end
+  local missing, of = text:match("FAILED: (%d+) of (%d+) pushed tids")
+  return missing and tonumber(of) - tonumber(missing)
+end
+local pushed_tids = 0
+for _ in io.lines(dir .. "/pushed.jsonl") do pushed_tids = pushed_tids + 1 end
 local refunded_orders = math.floor(total / 250)       -- every 250th order, by design
 local refunded_in_erp = refunded_orders - ((total % 400 == 0 and total % 250 == 0) and 1 or 0)
 local checks = {
@@ -159,6 +207,7 @@ local checks = {
   { "pushed again: none new", again.new, 0 },
   { "pushed again: changed = orders in the ERP", again.changed, int(st.raw_trades) },
   { "pushed again: the ERP updated them, created none", int(st.raw_trades_updated), again.changed },
+  { "pushed tids found by scan", reconciled(), pushed_tids },
   { "refunds read = new + changed + failed + invalid + unreported", pr.read,
     pr.new + pr.changed + pr.failed + pr.invalid + pr.unreported },
   { "refunds new = refunds in the ERP", pr.new, int(st.raw_refunds) },
