@@ -125,6 +125,7 @@ function Run:match(batch, data, settled)
   else
     s.new, s.changed = s.new + nc, s.changed + cc
   end
+  if adds_up and n_refused == 0 and not self.want_settled then return end   -- nothing to record
   for _, p in ipairs(batch) do
     if refused[p.key] then self:settle(settled, p, "failed", refused[p.key])
     elseif adds_up then self:settle(settled, p, "accepted")

@@ -65,47 +65,131 @@ local function check_value(spec, v)
   return nil
 end
 
+-- Lua source, run once per field list at load time (names are quoted with %q).
+local function compile_chunk(code, ...)
+  local chunk = assert((loadstring or load)(table.concat(code), "=wdt.push.fields"))  -- luacheck: ignore
+  return chunk(...)
+end
+
+-- The check a present value of `spec` passes without a call, as Lua source over `v`
+-- (`V<i>` is the spec's set of values, `match`/`TIME` the time pattern); anything else
+-- goes to check_value, which decides and gives the reason.
+local function fast_test(spec, i)
+  local kind = spec[2]
+  if kind == "string" then
+    return spec.max and ('type(v) == "string" and #v <= ' .. spec.max) or 'type(v) == "string"'
+  elseif kind == "decimal" then return 'type(v) == "number" and v == v and v - v == 0'
+  elseif kind == "int" then
+    return 'type(v) == "number" and v % 1 == 0' .. (spec.values and (" and V" .. i .. "[v]") or "")
+  elseif kind == "bool" then return 'type(v) == "boolean"'
+  elseif kind == "time" then return 'type(v) == "string" and match(v, TIME)' end
+  return "false"
+end
+
 -- A field list compiled into one Lua function (the checks run for every field of every
--- item: a loop over the specs costs several times more). The compiled code decides the
--- common cases inline and calls check_value for the rest, which also gives the reason.
+-- item: a loop over the specs costs several times more). Everything it uses is an
+-- upvalue (no global lookups), the common cases are decided inline, and check_value runs
+-- only for a value that fails them, to decide and give the reason.
 --   checker(rec, skip) -> nil | field name, reason
 local function compile(list)
-  local code = { "local S, check_value, null = ...\nreturn function(rec, skip)\nlocal v, r\n" }
+  local params, sets = { "S, check_value, null, type, match, TIME" }, {}
   for i, spec in ipairs(list) do
-    local name, kind = spec[1], spec[2]
-    local fast
-    if kind == "string" then
-      fast = spec.max and ('type(v) == "string" and #v <= ' .. spec.max) or 'type(v) == "string"'
-    elseif kind == "decimal" then fast = 'type(v) == "number" and v == v and v - v == 0'
-    elseif kind == "int" then
-      fast = 'type(v) == "number" and v % 1 == 0' .. (spec.values and (" and S[" .. i .. "].values[v]") or "")
-    elseif kind == "bool" then fast = 'type(v) == "boolean"'
-    else fast = "false" end
+    if spec.values then
+      params[#params + 1] = "V" .. i
+      sets[#sets + 1] = spec.values
+    end
+  end
+  local code = { "local ", table.concat(params, ", "), " = ...\nreturn function(rec, skip)\nlocal v, r\n" }
+  for i, spec in ipairs(list) do
+    local name = spec[1]
+    local fast = fast_test(spec, i)
+    if spec.null_ok then fast = "v == null or " .. fast end
     local absent = spec.null_ok and "v == nil" or "v == nil or v == null"
     code[#code + 1] = ("v = rec[%q]\nif %s then\n"):format(name, absent)
     if spec.req then
       code[#code + 1] = ("  if not (skip and skip[%q]) then return %q, \"required\" end\n"):format(name, name)
     end
-    code[#code + 1] = ("elseif v ~= null and not (%s) and not (skip and skip[%q]) then\n"):format(fast, name)
+    code[#code + 1] = ("elseif %s then\nelseif not (skip and skip[%q]) then\n"):format(fast, name)
     code[#code + 1] = ("  r = check_value(S[%d], v)\n  if r then return %q, r end\nend\n"):format(i, name)
   end
   code[#code + 1] = "end\n"
-  local chunk = assert((loadstring or load)(table.concat(code), "=wdt.push.fields"))  -- luacheck: ignore
-  return chunk(list, check_value, null)
+  local unpack_ = table.unpack or unpack  -- luacheck: ignore
+  return compile_chunk(code, list, check_value, null, type, string.match, TIME, unpack_(sets))
 end
 
-local checkers = {}
-for _, name in ipairs({ "trade", "line", "refund", "goods" }) do checkers[name] = compile(fields[name]) end
+-- A constructor of an empty table with room for the fields of the list (up to 32): an
+-- item copied into it grows no table on the way (a table grown key by key is rebuilt at
+-- every power of two, which costs more than the copying). Lua sizes a constructor's hash
+-- part to the power of two above its field count, so p/2 + 1 nil fields give room for p.
+local function sized_table(list)
+  local room = 1
+  while room < math.min(#list, 32) do room = room * 2 end
+  local code = { "return function() return {" }
+  for i = 1, math.floor(room / 2) + 1 do code[#code + 1] = ("[%q] = nil, "):format(list[i][1]) end
+  code[#code + 1] = "} end"
+  return compile_chunk(code)
+end
+
+-- The quick test of a present value of `spec`, as Lua source over `v`, without the
+-- type() call (which is most of a check's cost in Lua 5.4): it raises or is false for
+-- anything the compiled checker might refuse. `v.len == slen` holds for strings only
+-- (numbers and booleans raise), a comparison with a number raises for non-numbers.
+local function quick_test(spec, i)
+  local kind, s = spec[2], "v.len == slen"
+  if kind == "string" then return spec.max and (s .. " and #v <= " .. spec.max) or s
+  elseif kind == "decimal" then return "v > -huge and v < huge"
+  elseif kind == "int" then
+    return "v > -2^53 and v < 2^53 and v % 1 == 0" .. (spec.values and (" and V" .. i .. "[v]") or "")
+  elseif kind == "bool" then return "v == true or v == false"
+  elseif kind == "time" then return s .. " and match(v, TIME)" end
+  return "false"
+end
+
+-- A field list compiled into its quick pass: true when every required field is there and
+-- every present value passes its quick test; false or an error otherwise, and then the
+-- compiled checker above decides and gives the reason. quick(rec) implies checker(rec).
+local function compile_quick(list)
+  local params, sets = { "null, slen, huge, match, TIME" }, {}
+  for i, spec in ipairs(list) do
+    if spec.values then
+      params[#params + 1] = "V" .. i
+      sets[#sets + 1] = spec.values
+    end
+  end
+  local code = { "local ", table.concat(params, ", "), " = ...\nreturn function(rec)\nlocal v\n" }
+  for i, spec in ipairs(list) do
+    code[#code + 1] = ("v = rec[%q]\n"):format(spec[1])
+    local absent = spec.null_ok and "v == nil" or "v == nil or v == null"
+    local test = quick_test(spec, i)
+    if spec.null_ok then test = "v == null or " .. test end
+    if spec.req then
+      code[#code + 1] = ("if %s or not (%s) then return false end\n"):format(absent, test)
+    else
+      code[#code + 1] = ("if not (%s) and not (%s) then return false end\n"):format(absent, test)
+    end
+  end
+  code[#code + 1] = "return true\nend\n"
+  local unpack_ = table.unpack or unpack  -- luacheck: ignore
+  return compile_chunk(code, null, string.len, math.huge, string.match, TIME, unpack_(sets))
+end
+
+local checkers, quick, new_record = {}, {}, {}
+for _, name in ipairs({ "trade", "line", "refund", "goods" }) do
+  checkers[name], quick[name] = compile(fields[name]), compile_quick(fields[name])
+  new_record[name] = sized_table(fields[name])
+end
 
 -- a record against a field list -> nil | field, reason. `skip` names fields checked elsewhere.
 local function check_record(list_name, rec, prefix, skip)
+  local ok, passed = pcall(quick[list_name], rec)
+  if ok and passed then return nil end
   local field, reason = checkers[list_name](rec, skip)
   if field then return prefix .. field, reason end
   return nil
 end
 
-local function copy(t, except)
-  local out = {}
+-- every field of t but `except`, into `out` (a fresh table from new_record)
+local function copy_into(out, t, except)
   for k, v in pairs(t) do
     if k ~= except then out[k] = v end
   end
@@ -124,7 +208,7 @@ local function prepare_order(item)
   if type(lines_in) ~= "table" or lines_in[1] == nil then
     return nil, "orders", "the order's lines are required (a non-empty list under 'orders')"
   end
-  local trade = copy(item, "orders")
+  local trade = copy_into(new_record.trade(), item, "orders")
   if trade.warehouse_no == nil and trade.is_auto_wms == false then trade.warehouse_no = "" end
   if trade.end_time == nil then trade.end_time = null end
   local lines, goods, n = {}, 0, #lines_in
@@ -133,8 +217,11 @@ local function prepare_order(item)
     local l = lines_in[i]
     if type(l) ~= "table" then return nil, ("orders[%d]"):format(i), "table expected, got " .. type(l) end
     local line = l
-    if l.tid == nil then line = copy(l); line.tid = trade.tid end   -- copied only to add the tid
-    local f, r = checkers.line(line)
+    if l.tid == nil then                    -- copied only to add the tid
+      line = copy_into(new_record.line(), l)
+      line.tid = trade.tid
+    end
+    local f, r = check_record("line", line, "")
     if f then return nil, ("orders[%d]."):format(i) .. f, r end
     if line.tid ~= trade.tid then
       return nil, ("orders[%d].tid"):format(i), "is not the order's tid '" .. trade.tid .. "'"
@@ -169,7 +256,7 @@ local function prepare_order(item)
 end
 
 local function prepare_refund(item)
-  local rec = copy(item)
+  local rec = copy_into(new_record.refund(), item)
   if rec.refund_version == nil then rec.refund_version = "1" end
   local f, r = check_record("refund", rec, "")
   if f then return nil, f, r end
@@ -177,7 +264,7 @@ local function prepare_refund(item)
 end
 
 local function prepare_goods(item)
-  local rec = copy(item)
+  local rec = copy_into(new_record.goods(), item)
   local f, r = check_record("goods", rec, "")
   if f then return nil, f, r end
   return { key = rec.goods_id .. "\0" .. rec.spec_id, record = rec }
