@@ -130,59 +130,13 @@ local function sized_table(list)
   return compile_chunk(code)
 end
 
--- The quick test of a present value of `spec`, as Lua source over `v`, without the
--- type() call (which is most of a check's cost in Lua 5.4): it raises or is false for
--- anything the compiled checker might refuse. `v.len == slen` holds for strings only
--- (numbers and booleans raise), a comparison with a number raises for non-numbers.
-local function quick_test(spec, i)
-  local kind, s = spec[2], "v.len == slen"
-  if kind == "string" then return spec.max and (s .. " and #v <= " .. spec.max) or s
-  elseif kind == "decimal" then return "v > -huge and v < huge"
-  elseif kind == "int" then
-    return "v > -2^53 and v < 2^53 and v % 1 == 0" .. (spec.values and (" and V" .. i .. "[v]") or "")
-  elseif kind == "bool" then return "v == true or v == false"
-  elseif kind == "time" then return s .. " and match(v, TIME)" end
-  return "false"
-end
-
--- A field list compiled into its quick pass: true when every required field is there and
--- every present value passes its quick test; false or an error otherwise, and then the
--- compiled checker above decides and gives the reason. quick(rec) implies checker(rec).
-local function compile_quick(list)
-  local params, sets = { "null, slen, huge, match, TIME" }, {}
-  for i, spec in ipairs(list) do
-    if spec.values then
-      params[#params + 1] = "V" .. i
-      sets[#sets + 1] = spec.values
-    end
-  end
-  local code = { "local ", table.concat(params, ", "), " = ...\nreturn function(rec)\nlocal v\n" }
-  for i, spec in ipairs(list) do
-    code[#code + 1] = ("v = rec[%q]\n"):format(spec[1])
-    local absent = spec.null_ok and "v == nil" or "v == nil or v == null"
-    local test = quick_test(spec, i)
-    if spec.null_ok then test = "v == null or " .. test end
-    if spec.req then
-      code[#code + 1] = ("if %s or not (%s) then return false end\n"):format(absent, test)
-    else
-      code[#code + 1] = ("if not (%s) and not (%s) then return false end\n"):format(absent, test)
-    end
-  end
-  code[#code + 1] = "return true\nend\n"
-  local unpack_ = table.unpack or unpack  -- luacheck: ignore
-  return compile_chunk(code, null, string.len, math.huge, string.match, TIME, unpack_(sets))
-end
-
-local checkers, quick, new_record = {}, {}, {}
+local checkers, new_record = {}, {}
 for _, name in ipairs({ "trade", "line", "refund", "goods" }) do
-  checkers[name], quick[name] = compile(fields[name]), compile_quick(fields[name])
-  new_record[name] = sized_table(fields[name])
+  checkers[name], new_record[name] = compile(fields[name]), sized_table(fields[name])
 end
 
 -- a record against a field list -> nil | field, reason. `skip` names fields checked elsewhere.
 local function check_record(list_name, rec, prefix, skip)
-  local ok, passed = pcall(quick[list_name], rec)
-  if ok and passed then return nil end
   local field, reason = checkers[list_name](rec, skip)
   if field then return prefix .. field, reason end
   return nil
