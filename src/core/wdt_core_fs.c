@@ -2,8 +2,13 @@
  *   core.write_atomic(path, bytes)  -> true | nil, message
  *   core.lock(path)                 -> lock | false, holder_pid | nil, message
  *   lock:release()                  idempotent; also __gc (and __close on 5.4)
+ *   core.private_dir(path)          -> true | nil, message
+ *   core.stat(path)                 -> {mode=, uid=, dir=} | nil, message
+ *   core.euid()                     -> the effective user id
  * The mechanics, and why they are safe against crashes, are in wdt_fs.h. */
+#include <errno.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "wdt_compat.h"
 #include "wdt_fs.h"
@@ -67,6 +72,46 @@ static int l_lock_held(lua_State *L)
     return 1;
 }
 
+static int l_private_dir(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    char err[512];
+    if (wdt_fs_private_dir(path, err, sizeof err) != 0) {
+        lua_pushnil(L);
+        lua_pushstring(L, err);
+        return 2;
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int l_stat(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    unsigned mode;
+    long uid;
+    int is_dir;
+    if (wdt_fs_stat(path, &mode, &uid, &is_dir) != 0) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "%s: %s", path, strerror(errno));
+        return 2;
+    }
+    lua_createtable(L, 0, 3);
+    lua_pushinteger(L, (lua_Integer)mode);
+    lua_setfield(L, -2, "mode");
+    lua_pushinteger(L, (lua_Integer)uid);
+    lua_setfield(L, -2, "uid");
+    lua_pushboolean(L, is_dir);
+    lua_setfield(L, -2, "dir");
+    return 1;
+}
+
+static int l_euid(lua_State *L)
+{
+    lua_pushinteger(L, (lua_Integer)geteuid());
+    return 1;
+}
+
 static const luaL_Reg lock_methods[] = {
     { "release", l_lock_release },
     { "held",    l_lock_held },
@@ -92,4 +137,10 @@ void wdt_core_open_fs(lua_State *L)
     lua_setfield(L, -2, "write_atomic");
     lua_pushcfunction(L, l_lock);
     lua_setfield(L, -2, "lock");
+    lua_pushcfunction(L, l_private_dir);
+    lua_setfield(L, -2, "private_dir");
+    lua_pushcfunction(L, l_stat);
+    lua_setfield(L, -2, "stat");
+    lua_pushcfunction(L, l_euid);
+    lua_setfield(L, -2, "euid");
 }

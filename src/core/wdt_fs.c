@@ -150,3 +150,33 @@ void wdt_fs_unlock(int fd)
         close(fd);
     }
 }
+
+int wdt_fs_private_dir(const char *path, char *err, size_t errlen)
+{
+    struct stat st;
+    if (mkdir(path, 0700) != 0 && errno != EEXIST)
+        return fail(err, errlen, "cannot create the folder", path);
+    if (lstat(path, &st) != 0)
+        return fail(err, errlen, "cannot inspect the folder", path);
+    if (!S_ISDIR(st.st_mode)) {
+        snprintf(err, errlen, "%s is not a folder", path);
+        return -1;
+    }
+    if (st.st_uid != geteuid() || (st.st_mode & 077) != 0) {
+        snprintf(err, errlen, "%s must be owned by uid %ld and have mode 0700 (it has uid %ld, mode %03o)",
+                 path, (long)geteuid(), (long)st.st_uid, (unsigned)(st.st_mode & 0777));
+        return -1;
+    }
+    return 0;
+}
+
+int wdt_fs_stat(const char *path, unsigned *mode, long *uid, int *is_dir)
+{
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return -1;
+    *mode = (unsigned)(st.st_mode & 07777);
+    *uid = (long)st.st_uid;
+    *is_dir = S_ISDIR(st.st_mode) ? 1 : 0;
+    return 0;
+}

@@ -12,6 +12,12 @@
  *   with that holder's pid (as written by it, or "" when unknown) in holder; -1 with a
  *   message in err on other failures.
  * wdt_fs_unlock: release and close (idempotent for fd < 0).
+ *
+ * wdt_fs_private_dir: make sure `path` is a folder only this user can enter: created 0700
+ *   when absent; an existing one must be a real folder (not a symlink), owned by the
+ *   effective user, with no group or other bits (a shared /tmp must not let another user
+ *   plant or read our lock files). 0, or -1 with a message in err.
+ * wdt_fs_stat: mode bits, owner and kind of `path` (following symlinks). 0 or -1 (errno).
  */
 #ifndef WDT_FS_H
 #define WDT_FS_H
@@ -21,5 +27,7 @@
 int  wdt_fs_write_atomic(const char *path, const char *data, size_t len, char *err, size_t errlen);
 int  wdt_fs_lock(const char *path, int *fd, char *holder, size_t holderlen, char *err, size_t errlen);
 void wdt_fs_unlock(int fd);
+int  wdt_fs_private_dir(const char *path, char *err, size_t errlen);
+int  wdt_fs_stat(const char *path, unsigned *mode, long *uid, int *is_dir);
 
 #endif

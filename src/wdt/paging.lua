@@ -9,6 +9,7 @@ local check = require "wdt.check"
 local function is_list(v)
   return type(v) == "table" and (v[1] ~= nil or getmetatable(v) == core.array_mt)
 end
+paging.is_list = is_list
 
 -- Check a pager table given by the caller; raises (check.fail, at `level`) naming the
 -- bad field. `name` is how the caller calls the pager ("pager", "requests[3].pager").
@@ -57,6 +58,7 @@ function paging.page(response, pager)
   if not pager.calc_total then total = nil end
   return {
     rows = rows or setmetatable({}, core.array_mt),
+    no_list = rows == nil or nil,      -- the answer held no list of rows at all
     total = total,
     page_no = pager.page_no,
     page_size = pager.page_size,

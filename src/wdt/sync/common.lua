@@ -2,6 +2,7 @@
 -- calls, the errors that stop a loop, and the handling of an interrupt (SIGINT).
 local core = require "wdt.core"
 local errors = require "wdt.errors"
+local lock = require "wdt.lock"
 
 local common = {}
 
@@ -90,11 +91,60 @@ function common.new_run(client, kind, opts)
            in_report = false }
 end
 
+-- A clean stop raised from deep in a loop (the run lock lost, on_progress raised): caught
+-- by common.guarded like an interrupt, so what was handled is reported and the summary kept.
+local Stop = {}
+Stop.__index = Stop
+local function stop(kind, message, cause)
+  error(setmetatable({ kind = kind, message = message, cause = cause }, Stop), 0)
+end
+
 -- on_progress(summary) after every page (logistics) or good (stock), and once at the end.
+-- It also renews the run lock when that is due. An error raised by on_progress stops the
+-- loop cleanly (kind "callback"): the caller's code is broken, the summary is not lost.
 function common.progress(run)
   local s = run.summary
   s.elapsed = core.unix_time() - s.started
-  if run.opts.on_progress then run.opts.on_progress(s) end
+  common.touch(run)
+  if run.opts.on_progress then
+    local ok, perr = pcall(run.opts.on_progress, s)
+    if not ok then
+      if common.is_interrupt(perr) then error(perr, 0) end
+      stop("callback", "on_progress raised an error: " .. tostring(perr))
+    end
+  end
+end
+
+-- Renews the run lock when due; a lock that expired and was taken over stops the run.
+function common.touch(run)
+  if not run.lock then return end
+  local ok, err = run.lock:touch()
+  if not ok and err.kind == "locked" then stop("locked", err.message, err) end
+end
+
+-- The run lock option of the loops: false = none; nil or true = the defaults of wdt.lock
+-- (a file outside nginx, the "wdt_locks" shared dict inside); a table = wdt.lock.acquire's
+-- options (its name is set here). Taken out of opts before the option check.
+function common.split_lock_option(fname, opts)
+  if type(opts) ~= "table" then return opts, nil end
+  local spec = opts.lock
+  if spec == nil then return opts, true end
+  if type(spec) ~= "boolean" and type(spec) ~= "table" then
+    require("wdt.check").fail(fname, "lock", "boolean or table expected, got " .. type(spec))
+  end
+  local rest = {}
+  for k, v in pairs(opts) do if k ~= "lock" then rest[k] = v end end
+  return rest, spec
+end
+
+-- Takes the run lock `spec` names for `flow` (see split_lock_option): handle, or false
+-- when none is wanted, or nil, err.
+function common.take_lock(client, spec, flow, shop)
+  if spec == false then return false end
+  local o = {}
+  if type(spec) == "table" then for k, v in pairs(spec) do o[k] = v end end
+  o.name = lock.run_name(flow, client.sid, shop)
+  return lock.acquire(o)
 end
 
 -- nil, err with err.summary; the message counts what was left unreported.
@@ -117,18 +167,25 @@ function common.stop_error(run, err, what)
   })
 end
 
--- Runs body(); an interrupt (SIGINT) anywhere in it ends the loop cleanly: outcomes already
--- handled are reported when the interrupt did not hit a report, the rest is unreported.
+-- Runs body(); a clean stop (see Stop above) or an interrupt (SIGINT) anywhere in it ends
+-- the loop cleanly: outcomes already handled are reported when the interrupt did not hit a
+-- report, the rest is unreported. The run lock (run.lock) is released however it ends.
 function common.guarded(run, body)
   local ok, a, b = pcall(body)
-  if ok then return a, b end
-  if not common.is_interrupt(a) then error(a, 0) end
+  if ok or not (getmetatable(a) == Stop or common.is_interrupt(a)) then
+    if run.lock then run.lock:release() end
+    if ok then return a, b end
+    error(a, 0)
+  end
+  local stopped = getmetatable(a) == Stop
   if not run.in_report and #run.pending > 0 and run.report then
     pcall(run.report, run)              -- moves what it cannot report to `unreported`
   end
   for _, item in ipairs(run.pending) do common.append(run.summary.unreported, item) end
   run.pending = {}
   if run.current then common.append(run.summary.unreported, run.current) end
+  if run.lock then run.lock:release() end
+  if stopped then return common.make_error(run, { kind = a.kind, message = a.message, cause = a.cause }) end
   return common.make_error(run, { kind = "interrupted", message = "stopped by SIGINT (Ctrl-C)" })
 end
 

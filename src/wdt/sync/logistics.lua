@@ -4,6 +4,8 @@
 -- See doc/sync.md.
 local core = require "wdt.core"
 local check = require "wdt.check"
+local errors = require "wdt.errors"
+local paging = require "wdt.paging"
 local common = require "wdt.sync.common"
 
 local logistics = {}
@@ -116,6 +118,14 @@ local function report(run)
       run.pending = {}
       return nil, tries                         -- the error
     end
+    if not paging.is_list(resp.data) then
+      -- not the answer update gives: whether the chunk was applied is unknown
+      for j, it in ipairs(run.pending) do append(j <= #chunk and s.unconfirmed or s.unreported, it) end
+      run.pending = {}
+      return nil, errors.new { kind = "decode", method = UPDATE,
+        message = ("the answer's data is %s, not a list of refusals: %d item(s) unconfirmed")
+          :format(type(resp.data), #chunk) }
+    end
     settle(s, chunk, resp.data, tries or 1)
     local rest = {}
     for j = #chunk + 1, #run.pending do rest[#rest + 1] = run.pending[j] end
@@ -145,7 +155,32 @@ local function check_options(opts)
   return o
 end
 
+-- A page that is not what getSyncListExt answers: nil, or a message.
+local function bad_page(page, page_no, page_size)
+  if page.no_list then return "the answer holds no list of rows" end
+  local total = page.response.total
+  if page_no == 0 and total ~= nil and (not is_integer(total) or total < #page.rows) then
+    return ("total %s does not match the %d row(s) of the first page"):format(core.encode(total), #page.rows)
+  end
+  if #page.rows > page_size then
+    return ("%d rows in a page of %d"):format(#page.rows, page_size)
+  end
+end
+
+-- The ids of a page, to tell a page answered twice (a server that ignores page_no).
+local function page_key(rows)
+  local ids = {}
+  for i, row in ipairs(rows) do ids[i] = core.encode(type(row) == "table" and row.sync_id or row) end
+  return table.concat(ids, ",")
+end
+
+-- How many pages beyond the queue's size (as page 0 gave it) a pass may step: rows that
+-- arrive during the pass, no more. Past that the paging does not end.
+local SPARE_PAGES = 10
+
 function logistics.run(client, opts)
+  local lock_spec
+  opts, lock_spec = common.split_lock_option(FN, opts)
   opts = check_options(opts)
   local page_size = opts.page_size or 100
   local filter = { shop_no = opts.shop_no, is_own_platform = true,
@@ -153,6 +188,9 @@ function logistics.run(client, opts)
   local run = common.new_run(client, "logistics", opts)
   run.report = report
   local s, seen = run.summary, {}
+  local held, lerr = common.take_lock(client, lock_spec, "sync.logistics", opts.shop_no)
+  if held == nil then return nil, lerr end
+  run.lock = held or nil
 
   -- A pass walks the queue from page 0. Handled rows are reported before the next read and
   -- leave the queue (deferred ones stay in place), so the same page_no is read again; it
@@ -161,10 +199,22 @@ function logistics.run(client, opts)
   return common.guarded(run, function()
     repeat
       local fresh_in_pass, page_no, stepped = 0, 0, false
+      local pass_total, last_key, just_stepped = 0, nil, false
       while true do
         local page, err = client:page_call(LIST, { page_size = page_size, page_no = page_no,
           calc_total = page_no == 0 }, filter)
         if not page then return common.stop_error(run, err, "reading the queue") end
+        local why = bad_page(page, page_no, page_size)
+        if why then
+          return common.make_error(run, { kind = "decode", method = LIST, message = "reading the queue: " .. why })
+        end
+        local key = page_key(page.rows)
+        if just_stepped and #page.rows > 0 and key == last_key then
+          return common.make_error(run, { kind = "decode", method = LIST, message =
+            ("reading the queue: page %d is the same as page %d (the server ignores page_no?)"):format(page_no, page_no - 1) })
+        end
+        last_key, just_stepped = key, false
+        if page_no == 0 then pass_total = page.total or 0 end
         if page.total then
           -- what this run will have read: rows read so far + rows pending that are new (of
           -- the pending rows, the deferred and the invalid ones were read already)
@@ -191,6 +241,7 @@ function logistics.run(client, opts)
               local status, message = common.outcome(opts.handler, row)
               append(run.pending, { sync_id = id, status = status, error_msg = message, row = row })
               run.current = nil
+              common.touch(run)
             end
           end
         end
@@ -202,7 +253,11 @@ function logistics.run(client, opts)
           break
         else
           page_no = page_no + 1
-          stepped = true
+          stepped, just_stepped = true, true
+          if page_no * page_size > math.max(pass_total, s.read) + SPARE_PAGES * page_size then
+            return common.make_error(run, { kind = "decode", method = LIST, message =
+              ("reading the queue: paging does not end (page %d of a queue of %d)"):format(page_no, pass_total) })
+          end
         end
         common.progress(run)
       end

@@ -140,12 +140,17 @@ local function handle(run, id, force)
 end
 
 function stock.run(client, opts)
+  local lock_spec
+  opts, lock_spec = common.split_lock_option(FN, opts)
   opts = check_options(opts)
   local count = opts.count or opts.batch or 100
   local force = opts.force_sync or false
   local run = common.new_run(client, "stock", opts)
   run.report = report
   local s, seen = run.summary, {}
+  local held, lerr = common.take_lock(client, lock_spec, "sync.stock")
+  if held == nil then return nil, lerr end
+  run.lock = held or nil
 
   -- getSelfWaitSyncIdListOpen is a cursor: it lists waiting goods after `position` and
   -- answers the position to continue from. Goods that become waiting during the run get a

@@ -1,0 +1,246 @@
+-- wdt.lock: run locks, so that two runs of one flow (a sync, a push, a scan for one seller
+-- and shop) never overlap. One interface over three places a lock can live:
+--
+--   local h, err = lock.acquire{ name = "wdt.sync.logistics/SID/SHOP",
+--                                wait = 0,           -- seconds to wait for a held lock
+--                                backend = "file",   -- "file" | "shm" | "redis"
+--                                dir = ..., dict = "wdt_locks", redis = "redis://127.0.0.1:6379",
+--                                ttl = 60 }          -- shm/redis: expiry without renewal
+--   -> handle | nil, err   (err.kind "locked": err.holder names the holder; others: "store",
+--                           "redis", "shm" when the lock could not be looked at)
+--   h:touch()   -> true | nil, err   renews a shm/redis lock when a third of its ttl passed;
+--                                    err.kind "locked" when it expired and was taken over
+--   h:release()                      idempotent
+--
+-- file:  flock(2) on DIR/NAME.lock (wdt.store.lock); the kernel frees a dead holder's lock
+--        at once. DIR: `dir`, else $WDT_LOCK_DIR, else $XDG_RUNTIME_DIR/wdt-locks, else
+--        /tmp/wdt-locks-UID; made 0700 and refused when another user could enter it.
+-- shm:   an nginx lua_shared_dict (`dict`, default "wdt_locks"), so the lock spans workers;
+--        it expires after `ttl` unless renewed (a timer renews it every ttl/3 while the
+--        holder lives), so the lock of a worker that died is taken over after ttl.
+-- redis: SET NX PX on a Redis server several hosts share, renewed the same way (by touch,
+--        and by a timer inside nginx); released only by its holder (compare and delete).
+-- See doc/reliability.md ("Run locks").
+local core = require "wdt.core"
+local errors = require "wdt.errors"
+local clock = require "wdt.clock"
+local check = require "wdt.check"
+
+local lock = {}
+
+lock.DEFAULT_TTL = 60
+lock.DEFAULT_DICT = "wdt_locks"
+lock.POLL = 0.2            -- seconds between two looks at a held lock while waiting
+
+local FN = "wdt.lock.acquire"
+local option_specs = {
+  name = { "string" }, wait = { "number", 0 }, backend = { "string" }, dir = { "string" },
+  dict = { "string", lock.DEFAULT_DICT }, redis = { "string" }, ttl = { "number", lock.DEFAULT_TTL },
+}
+
+local function locked_error(name, holder, waited)
+  local msg = ("'%s' is held by %s"):format(name, holder or "another run")
+  if waited and waited > 0 then msg = msg .. (" (waited %gs)"):format(waited) end
+  return errors.new { kind = "locked", message = msg, holder = holder, name = name }
+end
+
+local function hostname()
+  local f = io.open("/proc/sys/kernel/hostname", "r")
+  local h = f and f:read("*l")
+  if f then f:close() end
+  return h or "?"
+end
+
+local function worker_pid()
+  if type(ngx) == "table" and ngx.worker and ngx.worker.pid then return ngx.worker.pid() end
+  local f = io.open("/proc/self/stat", "r")
+  local pid = f and (f:read("*l") or ""):match("^(%d+)")
+  if f then f:close() end
+  return pid or "?"
+end
+
+-- What a shm or Redis lock holds: who holds it (for messages) and a random part, so that
+-- only the holder renews or deletes it.
+local function new_token()
+  return ("process %s on %s #%d%06d"):format(worker_pid(), hostname(),
+    math.floor(core.unix_time() * 1000) % 1000000, math.random(0, 999999))
+end
+
+local function holder_of(token)
+  return type(token) == "string" and token:match("^(.-) #%d+$") or token
+end
+
+---------------------------------------------------------------------------- file
+
+-- The folder of file locks (see the header), made private.
+function lock.default_dir(env)
+  env = env or os.getenv
+  local d = env("WDT_LOCK_DIR")
+  if d and d ~= "" then return d end
+  local xdg = env("XDG_RUNTIME_DIR")
+  if xdg and xdg ~= "" then return xdg .. "/wdt-locks" end
+  return "/tmp/wdt-locks-" .. core.euid()
+end
+
+-- A lock name as a file name: bytes other than letters, digits, '.', '_' and '-' become
+-- %XX, so different names never share a file.
+function lock.file_name(name)
+  return (name:gsub("[^%w%._%-]", function(c) return ("%%%02X"):format(c:byte()) end)) .. ".lock"
+end
+
+local FileLock = {}
+FileLock.__index = FileLock
+function FileLock:touch() return true end
+function FileLock:release() self.flock:release() end
+
+local function try_file(o)
+  local dir = o.dir or lock.default_dir()
+  local ok, derr = core.private_dir(dir)
+  if not ok then return nil, errors.new { kind = "store", message = "lock folder: " .. derr } end
+  local path = dir .. "/" .. lock.file_name(o.name)
+  local fl, err = require("wdt.store").lock(path)
+  if fl then return setmetatable({ flock = fl, path = path, name = o.name }, FileLock) end
+  if err.kind == "locked" then
+    return false, err.holder and ("process " .. err.holder .. " (lock file " .. path .. ")") or path
+  end
+  return nil, err
+end
+
+---------------------------------------------------------------------------- shm / redis
+
+-- The shm and Redis locks share this: a token, an expiry, renewal when due.
+local Expiring = {}
+Expiring.__index = Expiring
+
+function Expiring:touch(force)
+  if self.released then return true end
+  local now = core.unix_time()
+  if not force and now - self.renewed < self.ttl / 3 then return true end
+  local ok, err = self.ops.renew(self)
+  if ok == nil then return nil, err end
+  if not ok then
+    self.released = true
+    return nil, errors.new { kind = "locked", name = self.name,
+      message = ("the run lock '%s' expired and was taken over; stopping"):format(self.name) }
+  end
+  self.renewed = now
+  return true
+end
+
+function Expiring:release()
+  if self.released then return end
+  self.released = true
+  self.ops.release(self)
+end
+
+-- Inside nginx a timer renews the lock while the worker lives: a dead worker's lock expires.
+local function start_renewal(h)
+  if not (type(ngx) == "table" and ngx.timer and ngx.timer.at) then return end
+  local function tick(premature)
+    if premature or h.released then return end
+    h:touch(true)
+    if not h.released then ngx.timer.at(h.ttl / 3, tick) end
+  end
+  ngx.timer.at(h.ttl / 3, tick)
+end
+
+local shm_ops = {}
+function shm_ops.try(o)
+  local dict = type(ngx) == "table" and ngx.shared and ngx.shared[o.dict]
+  if not dict then
+    return nil, errors.new { kind = "shm", message = "no lua_shared_dict '" .. o.dict .. "' (declare it in nginx.conf)" }
+  end
+  local token = new_token()
+  local ok, err = dict:add(o.name, token, o.ttl)
+  if ok then return { dict = dict, token = token } end
+  if err ~= "exists" then return nil, errors.new { kind = "shm", message = "lock: " .. tostring(err) } end
+  return false, holder_of(dict:get(o.name))
+end
+function shm_ops.renew(h)
+  if h.dict:get(h.name) ~= h.token then return false end
+  h.dict:set(h.name, h.token, h.ttl)
+  return true
+end
+function shm_ops.release(h)
+  if h.dict:get(h.name) == h.token then h.dict:delete(h.name) end
+end
+
+local RENEW = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0"
+local DELETE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+
+local redis_ops = {}
+function redis_ops.try(o)
+  local redis = require "wdt.redis"
+  local token = new_token()
+  local r, err = redis.call(o.redis, 2, "SET", o.name, token, "NX", "PX", math.floor(o.ttl * 1000))
+  if r == nil then return nil, err end
+  if r == "OK" then return { token = token, redis = o.redis } end
+  local holder = redis.call(o.redis, 2, "GET", o.name)
+  return false, holder_of(holder) or "another run"
+end
+function redis_ops.renew(h)
+  local r, err = require("wdt.redis").call(h.redis, 2, "EVAL", RENEW, 1, h.name, h.token, math.floor(h.ttl * 1000))
+  if r == nil then return nil, err end
+  return r == 1
+end
+function redis_ops.release(h)
+  require("wdt.redis").call(h.redis, 2, "EVAL", DELETE, 1, h.name, h.token)
+end
+
+local function try_expiring(ops)
+  return function(o)
+    local h, holder = ops.try(o)
+    if not h then return h, holder end
+    h.name, h.ttl, h.ops, h.renewed = o.name, o.ttl, ops, core.unix_time()
+    setmetatable(h, Expiring)
+    start_renewal(h)
+    return h
+  end
+end
+
+local tries = { file = try_file, shm = try_expiring(shm_ops), redis = try_expiring(redis_ops) }
+
+---------------------------------------------------------------------------- acquire
+
+-- The backend when none is named: Redis when a URL is given, the shared dict inside nginx,
+-- a file elsewhere.
+function lock.default_backend(o)
+  if o.redis then return "redis" end
+  if clock.in_cosocket_context() then return "shm" end
+  return "file"
+end
+
+local function check_options(opts)
+  if type(opts) ~= "table" then check.fail(FN, "options", "table expected, got " .. type(opts)) end
+  local o = check.options(FN, opts, option_specs)
+  if o.name == nil or o.name == "" then check.fail(FN, "name", "a non-empty string is required") end
+  check.number(FN, "wait", o.wait, 0, 7 * 86400)
+  check.number(FN, "ttl", o.ttl, 0.1, 86400)
+  o.backend = o.backend or lock.default_backend(o)
+  if not tries[o.backend] then check.fail(FN, "backend", "'file', 'shm' or 'redis' expected") end
+  if o.backend == "redis" and not o.redis then check.fail(FN, "redis", "a redis:// URL is required") end
+  return o
+end
+
+function lock.acquire(opts)
+  local o = check_options(opts)
+  local try = tries[o.backend]
+  local started = core.unix_time()
+  while true do
+    local h, holder = try(o)
+    if h then return h end
+    if h == nil then return nil, holder end          -- not a held lock: an error
+    local waited = core.unix_time() - started
+    if waited >= o.wait then return nil, locked_error(o.name, holder, waited) end
+    clock.sleep(math.min(lock.POLL * (0.5 + math.random()), o.wait - waited))
+  end
+end
+
+-- The name of a flow's run lock: "wdt.<flow>/<sid>[/<shop>]".
+function lock.run_name(flow, sid, shop)
+  local name = "wdt." .. flow .. "/" .. sid
+  if shop then name = name .. "/" .. shop end
+  return name
+end
+
+return lock

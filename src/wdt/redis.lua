@@ -1,0 +1,149 @@
+-- wdt.redis: the few Redis commands that wdt's run locks and rate budgets need (SET NX PX,
+-- EVAL, ...), spoken in RESP over a TCP socket: luasocket in plain Lua, a cosocket inside
+-- nginx (the two have the same connect/settimeout/send/receive calls, so one client serves
+-- both). See doc/reliability.md for why wdt carries this rather than a packaged client.
+--
+--   local conn, err = redis.connect("redis://[:password@]host[:port][/db]", timeout_s)
+--   conn:command("SET", "k", "v", "NX", "PX", 30000) -> reply | nil, err (err.kind "redis")
+--   conn:close()
+-- Replies: status and bulk strings as strings, integers as numbers, arrays as tables,
+-- a nil bulk as false. A Redis error reply is nil, err with err.redis_error = true.
+local errors = require "wdt.errors"
+
+local redis = {}
+
+local function redis_error(message, fields)
+  local e = { kind = "redis", message = message }
+  for k, v in pairs(fields or {}) do e[k] = v end
+  return errors.new(e)
+end
+
+-- "redis://[:password@]host[:port][/db]" -> {host, port, password, db} | nil, message
+function redis.parse_url(url)
+  if type(url) ~= "string" then return nil, "a redis:// URL string expected" end
+  local rest = url:match("^redis://(.+)$")
+  if not rest then return nil, "a redis:// URL expected, got '" .. url .. "'" end
+  local password, hostpart = rest:match("^:?([^@]*)@(.*)$")
+  if not password then hostpart = rest end
+  local hostport, db = hostpart:match("^([^/]+)/?(%d*)$")
+  if not hostport then return nil, "bad redis URL '" .. url:gsub(":[^@/]*@", ":***@") .. "'" end
+  local host, port = hostport:match("^(.-):(%d+)$")
+  if not host then host, port = hostport, "6379" end
+  return { host = host, port = tonumber(port), password = password ~= "" and password or nil,
+           db = tonumber(db) }
+end
+
+local function new_socket()
+  if type(ngx) == "table" and ngx.socket and ngx.get_phase then
+    local phase = ngx.get_phase()
+    if phase ~= "init" and phase ~= "init_worker" and phase ~= "set" and phase ~= "header_filter"
+       and phase ~= "body_filter" and phase ~= "log" then
+      return ngx.socket.tcp(), true
+    end
+  end
+  return require("socket").tcp(), false
+end
+
+local Conn = {}
+Conn.__index = Conn
+
+local function encode(argv)
+  local out = { "*" .. #argv .. "\r\n" }
+  for i = 1, #argv do
+    local a = argv[i]
+    if type(a) == "number" then a = ("%d"):format(a) else a = tostring(a) end
+    out[#out + 1] = "$" .. #a .. "\r\n" .. a .. "\r\n"
+  end
+  return table.concat(out)
+end
+
+local function read_reply(sock)
+  local line, err = sock:receive("*l")
+  if not line then return nil, redis_error("reading the reply: " .. tostring(err)) end
+  local t, rest = line:sub(1, 1), line:sub(2)
+  if t == "+" then return rest end
+  if t == "-" then return nil, redis_error(rest, { redis_error = true }) end
+  if t == ":" then return tonumber(rest) end
+  if t == "$" then
+    local n = tonumber(rest)
+    if n < 0 then return false end
+    local data, rerr = sock:receive(n + 2)
+    if not data then return nil, redis_error("reading the reply: " .. tostring(rerr)) end
+    return data:sub(1, n)
+  end
+  if t == "*" then
+    local n = tonumber(rest)
+    if n < 0 then return false end
+    local list = {}
+    for i = 1, n do
+      local v, e = read_reply(sock)
+      if v == nil then return nil, e end
+      list[i] = v
+    end
+    return list
+  end
+  return nil, redis_error("not a RESP reply: " .. line:sub(1, 40))
+end
+
+function Conn:command(...)
+  local sock = self.sock
+  if not sock then return nil, redis_error("the connection is closed") end
+  local ok, err = sock:send(encode({ ... }))
+  if not ok then
+    self:close()
+    return nil, redis_error("sending to " .. self.where .. ": " .. tostring(err))
+  end
+  local reply, rerr = read_reply(sock)
+  if reply == nil and not rerr.redis_error then self:close() end
+  return reply, rerr
+end
+
+-- Inside nginx the connection goes back to the cosocket pool; elsewhere it is closed.
+function Conn:close()
+  local sock = self.sock
+  self.sock = nil
+  if not sock then return end
+  if self.cosocket then sock:setkeepalive(10000, 16) else sock:close() end
+end
+
+function redis.connect(url, timeout)
+  local spec, perr = redis.parse_url(url)
+  if not spec then return nil, redis_error(perr) end
+  local sock, cosocket = new_socket()
+  sock:settimeout((timeout or 2) * (cosocket and 1000 or 1))
+  local where = spec.host .. ":" .. spec.port
+  local ok, err
+  if cosocket then   -- the pool is per server and database
+    ok, err = sock:connect(spec.host, spec.port, { pool = "wdt-redis:" .. where .. "/" .. (spec.db or 0) })
+  else
+    ok, err = sock:connect(spec.host, spec.port)
+  end
+  if not ok then return nil, redis_error("cannot connect to " .. where .. ": " .. tostring(err)) end
+  local conn = setmetatable({ sock = sock, cosocket = cosocket, where = where }, Conn)
+  -- a pooled cosocket was set up already (reused > 0); a new one is authenticated here
+  local reused = cosocket and sock:getreusedtimes() or 0
+  if reused == 0 then
+    if spec.password then
+      local r, e = conn:command("AUTH", spec.password)
+      if not r then conn:close() return nil, e end
+    end
+    if spec.db then
+      local r, e = conn:command("SELECT", spec.db)
+      if not r then conn:close() return nil, e end
+    end
+  end
+  return conn
+end
+
+-- One command on a connection of its own (connect, command, close): what the lock and the
+-- rate budget use, so that no connection is shared between coroutines or kept by a
+-- process that forks.
+function redis.call(url, timeout, ...)
+  local conn, err = redis.connect(url, timeout)
+  if not conn then return nil, err end
+  local reply, cerr = conn:command(...)
+  conn:close()
+  return reply, cerr
+end
+
+return redis
