@@ -68,7 +68,12 @@ local function normalize(c)
     if not is_int(pm) or pm < 0 then
       error("config: rate_limit.per_minute must be a whole number >= 0", 0)
     end
-    if pm > 0 then out.rate_limit = { per_minute = pm } end
+    local window = c.rate_limit.window
+    if window == nil or window == json.null then window = 60 end
+    if type(window) ~= "number" or window <= 0 or window ~= window or window > 86400 then
+      error("config: rate_limit.window must be a number of seconds > 0", 0)
+    end
+    if pm > 0 then out.rate_limit = { per_minute = pm, window = window } end
   end
   -- strict: refuse bodies with whitespace outside strings (what the real server does with
   -- them is not known; its SDKs send compact JSON, its pages show multi-line examples)

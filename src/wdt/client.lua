@@ -8,6 +8,7 @@ local policy = require "wdt.policy"
 local clock = require "wdt.clock"
 local check = require "wdt.check"
 local options = require "wdt.options"
+local rate = require "wdt.rate"
 
 local unpack = table.unpack or unpack  -- luacheck: ignore (5.1 global)
 
@@ -186,10 +187,16 @@ function Client:_request(method, args, pager, c)
   local retries, backoff, max_backoff, idempotent, send_opts = self:_settings(method, c)
   local base = self._base or self          -- a `with` view keeps the clock on its client
   local tries, limit, resigned = 0, retries + 1, false
+  local pace = self._opts.rate and rate.start(self)   -- wdt.rate: the seller's budget, when set
   while true do
     tries = tries + 1
+    if pace then
+      local ok, perr = pace:before()
+      if not ok then perr.method, perr.tries = method, tries - 1 return nil, perr end
+    end
     local url, body = self._core:prepare(method, args, pager, self:_timestamp())
     local answer, failure = self:_send(url, body, send_opts)     -- the one place a try is sent
+    if pace then pace:after() end
     local resp, err = self:_outcome(method, answer, failure)
     if resp then return resp, tries end
     err.tries = tries
@@ -201,8 +208,16 @@ function Client:_request(method, args, pager, c)
     else
       err.retryable = policy.retryable(err, idempotent)
     end
+    local waited = false
+    if pace and policy.is_rate_limit(err) then
+      local ok, perr = pace:limited(err)      -- waits the window out; not counted as a retry
+      if not ok then return nil, perr end
+      limit, waited = limit + 1, true
+    end
     if not err.retryable or tries >= limit then return nil, err end
-    if not resign then self:_sleep(policy.delay(tries - (resigned and 1 or 0), backoff, max_backoff)) end
+    if not resign and not waited then
+      self:_sleep(policy.delay(tries - (resigned and 1 or 0), backoff, max_backoff))
+    end
   end
 end
 

@@ -24,6 +24,7 @@ local client_specs = {
   transport       = { "string", "auto" },
   keepalive_timeout = { "number", 60 },   -- seconds an idle pooled cosocket is kept (nginx)
   pool_size       = { "number", 16 },     -- cosocket pool size per worker (nginx)
+  rate            = { "table" },          -- rate pacing per seller (wdt.rate)
 }
 
 -- Per-call options of request, with and call_many: name -> { type }.
@@ -77,6 +78,7 @@ function options.client(fname, opts, level)
     if out[name] == nil or out[name] == "" then check.fail(fname, name, "a non-empty string is required", level) end
   end
   check_ranges(fname, out, level)
+  if out.rate ~= nil then out.rate = require("wdt.rate").check(fname, out.rate, level) end
   local problem = options.url_problem(out.url)
   if problem then check.fail(fname, "url", problem, level) end
   if out.transport ~= "auto" and out.transport ~= "curl" and out.transport ~= "ngx" then

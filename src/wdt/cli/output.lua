@@ -38,6 +38,9 @@ function output.progress_line(kind, p)
   parts[#parts + 1] = ("failed %d"):format(p.failed or 0)
   parts[#parts + 1] = ("deferred %d"):format(p.deferred or 0)
   if (p.refused or 0) > 0 then parts[#parts + 1] = ("refused %d"):format(p.refused) end
+  if p.waiting then
+    parts[#parts + 1] = ("waiting %ds (%s)"):format(math.ceil(p.waiting), p.waiting_for or "rate limit")
+  end
   return table.concat(parts, "  ")
 end
 

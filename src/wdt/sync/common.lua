@@ -87,8 +87,15 @@ function common.new_run(client, kind, opts)
     refused_items = {}, unreported = {}, invalid = {}, unconfirmed = {}, confirmed_on_retry = {},
     started = core.unix_time(), dry_run = opts.dry_run or false,
   }
-  return { client = client, opts = opts, summary = summary, pending = {}, current = nil,
-           in_report = false }
+  local run = { opts = opts, summary = summary, pending = {}, current = nil, in_report = false }
+  -- the client as this run sees it: a view whose rate waits (wdt.rate) show on the
+  -- progress line (summary.waiting = seconds left) and keep the run lock renewed
+  run.client = setmetatable({ _base = client._base or client, _on_wait = function(seconds, reason)
+    summary.waiting, summary.waiting_for = seconds, reason
+    common.progress(run)
+    summary.waiting, summary.waiting_for = nil, nil
+  end }, { __index = client, __tostring = function() return tostring(client) end })
+  return run
 end
 
 -- A clean stop raised from deep in a loop (the run lock lost, on_progress raised): caught

@@ -201,7 +201,7 @@ function logistics.run(client, opts)
       local fresh_in_pass, page_no, stepped = 0, 0, false
       local pass_total, last_key, just_stepped = 0, nil, false
       while true do
-        local page, err = client:page_call(LIST, { page_size = page_size, page_no = page_no,
+        local page, err = run.client:page_call(LIST, { page_size = page_size, page_no = page_no,
           calc_total = page_no == 0 }, filter)
         if not page then return common.stop_error(run, err, "reading the queue") end
         local why = bad_page(page, page_no, page_size)

@@ -159,7 +159,7 @@ function stock.run(client, opts)
   return common.guarded(run, function()
     local position = 0
     while true do
-      local data, err = client:call(WAIT_LIST, count, position)
+      local data, err = run.client:call(WAIT_LIST, count, position)
       if data == nil then return common.stop_error(run, err, "reading the wait list") end
       local ids = type(data) == "table" and data.id_list
       local next_pos = type(data) == "table" and data.position

@@ -1,0 +1,236 @@
+-- wdt.rate: pacing under the vendor's rate limits. A client with the option
+--
+--   rate = { per_minute = N,     -- at most N tries in any `window` seconds (optional)
+--            concurrency = M,    -- at most M tries in flight at once (optional)
+--            window = 60,        -- the limit's window in seconds (the vendor's: a minute)
+--            wait = nil,         -- seconds one request may spend waiting for the budget
+--                                -- and out rate-limit answers; default 300, 10 in nginx
+--            backend = nil,      -- "local" | "shm" | "redis" (default: redis when a URL is
+--                                -- given, shm in nginx when the dict exists, else local)
+--            dict = "wdt_rate", redis = "redis://host:port" }
+--
+-- shares one budget with every client of the same seller (sid): in the process (local),
+-- across nginx workers (a lua_shared_dict), across hosts (Redis). Before each try it waits
+-- for a slot; a rate-limit answer is waited out (the window plus up to 10% jitter) instead
+-- of being retried at once, and does not count as a retry. When the next wait would go past
+-- `wait`, the request fails with kind "rate_limited". See doc/reliability.md ("Rate pacing").
+--
+-- client.lua calls, around each try:   pace = rate.start(client)   (nil without `rate`)
+--   pace:before() -> true | nil, err    pace:after()    pace:limited(err) -> true | nil, err
+local core = require "wdt.core"
+local errors = require "wdt.errors"
+local check = require "wdt.check"
+local clock = require "wdt.clock"
+
+local rate = {}
+
+rate.DEFAULT_WINDOW = 60
+rate.DEFAULT_WAIT, rate.DEFAULT_WAIT_NGX = 300, 10
+rate.DEFAULT_DICT = "wdt_rate"
+rate.SLICE = 5           -- seconds: a long wait is slept in slices, telling on_wait each time
+rate.IN_FLIGHT_TTL = 600 -- seconds after which a slot of a dead holder counts as free again
+
+local specs = {
+  per_minute = { "number" }, concurrency = { "number" }, window = { "number", rate.DEFAULT_WINDOW },
+  wait = { "number" }, backend = { "string" }, dict = { "string", rate.DEFAULT_DICT },
+  redis = { "string" },
+}
+
+-- The client's `rate` option, checked; raises naming the bad field. `level` as in
+-- wdt.check (wdt.options passes its own).
+function rate.check(fname, spec, level)
+  level = (level or 2) + 1
+  if type(spec) ~= "table" then check.fail(fname, "rate", "table expected, got " .. type(spec), level) end
+  local o = check.options(fname, spec, specs, level)
+  if o.per_minute ~= nil then check.number(fname, "rate.per_minute", o.per_minute, 1, 1e6, true, level) end
+  if o.concurrency ~= nil then
+    check.number(fname, "rate.concurrency", o.concurrency, 1, 1e6, true, level)
+  end
+  check.number(fname, "rate.window", o.window, 0.001, 86400, nil, level)
+  if o.wait ~= nil then check.number(fname, "rate.wait", o.wait, 0, 7 * 86400, nil, level) end
+  if o.backend ~= nil and o.backend ~= "local" and o.backend ~= "shm" and o.backend ~= "redis" then
+    check.fail(fname, "rate.backend", "'local', 'shm' or 'redis' expected", level)
+  end
+  if o.backend == "redis" and not o.redis then
+    check.fail(fname, "rate.redis", "a redis:// URL is required", level)
+  end
+  return o
+end
+
+---------------------------------------------------------------------------- backends
+-- take(key, o) -> 0 (a slot was taken) | seconds to wait before asking again | nil, err
+-- give(key, o, slot)  gives a concurrency slot back
+
+local function new_member()
+  return ("%d-%d-%d"):format(math.floor(core.unix_time() * 1e6), math.random(0, 1e9), math.random(0, 1e9))
+end
+
+-- The sliding window and the in-flight set of one budget, on plain Lua tables.
+local function take_in(state, o, now, member)
+  local log, fly = state.log, state.fly
+  while log[1] and log[1] <= now - o.window do table.remove(log, 1) end
+  for m, expiry in pairs(fly) do if expiry <= now then fly[m] = nil end end
+  if o.concurrency then
+    local n = 0
+    for _ in pairs(fly) do n = n + 1 end
+    if n >= o.concurrency then return 0.05 end
+  end
+  if o.per_minute and #log >= o.per_minute then return log[1] + o.window - now end
+  log[#log + 1] = now
+  if o.concurrency then fly[member] = now + rate.IN_FLIGHT_TTL end
+  return 0
+end
+
+local budgets = {}        -- local backend: sid -> {log, fly}
+
+local local_backend = {}
+function local_backend.take(key, o, member)
+  local st = budgets[key]
+  if not st then st = { log = {}, fly = {} } budgets[key] = st end
+  return take_in(st, o, core.unix_time(), member)
+end
+function local_backend.give(key, _, member)
+  local st = budgets[key]
+  if st then st.fly[member] = nil end
+end
+
+-- shm: the same state, encoded in the dict, changed under a short mutex (dict:add).
+local shm_backend = {}
+local function with_dict(o, key, fn)
+  local dict = ngx.shared[o.dict]
+  if not dict then
+    return nil, errors.new { kind = "shm", message = "no lua_shared_dict '" .. o.dict .. "' (declare it in nginx.conf)" }
+  end
+  local mutex = key .. "#mutex"
+  local spins = 0
+  while not dict:add(mutex, true, 1) do
+    spins = spins + 1
+    if spins > 2000 then return nil, errors.new { kind = "shm", message = "rate budget mutex stuck" } end
+    ngx.sleep(0.001)
+  end
+  local text = dict:get(key)
+  local st = text and core.decode(text) or { log = {}, fly = {} }
+  if next(st.fly) == nil then st.fly = {} end
+  local r = fn(st)
+  dict:set(key, core.encode(st), o.window + rate.IN_FLIGHT_TTL)
+  dict:delete(mutex)
+  return r
+end
+function shm_backend.take(key, o, member)
+  return with_dict(o, key, function(st) return take_in(st, o, ngx.now(), member) end)
+end
+function shm_backend.give(key, o, member)
+  with_dict(o, key, function(st) st.fly[member] = nil end)
+end
+
+-- Redis: one script takes a slot atomically, on the server's clock (TIME), so hosts whose
+-- clocks differ share one window.
+local TAKE = [[
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local window, limit, conc, member = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+if conc > 0 and redis.call('ZCARD', KEYS[2]) >= conc then return 50 end
+if limit > 0 and redis.call('ZCARD', KEYS[1]) >= limit then
+  local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+  return math.max(1, tonumber(first[2]) + window - now)
+end
+redis.call('ZADD', KEYS[1], now, member)
+redis.call('PEXPIRE', KEYS[1], window)
+if conc > 0 then
+  redis.call('ZADD', KEYS[2], now + tonumber(ARGV[5]), member)
+  redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[5]))
+end
+return 0
+]]
+
+local redis_backend = {}
+function redis_backend.take(key, o, member)
+  local ms, err = require("wdt.redis").call(o.redis, 2, "EVAL", TAKE, 2, key, key .. "#inflight",
+    math.floor(o.window * 1000), o.per_minute or 0, o.concurrency or 0, member, rate.IN_FLIGHT_TTL * 1000)
+  if ms == nil then return nil, err end
+  return ms / 1000
+end
+function redis_backend.give(key, o, member)
+  require("wdt.redis").call(o.redis, 2, "ZREM", key .. "#inflight", member)
+end
+
+local backends = { ["local"] = local_backend, shm = shm_backend, redis = redis_backend }
+
+local function pick_backend(o)
+  if o.backend then return o.backend end
+  if o.redis then return "redis" end
+  if type(ngx) == "table" and ngx.shared and ngx.shared[o.dict] then return "shm" end
+  return "local"
+end
+
+---------------------------------------------------------------------------- one request
+
+local Pace = {}
+Pace.__index = Pace
+
+-- The pacing of one request of `client` (whose `rate` option was checked), or nil.
+function rate.start(client)
+  local o = client._opts.rate
+  if not o then return nil end
+  local budget = o.wait or (clock.in_cosocket_context() and rate.DEFAULT_WAIT_NGX or rate.DEFAULT_WAIT)
+  return setmetatable({ client = client, o = o, backend = backends[pick_backend(o)],
+                        key = "wdt.rate/" .. client.sid, deadline = core.unix_time() + budget,
+                        budget = budget }, Pace)
+end
+
+local function out_of_budget(self, why)
+  return nil, errors.new { kind = "rate_limited", retryable = false, message =
+    ("%s; the rate budget allows %gs of waiting per request (rate.wait)"):format(why, self.budget) }
+end
+
+-- Sleeps `seconds` in slices, telling the client's on_wait hook (the sync loops' progress
+-- line) how long is left.
+function Pace:sleep(seconds, reason)
+  local hook = self.client._on_wait
+  while seconds > 0 do
+    if hook then hook(seconds, reason) end
+    local slice = math.min(seconds, rate.SLICE)
+    self.client:_sleep(slice)
+    seconds = seconds - slice
+  end
+  if hook then hook(nil) end
+end
+
+-- Waits for a slot of the budget.
+function Pace:before()
+  if not (self.o.per_minute or self.o.concurrency) then return true end
+  while true do
+    self.member = new_member()
+    local wait, err = self.backend.take(self.key, self.o, self.member)
+    if wait == nil then return nil, err end
+    if wait <= 0 then self.holding = self.o.concurrency ~= nil return true end
+    if core.unix_time() + wait > self.deadline then
+      return out_of_budget(self, ("the budget of %d calls per %gs is spent"):format(self.o.per_minute or 0, self.o.window))
+    end
+    self:sleep(wait, "pacing")
+  end
+end
+
+function Pace:after()
+  if self.holding then
+    self.holding = false
+    self.backend.give(self.key, self.o, self.member)
+  end
+end
+
+-- A rate-limit answer: wait the window out (plus up to 10% jitter, so that clients refused
+-- together do not come back together), or fail with kind "rate_limited".
+function Pace:limited(err)
+  local wait = self.o.window * (1 + 0.1 * math.random())
+  if core.unix_time() + wait > self.deadline then
+    local _, e = out_of_budget(self, "rate limited: " .. tostring(err.message))
+    e.method, e.status, e.cause, e.tries = err.method, err.status, err, err.tries
+    return nil, e
+  end
+  self:sleep(wait, "rate limited")
+  return true
+end
+
+return rate
