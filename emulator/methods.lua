@@ -214,12 +214,33 @@ local function stock_calc(t, args)
   } }
 end
 
-local function check_info(args)
+-- The info of syncSuccess / syncFail: the vendor's page marks all 16 fields required.
+local INFO_FIELDS = {
+  { "syn_stock", "number" }, { "stock_change_count", "int" }, { "stock_syn_rule_id", "int" },
+  { "stock_syn_rule_no", "string" }, { "stock_syn_other", "string" },
+  { "stock_syn_warehouses", "string" }, { "stock_syn_mask", "int" }, { "stock_syn_percent", "int" },
+  { "stock_syn_plus", "number" }, { "stock_syn_min", "number" }, { "stock_syn_max", "number" },
+  { "is_auto_listing", "boolean" }, { "is_auto_delisting", "boolean" },
+  { "is_syn_success", "boolean" }, { "is_manual", "boolean" }, { "syn_result", "string" },
+}
+local TYPE_WORDS = { number = "数字", int = "整数", string = "字符串", boolean = "布尔值" }
+
+local function check_shape(args)
   if #args ~= 2 then return bad("参数错误: 需要 [apiGoodsId, info]") end
-  local info = args[2]
-  if not json.is_object(info) then return bad("info必须是对象") end
-  if type(info.syn_stock) ~= "number" then return bad("info.syn_stock必须是数字") end
-  if int_arg(info.stock_change_count) == nil then return bad("info.stock_change_count必须是整数") end
+  if not json.is_object(args[2]) then return bad("info必须是对象") end
+  return nil
+end
+
+local function check_info(info)
+  for _, f in ipairs(INFO_FIELDS) do
+    local name, want = f[1], f[2]
+    local v = info[name]
+    local ok
+    if want == "int" then ok = int_arg(v) ~= nil else ok = type(v) == want end
+    if not ok then
+      return bad(("info.%s%s必须是%s"):format(name, (v == nil or v == json.null) and "缺失," or "", TYPE_WORDS[want]))
+    end
+  end
   return nil
 end
 
@@ -233,11 +254,13 @@ end
 -- The good leaves the queue when stock_change_count is the current one; a stale count
 -- (the stock changed since calcStock) leaves it pending.
 local function stock_success(t, args)
-  local e = check_info(args)
+  local e = check_shape(args)
   if e then return e end
   local g
   g, e = good_or_error(t, args[1])
   if not g then return e end
+  e = check_info(args[2])
+  if e then return e end
   if g.pending then
     if int_arg(args[2].stock_change_count) == g.stock_change_count then
       g.last_syn_num = args[2].syn_stock
@@ -251,11 +274,13 @@ end
 
 -- sales.StockSync.syncFail  [api_goods_id, {syn_stock, stock_change_count, ...}]
 local function stock_fail(t, args)
-  local e = check_info(args)
+  local e = check_shape(args)
   if e then return e end
   local g
   g, e = good_or_error(t, args[1])
   if not g then return e end
+  e = check_info(args[2])
+  if e then return e end
   if g.pending then leave(t, g, "failed") end
   return { status = 0 }
 end

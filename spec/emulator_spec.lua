@@ -463,19 +463,25 @@ describe("wdt-emulator", function()
       assert.equal(7000000001, d.rec_id)
       assert.is_number(d.syn_stock)
       assert.is_number(d.stock_change_count)
-      local info = ('{"syn_stock":%d,"stock_change_count":%d,"stock_syn_rule_id":-10000,'
-                    .. '"stock_syn_rule_no":"","stock_syn_warehouses":"1","stock_syn_mask":0,'
-                    .. '"stock_syn_percent":100,"stock_syn_plus":0,"stock_syn_min":0,'
-                    .. '"stock_syn_max":99999,"is_auto_listing":true,"is_auto_delisting":true}')
-                   :format(d.syn_stock, d.stock_change_count)
+      local rest = ',"stock_syn_rule_id":-10000,'
+                    .. '"stock_syn_rule_no":"","stock_syn_other":"","stock_syn_warehouses":"1","stock_syn_mask":0,'
+                    .. '"stock_syn_percent":100,"stock_syn_plus":0,"stock_syn_min":0,"stock_syn_max":99999,'
+                    .. '"is_auto_listing":true,"is_auto_delisting":true,"is_syn_success":true,"is_manual":false,'
+                    .. '"syn_result":""}'
+      local info = ('{"syn_stock":%d,"stock_change_count":%d'):format(d.syn_stock, d.stock_change_count) .. rest
+      -- every field of the vendor's page is required: one missing is refused
+      local _, short = e:request{ method = "sales.StockSync.syncSuccess", args_json = "[7000000001,"
+        .. info:gsub(',"stock_syn_other":""', "") .. "]" }
+      assert.equal(2, short.status)
+      assert.truthy(short.message:find("stock_syn_other", 1, true), short.message)
       local _, ok = e:request{ method = "sales.StockSync.syncSuccess", args_json = "[7000000001," .. info .. "]" }
       assert.equal(0, ok.status)
       -- a stale stock_change_count leaves the good waiting
       local _, c2 = e:request{ method = "sales.StockSync.calcStock", args_json = "[7000000002,false]" }
-      local stale = ('{"syn_stock":1,"stock_change_count":%d}'):format(c2.data.stock_change_count + 1)
+      local stale = ('{"syn_stock":1,"stock_change_count":%d'):format(c2.data.stock_change_count + 1) .. rest
       e:request{ method = "sales.StockSync.syncSuccess", args_json = "[7000000002," .. stale .. "]" }
       e:request{ method = "sales.StockSync.syncFail",
-                 args_json = '[7000000003,{"syn_stock":1,"stock_change_count":1}]' }
+                 args_json = '[7000000003,{"syn_stock":1,"stock_change_count":1' .. rest .. "]" }
       local _, c4 = e:request{ method = "sales.StockSync.calcStock", args_json = '["7000000004",true]' }
       e:request{ method = "sales.StockSync.cancelSync",
                  args_json = ("[7000000004,%d]"):format(c4.data.stock_change_count) }

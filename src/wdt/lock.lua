@@ -148,7 +148,8 @@ local shm_ops = {}
 function shm_ops.try(o)
   local dict = type(ngx) == "table" and ngx.shared and ngx.shared[o.dict]
   if not dict then
-    return nil, errors.new { kind = "shm", message = "no lua_shared_dict '" .. o.dict .. "' (declare it in nginx.conf)" }
+    return nil, errors.new { kind = "shm",
+      message = "no lua_shared_dict '" .. o.dict .. "' (declare it in nginx.conf)" }
   end
   local token = new_token()
   local ok, err = dict:add(o.name, token, o.ttl)
@@ -165,7 +166,8 @@ function shm_ops.release(h)
   if h.dict:get(h.name) == h.token then h.dict:delete(h.name) end
 end
 
-local RENEW = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0"
+local RENEW = "if redis.call('get', KEYS[1]) == ARGV[1] then "
+  .. "return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0"
 local DELETE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
 
 local redis_ops = {}

@@ -99,7 +99,8 @@ local shm_backend = {}
 local function with_dict(o, key, fn)
   local dict = ngx.shared[o.dict]
   if not dict then
-    return nil, errors.new { kind = "shm", message = "no lua_shared_dict '" .. o.dict .. "' (declare it in nginx.conf)" }
+    return nil, errors.new { kind = "shm",
+      message = "no lua_shared_dict '" .. o.dict .. "' (declare it in nginx.conf)" }
   end
   local mutex = key .. "#mutex"
   local spins = 0
@@ -207,7 +208,8 @@ function Pace:before()
     if wait == nil then return nil, err end
     if wait <= 0 then self.holding = self.o.concurrency ~= nil return true end
     if core.unix_time() + wait > self.deadline then
-      return out_of_budget(self, ("the budget of %d calls per %gs is spent"):format(self.o.per_minute or 0, self.o.window))
+      return out_of_budget(self, ("the budget of %d calls per %gs is spent")
+        :format(self.o.per_minute or 0, self.o.window))
     end
     self:sleep(wait, "pacing")
   end

@@ -24,19 +24,29 @@ args.option_takes_value = {
   config = true, url = true, timeout = true, retries = true, help = false, version = false,
   ["page-size"] = true, ["page-no"] = true, all = false, total = false,
   shop = true, handler = true, batch = true, count = "number", ["dry-run"] = false,
-  force = false, json = false,
+  force = false, json = false, wait = true, ["lock-dir"] = true, ["no-lock"] = false,
+  redis = true, ["rate-per-minute"] = true, ["rate-window"] = true, ["rate-wait"] = true,
+  ["max-rows"] = true,
 }
 
-local global_options = { config = true, url = true, timeout = true, retries = true, help = true, version = true }
+local global_options = { config = true, url = true, timeout = true, retries = true, help = true,
+                         version = true, redis = true, ["rate-per-minute"] = true,
+                         ["rate-window"] = true, ["rate-wait"] = true }
+
+-- the run lock of the flows (sync; later push, scan)
+local lock_options = { wait = true, ["lock-dir"] = true, ["no-lock"] = true }
 
 local command_options = {
-  call = { ["page-size"] = true, ["page-no"] = true, all = true, total = true },
+  call = { ["page-size"] = true, ["page-no"] = true, all = true, total = true, ["max-rows"] = true },
   ["sync logistics"] = { shop = true, handler = true, batch = true, ["page-size"] = true,
                          ["dry-run"] = true, json = true },
   ["sync stock"] = { handler = true, count = true, force = true, ["dry-run"] = true, json = true },
   sync = {},
 }
 args.command_options = command_options     -- commands in files of their own add theirs
+for _, c in ipairs({ "sync logistics", "sync stock" }) do
+  for name in pairs(lock_options) do command_options[c][name] = true end
+end
 
 -- argv -> opts (name -> value or true), words (the rest, in order)
 function args.parse(argv)

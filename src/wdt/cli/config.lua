@@ -10,7 +10,20 @@ local config_keys = { url = "url", sid = "sid", key = "key", secret = "secret",
 
 -- A config file: a JSON object {"url","sid","key","secret"} or KEY=VALUE lines (the
 -- WDT_* names or the short ones), '#' comments, optional quotes around values.
+-- The file must be a file that only its owner can read or write: it holds the appsecret.
+-- Like ssh with a private key, a file others can read is refused, not used.
+local function check_private(path)
+  local st = require("wdt.core").stat(path)
+  if not st then return end                     -- io.open below says why
+  if st.dir then usage("config file %s is a folder, not a file", path) end
+  if st.mode % 64 ~= 0 then                     -- any group or other bit (mode & 077)
+    usage("config file %s is accessible by others (mode %03o): it holds the appsecret; "
+          .. "run 'chmod 600 %s'", path, st.mode % 512, path)
+  end
+end
+
 function config.read(path)
+  check_private(path)
   local f, err = io.open(path, "rb")
   if not f then usage("cannot read the config file: %s", err) end
   local text = f:read("*a")
@@ -62,10 +75,31 @@ function config.credentials(opts, env)
   if not c.secret:find(":", 1, true) then
     usage("the appsecret (WDT_SECRET) must have the form 'secret:salt'")
   end
-  if c.url and not c.url:match("^https?://[^/?#]+") then
-    usage("the URL must start with http:// or https://")
+  if c.url and (not c.url:match("^https?://[^/?#]+[^?#]*$") or c.url:find("%c")) then
+    usage("the URL must be http:// or https://, without query, fragment or control characters")
   end
   return c
+end
+
+-- The Redis server shared by several hosts (locks and rate budget): --redis or WDT_REDIS.
+function config.redis_url(opts, env)
+  local url = opts.redis or env.WDT_REDIS
+  if url == "" then url = nil end
+  if url and not require("wdt.redis").parse_url(url) then
+    usage("--redis wants a URL redis://[:password@]host[:port][/db]")
+  end
+  return url
+end
+
+-- The command's rate pacing: a cron job may wait long for the budget (--rate-wait, default
+-- 600 s); --rate-per-minute paces the calls under the seller's limit.
+config.DEFAULT_RATE_WAIT = 600
+function config.rate(opts, env)
+  local r = { wait = args.number_option(opts, "rate-wait", 0) or config.DEFAULT_RATE_WAIT,
+              window = args.number_option(opts, "rate-window", 0.001),
+              per_minute = args.int_option(opts, "rate-per-minute", 1, 1000000, nil),
+              redis = config.redis_url(opts, env) }
+  return r
 end
 
 function config.new_client(opts, env)
@@ -73,6 +107,7 @@ function config.new_client(opts, env)
   local copts = { sid = c.sid, key = c.key, secret = c.secret, url = c.url }
   copts.timeout = args.number_option(opts, "timeout", 0.001)
   copts.retries = args.int_option(opts, "retries", 0, 100, nil)
+  copts.rate = config.rate(opts, env)
   local wdt = require "wdt"
   return wdt.client(copts)
 end

@@ -5,7 +5,8 @@
 -- (os.getenv when nil); streams: {stdout=, stderr=, stderr_tty=} (the process's when nil).
 --
 -- Exit codes: 0 success, 1 the API refused something, 2 usage error, 3 network (no valid
--- answer), 130 interrupted, 70 internal error (a bug: please report it).
+-- answer), 74 the output could not be written, 75 another run holds the run lock,
+-- 130 interrupted, 70 internal error (a bug: please report it).
 -- The pieces: wdt.cli.args (command line), wdt.cli.config (credentials), wdt.cli.output
 -- (progress and summaries), wdt.cli.help (help texts).
 local check = require "wdt.check"
@@ -18,6 +19,7 @@ local cli = {}
 
 cli.EXIT_OK, cli.EXIT_API, cli.EXIT_USAGE, cli.EXIT_NETWORK = 0, 1, 2, 3
 cli.EXIT_INTERRUPTED, cli.EXIT_INTERNAL = 130, 70
+cli.EXIT_IO, cli.EXIT_LOCKED = 74, 75
 
 local VERSION = require("wdt")._VERSION
 
@@ -31,6 +33,7 @@ cli.summary_text = output.summary_text
 local function exit_code_for(err)
   if err.kind == "api" then return cli.EXIT_API end
   if err.kind == "interrupted" then return cli.EXIT_INTERRUPTED end
+  if err.kind == "locked" then return cli.EXIT_LOCKED end
   return cli.EXIT_NETWORK
 end
 
@@ -59,12 +62,8 @@ function commands.call(ctx, opts, words)
   local unpack = table.unpack or unpack  -- luacheck: ignore
   local data, err
   if opts.all then
-    local rows = wdt.array()
-    for page, perr in client:pages(method, pager, unpack(list, 1, n)) do
-      if not page then err = perr break end
-      for _, r in ipairs(page.rows) do rows[#rows + 1] = r end
-    end
-    if err == nil then data = rows end
+    data, err = cli.read_all(client, method, pager, args.int_option(opts, "max-rows", 1, 1e9, cli.MAX_ROWS),
+                             unpack(list, 1, n))
   elseif pager then
     local page
     page, err = client:page_call(method, pager, unpack(list, 1, n))
@@ -93,10 +92,54 @@ function commands.call(ctx, opts, words)
   return cli.EXIT_OK
 end
 
+-- `wdt call --all`: every page, in one list of at most max_rows rows. An answer without a
+-- list of rows, a page equal to the one before (a server ignoring page_no) or more rows
+-- than the cap stop with an error rather than print a wrong list or grow without end.
+cli.MAX_ROWS = 100000
+
+function cli.read_all(client, method, pager, max_rows, ...)
+  local wdt = require "wdt"
+  local errors = require "wdt.errors"
+  local rows, last = wdt.array(), nil
+  local function fail(message) return nil, errors.new { kind = "decode", method = method, message = message } end
+  for page, perr in client:pages(method, pager, ...) do
+    if not page then return nil, perr end
+    if page.no_list then return fail(("page %d: the answer holds no list of rows"):format(page.page_no)) end
+    local key = #page.rows > 0 and wdt.json.encode(page.rows) or nil
+    if key and key == last then
+      return fail(("page %d is the same as the page before (the server ignores page_no?)"):format(page.page_no))
+    end
+    last = key
+    if #rows + #page.rows > max_rows then
+      return fail(("more than %d rows (--max-rows); nothing printed"):format(max_rows))
+    end
+    for _, r in ipairs(page.rows) do rows[#rows + 1] = r end
+  end
+  return rows
+end
+
 -- Load FILE.lua, which returns the handler function.
 function cli.load_handler(path)
   if not path then usage("'--handler FILE.lua' is required") end
   return args.load_function(path, "handler")
+end
+
+local function is_utf8(s)
+  if utf8 and utf8.len then return utf8.len(s) ~= nil end   -- luacheck: ignore (5.3+ global)
+  return require("wdt.sync.common").clean_message(s) == s
+end
+
+-- The run lock of a sync (wdt.lock): in Redis with --redis/WDT_REDIS, else a file in
+-- --lock-dir, $WDT_LOCK_DIR, $XDG_RUNTIME_DIR/wdt-locks or /tmp/wdt-locks-UID.
+-- --wait SECONDS waits for a held lock; --no-lock takes none.
+function cli.lock_spec(ctx, opts)
+  if opts["no-lock"] then return false end
+  local spec = { wait = args.number_option(opts, "wait", 0) or 0, redis = config.redis_url(opts, ctx.env) }
+  if spec.wait > 7 * 86400 then usage("option '--wait' wants at most 604800 seconds") end
+  if not spec.redis then
+    spec.dir = opts["lock-dir"] or require("wdt.lock").default_dir(function(k) return ctx.env[k] end)
+  end
+  return spec
 end
 
 local function run_sync(ctx, kind, opts)
@@ -107,9 +150,10 @@ local function run_sync(ctx, kind, opts)
   else
     handler = cli.load_handler(opts.handler)
   end
-  local sopts = { handler = handler, dry_run = dry_run or nil }
+  local sopts = { handler = handler, dry_run = dry_run or nil, lock = cli.lock_spec(ctx, opts) }
   if kind == "logistics" then
     if not opts.shop or opts.shop == "" then usage("'--shop SHOP' is required") end
+    if not is_utf8(opts.shop) then usage("'--shop' is not valid UTF-8") end
     sopts.shop_no = opts.shop
     sopts.batch = args.int_option(opts, "batch", 1, 1000, nil)
     sopts.page_size = args.int_option(opts, "page-size", 1, 1000, nil)
@@ -138,7 +182,12 @@ local function run_sync(ctx, kind, opts)
     end
   end
   if not summary then
-    ctx.err(one_line(tostring(err)) .. "\n")
+    if err.kind == "locked" then
+      ctx.err(("wdt: another 'wdt sync %s' is running: %s; exiting (--wait SECONDS waits for it)\n")
+        :format(kind, one_line(err.message)))
+    else
+      ctx.err(one_line(tostring(err)) .. "\n")
+    end
     return exit_code_for(err)
   end
   if summary.refused > 0 or #summary.invalid > 0 or #summary.unconfirmed > 0 then
@@ -270,7 +319,10 @@ function cli.main(argv, env, streams)
   end
   streams = streams or { stdout = io.stdout, stderr = io.stderr }
   local ctx = { env = env, streams = streams, emulator_path = streams.emulator_path }
-  ctx.out = function(s) streams.stdout:write(s) end
+  ctx.out = function(s)
+    local ok, werr = streams.stdout:write(s)
+    if not ok then ctx.write_error = ctx.write_error or werr end
+  end
   ctx.err = function(s) streams.stderr:write(s) end
   if streams.stderr_tty == nil then
     ctx.stderr_tty = streams.stderr == io.stderr and is_tty_stderr()
@@ -281,6 +333,20 @@ function cli.main(argv, env, streams)
   local rest = emulator_args(argv)
   if rest then return cli.emulator(ctx, rest) end
 
+  local code = cli.run(ctx, argv, env)
+  -- output that did not reach stdout (a full disk, a closed pipe) is a failure of its own
+  if streams.stdout.flush then
+    local ok, ferr = streams.stdout:flush()
+    if not ok then ctx.write_error = ctx.write_error or ferr end
+  end
+  if ctx.write_error then
+    ctx.err("wdt: cannot write the output: " .. one_line(ctx.write_error) .. "\n")
+    if code == cli.EXIT_OK then code = cli.EXIT_IO end
+  end
+  return code
+end
+
+function cli.run(ctx, argv, env)
   local ok, code = xpcall(function() return dispatch(ctx, argv) end, function(e)
     if args.is_usage_error(e) then return e end
     if type(e) == "string" and e:find("interrupted!$") then return { interrupted = true } end

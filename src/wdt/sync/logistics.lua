@@ -188,7 +188,7 @@ function logistics.run(client, opts)
   local run = common.new_run(client, "logistics", opts)
   run.report = report
   local s, seen = run.summary, {}
-  local held, lerr = common.take_lock(client, lock_spec, "sync.logistics", opts.shop_no)
+  local held, lerr = common.take_lock(client, not opts.dry_run and lock_spec, "sync.logistics", opts.shop_no)
   if held == nil then return nil, lerr end
   run.lock = held or nil
 
@@ -208,12 +208,13 @@ function logistics.run(client, opts)
         if why then
           return common.make_error(run, { kind = "decode", method = LIST, message = "reading the queue: " .. why })
         end
-        local key = page_key(page.rows)
-        if just_stepped and #page.rows > 0 and key == last_key then
+        local this_key = page_key(page.rows)
+        if just_stepped and #page.rows > 0 and this_key == last_key then
           return common.make_error(run, { kind = "decode", method = LIST, message =
-            ("reading the queue: page %d is the same as page %d (the server ignores page_no?)"):format(page_no, page_no - 1) })
+            ("reading the queue: page %d is the same as page %d (the server ignores page_no?)")
+              :format(page_no, page_no - 1) })
         end
-        last_key, just_stepped = key, false
+        last_key, just_stepped = this_key, false
         if page_no == 0 then pass_total = page.total or 0 end
         if page.total then
           -- what this run will have read: rows read so far + rows pending that are new (of

@@ -15,17 +15,28 @@ local FAIL = "sales.StockSync.syncFail"
 local SYNCED, DEFERRED = common.SYNCED, common.DEFERRED
 local append, is_integer = common.append, common.is_integer
 
--- What a report of a stock outcome carries: the fields of calcStock's answer that the
--- vendor's SDK echoes back (SyncInfo), and the outcome.
-local INFO_FIELDS = { "syn_stock", "stock_change_count", "stock_syn_rule_id", "stock_syn_rule_no",
-                      "stock_syn_warehouses", "stock_syn_mask", "stock_syn_percent",
-                      "stock_syn_plus", "stock_syn_min", "stock_syn_max" }
+-- What a report of a stock outcome carries: the 16 fields of the vendor's page for
+-- syncSuccess / syncFail (all marked required), from calcStock's answer and the outcome.
+-- A field calcStock did not give is sent empty (0, "" or false): calcStock has no
+-- stock_syn_other, and it answers the listing flags as 0/1 where info wants booleans.
+local INFO_FIELDS = { syn_stock = 0, stock_change_count = 0, stock_syn_rule_id = 0,
+                      stock_syn_rule_no = "", stock_syn_other = "", stock_syn_warehouses = "",
+                      stock_syn_mask = 0, stock_syn_percent = 0, stock_syn_plus = 0,
+                      stock_syn_min = 0, stock_syn_max = 0 }
+local FLAG_FIELDS = { "is_auto_listing", "is_auto_delisting" }
 
 local function sync_info(calc, success, message)
   local info = {}
-  for _, k in ipairs(INFO_FIELDS) do
+  for k, empty in pairs(INFO_FIELDS) do
     local v = calc[k]
-    if v ~= nil and v ~= core.null and type(v) ~= "table" then info[k] = v end
+    if type(empty) == "string" and type(v) == "number" then v = core.encode(v) end
+    if type(empty) == "number" and type(v) == "string" then v = tonumber(v) end
+    if type(v) ~= type(empty) then v = empty end
+    info[k] = v
+  end
+  for _, k in ipairs(FLAG_FIELDS) do
+    local v = calc[k]
+    info[k] = v == true or v == 1
   end
   info.is_syn_success = success
   info.is_manual = false
@@ -148,7 +159,7 @@ function stock.run(client, opts)
   local run = common.new_run(client, "stock", opts)
   run.report = report
   local s, seen = run.summary, {}
-  local held, lerr = common.take_lock(client, lock_spec, "sync.stock")
+  local held, lerr = common.take_lock(client, not opts.dry_run and lock_spec, "sync.stock")
   if held == nil then return nil, lerr end
   run.lock = held or nil
 
