@@ -17,7 +17,7 @@ local MAX_SKEW = 120
 local RATE_MSG = "超过每分钟最大调用频率限制，请稍后重试"
 local FAULT_MODES = { http_500 = true, reset = true, delay = true, non_json = true,
                       truncated = true, rate_limit = true, skew = true, no_data = true, echo = true,
-                      refuse = true, drift = true }
+                      refuse = true, drift = true, data = true }
 
 -- nginx's init_by_lua: read the configuration (or take the demo one) and build the state.
 function M.init(config_path)
@@ -96,10 +96,11 @@ local function read_body()
 end
 
 -- The next fault to apply, consumed (count decremented), or nil.
-local function take_fault()
+local function take_fault(method)
   local faults = state.s.faults
   local f = faults[1]
   if not f then return nil end
+  if f.method and f.method ~= method then return nil end   -- waits for a call of its method
   f.count = f.count - 1
   if f.count <= 0 then table.remove(faults, 1) end
   return f
@@ -180,7 +181,10 @@ local function handle(params, body, skew, fault)
       state.s.rate[params.sid] = w
     end
     w.count = w.count + 1
-    if w.count > rl.per_minute then return { status = 100, message = RATE_MSG } end
+    if w.count > rl.per_minute then
+      state.s.rate_limited[params.sid] = (state.s.rate_limited[params.sid] or 0) + 1
+      return { status = 100, message = RATE_MSG }
+    end
   end
   local ctype = ngx.var.http_content_type
   if not ctype or not ctype:lower():find("^%s*application/json%s*;?") then
@@ -208,8 +212,8 @@ function M.openapi()
   local sid, method = params.sid, params.method
   count_call(type(sid) == "string" and sid or nil, type(method) == "string" and method or nil)
 
-  local fault = take_fault()
-  local skew, truncate, no_data
+  local fault = take_fault(method)
+  local skew, truncate, no_data, data
   if fault then
     local mode = fault.mode
     if mode == "http_500" then
@@ -232,6 +236,8 @@ function M.openapi()
       truncate = true
     elseif mode == "no_data" then
       no_data = true
+    elseif mode == "data" then
+      data = fault
     end
   end
 
@@ -248,6 +254,7 @@ function M.openapi()
     res = { status = 99, message = "服务器内部错误" }
   end
   if no_data and res.status == 0 then res.data = nil end   -- carried out, answered without data
+  if data and res.status == 0 then res.data = data.data end -- carried out, answered this data
   return answer(res, skew, truncate)
 end
 
@@ -273,6 +280,10 @@ local function parse_fault(f)
   if not FAULT_MODES[f.mode] then return nil, "unknown fault mode: " .. tostring(f.mode) end
   local out = { mode = f.mode, count = f.count == nil and 1 or f.count }
   if not whole(out.count) or out.count < 0 then return nil, "count must be a whole number >= 0" end
+  if f.method ~= nil then
+    if type(f.method) ~= "string" then return nil, "method must be a method name" end
+    out.method = f.method
+  end
   if f.mode == "delay" then
     out.delay_ms = f.delay_ms == nil and 1000 or f.delay_ms
     if type(out.delay_ms) ~= "number" or out.delay_ms < 0 then return nil, "delay_ms must be >= 0" end
@@ -284,6 +295,9 @@ local function parse_fault(f)
     if not whole(out.rows) or out.rows < 1 then return nil, "rows must be a whole number >= 1" end
     out.to = f.to == nil and "end" or f.to
     if out.to ~= "end" and out.to ~= "now" then return nil, "to must be \"end\" or \"now\"" end
+  elseif f.mode == "data" then
+    if f.data == nil then return nil, "data: the JSON value to answer is required" end
+    out.data = f.data
   elseif f.mode == "refuse" then
     out.item = f.item == nil and 1 or f.item
     if not whole(out.item) or out.item < 1 then return nil, "item must be a whole number >= 1" end

@@ -212,6 +212,7 @@ function M.reset()
     calls = {},
     faults = {},
     rate = {},
+    rate_limited = {},     -- sid -> calls refused by the rate limit (config rate_limit)
   }
   M.s = s
   local sids = {}
@@ -272,6 +273,7 @@ function M.view()
       stock = { size = sq.size, pending = gids, synced = sq.synced, failed = sq.failed,
                 cancelled = sq.cancelled, stale = sq.stale },
       rate_window = rate and { started = rate.start, count = rate.count } or json.null,
+      rate_limited = s.rate_limited[sid] or 0,
     }
     require("emulator.push").view(t, out.tenants[sid])
   end

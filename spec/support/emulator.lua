@@ -5,7 +5,8 @@
 --   e.url, e.port, e.pid
 --   e:state()                  -> decoded GET /__emulator/state
 --   e:reset()                  -> POST /__emulator/reset
---   e:faults{mode=, count=, delay_ms=, skew_s=, item=, anonymous=}   (or a list; {} clears)
+--   e:faults{mode=, count=, method=, delay_ms=, skew_s=, item=, anonymous=, data=}
+--                              (or a list; {} clears)
 --   e:enqueue{sid=, logistics=N, stock=N, stock_ghost=N, shop_no=}
 --                              -> {ok, sid, logistics = size, stock = size, stock_ghost = {ids}}
 --   e:request{method=, args_json=, sid=, key=, secret=, salt=, timestamp=, page=, headers=,

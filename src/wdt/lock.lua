@@ -233,7 +233,7 @@ function lock.acquire(opts)
     if h then return h end
     if h == nil then return nil, holder end          -- not a held lock: an error
     local waited = core.unix_time() - started
-    if waited >= o.wait then return nil, locked_error(o.name, holder, waited) end
+    if waited >= o.wait then return nil, locked_error(o.name, holder, o.wait > 0 and waited) end
     clock.sleep(math.min(lock.POLL * (0.5 + math.random()), o.wait - waited))
   end
 end
