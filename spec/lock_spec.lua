@@ -2,7 +2,6 @@
 -- the sync loops and `wdt sync` holding them. The nginx shared-dict locks are in
 -- spec/openresty_spec.lua.
 local socket = require "socket"
-local cjson = require "cjson"
 local sh = require "spec.support.sh"
 local emulator = require "spec.support.emulator"
 local redis_server = require "spec.support.redis"
@@ -214,7 +213,8 @@ describe("run locks of the sync loops", function()
     local summary = assert(client:sync_logistics { shop_no = "s1", lock = { dir = dir },
       handler = function()
         if inner_err == nil then
-          local s, e = client:sync_logistics { shop_no = "s1", lock = { dir = dir }, handler = function() return true end }
+          local s, e = client:sync_logistics { shop_no = "s1", lock = { dir = dir },
+                                               handler = function() return true end }
           assert.is_nil(s)
           inner_err = e
           -- another shop is another lock
@@ -273,7 +273,8 @@ describe("wdt sync with run locks (two processes)", function()
   teardown(function() if emu then emu:stop() end end)
 
   local function start_sync(name, extra)
-    local p = io.popen(("(cd %s && %s %s bin/wdt sync logistics --shop s1 --handler %s %s >%s 2>&1; echo $? >%s) & echo $!")
+    local p = io.popen(("(cd %s && %s %s bin/wdt sync logistics --shop s1 --handler %s %s >%s 2>&1;"
+      .. " echo $? >%s) & echo $!")
       :format(sh.quote(ROOT), cfg, LUA, sh.quote(dir .. "/handler.lua"), extra or "",
               sh.quote(dir .. "/" .. name .. ".out"), sh.quote(dir .. "/" .. name .. ".rc")))
     local pid = tonumber(p:read("l"))

@@ -9,7 +9,7 @@
 --                                -- given, shm in nginx when the dict exists, else local)
 --            dict = "wdt_rate", redis = "redis://host:port" }
 --
--- shares one budget with every client of the same seller (sid): in the process (local),
+-- shares one budget with every client of the same seller (sid) and window: in the process (local),
 -- across nginx workers (a lua_shared_dict), across hosts (Redis). Before each try it waits
 -- for a slot; a rate-limit answer is waited out (the window plus up to 10% jitter) instead
 -- of being retried at once, and does not count as a retry. When the next wait would go past
@@ -177,7 +177,7 @@ function rate.start(client)
   if not o then return nil end
   local budget = o.wait or (clock.in_cosocket_context() and rate.DEFAULT_WAIT_NGX or rate.DEFAULT_WAIT)
   return setmetatable({ client = client, o = o, backend = backends[pick_backend(o)],
-                        key = "wdt.rate/" .. client.sid, deadline = core.unix_time() + budget,
+                        key = ("wdt.rate/%s/%g"):format(client.sid, o.window), deadline = core.unix_time() + budget,
                         budget = budget }, Pace)
 end
 
