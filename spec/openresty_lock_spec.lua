@@ -1,0 +1,162 @@
+-- Run locks and the rate budget inside nginx: a lua_shared_dict shared by two workers.
+-- Needs build-luajit/wdt/core.so (`make build-luajit`).
+local socket = require "socket"
+local cjson = require "cjson"
+local sh = require "spec.support.sh"
+local emulator = require "spec.support.emulator"
+
+local ROOT = sh.repo_root()
+local NGINX = os.getenv("WDT_NGINX") or "/usr/sbin/nginx"
+
+local CONF = [[
+load_module /usr/lib/nginx/modules/ndk_http_module.so;
+load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;
+worker_processes 2;
+error_log logs/error.log info;
+pid logs/nginx.pid;
+events { worker_connections 256; }
+http {
+    access_log off;
+    client_body_temp_path temp/body;
+    lua_package_path "ROOT/src/?.lua;ROOT/src/?/init.lua;;";
+    lua_package_cpath "ROOT/build-luajit/?.so;;";
+    lua_shared_dict wdt_locks 1m;
+    lua_shared_dict wdt_rate 1m;
+    server {
+        listen 127.0.0.1:PORT reuseport;
+        # take the lock NAME (shm backend), hold it HOLD seconds, answer who we are
+        location = /lock {
+            content_by_lua_block {
+                local lock = require "wdt.lock"
+                local h, err = lock.acquire { name = ngx.var.arg_name, ttl = tonumber(ngx.var.arg_ttl) or 60,
+                                              wait = tonumber(ngx.var.arg_wait) or 0 }
+                if not h then ngx.say("locked ", err.message) return end
+                ngx.say("held by ", ngx.worker.pid())
+                ngx.flush(true)
+                ngx.sleep(tonumber(ngx.var.arg_hold) or 0)
+                h:release()
+            }
+        }
+        # one logistics sync of shop s1 with the default run lock (the wdt_locks dict)
+        location = /sync {
+            content_by_lua_block {
+                local wdt = require "wdt"
+                local client = wdt.client { url = "EMU", sid = "apidevnew2", key = "test2-xx",
+                                            secret = "12345:abcde" }
+                local s, err = client:sync_logistics { shop_no = "s1", batch = 5, handler = function()
+                    ngx.sleep(0.01)
+                    return true
+                end }
+                ngx.say(s and ("synced " .. s.synced) or ("error " .. err.kind .. " " .. err.message))
+            }
+        }
+    }
+}
+]]
+
+local function capture(cmd)
+  local p = assert(io.popen(cmd))
+  local out = p:read("a")
+  p:close()
+  return out
+end
+
+describe("wdt.lock inside nginx (shared dict, two workers)", function()
+  local emu, prefix, port, master
+
+  local function get(path, timeout)
+    local code, body = emulator.exchange(("http://127.0.0.1:%d%s"):format(port, path), "GET", nil, nil, timeout or 30)
+    assert(code, body)
+    return body
+  end
+
+  setup(function()
+    assert(io.open(ROOT .. "/build-luajit/wdt/core.so", "rb"), "run `make build-luajit`")
+    emu = emulator.start()
+    prefix = sh.tmpdir()
+    os.execute("mkdir -p " .. sh.quote(prefix .. "/logs") .. " " .. sh.quote(prefix .. "/temp"))
+    port = emulator.free_port()
+    local conf = CONF:gsub("ROOT", ROOT):gsub("PORT", tostring(port)):gsub("EMU", emu.url)
+    sh.write_file(prefix .. "/nginx.conf", conf)
+    local user = capture("id -u"):gsub("%s+$", "") == "0" and "-g 'user root;' " or ""
+    assert(os.execute(NGINX .. " -p " .. sh.quote(prefix .. "/") .. " -c nginx.conf " .. user
+      .. "</dev/null >" .. sh.quote(prefix .. "/logs/start.out") .. " 2>&1"),
+      sh.read_file(prefix .. "/logs/start.out"))
+    for _ = 1, 200 do
+      master = tonumber(sh.read_file(prefix .. "/logs/nginx.pid"):match("%d+"))
+      if master and emulator.exchange(("http://127.0.0.1:%d/lock?name=probe"):format(port), "GET", nil, nil, 2) then
+        break
+      end
+      socket.sleep(0.05)
+    end
+  end)
+
+  teardown(function()
+    if master then
+      os.execute("kill -TERM " .. master .. " 2>/dev/null")
+      for _ = 1, 200 do
+        if not sh.alive(master) then break end
+        socket.sleep(0.05)
+      end
+    end
+    if prefix then os.execute("rm -rf " .. sh.quote(prefix)) end
+    if emu then emu:stop() end
+  end)
+
+  -- Runs `n` GETs at once with curl; returns their bodies in order.
+  local function concurrent(paths)
+    local parts = {}
+    for i, path in ipairs(paths) do
+      parts[#parts + 1] = ("curl -s -m 60 -o %s %s &"):format(sh.quote(prefix .. "/ans" .. i),
+        sh.quote(("http://127.0.0.1:%d%s"):format(port, path)))
+    end
+    os.execute(table.concat(parts, " ") .. " wait")
+    local out = {}
+    for i = 1, #paths do out[i] = sh.read_file(prefix .. "/ans" .. i) end
+    return out
+  end
+
+  it("one holder across the workers; free again after release", function()
+    local answers = concurrent({ "/lock?name=a&hold=1", "/lock?name=a&hold=1", "/lock?name=a&hold=1",
+                                 "/lock?name=a&hold=1" })
+    local held, locked = 0, 0
+    for _, a in ipairs(answers) do
+      if a:find("^held by") then held = held + 1 end
+      if a:find("^locked 'a' is held by process %d+ on ") then locked = locked + 1 end
+    end
+    assert.equal(1, held, table.concat(answers))
+    assert.equal(3, locked, table.concat(answers))
+    assert.truthy(get("/lock?name=a"):find("^held by"))
+  end)
+
+  it("two overlapping syncs of one shop: one runs, the other is refused; nothing reported twice", function()
+    local answers = concurrent({ "/sync", "/sync" })
+    table.sort(answers)
+    assert.truthy(answers[1]:find("^error locked 'wdt.sync.logistics/apidevnew2/s1' is held by"), answers[1])
+    assert.equal("synced 50\n", answers[2])
+    local t = emu:state().tenants.apidevnew2.logistics
+    assert.equal(0, t.repeated)
+    assert.equal(50, t.acked)
+  end)
+
+  it("the lock of a worker that died is taken over after its ttl", function()
+    -- hold it long in one worker (the request goes on in the background)
+    os.execute(("curl -s -m 60 -o /dev/null %s &"):format(
+      sh.quote(("http://127.0.0.1:%d/lock?name=d&ttl=1&hold=30"):format(port))))
+    local holder
+    for _ = 1, 100 do
+      holder = get("/lock?name=d"):match("^locked 'd' is held by process (%d+) on ")
+      if holder then break end
+      socket.sleep(0.05)
+    end
+    assert.is_string(holder)
+    -- while it lives, the worker's timer renews it beyond its ttl
+    socket.sleep(1.5)
+    assert.truthy(get("/lock?name=d"):find("^locked"))
+    os.execute("kill -KILL " .. holder)
+    local t0 = socket.gettime()
+    local body = get("/lock?name=d&wait=5")
+    assert.truthy(body:find("^held by"), body)
+    assert.is_true(socket.gettime() - t0 <= 5)
+  end)
+end)
