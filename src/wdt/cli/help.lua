@@ -22,16 +22,22 @@ Options (every command):
   --url URL           the API endpoint (default: WDT_URL, else production)
   --timeout SECONDS   per-request timeout (default 30)
   --retries N         retries of a failed request (default 3)
+  --rate-per-minute N pace the calls under the seller's limit of N calls per window
+  --rate-window S     the rate limit's window in seconds (default 60)
+  --rate-wait S       how long one request may wait for the rate budget (default 600)
+  --redis URL         run locks and rate budget in Redis, for several hosts (WDT_REDIS)
   -h, --help          show help (also 'wdt COMMAND --help')
   -V, --version       show the version
 
 Exit codes: 0 success, 1 the API refused something (an error status, or refused
             items in a status-0 answer), 2 usage error,
-            3 network failure (no valid answer), 130 interrupted, 70 internal error.
+            3 network failure (no valid answer), 74 the output could not be written,
+            75 another run holds the lock, 130 interrupted, 70 internal error.
 ]]
 
 help.call = [[
 Usage: wdt call METHOD [ARGS_JSON] [--page-size N] [--page-no N] [--all] [--total]
+                [--max-rows N]
 
 Calls METHOD and prints the answer's `data` as compact JSON on stdout.
 
@@ -45,7 +51,9 @@ Paged queries:
   --total         ask the server to count the rows (calc_total=1); when the answer's
                   data is the list itself (getSyncListExt), prints {"data":[...],"total":N}
   --all           read every page from --page-no on until a short page; prints one JSON
-                  array of all rows
+                  array of all rows (an answer without rows, or a page equal to the one
+                  before, is an error)
+  --max-rows N    the most rows --all collects before it gives up (default 100000)
 
 Exit codes: 0 the API answered status 0, 1 it answered an error status, or status 0
             with refused items (sales.LogisticsSync.update's list, the error_list of
@@ -63,7 +71,7 @@ reports each outcome back. See 'wdt sync logistics --help' and 'wdt sync stock -
 
 help.sync_logistics = [[
 Usage: wdt sync logistics --shop SHOP --handler FILE.lua [--batch N] [--page-size N]
-                          [--dry-run] [--json]
+                          [--dry-run] [--json] [--wait S] [--lock-dir DIR] [--no-lock]
 
 Reads the shop's pending shipments (sales.LogisticsSync.getSyncListExt), calls the
 handler for each one and reports every outcome (sales.LogisticsSync.update).
@@ -81,16 +89,23 @@ Options:
   --page-size N     rows per read, 1..1000 (default 100)
   --dry-run         read the queue and count it; call no handler, report nothing
   --json            print the summary as JSON instead of text
+  --wait SECONDS    wait this long for another run of this sync (same seller and shop)
+                    to end; by default exit 75 at once
+  --lock-dir DIR    folder of the run locks (default $WDT_LOCK_DIR, $XDG_RUNTIME_DIR/wdt-locks,
+                    /tmp/wdt-locks-UID); with --redis the lock is in Redis
+  --no-lock         take no run lock
 
 A progress line is drawn on stderr when stderr is a terminal; a summary is printed on
 stdout at the end. Exit codes: 0 every outcome reported and accepted, 1 the ERP refused
 some items, its answer left some outcomes unclear, or it sent rows that cannot be handled
 (all listed), or an API error stopped the loop, 2 usage error, 3 network failure (the
-items handled but not reported are listed; they stay in the ERP's queue), 130 interrupted.
+items handled but not reported are listed; they stay in the ERP's queue), 75 another
+run holds the lock, 130 interrupted.
 ]]
 
 help.sync_stock = [[
 Usage: wdt sync stock --handler FILE.lua [--count N] [--force] [--dry-run] [--json]
+                      [--wait S] [--lock-dir DIR] [--no-lock]
 
 Reads the goods waiting for a stock sync (sales.StockSync.getSelfWaitSyncIdListOpen),
 computes each one's stock (sales.StockSync.calcStock), calls the handler with it and
@@ -104,6 +119,7 @@ Options:
   --force           calcStock with force_sync = true
   --dry-run         read the waiting ids and count them; call no handler, report nothing
   --json            print the summary as JSON instead of text
+  --wait, --lock-dir, --no-lock   the run lock (per seller), as for 'wdt sync logistics'
 
 Exit codes as for 'wdt sync logistics'.
 ]]
