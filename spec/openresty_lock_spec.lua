@@ -1,7 +1,6 @@
 -- Run locks and the rate budget inside nginx: a lua_shared_dict shared by two workers.
 -- Needs build-luajit/wdt/core.so (`make build-luajit`).
 local socket = require "socket"
-local cjson = require "cjson"
 local sh = require "spec.support.sh"
 local emulator = require "spec.support.emulator"
 
