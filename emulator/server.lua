@@ -254,7 +254,10 @@ function M.openapi()
     res = { status = 99, message = "服务器内部错误" }
   end
   if no_data and res.status == 0 then res.data = nil end   -- carried out, answered without data
-  if data and res.status == 0 then res.data = data.data end -- carried out, answered this data
+  if data and res.status == 0 then                          -- carried out, answered this data
+    res.data = data.data
+    if data.total ~= nil then res.total = data.total end
+  end
   return answer(res, skew, truncate)
 end
 
@@ -297,7 +300,7 @@ local function parse_fault(f)
     if out.to ~= "end" and out.to ~= "now" then return nil, "to must be \"end\" or \"now\"" end
   elseif f.mode == "data" then
     if f.data == nil then return nil, "data: the JSON value to answer is required" end
-    out.data = f.data
+    out.data, out.total = f.data, f.total
   elseif f.mode == "refuse" then
     out.item = f.item == nil and 1 or f.item
     if not whole(out.item) or out.item < 1 then return nil, "item must be a whole number >= 1" end

@@ -81,6 +81,18 @@ describe("answers checked in the loops", function()
     assert.equal(5, handled)                        -- each row handed over once
   end)
 
+  it("a first page whose total is fewer than its rows is an error", function()
+    local rows = {}
+    for i = 1, 5 do rows[i] = { sync_id = 900 + i } end
+    emu:faults { mode = "data", method = LIST, data = rows, total = 2 }
+    local handled = 0
+    local s, err = sync { handler = function() handled = handled + 1 return true end }
+    assert.is_nil(s)
+    assert.equal("decode", err.kind)
+    assert.truthy(err.message:find("total 2 does not match the 5 row(s)", 1, true), err.message)
+    assert.equal(0, handled)
+  end)
+
   it("the stock report carries all 16 fields of the vendor's page (the emulator requires them)", function()
     local s = assert(client:sync_stock { lock = false, handler = function(g) return g.api_goods_id % 3 ~= 0 end })
     assert.equal(0, s.refused)

@@ -36,6 +36,19 @@ http {
                 h:release()
             }
         }
+        # N calls with the seller's rate budget in the wdt_rate dict
+        location = /calls {
+            content_by_lua_block {
+                local wdt = require "wdt"
+                local client = wdt.client { url = "LIMITED", sid = "apidevnew2", key = "test2-xx",
+                    secret = "12345:abcde", rate = { per_minute = 6, window = 1, backend = "shm" } }
+                for _ = 1, tonumber(ngx.var.arg_n) do
+                    local data, err = client:call("sales.StockSync.getSelfWaitSyncIdListOpen", 10, 0)
+                    if not data then ngx.say("error ", tostring(err)) return end
+                end
+                ngx.say("ok ", ngx.worker.pid())
+            }
+        }
         # one logistics sync of shop s1 with the default run lock (the wdt_locks dict)
         location = /sync {
             content_by_lua_block {
@@ -53,15 +66,8 @@ http {
 }
 ]]
 
-local function capture(cmd)
-  local p = assert(io.popen(cmd))
-  local out = p:read("a")
-  p:close()
-  return out
-end
-
 describe("wdt.lock inside nginx (shared dict, two workers)", function()
-  local emu, prefix, port, master
+  local emu, limited, prefix, port, master
 
   local function get(path, timeout)
     local code, body = emulator.exchange(("http://127.0.0.1:%d%s"):format(port, path), "GET", nil, nil, timeout or 30)
@@ -72,12 +78,17 @@ describe("wdt.lock inside nginx (shared dict, two workers)", function()
   setup(function()
     assert(io.open(ROOT .. "/build-luajit/wdt/core.so", "rb"), "run `make build-luajit`")
     emu = emulator.start()
+    limited = emulator.start { config = {
+      tenants = { { sid = "apidevnew2", key = "test2-xx", secret = "12345:abcde" } },
+      rate_limit = { per_minute = 6, window = 1 } } }
     prefix = sh.tmpdir()
     os.execute("mkdir -p " .. sh.quote(prefix .. "/logs") .. " " .. sh.quote(prefix .. "/temp"))
     port = emulator.free_port()
-    local conf = CONF:gsub("ROOT", ROOT):gsub("PORT", tostring(port)):gsub("EMU", emu.url)
+    local conf = CONF:gsub("ROOT", ROOT):gsub("PORT", tostring(port)):gsub("LIMITED", limited.url)
+                     :gsub("EMU", emu.url)
     sh.write_file(prefix .. "/nginx.conf", conf)
-    local user = capture("id -u"):gsub("%s+$", "") == "0" and "-g 'user root;' " or ""
+    -- as root, nginx would run its workers as `nobody`; keep them as the caller
+    local user = require("wdt.core").euid() == 0 and "-g 'user root;' " or ""
     assert(os.execute(NGINX .. " -p " .. sh.quote(prefix .. "/") .. " -c nginx.conf " .. user
       .. "</dev/null >" .. sh.quote(prefix .. "/logs/start.out") .. " 2>&1"),
       sh.read_file(prefix .. "/logs/start.out"))
@@ -100,6 +111,7 @@ describe("wdt.lock inside nginx (shared dict, two workers)", function()
     end
     if prefix then os.execute("rm -rf " .. sh.quote(prefix)) end
     if emu then emu:stop() end
+    if limited then limited:stop() end
   end)
 
   -- Runs `n` GETs at once with curl; returns their bodies in order.
@@ -136,6 +148,18 @@ describe("wdt.lock inside nginx (shared dict, two workers)", function()
     local t = emu:state().tenants.apidevnew2.logistics
     assert.equal(0, t.repeated)
     assert.equal(50, t.acked)
+  end)
+
+  it("the rate budget is shared by the workers: no call is refused", function()
+    -- the limited emulator allows 6 calls per 1 s window, as the clients' budget says;
+    -- three requests at once (in both workers) make 27 calls
+    local t0 = socket.gettime()
+    local answers = concurrent({ "/calls?n=9", "/calls?n=9", "/calls?n=9" })
+    for _, a in ipairs(answers) do assert.truthy(a:find("^ok"), a) end
+    local t = limited:state()
+    assert.equal(27, t.calls.apidevnew2["sales.StockSync.getSelfWaitSyncIdListOpen"])
+    assert.equal(0, t.tenants.apidevnew2.rate_limited)
+    assert.is_true(socket.gettime() - t0 >= 3)        -- 27 calls at 6 per second
   end)
 
   it("the lock of a worker that died is taken over after its ttl", function()

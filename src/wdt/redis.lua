@@ -12,10 +12,9 @@ local errors = require "wdt.errors"
 
 local redis = {}
 
-local function redis_error(message, fields)
-  local e = { kind = "redis", message = message }
-  for k, v in pairs(fields or {}) do e[k] = v end
-  return errors.new(e)
+-- kind "redis"; `reply` marks an error answered by Redis (the connection is still good)
+local function redis_error(message, reply)
+  return errors.new { kind = "redis", message = message, redis_error = reply or nil }
 end
 
 -- "redis://[:password@]host[:port][/db]" -> {host, port, password, db} | nil, message
@@ -62,7 +61,7 @@ local function read_reply(sock)
   if not line then return nil, redis_error("reading the reply: " .. tostring(err)) end
   local t, rest = line:sub(1, 1), line:sub(2)
   if t == "+" then return rest end
-  if t == "-" then return nil, redis_error(rest, { redis_error = true }) end
+  if t == "-" then return nil, redis_error(rest, true) end
   if t == ":" then return tonumber(rest) end
   if t == "$" then
     local n = tonumber(rest)
