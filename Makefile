@@ -41,8 +41,10 @@ $(LOCALE_DIR)/de_DE.UTF-8:
 	mkdir -p $(LOCALE_DIR)
 	localedef -i de_DE -f UTF-8 $@
 
+# The run locks of the specs' syncs in this tree's build folder: two checkouts running
+# their specs at once do not share /tmp/wdt-locks-UID.
 specs: build build-luajit $(LOCALE_DIR)/de_DE.UTF-8
-	LOCPATH=$(LOCALE_DIR) $(BUSTED)
+	LOCPATH=$(LOCALE_DIR) WDT_LOCK_DIR=$(CURDIR)/$(BUILD)/locks $(BUSTED)
 
 # The quick path: build (Lua 5.4 and LuaJIT), lint, the specs.
 check: lint specs

@@ -104,7 +104,11 @@ function cli.read_all(client, method, pager, max_rows, ...)
   local function fail(message) return nil, errors.new { kind = "decode", method = method, message = message } end
   for page, perr in client:pages(method, pager, ...) do
     if not page then return nil, perr end
-    if page.no_list then return fail(("page %d: the answer holds no list of rows"):format(page.page_no)) end
+    local data = page.response.data
+    local counted_empty = type(data) == "table" and data.total_count == 0   -- {"total_count":0}
+    if page.no_list and not counted_empty then
+      return fail(("page %d: the answer holds no list of rows"):format(page.page_no))
+    end
     local key = #page.rows > 0 and wdt.json.encode(page.rows) or nil
     if key and key == last then
       return fail(("page %d is the same as the page before (the server ignores page_no?)"):format(page.page_no))
