@@ -44,9 +44,14 @@ local command_options = {
   sync = {},
 }
 args.command_options = command_options     -- commands in files of their own add theirs
-for _, c in ipairs({ "sync logistics", "sync stock" }) do
-  for name in pairs(lock_options) do command_options[c][name] = true end
+-- A command that holds a run lock (sync; push and scan call this too) takes --wait,
+-- --lock-dir and --no-lock; wdt.cli.config.lock_spec turns them into wdt.lock's options.
+function args.add_lock_options(command)
+  command_options[command] = command_options[command] or {}
+  for name in pairs(lock_options) do command_options[command][name] = true end
 end
+args.add_lock_options("sync logistics")
+args.add_lock_options("sync stock")
 
 -- argv -> opts (name -> value or true), words (the rest, in order)
 function args.parse(argv)

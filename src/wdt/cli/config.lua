@@ -91,6 +91,21 @@ function config.redis_url(opts, env)
   return url
 end
 
+-- The run lock of a flow's command (wdt.lock's options, without the name): in Redis with
+-- --redis/WDT_REDIS, else a file in --lock-dir, $WDT_LOCK_DIR, $XDG_RUNTIME_DIR/wdt-locks
+-- or /tmp/wdt-locks-UID. --wait SECONDS waits for a held lock; --no-lock: false (none).
+--   local spec = config.lock_spec(opts, env)
+--   spec.name = require("wdt.lock").run_name("push.orders", sid, shop)   -- then acquire
+function config.lock_spec(opts, env)
+  if opts["no-lock"] then return false end
+  local spec = { wait = args.number_option(opts, "wait", 0) or 0, redis = config.redis_url(opts, env) }
+  if spec.wait > 7 * 86400 then usage("option '--wait' wants at most 604800 seconds") end
+  if not spec.redis then
+    spec.dir = opts["lock-dir"] or require("wdt.lock").default_dir(function(k) return env[k] end)
+  end
+  return spec
+end
+
 -- The command's rate pacing: a cron job may wait long for the budget (--rate-wait, default
 -- 600 s); --rate-per-minute paces the calls under the seller's limit.
 config.DEFAULT_RATE_WAIT = 600

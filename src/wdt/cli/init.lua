@@ -133,19 +133,6 @@ local function is_utf8(s)
   return require("wdt.sync.common").clean_message(s) == s
 end
 
--- The run lock of a sync (wdt.lock): in Redis with --redis/WDT_REDIS, else a file in
--- --lock-dir, $WDT_LOCK_DIR, $XDG_RUNTIME_DIR/wdt-locks or /tmp/wdt-locks-UID.
--- --wait SECONDS waits for a held lock; --no-lock takes none.
-function cli.lock_spec(ctx, opts)
-  if opts["no-lock"] then return false end
-  local spec = { wait = args.number_option(opts, "wait", 0) or 0, redis = config.redis_url(opts, ctx.env) }
-  if spec.wait > 7 * 86400 then usage("option '--wait' wants at most 604800 seconds") end
-  if not spec.redis then
-    spec.dir = opts["lock-dir"] or require("wdt.lock").default_dir(function(k) return ctx.env[k] end)
-  end
-  return spec
-end
-
 local function run_sync(ctx, kind, opts)
   local dry_run = opts["dry-run"] or false
   local handler
@@ -154,7 +141,7 @@ local function run_sync(ctx, kind, opts)
   else
     handler = cli.load_handler(opts.handler)
   end
-  local sopts = { handler = handler, dry_run = dry_run or nil, lock = cli.lock_spec(ctx, opts) }
+  local sopts = { handler = handler, dry_run = dry_run or nil, lock = config.lock_spec(opts, ctx.env) }
   if kind == "logistics" then
     if not opts.shop or opts.shop == "" then usage("'--shop SHOP' is required") end
     if not is_utf8(opts.shop) then usage("'--shop' is not valid UTF-8") end
