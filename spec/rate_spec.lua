@@ -95,6 +95,19 @@ describe("rate pacing", function()
     assert.equal(100, err.status)
   end)
 
+  it("wdt sync stock waits out the limit (the command's rate budget is long) and exits 0", function()
+    local dir = sh.tmpdir()
+    sh.write_file(dir .. "/h.lua", "return function() return true end")
+    local buf, errs = {}, {}
+    local code = require("wdt.cli").main({ "sync", "stock", "--handler", dir .. "/h.lua", "--rate-window", "1" },
+      { WDT_URL = emu.url, WDT_SID = SID, WDT_KEY = KEY, WDT_SECRET = APPSECRET, WDT_LOCK_DIR = dir .. "/locks" },
+      { stdout = { write = function(_, s) buf[#buf + 1] = s return true end },
+        stderr = { write = function(_, s) errs[#errs + 1] = s return true end }, stderr_tty = false })
+    assert.equal(0, code, table.concat(errs))
+    assert.truthy(table.concat(buf):find("synced    20", 1, true), table.concat(buf))
+    assert.is_true(tenant().rate_limited > 0)
+  end)
+
   it("checks the rate option", function()
     assert.has_error(function() new_client(emu.url, { per_minute = 0 }) end)
     assert.has_error(function() new_client(emu.url, { per_minute = 1.5 }) end)

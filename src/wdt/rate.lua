@@ -27,6 +27,11 @@ local rate = {}
 rate.DEFAULT_WINDOW = 60
 rate.DEFAULT_WAIT, rate.DEFAULT_WAIT_NGX = 300, 10
 rate.DEFAULT_DICT = "wdt_rate"
+-- A slot is held for the window plus this share of it: calls reach the server a little
+-- later than they took their slot, and not all equally late, so a budget used to the
+-- last call at the window's edge could still be one over on the server's count.
+rate.MARGIN = 0.05
+rate.MIN_SLEEP = 0.01    -- seconds: the shortest wait for a slot (no busy loop at an edge)
 rate.SLICE = 5           -- seconds: a long wait is slept in slices, telling on_wait each time
 rate.IN_FLIGHT_TTL = 600 -- seconds after which a slot of a dead holder counts as free again
 
@@ -66,16 +71,16 @@ local function new_member()
 end
 
 -- The sliding window and the in-flight set of one budget, on plain Lua tables.
-local function take_in(state, o, now, member)
+local function take_in(state, o, now, member, span)
   local log, fly = state.log, state.fly
-  while log[1] and log[1] <= now - o.window do table.remove(log, 1) end
+  while log[1] and log[1] <= now - span do table.remove(log, 1) end
   for m, expiry in pairs(fly) do if expiry <= now then fly[m] = nil end end
   if o.concurrency then
     local n = 0
     for _ in pairs(fly) do n = n + 1 end
     if n >= o.concurrency then return 0.05 end
   end
-  if o.per_minute and #log >= o.per_minute then return log[1] + o.window - now end
+  if o.per_minute and #log >= o.per_minute then return log[1] + span - now end
   log[#log + 1] = now
   if o.concurrency then fly[member] = now + rate.IN_FLIGHT_TTL end
   return 0
@@ -84,10 +89,10 @@ end
 local budgets = {}        -- local backend: sid -> {log, fly}
 
 local local_backend = {}
-function local_backend.take(key, o, member)
+function local_backend.take(key, o, member, span)
   local st = budgets[key]
   if not st then st = { log = {}, fly = {} } budgets[key] = st end
-  return take_in(st, o, core.unix_time(), member)
+  return take_in(st, o, core.unix_time(), member, span)
 end
 function local_backend.give(key, _, member)
   local st = budgets[key]
@@ -113,12 +118,14 @@ local function with_dict(o, key, fn)
   local st = text and core.decode(text) or { log = {}, fly = {} }
   if next(st.fly) == nil then st.fly = {} end
   local r = fn(st)
-  dict:set(key, core.encode(st), o.window + rate.IN_FLIGHT_TTL)
+  dict:set(key, core.encode(st), o.window * 2 + rate.IN_FLIGHT_TTL)
   dict:delete(mutex)
   return r
 end
-function shm_backend.take(key, o, member)
-  return with_dict(o, key, function(st) return take_in(st, o, ngx.now(), member) end)
+function shm_backend.take(key, o, member, span)
+  -- the real time, not ngx.now(): nginx's cached time may not move while a worker sleeps
+  -- briefly, and a stale "now" would find the same slot busy again and again
+  return with_dict(o, key, function(st) return take_in(st, o, core.unix_time(), member, span) end)
 end
 function shm_backend.give(key, o, member)
   with_dict(o, key, function(st) st.fly[member] = nil end)
@@ -147,9 +154,9 @@ return 0
 ]]
 
 local redis_backend = {}
-function redis_backend.take(key, o, member)
+function redis_backend.take(key, o, member, span)
   local ms, err = require("wdt.redis").call(o.redis, 2, "EVAL", TAKE, 2, key, key .. "#inflight",
-    math.floor(o.window * 1000), o.per_minute or 0, o.concurrency or 0, member, rate.IN_FLIGHT_TTL * 1000)
+    math.floor(span * 1000), o.per_minute or 0, o.concurrency or 0, member, rate.IN_FLIGHT_TTL * 1000)
   if ms == nil then return nil, err end
   return ms / 1000
 end
@@ -176,9 +183,10 @@ function rate.start(client)
   local o = client._opts.rate
   if not o then return nil end
   local budget = o.wait or (clock.in_cosocket_context() and rate.DEFAULT_WAIT_NGX or rate.DEFAULT_WAIT)
-  return setmetatable({ client = client, o = o, backend = backends[pick_backend(o)],
-                        key = ("wdt.rate/%s/%g"):format(client.sid, o.window), deadline = core.unix_time() + budget,
-                        budget = budget }, Pace)
+  return setmetatable({ client = client, o = o, span = o.window * (1 + rate.MARGIN),
+                        backend = backends[pick_backend(o)], budget = budget,
+                        key = ("wdt.rate/%s/%g"):format(client.sid, o.window),
+                        deadline = core.unix_time() + budget }, Pace)
 end
 
 local function out_of_budget(self, why)
@@ -204,14 +212,14 @@ function Pace:before()
   if not (self.o.per_minute or self.o.concurrency) then return true end
   while true do
     self.member = new_member()
-    local wait, err = self.backend.take(self.key, self.o, self.member)
+    local wait, err = self.backend.take(self.key, self.o, self.member, self.span)
     if wait == nil then return nil, err end
     if wait <= 0 then self.holding = self.o.concurrency ~= nil return true end
     if core.unix_time() + wait > self.deadline then
       return out_of_budget(self, ("the budget of %d calls per %gs is spent")
         :format(self.o.per_minute or 0, self.o.window))
     end
-    self:sleep(wait, "pacing")
+    self:sleep(math.max(wait, rate.MIN_SLEEP), "pacing")
   end
 end
 
