@@ -209,7 +209,7 @@ function Client:_request(method, args, pager, c)
       err.retryable = policy.retryable(err, idempotent)
     end
     local waited = false
-    if pace and policy.is_rate_limit(err) then
+    if pace and retries > 0 and policy.is_rate_limit(err) then   -- retries = 0: one try
       local ok, perr = pace:limited(err)      -- waits the window out; not counted as a retry
       if not ok then return nil, perr end
       limit, waited = limit + 1, true
