@@ -49,7 +49,7 @@ end
   local function command(args, out)
     return table.concat({
       "WDT_URL=" .. sh.quote(emu.url), "WDT_SID=" .. SID, "WDT_KEY=" .. fixtures.KEY,
-      "WDT_SECRET=" .. fixtures.APPSECRET, "TMPDIR=" .. sh.quote(dir),
+      "WDT_SECRET=" .. fixtures.APPSECRET, "TMPDIR=" .. sh.quote(dir), "WDT_LOCK_DIR=" .. sh.quote(dir .. "/locks"),
       "exec", sh.quote(root .. "/bin/wdt"), args,
       ">" .. sh.quote(out or (dir .. "/out")), "2>" .. sh.quote(dir .. "/err"),
     }, " ")
@@ -92,8 +92,8 @@ end
   end)
 
   it("one run at a time per seller, shop and flow", function()
-    local store = require "wdt.store"
-    local lock = assert(store.lock(dir .. "/wdt-push." .. SID .. ".s1.orders.lock"))
+    local lock = assert(require("wdt.lock").acquire { name = "wdt.push.orders/" .. SID .. "/s1",
+                                                      dir = dir .. "/locks" })
     local code, _, err = wdt("push orders --shop s1 " .. sh.quote(dir .. "/orders.jsonl"))
     assert.equal(75, code)
     assert.matches("is held by", err)

@@ -23,6 +23,7 @@ args.command_options.push = {}
 for _, flow in ipairs({ "orders", "refunds", "goods" }) do
   args.command_options["push " .. flow] = { shop = true, batch = true, json = true, source = true,
                                             state = true, ["max-tries"] = true }
+  args.add_lock_options("push " .. flow)
 end
 
 help.push = [[
@@ -44,22 +45,20 @@ unreported (sent, outcome unknown: safe to push again).
   --batch N         items per call (1..100, default 100)
   --json            print the summary as JSON
 
-One run at a time per seller, shop and flow (a lock file next to STATE, or in $TMPDIR).
+One run at a time per seller, shop and flow (the run lock wdt.push.FLOW/SID/SHOP, as for
+'wdt sync': --wait SECONDS to wait for it, --lock-dir DIR, --no-lock, --redis URL).
 Exit codes: 0 all taken, 1 some refused/invalid/unreported/given up or the source failed,
             2 usage error, 3 network failure, 75 another run holds the lock, 130 interrupted.
 ]]
 help.push_orders, help.push_refunds, help.push_goods = help.push, help.push, help.push
 
--- The run lock. One small function: the integrator switches it to the shared lock layer.
-local function take_lock(path)
-  return require("wdt.store").lock(path)
-end
-
-local function lock_path(env, state, sid, shop, flow)
-  local dir = state and (state:match("^(.*)/[^/]*$") or ".") or env.TMPDIR or "/tmp"
-  if dir == "" then dir = "/" end
-  local name = ("wdt-push.%s.%s.%s.lock"):format(sid, shop, flow):gsub("[^%w%._%-]", "_")
-  return dir .. "/" .. name
+-- The run lock (wdt.lock), per seller + shop + flow: "wdt.push.orders/SID/SHOP".
+local function take_lock(ctx, opts, sid, flow)
+  local spec = config.lock_spec(opts, ctx.env)
+  if not spec then return { release = function() end } end
+  local lock = require "wdt.lock"
+  spec.name = lock.run_name("push." .. flow, sid, opts.shop)
+  return lock.acquire(spec)
 end
 
 -- JSON lines from a file or stdin: an iterator of items; lines that are not a JSON object
@@ -210,7 +209,7 @@ local function run(ctx, flow, opts, words)
     popts[flow], bad, line_of = json_lines(ctx, input)
   end
   local c = config.credentials(opts, ctx.env)
-  local lock, lerr = take_lock(lock_path(ctx.env, opts.state, c.sid, opts.shop, flow))
+  local lock, lerr = take_lock(ctx, opts, c.sid, flow)
   if not lock then
     ctx.err("wdt: " .. one_line(lerr.message or tostring(lerr)) .. "\n")
     return exit_code(lerr)
