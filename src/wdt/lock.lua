@@ -212,15 +212,18 @@ function lock.default_backend(o)
   return "file"
 end
 
+-- Bad options raise at the caller of lock.acquire (1 here, 2 acquire, 3 its caller).
+local LEVEL = 3
+
 local function check_options(opts)
-  if type(opts) ~= "table" then check.fail(FN, "options", "table expected, got " .. type(opts)) end
-  local o = check.options(FN, opts, option_specs)
-  if o.name == nil or o.name == "" then check.fail(FN, "name", "a non-empty string is required") end
-  check.number(FN, "wait", o.wait, 0, 7 * 86400)
-  check.number(FN, "ttl", o.ttl, 0.1, 86400)
+  if type(opts) ~= "table" then check.fail(FN, "options", "table expected, got " .. type(opts), LEVEL) end
+  local o = check.options(FN, opts, option_specs, LEVEL)
+  if o.name == nil or o.name == "" then check.fail(FN, "name", "a non-empty string is required", LEVEL) end
+  check.number(FN, "wait", o.wait, 0, 7 * 86400, nil, LEVEL)
+  check.number(FN, "ttl", o.ttl, 0.1, 86400, nil, LEVEL)
   o.backend = o.backend or lock.default_backend(o)
-  if not tries[o.backend] then check.fail(FN, "backend", "'file', 'shm' or 'redis' expected") end
-  if o.backend == "redis" and not o.redis then check.fail(FN, "redis", "a redis:// URL is required") end
+  if not tries[o.backend] then check.fail(FN, "backend", "'file', 'shm' or 'redis' expected", LEVEL) end
+  if o.backend == "redis" and not o.redis then check.fail(FN, "redis", "a redis:// URL is required", LEVEL) end
   return o
 end
 

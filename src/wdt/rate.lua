@@ -47,9 +47,9 @@ function rate.check(fname, spec, level)
   level = (level or 2) + 1
   if type(spec) ~= "table" then check.fail(fname, "rate", "table expected, got " .. type(spec), level) end
   local o = check.options(fname, spec, specs, level)
-  if o.per_minute ~= nil then check.number(fname, "rate.per_minute", o.per_minute, 1, 1e6, true, level) end
+  if o.per_minute ~= nil then check.number(fname, "rate.per_minute", o.per_minute, 1, 1000000, true, level) end
   if o.concurrency ~= nil then
-    check.number(fname, "rate.concurrency", o.concurrency, 1, 1e6, true, level)
+    check.number(fname, "rate.concurrency", o.concurrency, 1, 1000000, true, level)
   end
   check.number(fname, "rate.window", o.window, 0.001, 86400, nil, level)
   if o.wait ~= nil then check.number(fname, "rate.wait", o.wait, 0, 7 * 86400, nil, level) end

@@ -131,13 +131,14 @@ end
 
 -- The run lock option of the loops: false = none; nil or true = the defaults of wdt.lock
 -- (a file outside nginx, the "wdt_locks" shared dict inside); a table = wdt.lock.acquire's
--- options (its name is set here). Taken out of opts before the option check.
-function common.split_lock_option(fname, opts)
+-- options (its name is set here). Taken out of opts before the option check; `level` as
+-- in wdt.check (the loop's own).
+function common.split_lock_option(fname, opts, level)
   if type(opts) ~= "table" then return opts, nil end
   local spec = opts.lock
   if spec == nil then return opts, true end
   if type(spec) ~= "boolean" and type(spec) ~= "table" then
-    require("wdt.check").fail(fname, "lock", "boolean or table expected, got " .. type(spec))
+    require("wdt.check").fail(fname, "lock", "boolean or table expected, got " .. type(spec), level)
   end
   local rest = {}
   for k, v in pairs(opts) do if k ~= "lock" then rest[k] = v end end

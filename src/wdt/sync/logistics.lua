@@ -180,7 +180,7 @@ local SPARE_PAGES = 10
 
 function logistics.run(client, opts)
   local lock_spec
-  opts, lock_spec = common.split_lock_option(FN, opts)
+  opts, lock_spec = common.split_lock_option(FN, opts, LEVEL)
   opts = check_options(opts)
   local page_size = opts.page_size or 100
   local filter = { shop_no = opts.shop_no, is_own_platform = true,

@@ -152,7 +152,7 @@ end
 
 function stock.run(client, opts)
   local lock_spec
-  opts, lock_spec = common.split_lock_option(FN, opts)
+  opts, lock_spec = common.split_lock_option(FN, opts, LEVEL)
   opts = check_options(opts)
   local count = opts.count or opts.batch or 100
   local force = opts.force_sync or false
