@@ -8,10 +8,8 @@ local usage = args.usage
 local config_keys = { url = "url", sid = "sid", key = "key", secret = "secret",
                       WDT_URL = "url", WDT_SID = "sid", WDT_KEY = "key", WDT_SECRET = "secret" }
 
--- A config file: a JSON object {"url","sid","key","secret"} or KEY=VALUE lines (the
--- WDT_* names or the short ones), '#' comments, optional quotes around values.
--- The file must be a file that only its owner can read or write: it holds the appsecret.
--- Like ssh with a private key, a file others can read is refused, not used.
+-- The config file must be a file that only its owner can read or write: it holds the
+-- appsecret. Like ssh with a private key, a file others can read is refused, not used.
 local function check_private(path)
   local st = require("wdt.core").stat(path)
   if not st then return end                     -- io.open below says why
@@ -22,6 +20,8 @@ local function check_private(path)
   end
 end
 
+-- A config file: a JSON object {"url","sid","key","secret"} or KEY=VALUE lines (the
+-- WDT_* names or the short ones), '#' comments, optional quotes around values.
 function config.read(path)
   check_private(path)
   local f, err = io.open(path, "rb")
@@ -75,9 +75,8 @@ function config.credentials(opts, env)
   if not c.secret:find(":", 1, true) then
     usage("the appsecret (WDT_SECRET) must have the form 'secret:salt'")
   end
-  if c.url and (not c.url:match("^https?://[^/?#]+[^?#]*$") or c.url:find("%c")) then
-    usage("the URL must be http:// or https://, without query, fragment or control characters")
-  end
+  local problem = c.url and require("wdt.options").url_problem(c.url)   -- the client's rule
+  if problem then usage("the URL: %s", problem) end
   return c
 end
 
