@@ -55,7 +55,7 @@ help.push_orders, help.push_refunds, help.push_goods = help.push, help.push, hel
 -- The run lock (wdt.lock), per seller + shop + flow: "wdt.push.orders/SID/SHOP".
 local function take_lock(ctx, opts, sid, flow)
   local spec = config.lock_spec(opts, ctx.env)
-  if not spec then return { release = function() end } end
+  if not spec then return { release = function() end, touch = function() return true end } end
   local lock = require "wdt.lock"
   spec.name = lock.run_name("push." .. flow, sid, opts.shop)
   return lock.acquire(spec)
@@ -216,8 +216,10 @@ local function run(ctx, flow, opts, words)
   end
   local client = config.new_client(opts, ctx.env)
   local draw, finish = output.progress_drawer(ctx, flow)
-  popts.on_progress = draw and function(s)
-    draw({ read = s.read, failed = s.failed, deferred = s.unreported, elapsed = s.elapsed })
+  -- progress renews a Redis lock in time (a file lock needs nothing: touch is a no-op)
+  popts.on_progress = function(s)
+    lock:touch()
+    if draw then draw({ read = s.read, failed = s.failed, deferred = s.unreported, elapsed = s.elapsed }) end
   end
   local summary, err = client[FLOW_FN[flow]](client, popts)
   client:close()
