@@ -95,12 +95,48 @@ describe("wdt scan", function()
     code = wdt(("--url http://127.0.0.1:%d/openapi --retries 0 scan %s --from %d --to %d"):format(
       port, TRADES, from, to))
     assert.are.equal(3, code)
-    local cp = dir .. "/cp.json"
-    local lock = assert(require("wdt.store").lock(cp .. ".lock"))
-    code, _, err = wdt(("scan %s --checkpoint %s --since %d"):format(TRADES, cp, from))
-    lock:release()
+    -- the run lock of a checkpoint: wdt.lock's, per seller + method + checkpoint path
+    local cp, locks = dir .. "/cp.json", dir .. "/locks"
+    local lock = assert(require("wdt.lock").acquire { dir = locks,
+      name = require("wdt.lock").run_name("scan." .. TRADES, fixtures.SID, cp) })
+    code, _, err = wdt(("scan %s --checkpoint %s --since %d"):format(TRADES, cp, from), "WDT_LOCK_DIR=" .. locks)
     assert.are.equal(75, code)
     assert.matches("held by process", err)
+    -- another checkpoint of the same method is another run
+    code, _, err = wdt(("scan %s --checkpoint %s --since %d"):format(TRADES, cp .. "2", from),
+      "WDT_LOCK_DIR=" .. locks)
+    assert.are.equal(0, code, err)
+    lock:release()
+    os.execute("rm -rf " .. sh.quote(locks))
+    assert.are.equal(2, (wdt(("scan %s --from %d --wait 5"):format(TRADES, from))))
+  end)
+
+  it("two overlapping runs on one checkpoint: the second exits 75 and prints nothing", function()
+    rows { method = TRADES, count = 50, from = from, to = to }
+    emu:faults { mode = "delay", count = 1, delay_ms = 3000 }     -- run 1's first read is slow
+    local cp, locks = dir .. "/cp.json", dir .. "/locks"
+    os.execute("rm -rf " .. sh.quote(locks))
+    local args = ("scan %s --checkpoint %s --since %d --to %d"):format(TRADES, sh.quote(cp), from, to)
+    local p = io.popen(("cd %s && %s WDT_LOCK_DIR=%s exec bin/wdt %s >%s 2>&1 & echo $!"):format(
+      sh.quote(ROOT), env(), sh.quote(locks), args, sh.quote(dir .. "/run1")))
+    local pid = tonumber(p:read("l"))
+    p:close()
+    -- run 1 holds the lock once its lock file exists (a fresh folder: nobody else made it)
+    local deadline = socket.gettime() + 20
+    while socket.gettime() < deadline do
+      local ls = io.popen("ls " .. sh.quote(locks) .. " 2>/dev/null")
+      local found = ls:read("a"):find("%.lock")
+      ls:close()
+      if found then break end
+      socket.sleep(0.02)
+    end
+    local code, out, err = wdt(args, "WDT_LOCK_DIR=" .. locks)
+    assert.are.equal(75, code, err)
+    assert.are.equal("", out)
+    assert.matches("is held by process " .. pid, err)
+    while sh.alive(pid) do socket.sleep(0.05) end
+    assert.are.equal(50, #lines(sh.read_file(dir .. "/run1")))
+    os.execute("rm -rf " .. sh.quote(locks))
   end)
 
   it("killed with SIGKILL, resumed from its checkpoint, delivers the rest", function()

@@ -148,12 +148,13 @@ describe("client:scan", function()
     local cp = dir .. "/cp.json"
     local o = { method = TRADES, from = from, to = to, checkpoint = cp, page_size = 20 }
     local got, n = {}, 0
-    local it = client:scan(o)
+    local it, st = client:scan(o)
     for row in it do
       got[id(row.trade_id)] = (got[id(row.trade_id)] or 0) + 1
       n = n + 1
       if n == 120 then break end                 -- the consumer stops in the third window
     end
+    st:close()                                   -- and lets go of the checkpoint's run lock
     local doc = require("wdt.store").file(cp):load()
     assert.are.equal(from + 2 * HOUR, doc.next)  -- two windows taken completely
     local _, times = run_scan(o)

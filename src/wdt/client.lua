@@ -323,9 +323,10 @@ function Client:sync_stock(opts)
 end
 
 -- for row, err in client:scan{ method =, from =, to =, checkpoint = } do … end (doc/scan.md)
+-- The fourth value closes the scan (its run lock) when Lua 5.4's `for` is left by `break`.
 function Client:scan(opts)
   local step, state = require("wdt.scan").scan(self, opts)   -- no tail call: see sync_logistics
-  return step, state
+  return step, state, nil, state
 end
 
 -- The push half (see wdt.push and doc/push.md).

@@ -82,10 +82,25 @@ function lock.default_dir(env)
   return "/tmp/wdt-locks-" .. core.euid()
 end
 
+-- Two 32-bit string hashes (exact in doubles on every Lua), as 16 hex digits.
+local function hash_hex(s)
+  local a, b = 2166136261, 5381
+  for i = 1, #s do
+    local c = s:byte(i)
+    a = (a * 31 + c) % 4294967296
+    b = (b * 33 + c) % 4294967291
+  end
+  return ("%08x%08x"):format(a, b)
+end
+
 -- A lock name as a file name: bytes other than letters, digits, '.', '_' and '-' become
--- %XX, so different names never share a file.
+-- %XX, so different names never share a file. A name too long for one file name (a scan's
+-- checkpoint path) keeps its start and ends in a hash of the whole.
+local MAX_FILE_NAME = 200
 function lock.file_name(name)
-  return (name:gsub("[^%w%._%-]", function(c) return ("%%%02X"):format(c:byte()) end)) .. ".lock"
+  local f = name:gsub("[^%w%._%-]", function(c) return ("%%%02X"):format(c:byte()) end)
+  if #f > MAX_FILE_NAME then f = f:sub(1, MAX_FILE_NAME - 17) .. "~" .. hash_hex(name) end
+  return f .. ".lock"
 end
 
 local FileLock = {}

@@ -52,15 +52,6 @@ Exit codes: 0 all taken, 1 some refused/invalid/unreported/given up or the sourc
 ]]
 help.push_orders, help.push_refunds, help.push_goods = help.push, help.push, help.push
 
--- The run lock (wdt.lock), per seller + shop + flow: "wdt.push.orders/SID/SHOP".
-local function take_lock(ctx, opts, sid, flow)
-  local spec = config.lock_spec(opts, ctx.env)
-  if not spec then return { release = function() end, touch = function() return true end } end
-  local lock = require "wdt.lock"
-  spec.name = lock.run_name("push." .. flow, sid, opts.shop)
-  return lock.acquire(spec)
-end
-
 -- JSON lines from a file or stdin: an iterator of items; lines that are not a JSON object
 -- are kept in `bad` ({line, reason}) and merged into the summary as invalid.
 local function json_lines(ctx, path)
@@ -208,22 +199,18 @@ local function run(ctx, flow, opts, words)
     if opts.state or opts["max-tries"] then usage("'--state' and '--max-tries' go with '--source'") end
     popts[flow], bad, line_of = json_lines(ctx, input)
   end
-  local c = config.credentials(opts, ctx.env)
-  local lock, lerr = take_lock(ctx, opts, c.sid, flow)
-  if not lock then
-    ctx.err("wdt: " .. one_line(lerr.message or tostring(lerr)) .. "\n")
-    return exit_code(lerr)
-  end
+  -- the run lock (wdt.lock), per seller + shop + flow, taken by the push itself, for a
+  -- JSON-lines file as for a source: "wdt.push.orders/SID/SHOP"
+  popts.lock = config.lock_spec(opts, ctx.env)
   local client = config.new_client(opts, ctx.env)
   local draw, finish = output.progress_drawer(ctx, flow)
-  -- progress renews a Redis lock in time (a file lock needs nothing: touch is a no-op)
-  popts.on_progress = function(s)
-    lock:touch()
-    if draw then draw({ read = s.read, failed = s.failed, deferred = s.unreported, elapsed = s.elapsed }) end
+  if draw then
+    popts.on_progress = function(s)
+      draw({ read = s.read, failed = s.failed, deferred = s.unreported, elapsed = s.elapsed })
+    end
   end
   local summary, err = client[FLOW_FN[flow]](client, popts)
   client:close()
-  lock:release()
   local s = summary or (err and err.summary)
   if finish then finish() end
   if s then

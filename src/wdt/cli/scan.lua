@@ -15,6 +15,7 @@ for name, takes in pairs({ from = true, to = true, since = true, checkpoint = tr
 end
 args.command_options.scan = { from = true, to = true, since = true, checkpoint = true, lag = true,
                               window = true, ["page-size"] = true, count = true }
+args.add_lock_options("scan")
 
 help.scan = [[
 Usage: wdt scan METHOD [FILTER_JSON] --from T [--to T] [OPTIONS]
@@ -31,7 +32,9 @@ Options:
   --from T           where to start (without --checkpoint)
   --to T             where to stop (default: now minus the lag)
   --checkpoint FILE  resume from FILE and advance it after each window read and printed;
-                     one run at a time per FILE (FILE.lock)
+                     one run at a time per seller, METHOD and FILE (the run lock
+                     wdt.scan.METHOD/SID/FILE, as for 'wdt sync': --wait SECONDS to wait
+                     for it, --lock-dir DIR, --no-lock, --redis URL)
   --since T          where the first run with a new checkpoint starts
   --lag SECONDS      stay this far behind the server's now (default 120)
   --window SECONDS   window width (default and most: the method's limit)
@@ -47,11 +50,6 @@ Exit codes: 0 done, 1 the API refused a call, or the checkpoint cannot be used, 
 kept changing, 2 usage error, 3 network failure, 75 another run holds the checkpoint's
 lock. The checkpoint only ever holds windows printed completely.
 ]]
-
--- The run lock of one checkpoint (one seller and method: the checkpoint records both).
-local function take_lock(path)
-  return require("wdt.store").lock(path)
-end
 
 local function exit_code_for(err)
   if err.kind == "api" or err.kind == "store" or err.kind == "scan" then return EXIT_API end
@@ -69,7 +67,7 @@ local function filter_of(text)
   return v
 end
 
-local function scan_options(opts, words)
+local function scan_options(opts, words, env)
   local method = words[2]
   if not method then usage("'wdt scan' needs a METHOD") end
   if #words > 3 then usage("'wdt scan' takes METHOD and at most one FILTER_JSON") end
@@ -86,6 +84,12 @@ local function scan_options(opts, words)
                lag = args.int_option(opts, "lag", 0, 10 * 86400, nil),
                window = args.int_option(opts, "window", 1, 365 * 86400, nil),
                page_size = args.int_option(opts, "page-size", 1, 100000, nil) }
+  -- the run lock, per seller + method + checkpoint (client:scan's `lock`; none without one)
+  if opts.checkpoint then
+    so.lock = config.lock_spec(opts, env)
+  elseif opts.wait or opts["lock-dir"] or opts["no-lock"] then
+    usage("--wait, --lock-dir and --no-lock go with --checkpoint (a scan without one takes no lock)")
+  end
   if not require("wdt.scan").methods[method] then
     usage("wdt does not know how to scan '%s' (from Lua, client:scan takes its facts: doc/scan.md)", method)
   end
@@ -101,16 +105,6 @@ local function run(ctx, opts, so)
     if msg then usage("%s", (tostring(it):gsub("^.-bad argument '([^']*)' to 'scan' %((.*)%)$", "%1: %2"))) end
     error(it, 0)
   end
-  local lock
-  if so.checkpoint then
-    local lerr
-    lock, lerr = take_lock(so.checkpoint .. ".lock")
-    if not lock then
-      client:close()
-      ctx.err("wdt: " .. one_line(lerr.message or tostring(lerr)) .. "\n")
-      return exit_code_for(lerr)
-    end
-  end
   local encode = require("wdt").json.encode
   local stdout = ctx.streams.stdout
   local n, failure = 0, nil
@@ -123,7 +117,6 @@ local function run(ctx, opts, so)
       if stdout.flush then stdout:flush() end
     end
   end
-  if lock then lock:release() end
   client:close()
   if opts.count then ctx.out(n .. "\n") end
   if failure then
@@ -136,7 +129,7 @@ end
 local function command(ctx, opts, words)
   args.check_allowed(opts, "scan")
   if opts.help then ctx.out(help.scan) return EXIT_OK end
-  return run(ctx, opts, scan_options(opts, words))
+  return run(ctx, opts, scan_options(opts, words, ctx.env))
 end
 
 return { command = command }

@@ -10,6 +10,13 @@
 --   state=wdt.store.file(path) (and max_tries=5) instead of the list: resumable
 --   (wdt.push.resume).
 --     -> summary | nil, err (err.summary holds the summary so far)
+--   lock: the run lock (wdt.lock), per seller + shop + flow ("wdt.push.orders/SID/SHOP"),
+--   held for the whole push and renewed as it goes (as client:sync_logistics's): false none,
+--   true the defaults, a table wdt.lock.acquire's options. On by default with `source`
+--   (a resumable push: two runs would push the same items and race its state); a list or
+--   iterator push takes none unless asked (inline pushes, one order per checkout callback,
+--   run side by side by design, and pushSelf2 is create-or-update). Held: nil, err
+--   (kind "locked"), nothing pushed.
 --
 -- summary: flow, method, shop_no, read, calls, new, changed, failed, invalid, unreported
 -- (counts: new + changed + failed + invalid + unreported = read), failures {key, error},
@@ -20,13 +27,14 @@ local check = require "wdt.check"
 local errors = require "wdt.errors"
 local run = require "wdt.push.run"
 local resume = require "wdt.push.resume"
+local lock = require "wdt.lock"
 
 local push = {}
 
 local items_field = { orders = "orders", refunds = "refunds", goods = "goods" }
 local fname = { orders = "push_orders", refunds = "push_refunds", goods = "upload_goods" }
 local known = { shop_no = true, batch = true, on_progress = true, source = true, state = true,
-                max_tries = true }
+                max_tries = true, lock = true }
 
 -- Bad options raise at the caller of client:push_* (wdt.check's levels: 1 is check_opts,
 -- then push.run, the client method, and its caller).
@@ -50,6 +58,10 @@ local function check_opts(flow, opts)
   end
   if opts.on_progress ~= nil and type(opts.on_progress) ~= "function" then
     check.fail(f, "on_progress", "function expected, got " .. type(opts.on_progress), LEVEL)
+  end
+  local lk = opts.lock
+  if lk ~= nil and type(lk) ~= "boolean" and type(lk) ~= "table" then
+    check.fail(f, "lock", "boolean or table expected, got " .. type(lk), LEVEL)
   end
   local items = opts[field]
   if opts.source ~= nil then
@@ -75,9 +87,33 @@ local function check_opts(flow, opts)
   end
 end
 
--- push.run(client, flow, opts): what client:push_orders / push_refunds / upload_goods call.
-function push.run(client, flow, opts)
-  check_opts(flow, opts)
+-- The run lock `opts.lock` asks for (see the header): a handle, false for none, or nil, err.
+local function take_lock(client, flow, opts)
+  local spec = opts.lock
+  if spec == nil then spec = opts.source ~= nil end
+  if spec == false then return false end
+  local o = {}
+  if type(spec) == "table" then for k, v in pairs(spec) do o[k] = v end end
+  o.name = lock.run_name("push." .. flow, client.sid, opts.shop_no)
+  return lock.acquire(o)
+end
+
+-- The options the push runs with: without `lock`; on_progress renews the lock first, and a
+-- lock that expired and was taken over stops the push (raised, caught as an error below).
+local function with_lock(opts, held)
+  local o = {}
+  for k, v in pairs(opts) do if k ~= "lock" then o[k] = v end end
+  if not held then return o end
+  local user = opts.on_progress
+  o.on_progress = function(s)
+    local ok, err = held:touch()
+    if not ok and err.kind == "locked" then error(err, 0) end
+    if user then return user(s) end
+  end
+  return o
+end
+
+local function push_items(client, flow, opts)
   if opts.source then return resume.run(client, flow, opts) end
   local items = opts[items_field[flow]]
   local next_item = items
@@ -103,10 +139,25 @@ function push.run(client, flow, opts)
       r:abandon()
       return r:stop(errors.new{ kind = "source", message = "the iterator raised an error: " .. tostring(raised) })
     end
+    if errors.is(res) then           -- the run lock lost
+      r:abandon()
+      return r:stop(res)
+    end
     error(res, 0)
   end
   if not res then return r:stop(err) end
   return r:finish()
+end
+
+-- push.run(client, flow, opts): what client:push_orders / push_refunds / upload_goods call.
+function push.run(client, flow, opts)
+  check_opts(flow, opts)
+  local held, lerr = take_lock(client, flow, opts)
+  if held == nil then return nil, lerr end
+  local ok, summary, err = pcall(push_items, client, flow, with_lock(opts, held))
+  if held then held:release() end
+  if not ok then error(summary, 0) end
+  return summary, err
 end
 
 return push

@@ -9,7 +9,17 @@
 --   end
 --
 -- A failure comes as `false, err` and ends the loop (a generic `for` would end silently at
--- `nil, err`). The second value returned by scan is the run's state: .stats, .from, .to.
+-- `nil, err`). The second value returned by scan is the run's state: .stats, .from, .to,
+-- and :close() (releases the run lock of a scan left before its end; Lua 5.4's `for`
+-- calls it on `break`).
+--
+-- With a checkpoint, the scan holds a run lock (wdt.lock) from its first row to its end:
+-- option `lock` as client:sync_logistics's (nil/true the defaults, a table wdt.lock's
+-- options, false none). Its name is per seller + method + checkpoint,
+-- "wdt.scan.<method>/<sid>/<checkpoint path>": what two runs must not share is the
+-- checkpoint (both would deliver the same rows and race its saves); scans of one method
+-- with other checkpoints (another filter, another shop) are independent. A scan holding
+-- no checkpoint has nothing to protect and takes no lock.
 local check = require "wdt.check"
 local store = require "wdt.store"
 local core = require "wdt.core"
@@ -17,6 +27,7 @@ local errors = require "wdt.errors"
 local time = require "wdt.scan.time"
 local window = require "wdt.scan.window"
 local known = require "wdt.scan.methods"
+local lock = require "wdt.lock"
 
 local scan = { methods = known }
 
@@ -25,7 +36,7 @@ local FN = "scan"
 local option_specs = {
   method = { "string" }, filter = { "table" }, from = { "any" }, to = { "any" },
   checkpoint = { "any" }, page_size = { "number" }, lag = { "number", 120 },
-  overlap = { "number", 60 }, window = { "number" }, facts = { "table" },
+  overlap = { "number", 60 }, window = { "number" }, facts = { "table" }, lock = { "any" },
 }
 
 local FACT_TYPES = { from = "string", to = "string", limit = "number", list = "string",
@@ -63,6 +74,37 @@ local function check_time(name, v)
   local t, why = time.value(v)
   if not t then check.fail(FN, name, why, LEVEL + 1) end
   return t
+end
+
+-- The path a checkpoint's lock is named by: the file's, made absolute (two runs started
+-- in other folders name one file alike); a store of your own: its `path` or `name`.
+local function checkpoint_id(cp)
+  local path = type(cp) == "string" and cp or type(cp) == "table" and (cp.path or cp.name)
+  if type(path) ~= "string" or path == "" then return nil end
+  local pwd = os.getenv("PWD")
+  if path:sub(1, 1) ~= "/" and pwd and pwd:sub(1, 1) == "/" then path = pwd .. "/" .. path end
+  return (path:gsub("/%./", "/"):gsub("//+", "/"))
+end
+
+-- The run lock option (see the header): false, or the spec with its name.
+local function check_lock(spec, cp)
+  if spec == false then return false end
+  if spec ~= nil and spec ~= true and type(spec) ~= "table" then
+    check.fail(FN, "lock", "boolean or table expected, got " .. type(spec), LEVEL + 1)
+  end
+  if cp == nil then
+    if spec == nil then return false end
+    check.fail(FN, "lock", "applies only with 'checkpoint'", LEVEL + 1)
+  end
+  local id = checkpoint_id(cp)
+  if not id then
+    check.fail(FN, "lock", "the checkpoint store has no `path` or `name` to name its lock by: "
+      .. "give it one, or lock = false", LEVEL + 1)
+  end
+  local o = {}
+  if type(spec) == "table" then for k, v in pairs(spec) do o[k] = v end end
+  o.id = id
+  return o
 end
 
 -- The caller's options, checked: raises naming the first bad one.
@@ -109,6 +151,7 @@ local function check_opts(client, opts)
   end
   s.store = cp
   if not s.store and not s.from then check.fail(FN, "from", "is required without a checkpoint", LEVEL) end
+  s.lock_spec = check_lock(o.lock, o.checkpoint)
   s.stats = { windows = 0, pages = 0, rereads = 0, splits = 0, rows = 0, overlap_dropped = 0,
               unverified = 0 }
   return s
@@ -184,8 +227,32 @@ local function window_rows(s, found, a, b)
   return list
 end
 
+-- Takes the run lock (see the header), or renews it when due: true, or nil, err.
+local function hold_lock(s)
+  if not s.lock_spec then return true end
+  if s.lock then
+    local ok, err = s.lock:touch()
+    if not ok and err.kind == "locked" then return nil, err end
+    return true
+  end
+  local o = {}
+  for k, v in pairs(s.lock_spec) do if k ~= "id" then o[k] = v end end
+  o.name = lock.run_name("scan." .. s.method, s.client.sid, s.lock_spec.id)
+  local h, err = lock.acquire(o)
+  if not h then return nil, err end
+  s.lock = h
+  return true
+end
+
+local State = {}
+State.__index = State
+function State:close()
+  if self.lock then self.lock:release() end
+end
+State.__close = State.close
+
 function scan.scan(client, opts)
-  local s = check_opts(client, opts)
+  local s = setmetatable(check_opts(client, opts), State)
   s.recent = {}
   local failed, done = false, false
   local pending, pi, next_start      -- the window being delivered
@@ -193,11 +260,14 @@ function scan.scan(client, opts)
 
   local function fail(err)
     failed = true
+    s:close()
     return false, err
   end
 
   local function step()
     if failed or done then return nil end
+    local held, lerr = hold_lock(s)
+    if not held then return fail(lerr) end
     if pending then
       pi = pi + 1
       local e = pending[pi]
@@ -232,6 +302,7 @@ function scan.scan(client, opts)
       if not ok then return fail(err) end
     end
     done = true
+    s:close()
     return nil
   end
 
