@@ -174,8 +174,7 @@ local function run_sync(ctx, kind, opts)
   end
   if not summary then
     if err.kind == "locked" then
-      ctx.err(("wdt: another 'wdt sync %s' is running: %s; exiting (--wait SECONDS waits for it)\n")
-        :format(kind, one_line(err.message)))
+      ctx.err(output.locked_line("wdt sync " .. kind, err))
     else
       ctx.err(one_line(tostring(err)) .. "\n")
     end

@@ -135,4 +135,10 @@ function output.progress_drawer(ctx, kind)
   return draw, finish
 end
 
+-- What a command that finds its run lock held says (exit 75), the same for sync, push, scan.
+function output.locked_line(command, err)
+  return ("wdt: another '%s' is running: %s; exiting (--wait SECONDS waits for it)\n")
+    :format(command, output.one_line(err.message))
+end
+
 return output

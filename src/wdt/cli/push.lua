@@ -222,7 +222,7 @@ local function run(ctx, flow, opts, words)
     end
   end
   if not summary then
-    ctx.err(one_line(tostring(err)) .. "\n")
+    ctx.err(err.kind == "locked" and output.locked_line("wdt push " .. flow, err) or one_line(tostring(err)) .. "\n")
     return exit_code(err)
   end
   if s.failed > 0 or s.invalid > 0 or s.unreported > 0 or #(s.given_up or {}) > 0 then return 1 end

@@ -120,7 +120,8 @@ local function run(ctx, opts, so)
   client:close()
   if opts.count then ctx.out(n .. "\n") end
   if failure then
-    ctx.err(one_line(tostring(failure)) .. "\n")
+    ctx.err(failure.kind == "locked" and output.locked_line("wdt scan " .. so.method, failure)
+            or one_line(tostring(failure)) .. "\n")
     return exit_code_for(failure)
   end
   return EXIT_OK
