@@ -156,7 +156,7 @@ describe("run locks of push and scan", function()
     end
 
     it("with a checkpoint: a second scan of it is kind 'locked' while the first reads", function()
-      local it, st = client:scan { method = TRADES, from = from, to = to, checkpoint = cp, lock = { dir = locks } }
+      local it = client:scan { method = TRADES, from = from, to = to, checkpoint = cp, lock = { dir = locks } }
       assert.is_table(it())                          -- the first row: the lock is held
       local n, err = count(client:scan { method = TRADES, from = from, to = to, checkpoint = cp,
                                          lock = { dir = locks } })
