@@ -16,8 +16,12 @@ local function block_after(text, after, lang)
   return assert(body, "doc/emulator.md: no ```" .. lang .. " block after '" .. after .. "'")
 end
 
+-- The run is a `bin/wdt` process: the Lua running busted does not matter, so the other
+-- hosts of `make matrix` skip this minute.
+local it_here = _VERSION == "Lua 5.4" and it or pending
+
 describe("doc/emulator.md's configuration example", function()
-  it("runs `wdt sync stock` as the page shows: 40 goods synced, the limit waited out", function()
+  it_here("runs `wdt sync stock` as the page shows: 40 goods synced, the limit waited out", function()
     local page = sh.read_file(PAGE)
     local config = block_after(page, "## Configuration", "json")
     assert.truthy(config:find('"rate_limit": { "per_minute": 60 }', 1, true))
