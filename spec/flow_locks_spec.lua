@@ -19,16 +19,7 @@ local function orders(from, to)
   return list
 end
 
--- pages of `size` items from `all`; the cursor is the index of the last one given
-local function pages_of(all, size)
-  return function(cursor)
-    cursor = cursor or 0
-    local out = {}
-    for i = cursor + 1, math.min(cursor + size, #all) do out[#out + 1] = all[i] end
-    if #out == 0 then return nil end
-    return out, cursor + #out
-  end
-end
+local pages_of = fixtures.pages_of
 
 describe("run locks of push and scan", function()
   local emu, client, dir, locks

@@ -345,16 +345,7 @@ describe("push", function()
     before_each(function() dir = sh.tmpdir() end)
     after_each(function() os.execute("rm -rf " .. sh.quote(dir)) end)
 
-    -- pages of `size` orders from `all`; the cursor is the index of the last one given
-    local function pages_of(all, size)
-      return function(cursor)
-        cursor = cursor or 0
-        local out = {}
-        for i = cursor + 1, math.min(cursor + size, #all) do out[#out + 1] = all[i] end
-        if #out == 0 then return nil end
-        return out, cursor + #out
-      end
-    end
+    local pages_of = fixtures.pages_of
 
     it("saves the cursor, and a second run pushes nothing again", function()
       local state = store.file(dir .. "/state.json")

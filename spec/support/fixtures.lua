@@ -14,4 +14,16 @@ function fixtures.client(emu, ...)
   return wdt.client(o)
 end
 
+-- A push source (`function(cursor) return items, next_cursor end`) giving pages of `size`
+-- items of the list `all`; the cursor is the index of the last item given.
+function fixtures.pages_of(all, size)
+  return function(cursor)
+    cursor = cursor or 0
+    local out = {}
+    for i = cursor + 1, math.min(cursor + size, #all) do out[#out + 1] = all[i] end
+    if #out == 0 then return nil end
+    return out, cursor + #out
+  end
+end
+
 return fixtures
