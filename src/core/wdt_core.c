@@ -1,5 +1,6 @@
 /* luaopen_wdt_core: the module table. The client userdata is wdt_core_client.c, answer
- * parsing wdt_core_parse.c, the file bindings wdt_core_fs.c; here the stateless bindings
+ * parsing wdt_core_parse.c, the file bindings wdt_core_fs.c, the push's checker
+ * wdt_core_push.c; here the stateless bindings
  * (sign, encode, decode, unix_time, sleep) and the registration of the rest.
  */
 #define _POSIX_C_SOURCE 200809L
@@ -17,6 +18,7 @@
 #include "wdt_core_client.h"
 #include "wdt_core_parse.h"
 #include "wdt_core_fs.h"
+#include "wdt_core_push.h"
 
 #define BUFBOX_MT   "wdt.core.buf"
 /* WDT_VERSION: project(... VERSION) in CMakeLists.txt, the one source of the version. */
@@ -197,5 +199,6 @@ COMPAT_EXPORT int luaopen_wdt_core(lua_State *L)
     lua_setfield(L, -2, "curl_version");
     wdt_core_open_client(L);
     wdt_core_open_fs(L);
+    wdt_core_open_push(L);
     return 1;
 }

@@ -1,5 +1,7 @@
 -- Checks one input item against the vendor's field tables (wdt.push.fields) before it is
--- sent, and turns it into what the method takes. Never changes the caller's tables.
+-- sent, and turns it into what the method takes. Never changes the caller's tables: the
+-- records are views of them (read when the batch is encoded, so an item must not be
+-- changed until its batch is sent; wdt.push.run refuses a table given twice).
 --
 --   validate.prepare(flow, item) -> prepared | nil, field, reason
 --     orders:  prepared = { key = tid, trade = {...}, lines = {...} }
@@ -65,89 +67,47 @@ local function check_value(spec, v)
   return nil
 end
 
--- Lua source, run once per field list at load time (names are quoted with %q).
-local function compile_chunk(code, ...)
-  local chunk = assert((loadstring or load)(table.concat(code), "=wdt.push.fields"))  -- luacheck: ignore
-  return chunk(...)
-end
-
--- The check a present value of `spec` passes without a call, as Lua source over `v`
--- (`V<i>` is the spec's set of values, `match`/`TIME` the time pattern); anything else
--- goes to check_value, which decides and gives the reason.
-local function fast_test(spec, i)
-  local kind = spec[2]
-  if kind == "string" then
-    return spec.max and ('type(v) == "string" and #v <= ' .. spec.max) or 'type(v) == "string"'
-  elseif kind == "decimal" then return 'type(v) == "number" and v == v and v - v == 0'
-  elseif kind == "int" then
-    return 'type(v) == "number" and v % 1 == 0' .. (spec.values and (" and V" .. i .. "[v]") or "")
-  elseif kind == "bool" then return 'type(v) == "boolean"'
-  elseif kind == "time" then return 'type(v) == "string" and match(v, TIME)' end
-  return "false"
-end
-
--- A field list compiled into one Lua function (the checks run for every field of every
--- item: a loop over the specs costs several times more). Everything it uses is an
--- upvalue (no global lookups), the common cases are decided inline, and check_value runs
--- only for a value that fails them, to decide and give the reason.
---   checker(rec, skip) -> nil | field name, reason
-local function compile(list)
-  local params, sets = { "S, check_value, null, type, match, TIME" }, {}
-  for i, spec in ipairs(list) do
-    if spec.values then
-      params[#params + 1] = "V" .. i
-      sets[#sets + 1] = spec.values
-    end
-  end
-  local code = { "local ", table.concat(params, ", "), " = ...\nreturn function(rec, skip)\nlocal v, r\n" }
-  for i, spec in ipairs(list) do
-    local name = spec[1]
-    local fast = fast_test(spec, i)
-    if spec.null_ok then fast = "v == null or " .. fast end
-    local absent = spec.null_ok and "v == nil" or "v == nil or v == null"
-    code[#code + 1] = ("v = rec[%q]\nif %s then\n"):format(name, absent)
-    if spec.req then
-      code[#code + 1] = ("  if not (skip and skip[%q]) then return %q, \"required\" end\n"):format(name, name)
-    end
-    code[#code + 1] = ("elseif %s then\nelseif not (skip and skip[%q]) then\n"):format(fast, name)
-    code[#code + 1] = ("  r = check_value(S[%d], v)\n  if r then return %q, r end\nend\n"):format(i, name)
-  end
-  code[#code + 1] = "end\n"
-  local unpack_ = table.unpack or unpack  -- luacheck: ignore
-  return compile_chunk(code, list, check_value, null, type, string.match, TIME, unpack_(sets))
-end
-
--- A constructor of an empty table with room for the fields of the list (up to 32): an
--- item copied into it grows no table on the way (a table grown key by key is rebuilt at
--- every power of two, which costs more than the copying). Lua sizes a constructor's hash
--- part to the power of two above its field count, so p/2 + 1 nil fields give room for p.
-local function sized_table(list)
-  local room = 1
-  while room < math.min(#list, 32) do room = room * 2 end
-  local code = { "return function() return {" }
-  for i = 1, math.floor(room / 2) + 1 do code[#code + 1] = ("[%q] = nil, "):format(list[i][1]) end
-  code[#code + 1] = "} end"
-  return compile_chunk(code)
-end
-
-local checkers, new_record = {}, {}
+-- One checker per field list, in C (src/core/wdt_core_push.c): it finds the first field
+-- that does not pass at once; check_value then decides and gives the reason, so both
+-- agree by construction. `skip` names fields checked elsewhere.
+local checkers, encoders = {}, {}
 for _, name in ipairs({ "trade", "line", "refund", "goods" }) do
-  checkers[name], new_record[name] = compile(fields[name]), sized_table(fields[name])
+  checkers[name], encoders[name] = core.push_checker(fields[name])
 end
 
--- a record against a field list -> nil | field, reason. `skip` names fields checked elsewhere.
-local function check_record(list_name, rec, prefix, skip)
-  local field, reason = checkers[list_name](rec, skip)
-  if field then return prefix .. field, reason end
+-- a record (or a view of one) against a field list -> nil | field, reason
+local function check_record(list_name, rec, skip)
+  local list, check = fields[list_name], checkers[list_name]
+  local i, absent, v = check(rec, 1)
+  while i do
+    local spec = list[i]
+    local name = spec[1]
+    if not (skip and skip[name]) then
+      if absent then return name, "required" end
+      local r = check_value(spec, v)
+      if r then return name, r end
+    end
+    i, absent, v = check(rec, i + 1)
+  end
   return nil
 end
 
--- every field of t but `except`, into `out` (a fresh table from new_record)
-local function copy_into(out, t, except)
-  for k, v in pairs(t) do
-    if k ~= except then out[k] = v end
+-- A record to send: the caller's table without the key `omit` (or false), plus the pairs
+-- given (key, value, ...) for the keys it lacks; a pair whose key is false is left out.
+-- Checked and written as JSON text in one pass in C when it passes every check (the
+-- common case): then nothing is copied. Otherwise the Lua checks decide and give the
+-- reason, and the record is a view of the caller's table that the encoder writes when the
+-- batch is sent (src/core/wdt_json.h). The caller's tables are never changed.
+local VIEW = core.view_mt
+local function record(list_name, t, skip, omit, ...)
+  if not skip then
+    local raw = encoders[list_name](t, omit or false, ...)
+    if raw then return raw end
   end
-  return out
+  local rec = setmetatable({ t, omit or false, ... }, VIEW)
+  local f, r = check_record(list_name, rec, skip)
+  if f then return nil, f, r end
+  return rec
 end
 
 local SKIP_AREA = { receiver_area = true }
@@ -157,71 +117,61 @@ local function has_area_ids(t)
 end
 
 local function prepare_order(item)
-  if type(item.tid) ~= "string" or item.tid == "" then return nil, "tid", "required (a non-empty string)" end
+  local tid = item.tid
+  if type(tid) ~= "string" or tid == "" then return nil, "tid", "required (a non-empty string)" end
   local lines_in = item.orders
   if type(lines_in) ~= "table" or lines_in[1] == nil then
     return nil, "orders", "the order's lines are required (a non-empty list under 'orders')"
   end
-  local trade = copy_into(new_record.trade(), item, "orders")
-  if trade.warehouse_no == nil and trade.is_auto_wms == false then trade.warehouse_no = "" end
-  if trade.end_time == nil then trade.end_time = null end
   local lines, goods, n = {}, 0, #lines_in
   local seen = n > 1 and {} or nil
   for i = 1, n do
     local l = lines_in[i]
     if type(l) ~= "table" then return nil, ("orders[%d]"):format(i), "table expected, got " .. type(l) end
-    local line = l
-    if l.tid == nil then                    -- copied only to add the tid
-      line = copy_into(new_record.line(), l)
-      line.tid = trade.tid
+    local line, f, r = record("line", l, nil, false, "tid", tid)   -- the order's tid when absent
+    if not line then return nil, ("orders[%d]."):format(i) .. f, r end
+    if l.tid ~= nil and l.tid ~= tid then
+      return nil, ("orders[%d].tid"):format(i), "is not the order's tid '" .. tid .. "'"
     end
-    local f, r = check_record("line", line, "")
-    if f then return nil, ("orders[%d]."):format(i) .. f, r end
-    if line.tid ~= trade.tid then
-      return nil, ("orders[%d].tid"):format(i), "is not the order's tid '" .. trade.tid .. "'"
-    end
+    local oid = l.oid
     if seen then
-      if seen[line.oid] then
-        return nil, ("orders[%d].oid"):format(i), "repeats oid '" .. line.oid .. "' of this order"
+      if seen[oid] then
+        return nil, ("orders[%d].oid"):format(i), "repeats oid '" .. oid .. "' of this order"
       end
-      seen[line.oid] = true
+      seen[oid] = true
     end
-    local num = line.num
+    local num = l.num
     goods = goods + (type(num) == "number" and num or decimal_value(num))
     lines[i] = line
   end
-  if trade.order_count == nil then trade.order_count = #lines end
-  if trade.goods_count == nil then
-    trade.goods_count = math.floor(goods) == goods and math.floor(goods) or goods
+  -- the trade: the item without its lines, with what it lacks and wdt derives
+  local skip = has_area_ids(item) and SKIP_AREA or nil
+  local trade, f, r = record("trade", item, skip, "orders",
+    item.is_auto_wms == false and "warehouse_no", "", "end_time", null, "order_count", n,
+    "goods_count", math.floor(goods) == goods and math.floor(goods) or goods)
+  if not trade then return nil, f, r end
+  local oc = item.order_count
+  if oc ~= nil and oc ~= n and int_value(oc) ~= n then
+    return nil, "order_count", ("is %s but the order has %d line(s)"):format(tostring(oc), n)
   end
-  local skip = has_area_ids(trade) and SKIP_AREA or nil
-  local f, r = check_record("trade", trade, "", skip)
-  if f then return nil, f, r end
-  local oc = trade.order_count
-  if oc ~= n and int_value(oc) ~= n then
-    return nil, "order_count", ("is %s but the order has %d line(s)"):format(tostring(trade.order_count), #lines)
-  end
-  local gc = trade.goods_count
-  if gc ~= goods and math.abs(decimal_value(gc) - goods) > 1e-4 then
+  local gc = item.goods_count
+  if gc ~= nil and gc ~= goods and math.abs(decimal_value(gc) - goods) > 1e-4 then
     return nil, "goods_count",
-      ("is %s but its lines' num add up to %s"):format(tostring(trade.goods_count), tostring(goods))
+      ("is %s but its lines' num add up to %s"):format(tostring(gc), tostring(goods))
   end
-  return { key = trade.tid, trade = trade, lines = lines }
+  return { key = tid, trade = trade, lines = lines }
 end
 
 local function prepare_refund(item)
-  local rec = copy_into(new_record.refund(), item)
-  if rec.refund_version == nil then rec.refund_version = "1" end
-  local f, r = check_record("refund", rec, "")
-  if f then return nil, f, r end
-  return { key = rec.refund_no, record = rec }
+  local rec, f, r = record("refund", item, nil, false, "refund_version", "1")   -- the page's default
+  if not rec then return nil, f, r end
+  return { key = item.refund_no, record = rec }
 end
 
 local function prepare_goods(item)
-  local rec = copy_into(new_record.goods(), item)
-  local f, r = check_record("goods", rec, "")
-  if f then return nil, f, r end
-  return { key = rec.goods_id .. "\0" .. rec.spec_id, record = rec }
+  local rec, f, r = record("goods", item)
+  if not rec then return nil, f, r end
+  return { key = item.goods_id .. "\0" .. item.spec_id, record = rec }
 end
 
 local preparers = { orders = prepare_order, refunds = prepare_refund, goods = prepare_goods }

@@ -1,0 +1,6 @@
+/* Adds the push's bindings (push_checker, view_mt) to the wdt.core table on top of the stack. */
+#ifndef WDT_CORE_PUSH_H
+#define WDT_CORE_PUSH_H
+#include "lua.h"
+void wdt_core_open_push(lua_State *L);
+#endif
