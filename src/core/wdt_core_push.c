@@ -1,19 +1,23 @@
-/* core.push_checker: the per-field checks of the push (src/wdt/push/validate.lua) in C.
- * The Lua side compiles each of its field lists (wdt.push.fields) once into a checker;
- * a checker finds the first field from `start` on that does not pass, and the Lua side
- * decides and words the reason (so a value this code is unsure of costs a Lua call, never
- * a different verdict).
+/* core.push_checker: the per-field checks of the push (src/wdt/push/validate.lua) and the
+ * writing of its records, in C. The Lua side makes one checker per field list of
+ * wdt.push.fields, once.
  *
- *   check = core.push_checker(list)   list: { {name, kind, req=, max=, values=, null_ok=}, ... }
+ *   check, encode = core.push_checker(list)
+ *     list: { {name, kind, req=, max=, values=, null_ok=}, ... } (up to 64 fields)
+ *   encode(rec, omit, k1, v1, k2, v2, ...) -> raw | nil
+ *     rec without its key `omit` (a string, or false), plus each pair k = v whose key rec
+ *     lacks (a false k: the pair is left out), checked against the list and written as
+ *     JSON in one pass over rec: raw is {text} with a metatable the codec writes as it is
+ *     (WDT_JSON_RAW_MT, wdt_json.h). nil when the record needs the Lua side: a check fails,
+ *     or a value is one this pass does not decide or write (a numeric string, a table,
+ *     invalid UTF-8, NaN). rec is never changed, and the text is a snapshot of it.
  *   check(rec, start) -> nil | i, absent, value
- *     i: the index in list of the first field from `start` that fails; absent: true when
- *     the field is required and missing (nil, or null where null is not allowed); value:
- *     the field's value. rec may be a view (wdt_json.h, WDT_JSON_VIEW_MT): its fields are
- *     read as the encoder writes them.
+ *     the first field from index `start` on that does not pass at once; absent: true when
+ *     it is required and missing (nil, or null where null is not allowed). The Lua side
+ *     decides such a value and words the reason, so both sides agree by construction.
  * Kinds: "string" (max in characters, counted as the Lua side does), "int" (a number with
- * no fraction, in `values` when given; a string of digits is left to the Lua side),
- * "decimal" (a finite number; numeric strings are left to the Lua side), "bool", "time"
- * ("YYYY-MM-DD HH:MM:SS"); any other kind passes. `values`: integers 0..127.
+ * no fraction, in `values` when given), "decimal" (a finite number), "bool", "time"
+ * ("YYYY-MM-DD HH:MM:SS" in form); any other kind passes. `values`: integers 0..127.
  */
 #include <math.h>
 #include <stdint.h>
@@ -107,56 +111,9 @@ static int value_ok(lua_State *L, const field_rule *f, int t, const char *s, siz
     }
 }
 
-#define OVERLAY_MAX 16
-
-/* The pairs of a view's overlay (index 3 on) whose key is a string: their keys' bytes
- * (anchored by the view) and indexes; returns how many. */
-static int read_overlay(lua_State *L, int view, const char **keys, size_t *lens, int *at)
-{
-    int n = 0;
-    for (int j = 3; n < OVERLAY_MAX; j += 2) {
-        lua_rawgeti(L, view, j);
-        int t = lua_type(L, -1);
-        if (t == LUA_TNIL) {
-            lua_pop(L, 1);
-            break;
-        }
-        if (t == LUA_TSTRING) {
-            keys[n] = lua_tolstring(L, -1, &lens[n]);
-            at[n++] = j + 1;
-        }
-        lua_pop(L, 1);
-    }
-    return n;
-}
-
 static int same_name(const char *a, size_t alen, const char *b, size_t blen)
 {
     return alen == blen && (a == b || memcmp(a, b, alen) == 0);
-}
-
-/* Pushes the value of field i of the view whose table is at rec (nil when absent). */
-static void view_get(lua_State *L, const push_schema *sc, int i, int rec, const char *omit,
-                     size_t omit_len, int view, int nov, const char **keys, const size_t *lens,
-                     const int *at)
-{
-    const char *name = sc->names[i];
-    size_t len = sc->name_lens[i];
-    if (omit && same_name(name, len, omit, omit_len)) {
-        lua_pushnil(L);
-        return;
-    }
-    lua_rawgeti(L, lua_upvalueindex(2), i + 1);
-    lua_rawget(L, rec);
-    if (!lua_isnil(L, -1))
-        return;
-    for (int k = 0; k < nov; k++) {
-        if (same_name(name, len, keys[k], lens[k])) {
-            lua_pop(L, 1);
-            lua_rawgeti(L, view, at[k]);
-            return;
-        }
-    }
 }
 
 static int l_check(lua_State *L)
@@ -166,33 +123,11 @@ static int l_check(lua_State *L)
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_Integer start = luaL_optinteger(L, 2, 1);
     lua_settop(L, 2);
-    int rec = 1, view = 0, nov = 0;
-    const char *omit = NULL, *keys[OVERLAY_MAX];
-    size_t omit_len = 0, lens[OVERLAY_MAX];
-    int at[OVERLAY_MAX];
-    if (lua_getmetatable(L, 1)) {
-        view = lua_rawequal(L, -1, lua_upvalueindex(3));
-        lua_pop(L, 1);
-    }
-    if (view) {
-        lua_rawgeti(L, 1, 1);
-        if (lua_type(L, -1) != LUA_TTABLE)
-            return luaL_argerror(L, 1, "a view of a table expected");
-        lua_rawgeti(L, 1, 2);
-        rec = 3;
-        if (lua_type(L, 4) == LUA_TSTRING)
-            omit = lua_tolstring(L, 4, &omit_len);
-        nov = read_overlay(L, 1, keys, lens, at);
-    }
     luaL_checkstack(L, 8, "push checker");
     for (lua_Integer i = start < 1 ? 1 : start; i <= sc->n; i++) {
         const field_rule *f = &sc->f[i - 1];
-        if (view) {
-            view_get(L, sc, (int)i - 1, rec, omit, omit_len, 1, nov, keys, lens, at);
-        } else {
-            lua_rawgeti(L, names, (int)i);
-            lua_rawget(L, rec);
-        }
+        lua_rawgeti(L, names, (int)i);
+        lua_rawget(L, 1);
         int t = lua_type(L, -1);
         size_t n = 0;
         const char *s = t == LUA_TSTRING ? lua_tolstring(L, -1, &n) : NULL;
@@ -242,6 +177,10 @@ static int put_field(lua_State *L, push_schema *sc, int fi, uint64_t *seen, int 
     }
     if (s)
         return wdt_json_put_string(b, s, n);
+#if COMPAT_HAS_INTEGERS
+    if (t == LUA_TNUMBER && lua_isinteger(L, -1))
+        return wdt_json_put_integer(b, (long long)lua_tointeger(L, -1));
+#endif
     return wdt_json_append_scalar(L, -1, b);
 }
 
@@ -310,7 +249,7 @@ static int l_encode(lua_State *L)
     lua_createtable(L, 1, 0);
     lua_pushlstring(L, sc->buf.data, sc->buf.len);
     lua_rawseti(L, -2, 1);
-    lua_pushvalue(L, lua_upvalueindex(4));
+    lua_pushvalue(L, lua_upvalueindex(2));
     lua_setmetatable(L, -2);
     return 1;
 }
@@ -421,13 +360,10 @@ static int l_push_checker(lua_State *L)
     }
     lua_pushvalue(L, 2);
     lua_pushvalue(L, 3);
-    wdt_json_push_view_mt(L);
-    lua_pushcclosure(L, l_check, 3);
+    lua_pushcclosure(L, l_check, 2);
     lua_pushvalue(L, 2);
-    lua_pushvalue(L, 3);
-    wdt_json_push_view_mt(L);
     wdt_json_push_raw_mt(L);
-    lua_pushcclosure(L, l_encode, 4);
+    lua_pushcclosure(L, l_encode, 2);
     return 2;
 }
 
@@ -435,6 +371,4 @@ void wdt_core_open_push(lua_State *L)
 {
     lua_pushcfunction(L, l_push_checker);
     lua_setfield(L, -2, "push_checker");
-    wdt_json_push_view_mt(L);
-    lua_setfield(L, -2, "view_mt");
 }

@@ -47,17 +47,9 @@ int wdt_json_decode(lua_State *L, const char *s, size_t len, char *err, size_t e
 /* The array marker metatable, pushed from the registry (created on first use). */
 void wdt_json_push_array_mt(lua_State *L);
 
-/* Registry key of the view metatable: a table {t, omit, k1, v1, k2, v2, ...} with it is
- * encoded as the object t without its key `omit` (a string, or false for none), plus
- * each pair k = v whose key t lacks (t[k] == nil), the pairs read up to the first nil
- * key (a pair whose key is false is left out). Its keys are written in traversal order, not sorted (the one exception to the
- * rule above). The push writes its records this way instead of copying the caller's
- * tables (wdt.push.validate); it is internal to the push, not a public interface. */
-#define WDT_JSON_VIEW_MT "wdt.json.view_mt"
-void wdt_json_push_view_mt(lua_State *L);
-
-/* Registry key of the metatable of {text}: JSON text the push's encoder wrote and checked
- * (wdt_core_push.c), written as it is. Only C code makes such tables. */
+/* Registry key of the metatable of {text}: JSON text that the push's encoder
+ * (wdt_core_push.c) wrote and checked by these rules, written as it is. Only C code makes
+ * such tables; they are not a public interface. */
 #define WDT_JSON_RAW_MT "wdt.json.raw_mt"
 void wdt_json_push_raw_mt(lua_State *L);
 
@@ -65,7 +57,8 @@ void wdt_json_push_raw_mt(lua_State *L);
  * above. 0 on success; -1, out unchanged, for anything else or what cannot be written
  * (a table, NaN, inf, invalid UTF-8, out of memory). Never raises a Lua error. */
 int wdt_json_append_scalar(lua_State *L, int idx, wdt_buf *out);
-/* The same for a string given by its bytes (no Lua value needed). */
+/* The same for a string given by its bytes, and for an integer (no Lua value needed). */
 int wdt_json_put_string(wdt_buf *out, const char *s, size_t n);
+int wdt_json_put_integer(wdt_buf *out, long long v);
 
 #endif

@@ -581,15 +581,6 @@ void wdt_json_push_array_mt(lua_State *L)
     luaL_newmetatable(L, WDT_JSON_ARRAY_MT);
 }
 
-void wdt_json_push_view_mt(lua_State *L)
-{
-    lua_getfield(L, LUA_REGISTRYINDEX, WDT_JSON_VIEW_MT);
-    if (lua_istable(L, -1))
-        return;
-    lua_pop(L, 1);
-    luaL_newmetatable(L, WDT_JSON_VIEW_MT);
-}
-
 void wdt_json_push_raw_mt(lua_State *L)
 {
     lua_getfield(L, LUA_REGISTRYINDEX, WDT_JSON_RAW_MT);

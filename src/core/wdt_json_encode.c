@@ -144,7 +144,6 @@ typedef struct enc {
     char *err;
     size_t errlen;
     int mt_idx;
-    int view_mt_idx;
     int raw_mt_idx;
     int status;
     enc_seg *path;
@@ -367,59 +366,7 @@ compat_noinline static void sort_ents(enc_ent *v, size_t n)
     }
 }
 
-static inline enc_ent *new_ent(enc *e)
-{
-    if (e->nent == e->ent_cap) {
-        size_t cap = e->ent_cap ? e->ent_cap * 2 : 64;
-        enc_ent *nv = realloc(e->ents, cap * sizeof *nv);
-        if (nv == NULL)
-            return NULL;
-        e->ents = nv;
-        e->ent_cap = cap;
-    }
-    return &e->ents[e->nent++];
-}
-
-/* The overlay of a view (its pairs from index 3 on) as entries, each for a key the table
- * at idx lacks; the values are kept on the stack. */
-compat_noinline static int view_overlay(enc *e, int idx, int view, int depth)
-{
-    lua_State *L = e->L;
-    for (int j = 3;; j += 2) {
-        lua_rawgeti(L, view, j);
-        if (lua_isnil(L, -1)) {
-            lua_pop(L, 1);
-            return 0;
-        }
-        if (lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1)) {
-            lua_pop(L, 1);                     /* false: a pair left out */
-            continue;
-        }
-        if (lua_type(L, -1) != LUA_TSTRING)
-            return enc_fail(e, depth, "cannot encode a view whose overlay has a %s key",
-                            lua_typename(L, lua_type(L, -1)));
-        lua_pushvalue(L, -1);
-        lua_rawget(L, idx);
-        int present = !lua_isnil(L, -1);
-        lua_pop(L, 2);
-        if (present)
-            continue;
-        if (!lua_checkstack(L, 4))
-            return enc_fail(e, depth, "out of Lua stack space");
-        enc_ent *en = new_ent(e);
-        if (en == NULL)
-            return enc_oom(e, depth);
-        lua_rawgeti(L, view, j);               /* anchored by the view */
-        en->k = lua_tolstring(L, -1, &en->len);
-        lua_pop(L, 1);
-        lua_rawgeti(L, view, j + 1);
-        en->slot = lua_gettop(L);
-    }
-}
-
-/* The object of the table at idx; for a view (view != 0) without the key at `omit` and
- * with the view's overlay. */
-static int enc_fields(enc *e, int idx, int depth, int omit, int view)
+static int enc_object(enc *e, int idx, int depth)
 {
     lua_State *L = e->L;
     size_t first = e->nent, cnt, i;
@@ -429,17 +376,19 @@ static int enc_fields(enc *e, int idx, int depth, int omit, int view)
     while (lua_next(L, idx)) {
         if (lua_type(L, -2) != LUA_TSTRING)
             return bad_key(e, depth, -2, 1);
-        if (omit && lua_rawequal(L, -2, omit)) {
-            lua_pop(L, 1);
-            continue;
+        if (e->nent == e->ent_cap) {
+            size_t cap = e->ent_cap ? e->ent_cap * 2 : 64;
+            enc_ent *nv = realloc(e->ents, cap * sizeof *nv);
+            if (nv == NULL)
+                return enc_oom(e, depth);
+            e->ents = nv;
+            e->ent_cap = cap;
         }
-        enc_ent *en = new_ent(e);
-        if (en == NULL)
-            return enc_oom(e, depth);
+        enc_ent *en = &e->ents[e->nent++];
         /* the key string is anchored by the table itself: the pointer stays valid */
         en->k = lua_tolstring(L, -2, &en->len);
         if (kept < OBJ_KEEP_MAX && lua_gettop(L) < KEEP_STACK_BUDGET && lua_checkstack(L, 4)) {
-            lua_pushvalue(L, -2);              /* keep the value, go on from a copy of the key */
+            lua_insert(L, -2);                 /* keep the value below the key */
             en->slot = lua_gettop(L) - 1;
             kept++;
         } else {
@@ -447,11 +396,8 @@ static int enc_fields(enc *e, int idx, int depth, int omit, int view)
             en->slot = 0;
         }
     }
-    if (view && view_overlay(e, idx, view, depth))
-        return -1;
     cnt = e->nent - first;
-    if (!view)                  /* a view is internal to the push: its order is free */
-        sort_ents(e->ents + first, cnt);
+    sort_ents(e->ents + first, cnt);
 
     OUT_RESERVE(e, 1, depth);
     OUT_PUTC(e, '{');
@@ -485,12 +431,7 @@ static int enc_fields(enc *e, int idx, int depth, int omit, int view)
     return 0;
 }
 
-static int enc_object(enc *e, int idx, int depth)
-{
-    return enc_fields(e, idx, depth, 0, 0);
-}
-
-/* JSON text written earlier by the push's encoder (WDT_JSON_RAW_MT): {text}, as it is. */
+/* JSON text the push's encoder wrote and checked (WDT_JSON_RAW_MT): {text}, as it is. */
 compat_noinline static int enc_raw(enc *e, int idx, int depth)
 {
     lua_State *L = e->L;
@@ -503,22 +444,6 @@ compat_noinline static int enc_raw(enc *e, int idx, int depth)
     memcpy(e->out->data + e->out->len, s, n);
     e->out->len += n;
     lua_pop(L, 1);
-    return 0;
-}
-
-/* A view (WDT_JSON_VIEW_MT): {table, omitted key or false, key, value, ...}. */
-compat_noinline static int enc_view(enc *e, int view, int depth)
-{
-    lua_State *L = e->L;
-    lua_rawgeti(L, view, 1);
-    if (lua_type(L, -1) != LUA_TTABLE)
-        return enc_fail(e, depth, "cannot encode a view of a %s", lua_typename(L, lua_type(L, -1)));
-    lua_rawgeti(L, view, 2);
-    int idx = lua_gettop(L) - 1;
-    int omit = lua_type(L, -1) == LUA_TSTRING ? idx + 1 : 0;
-    if (enc_fields(e, idx, depth, omit, view))
-        return -1;
-    lua_pop(L, 2);
     return 0;
 }
 
@@ -598,15 +523,12 @@ static int enc_table(enc *e, int idx, int depth)
     if (!lua_checkstack(L, 8))
         return enc_fail(e, depth, "out of Lua stack space");
 
-    int marked = 0, view = 0, raw = 0;
+    int marked = 0, raw = 0;
     if (lua_getmetatable(L, idx)) {
         marked = lua_rawequal(L, -1, e->mt_idx);
-        view = !marked && lua_rawequal(L, -1, e->view_mt_idx);
-        raw = !marked && !view && lua_rawequal(L, -1, e->raw_mt_idx);
+        raw = !marked && lua_rawequal(L, -1, e->raw_mt_idx);
         lua_pop(L, 1);
     }
-    if (view)
-        return enc_view(e, idx, depth);
     if (raw)
         return enc_raw(e, idx, depth);
     wdt_buf *b = e->out;
@@ -694,32 +616,24 @@ static int enc_value(enc *e, int idx, int depth)
     }
 }
 
-int wdt_json_put_string(wdt_buf *out, const char *s, size_t n)
+/* ---- scalars for the push's encoder (wdt_core_push.c) ------------------------------ */
+
+/* An enc for the scalar writers alone: no path, no message (enc_fail returns -1). */
+static void scalar_enc(enc *e, lua_State *L, wdt_buf *out)
 {
-    enc e;                      /* only what enc_string uses: no path, no message */
-    size_t start = out->len;
-    e.L = NULL;
-    e.out = out;
-    e.err = NULL;
-    e.errlen = 0;
-    e.status = 0;
-    if (enc_string(&e, s, n, 0, 0) != 0) {
-        out->len = start;
-        return -1;
-    }
-    return 0;
+    e->L = L;
+    e->out = out;
+    e->err = NULL;
+    e->errlen = 0;
+    e->status = 0;
 }
 
 int wdt_json_append_scalar(lua_State *L, int idx, wdt_buf *out)
 {
-    enc e;                      /* only what the scalar writers use: no path, no message */
+    enc e;
     size_t start = out->len;
-    e.L = L;
-    e.out = out;
-    e.err = NULL;
-    e.errlen = 0;
-    e.status = 0;
     int rc;
+    scalar_enc(&e, L, out);
     switch (lua_type(L, idx)) {
     case LUA_TSTRING: {
         size_t n;
@@ -745,14 +659,32 @@ int wdt_json_append_scalar(lua_State *L, int idx, wdt_buf *out)
     return rc;
 }
 
+int wdt_json_put_string(wdt_buf *out, const char *s, size_t n)
+{
+    enc e;
+    size_t start = out->len;
+    scalar_enc(&e, NULL, out);
+    if (enc_string(&e, s, n, 0, 0) != 0) {
+        out->len = start;
+        return -1;
+    }
+    return 0;
+}
+
+int wdt_json_put_integer(wdt_buf *out, long long v)
+{
+    if (out->cap - out->len < 24 && wdt_buf_reserve(out, 24) != 0)
+        return -1;
+    out->len += fmt_i64(out->data + out->len, v);
+    return 0;
+}
+
 /* Protected body: arg 1 the value, arg 2 the state. */
 static int enc_protected(lua_State *L)
 {
     enc *e = (enc *)lua_touserdata(L, 2);
     wdt_json_push_array_mt(L);
     e->mt_idx = lua_gettop(L);
-    wdt_json_push_view_mt(L);
-    e->view_mt_idx = lua_gettop(L);
     wdt_json_push_raw_mt(L);
     e->raw_mt_idx = lua_gettop(L);
     enc_value(e, 1, 0);

@@ -205,12 +205,8 @@ function Run:push(next_item, on_batch)
           if on_batch then on_batch(left) end
           return nil, err
         end
-      elseif in_batch[item] then
-        -- the batch holds views of the items (wdt.push.validate): a table refilled for the
-        -- next item would send the new contents under the old key
-        error(("item %d is the table of an earlier item of this batch, changed since: each item must be a table of its own, unchanged until its batch is sent"):format(s.read), 0)
       end
-      batch[#batch + 1], in_batch[p.key], in_batch[item] = p, true, true
+      batch[#batch + 1], in_batch[p.key] = p, true
       if #batch >= self.batch_size then
         local ok, err = flush()
         if not ok then return nil, err end

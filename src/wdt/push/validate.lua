@@ -1,7 +1,5 @@
 -- Checks one input item against the vendor's field tables (wdt.push.fields) before it is
--- sent, and turns it into what the method takes. Never changes the caller's tables: the
--- records are views of them (read when the batch is encoded, so an item must not be
--- changed until its batch is sent; wdt.push.run refuses a table given twice).
+-- sent, and turns it into what the method takes. Never changes the caller's tables.
 --
 --   validate.prepare(flow, item) -> prepared | nil, field, reason
 --     orders:  prepared = { key = tid, trade = {...}, lines = {...} }
@@ -75,7 +73,7 @@ for _, name in ipairs({ "trade", "line", "refund", "goods" }) do
   checkers[name], encoders[name] = core.push_checker(fields[name])
 end
 
--- a record (or a view of one) against a field list -> nil | field, reason
+-- a record against a field list -> nil | field, reason
 local function check_record(list_name, rec, skip)
   local list, check = fields[list_name], checkers[list_name]
   local i, absent, v = check(rec, 1)
@@ -95,16 +93,23 @@ end
 -- A record to send: the caller's table without the key `omit` (or false), plus the pairs
 -- given (key, value, ...) for the keys it lacks; a pair whose key is false is left out.
 -- Checked and written as JSON text in one pass in C when it passes every check (the
--- common case): then nothing is copied. Otherwise the Lua checks decide and give the
--- reason, and the record is a view of the caller's table that the encoder writes when the
--- batch is sent (src/core/wdt_json.h). The caller's tables are never changed.
-local VIEW = core.view_mt
+-- common case): nothing is copied in Lua. Otherwise (a failing value, the vendor's
+-- numeric strings, a skipped check) the record is copied and the Lua checks decide and
+-- give the reason. Either way the caller's tables are never changed, and what is sent is
+-- the item as it was when it was read.
 local function record(list_name, t, skip, omit, ...)
   if not skip then
     local raw = encoders[list_name](t, omit or false, ...)
     if raw then return raw end
   end
-  local rec = setmetatable({ t, omit or false, ... }, VIEW)
+  local rec, pairs_ = {}, { ... }
+  for k, v in pairs(t) do
+    if k ~= omit then rec[k] = v end
+  end
+  for j = 1, select("#", ...), 2 do
+    local k = pairs_[j]
+    if k and rec[k] == nil then rec[k] = pairs_[j + 1] end
+  end
   local f, r = check_record(list_name, rec, skip)
   if f then return nil, f, r end
   return rec
@@ -115,6 +120,8 @@ local SKIP_AREA = { receiver_area = true }
 local function has_area_ids(t)
   return t.receiver_province_no ~= nil and t.receiver_city_no ~= nil and t.receiver_district_no ~= nil
 end
+
+local encode_line = encoders.line
 
 local function prepare_order(item)
   local tid = item.tid
@@ -128,8 +135,12 @@ local function prepare_order(item)
   for i = 1, n do
     local l = lines_in[i]
     if type(l) ~= "table" then return nil, ("orders[%d]"):format(i), "table expected, got " .. type(l) end
-    local line, f, r = record("line", l, nil, false, "tid", tid)   -- the order's tid when absent
-    if not line then return nil, ("orders[%d]."):format(i) .. f, r end
+    local line = encode_line(l, false, "tid", tid)     -- the order's tid when absent
+    if not line then
+      local f, r
+      line, f, r = record("line", l, nil, false, "tid", tid)
+      if not line then return nil, ("orders[%d]."):format(i) .. f, r end
+    end
     if l.tid ~= nil and l.tid ~= tid then
       return nil, ("orders[%d].tid"):format(i), "is not the order's tid '" .. tid .. "'"
     end
@@ -146,9 +157,10 @@ local function prepare_order(item)
   end
   -- the trade: the item without its lines, with what it lacks and wdt derives
   local skip = has_area_ids(item) and SKIP_AREA or nil
+  local whole = math.floor(goods)
   local trade, f, r = record("trade", item, skip, "orders",
     item.is_auto_wms == false and "warehouse_no", "", "end_time", null, "order_count", n,
-    "goods_count", math.floor(goods) == goods and math.floor(goods) or goods)
+    "goods_count", whole == goods and whole or goods)
   if not trade then return nil, f, r end
   local oc = item.order_count
   if oc ~= nil and oc ~= n and int_value(oc) ~= n then
