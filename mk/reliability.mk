@@ -24,10 +24,11 @@ RELIABILITY_DEB_PACKAGES = valgrind clang libclang-rt-14-dev openssl
 # OpenResty spec (LuaJIT inside nginx) and the crash test (separate processes).
 SANITIZE_SPECS ?= $(wildcard spec/core_spec.lua spec/json_spec.lua spec/sign_spec.lua \
                     spec/client_spec.lua spec/batch_spec.lua spec/sync_spec.lua \
-                    spec/faults_spec.lua spec/reliability_spec.lua spec/cli_spec.lua)
+                    spec/faults_spec.lua spec/reliability_spec.lua spec/cli_spec.lua \
+                    spec/push_check_spec.lua spec/push_spec.lua)
 VALGRIND_SPECS ?= $(wildcard spec/core_spec.lua spec/json_spec.lua spec/sign_spec.lua \
                     spec/client_spec.lua spec/batch_spec.lua spec/sync_spec.lua \
-                    spec/faults_spec.lua spec/reliability_spec.lua)
+                    spec/faults_spec.lua spec/reliability_spec.lua spec/push_check_spec.lua)
 
 # halt on the first report; no leak is tolerated (LeakSanitizer runs at exit).
 # No LOCPATH here (unlike `make specs`): with it set, p11-kit's start-up leaks one

@@ -16,7 +16,7 @@
  *     it is required and missing (nil, or null where null is not allowed). The Lua side
  *     decides such a value and words the reason, so both sides agree by construction.
  * Kinds: "string" (max in characters, counted as the Lua side does), "int" (a number with
- * no fraction, in `values` when given), "decimal" (a finite number), "bool", "time"
+ * no fraction, of magnitude under 2^53, in `values` when given), "decimal" (a finite number), "bool", "time"
  * ("YYYY-MM-DD HH:MM:SS" in form); any other kind passes. `values`: integers 0..127.
  */
 #include <math.h>
@@ -28,6 +28,8 @@
 #include "wdt_json.h"
 #include "wdt_push_rules.h"
 #include "wdt_core_push.h"
+
+#define INT53 9007199254740992LL    /* 2^53: integers are exact within it (int_value) */
 
 enum { K_OTHER, K_STRING, K_INT, K_DECIMAL, K_BOOL, K_TIME };
 
@@ -92,11 +94,13 @@ static int value_ok(lua_State *L, const field_rule *f, int t, const char *s, siz
 #if COMPAT_HAS_INTEGERS
         if (lua_isinteger(L, -1)) {
             lua_Integer k = lua_tointeger(L, -1);
+            if (k <= -INT53 || k >= INT53)
+                return 0;
             return !f->has_values || (k >= 0 && k <= 127 && in_values(f, (lua_Number)k));
         }
 #endif
         lua_Number d = lua_tonumber(L, -1);
-        if (!isfinite(d) || d != floor(d))
+        if (!isfinite(d) || d != floor(d) || d <= -(lua_Number)INT53 || d >= (lua_Number)INT53)
             return 0;
         return !f->has_values || in_values(f, d);
     }
