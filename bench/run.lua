@@ -349,9 +349,10 @@ end
 -- whose CPU is shown for context. A full collection before each round keeps the garbage
 -- of building the orders out of the push's account. The least disturbed round counts on
 -- each side (least CPU, least wall), as everywhere in this bench.
--- The calls of a push alone (encode, sign, libcurl, the kernel, decode), the orders checked
+-- The calls of a push alone (the lists' JSON put together, sign, libcurl, the kernel,
+-- decode), the orders checked, written as JSON (wdt.push.validate does both in one pass)
 -- and split into the method's lists beforehand: what the push costs wdt with its own
--- checks and bookkeeping free, the floor under the push row.
+-- checks and records free, the floor under the push row.
 local function push_calls_cpu(client, platform, first, n)
   local validate, push_run = require "wdt.push.validate", require "wdt.push.run"
   local r = push_run.new(client, "orders", { shop_no = "s1" })
@@ -402,10 +403,10 @@ local function bench_push()
         ratio = share, ratio_fmt = "%.3f", goal_text = "CPU < 10% of wall", met = share < 0.10,
         note = ("wdt's CPU %.1f µs an order, %.1f%% of the wall time; the emulator's CPU %s an order")
           :format(cpu / n * 1e6, 100 * share, emu_cpu and ("%.0f µs"):format(emu_cpu / n * 1e6) or "?") }
-  row { name = "push-calls", what = "(context) the same calls alone, orders checked beforehand",
+  row { name = "push-calls", what = "(context) the same calls alone, orders checked and written beforehand",
         wdt = ("%.0f orders/s"):format(n / calls_wall), ref = ("CPU %.2f s of %.2f s"):format(calls_cpu, calls_wall),
         ratio = calls_cpu / calls_wall, ratio_fmt = "%.3f", goal_text = "—",
-        note = ("encode, sign, libcurl, kernel, decode: %.1f µs an order"):format(calls_cpu / n * 1e6) }
+        note = ("records' JSON written beforehand; sign, libcurl, kernel, decode: %.1f µs an order"):format(calls_cpu / n * 1e6) }
 end
 
 -- ---- run ----------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 /* luaopen_wdt_core: the module table. The client userdata is wdt_core_client.c, answer
  * parsing wdt_core_parse.c, the file bindings wdt_core_fs.c, the push's checker
- * wdt_core_push.c; here the stateless bindings
- * (sign, encode, decode, unix_time, sleep) and the registration of the rest.
+ * wdt_core_push.c; here the stateless bindings (sign, encode, decode, unix_time, sleep)
+ * and the registration of the rest.
  */
 #define _POSIX_C_SOURCE 200809L
 
