@@ -406,7 +406,8 @@ local function bench_push()
   row { name = "push-calls", what = "(context) the same calls alone, orders checked and written beforehand",
         wdt = ("%.0f orders/s"):format(n / calls_wall), ref = ("CPU %.2f s of %.2f s"):format(calls_cpu, calls_wall),
         ratio = calls_cpu / calls_wall, ratio_fmt = "%.3f", goal_text = "—",
-        note = ("records' JSON written beforehand; sign, libcurl, kernel, decode: %.1f µs an order"):format(calls_cpu / n * 1e6) }
+        note = ("records' JSON written beforehand; sign, libcurl, kernel, decode: %.1f µs an order")
+          :format(calls_cpu / n * 1e6) }
 end
 
 -- ---- run ----------------------------------------------------------------------------------

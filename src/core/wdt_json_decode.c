@@ -583,9 +583,5 @@ void wdt_json_push_array_mt(lua_State *L)
 
 void wdt_json_push_raw_mt(lua_State *L)
 {
-    lua_getfield(L, LUA_REGISTRYINDEX, WDT_JSON_RAW_MT);
-    if (lua_istable(L, -1))
-        return;
-    lua_pop(L, 1);
-    luaL_newmetatable(L, WDT_JSON_RAW_MT);
+    luaL_newmetatable(L, WDT_JSON_RAW_MT);     /* pushes the one there is, or a new one */
 }
