@@ -342,6 +342,14 @@ describe("wdt.core", function()
       end
     end)
 
+    it("reads a status written 0.0 as the integer 0, and 0.5 as no status", function()
+      local r = assert(core.parse(200, '{"status":0.0,"data":1}'))
+      assert.are.equal(0, r.status)
+      if math.type then assert.are.equal("integer", math.type(r.status)) end
+      local _, err = core.parse(200, '{"status":0.5}')
+      assert.are.equal("decode", err.kind)
+    end)
+
     it("reports HTTP errors", function()
       local r, err = core.parse(502, "")
       assert.is_nil(r)

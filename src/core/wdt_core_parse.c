@@ -130,6 +130,9 @@ int wdt_core_parse(lua_State *L)
         return parse_fail(L, "decode", "the answer has no integer 'status' >= 0");
     lua_pop(L, 1);
     if (status == 0) {
+        /* `0.0` is a JSON spelling of 0: store the integer, so callers see status == 0 */
+        lua_pushinteger(L, 0);
+        lua_setfield(L, resp, "status");
         lua_settop(L, resp);
         return 1;
     }
