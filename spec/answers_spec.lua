@@ -116,6 +116,48 @@ describe("answers checked in the loops", function()
     assert.equal(50 - sum.synced, lstate().size)
   end)
 
+  describe("client:page_call and client:pages", function()
+    local REFUNDS = "aftersales.refund.RawRefund.search"
+    local PARAMS = { start_time = "2026-01-01 00:00:00", end_time = "2026-01-02 00:00:00" }
+    local PAGER = { page_size = 10, page_no = 0, calc_total = true }
+
+    for _, data in ipairs({ {}, "x", { total_count = 0 }, { order = {} }, { total_count = 3 } }) do
+      it("a page answered with data " .. cjson.encode(data) .. " is a decode error, not an empty page", function()
+        emu:faults { mode = "data", method = REFUNDS, data = data, count = 2 }
+        local page, err = client:page_call(REFUNDS, PAGER, PARAMS)
+        assert.is_nil(page)
+        assert.equal("decode", err.kind)
+        assert.equal(REFUNDS, err.method)
+        assert.truthy(err.message:find("page 0: the answer holds no list of rows", 1, true), err.message)
+        local got = {}
+        for p, perr in client:pages(REFUNDS, PAGER, PARAMS) do got[#got + 1] = p or perr end
+        assert.equal(1, #got)
+        assert.equal("decode", got[1].kind)
+      end)
+    end
+
+    it("a page answered without data is a decode error", function()
+      emu:faults { mode = "no_data", method = REFUNDS }
+      local page, err = client:page_call(REFUNDS, PAGER, PARAMS)
+      assert.is_nil(page)
+      assert.equal("decode", err.kind)
+    end)
+
+    it("an empty result with its list is an empty page", function()
+      local page = assert(client:page_call(REFUNDS, PAGER, PARAMS))
+      assert.equal(0, #page.rows)
+      assert.equal(0, page.total)
+    end)
+
+    it("a paged request in client:call_many with no list gives that item a decode error", function()
+      emu:faults { mode = "data", method = REFUNDS, data = { total_count = 0 } }
+      local results = client:call_many({ { REFUNDS, PARAMS, pager = PAGER }, { REFUNDS, PARAMS, pager = PAGER } },
+                                       { concurrency = 1 })
+      assert.equal("decode", results[1].err.kind)
+      assert.equal(0, #results[2].data.rows)
+    end)
+  end)
+
   describe("wdt call --all", function()
     local function run(argv)
       local out, errs = sink(), sink()

@@ -107,9 +107,13 @@ local function build(i, r, defaults, pagers)
   return { method = method, args = args, pager = pager, opts = opts }
 end
 
-local function outcome(resp, err, pager)
+local function outcome(resp, err, pager, method)
   if not resp then return { err = err } end
-  if pager then return { data = paging.page(resp, pager), response = resp } end
+  if pager then
+    local page, perr = paging.page(resp, pager, method)
+    if not page then return { err = perr } end
+    return { data = page, response = resp }
+  end
   local data = resp.data
   if data == nil then data = core.null end
   return { data = data, response = resp }
@@ -158,7 +162,7 @@ local function run_curl(client, reqs, concurrency)
       ns = ns + 1
       s_idx[ns], s_item[ns] = i, item
     elseif coroutine.status(co) == "dead" then
-      results[i] = outcome(what, a, reqs[i].pager)
+      results[i] = outcome(what, a, reqs[i].pager, reqs[i].method)
       cos[i] = nil
     elseif what == "sleep" then
       sleepers[#sleepers + 1] = { i, core.unix_time() + (tonumber(a) or 0) }
@@ -221,7 +225,7 @@ local function run_ngx(client, reqs, concurrency)
       next_i = next_i + 1
       local r = reqs[i]
       local resp, err = client:_request(r.method, r.args, r.pager, r.opts)
-      results[i] = outcome(resp, err, r.pager)
+      results[i] = outcome(resp, err, r.pager, r.method)
     end
   end
   local spawn = type(ngx) == "table" and ngx.thread and ngx.thread.spawn

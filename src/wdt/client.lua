@@ -267,7 +267,7 @@ function Client:page_call(method, pager, ...)
   local p = paging.check(pager, "page_call", "pager")
   local resp, err = self:_request(method, { n = select("#", ...), ... }, p)
   if not resp then return nil, err end
-  return paging.page(resp, p)
+  return paging.page(resp, p, method)
 end
 
 -- for page, err in client:pages(method, pager, ...) do if not page then … err … end end
@@ -282,7 +282,8 @@ function Client:pages(method, pager, ...)
     if done then return nil end
     local resp, err = self:_request(method, args, p)
     if not resp then done = true return false, err end
-    local page = paging.page(resp, p)
+    local page, perr = paging.page(resp, p, method)
+    if not page then done = true return false, perr end
     if #page.rows < p.page_size then done = true end
     p = { page_size = p.page_size, page_no = p.page_no + 1, calc_total = p.calc_total }
     return page

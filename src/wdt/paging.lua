@@ -5,6 +5,7 @@ local paging = {}
 
 local core = require "wdt.core"
 local check = require "wdt.check"
+local errors = require "wdt.errors"
 
 local function is_list(v)
   return type(v) == "table" and (v[1] ~= nil or getmetatable(v) == core.array_mt)
@@ -38,8 +39,12 @@ function paging.check(pager, fname, name, level)
   return { page_size = size, page_no = no, calc_total = calc or false }
 end
 
--- Build the page object: rows, total (when asked for), the pager used, the whole answer.
-function paging.page(response, pager)
+-- Build the page object: rows, total (when asked for), the pager used, the whole answer;
+-- or nil, err (kind "decode") for an answer without its list of rows. The vendor's pages
+-- mark the list (`order`, `goods_list`, getSyncListExt's `data`, ...) as always present,
+-- an empty result included (`[]`), so a missing list is a wrong answer, never an empty
+-- page: read as one, it would let rows disappear (README "Paging").
+function paging.page(response, pager, method)
   local data, rows, total = response.data, nil, nil
   if is_list(data) then
     rows, total = data, response.total
@@ -54,11 +59,14 @@ function paging.page(response, pager)
     table.sort(names)
     if names[1] then rows = data[names[1]] end
   end
+  if rows == nil then
+    return nil, errors.new { kind = "decode", method = method, message =
+      ("page %d: the answer holds no list of rows"):format(pager.page_no) }
+  end
   if type(total) ~= "number" then total = nil end
   if not pager.calc_total then total = nil end
   return {
-    rows = rows or setmetatable({}, core.array_mt),
-    no_list = rows == nil or nil,      -- the answer held no list of rows at all
+    rows = rows,
     total = total,
     page_no = pager.page_no,
     page_size = pager.page_size,

@@ -93,7 +93,7 @@ function commands.call(ctx, opts, words)
 end
 
 -- `wdt call --all`: every page, in one list of at most max_rows rows. An answer without a
--- list of rows, a page equal to the one before (a server ignoring page_no) or more rows
+-- list of rows (client:pages), a page equal to the one before (a server ignoring page_no) or more rows
 -- than the cap stop with an error rather than print a wrong list or grow without end.
 cli.MAX_ROWS = 100000
 
@@ -104,11 +104,6 @@ function cli.read_all(client, method, pager, max_rows, ...)
   local function fail(message) return nil, errors.new { kind = "decode", method = method, message = message } end
   for page, perr in client:pages(method, pager, ...) do
     if not page then return nil, perr end
-    local data = page.response.data
-    local counted_empty = type(data) == "table" and data.total_count == 0   -- {"total_count":0}
-    if page.no_list and not counted_empty then
-      return fail(("page %d: the answer holds no list of rows"):format(page.page_no))
-    end
     local key = #page.rows > 0 and wdt.json.encode(page.rows) or nil
     if key and key == last then
       return fail(("page %d is the same as the page before (the server ignores page_no?)"):format(page.page_no))

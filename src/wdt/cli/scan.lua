@@ -47,7 +47,8 @@ wms.stockout.Sales.queryWithDetail (FILTER_JSON needs status_type),
 wms.stockout.Sales.searchLogistics (FILTER_JSON needs status), goods.ApiGoods.search.
 
 Exit codes: 0 done, 1 the API refused a call, or the checkpoint cannot be used, or rows
-kept changing, 2 usage error, 3 network failure, 75 another run holds the checkpoint's
+kept changing, 2 usage error, 3 network failure or an answer of the wrong shape, 74 the
+output could not be written (the scan stops there), 75 another run holds the checkpoint's
 lock. The checkpoint only ever holds windows printed completely.
 ]]
 
@@ -113,8 +114,13 @@ local function run(ctx, opts, so)
     n = n + 1
     if not opts.count then
       ctx.out(encode(row) .. "\n")
-      -- on the way out before the next row is asked for, since asking may advance the checkpoint
-      if stdout.flush then stdout:flush() end
+      -- on the way out before the next row is asked for, since asking may advance the
+      -- checkpoint; a row not written stops here (cli.main exits 74), the checkpoint behind it
+      if not ctx.write_error and stdout.flush then
+        local ok, ferr = stdout:flush()
+        if not ok then ctx.write_error = ferr end
+      end
+      if ctx.write_error then break end
     end
   end
   client:close()

@@ -9,6 +9,7 @@
 -- half read the same way, down to windows of one second.
 local time = require "wdt.scan.time"
 local errors = require "wdt.errors"
+local paging = require "wdt.paging"
 
 local window = {}
 
@@ -26,11 +27,15 @@ function window.key_text(v)
 end
 local key_text = window.key_text
 
-local function page_rows(page, facts)
+-- The page's rows under the method's list name, or nil, err: an answer without that list
+-- (client:page_call already refuses one with no list at all) is a wrong answer, never an
+-- empty window, or the window's rows would be passed over for good.
+local function page_rows(s, page)
   local data = page.response.data
-  local rows = type(data) == "table" and data[facts.list]
-  if type(rows) ~= "table" then return {} end
-  return rows
+  local rows = type(data) == "table" and data[s.facts.list]
+  if rows ~= nil and paging.is_list(rows) then return rows end
+  return nil, errors.new { kind = "decode", method = s.method, message =
+    ("page %d: the answer holds no list '%s'"):format(page.page_no, s.facts.list) }
 end
 
 -- Keep the newest version of each key in `found` (key text -> {row, m}); `keys` collects
@@ -71,7 +76,9 @@ local function attempt(s, a, b, found)
   local keys = {}
   local first, err = get(0)
   if not first then return nil, err end
-  local rows = page_rows(first, s.facts)
+  local rows
+  rows, err = page_rows(s, first)
+  if not rows then return nil, err end
   err = take(s, rows, found, keys)
   if err then return nil, err end
   local total = first.total
@@ -83,7 +90,8 @@ local function attempt(s, a, b, found)
       local page
       page, err = get(no)
       if not page then return nil, err end
-      rows = page_rows(page, s.facts)
+      rows, err = page_rows(s, page)
+      if not rows then return nil, err end
       err = take(s, rows, found, keys)
       if err then return nil, err end
     end
@@ -97,7 +105,9 @@ local function attempt(s, a, b, found)
     page, err = get(no)
     if not page then return nil, err end
     if page.total ~= total then stable = false end
-    err = take(s, page_rows(page, s.facts), found, keys)
+    rows, err = page_rows(s, page)
+    if not rows then return nil, err end
+    err = take(s, rows, found, keys)
     if err then return nil, err end
   end
   return stable and count(keys) == total

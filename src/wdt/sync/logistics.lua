@@ -157,7 +157,6 @@ end
 
 -- A page that is not what getSyncListExt answers: nil, or a message.
 local function bad_page(page, page_no, page_size)
-  if page.no_list then return "the answer holds no list of rows" end
   local total = page.response.total
   if page_no == 0 and total ~= nil and (not is_integer(total) or total < #page.rows) then
     return ("total %s does not match the %d row(s) of the first page"):format(core.encode(total), #page.rows)
