@@ -31,7 +31,7 @@ cli.progress_line = output.progress_line
 cli.summary_text = output.summary_text
 
 local function exit_code_for(err)
-  if err.kind == "api" then return cli.EXIT_API end
+  if err.kind == "api" or err.kind == "store" then return cli.EXIT_API end
   if err.kind == "interrupted" then return cli.EXIT_INTERRUPTED end
   if err.kind == "locked" then return cli.EXIT_LOCKED end
   return cli.EXIT_NETWORK
@@ -326,7 +326,8 @@ function cli.main(argv, env, streams)
   end
   if ctx.write_error then
     ctx.err("wdt: cannot write the output: " .. one_line(ctx.write_error) .. "\n")
-    if code == cli.EXIT_OK then code = cli.EXIT_IO end
+    -- lost output wins: a refusal or failure listed on stdout was listed to no one
+    if code == cli.EXIT_OK or code == cli.EXIT_API or code == cli.EXIT_NETWORK then code = cli.EXIT_IO end
   end
   return code
 end

@@ -2,8 +2,8 @@
 -- Runs client:push_orders / push_refunds / upload_goods (doc/push.md) under a run lock,
 -- one per seller + shop + flow, and prints the summary (text, or JSON with --json).
 -- Exit codes as `wdt sync`: 0 every item taken, 1 some refused / invalid / unreported /
--- given up (listed) or the source failed, 2 usage, 3 no valid answer, 75 the lock is held
--- by another run, 130 interrupted.
+-- given up (listed), the source failed or the state cannot be used, 2 usage, 3 no valid
+-- answer, 75 the lock is held by another run, 130 interrupted.
 local args = require "wdt.cli.args"
 local config = require "wdt.cli.config"
 local output = require "wdt.cli.output"
@@ -47,8 +47,8 @@ unreported (sent, outcome unknown: safe to push again).
 
 One run at a time per seller, shop and flow (the run lock wdt.push.FLOW/SID/SHOP, as for
 'wdt sync': --wait SECONDS to wait for it, --lock-dir DIR, --no-lock, --redis URL).
-Exit codes: 0 all taken, 1 some refused/invalid/unreported/given up or the source failed,
-            2 usage error, 3 network failure, 75 another run holds the lock, 130 interrupted.
+Exit codes: 0 all taken, 1 some refused/invalid/unreported/given up, the source failed or
+            the state cannot be used, 2 usage error, 3 network failure, 75 another run holds the lock, 130 interrupted.
 ]]
 help.push_orders, help.push_refunds, help.push_goods = help.push, help.push, help.push
 
@@ -130,7 +130,10 @@ function push_cli.summary_text(flow, s)
     if x.key then where = where .. (" (%s %s)"):format(kn, key_text(x.key)) end
     return ("%s: %s: %s"):format(where, x.field, x.reason)
   end)
-  list("unreported (outcome unknown; pushed again on the next run)", s.unreported_items,
+  -- only a resumable push (--source/--state) keeps them; a file or stdin is read once
+  list(s.retried and "unreported (outcome unknown; kept in the state, pushed again on the next run)"
+         or "unreported (outcome unknown; nothing keeps them: push them again, safe as the ERP overwrites by key)",
+       s.unreported_items,
        function(x) return ("%s %s: %s"):format(kn, key_text(x.key), x.error) end)
   list("given up", s.given_up, function(x)
     return ("%s %s after %d tries: %s"):format(kn, key_text(x.key), x.tries, tostring(x.error))
@@ -178,7 +181,9 @@ local EXIT_LOCKED = 75     -- as `wdt scan`: another run holds the lock, try aga
 local function exit_code(err)
   if err.kind == "interrupted" then return 130 end
   if err.kind == "locked" then return EXIT_LOCKED end
-  if err.kind == "api" or err.kind == "source" or err.kind == "state" then return 1 end
+  -- a state file that cannot be used ("store", "state") is no network failure: 1, as the
+  -- checkpoint of `wdt scan`
+  if err.kind == "api" or err.kind == "source" or err.kind == "state" or err.kind == "store" then return 1 end
   return 3
 end
 
