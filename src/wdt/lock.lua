@@ -239,6 +239,10 @@ local function check_options(opts)
   o.backend = o.backend or lock.default_backend(o)
   if not tries[o.backend] then check.fail(FN, "backend", "'file', 'shm' or 'redis' expected", LEVEL) end
   if o.backend == "redis" and not o.redis then check.fail(FN, "redis", "a redis:// URL is required", LEVEL) end
+  if o.redis ~= nil then   -- at once, not at the first try (the message masks the password)
+    local ok, why = require("wdt.redis").parse_url(o.redis)
+    if not ok then check.fail(FN, "redis", why, LEVEL) end
+  end
   return o
 end
 

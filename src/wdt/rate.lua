@@ -59,6 +59,10 @@ function rate.check(fname, spec, level)
   if o.backend == "redis" and not o.redis then
     check.fail(fname, "rate.redis", "a redis:// URL is required", level)
   end
+  if o.redis ~= nil then   -- at once, not at the first call (the message masks the password)
+    local ok, why = require("wdt.redis").parse_url(o.redis)
+    if not ok then check.fail(fname, "rate.redis", why, level) end
+  end
   return o
 end
 

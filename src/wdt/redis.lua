@@ -17,15 +17,27 @@ local function redis_error(message, reply)
   return errors.new { kind = "redis", message = message, redis_error = reply or nil }
 end
 
+-- The URL as it may be shown: what stands before the last '@' (the password, a user)
+-- masked, whatever the scheme ("rediss://:pw@h" -> "rediss://***@h").
+function redis.masked(url)
+  local at = url:match("^.*()@")
+  if not at then return url end
+  return (url:match("^%a[%w+.-]*://") or "") .. "***" .. url:sub(at)
+end
+
 -- "redis://[:password@]host[:port][/db]" -> {host, port, password, db} | nil, message
+-- (the message shows the URL masked: it may carry the password)
 function redis.parse_url(url)
   if type(url) ~= "string" then return nil, "a redis:// URL string expected" end
   local rest = url:match("^redis://(.+)$")
-  if not rest then return nil, "a redis:// URL expected, got '" .. url .. "'" end
+  if not rest then
+    local tls = url:match("^rediss://") and " (rediss://, Redis over TLS, is not supported)" or ""
+    return nil, ("a redis:// URL expected%s, got '%s'"):format(tls, redis.masked(url))
+  end
   local password, hostpart = rest:match("^:?([^@]*)@(.*)$")
   if not password then hostpart = rest end
   local hostport, db = hostpart:match("^([^/]+)/?(%d*)$")
-  if not hostport then return nil, "bad redis URL '" .. url:gsub(":[^@/]*@", ":***@") .. "'" end
+  if not hostport then return nil, "bad redis URL '" .. redis.masked(url) .. "'" end
   local host, port = hostport:match("^(.-):(%d+)$")
   if not host then host, port = hostport, "6379" end
   return { host = host, port = tonumber(port), password = password ~= "" and password or nil,
