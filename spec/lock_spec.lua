@@ -254,7 +254,7 @@ describe("run locks of the sync loops", function()
 end)
 
 describe("wdt sync with run locks (two processes)", function()
-  local emu, dir, cfg
+  local emu, dir, cfg, shell_a, decoy
   local SID, KEY, APPSECRET = "locksid", "lockkey", "locksecret:locksalt"
   local ROWS = 400
 
@@ -269,8 +269,16 @@ describe("wdt sync with run locks (two processes)", function()
       "local socket = require 'socket' return function() socket.sleep(0.01) return true end")
     cfg = ("WDT_URL=%s WDT_SID=%s WDT_KEY=%s WDT_SECRET=%s WDT_LOCK_DIR=%s"):format(
       sh.quote(emu.url), SID, KEY, sh.quote(APPSECRET), sh.quote(dir .. "/locks"))
+    -- another checkout's run on a shared machine, by its command line: not ours to kill
+    local p = io.popen("bash -c 'exec -a \"" .. LUA .. " bin/wdt sync logistics --shop s1\" sleep 600'"
+      .. " >/dev/null 2>&1 & echo $!")
+    decoy = tonumber(p:read("l"))
+    p:close()
   end)
-  teardown(function() if emu then emu:stop() end end)
+  teardown(function()
+    if decoy then kill(decoy) end
+    if emu then emu:stop() end
+  end)
 
   local function start_sync(name, extra)
     local p = io.popen(("(cd %s && %s %s bin/wdt sync logistics --shop s1 --handler %s %s >%s 2>&1;"
@@ -302,7 +310,7 @@ describe("wdt sync with run locks (two processes)", function()
     emu:reset()
     os.remove(dir .. "/a.rc")
     os.remove(dir .. "/b.rc")
-    start_sync("a")
+    shell_a = start_sync("a")      -- the shell that runs "a" and waits for it
     wait_reported(1)
   end)
 
@@ -334,12 +342,15 @@ describe("wdt sync with run locks (two processes)", function()
   end)
 
   it("a killed run's lock is taken over by the next run", function()
-    -- the lua process itself (the shell around it waits for it)
-    local p = io.popen("pgrep -f " .. sh.quote("^lua5.4 bin/wdt sync logistics --shop s1") .. " | head -1")
+    -- the lua process itself: the child of the shell this spec started for "a" (never a
+    -- process found by its command line, which could be another checkout's)
+    local p = io.popen(("pgrep -P %d -x %s"):format(shell_a, LUA))
     local lua_pid = tonumber(p:read("l"))
+    assert.is_nil(p:read("l"))                    -- exactly one
     p:close()
     assert.is_number(lua_pid)
     kill(lua_pid)
+    assert.is_true(sh.alive(decoy))
     result("a")
     start_sync("b")
     local code_b, out_b = result("b")

@@ -5,7 +5,7 @@ local sh = require "spec.support.sh"
 local emulator = require "spec.support.emulator"
 
 local ROOT = sh.repo_root()
-local NGINX = os.getenv("WDT_NGINX") or "/usr/sbin/nginx"
+local NGINX = require("spec.support.nginx").BIN
 
 local CONF = [[
 load_module /usr/lib/nginx/modules/ndk_http_module.so;
@@ -66,6 +66,16 @@ http {
 }
 ]]
 
+-- Without the LuaJIT build or nginx there is nothing to run: say so rather than fail in
+-- setup (as spec/openresty_spec.lua does).
+local missing = require("spec.support.nginx").missing()
+if missing then
+  describe("wdt.lock inside nginx (shared dict, two workers)", function()
+    pending("skipped: " .. missing)
+  end)
+  return
+end
+
 describe("wdt.lock inside nginx (shared dict, two workers)", function()
   local emu, limited, prefix, port, master
 
@@ -76,7 +86,6 @@ describe("wdt.lock inside nginx (shared dict, two workers)", function()
   end
 
   setup(function()
-    assert(io.open(ROOT .. "/build-luajit/wdt/core.so", "rb"), "run `make build-luajit`")
     emu = emulator.start()
     limited = emulator.start { config = {
       tenants = { { sid = "apidevnew2", key = "test2-xx", secret = "12345:abcde" } },

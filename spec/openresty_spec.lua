@@ -18,8 +18,8 @@ local function capture(cmd)
 end
 
 local ROOT = sh.repo_root()
-local NGINX = os.getenv("WDT_NGINX") or "/usr/sbin/nginx"
-local CORE_LUAJIT = ROOT .. "/build-luajit/wdt/core.so"
+local nginx_support = require "spec.support.nginx"
+local NGINX, CORE_LUAJIT = nginx_support.BIN, nginx_support.CORE_LUAJIT
 local SID, KEY, APPSECRET = "ngxtenant", "ngx-key", "s3cret:s4lt"
 local SID2 = "ngxtenant2"                -- a second seller on the same ERP host
 local SHOP = "shop-ngx"
@@ -228,8 +228,7 @@ local function libcurl_update(emu, sync_id)
 end
 
 -- Without the LuaJIT build or nginx there is nothing to run: say so rather than fail in setup.
-local missing = not io.open(CORE_LUAJIT, "rb") and "build-luajit/wdt/core.so is missing (run `make build-luajit`)"
-  or not io.open(NGINX, "rb") and (NGINX .. " is missing (apt-get install nginx-light libnginx-mod-http-lua)")
+local missing = nginx_support.missing()
 if missing then
   describe("wdt inside nginx (examples/openresty)", function()
     pending("skipped: " .. missing)
