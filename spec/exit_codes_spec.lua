@@ -54,9 +54,9 @@ describe("exit codes across commands", function()
     local code, out, err = wdt(args)
     assert.equal(1, code, err)                          -- printed: the refusal is listed
     assert.truthy(out:find("sync_id", 1, true) or #out > 2, out)
-    code, _, err = wdt(args, "/dev/full")
-    assert.equal(74, code, err)
-    assert.truthy(err:find("cannot write the output", 1, true), err)
+    local full_code, _, full_err = wdt(args, "/dev/full")
+    assert.equal(74, full_code, full_err)
+    assert.truthy(full_err:find("cannot write the output", 1, true), full_err)
   end)
 
   it("wdt push FILE.jsonl does not promise a next run for its unreported items", function()

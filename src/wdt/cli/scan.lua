@@ -117,8 +117,8 @@ local function run(ctx, opts, so)
       -- on the way out before the next row is asked for, since asking may advance the
       -- checkpoint; a row not written stops here (cli.main exits 74), the checkpoint behind it
       if not ctx.write_error and stdout.flush then
-        local ok, ferr = stdout:flush()
-        if not ok then ctx.write_error = ferr end
+        local flushed, ferr = stdout:flush()
+        if not flushed then ctx.write_error = ferr end
       end
       if ctx.write_error then break end
     end
