@@ -80,6 +80,18 @@ describe("wdt scan --checkpoint on bad answers and lost output", function()
     all_rows_still_come()
   end)
 
+  it("stdout on a full disk with the run lock in Redis: the lock is released at once", function()
+    local r = require("spec.support.redis").start()
+    local ok, err = pcall(function()
+      local code, _, serr = scan("--redis " .. r.url, ">/dev/full")
+      assert.are.equal(74, code, serr)
+      assert.are.equal(":0", r:command("DBSIZE"))     -- not left to expire in 60 s
+    end)
+    r:stop()
+    assert(ok, err)
+    all_rows_still_come()
+  end)
+
   it("stdout closed after one line (| head -1): exit 74, the checkpoint stays", function()
     -- more output than a pipe holds (64 KiB), so that wdt is still writing when head exits
     emu:control("POST", "rows", { method = REFUNDS, count = 950, from = from, to = to })

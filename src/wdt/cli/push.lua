@@ -48,7 +48,8 @@ unreported (sent, outcome unknown: safe to push again).
 One run at a time per seller, shop and flow (the run lock wdt.push.FLOW/SID/SHOP, as for
 'wdt sync': --wait SECONDS to wait for it, --lock-dir DIR, --no-lock, --redis URL).
 Exit codes: 0 all taken, 1 some refused/invalid/unreported/given up, the source failed or
-            the state cannot be used, 2 usage error, 3 network failure, 75 another run holds the lock, 130 interrupted.
+            the state cannot be used, 2 usage error, 3 network failure, 75 another run
+            holds the lock, 130 interrupted.
 ]]
 help.push_orders, help.push_refunds, help.push_goods = help.push, help.push, help.push
 

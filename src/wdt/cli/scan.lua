@@ -99,7 +99,7 @@ end
 
 local function run(ctx, opts, so)
   local client = config.new_client(opts, ctx.env)
-  local ok, it = pcall(client.scan, client, so)   -- checks the options; reads nothing yet
+  local ok, it, scan = pcall(client.scan, client, so)   -- checks the options; reads nothing yet
   if not ok then
     client:close()
     local msg = tostring(it):match("bad argument '([^']*)' to 'scan' %((.*)%)$")
@@ -120,7 +120,7 @@ local function run(ctx, opts, so)
         local flushed, ferr = stdout:flush()
         if not flushed then ctx.write_error = ferr end
       end
-      if ctx.write_error then break end
+      if ctx.write_error then scan:close() break end   -- its run lock too
     end
   end
   client:close()
