@@ -246,18 +246,28 @@ describe("wdt command: mistakes and lost output", function()
     assert.truthy(err:find("UTF-8", 1, true), err)
   end)
 
-  it("a summary that cannot be written (a full device) exits non-zero", function()
-    local handler = dir .. "/ok.lua"
-    sh.write_file(handler, "return function() return true end")
-    local cmd = ("cd %s && WDT_URL=%s WDT_SID=%s WDT_KEY=%s WDT_SECRET=%s WDT_LOCK_DIR=%s lua5.4 bin/wdt"
-      .. " sync logistics --shop s1 --handler %s >/dev/full 2>%s"):format(sh.quote(ROOT), sh.quote(emu.url),
-      emulator.DEMO.sid, emulator.DEMO.key, sh.quote(emulator.DEMO.appsecret), sh.quote(dir .. "/locks"),
-      sh.quote(handler), sh.quote(dir .. "/full.err"))
-    local ok, _, code = os.execute(cmd)
-    assert.is_falsy(ok)
-    assert.equal(74, code)
-    assert.truthy(sh.read_file(dir .. "/full.err"):find("cannot write the output", 1, true))
-  end)
+  -- lost output exits 74, also over the 1 of a refusal that output listed
+  for _, case in ipairs({
+    { "a sync summary", "sync logistics --shop s1 --handler %s", 0 },
+    { "a call's answer listing a refused item",
+      [=[call sales.LogisticsSync.update '[[{"sync_id":1,"status":0,"error_msg":""}]]']=], 1 },
+  }) do
+    it(case[1] .. " that cannot be written (a full device) exits 74", function()
+      local handler = dir .. "/ok.lua"
+      sh.write_file(handler, "return function() return true end")
+      local function run_to(stdout)
+        local _, _, code = os.execute(("cd %s && WDT_URL=%s WDT_SID=%s WDT_KEY=%s WDT_SECRET=%s WDT_LOCK_DIR=%s"
+          .. " lua5.4 bin/wdt %s >%s 2>%s"):format(sh.quote(ROOT), sh.quote(emu.url), emulator.DEMO.sid,
+          emulator.DEMO.key, sh.quote(emulator.DEMO.appsecret), sh.quote(dir .. "/locks"),
+          case[2]:format(sh.quote(handler)), stdout, sh.quote(dir .. "/full.err")))
+        return code
+      end
+      assert.equal(case[3], run_to(sh.quote(dir .. "/full.out")))
+      emu:reset()
+      assert.equal(74, run_to("/dev/full"))
+      assert.truthy(sh.read_file(dir .. "/full.err"):find("cannot write the output", 1, true))
+    end)
+  end
 
   it("the progress line says when it waits for the rate budget", function()
     local line = cli.progress_line("stock", { read = 5, total = 20, elapsed = 1, waiting = 42.2,

@@ -85,6 +85,25 @@ end
     assert.matches("店铺平台不是自有平台", out)
   end)
 
+  it("a --state that is not a push state's JSON exits 1 (not a network failure); the file is kept", function()
+    local state = dir .. "/corrupt.json"
+    sh.write_file(state, "{not json")
+    local code, _, err = wdt(("push orders --shop s1 --source %s --state %s"):format(
+      sh.quote(dir .. "/source.lua"), sh.quote(state)))
+    assert.equal(1, code, err)
+    assert.matches("store error", err)
+    assert.equal("{not json", sh.read_file(state))
+  end)
+
+  it("FILE.jsonl: the unreported items are not promised to a next run (nothing keeps them)", function()
+    sh.write_file(dir .. "/one.jsonl", require("wdt").json.encode(platform.order(1)) .. "\n")
+    emu:faults { mode = "reset", method = "sales.RawTrade.pushSelf2", count = 10 }
+    local code, out, err = wdt("--retries 0 push orders --shop s1 " .. sh.quote(dir .. "/one.jsonl"))
+    assert.equal(3, code, err)
+    assert.truthy(out:find("unreported (outcome unknown; nothing keeps them: push them again", 1, true), out)
+    assert.is_nil(out:find("next run", 1, true), out)
+  end)
+
   it("usage errors exit 2", function()
     assert.equal(2, (wdt("push orders " .. sh.quote(dir .. "/orders.jsonl"))))
     assert.equal(2, (wdt("push parcels --shop s1 x")))

@@ -1,4 +1,5 @@
--- `wdt scan` as a process: JSON lines, --count, exit codes, the run lock, TZ, kill -9.
+-- `wdt scan` as a process: JSON lines, --count, exit codes, the run lock, TZ, kill -9;
+-- with --checkpoint, answers of the wrong shape and lost output never advance it.
 local emulator = require "spec.support.emulator"
 local fixtures = require "spec.support.fixtures"
 local sh = require "spec.support.sh"
@@ -40,15 +41,14 @@ describe("wdt scan", function()
       fixtures.SID, fixtures.KEY, fixtures.APPSECRET, extra or "")
   end
 
-  -- runs bin/wdt with `args` (a shell string); returns exit code, stdout, stderr
-  local function wdt(args, extra_env)
-    local out, err = dir .. "/out", dir .. "/err"
-    local cmd = ("cd %s && %s bin/wdt %s >%s 2>%s; echo $?"):format(sh.quote(ROOT), env(extra_env),
-      args, sh.quote(out), sh.quote(err))
-    local p = io.popen(cmd)
-    local code = tonumber(p:read("l"))
-    p:close()
-    return code, sh.read_file(out), sh.read_file(err)
+  -- runs bin/wdt with `args` (a shell string), stdout to a file or to `stdout` (a
+  -- redirection or a pipe: ">/dev/full", "| head -1"); returns exit code, stdout, stderr
+  local function wdt(args, extra_env, stdout)
+    local out, err, rc = dir .. "/out", dir .. "/err", dir .. "/rc"
+    os.remove(out)
+    os.execute(("{ cd %s && %s bin/wdt %s 2>%s; echo $? >%s; } %s"):format(sh.quote(ROOT), env(extra_env),
+      args, sh.quote(err), sh.quote(rc), stdout or (">" .. sh.quote(out))))
+    return tonumber(sh.read_file(rc):match("%d+")), sh.read_file(out), sh.read_file(err)
   end
 
   local function rows(o) return emu:control("POST", "rows", o).created end
@@ -216,5 +216,91 @@ describe("wdt scan", function()
     code, out = reconcile(table.concat(lines_, "\n") .. '\n{"tid":"NOPE1"}\n{"x":1}\n', now - 4 * 3600, now)
     assert.are.equal(1, code)
     assert.matches("FAILED: 1 of 151 pushed tids missing .*: NOPE1; lines without a tid: 152$", out)
+  end)
+
+  describe("--checkpoint on bad answers and lost output", function()
+    local REFUNDS = "aftersales.refund.RawRefund.search"
+    local ROWS = 50
+    local cp
+
+    before_each(function()
+      cp = dir .. "/cp.json"
+      rows { method = REFUNDS, count = ROWS, from = from, to = to }
+    end)
+
+    -- wdt scan REFUNDS with the checkpoint
+    local function scan(extra, stdout)
+      return wdt(("scan %s --checkpoint %s --since %d --to %d %s"):format(REFUNDS, sh.quote(cp), from, to, extra),
+                 nil, stdout)
+    end
+
+    -- after a failed run, a clean run still delivers every row
+    local function all_rows_still_come(n)
+      emu:faults {}
+      local code, out, err = scan("--count")
+      assert.are.equal(0, code, err)
+      assert.are.equal((n or ROWS) .. "\n", out)
+    end
+
+    it("a checkpoint that is not JSON exits 1, as a push state that is not (not a network failure)", function()
+      sh.write_file(cp, "{not json")
+      local code, _, err = scan("")
+      assert.are.equal(1, code, err)
+      assert.truthy(err:find("store error", 1, true), err)
+      assert.are.equal("{not json", sh.read_file(cp))
+    end)
+
+    it("an answer without data is a decode error; the checkpoint stays", function()
+      emu:faults { mode = "no_data", method = REFUNDS, count = 50 }
+      local code, out, err = scan("--count")
+      assert.are.equal(3, code, err)
+      assert.are.equal("0\n", out)
+      assert.truthy(err:find("decode error", 1, true), err)
+      assert.truthy(err:find("no list", 1, true), err)
+      all_rows_still_come()
+    end)
+
+    -- the last: a list, but not the method's ("order")
+    for _, data in ipairs({ {}, "x", { total_count = 0 }, { order = {} },
+                            { total_count = ROWS, orders = { { refund_id = 1 } } } }) do
+      local shown = require("cjson").encode(data)
+      it("data " .. shown .. " is a decode error; the checkpoint stays", function()
+        emu:faults { mode = "data", method = REFUNDS, data = data, count = 50 }
+        local code, _, err = scan("")
+        assert.are.equal(3, code, err)
+        assert.truthy(err:find("decode error in " .. REFUNDS, 1, true), err)
+        all_rows_still_come()
+      end)
+    end
+
+    it("stdout on a full disk: exit 74, the checkpoint stays", function()
+      local code, _, err = scan("", ">/dev/full")
+      assert.are.equal(74, code, err)
+      assert.truthy(err:find("cannot write the output", 1, true), err)
+      all_rows_still_come()
+    end)
+
+    it("stdout on a full disk with the run lock in Redis: the lock is released at once", function()
+      local r = require("spec.support.redis").start()
+      local ok, err = pcall(function()
+        local code, _, serr = scan("--redis " .. r.url, ">/dev/full")
+        assert.are.equal(74, code, serr)
+        assert.are.equal(":0", r:command("DBSIZE"))     -- not left to expire in 60 s
+      end)
+      r:stop()
+      assert(ok, err)
+      all_rows_still_come()
+    end)
+
+    it("stdout closed after one line (| head -1): exit 74, the checkpoint stays", function()
+      -- more output than a pipe holds (64 KiB), so that wdt is still writing when head exits
+      emu:control("POST", "rows", { method = REFUNDS, count = 950, from = from, to = to })
+      local _, out = scan("")
+      assert.is_true(#out > 2 * 65536, #out)
+      os.remove(cp)
+      local code, _, err = scan("--page-size 100", "| head -1 >/dev/null")
+      assert.are.equal(74, code, err)
+      all_rows_still_come(ROWS + 950)
+    end)
   end)
 end)
