@@ -110,6 +110,31 @@ end
     assert.equal(2, (wdt("push orders --shop s1 --source " .. sh.quote(dir .. "/source.lua"))))
   end)
 
+  it("a source page with a hole exits 1 as a source error and saves no cursor past it", function()
+    sh.write_file(dir .. "/hole.lua", ([[
+local json = require("wdt").json
+local all = {}
+for line in io.lines(%q) do all[#all + 1] = json.decode(line) end
+return function(cursor)
+  if cursor then return nil end
+  local page = { all[1] }
+  page[3] = all[3]
+  return page, 3
+end
+]]):format(dir .. "/orders.jsonl"))
+    local state = dir .. "/hole-state.json"
+    os.remove(state)
+    local code, out, err = wdt("push orders --shop s1 --json --source " .. sh.quote(dir .. "/hole.lua")
+      .. " --state " .. sh.quote(state))
+    assert.equal(1, code)
+    assert.matches("source error: the source returned a page with a hole: item 2 is nil, item 3 is not", err)
+    local s = cjson.decode(out)
+    assert.same({ 0, 0 }, { s.read, s.pages })
+    local saved = io.open(state) and cjson.decode(sh.read_file(state))
+    assert.is_nil(saved and saved.cursor ~= cjson.null and saved.cursor or nil)
+    assert.equal(0, emu:state().tenants[SID].raw_trades)
+  end)
+
   it("one run at a time per seller, shop and flow", function()
     local lock = assert(require("wdt.lock").acquire { name = "wdt.push.orders/" .. SID .. "/s1",
                                                       dir = dir .. "/locks" })

@@ -216,6 +216,20 @@ describe("push", function()
       _, msg = pcall(function() client:upload_goods(42) end)
       assert.matches("^[^:]*push_spec%.lua:%d+: bad argument 'options' to 'upload_goods'", msg)
     end)
+
+    it("raises on a list with a hole, naming the position; nothing is sent", function()
+      local o = orders(1, 3)
+      local _, msg = pcall(function() client:push_orders { shop_no = "s1", orders = { o[1], nil, o[3] } } end)
+      assert.matches("^[^:]*push_spec%.lua:%d+: bad argument 'orders%[2%]' to 'push_orders' "
+        .. "%(an order expected, got nil %(a hole before orders%[3%]%)%)", msg)
+      local sparse = { [1] = o[1], [5] = o[2] }
+      _, msg = pcall(function() client:upload_goods { shop_no = "s1", goods = sparse } end)
+      assert.matches("bad argument 'goods%[2%]' to 'upload_goods' %(a good expected, got nil %(a hole before goods%[5%]%)%)", msg)
+      -- one order given for the list would be read as an empty list
+      _, msg = pcall(function() client:push_orders { shop_no = "s1", orders = o[1] } end)
+      assert.matches("bad argument 'orders' to 'push_orders' %(a list expected, got a table with the key", msg)
+      assert.equal(0, emu:state().requests)
+    end)
   end)
 
   describe("the emulator's own checks (raw requests, signed by the spec's signer)", function()
@@ -424,6 +438,39 @@ describe("push", function()
       assert.is_nil(s)
       assert.equal("state", err.kind)
       assert.matches("belongs to orders for shop s1", err.message)
+    end)
+
+    it("a page with a hole stops the run as a source error; nothing of it is lost", function()
+      local all = orders(1, 13)
+      local state = store.file(dir .. "/state.json")
+      local pages = pages_of(all, 5)
+      local holed = true
+      local function source(cursor)
+        local page, next_cursor = pages(cursor)
+        if holed and cursor == 5 then page[2] = nil end          -- all[7] missing, all[8] not
+        return page, next_cursor
+      end
+      local s, err = client:push_orders { shop_no = "s1", state = state, source = source }
+      assert.is_nil(s)
+      assert.equal("source", err.kind)
+      assert.matches("hole: item 2 is nil, item 5 is not", err.message)
+      assert.same({ 5, 5 }, { err.summary.read, err.summary.new })
+      assert.equal(5, state:load().cursor)                      -- not past the holed page
+      holed = false                                             -- the platform fixed its feed
+      s = assert(client:push_orders { shop_no = "s1", state = state, source = source })
+      assert.same({ 8, 8, 13 }, { s.read, s.new, state:load().cursor })
+      assert.equal(13, tenant(emu).raw_trades)
+    end)
+
+    it("a single item given for a page is a source error, not the end", function()
+      local state = store.file(dir .. "/state.json")
+      local s, err = client:push_orders { shop_no = "s1", state = state,
+        source = function(c) if c == nil then return orders(1, 1)[1], 1 end end }
+      assert.is_nil(s)
+      assert.equal("source", err.kind)
+      assert.matches("not a list", err.message)
+      local doc = state:load()
+      assert.is_nil(doc and doc.cursor)
     end)
 
     it("a source that never advances its cursor is stopped", function()

@@ -245,14 +245,9 @@ end
 -- The length of the list; a hole (a nil before the last request) is bad input: the
 -- requests after it would be dropped silently.
 local function count_requests(requests)
-  local n = 0
-  for k in pairs(requests) do
-    if type(k) == "number" and k % 1 == 0 and k > n then n = k end
-  end
-  for i = 1, n do
-    if requests[i] == nil then
-      bad(("requests[%d]"):format(i), ("a request expected, got nil (a hole before requests[%d])"):format(n))
-    end
+  local n, hole, last = check.list_length(requests)
+  if not n then
+    bad(("requests[%d]"):format(hole), ("a request expected, got nil (a hole before requests[%d])"):format(last))
   end
   return n
 end

@@ -65,6 +65,20 @@ function check.options(fname, opts, specs, level)
   return out
 end
 
+-- The length of list t: its largest positive integer key, when every position up to it
+-- holds a value. A hole (a nil before the last value) would drop what follows it silently:
+-- then nil, the first missing position and the last one.
+function check.list_length(t)
+  local n = 0
+  for k in pairs(t) do
+    if type(k) == "number" and k % 1 == 0 and k > n then n = k end
+  end
+  for i = 1, n do
+    if t[i] == nil then return nil, i, n end
+  end
+  return n
+end
+
 -- Method names are ASCII letters, digits, '.' and '_' (they go into the URL unescaped).
 -- The one place this rule is written.
 function check.is_method(method)

@@ -40,6 +40,22 @@ local known = { shop_no = true, batch = true, on_progress = true, source = true,
 -- then push.run, the client method, and its caller).
 local LEVEL = 4
 
+-- A list with a hole or a single item given for the list would push fewer items than the
+-- caller gave, silently: both raise, naming the position.
+local item_name = { orders = "an order", refunds = "a refund", goods = "a good" }
+local function check_list(f, field, flow, items)
+  local n, hole, last = check.list_length(items)
+  if not n then
+    check.fail(f, ("%s[%d]"):format(field, hole), ("%s expected, got nil (a hole before %s[%d])")
+      :format(item_name[flow], field, last), LEVEL + 1)
+  end
+  local k = next(items)
+  if n == 0 and k ~= nil then
+    check.fail(f, field, ("a list expected, got a table with the key %s (one item? put it in a list)")
+      :format(type(k) == "string" and ("'" .. k .. "'") or tostring(k)), LEVEL + 1)
+  end
+end
+
 local function check_opts(flow, opts)
   local f = fname[flow]
   if type(opts) ~= "table" then
@@ -81,6 +97,7 @@ local function check_opts(flow, opts)
     if type(items) ~= "table" and type(items) ~= "function" then
       check.fail(f, field, "a list or an iterator function expected, got " .. type(items), LEVEL)
     end
+    if type(items) == "table" then check_list(f, field, flow, items) end
     if opts.state ~= nil or opts.max_tries ~= nil then
       check.fail(f, opts.state ~= nil and "state" or "max_tries", "applies only with 'source'", LEVEL)
     end

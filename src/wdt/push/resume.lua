@@ -2,7 +2,8 @@
 -- keep a durable state (a wdt.store document) so that an interrupted or failed run loses
 -- nothing and the next one pushes again at most what was in flight.
 --
---   source(cursor) -> items, next_cursor     (no items, or an empty list: nothing new)
+--   source(cursor) -> items, next_cursor     (no items, or an empty list: nothing new;
+--                                             a page with a hole is a `source` error)
 --
 -- The state document:
 --   { version = 1, flow =, shop_no =, cursor = <the source's cursor>,
@@ -15,6 +16,7 @@
 --   same content); a changed item is pushed again (create-or-update, by key).
 -- * Items in `pending` are pushed first on every run; after `max_tries` attempts that
 --   failed they move to `given_up` (listed in the summary and kept in the state).
+local check = require "wdt.check"
 local core = require "wdt.core"
 local errors = require "wdt.errors"
 local run = require "wdt.push.run"
@@ -144,6 +146,26 @@ local function source_error(e)
   return fail("source", "the source raised an error: " .. tostring(e))
 end
 
+-- The number of items of a page the source returned, or nil and a `source` error for what
+-- is not a list: a page with a hole would lose the items after it once the cursor moved on,
+-- and a single item given for the page would be taken for the end. Nothing of such a page
+-- is pushed and the cursor stays where it is.
+local function page_length(items)
+  if type(items) ~= "table" then
+    return nil, fail("source", "the source returned " .. type(items) .. " (a list of items expected)")
+  end
+  local n, hole, last = check.list_length(items)
+  if not n then
+    return nil, fail("source", ("the source returned a page with a hole: item %d is nil, item %d is not"
+      .. " (nothing of the page pushed, the cursor kept)"):format(hole, last))
+  end
+  if n == 0 and next(items) ~= nil then
+    return nil, fail("source", "the source returned a table that is not a list (no item 1, key "
+      .. tostring(next(items)) .. ")")
+  end
+  return n
+end
+
 -- resume.run(client, flow, opts): opts.source, opts.state (a wdt.store), opts.max_tries
 function resume.run(client, flow, opts)
   local store, max_tries = opts.state, opts.max_tries or 5
@@ -157,10 +179,11 @@ function resume.run(client, flow, opts)
     while true do
       local sok, items, next_cursor = pcall(opts.source, doc.cursor)
       if not sok then return nil, source_error(items) end
-      if items == nil or (type(items) == "table" and items[1] == nil) then break end
-      if type(items) ~= "table" then
-        return nil, fail("source", "the source returned " .. type(items) .. " (a list of items expected)")
-      end
+      if items == nil then break end
+      local n
+      n, perr = page_length(items)
+      if not n then return nil, perr end
+      if n == 0 then break end
       if same(next_cursor, doc.cursor) then
         return nil, fail("source", "the source returned items but the same cursor: it would never end")
       end
