@@ -224,7 +224,8 @@ describe("push", function()
         .. "%(an order expected, got nil %(a hole before orders%[3%]%)%)", msg)
       local sparse = { [1] = o[1], [5] = o[2] }
       _, msg = pcall(function() client:upload_goods { shop_no = "s1", goods = sparse } end)
-      assert.matches("bad argument 'goods%[2%]' to 'upload_goods' %(a good expected, got nil %(a hole before goods%[5%]%)%)", msg)
+      assert.matches("bad argument 'goods%[2%]' to 'upload_goods' "
+        .. "%(a good expected, got nil %(a hole before goods%[5%]%)%)", msg)
       -- one order given for the list would be read as an empty list
       _, msg = pcall(function() client:push_orders { shop_no = "s1", orders = o[1] } end)
       assert.matches("bad argument 'orders' to 'push_orders' %(a list expected, got a table with the key", msg)

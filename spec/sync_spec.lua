@@ -553,6 +553,40 @@ describe("sync loops", function()
       assert.same({ summary.invalid[1].api_goods_id }, sstate().pending)
     end)
 
+    it("a calcStock answer without syn_stock or stock_change_count: invalid (decode), nothing sent", function()
+      local CALC = "sales.StockSync.calcStock"
+      emu:faults {
+        { mode = "data", method = CALC, data = {} },
+        { mode = "data", method = CALC, data = { syn_stock = 5 } },
+        { mode = "data", method = CALC, data = { syn_stock = "5", stock_change_count = 2 } },
+      }
+      local handed = {}
+      local summary = assert(client:sync_stock { count = 10, handler = function(item)
+        handed[item.api_goods_id] = true
+        assert.is_number(item.syn_stock)
+        return true
+      end })
+      assert.equal(30, summary.read)
+      assert.same({ 27, 27, 3 }, { summary.reported, summary.synced, #summary.invalid })
+      assert.equal(summary.read, summary.reported + #summary.unreported + #summary.invalid)
+      local left = {}
+      for _, bad in ipairs(summary.invalid) do
+        assert.equal("decode", bad.kind)
+        assert.is_nil(handed[bad.api_goods_id])
+        left[#left + 1] = bad.api_goods_id
+      end
+      assert.matches("calcStock answered no syn_stock number %(got nil%)", summary.invalid[1].message)
+      assert.matches("no integer stock_change_count %(got nil%)", summary.invalid[2].message)
+      assert.matches("no syn_stock number %(got string%)", summary.invalid[3].message)
+      assert.equal(27, calls("sales.StockSync.syncSuccess"))
+      local st = sstate()
+      assert.same({ 27, 0 }, { st.synced, st.stale })
+      table.sort(left)
+      local pending = st.pending
+      table.sort(pending)
+      assert.same(left, pending)                          -- still waiting in the ERP
+    end)
+
     it("lists the good it could not report after retries and returns an error", function()
       local n = 0
       local summary, err = client:sync_stock { count = 10, handler = function()

@@ -17,8 +17,9 @@ local append, is_integer = common.append, common.is_integer
 
 -- What a report of a stock outcome carries: the 16 fields of the vendor's page for
 -- syncSuccess / syncFail (all marked required), from calcStock's answer and the outcome.
--- A field calcStock did not give is sent empty (0, "" or false): calcStock has no
--- stock_syn_other, and it answers the listing flags as 0/1 where info wants booleans.
+-- syn_stock and stock_change_count were checked (calc_problem); another field calcStock
+-- did not give is sent empty (0, "" or false): calcStock has no stock_syn_other, and it
+-- answers the listing flags as 0/1 where info wants booleans.
 local INFO_FIELDS = { syn_stock = 0, stock_change_count = 0, stock_syn_rule_id = 0,
                       stock_syn_rule_no = "", stock_syn_other = "", stock_syn_warehouses = "",
                       stock_syn_mask = 0, stock_syn_percent = 0, stock_syn_plus = 0,
@@ -117,6 +118,22 @@ local function check_options(opts)
   return o
 end
 
+-- What is wrong with a calcStock answer, or nil. The stock to publish and the count the
+-- ERP's guard compares (the page marks both required, Int) must be there: a report without
+-- them would confirm a stock nobody published.
+local function calc_problem(calc)
+  if type(calc) ~= "table" then return "no object" end
+  local stock_num, change = calc.syn_stock, calc.stock_change_count
+  if type(stock_num) ~= "number" or stock_num ~= stock_num or stock_num == math.huge
+      or stock_num == -math.huge then
+    return "no syn_stock number (got " .. check.type_name(stock_num) .. ")"
+  end
+  if not check.is_whole(change) then
+    return "no integer stock_change_count (got " .. check.type_name(change) .. ")"
+  end
+  return nil
+end
+
 -- One good read from the wait list: compute, hand over, report. Returns true, or the
 -- loop's nil, err when it must stop.
 local function handle(run, id, force)
@@ -135,9 +152,11 @@ local function handle(run, id, force)
     refuse(s, id, nil, CALC, cerr)
     return true
   end
-  if type(calc) ~= "table" then
+  local problem = calc_problem(calc)
+  if problem then
+    -- not handed over, nothing reported: the good stays waiting in the ERP
     run.current = nil
-    append(s.invalid, { api_goods_id = id, message = "calcStock answered no object" })
+    append(s.invalid, { api_goods_id = id, kind = "decode", message = "calcStock answered " .. problem })
     return true
   end
   local item = copy(calc)
