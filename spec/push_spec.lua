@@ -117,6 +117,23 @@ describe("push", function()
       assert.is_nil(list[1].order_count, "the caller's table is left alone")
     end)
 
+    it("invalid: NaN, the infinities and fractions named by their value", function()
+      local list = orders(1, 5)
+      list[1].orders[1].num = 0 / 0
+      list[2].orders[1].num = math.huge
+      list[3].pay_method = -math.huge
+      list[4].pay_method = 0 / 0
+      list[5].pay_method = 2.5
+      local s = assert(client:push_orders { shop_no = "s1", orders = list })
+      assert.same({ 0, 5 }, { s.new, s.invalid })
+      local got = {}
+      for _, x in ipairs(s.invalids) do got[#got + 1] = x.field .. ": " .. x.reason end
+      assert.same({ "orders[1].num: number expected, got nan", "orders[1].num: number expected, got inf",
+                    "pay_method: integer expected, got -inf", "pay_method: integer expected, got nan",
+                    "pay_method: integer expected, got 2.5" }, got)
+      assert.equal(0, emu:state().requests)
+    end)
+
     it("failed: error_list matched back by tid, with the ERP's message", function()
       local list = orders(1, 4)
       list[2].trade_time = "2099-01-01 00:00:00"                -- in the future

@@ -40,7 +40,15 @@ validate.decimal_value = decimal_value
 local TIME = "^%d%d%d%d%-%d%d%-%d%d %d%d:%d%d:%d%d$"
 
 -- one value against one field spec -> nil | reason
-local function shown(v) return type(v) == "string" and ("'" .. v .. "'") or type(v) end
+-- A number is shown by its value: NaN and the infinities are numbers to type(), never
+-- valid ones (spelt out: tostring(0/0) is "-nan" or "nan" by platform).
+local function shown(v)
+  if type(v) == "string" then return "'" .. v .. "'" end
+  if type(v) ~= "number" then return type(v) end
+  if v ~= v then return "nan" end
+  if v == math.huge or v == -math.huge then return v > 0 and "inf" or "-inf" end
+  return tostring(v)
+end
 
 local function check_value(spec, v)
   local kind = spec[2]
