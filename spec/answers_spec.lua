@@ -4,6 +4,7 @@
 -- on_progress that raises stops the loop without losing the summary.
 local cjson = require "cjson"
 local sh = require "spec.support.sh"
+local compat = require "spec.support.compat"
 local emulator = require "spec.support.emulator"
 local wdt = require "wdt"
 local cli = require "wdt.cli"
@@ -256,7 +257,7 @@ describe("wdt command: mistakes and lost output", function()
       local handler = dir .. "/ok.lua"
       sh.write_file(handler, "return function() return true end")
       local function run_to(stdout)
-        local _, _, code = os.execute(("cd %s && WDT_URL=%s WDT_SID=%s WDT_KEY=%s WDT_SECRET=%s WDT_LOCK_DIR=%s"
+        local _, _, code = compat.execute(("cd %s && WDT_URL=%s WDT_SID=%s WDT_KEY=%s WDT_SECRET=%s WDT_LOCK_DIR=%s"
           .. " lua5.4 bin/wdt %s >%s 2>%s"):format(sh.quote(ROOT), sh.quote(emu.url), emulator.DEMO.sid,
           emulator.DEMO.key, sh.quote(emulator.DEMO.appsecret), sh.quote(dir .. "/locks"),
           case[2]:format(sh.quote(handler)), stdout, sh.quote(dir .. "/full.err")))

@@ -12,6 +12,7 @@ local socket = require "socket"
 local cjson = require "cjson"
 local emulator = require "spec.support.emulator"
 local shell = require "spec.support.sh"
+local compat = require "spec.support.compat"
 
 local SID, KEY, APPSECRET = "crashsid", "crashkey", "crashsecret:crashsalt"
 local ROWS = 300
@@ -84,7 +85,7 @@ end
       -- server applies it after the client is gone)
       emu:faults { mode = "delay", delay_ms = 80, count = math.random(0, 4) }
       local p = io.popen(command(run) .. " & echo $!")
-      local pid = tonumber(p:read("l"))
+      local pid = tonumber(p:read("*l"))
       p:close()
       if run % 3 == 1 then
         -- a random point early on: start-up, the first read, the first handling
@@ -117,7 +118,7 @@ end
     -- the last run is let finish
     emu:faults {}
     local final = kills + 1
-    local ok = os.execute("timeout 60 sh -c " .. sh(command(final)))
+    local ok = compat.execute("timeout 60 sh -c " .. sh(command(final)))
     local out = table.concat(read_lines(dir .. "/run" .. final .. ".out"), "\n")
     assert.is_true(ok, "the last run failed: " .. out .. "\n"
       .. table.concat(read_lines(dir .. "/run" .. final .. ".err"), "\n"))
@@ -129,7 +130,7 @@ end
     assert.equal(0, q.size, "rows left in the queue")
     assert.equal(ROWS, q.acked, "each row acknowledged once")
     assert.equal(0, q.repeated, "rows reported again after they had left the queue")
-    assert.is_true(killed_mid >= kills // 2, "too few kills landed mid-queue: " .. killed_mid)
+    assert.is_true(killed_mid >= math.floor(kills / 2), "too few kills landed mid-queue: " .. killed_mid)
     assert.equal(0, q.failed)
 
     -- every row was pushed at least once (a killed run may push a row again on re-run:

@@ -5,6 +5,7 @@ local socket = require "socket"
 local cjson = require "cjson"
 local emulator = require "spec.support.emulator"
 local signer = require "spec.support.signer"
+local compat = require "spec.support.compat"
 
 local LIST = "sales.LogisticsSync.getSyncListExt"
 local UPDATE = "sales.LogisticsSync.update"
@@ -13,7 +14,7 @@ local RATE_MSG = "超过每分钟最大调用频率限制"
 
 local function sh(cmd)
   local p = io.popen(cmd)
-  local out = p:read("a")
+  local out = p:read("*a")
   p:close()
   return out
 end
@@ -27,14 +28,14 @@ end
 local function cmdline(pid)
   local f = io.open("/proc/" .. pid .. "/cmdline", "rb")
   if not f then return "" end
-  local s = f:read("a"):gsub("%z", " ")
+  local s = f:read("*a"):gsub("%z", " ")
   f:close()
   return s
 end
 
 local function list_ids(body)
   local ids = {}
-  for i, r in ipairs(body.data) do ids[i] = math.tointeger(r.sync_id) end
+  for i, r in ipairs(body.data) do ids[i] = compat.tointeger(r.sync_id) end
   return ids
 end
 
@@ -96,7 +97,7 @@ describe("wdt-emulator launcher", function()
     local f
     repeat
       socket.sleep(0.05)
-      f = io.open(tmp):read("a")
+      f = io.open(tmp):read("*a")
     until f:find("listening", 1, true) or socket.gettime() > deadline
     assert.truthy(f:find("listening on http://127.0.0.1:" .. port .. "/openapi", 1, true), f)
     local kids = children(pid)
@@ -403,7 +404,7 @@ describe("wdt-emulator", function()
       assert.equal(1, t.failed)
       assert.equal(1, t.kept)
       local pending = {}
-      for _, id in ipairs(t.pending) do pending[math.tointeger(id)] = true end
+      for _, id in ipairs(t.pending) do pending[compat.tointeger(id)] = true end
       assert.is_nil(pending[5000000001]); assert.is_nil(pending[5000000002])
       assert.is_nil(pending[5000000004])
       assert.is_true(pending[5000000003]); assert.is_true(pending[5000000005])
@@ -560,11 +561,11 @@ describe("wdt-emulator", function()
       local r = e:enqueue{ stock_ghost = 2 }
       assert.equal(20, r.stock)
       assert.equal(2, #r.stock_ghost)
-      local ghost = math.tointeger(r.stock_ghost[1])
+      local ghost = compat.tointeger(r.stock_ghost[1])
       local WAIT = "sales.StockSync.getSelfWaitSyncIdListOpen"
       local _, w = e:request{ method = WAIT, args_json = "[100,0]" }
       assert.equal(22, #w.data.id_list)
-      assert.equal(ghost, math.tointeger(w.data.id_list[21]))
+      assert.equal(ghost, compat.tointeger(w.data.id_list[21]))
       local _, calc = e:request{ method = "sales.StockSync.calcStock", args_json = ("[%d,false]"):format(ghost) }
       assert.equal(100, calc.status)
       assert.truthy(calc.message:find(tostring(ghost), 1, true))
@@ -667,10 +668,10 @@ describe("wdt-emulator", function()
         -- seconds since the epoch, by days from civil (UTC, no time zone involved)
         local y, mo = tonumber(year), months[mon]
         if mo <= 2 then y = y - 1 end
-        local era = y // 400
+        local era = math.floor(y / 400)
         local yoe = y - era * 400
-        local doy = (153 * (mo + (mo > 2 and -3 or 9)) + 2) // 5 + tonumber(day) - 1
-        local doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+        local doy = math.floor((153 * (mo + (mo > 2 and -3 or 9)) + 2) / 5) + tonumber(day) - 1
+        local doe = yoe * 365 + math.floor(yoe / 4) - math.floor(yoe / 100) + doy
         local days = era * 146097 + doe - 719468
         return days * 86400 + tonumber(h) * 3600 + tonumber(m) * 60 + tonumber(s)
       end
@@ -704,7 +705,7 @@ describe("wdt-emulator", function()
       assert.truthy(body.data[1]:find("^第2条: "))
       local st = e:state().tenants.apidevnew2.logistics
       assert.equal(49, st.size)
-      assert.equal(5000000002, math.tointeger(st.pending[1]))
+      assert.equal(5000000002, compat.tointeger(st.pending[1]))
       e:faults{ mode = "refuse", anonymous = true }
       _, body = e:request{ method = UPDATE, args_json = two }
       assert.equal(1, #body.data)

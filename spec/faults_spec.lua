@@ -8,6 +8,7 @@ local wdt = require "wdt"
 local socket = require "socket"
 local emulator = require "spec.support.emulator"
 local fixtures = require "spec.support.fixtures"
+local compat = require "spec.support.compat"
 
 local SID, KEY, APPSECRET = fixtures.SID, fixtures.KEY, fixtures.APPSECRET
 local LIST, UPDATE = "sales.LogisticsSync.getSyncListExt", "sales.LogisticsSync.update"
@@ -121,7 +122,7 @@ describe("fault matrix", function()
                       or "update with idempotent = false"
         it(label .. ": " .. (want.ok and "succeeds" or ("fails with kind " .. want.kind)), function()
           local q0 = queue()
-          local id = math.tointeger(q0.pending[1])   -- cjson gives floats
+          local id = compat.tointeger(q0.pending[1])   -- cjson gives floats
           local items = { { sync_id = id, status = 0, error_msg = "" } }
           fault(mode)
           local data, err
@@ -200,7 +201,7 @@ describe("fault matrix", function()
     it("a non-repeatable write is never sent twice, even on a kept-alive connection", function()
       -- warm the connection up, then let the server drop the next request unanswered
       assert(client:page_call(LIST, { page_size = 1 }, FILTER))
-      local id = math.tointeger(emu:state().tenants[SID].logistics.pending[1])
+      local id = compat.tointeger(emu:state().tenants[SID].logistics.pending[1])
       fault("reset", 1)
       local _, err = client:with { idempotent = false }:call(UPDATE,
         { { sync_id = id, status = 0, error_msg = "" } })

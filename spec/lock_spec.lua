@@ -17,7 +17,7 @@ local PATHS = ("package.path=%q..package.path package.cpath=%q..package.cpath ")
 local function spawn(code, out)
   local cmd = ("%s -e %s >%s 2>&1 & echo $!"):format(LUA, sh.quote(PATHS .. code), sh.quote(out or "/dev/null"))
   local p = io.popen(cmd)
-  local pid = tonumber(p:read("l"))
+  local pid = tonumber(p:read("*l"))
   p:close()
   return pid
 end
@@ -272,7 +272,7 @@ describe("wdt sync with run locks (two processes)", function()
     -- another checkout's run on a shared machine, by its command line: not ours to kill
     local p = io.popen("bash -c 'exec -a \"" .. LUA .. " bin/wdt sync logistics --shop s1\" sleep 600'"
       .. " >/dev/null 2>&1 & echo $!")
-    decoy = tonumber(p:read("l"))
+    decoy = tonumber(p:read("*l"))
     p:close()
   end)
   teardown(function()
@@ -285,7 +285,7 @@ describe("wdt sync with run locks (two processes)", function()
       .. " echo $? >%s) & echo $!")
       :format(sh.quote(ROOT), cfg, LUA, sh.quote(dir .. "/handler.lua"), extra or "",
               sh.quote(dir .. "/" .. name .. ".out"), sh.quote(dir .. "/" .. name .. ".rc")))
-    local pid = tonumber(p:read("l"))
+    local pid = tonumber(p:read("*l"))
     p:close()
     return pid
   end
@@ -345,8 +345,8 @@ describe("wdt sync with run locks (two processes)", function()
     -- the lua process itself: the child of the shell this spec started for "a" (never a
     -- process found by its command line, which could be another checkout's)
     local p = io.popen(("pgrep -P %d -x %s"):format(shell_a, LUA))
-    local lua_pid = tonumber(p:read("l"))
-    assert.is_nil(p:read("l"))                    -- exactly one
+    local lua_pid = tonumber(p:read("*l"))
+    assert.is_nil(p:read("*l"))                    -- exactly one
     p:close()
     assert.is_number(lua_pid)
     kill(lua_pid)

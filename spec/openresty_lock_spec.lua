@@ -3,6 +3,7 @@
 local socket = require "socket"
 local sh = require "spec.support.sh"
 local emulator = require "spec.support.emulator"
+local compat = require "spec.support.compat"
 
 local ROOT = sh.repo_root()
 local NGINX = require("spec.support.nginx").BIN
@@ -98,7 +99,7 @@ describe("wdt.lock inside nginx (shared dict, two workers)", function()
     sh.write_file(prefix .. "/nginx.conf", conf)
     -- as root, nginx would run its workers as `nobody`; keep them as the caller
     local user = require("wdt.core").euid() == 0 and "-g 'user root;' " or ""
-    assert(os.execute(NGINX .. " -p " .. sh.quote(prefix .. "/") .. " -c nginx.conf " .. user
+    assert(compat.execute(NGINX .. " -p " .. sh.quote(prefix .. "/") .. " -c nginx.conf " .. user
       .. "</dev/null >" .. sh.quote(prefix .. "/logs/start.out") .. " 2>&1"),
       sh.read_file(prefix .. "/logs/start.out"))
     for _ = 1, 200 do

@@ -6,13 +6,14 @@ local cjson = require "cjson"
 local emulator = require "spec.support.emulator"
 
 local sh = require "spec.support.sh"
+local compat = require "spec.support.compat"
 local contract = require "spec.support.transport_contract"
 
 local sh_quote, read_file, write_file = sh.quote, sh.read_file, sh.write_file
 
 local function capture(cmd)
   local p = assert(io.popen(cmd))
-  local out = p:read("a")
+  local out = p:read("*a")
   p:close()
   return out
 end
@@ -118,7 +119,7 @@ local function start_nginx(emu, env)
   local cmd = "env " .. table.concat(assign, " ") .. " " .. NGINX .. " -p " .. sh_quote(prefix .. "/")
               .. " -c nginx.conf " .. user .. "</dev/null >" .. sh_quote(prefix .. "/logs/start.out")
               .. " 2>&1"
-  local ok = os.execute(cmd)
+  local ok = compat.execute(cmd)
   local n = setmetatable({ prefix = prefix, port = port,
                            base = ("http://127.0.0.1:%d"):format(port) }, Nginx)
   if not ok then
@@ -341,7 +342,7 @@ describe("wdt inside nginx (examples/openresty)", function()
     assert.is_true(ans.reported)
     assert.is_false(ans.accepted)
     assert.equal(1, #ans.refused)
-    assert.truthy(ans.refused[1]:find(tostring(math.tointeger(ok_id)), 1, true))
+    assert.truthy(ans.refused[1]:find(tostring(compat.tointeger(ok_id)), 1, true))
   end)
 
   it("scans a query method window by window from a request (cosockets)", function()
@@ -371,7 +372,7 @@ describe("wdt inside nginx (examples/openresty)", function()
     local ids = {}
     for id in pairs(pending_ids(emu)) do ids[#ids + 1] = id end
     table.sort(ids)
-    local batch = { table.unpack(ids, 1, 20) }
+    local batch = { compat.unpack(ids, 1, 20) }
     assert.equal(20, #batch)
     emu:faults { mode = "delay", count = 20, delay_ms = 1000 }
     local elapsed, answers = ngx_srv:concurrent_callbacks(batch)
@@ -459,7 +460,7 @@ describe("wdt inside nginx (examples/openresty)", function()
     end
     local before_calls, before_conns = calls(), emu:state().connections
     emu:faults { mode = "reset", count = 1 }
-    local code, raw = emulator.exchange(ngx_srv.base .. "/spec/write_once?sync_id=" .. math.tointeger(ids[2]),
+    local code, raw = emulator.exchange(ngx_srv.base .. "/spec/write_once?sync_id=" .. compat.tointeger(ids[2]),
                                         "GET", nil, nil, 10)
     assert.equal(200, code)
     local ans = cjson.decode(raw)

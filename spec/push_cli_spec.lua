@@ -8,6 +8,7 @@ local cjson = require "cjson"
 local emulator = require "spec.support.emulator"
 local fixtures = require "spec.support.fixtures"
 local sh = require "spec.support.sh"
+local compat = require "spec.support.compat"
 
 local root = sh.repo_root()
 local platform = dofile(root .. "/examples/sample_platform.lua")
@@ -55,7 +56,7 @@ end
     }, " ")
   end
   local function wdt(args)
-    local ok, _, code = os.execute(command(args))
+    local ok, _, code = compat.execute(command(args))
     return ok and 0 or code, sh.read_file(dir .. "/out"), sh.read_file(dir .. "/err")
   end
 
@@ -159,7 +160,7 @@ end
       emu:faults { mode = "delay", delay_ms = 30, count = 1000 }   -- every call in flight a while
       local before = emu:state().tenants[SID].raw_trades
       local p = io.popen(command(args, dir .. "/run" .. run) .. " & echo $!")
-      local pid = tonumber(p:read("l"))
+      local pid = tonumber(p:read("*l"))
       p:close()
       local target, deadline = math.random(0, 40), socket.gettime() + 10
       while emu:state().tenants[SID].raw_trades - before < target and emulator.alive(pid)
@@ -185,7 +186,7 @@ end
     local saved = cjson.decode(sh.read_file(state))
     assert.equal(N, saved.cursor)
     assert.is_nil(next(saved.pending))
-    assert.is_true(mid >= kills // 2, "too few kills landed mid-push: " .. mid)
+    assert.is_true(mid >= math.floor(kills / 2), "too few kills landed mid-push: " .. mid)
     print(("push crash test: %d of %d kills mid-push, %d orders pushed again"):format(mid, kills, t.raw_trades_updated))
   end)
 end)

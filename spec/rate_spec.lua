@@ -2,6 +2,7 @@
 -- with a short window (rate_limit.window) so that the specs stay fast; two processes
 -- sharing one budget in a real redis-server.
 local socket = require "socket"
+local compat = require "spec.support.compat"
 local sh = require "spec.support.sh"
 local emulator = require "spec.support.emulator"
 local redis_server = require "spec.support.redis"
@@ -138,7 +139,7 @@ for _ = 1, %d do assert(c:call("sales.StockSync.getSelfWaitSyncIdListOpen", 10, 
       sh.write_file(dir .. "/calls.lua", code)
       local t0 = socket.gettime()
       local cmd = ("lua5.4 %s & lua5.4 %s & wait"):format(sh.quote(dir .. "/calls.lua"), sh.quote(dir .. "/calls.lua"))
-      assert(os.execute(cmd))
+      assert(compat.execute(cmd))
       local calls = emu:state().calls[SID]["sales.StockSync.getSelfWaitSyncIdListOpen"]
       assert.equal(PER_WINDOW * 4, calls)
       assert.equal(0, tenant().rate_limited)

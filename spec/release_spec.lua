@@ -3,6 +3,7 @@
 -- it at build time (wdt.core.version), the Lua layer and the CLI read it from there, and the
 -- texts that must repeat it (rockspecs, CHANGELOG.md, README.md) are checked here.
 local sh = require "spec.support.sh"
+local compat = require "spec.support.compat"
 
 local ROOT = sh.repo_root()
 
@@ -15,7 +16,7 @@ end
 -- a rockspec is Lua assignments: run it in an empty environment
 local function rockspec(rel)
   local env = {}
-  local chunk = assert(load(read(rel), "@" .. rel, "t", env))
+  local chunk = assert(compat.load(read(rel), "@" .. rel, env))
   chunk()
   return env
 end
@@ -71,6 +72,14 @@ describe("the release", function()
     assert.matches("^MIT License\n", read("LICENSE"))
     assert.same({ "lua >= 5.1, < 5.5" }, scm.dependencies)
     assert.matches("MATRIX_LUAS %?= 5%.1 5%.2 5%.3\n", read("mk/matrix.mk"))
+    -- each of them runs every spec, as the rockspecs' "Tested" comment and README say
+    local mk = read("mk/matrix.mk")
+    assert.matches("\nMATRIX_SPECS %?= spec\n", mk)
+    assert.is_nil(mk:find("MATRIX_SPECS_", 1, true), "a Lua version that runs only some specs")
+    local tested = read("wdt-scm-1.rockspec"):match("\n(%-%- Tested %(make test%):.-)\ndependencies")
+    assert.truthy(tested and tested:find("every spec with Lua 5.1, 5.2, 5.3 and 5.4", 1, true), tested)
+    assert.truthy(read("rockspecs/wdt-" .. V .. "-1.rockspec"):find(tested, 1, true), "the rockspecs disagree")
+    assert.truthy(read("README.md"):find("every spec again under Lua 5.1,", 1, true))
     -- a command, not type "busted", which would look for busted on the network
     assert.same({ type = "command", command = "make specs" }, scm.test)
   end)

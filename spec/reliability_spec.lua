@@ -6,6 +6,7 @@ local policy = require "wdt.policy"
 local socket = require "socket"
 local emulator = require "spec.support.emulator"
 local fixtures = require "spec.support.fixtures"
+local compat = require "spec.support.compat"
 
 -- distinctive credentials, so that a leak cannot hide behind a common string
 local SID, KEY = "relsid", "relkey"
@@ -248,14 +249,14 @@ describe("reliability", function()
     setup(function()
       dir = os.tmpname()
       os.remove(dir)
-      assert(os.execute("mkdir -p " .. dir))
-      assert(os.execute(("openssl req -x509 -newkey rsa:2048 -nodes -keyout %s/k.pem -out %s/c.pem"
+      assert(compat.execute("mkdir -p " .. dir))
+      assert(compat.execute(("openssl req -x509 -newkey rsa:2048 -nodes -keyout %s/k.pem -out %s/c.pem"
         .. " -days 1 -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1"
         .. " >/dev/null 2>&1"):format(dir, dir)))
       port = emulator.free_port()
       local p = io.popen(("openssl s_server -accept 127.0.0.1:%d -cert %s/c.pem -key %s/k.pem -rev -quiet"
         .. " </dev/null >/dev/null 2>&1 & echo $!"):format(port, dir, dir))
-      pid = tonumber(p:read("l"))
+      pid = tonumber(p:read("*l"))
       p:close()
       local deadline = socket.gettime() + 5
       repeat
@@ -336,7 +337,7 @@ describe("reliability", function()
       sf:write(script)
       sf:close()
       local f = io.popen("lua5.4 " .. path .. " 2>&1")
-      local out = f:read("a")
+      local out = f:read("*a")
       f:close()
       assert.truthy(out:find("WARNING: TLS peer verification is OFF for localhost", 1, true), out)
       assert.truthy(out:find("true", 1, true), out)            -- sent: past the handshake
@@ -500,7 +501,7 @@ describe("reliability", function()
       client:close()
       local texts = { emu:stdout(), emu:stderr() }
       local p = io.popen("ps -o args= --ppid " .. emu.pid)
-      local prefix = (p:read("a") or ""):match("%-p (%S+)")
+      local prefix = (p:read("*a") or ""):match("%-p (%S+)")
       p:close()
       assert.truthy(prefix, "the emulator's nginx prefix")
       local files = io.popen("find " .. prefix .. " -type f 2>/dev/null")
@@ -508,7 +509,7 @@ describe("reliability", function()
       for path in files:lines() do
         local f = io.open(path, "rb")
         if f then
-          texts[#texts + 1] = f:read("a")
+          texts[#texts + 1] = f:read("*a")
           f:close()
           n = n + 1
         end

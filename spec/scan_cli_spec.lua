@@ -5,6 +5,7 @@ local fixtures = require "spec.support.fixtures"
 local sh = require "spec.support.sh"
 local socket = require "socket"
 local time = require "wdt.scan.time"
+local compat = require "spec.support.compat"
 
 local TRADES = "sales.TradeQuery.querySelfOrderWithDetail"
 local HOUR = 3600
@@ -119,13 +120,13 @@ describe("wdt scan", function()
     local args = ("scan %s --checkpoint %s --since %d --to %d"):format(TRADES, sh.quote(cp), from, to)
     local p = io.popen(("cd %s && %s WDT_LOCK_DIR=%s exec bin/wdt %s >%s 2>&1 & echo $!"):format(
       sh.quote(ROOT), env(), sh.quote(locks), args, sh.quote(dir .. "/run1")))
-    local pid = tonumber(p:read("l"))
+    local pid = tonumber(p:read("*l"))
     p:close()
     -- run 1 holds the lock once its lock file exists (a fresh folder: nobody else made it)
     local deadline = socket.gettime() + 20
     while socket.gettime() < deadline do
       local ls = io.popen("ls " .. sh.quote(locks) .. " 2>/dev/null")
-      local found = ls:read("a"):find("%.lock")
+      local found = ls:read("*a"):find("%.lock")
       ls:close()
       if found then break end
       socket.sleep(0.02)
@@ -147,14 +148,14 @@ describe("wdt scan", function()
     -- a slow reader on a pipe: wdt blocks in a write in the middle of a window, where a
     -- kill tells whether the checkpoint ran ahead of what was printed
     local fifo = dir .. "/fifo"
-    assert(os.execute("mkfifo " .. sh.quote(fifo)))
+    assert(compat.execute("mkfifo " .. sh.quote(fifo)))
     local rp = io.popen(("(while IFS= read -r l; do printf '%%s\\n' \"$l\"; sleep 0.003; done) <%s >%s & echo $!")
       :format(sh.quote(fifo), sh.quote(out1)))
-    local reader = tonumber(rp:read("l"))
+    local reader = tonumber(rp:read("*l"))
     rp:close()
     local p = io.popen(("cd %s && %s exec bin/wdt %s >%s 2>/dev/null & echo $!"):format(
       sh.quote(ROOT), env(), args, sh.quote(fifo)))
-    local pid = tonumber(p:read("l"))
+    local pid = tonumber(p:read("*l"))
     p:close()
     local deadline = socket.gettime() + 30
     while #lines(sh.read_file(out1)) < 130 and socket.gettime() < deadline do socket.sleep(0.01) end
@@ -196,7 +197,7 @@ describe("wdt scan", function()
     local p = io.popen(("cd %s && WDT_URL=%s WDT_SID=%s WDT_KEY=%s WDT_SECRET=%s "
       .. "lua5.4 examples/reconcile.lua %s %d %d s1; echo $?"):format(sh.quote(ROOT),
       sh.quote(emu.url), fixtures.SID, fixtures.KEY, fixtures.APPSECRET, sh.quote(file), a, b))
-    local out = p:read("a")
+    local out = p:read("*a")
     p:close()
     local text, code = out:match("^(.*)\n(%d+)\n$")
     return tonumber(code), text

@@ -17,6 +17,7 @@
 --     print, so that the text's claims about the output are checked too.
 local emulator = require "spec.support.emulator"
 local sh = require "spec.support.sh"
+local compat = require "spec.support.compat"
 
 local ROOT = sh.repo_root()
 local DOC_URL = "http://127.0.0.1:8080"
@@ -80,11 +81,11 @@ local function run(name, source, url)
   local printed = {}
   local env = setmetatable(stand_ins(url), { __index = _G })
   env.print = function(...)
-    local parts = table.pack(...)
+    local parts = { n = select("#", ...), ... }
     for i = 1, parts.n do parts[i] = tostring(parts[i]) end
     printed[#printed + 1] = table.concat(parts, "\t", 1, parts.n) .. "\n"
   end
-  local fn = assert(load(source, "@" .. name, "t", env))
+  local fn = assert(compat.load(source, "@" .. name, env))
   local ok, err = pcall(fn)
   return ok, err, table.concat(printed)
 end

@@ -6,6 +6,7 @@ local wdt = require "wdt"
 local sync = require "wdt.sync"
 local emulator = require "spec.support.emulator"
 local fixtures = require "spec.support.fixtures"
+local compat = require "spec.support.compat"
 
 local SID, KEY, APPSECRET = fixtures.SID, fixtures.KEY, fixtures.APPSECRET
 local UPDATE = "sales.LogisticsSync.update"
@@ -109,7 +110,7 @@ describe("sync loops", function()
     end)
 
     it("builds the reported status and message from the handler's answer", function()
-      local function f(...) local r = table.pack(...) return function() return table.unpack(r, 1, r.n) end end
+      local function f(...) local r = compat.pack(...) return function() return compat.unpack(r, 1, r.n) end end
       assert.same({ 0, "" }, { sync.outcome(f(true), {}) })
       assert.same({ 2, "nope" }, { sync.outcome(f(false, "nope"), {}) })
       assert.same({ 2, "failed" }, { sync.outcome(f(false), {}) })
@@ -504,7 +505,7 @@ describe("sync loops", function()
 
     it("lists goods the ERP refuses and goes on", function()
       -- a good listed as waiting but taken out of sync before calcStock (an emulator "ghost")
-      local ghost = math.tointeger(emu:enqueue { stock_ghost = 1 }.stock_ghost[1])
+      local ghost = compat.tointeger(emu:enqueue { stock_ghost = 1 }.stock_ghost[1])
       local summary = assert(client:sync_stock { count = 50, handler = function() return true end })
       assert.equal(31, summary.read)
       assert.equal(31, summary.reported)

@@ -89,7 +89,7 @@ function M.start(opts)
   end
   -- the emulator also stops by itself when this Lua process goes away
   local pp = io.popen("echo $PPID")
-  local me = pp:read("l")
+  local me = pp:read("*l")
   pp:close()
   if me and me:match("^%d+$") then
     args[#args + 1] = "--watch-pid"
@@ -98,7 +98,7 @@ function M.start(opts)
   local cmd = table.concat(args, " ") .. " </dev/null >" .. sh_quote(e.out_path)
               .. " 2>" .. sh_quote(e.err_path) .. " & echo $!"
   local p = assert(io.popen(cmd))
-  e.pid = tonumber(p:read("l"))
+  e.pid = tonumber(p:read("*l"))
   p:close()
   assert(e.pid, "could not start " .. M.BIN)
 

@@ -8,6 +8,7 @@
 local socket = require "socket"
 local sh = require "spec.support.sh"
 local emulator = require "spec.support.emulator"
+local compat = require "spec.support.compat"
 
 local M = {}
 M.BIN = os.getenv("WDT_REDIS_SERVER") or "redis-server"
@@ -42,7 +43,7 @@ function M.start()
   local cmd = ("%s --port %d --bind 127.0.0.1 --dir %s --save '' --appendonly no --daemonize yes"
     .. " --pidfile %s --logfile %s"):format(sh.quote(M.BIN), port, sh.quote(dir),
     sh.quote(dir .. "/redis.pid"), sh.quote(dir .. "/redis.log"))
-  assert(os.execute(cmd), "cannot start redis-server (apt-get install redis-server)")
+  assert(compat.execute(cmd), "cannot start redis-server (apt-get install redis-server)")
   local r = setmetatable({ port = port, dir = dir, url = "redis://127.0.0.1:" .. port }, Redis)
   for _ = 1, 200 do
     local c = connect(port)

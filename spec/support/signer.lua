@@ -1,4 +1,4 @@
--- An independent signer for the specs (Lua 5.4 only): MD5 in pure Lua and the canonical
+-- An independent signer for the specs (Lua 5.1 to 5.4): MD5 in pure Lua and the canonical
 -- string of protocol.md, written apart from wdt's C core and from the emulator (which uses
 -- nginx's ngx.md5), so that neither is checked only against the other.
 --
@@ -14,53 +14,103 @@
 -- `params` maps names to strings or numbers and includes `body`; `sign` is skipped.
 local M = {}
 
+local W = 4294967296   -- 2^32 (an integer on 5.3+)
+
+-- 32-bit operations: the operators on Lua 5.3+, bit32 on 5.2, arithmetic on 5.1 (AND of
+-- two bytes from a table; OR and XOR follow from it: a|b = a+b-(a&b), a~b = a+b-2(a&b)).
+local bits
+local bit32 = rawget(_G, "bit32")   -- Lua 5.2's library
+if _VERSION >= "Lua 5.3" then
+  bits = require "spec.support.bits53"
+elseif bit32 then
+  bits = { band = bit32.band, bor = bit32.bor, bxor = bit32.bxor, bnot = bit32.bnot, rotl = bit32.lrotate }
+else
+  local AND = {}
+  for a = 0, 255 do
+    for b = 0, 255 do
+      local r, bit, x, y = 0, 1, a, b
+      for _ = 1, 8 do
+        if x % 2 == 1 and y % 2 == 1 then r = r + bit end
+        x, y, bit = math.floor(x / 2), math.floor(y / 2), bit * 2
+      end
+      AND[a * 256 + b] = r
+    end
+  end
+  local function band(a, b)
+    local r, m = 0, 1
+    for _ = 1, 4 do
+      r = r + AND[(a % 256) * 256 + b % 256] * m
+      a, b, m = math.floor(a / 256), math.floor(b / 256), m * 256
+    end
+    return r
+  end
+  bits = {
+    band = band,
+    bor = function(a, b) return a + b - band(a, b) end,
+    bxor = function(a, b) return a + b - 2 * band(a, b) end,
+    bnot = function(a) return W - 1 - a end,
+    rotl = function(x, n) return (x * 2 ^ n) % W + math.floor(x / 2 ^ (32 - n)) end,
+  }
+end
+local band, bor, bxor, bnot, rotl = bits.band, bits.bor, bits.bxor, bits.bnot, bits.rotl
+
 local K, S = {}, {
   7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22,
   5, 9, 14, 20, 5, 9, 14, 20, 5, 9, 14, 20, 5, 9, 14, 20,
   4, 11, 16, 23, 4, 11, 16, 23, 4, 11, 16, 23, 4, 11, 16, 23,
   6, 10, 15, 21, 6, 10, 15, 21, 6, 10, 15, 21, 6, 10, 15, 21,
 }
-for i = 0, 63 do K[i + 1] = math.floor(math.abs(math.sin(i + 1)) * 2 ^ 32) & 0xffffffff end
+for i = 0, 63 do K[i + 1] = math.floor(math.abs(math.sin(i + 1)) * W) % W end
 
-local function rotl(x, n)
-  return ((x << n) | (x >> (32 - n))) & 0xffffffff
+-- n as `count` little-endian bytes
+local function le_bytes(n, count)
+  local out = {}
+  for i = 1, count do
+    out[i] = string.char(n % 256)
+    n = math.floor(n / 256)
+  end
+  return table.concat(out)
 end
 
 function M.md5(msg)
   local len = #msg
-  msg = msg .. "\128" .. string.rep("\0", (55 - len) % 64) .. string.pack("<I8", (len * 8) & 0xffffffffffffffff)
+  msg = msg .. "\128" .. string.rep("\0", (55 - len) % 64) .. le_bytes(len * 8, 8)
   assert(#msg % 64 == 0)
   local a0, b0, c0, d0 = 0x67452301, 0xefcdab89, 0x98badcfe, 0x10325476
   local X = {}
   for chunk = 1, #msg, 64 do
-    for i = 0, 15 do X[i] = string.unpack("<I4", msg, chunk + i * 4) end
+    for i = 0, 15 do
+      local b1, b2, b3, b4 = msg:byte(chunk + i * 4, chunk + i * 4 + 3)
+      X[i] = b1 + b2 * 256 + b3 * 65536 + b4 * 16777216
+    end
     local a, b, c, d = a0, b0, c0, d0
     for i = 0, 63 do
       local f, g
       if i < 16 then
-        f = (b & c) | (~b & d); g = i
+        f = bor(band(b, c), band(bnot(b), d)); g = i
       elseif i < 32 then
-        f = (d & b) | (~d & c); g = (5 * i + 1) % 16
+        f = bor(band(d, b), band(bnot(d), c)); g = (5 * i + 1) % 16
       elseif i < 48 then
-        f = b ~ c ~ d; g = (3 * i + 5) % 16
+        f = bxor(bxor(b, c), d); g = (3 * i + 5) % 16
       else
-        f = c ~ (b | ~d); g = (7 * i) % 16
+        f = bxor(c, bor(b, bnot(d))); g = (7 * i) % 16
       end
-      f = (f + a + K[i + 1] + X[g]) & 0xffffffff
+      f = (f + a + K[i + 1] + X[g]) % W
       a, d, c = d, c, b
-      b = (b + rotl(f, S[i + 1])) & 0xffffffff
+      b = (b + rotl(f, S[i + 1])) % W
     end
-    a0 = (a0 + a) & 0xffffffff
-    b0 = (b0 + b) & 0xffffffff
-    c0 = (c0 + c) & 0xffffffff
-    d0 = (d0 + d) & 0xffffffff
+    a0, b0, c0, d0 = (a0 + a) % W, (b0 + b) % W, (c0 + c) % W, (d0 + d) % W
   end
-  local out = string.pack("<I4<I4<I4<I4", a0, b0, c0, d0)
+  local out = le_bytes(a0, 4) .. le_bytes(b0, 4) .. le_bytes(c0, 4) .. le_bytes(d0, 4)
   return (out:gsub(".", function(ch) return string.format("%02x", ch:byte()) end))
 end
 
+-- A whole number without a fraction or exponent ("5", not "5.0" or "5e+15"), whatever
+-- its subtype.
 local function str(v)
-  if math.type(v) == "float" and v == math.floor(v) then return string.format("%d", v) end
+  if type(v) == "number" and v % 1 == 0 and v > -2 ^ 53 and v < 2 ^ 53 then
+    return string.format("%.0f", v)
+  end
   return tostring(v)
 end
 
