@@ -19,7 +19,9 @@ cosocket transport for OpenResty and a local emulator of the API for tests.
   labels = { "erp", "api", "wangdiantong", "openresty" },
 }
 
--- Tested (make test): Lua 5.1, 5.2, 5.3, 5.4 and LuaJIT 2.1 (OpenResty / nginx's Lua module).
+-- Tested (make test): every spec with Lua 5.1, 5.2, 5.3 and 5.4 as the library's host (make
+-- matrix, make specs; the wdt command itself runs under 5.4), and LuaJIT 2.1 inside nginx
+-- (OpenResty / nginx's Lua module).
 dependencies = {
   "lua >= 5.1, < 5.5",
 }
