@@ -6,8 +6,8 @@
 # Lua 5.4 and LuaJIT (inside nginx) are `make specs`. The emulator is nginx + LuaJIT in every
 # case, and the programs the specs start (bin/wdt, the examples) run under lua5.4 with
 # build/: only the host of the library the specs load in-process changes (so
-# spec/emulator_doc_spec.lua, a minute of one bin/wdt run, runs under 5.4 only). The specs keep to
-# what every version has (spec/support/compat.lua; the independent MD5 of
+# spec/emulator_doc_spec.lua, a minute of one bin/wdt run, runs under 5.4 only). The specs
+# keep to what every version has (spec/support/compat.lua; the independent MD5 of
 # spec/support/signer.lua picks 5.3's operators, bit32 or arithmetic).
 MATRIX_LUAS ?= 5.1 5.2 5.3
 MATRIX_SPECS ?= spec
