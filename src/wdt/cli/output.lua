@@ -99,7 +99,8 @@ function output.summary_json(s)
   local function items(list)
     local out = wdt.array()
     for i, r in ipairs(list or {}) do
-      out[i] = { [idf] = r[idf] == nil and wdt.null or r[idf], status = r.status, message = r.message }
+      out[i] = { [idf] = r[idf] == nil and wdt.null or r[idf], status = r.status, message = r.message,
+                 kind = r.kind }
     end
     return out
   end
