@@ -225,12 +225,6 @@ local INFO_FIELDS = {
 }
 local TYPE_WORDS = { number = "数字", int = "整数", string = "字符串", boolean = "布尔值" }
 
-local function check_shape(args)
-  if #args ~= 2 then return bad("参数错误: 需要 [apiGoodsId, info]") end
-  if not json.is_object(args[2]) then return bad("info必须是对象") end
-  return nil
-end
-
 local function check_info(info)
   for _, f in ipairs(INFO_FIELDS) do
     local name, want = f[1], f[2]
@@ -244,6 +238,18 @@ local function check_info(info)
   return nil
 end
 
+-- The arguments of syncSuccess / syncFail, checked in the server's order (shape, good,
+-- info): returns the good, or nil and the response.
+local function reported_good(t, args)
+  if #args ~= 2 then return nil, bad("参数错误: 需要 [apiGoodsId, info]") end
+  if not json.is_object(args[2]) then return nil, bad("info必须是对象") end
+  local g, e = good_or_error(t, args[1])
+  if not g then return nil, e end
+  e = check_info(args[2])
+  if e then return nil, e end
+  return g
+end
+
 local function leave(t, g, kind)
   g.pending = false
   t.stock[kind] = t.stock[kind] + 1
@@ -254,13 +260,8 @@ end
 -- The good leaves the queue when stock_change_count is the current one; a stale count
 -- (the stock changed since calcStock) leaves it pending.
 local function stock_success(t, args)
-  local e = check_shape(args)
-  if e then return e end
-  local g
-  g, e = good_or_error(t, args[1])
+  local g, e = reported_good(t, args)
   if not g then return e end
-  e = check_info(args[2])
-  if e then return e end
   if g.pending then
     if int_arg(args[2].stock_change_count) == g.stock_change_count then
       g.last_syn_num = args[2].syn_stock
@@ -274,13 +275,8 @@ end
 
 -- sales.StockSync.syncFail  [api_goods_id, {syn_stock, stock_change_count, ...}]
 local function stock_fail(t, args)
-  local e = check_shape(args)
-  if e then return e end
-  local g
-  g, e = good_or_error(t, args[1])
+  local g, e = reported_good(t, args)
   if not g then return e end
-  e = check_info(args[2])
-  if e then return e end
   if g.pending then leave(t, g, "failed") end
   return { status = 0 }
 end
