@@ -148,24 +148,26 @@ function M.add_logistics(sid, n, shop_no)
   end
 end
 
+-- Append one pending good to the stock wait list, with the next id and cursor; returns it
+-- and its sequence number.
+local function append_good(s, q)
+  s.seq_stock = s.seq_stock + 1
+  s.cursor = s.cursor + 1
+  local g = { rec_id = M.REC_ID_BASE + s.seq_stock, cursor = s.cursor, pending = true }
+  q.goods[#q.goods + 1] = g
+  return g, s.seq_stock
+end
+
 -- Append n goods waiting for a stock sync.
 function M.add_stock(sid, n)
   local s = M.s
   local q = s.tenants[sid].stock
   for _ = 1, n do
-    s.seq_stock = s.seq_stock + 1
-    local i = s.seq_stock
-    s.cursor = s.cursor + 1
-    local g = {
-      rec_id = M.REC_ID_BASE + i,
-      cursor = s.cursor,
-      pending = true,
-      stock_change_count = 1 + i % 5,
-      syn_stock = (i * 37) % 500,
-      goods_id = ("G%06d"):format(i),
-      spec_id = ("G%06d-1"):format(i),
-    }
-    q.goods[#q.goods + 1] = g
+    local g, i = append_good(s, q)
+    g.stock_change_count = 1 + i % 5
+    g.syn_stock = (i * 37) % 500
+    g.goods_id = ("G%06d"):format(i)
+    g.spec_id = ("G%06d-1"):format(i)
     q.by_id[g.rec_id] = g
     q.size = q.size + 1
   end
@@ -179,10 +181,8 @@ function M.add_stock_ghosts(sid, n)
   local q = s.tenants[sid].stock
   local ids = json.array()
   for _ = 1, n do
-    s.seq_stock = s.seq_stock + 1
-    s.cursor = s.cursor + 1
-    local g = { rec_id = M.REC_ID_BASE + s.seq_stock, cursor = s.cursor, pending = true, ghost = true }
-    q.goods[#q.goods + 1] = g
+    local g = append_good(s, q)
+    g.ghost = true
     ids[#ids + 1] = g.rec_id
   end
   return ids
