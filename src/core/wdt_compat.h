@@ -92,6 +92,23 @@ static inline void compat_newlib(lua_State *L, const luaL_Reg *l)
     compat_setfuncs(L, l, 0);
 }
 
+/* Register the metatable `tname` once: the metamethods of `meta`, the functions of `methods`
+ * (NULL for none) as __index, and a __metatable field so Lua code cannot swap it. */
+static inline void compat_register_mt(lua_State *L, const char *tname, const luaL_Reg *meta,
+                                      const luaL_Reg *methods)
+{
+    if (luaL_newmetatable(L, tname)) {
+        compat_setfuncs(L, meta, 0);
+        if (methods) {
+            compat_newlib(L, methods);
+            lua_setfield(L, -2, "__index");
+        }
+        lua_pushstring(L, tname);
+        lua_setfield(L, -2, "__metatable");
+    }
+    lua_pop(L, 1);
+}
+
 /* ---- userdata --------------------------------------------------------------------- */
 
 static inline void *compat_newuserdata(lua_State *L, size_t size)

@@ -159,6 +159,11 @@ static int l_sleep(lua_State *L)
 
 /* ---- the module ---------------------------------------------------------------------------- */
 
+static const luaL_Reg bufbox_meta[] = {
+    { "__gc", bufbox_gc },
+    { NULL, NULL }
+};
+
 static const luaL_Reg core_funcs[] = {
     { "parse",      wdt_core_parse },
     { "sign",       l_sign },
@@ -180,13 +185,7 @@ COMPAT_EXPORT int luaopen_wdt_core(lua_State *L)
             return luaL_error(L, "wdt.core: curl_global_init failed");
         curl_ready = 1;
     }
-    if (luaL_newmetatable(L, BUFBOX_MT)) {
-        lua_pushcfunction(L, bufbox_gc);
-        lua_setfield(L, -2, "__gc");
-        lua_pushliteral(L, BUFBOX_MT);
-        lua_setfield(L, -2, "__metatable");
-    }
-    lua_pop(L, 1);
+    compat_register_mt(L, BUFBOX_MT, bufbox_meta, NULL);
 
     compat_newlib(L, core_funcs);
     lua_pushlightuserdata(L, NULL);

@@ -604,23 +604,15 @@ static const luaL_Reg client_meta[] = {
     { NULL, NULL }
 };
 
+static const luaL_Reg jobs_meta[] = {
+    { "__gc", jobs_gc },
+    { NULL, NULL }
+};
+
 void wdt_core_open_client(lua_State *L)
 {
-    if (luaL_newmetatable(L, CLIENT_MT)) {
-        compat_setfuncs(L, client_meta, 0);
-        compat_newlib(L, client_methods);
-        lua_setfield(L, -2, "__index");
-        lua_pushliteral(L, CLIENT_MT);
-        lua_setfield(L, -2, "__metatable");   /* Lua code cannot swap the metatable */
-    }
-    lua_pop(L, 1);
-    if (luaL_newmetatable(L, JOBS_MT)) {
-        lua_pushcfunction(L, jobs_gc);
-        lua_setfield(L, -2, "__gc");
-        lua_pushliteral(L, JOBS_MT);
-        lua_setfield(L, -2, "__metatable");
-    }
-    lua_pop(L, 1);
+    compat_register_mt(L, CLIENT_MT, client_meta, client_methods);
+    compat_register_mt(L, JOBS_MT, jobs_meta, NULL);
     lua_pushcfunction(L, l_client_new);
     lua_setfield(L, -2, "client_new");
 }

@@ -118,29 +118,25 @@ static const luaL_Reg lock_methods[] = {
     { NULL, NULL }
 };
 
+static const luaL_Reg lock_meta[] = {
+    { "__gc",    l_lock_release },
+#if LUA_VERSION_NUM >= 504
+    { "__close", l_lock_release },
+#endif
+    { NULL, NULL }
+};
+
+static const luaL_Reg fs_funcs[] = {
+    { "write_atomic", l_write_atomic },
+    { "lock",         l_lock },
+    { "private_dir",  l_private_dir },
+    { "stat",         l_stat },
+    { "euid",         l_euid },
+    { NULL, NULL }
+};
+
 void wdt_core_open_fs(lua_State *L)
 {
-    if (luaL_newmetatable(L, LOCK_MT)) {
-        lua_pushcfunction(L, l_lock_release);
-        lua_setfield(L, -2, "__gc");
-#if LUA_VERSION_NUM >= 504
-        lua_pushcfunction(L, l_lock_release);
-        lua_setfield(L, -2, "__close");
-#endif
-        compat_newlib(L, lock_methods);
-        lua_setfield(L, -2, "__index");
-        lua_pushliteral(L, LOCK_MT);
-        lua_setfield(L, -2, "__metatable");
-    }
-    lua_pop(L, 1);
-    lua_pushcfunction(L, l_write_atomic);
-    lua_setfield(L, -2, "write_atomic");
-    lua_pushcfunction(L, l_lock);
-    lua_setfield(L, -2, "lock");
-    lua_pushcfunction(L, l_private_dir);
-    lua_setfield(L, -2, "private_dir");
-    lua_pushcfunction(L, l_stat);
-    lua_setfield(L, -2, "stat");
-    lua_pushcfunction(L, l_euid);
-    lua_setfield(L, -2, "euid");
+    compat_register_mt(L, LOCK_MT, lock_meta, lock_methods);
+    compat_setfuncs(L, fs_funcs, 0);
 }
