@@ -18,13 +18,10 @@
 
 typedef struct { int fd; } fs_lock;
 
-static int l_write_atomic(lua_State *L)
+/* true, or nil and the message, for an operation that answered rc (0 = done) */
+static int push_outcome(lua_State *L, int rc, const char *err)
 {
-    size_t len;
-    const char *path = luaL_checkstring(L, 1);
-    const char *data = luaL_checklstring(L, 2, &len);
-    char err[512];
-    if (wdt_fs_write_atomic(path, data, len, err, sizeof err) != 0) {
+    if (rc != 0) {
         lua_pushnil(L);
         lua_pushstring(L, err);
         return 2;
@@ -33,15 +30,23 @@ static int l_write_atomic(lua_State *L)
     return 1;
 }
 
+static int l_write_atomic(lua_State *L)
+{
+    size_t len;
+    const char *path = luaL_checkstring(L, 1);
+    const char *data = luaL_checklstring(L, 2, &len);
+    char err[512];
+    return push_outcome(L, wdt_fs_write_atomic(path, data, len, err, sizeof err), err);
+}
+
 static int l_lock(lua_State *L)
 {
     const char *path = luaL_checkstring(L, 1);
     char err[512], holder[64];
     int fd = -1, rc;
-    fs_lock *lk = (fs_lock *)lua_newuserdata(L, sizeof *lk);   /* before: no leak on OOM */
+    fs_lock *lk = (fs_lock *)compat_newuserdata(L, sizeof *lk);   /* before: no leak on OOM */
     lk->fd = -1;
-    luaL_getmetatable(L, LOCK_MT);
-    lua_setmetatable(L, -2);
+    compat_setmetatable(L, LOCK_MT);
     rc = wdt_fs_lock(path, &fd, holder, sizeof holder, err, sizeof err);
     if (rc == 0) {
         lk->fd = fd;
@@ -76,13 +81,7 @@ static int l_private_dir(lua_State *L)
 {
     const char *path = luaL_checkstring(L, 1);
     char err[512];
-    if (wdt_fs_private_dir(path, err, sizeof err) != 0) {
-        lua_pushnil(L);
-        lua_pushstring(L, err);
-        return 2;
-    }
-    lua_pushboolean(L, 1);
-    return 1;
+    return push_outcome(L, wdt_fs_private_dir(path, err, sizeof err), err);
 }
 
 static int l_stat(lua_State *L)
