@@ -10,7 +10,6 @@
  *     ... curl_multi_perform / curl_multi_poll ...
  *     on CURLMSG_DONE for r->easy: curl_multi_remove_handle(m, r->easy);
  *                                   wdt_http_finish(r, msg->data.result, &res)
-
  *
  * One request on one handle is wdt_http.c; the pool below (one multi handle driving a
  * client's easy handles) is wdt_http_pool.c.

@@ -8,6 +8,6 @@
 /* Fill in a failed result: kind, status 0, sent, and msg with any query string dropped
  * (the query holds the salt and the sign) and line breaks turned into spaces. */
 void wdt_http_fail_result(wdt_http_result *res, wdt_http_kind kind, int sent,
-                                          const char *msg);
+                          const char *msg);
 
 #endif

@@ -114,6 +114,6 @@ typedef struct enc_seg {
 /* Write "<root><path[1..depth]>: <msg>" into err (errlen >= 1), NUL-terminated, eliding
  * the middle of paths too long for errlen. */
 void wdt_json_path_error(char *err, size_t errlen, const char *root,
-                                         const enc_seg *path, int depth, const char *msg);
+                         const enc_seg *path, int depth, const char *msg);
 
 #endif
