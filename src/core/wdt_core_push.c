@@ -29,6 +29,7 @@
 #include "wdt_push_rules.h"
 #include "wdt_core_push.h"
 
+#define SCHEMA_MT "wdt.core.push_schema"
 #define INT53 9007199254740992LL    /* 2^53: integers are exact within it (int_value) */
 
 enum { K_OTHER, K_STRING, K_INT, K_DECIMAL, K_BOOL, K_TIME };
@@ -265,6 +266,11 @@ static int schema_gc(lua_State *L)
     return 0;
 }
 
+static const luaL_Reg schema_meta[] = {
+    { "__gc", schema_gc },
+    { NULL, NULL }
+};
+
 static int kind_of(const char *k)
 {
     static const char *const kinds[] = { "string", "int", "decimal", "bool", "time" };
@@ -328,11 +334,7 @@ static int l_push_checker(lua_State *L)
     push_schema *sc = (push_schema *)compat_newuserdata(L, rules + (size_t)n * (sizeof(char *) + sizeof(size_t)));
     memset(sc, 0, sizeof *sc);
     wdt_buf_init(&sc->buf);
-    if (luaL_newmetatable(L, "wdt.core.push_schema")) {
-        lua_pushcfunction(L, schema_gc);
-        lua_setfield(L, -2, "__gc");
-    }
-    lua_setmetatable(L, -2);
+    compat_setmetatable(L, SCHEMA_MT);
     sc->n = n;
     sc->names = (const char **)(void *)((char *)sc + rules);
     sc->name_lens = (size_t *)(void *)(sc->names + n);
@@ -373,6 +375,7 @@ static int l_push_checker(lua_State *L)
 
 void wdt_core_open_push(lua_State *L)
 {
+    compat_register_mt(L, SCHEMA_MT, schema_meta, NULL);
     lua_pushcfunction(L, l_push_checker);
     lua_setfield(L, -2, "push_checker");
 }
