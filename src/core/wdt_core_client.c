@@ -34,8 +34,6 @@
 #include <string.h>
 #include <time.h>
 
-#include <openssl/crypto.h>
-
 #include "wdt_compat.h"
 #include "wdt_buf.h"
 #include "wdt_json.h"
@@ -85,10 +83,7 @@ static char *dup_bytes(const char *s, size_t n)
 
 static void free_secret(char **p, size_t n)
 {
-    if (*p) {
-        OPENSSL_cleanse(*p, n + 1);
-        free(*p);
-    }
+    wdt_request_wipe_free(*p, n);
     *p = NULL;
 }
 
