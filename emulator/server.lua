@@ -312,7 +312,8 @@ local function parse_fault(f)
   return out
 end
 
--- The tenant a control call names (`sid`), or the only one when it names none.
+-- The tenant a control call names (`sid`), or the only one when it names none: the
+-- tenant and its sid, or nil and a message.
 function M.tenant_of(sid)
   local tenants = state.s.tenants
   if sid == nil then
@@ -323,17 +324,18 @@ function M.tenant_of(sid)
   end
   local t = tenants[sid]
   if not t then return nil, "unknown sid: " .. tostring(sid) end
-  return t
+  return t, sid
 end
 
--- POST /__emulator/ship, /__emulator/stock (emulator/push.lua): {sid?, ...}
-function M.push_control(what)
+-- A control call on one tenant, {sid?, ...}, handled by require(module)[fn](tenant, body):
+-- POST /__emulator/rows (emulator/query.lua), /__emulator/ship and /stock (emulator/push.lua).
+local function tenant_control(module, fn)
   local v, err = control_body()
   if v ~= nil and not json.is_object(v) then v, err = nil, "expected an object" end
   local t
   if v then t, err = M.tenant_of(v.sid) end
   local res
-  if t then res, err = require("emulator.push")[what](t, v) end
+  if t then res, err = require(module)[fn](t, v) end
   if not res then return control_reply(400, { ok = false, error = err }) end
   return control_reply(200, res)
 end
@@ -364,17 +366,8 @@ function M.control()
     local v, err = control_body()
     if v == nil then return control_reply(400, { ok = false, error = err }) end
     if not json.is_object(v) then return control_reply(400, { ok = false, error = "expected an object" }) end
-    local sid = v.sid
-    if sid == nil then
-      local only
-      for k in pairs(s.tenants) do
-        if only then return control_reply(400, { ok = false, error = "sid is required" }) end
-        only = k
-      end
-      sid = only
-    end
-    local t = s.tenants[sid]
-    if not t then return control_reply(400, { ok = false, error = "unknown sid: " .. tostring(sid) }) end
+    local t, sid = M.tenant_of(v.sid)
+    if not t then return control_reply(400, { ok = false, error = sid }) end
     local nl, ns, ng = v.logistics or 0, v.stock or 0, v.stock_ghost or 0
     if not whole(nl) or nl < 0 or not whole(ns) or ns < 0 or not whole(ng) or ng < 0 then
       return control_reply(400, { ok = false,
@@ -389,17 +382,10 @@ function M.control()
     return control_reply(200, { ok = true, sid = sid, logistics = t.logistics.size,
                                 stock = t.stock.size, stock_ghost = ghosts })
   elseif uri == "/__emulator/rows" and verb == "POST" then
-    local v, err = control_body()
-    if v == nil then return control_reply(400, { ok = false, error = err }) end
-    if not json.is_object(v) then return control_reply(400, { ok = false, error = "expected an object" }) end
-    local t, terr = M.tenant_of(v.sid)
-    if not t then return control_reply(400, { ok = false, error = terr }) end
-    local res, rerr = require("emulator.query").control_rows(t, v)
-    if not res then return control_reply(400, { ok = false, error = rerr }) end
-    return control_reply(200, res)
+    return tenant_control("emulator.query", "control_rows")
+  elseif (uri == "/__emulator/ship" or uri == "/__emulator/stock") and verb == "POST" then
+    return tenant_control("emulator.push", uri:match("[^/]+$"))
   end
-  local push_control = (uri == "/__emulator/ship" or uri == "/__emulator/stock") and verb == "POST"
-  if push_control then return M.push_control(uri:match("[^/]+$")) end
   return control_reply(404, { ok = false, error = "no such control endpoint: " .. verb .. " " .. uri })
 end
 
