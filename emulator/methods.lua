@@ -299,7 +299,7 @@ end
 -- a plain paged query with the common answer shape {data:{total_count, details:[...]}}
 
 -- Every emulated shop is on the self-owned platform (自有平台, platform_id 127).
-local OWN_PLATFORM = 127
+local OWN_PLATFORM = push.OWN_PLATFORM
 
 -- One row with every field of the vendor's table. Values are the emulator's own: blank
 -- contact details, authorised when the emulator started.
