@@ -22,6 +22,7 @@
 -- logistics.SID.shop_no (default "s1") is always there, self-owned.
 local json = require "emulator.json"
 local state = require "emulator.state"
+local query = require "emulator.query"
 
 local M = {}
 local floor = math.floor
@@ -127,25 +128,8 @@ local function field_error(obj, req, opt)
   return nil
 end
 
--- "YYYY-MM-DD HH:MM:SS" in Beijing time -> Unix seconds, or nil
-local function beijing_time(s)
-  local y, mo, d, h, mi, se = s:match("^(%d%d%d%d)%-(%d%d)%-(%d%d) (%d%d):(%d%d):(%d%d)$")
-  if not y then return nil end
-  y, mo, d = tonumber(y), tonumber(mo), tonumber(d)
-  if mo < 1 or mo > 12 or d < 1 or d > 31 then return nil end
-  if mo <= 2 then y = y - 1 end                       -- days from civil (Howard Hinnant)
-  local era = floor(y / 400)
-  local yoe = y - era * 400
-  local doy = floor((153 * (mo + (mo > 2 and -3 or 9)) + 2) / 5) + d - 1
-  local doe = yoe * 365 + floor(yoe / 4) - floor(yoe / 100) + doy
-  local days = era * 146097 + doe - 719468
-  return days * 86400 + tonumber(h) * 3600 + tonumber(mi) * 60 + tonumber(se) - 8 * 3600
-end
-M.beijing_time = beijing_time
-
-local function stamp(t)
-  return os.date("!%Y-%m-%d %H:%M:%S", t + 8 * 3600)
-end
+local beijing_time = query.beijing_seconds
+local stamp = state.stamp
 
 local function copy_fields(dst, src)
   for k, v in pairs(src) do dst[k] = v end

@@ -25,20 +25,24 @@ local function days_from_civil(y, m, d)
   return era * 146097 + yoe * 365 + floor(yoe / 4) - floor(yoe / 100) + doy - 719468
 end
 
-function M.stamp(t)
-  local d = os.date("!*t", floor(t) + 8 * 3600)
-  return ("%04d-%02d-%02d %02d:%02d:%02d"):format(d.year, d.month, d.day, d.hour, d.min, d.sec)
-end
+M.stamp = state.stamp
 
-function M.unix(s)
-  if type(s) ~= "string" then return nil end
+-- The form "YYYY-MM-DD HH:MM:SS" with a month 1..12 and a day 1..31 -> Unix seconds, or
+-- nil; no other check (the push's trade_time check, emulator/push.lua).
+function M.beijing_seconds(s)
   local y, mo, d, h, mi, se = s:match("^(%d%d%d%d)%-(%d%d)%-(%d%d) (%d%d):(%d%d):(%d%d)$")
   if not y then return nil end
   y, mo, d = tonumber(y), tonumber(mo), tonumber(d)
-  h, mi, se = tonumber(h), tonumber(mi), tonumber(se)
-  if mo < 1 or mo > 12 or d < 1 or d > 31 or h > 23 or mi > 59 or se > 59 then return nil end
-  local t = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + se - 8 * 3600
-  if M.stamp(t) ~= s then return nil end          -- 2026-02-30 and the like
+  if mo < 1 or mo > 12 or d < 1 or d > 31 then return nil end
+  return days_from_civil(y, mo, d) * 86400 + tonumber(h) * 3600 + tonumber(mi) * 60
+         + tonumber(se) - 8 * 3600
+end
+
+-- A valid Beijing time -> Unix seconds, or nil
+function M.unix(s)
+  if type(s) ~= "string" then return nil end
+  local t = M.beijing_seconds(s)
+  if not t or M.stamp(t) ~= s then return nil end   -- 2026-02-30, 24:00:00 and the like
   return t
 end
 

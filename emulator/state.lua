@@ -104,12 +104,10 @@ end
 
 function M.config() return config end
 
-local function two(n) return (n < 10 and "0" or "") .. n end
-
+-- Unix seconds -> "YYYY-MM-DD HH:MM:SS": the vendor's clock is Beijing time (UTC+8)
 function M.stamp(t)
-  local d = os.date("!*t", t + 8 * 3600) -- the vendor's clock is Beijing time
-  return ("%d-%s-%s %s:%s:%s"):format(d.year, two(d.month), two(d.day),
-                                      two(d.hour), two(d.min), two(d.sec))
+  local d = os.date("!*t", math.floor(t) + 8 * 3600)
+  return ("%04d-%02d-%02d %02d:%02d:%02d"):format(d.year, d.month, d.day, d.hour, d.min, d.sec)
 end
 
 local stamp = M.stamp
