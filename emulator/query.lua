@@ -149,7 +149,7 @@ local function control_entries(q, method, out)
   for _, r in ipairs(q.rows[method] or {}) do
     out[#out + 1] = { skey = "c\0" .. r.id, m = r.modified, shop_no = r.fields.shop_no,
                       tid = r.fields.tid or r.fields.src_tids,
-                      build = function(m) return r.build(m) end }
+                      build = r.build }
   end
 end
 
