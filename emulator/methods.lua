@@ -338,13 +338,13 @@ local function shop_query(t, args, pager, sid)
   local list, total = json.array(), 0
   local first = pager.page_no * pager.page_size + 1
   for i, no in ipairs(shops) do
-    local pid = configured[no] and configured[no].platform_id or OWN_PLATFORM
+    local sh = configured[no]                  -- shops from the configuration (emulator.push)
+    local pid = sh and sh.platform_id or OWN_PLATFORM
     if (not want or no == want) and (not platform or platform == pid) then
       total = total + 1
       if total >= first and total < first + pager.page_size then
         local row = shop_row(i, no, t.since)
-        local sh = configured[no]              -- shops from the configuration (emulator.push)
-        if sh then row.platform_id, row.is_disabled = sh.platform_id, sh.is_disabled end
+        if sh then row.platform_id, row.is_disabled = pid, sh.is_disabled end
         list[#list + 1] = row
       end
     end
