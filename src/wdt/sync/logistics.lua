@@ -173,6 +173,36 @@ local function page_key(rows)
   return table.concat(ids, ",")
 end
 
+-- Counts the rows of a page not seen before and hands each to the handler (its outcome
+-- joins run.pending); a row without an integer sync_id is listed as invalid once.
+-- Returns how many rows went to the handler.
+local function take_rows(run, rows, seen)
+  local s, opts, fresh = run.summary, run.opts, 0
+  for _, row in ipairs(rows) do
+    local id = type(row) == "table" and row.sync_id
+    if not is_integer(id) then
+      local key = core.encode(row)        -- the same bad row is read again on each pass
+      if not seen[key] then
+        seen[key] = true
+        s.read = s.read + 1
+        append(s.invalid, { row = row, message = "row without an integer sync_id: " .. key })
+      end
+    elseif not seen[id] then
+      seen[id] = true
+      s.read = s.read + 1
+      if not opts.dry_run then
+        fresh = fresh + 1
+        run.current = { sync_id = id, row = row }
+        local status, message = common.outcome(opts.handler, row)
+        append(run.pending, { sync_id = id, status = status, error_msg = message, row = row })
+        run.current = nil
+        common.touch(run)
+      end
+    end
+  end
+  return fresh
+end
+
 -- How many pages beyond the queue's size (as page 0 gave it) a pass may step: rows that
 -- arrive during the pass, no more. Past that the paging does not end.
 local SPARE_PAGES = 10
@@ -222,29 +252,7 @@ function logistics.run(client, opts)
           if est < s.read then est = s.read end
           s.total = est
         end
-        local fresh = 0
-        for _, row in ipairs(page.rows) do
-          local id = type(row) == "table" and row.sync_id
-          if not is_integer(id) then
-            local key = core.encode(row)        -- the same bad row is read again on each pass
-            if not seen[key] then
-              seen[key] = true
-              s.read = s.read + 1
-              append(s.invalid, { row = row, message = "row without an integer sync_id: " .. key })
-            end
-          elseif not seen[id] then
-            seen[id] = true
-            s.read = s.read + 1
-            if not opts.dry_run then
-              fresh = fresh + 1
-              run.current = { sync_id = id, row = row }
-              local status, message = common.outcome(opts.handler, row)
-              append(run.pending, { sync_id = id, status = status, error_msg = message, row = row })
-              run.current = nil
-              common.touch(run)
-            end
-          end
-        end
+        local fresh = take_rows(run, page.rows, seen)
         fresh_in_pass = fresh_in_pass + fresh
         if fresh > 0 then
           local ok, rerr = report(run)
