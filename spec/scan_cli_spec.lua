@@ -11,12 +11,6 @@ local TRADES = "sales.TradeQuery.querySelfOrderWithDetail"
 local HOUR = 3600
 local ROOT = sh.repo_root()
 
-local function lines(text)
-  local out = {}
-  for l in text:gmatch("[^\n]+") do out[#out + 1] = l end
-  return out
-end
-
 describe("wdt scan", function()
   local emu, dir, now, from, to
 
@@ -58,7 +52,7 @@ describe("wdt scan", function()
     local created = rows { method = TRADES, count = 120, from = from, to = to }
     local code, out, err = wdt(("scan %s --from %d --to %d --page-size 50"):format(TRADES, from, to))
     assert.are.equal(0, code, err)
-    local ls = lines(out)
+    local ls = sh.lines(out)
     assert.are.equal(120, #ls)
     assert.truthy(ls[1]:find(('"trade_id":%.0f,'):format(created[1].key), 1, true))
     code, out = wdt(("scan %s --from %d --to %d --count"):format(TRADES, from, to))
@@ -72,7 +66,7 @@ describe("wdt scan", function()
     local args = ("scan %s --from '%s' --to '%s'"):format(TRADES, a, b)
     local code, base = wdt(args, "TZ=UTC")
     assert.are.equal(0, code)
-    assert.are.equal(45, #lines(base))
+    assert.are.equal(45, #sh.lines(base))
     for _, tz in ipairs({ "America/Los_Angeles", "Asia/Kathmandu", "Asia/Shanghai", "Pacific/Chatham" }) do
       local c, out = wdt(args, "TZ=" .. tz)
       assert.are.equal(0, c)
@@ -136,7 +130,7 @@ describe("wdt scan", function()
     assert.are.equal("", out)
     assert.matches("is held by process " .. pid, err)
     while sh.alive(pid) do socket.sleep(0.05) end
-    assert.are.equal(50, #lines(sh.read_file(dir .. "/run1")))
+    assert.are.equal(50, #sh.lines(sh.read_file(dir .. "/run1")))
     os.execute("rm -rf " .. sh.quote(locks))
   end)
 
@@ -158,11 +152,11 @@ describe("wdt scan", function()
     local pid = tonumber(p:read("*l"))
     p:close()
     local deadline = socket.gettime() + 30
-    while #lines(sh.read_file(out1)) < 130 and socket.gettime() < deadline do socket.sleep(0.01) end
+    while #sh.lines(sh.read_file(out1)) < 130 and socket.gettime() < deadline do socket.sleep(0.01) end
     os.execute("kill -KILL " .. pid)
     while sh.alive(pid) do socket.sleep(0.02) end
     while sh.alive(reader) do socket.sleep(0.02) end       -- it reads what wdt wrote, to EOF
-    local first = lines(sh.read_file(out1))
+    local first = sh.lines(sh.read_file(out1))
     assert.is_true(#first >= 130 and #first < 400, "run 1 printed " .. #first)
     -- the checkpoint never claims a row that was not printed
     local doc = require("wdt.store").file(cp):load()
@@ -182,7 +176,7 @@ describe("wdt scan", function()
     sh.write_file(out2, text)
     local seen, again = {}, 0
     for _, l in ipairs(first) do seen[l:match('"trade_id":(%d+)')] = 1 end
-    for _, l in ipairs(lines(sh.read_file(out2))) do
+    for _, l in ipairs(sh.lines(sh.read_file(out2))) do
       local k = l:match('"trade_id":(%d+)')
       if seen[k] then again = again + 1 end
       seen[k] = (seen[k] or 0) + 1

@@ -18,6 +18,13 @@ function M.write_file(path, s)
   f:close()
 end
 
+-- The non-empty lines of text (output of a process, JSON lines), in order.
+function M.lines(text)
+  local out = {}
+  for l in text:gmatch("[^\n]+") do out[#out + 1] = l end
+  return out
+end
+
 -- A live process (zombies count as gone).
 function M.alive(pid)
   local f = io.open("/proc/" .. pid .. "/stat", "r")
