@@ -69,18 +69,21 @@ local function attempt(s, a, b, found)
   params[s.facts.from] = time.format(a)
   params[s.facts.to] = time.format(b)
   local size = s.page_size
-  local function get(no)
-    s.stats.pages = s.stats.pages + 1
-    return s.client:page_call(s.method, { page_size = size, page_no = no, calc_total = true }, params)
-  end
   local keys = {}
-  local first, err = get(0)
-  if not first then return nil, err end
-  local rows
-  rows, err = page_rows(s, first)
-  if not rows then return nil, err end
-  err = take(s, rows, found, keys)
-  if err then return nil, err end
+  -- page `no` read and its rows taken into `found`: the page and its rows, or nil, err
+  local function read(no)
+    s.stats.pages = s.stats.pages + 1
+    local page, err = s.client:page_call(s.method, { page_size = size, page_no = no, calc_total = true }, params)
+    if not page then return nil, err end
+    local rows
+    rows, err = page_rows(s, page)
+    if not rows then return nil, err end
+    err = take(s, rows, found, keys)
+    if err then return nil, err end
+    return page, rows
+  end
+  local first, rows = read(0)
+  if not first then return nil, rows end
   local total = first.total
   if total == nil then
     -- no total_count: front to back until a short page; nothing to check against
@@ -88,12 +91,8 @@ local function attempt(s, a, b, found)
     while #rows >= size do
       no = no + 1
       local page
-      page, err = get(no)
-      if not page then return nil, err end
-      rows, err = page_rows(s, page)
-      if not rows then return nil, err end
-      err = take(s, rows, found, keys)
-      if err then return nil, err end
+      page, rows = read(no)
+      if not page then return nil, rows end
     end
     s.stats.unverified = s.stats.unverified + 1
     return true
@@ -101,14 +100,9 @@ local function attempt(s, a, b, found)
   if total <= #rows then return count(keys) >= total end
   local stable = true
   for no = math.ceil(total / size) - 1, 1, -1 do
-    local page
-    page, err = get(no)
+    local page, err = read(no)
     if not page then return nil, err end
     if page.total ~= total then stable = false end
-    rows, err = page_rows(s, page)
-    if not rows then return nil, err end
-    err = take(s, rows, found, keys)
-    if err then return nil, err end
   end
   return stable and count(keys) == total
 end
