@@ -61,4 +61,9 @@ function errors.is(v)
   return getmetatable(v) == Error
 end
 
+-- The error lua.c (and LuaJIT) raise in running Lua code on SIGINT: "...interrupted!".
+function errors.is_interrupt(e)
+  return type(e) == "string" and e:find("interrupted!$") ~= nil
+end
+
 return errors

@@ -335,7 +335,7 @@ end
 function cli.run(ctx, argv, env)
   local ok, code = xpcall(function() return dispatch(ctx, argv) end, function(e)
     if args.is_usage_error(e) then return e end
-    if type(e) == "string" and e:find("interrupted!$") then return { interrupted = true } end
+    if require("wdt.errors").is_interrupt(e) then return { interrupted = true } end
     if type(e) == "string" and e:match("^bad argument") then return args.usage_error(e) end
     return { internal = tostring(e), trace = debug.traceback("", 2) }
   end)

@@ -148,7 +148,7 @@ local function push_items(client, flow, opts)
   local ok, res, err = pcall(r.push, r, guarded_next)
   if not ok then
     local raised = type(res) == "table" and res[SOURCE] or res
-    if type(raised) == "string" and raised:find("interrupted!$") then
+    if errors.is_interrupt(raised) then
       r:abandon()
       return r:stop(errors.new{ kind = "interrupted", message = "stopped by SIGINT (Ctrl-C)" })
     end

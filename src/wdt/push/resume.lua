@@ -140,7 +140,7 @@ local function push_page(r, doc, store, max_tries, items, next_cursor)
 end
 
 local function source_error(e)
-  if type(e) == "string" and e:find("interrupted!$") then
+  if errors.is_interrupt(e) then
     return fail("interrupted", "stopped by SIGINT (Ctrl-C)")
   end
   return fail("source", "the source raised an error: " .. tostring(e))
@@ -195,7 +195,7 @@ function resume.run(client, flow, opts)
   end)
   if not ok then
     if errors.is(res) then return r:stop(res) end
-    if type(res) == "string" and res:find("interrupted!$") then
+    if errors.is_interrupt(res) then
       r:abandon()
       return r:stop(source_error(res))
     end

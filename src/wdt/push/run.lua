@@ -21,7 +21,7 @@ local run = {}
 
 local array_mt = core.array_mt
 
-local function is_interrupt(e) return type(e) == "string" and e:find("interrupted!$") ~= nil end
+local is_interrupt = errors.is_interrupt
 
 local function append(list, v) list[#list + 1] = v end
 

@@ -22,10 +22,7 @@ end
 
 function common.append(list, v) list[#list + 1] = v end
 
--- lua.c (and LuaJIT) turn SIGINT into the error "interrupted!" raised in running Lua code.
-function common.is_interrupt(e)
-  return type(e) == "string" and e:find("interrupted!$") ~= nil
-end
+common.is_interrupt = errors.is_interrupt
 
 -- Valid UTF-8 (invalid bytes become '?'), at most MAX_MESSAGE characters, so that the
 -- report can always be encoded and is not refused for its length.
