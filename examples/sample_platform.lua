@@ -4,6 +4,7 @@
 --
 --   local platform = dofile("examples/sample_platform.lua")
 --   platform.order(i, {lines = n, refunded = bool, time = "YYYY-MM-DD HH:MM:SS"})
+--   platform.orders(from, to, opts)      -- orders from..to, as a list
 --   platform.refund(order, line_no)      -- a full refund of one of the order's lines
 --   platform.goods(i)                    -- goods number i (the lines sell goods 1..GOODS)
 --   platform.catalog()                   -- every good the orders sell
@@ -52,6 +53,12 @@ function platform.order(i, opts)
     for _, l in ipairs(o.orders) do l.refund_status, l.status, l.refund_amount = 5, 80, l.total_amount end
   end
   return o
+end
+
+function platform.orders(from, to, opts)
+  local list = {}
+  for i = from, to do list[#list + 1] = platform.order(i, opts) end
+  return list
 end
 
 function platform.refund(order, line_no)

@@ -13,11 +13,7 @@ local platform = dofile(sh.repo_root() .. "/examples/sample_platform.lua")
 local SID = fixtures.SID
 local TRADES = "sales.TradeQuery.querySelfOrderWithDetail"
 
-local function orders(from, to)
-  local list = {}
-  for i = from, to do list[#list + 1] = platform.order(i) end
-  return list
-end
+local orders = platform.orders
 
 local pages_of = fixtures.pages_of
 

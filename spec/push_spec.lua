@@ -20,11 +20,7 @@ local CONFIG = {
   } },
 }
 
-local function orders(from, to, opts)
-  local list = {}
-  for i = from, to do list[#list + 1] = platform.order(i, opts) end
-  return list
-end
+local orders = platform.orders
 
 local function tenant(emu) return emu:state().tenants[SID] end
 
