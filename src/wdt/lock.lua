@@ -267,4 +267,15 @@ function lock.run_name(flow, sid, shop)
   return name
 end
 
+-- A flow's run lock as its `lock` option asks for it: false takes none (returns false); true
+-- the defaults; a table acquire's options (copied; the name is set here). A handle, false,
+-- or nil, err.
+function lock.take_run(spec, flow, sid, shop)
+  if spec == false then return false end
+  local o = {}
+  if type(spec) == "table" then for k, v in pairs(spec) do o[k] = v end end
+  o.name = lock.run_name(flow, sid, shop)
+  return lock.acquire(o)
+end
+
 return lock

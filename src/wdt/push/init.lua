@@ -108,11 +108,7 @@ end
 local function take_lock(client, flow, opts)
   local spec = opts.lock
   if spec == nil then spec = opts.source ~= nil end
-  if spec == false then return false end
-  local o = {}
-  if type(spec) == "table" then for k, v in pairs(spec) do o[k] = v end end
-  o.name = lock.run_name("push." .. flow, client.sid, opts.shop_no)
-  return lock.acquire(o)
+  return lock.take_run(spec, "push." .. flow, client.sid, opts.shop_no)
 end
 
 -- The options the push runs with: without `lock`; on_progress renews the lock first, and a

@@ -86,7 +86,8 @@ local function checkpoint_id(cp)
   return (path:gsub("/%./", "/"):gsub("//+", "/"))
 end
 
--- The run lock option (see the header): false, or the spec with its name.
+-- The run lock option (see the header): false, or the spec (a copy) and the checkpoint's id
+-- that names the lock.
 local function check_lock(spec, cp)
   if spec == false then return false end
   if spec ~= nil and spec ~= true and type(spec) ~= "table" then
@@ -103,8 +104,7 @@ local function check_lock(spec, cp)
   end
   local o = {}
   if type(spec) == "table" then for k, v in pairs(spec) do o[k] = v end end
-  o.id = id
-  return o
+  return o, id
 end
 
 -- The caller's options, checked: raises naming the first bad one.
@@ -151,7 +151,7 @@ local function check_opts(client, opts)
   end
   s.store = cp
   if not s.store and not s.from then check.fail(FN, "from", "is required without a checkpoint", LEVEL) end
-  s.lock_spec = check_lock(o.lock, o.checkpoint)
+  s.lock_spec, s.lock_id = check_lock(o.lock, o.checkpoint)
   s.stats = { windows = 0, pages = 0, rereads = 0, splits = 0, rows = 0, overlap_dropped = 0,
               unverified = 0 }
   return s
@@ -235,10 +235,7 @@ local function hold_lock(s)
     if not ok and err.kind == "locked" then return nil, err end
     return true
   end
-  local o = {}
-  for k, v in pairs(s.lock_spec) do if k ~= "id" then o[k] = v end end
-  o.name = lock.run_name("scan." .. s.method, s.client.sid, s.lock_spec.id)
-  local h, err = lock.acquire(o)
+  local h, err = lock.take_run(s.lock_spec, "scan." .. s.method, s.client.sid, s.lock_id)
   if not h then return nil, err end
   s.lock = h
   return true

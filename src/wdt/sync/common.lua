@@ -145,11 +145,7 @@ end
 -- Takes the run lock `spec` names for `flow` (see split_lock_option): handle, or false
 -- when none is wanted, or nil, err.
 function common.take_lock(client, spec, flow, shop)
-  if spec == false then return false end
-  local o = {}
-  if type(spec) == "table" then for k, v in pairs(spec) do o[k] = v end end
-  o.name = lock.run_name(flow, client.sid, shop)
-  return lock.acquire(o)
+  return lock.take_run(spec, flow, client.sid, shop)
 end
 
 -- nil, err with err.summary; the message counts what was left unreported.
