@@ -8,18 +8,19 @@
 -- answer), 74 the output could not be written, 75 another run holds the run lock,
 -- 130 interrupted, 70 internal error (a bug: please report it).
 -- The pieces: wdt.cli.args (command line), wdt.cli.config (credentials), wdt.cli.output
--- (progress and summaries), wdt.cli.help (help texts).
+-- (progress and summaries), wdt.cli.help (help texts), wdt.cli.exit (exit codes).
 local check = require "wdt.check"
 local args = require "wdt.cli.args"
 local config = require "wdt.cli.config"
 local output = require "wdt.cli.output"
 local help = require "wdt.cli.help"
+local exit = require "wdt.cli.exit"
 
 local cli = {}
 
-cli.EXIT_OK, cli.EXIT_API, cli.EXIT_USAGE, cli.EXIT_NETWORK = 0, 1, 2, 3
-cli.EXIT_INTERRUPTED, cli.EXIT_INTERNAL = 130, 70
-cli.EXIT_IO, cli.EXIT_LOCKED = 74, 75
+cli.EXIT_OK, cli.EXIT_API, cli.EXIT_USAGE, cli.EXIT_NETWORK = exit.OK, exit.API, exit.USAGE, exit.NETWORK
+cli.EXIT_INTERRUPTED, cli.EXIT_INTERNAL = exit.INTERRUPTED, exit.INTERNAL
+cli.EXIT_IO, cli.EXIT_LOCKED = exit.IO, exit.LOCKED
 
 local VERSION = require("wdt")._VERSION
 
@@ -30,12 +31,7 @@ cli.read_config = config.read
 cli.progress_line = output.progress_line
 cli.summary_text = output.summary_text
 
-local function exit_code_for(err)
-  if err.kind == "api" or err.kind == "store" then return cli.EXIT_API end
-  if err.kind == "interrupted" then return cli.EXIT_INTERRUPTED end
-  if err.kind == "locked" then return cli.EXIT_LOCKED end
-  return cli.EXIT_NETWORK
-end
+local exit_code_for = exit.for_error
 
 ---------------------------------------------------------------------------- commands
 

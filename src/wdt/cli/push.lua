@@ -8,6 +8,7 @@ local args = require "wdt.cli.args"
 local config = require "wdt.cli.config"
 local output = require "wdt.cli.output"
 local help = require "wdt.cli.help"
+local exit = require "wdt.cli.exit"
 
 local push_cli = {}
 local usage, one_line = args.usage, output.one_line
@@ -177,17 +178,6 @@ function push_cli.summary_json(flow, s)
   return j
 end
 
-local EXIT_LOCKED = 75     -- as `wdt scan`: another run holds the lock, try again later
-
-local function exit_code(err)
-  if err.kind == "interrupted" then return 130 end
-  if err.kind == "locked" then return EXIT_LOCKED end
-  -- a state file that cannot be used ("store", "state") is no network failure: 1, as the
-  -- checkpoint of `wdt scan`
-  if err.kind == "api" or err.kind == "source" or err.kind == "state" or err.kind == "store" then return 1 end
-  return 3
-end
-
 local function run(ctx, flow, opts, words)
   if not opts.shop or opts.shop == "" then usage("'--shop SHOP' is required") end
   local input = words[3]
@@ -229,22 +219,22 @@ local function run(ctx, flow, opts, words)
   end
   if not summary then
     ctx.err(err.kind == "locked" and output.locked_line("wdt push " .. flow, err) or one_line(tostring(err)) .. "\n")
-    return exit_code(err)
+    return exit.for_error(err)
   end
-  if s.failed > 0 or s.invalid > 0 or s.unreported > 0 or #(s.given_up or {}) > 0 then return 1 end
-  return 0
+  if s.failed > 0 or s.invalid > 0 or s.unreported > 0 or #(s.given_up or {}) > 0 then return exit.API end
+  return exit.OK
 end
 
 function push_cli.command(ctx, opts, words)
   local flow = words[2]
   if flow == nil then
     args.check_allowed(opts, "push")
-    if opts.help then ctx.out(help.push) return 0 end
+    if opts.help then ctx.out(help.push) return exit.OK end
     usage("'wdt push' needs 'orders', 'refunds' or 'goods'")
   end
   if not FLOW_FN[flow] then usage("unknown push '%s' (orders, refunds or goods)", flow) end
   args.check_allowed(opts, "push " .. flow)
-  if opts.help then ctx.out(help.push) return 0 end
+  if opts.help then ctx.out(help.push) return exit.OK end
   return run(ctx, flow, opts, words)
 end
 

@@ -4,10 +4,9 @@ local args = require "wdt.cli.args"
 local config = require "wdt.cli.config"
 local output = require "wdt.cli.output"
 local help = require "wdt.cli.help"
+local exit = require "wdt.cli.exit"
 
 local usage, one_line = args.usage, output.one_line
-
-local EXIT_OK, EXIT_API, EXIT_NETWORK, EXIT_LOCKED = 0, 1, 3, 75
 
 for name, takes in pairs({ from = true, to = true, since = true, checkpoint = true,
                            lag = true, window = true }) do
@@ -51,12 +50,6 @@ kept changing, 2 usage error, 3 network failure or an answer of the wrong shape,
 output could not be written (the scan stops there), 75 another run holds the checkpoint's
 lock. The checkpoint only ever holds windows printed completely.
 ]]
-
-local function exit_code_for(err)
-  if err.kind == "api" or err.kind == "store" or err.kind == "scan" then return EXIT_API end
-  if err.kind == "locked" then return EXIT_LOCKED end
-  return EXIT_NETWORK
-end
 
 local function filter_of(text)
   if not text then return nil end
@@ -128,14 +121,14 @@ local function run(ctx, opts, so)
   if failure then
     ctx.err(failure.kind == "locked" and output.locked_line("wdt scan " .. so.method, failure)
             or one_line(tostring(failure)) .. "\n")
-    return exit_code_for(failure)
+    return exit.for_error(failure)
   end
-  return EXIT_OK
+  return exit.OK
 end
 
 local function command(ctx, opts, words)
   args.check_allowed(opts, "scan")
-  if opts.help then ctx.out(help.scan) return EXIT_OK end
+  if opts.help then ctx.out(help.scan) return exit.OK end
   return run(ctx, opts, scan_options(opts, words, ctx.env))
 end
 
