@@ -10,8 +10,7 @@ local lock = require "wdt.lock"
 
 local ROOT = sh.repo_root()
 local LUA = "lua5.4"
-local PATHS = ("package.path=%q..package.path package.cpath=%q..package.cpath ")
-  :format(ROOT .. "/src/?.lua;" .. ROOT .. "/src/?/init.lua;", ROOT .. "/build/?.so;")
+local PATHS = sh.lua_paths()
 
 -- Runs Lua `code` in a child process in the background; returns its pid.
 local function spawn(code, out)

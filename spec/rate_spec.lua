@@ -10,7 +10,6 @@ local wdt = require "wdt"
 
 local SID, KEY, APPSECRET = "ratesid", "ratekey", "ratesecret:ratesalt"
 local WINDOW, PER_WINDOW = 1, 12
-local ROOT = sh.repo_root()
 
 local function new_client(url, rate, extra)
   local o = { sid = SID, key = KEY, secret = APPSECRET, url = url, rate = rate, backoff = 0.01 }
@@ -127,15 +126,12 @@ describe("rate pacing", function()
 
     it("two processes share one budget: no call is refused", function()
       local dir = sh.tmpdir()
-      local code = ([[
-package.path = %q .. package.path
-package.cpath = %q .. package.cpath
+      local code = sh.lua_paths() .. ([[
 local wdt = require "wdt"
 local c = wdt.client { sid = %q, key = %q, secret = %q, url = %q,
                        rate = { per_minute = %d, window = %d, redis = %q } }
 for _ = 1, %d do assert(c:call("sales.StockSync.getSelfWaitSyncIdListOpen", 10, 0)) end
-]]):format(ROOT .. "/src/?.lua;" .. ROOT .. "/src/?/init.lua;", ROOT .. "/build/?.so;",
-           SID, KEY, APPSECRET, emu.url, PER_WINDOW, WINDOW, r.url, PER_WINDOW * 2)
+]]):format(SID, KEY, APPSECRET, emu.url, PER_WINDOW, WINDOW, r.url, PER_WINDOW * 2)
       sh.write_file(dir .. "/calls.lua", code)
       local t0 = socket.gettime()
       local cmd = ("lua5.4 %s & lua5.4 %s & wait"):format(sh.quote(dir .. "/calls.lua"), sh.quote(dir .. "/calls.lua"))

@@ -46,10 +46,8 @@ end)
 describe("wdt.store.lock", function()
   -- A child process that takes the lock and sleeps; its pid comes back on stdout.
   local function holder(path)
-    local cmd = ("cd %s && lua5.4 -e %s & echo $!"):format(sh.quote(sh.repo_root()), sh.quote(
-      ("package.path='./src/?.lua;./src/?/init.lua;'..package.path;" ..
-       "package.cpath='./build/?.so;'..package.cpath;" ..
-       "local l = assert(require('wdt.store').lock(%q)); io.open(%q,'w'):close(); os.execute('sleep 30')")
+    local cmd = ("cd %s && lua5.4 -e %s & echo $!"):format(sh.quote(sh.repo_root()), sh.quote(sh.lua_paths() ..
+      ("local l = assert(require('wdt.store').lock(%q)); io.open(%q,'w'):close(); os.execute('sleep 30')")
       :format(path, path .. ".ready")))
     local p = io.popen(cmd)
     local pid = tonumber(p:read("*l"))

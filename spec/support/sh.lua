@@ -18,6 +18,14 @@ function M.write_file(path, s)
   f:close()
 end
 
+-- What a child lua5.4 (`-e CODE` or a script) runs first to load this checkout's wdt: src/
+-- and build/ ahead on the package paths, absolute, so the child may run from any folder.
+function M.lua_paths()
+  local root = M.repo_root()
+  return ("package.path = %q .. package.path; package.cpath = %q .. package.cpath\n")
+    :format(root .. "/src/?.lua;" .. root .. "/src/?/init.lua;", root .. "/build/?.so;")
+end
+
 -- The non-empty lines of text (output of a process, JSON lines), in order.
 function M.lines(text)
   local out = {}
