@@ -31,16 +31,9 @@ local function wait_for_file(path, seconds)
   return false
 end
 
-local function wait_gone(pid)
-  for _ = 1, 500 do
-    if not sh.alive(pid) then return end
-    socket.sleep(0.01)
-  end
-end
-
 local function kill(pid, sig)
   os.execute(("kill -%s %d 2>/dev/null"):format(sig or "KILL", pid))
-  wait_gone(pid)
+  sh.wait_gone(pid, 5, 0.01)
 end
 
 describe("wdt.lock", function()

@@ -114,10 +114,7 @@ describe("wdt.lock inside nginx (shared dict, two workers)", function()
   teardown(function()
     if master then
       os.execute("kill -TERM " .. master .. " 2>/dev/null")
-      for _ = 1, 200 do
-        if not sh.alive(master) then break end
-        socket.sleep(0.05)
-      end
+      sh.wait_gone(master, 10, 0.05)
     end
     if prefix then os.execute("rm -rf " .. sh.quote(prefix)) end
     if emu then emu:stop() end

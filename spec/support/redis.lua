@@ -63,10 +63,7 @@ end
 function Redis:stop()
   if self.pid then
     os.execute("kill " .. self.pid .. " 2>/dev/null")
-    for _ = 1, 200 do
-      if not sh.alive(self.pid) then break end
-      socket.sleep(0.025)
-    end
+    sh.wait_gone(self.pid, 5, 0.025)
     self.pid = nil
   end
   os.execute("rm -rf " .. sh.quote(self.dir))

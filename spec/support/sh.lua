@@ -44,6 +44,15 @@ function M.alive(pid)
   return not line:find("^%d+ %b() Z")
 end
 
+-- Waits until process `pid` is gone, looking every `step` seconds for at most `seconds`.
+function M.wait_gone(pid, seconds, step)
+  local socket = require "socket"
+  for _ = 1, math.floor(seconds / step + 0.5) do
+    if not M.alive(pid) then return end
+    socket.sleep(step)
+  end
+end
+
 -- A fresh folder that nginx workers (user nobody) may read too.
 function M.tmpdir()
   local p = io.popen("d=$(mktemp -d) && chmod 755 \"$d\" && echo \"$d\"")
