@@ -164,11 +164,7 @@ local function run_sync(ctx, kind, opts)
     end
   end
   if not summary then
-    if err.kind == "locked" then
-      ctx.err(output.locked_line("wdt sync " .. kind, err))
-    else
-      ctx.err(one_line(tostring(err)) .. "\n")
-    end
+    ctx.err(output.failure_line("wdt sync " .. kind, err))
     return exit_code_for(err)
   end
   if summary.refused > 0 or #summary.invalid > 0 or #summary.unconfirmed > 0 then

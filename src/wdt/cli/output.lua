@@ -137,9 +137,14 @@ function output.progress_drawer(ctx, kind)
 end
 
 -- What a command that finds its run lock held says (exit 75), the same for sync, push, scan.
-function output.locked_line(command, err)
-  return ("wdt: another '%s' is running: %s; exiting (--wait SECONDS waits for it)\n")
-    :format(command, output.one_line(err.message))
+-- The line a flow command (sync, push, scan) prints when its run fails: a held run lock
+-- says so and how to wait; anything else is the error itself.
+function output.failure_line(command, err)
+  if type(err) == "table" and err.kind == "locked" then
+    return ("wdt: another '%s' is running: %s; exiting (--wait SECONDS waits for it)\n")
+      :format(command, output.one_line(err.message))
+  end
+  return output.one_line(tostring(err)) .. "\n"
 end
 
 return output

@@ -218,7 +218,7 @@ local function run(ctx, flow, opts, words)
     end
   end
   if not summary then
-    ctx.err(err.kind == "locked" and output.locked_line("wdt push " .. flow, err) or one_line(tostring(err)) .. "\n")
+    ctx.err(output.failure_line("wdt push " .. flow, err))
     return exit.for_error(err)
   end
   if s.failed > 0 or s.invalid > 0 or s.unreported > 0 or #(s.given_up or {}) > 0 then return exit.API end

@@ -119,8 +119,7 @@ local function run(ctx, opts, so)
   client:close()
   if opts.count then ctx.out(n .. "\n") end
   if failure then
-    ctx.err(failure.kind == "locked" and output.locked_line("wdt scan " .. so.method, failure)
-            or one_line(tostring(failure)) .. "\n")
+    ctx.err(output.failure_line("wdt scan " .. so.method, failure))
     return exit.for_error(failure)
   end
   return exit.OK
