@@ -354,13 +354,12 @@ end
 -- and split into the method's lists beforehand: what the push costs wdt with its own
 -- checks and records free, the floor under the push row.
 local function push_calls_cpu(client, platform, first, n)
-  local validate, push_run = require "wdt.push.validate", require "wdt.push.run"
-  local r = push_run.new(client, "orders", { shop_no = "s1" })
+  local push_run = require "wdt.push.run"
   local args = {}
-  for b = 1, n / 100 do
-    local batch = {}
-    for i = 1, 100 do batch[i] = assert(validate.prepare("orders", platform.order(first + (b - 1) * 100 + i))) end
-    args[b] = r:arguments(batch)
+  for b = 1, n / 100 do        -- a run (and its lists' builder) per batch: all are kept
+    local r = push_run.new(client, "orders", { shop_no = "s1" })
+    for i = 1, 100 do assert(r.add_fast(platform.order(first + (b - 1) * 100 + i), {})) end
+    args[b] = r:arguments()
   end
   local view = client:with { idempotent = true }     -- as push_orders calls: one connection
   collectgarbage()

@@ -113,6 +113,20 @@ describe("push", function()
       assert.is_nil(list[1].order_count, "the caller's table is left alone")
     end)
 
+    it("invalid: what the JSON codec cannot send (invalid UTF-8, a mixed table), with the codec's words", function()
+      local list = orders(1, 3)
+      list[1].buyer_message = "bad \255 byte"
+      list[2].orders[1].extra = { 1, x = 2 }
+      local s = assert(client:push_orders { shop_no = "s1", orders = list })
+      assert.same({ 1, 2, 0 }, { s.new, s.invalid, s.unreported })
+      assert.same({ 1, 2 }, { s.invalids[1].index, s.invalids[2].index })
+      assert.equal("(item)", s.invalids[1].field)
+      assert.matches("buyer_message: invalid UTF%-8", s.invalids[1].reason)
+      assert.matches("integer and string keys", s.invalids[2].reason)
+      assert.equal(list[1].tid, s.invalids[1].key)
+      assert.equal(1, tenant(emu).raw_trades)
+    end)
+
     it("invalid: NaN, the infinities and fractions named by their value", function()
       local list = orders(1, 5)
       list[1].orders[1].num = 0 / 0

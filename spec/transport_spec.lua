@@ -1,4 +1,5 @@
--- The transport contract over libcurl (cl:send): the cases of spec/support/transport_contract.lua,
+-- The transport contract over libcurl (cl:send, and cl:post that prepares and sends in
+-- one): the cases of spec/support/transport_contract.lua,
 -- which spec/openresty_spec.lua runs over cosockets inside nginx.
 local wdt = require "wdt"
 local emulator = require "spec.support.emulator"
@@ -21,13 +22,15 @@ describe("the transport contract over libcurl", function()
     if emu then emu:stop() end
   end)
 
-  for i, case in ipairs(contract.cases) do
-    it(case.name, function()
-      emu:faults(case.fault or {})
-      local r = contract.run(wdt, { url = emu.url, sid = SID, key = KEY, secret = APPSECRET }, i,
-                             emulator.free_port())
-      emu:faults {}
-      assert.same({}, contract.check(i, r, { "abcde" }))
-    end)
+  for _, via in ipairs({ "send", "post" }) do
+    for i, case in ipairs(contract.cases) do
+      it(case.name .. " (" .. via .. ")", function()
+        emu:faults(case.fault or {})
+        local r = contract.run(wdt, { url = emu.url, sid = SID, key = KEY, secret = APPSECRET }, i,
+                               emulator.free_port(), via)
+        emu:faults {}
+        assert.same({}, contract.check(i, r, { "abcde" }))
+      end)
+    end
   end
 end)

@@ -23,16 +23,27 @@ M.cases = {
 
 -- Sends case `i` with a new wdt client of `opts` (url, sid, key, secret) through the
 -- transport the client picks where this runs -> { answer = …, failure = … }.
-function M.run(wdt, opts, i, dead_port)
+-- via "post": libcurl's cl:post, which prepares and sends in one (the client's calls
+-- outside nginx), instead of cl:prepare and the transport's send.
+function M.run(wdt, opts, i, dead_port, via)
   local case = M.cases[i]
   local o = { retries = 0, timeout = 5, connect_timeout = 2 }
   for k, v in pairs(opts) do o[k] = v end
   for k, v in pairs(case.client or {}) do o[k] = v end
+  local dead_url = "http://127.0.0.1:" .. tostring(dead_port)
+  if via == "post" and case.dead then o.url = o.url:gsub("^http://[^/]+", dead_url) end
   local client = wdt.client(o)
-  local p = client:prepare(M.METHOD, { { shop_no = "s1", is_own_platform = true } }, { page_size = 1 })
-  local url = p.url
-  if case.dead then url = url:gsub("^http://[^/]+", "http://127.0.0.1:" .. dead_port) end
-  local answer, failure = client:_send(url, p.body, nil)
+  local args = { { shop_no = "s1", is_own_platform = true } }
+  local answer, failure
+  if via == "post" then
+    answer, failure = client._core:post(M.METHOD, { n = 1, args[1] }, { page_size = 1, page_no = 0 },
+                                        client:_timestamp())
+  else
+    local p = client:prepare(M.METHOD, args, { page_size = 1 })
+    local url = p.url
+    if case.dead then url = url:gsub("^http://[^/]+", dead_url) end
+    answer, failure = client:_send(url, p.body, nil)
+  end
   client:close()
   return { answer = answer, failure = failure }
 end

@@ -199,5 +199,6 @@ COMPAT_EXPORT int luaopen_wdt_core(lua_State *L)
     wdt_core_open_client(L);
     wdt_core_open_fs(L);
     wdt_core_open_push(L);
+    wdt_core_open_push_batch(L);
     return 1;
 }

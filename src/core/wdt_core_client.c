@@ -324,10 +324,10 @@ static int encode_args(lua_State *L, int args, lua_Integer n, wdt_buf *body)
     return oom ? -1 : 0;
 }
 
-/* cl:prepare(method, args, pager, timestamp) -> url, body */
-static int l_client_prepare(lua_State *L)
+/* The request of cl:prepare / cl:post (args from 2: method, args, pager, timestamp) into
+ * the client's buffers: c->query the URL, c->body the body. Raises on bad arguments. */
+static void prepare_request(lua_State *L, wdt_client *c)
 {
-    wdt_client *c = check_open_client(L);
     size_t method_len;
     const char *method = check_str(L, 2, 2, "method", &method_len);
     lua_Integer n = 0, ts = 0;
@@ -359,12 +359,19 @@ static int l_client_prepare(lua_State *L)
                              &pg, (long long)ts);
     if (rc != 0) {
         wdt_buf_reset(body);
-        return luaL_error(L, rc == -2 ? "MD5 is not available from OpenSSL" : "out of memory");
+        luaL_error(L, rc == -2 ? "MD5 is not available from OpenSSL" : "out of memory");
     }
-    lua_pushlstring(L, q->data, q->len);
-    lua_pushlstring(L, body->data, body->len);
-    wdt_buf_wipe_used(q);
-    wdt_buf_reset(body);
+}
+
+/* cl:prepare(method, args, pager, timestamp) -> url, body */
+static int l_client_prepare(lua_State *L)
+{
+    wdt_client *c = check_open_client(L);
+    prepare_request(L, c);
+    lua_pushlstring(L, c->query.data, c->query.len);
+    lua_pushlstring(L, c->body.data, c->body.len);
+    wdt_buf_wipe_used(&c->query);
+    wdt_buf_reset(&c->body);
     return 2;
 }
 
@@ -447,6 +454,42 @@ static int l_client_send(lua_State *L)
     /* url and body are Lua strings anchored in this frame for the whole transfer */
     else if (wdt_http_pool_post(pool, url, body, body_len, so.timeout_ms,
                                 so.connect_timeout_ms, so.fresh_connect, &res) == WDT_HTTP_OK) {
+        wdt_http_req *r = pool->reqs[0];
+        push_answer(L, res.status, &r->body, r->date);
+        wdt_http_release_body(r);
+        return 1;
+    }
+    lua_pushnil(L);
+    push_failure(L, &res);
+    return 2;
+}
+
+/* cl:post(method, args, pager, timestamp, opts) -> answer | nil, failure: cl:prepare and
+ * cl:send in one, sent from the client's own buffers. A call's body is made once, not
+ * copied into a Lua string (a push's call carries ~100 KB). */
+static int l_client_post(lua_State *L)
+{
+    wdt_client *c = check_open_client(L);
+    send_opts so = { c->timeout_ms, c->connect_timeout_ms, 0 };
+    wdt_http_result res;
+    int answered = 0;
+
+    if (!lua_isnoneornil(L, 6)) {
+        check_table(L, 6, "opts");
+        read_send_opts(L, 6, 6, &so);
+    }
+    prepare_request(L, c);
+    wdt_http_pool *pool = client_pool(c);
+    if (pool == NULL) {
+        no_pool(&res);
+    } else {
+        c->query.data[c->query.len] = '\0';             /* room for it is always kept */
+        answered = wdt_http_pool_post(pool, c->query.data, c->body.data, c->body.len, so.timeout_ms,
+                                      so.connect_timeout_ms, so.fresh_connect, &res) == WDT_HTTP_OK;
+    }
+    wdt_buf_wipe_used(&c->query);
+    wdt_buf_reset(&c->body);
+    if (answered) {
         wdt_http_req *r = pool->reqs[0];
         push_answer(L, res.status, &r->body, r->date);
         wdt_http_release_body(r);
@@ -584,6 +627,7 @@ static int l_client_redact(lua_State *L)
 static const luaL_Reg client_methods[] = {
     { "prepare",   l_client_prepare },
     { "send",      l_client_send },
+    { "post",      l_client_post },
     { "send_many", l_client_send_many },
     { "redact",    l_client_redact },
     { "close",     l_client_close },

@@ -27,55 +27,58 @@
 #include "wdt_buf.h"
 #include "wdt_json.h"
 #include "wdt_push_rules.h"
+#include "wdt_push_schema.h"
 #include "wdt_core_push.h"
 
-#define SCHEMA_MT "wdt.core.push_schema"
 #define INT53 9007199254740992LL    /* 2^53: integers are exact within it (int_value) */
 
-enum { K_OTHER, K_STRING, K_INT, K_DECIMAL, K_BOOL, K_TIME };
-
-typedef struct field_rule {
-    unsigned char kind, req, null_ok, has_values;
-    unsigned char key_len;      /* of key: the name as JSON and a colon; 0 when it needs escapes */
-    char key[44];
-    size_t max;                 /* SIZE_MAX: no limit */
-    uint64_t values[2];         /* bit v set: v allowed (0..127) */
-} field_rule;
-
-#define HASH_SLOTS 128             /* > 2 x the longest list (fields.trade: 50) */
-
-typedef struct push_schema {
-    int n;
-    const char **names;         /* the field names, anchored by the names upvalue */
-    size_t *name_lens;
-    uint64_t required;          /* bit i: field i is required (lists of up to 64) */
-    int busy;                   /* the encoder's buffer is in use */
-    wdt_buf buf;                /* the encoder's buffer, reused */
-    unsigned char slot[HASH_SLOTS];   /* field index + 1 by the name's address; 0: none */
-    field_rule f[];
-} push_schema;
+/* The per-key steps run ~50 times an order: inlined into the record loop. */
+#if defined(__GNUC__) || defined(__clang__)
+#  define PUSH_INLINE static inline __attribute__((always_inline))
+#  define PUSH_PREFETCH(p) __builtin_prefetch(p)
+#else
+#  define PUSH_INLINE static inline
+#  define PUSH_PREFETCH(p) ((void)(p))
+#endif
 
 /* Short strings are interned (Lua 5.4 up to 40 bytes, LuaJIT all): a key that is a field
  * name has the name's very bytes, so the address finds it; any other key finds no field
  * or a different address (names are at most 40 bytes, see push_checker). */
 static unsigned slot_of(const char *p)
 {
-    return (unsigned)(((uintptr_t)p >> 3) * 0x9E3779B1u) >> 25;
+    return (unsigned)(((uintptr_t)p >> 3) * 0x9E3779B1u) >> 24;
 }
 
-static int field_of(const push_schema *sc, const char *k)
+PUSH_INLINE int field_of(const push_schema *sc, const char *k)
 {
-    for (unsigned h = slot_of(k), i = 0; i < HASH_SLOTS; i++, h = (h + 1) & (HASH_SLOTS - 1)) {
-        int fi = sc->slot[h];
-        if (fi == 0)
+    for (unsigned h = slot_of(k);; h = (h + 1) & (WDT_PUSH_HASH_SLOTS - 1)) {
+        const char *name = sc->slot_name[h];
+        if (name == k)
+            return sc->slot[h];
+        if (name == NULL)
             return -1;
-        if (sc->names[fi - 1] == k)
-            return fi - 1;
     }
+}
+
+int wdt_push_field_of(const push_schema *sc, const char *k)
+{
+    return field_of(sc, k);
+}
+
+int wdt_push_field_named(const push_schema *sc, const char *name)
+{
+    for (int i = 0; i < sc->n; i++)
+        if (strcmp(sc->names[i], name) == 0)
+            return i;
     return -1;
 }
 
-static int in_values(const field_rule *f, lua_Number d)
+push_schema *wdt_push_check_schema(lua_State *L, int idx)
+{
+    return (push_schema *)luaL_checkudata(L, idx, WDT_PUSH_SCHEMA_MT);
+}
+
+PUSH_INLINE int in_values(const field_rule *f, lua_Number d)
 {
     if (d < 0 || d > 127)
         return 0;
@@ -83,42 +86,54 @@ static int in_values(const field_rule *f, lua_Number d)
     return (f->values[v >> 6] >> (v & 63)) & 1;
 }
 
-/* 1 when the present, non-null value on top of the stack passes without the Lua side. */
-static int value_ok(lua_State *L, const field_rule *f, int t, const char *s, size_t n)
+/* The value on top of the stack, read once: its type, a string's bytes, a number's value. */
+PUSH_INLINE void read_value(lua_State *L, int idx, push_value *v)
 {
-    switch (f->kind) {
-    case K_STRING:
-        return t == LUA_TSTRING && (n <= f->max || wdt_utf8_chars(s, n) <= f->max);
-    case K_INT: {
-        if (t != LUA_TNUMBER)
-            return 0;
+    v->type = lua_type(L, idx);
+    v->is_int = 0;
+    if (v->type == LUA_TSTRING) {
+        v->s = lua_tolstring(L, idx, &v->n);
+    } else if (v->type == LUA_TBOOLEAN) {
+        v->i = lua_toboolean(L, idx);
+    } else if (v->type == LUA_TNUMBER) {
 #if COMPAT_HAS_INTEGERS
-        if (lua_isinteger(L, -1)) {
-            lua_Integer k = lua_tointeger(L, -1);
-            if (k <= -INT53 || k >= INT53)
-                return 0;
-            return !f->has_values || (k >= 0 && k <= 127 && in_values(f, (lua_Number)k));
+        if (lua_isinteger(L, idx)) {
+            v->is_int = 1;
+            v->i = (long long)lua_tointeger(L, idx);
+            v->d = (double)v->i;
+            return;
         }
 #endif
-        lua_Number d = lua_tonumber(L, -1);
-        if (!isfinite(d) || d != floor(d) || d <= -(lua_Number)INT53 || d >= (lua_Number)INT53)
-            return 0;
-        return !f->has_values || in_values(f, d);
-    }
-    case K_DECIMAL:
-        return t == LUA_TNUMBER && isfinite(lua_tonumber(L, -1));
-    case K_BOOL:
-        return t == LUA_TBOOLEAN;
-    case K_TIME:
-        return t == LUA_TSTRING && wdt_is_time19(s, n);
-    default:
-        return 1;
+        v->d = (double)lua_tonumber(L, idx);
     }
 }
 
-static int same_name(const char *a, size_t alen, const char *b, size_t blen)
+/* 1 when the present, non-null value passes without the Lua side. */
+PUSH_INLINE int value_ok(const field_rule *f, const push_value *v)
 {
-    return alen == blen && (a == b || memcmp(a, b, alen) == 0);
+    switch (f->kind) {
+    case K_STRING:
+        return v->type == LUA_TSTRING && (v->n <= f->max || wdt_utf8_chars(v->s, v->n) <= f->max);
+    case K_INT:
+        if (v->type != LUA_TNUMBER)
+            return 0;
+        if (v->is_int) {
+            if (v->i <= -INT53 || v->i >= INT53)
+                return 0;
+            return !f->has_values || (v->i >= 0 && v->i <= 127 && in_values(f, (lua_Number)v->i));
+        }
+        if (!isfinite(v->d) || v->d != floor(v->d) || v->d <= -(double)INT53 || v->d >= (double)INT53)
+            return 0;
+        return !f->has_values || in_values(f, v->d);
+    case K_DECIMAL:
+        return v->type == LUA_TNUMBER && isfinite(v->d);
+    case K_BOOL:
+        return v->type == LUA_TBOOLEAN;
+    case K_TIME:
+        return v->type == LUA_TSTRING && wdt_is_time19(v->s, v->n);
+    default:
+        return 1;
+    }
 }
 
 static int l_check(lua_State *L)
@@ -131,14 +146,13 @@ static int l_check(lua_State *L)
     luaL_checkstack(L, 8, "push checker");
     for (lua_Integer i = start < 1 ? 1 : start; i <= sc->n; i++) {
         const field_rule *f = &sc->f[i - 1];
+        push_value v;
         lua_rawgeti(L, names, (int)i);
         lua_rawget(L, 1);
-        int t = lua_type(L, -1);
-        size_t n = 0;
-        const char *s = t == LUA_TSTRING ? lua_tolstring(L, -1, &n) : NULL;
-        int is_null = t == LUA_TLIGHTUSERDATA && lua_touserdata(L, -1) == NULL;
-        int absent = t == LUA_TNIL || (is_null && !f->null_ok);
-        if (absent ? f->req : !is_null && !value_ok(L, f, t, s, n)) {
+        read_value(L, -1, &v);
+        int is_null = v.type == LUA_TLIGHTUSERDATA && lua_touserdata(L, -1) == NULL;
+        int absent = v.type == LUA_TNIL || (is_null && !f->null_ok);
+        if (absent ? f->req : !is_null && !value_ok(f, &v)) {
             lua_pushinteger(L, i);
             lua_pushboolean(L, absent);
             lua_pushvalue(L, -3);
@@ -149,87 +163,127 @@ static int l_check(lua_State *L)
     return 0;
 }
 
-/* One field of the record being encoded: its key at -2, its value on top. Checks it when
- * it is a field of the list (marking it seen) and writes it; -1 when it needs the Lua
- * side (it fails a check, or is not a plain JSON scalar). */
-static int put_field(lua_State *L, push_schema *sc, int fi, uint64_t *seen, int first)
+PUSH_INLINE int put_field(lua_State *L, const push_schema *sc, int fi, push_rec *r, int kidx, int vidx)
 {
-    wdt_buf *b = &sc->buf;
-    int t = lua_type(L, -1);
-    size_t n = 0;
-    const char *s = t == LUA_TSTRING ? lua_tolstring(L, -1, &n) : NULL;
-    const field_rule *f = fi >= 0 ? &sc->f[fi] : NULL;
-    if (f) {
-        int is_null = t == LUA_TLIGHTUSERDATA && lua_touserdata(L, -1) == NULL;
+    wdt_buf *b = r->out;
+    push_value v;
+    read_value(L, vidx, &v);
+    if (fi >= 0) {
+        const field_rule *f = &sc->f[fi];
+        uint64_t bit = (uint64_t)1 << fi;
+        int is_null = v.type == LUA_TLIGHTUSERDATA && lua_touserdata(L, vidx) == NULL;
+        r->present |= bit;
         if (is_null && !f->null_ok) {
             if (f->req)
                 return -1;
-        } else if (!is_null && !value_ok(L, f, t, s, n)) {
+        } else if (!is_null && !value_ok(f, &v)) {
             return -1;
         } else {
-            *seen |= (uint64_t)1 << fi;
+            r->seen |= bit;
         }
+        if (r->keep && r->keep[fi] >= 0)
+            r->kept[r->keep[fi]] = v;
+        /* the key as JSON, copied whole: a fixed-size copy is a few moves */
+        if (b->cap - b->len < WDT_PUSH_KEY_BYTES + 2 && wdt_buf_reserve(b, WDT_PUSH_KEY_BYTES + 1) != 0)
+            return -1;
+        if (!r->first)
+            b->data[b->len++] = ',';
+        if (f->key_len) {
+            memcpy(b->data + b->len, f->key, WDT_PUSH_KEY_BYTES);
+            b->len += f->key_len;
+        } else if (wdt_json_append_scalar(L, kidx, b) != 0 || wdt_buf_putc(b, ':') != 0) {
+            return -1;
+        }
+    } else {
+        if (!r->first && wdt_buf_putc(b, ',') != 0)
+            return -1;
+        if (wdt_json_append_scalar(L, kidx, b) != 0 || wdt_buf_putc(b, ':') != 0)
+            return -1;
     }
-    if (b->cap - b->len < 48 && wdt_buf_reserve(b, 48) != 0)
+    r->first = 0;
+    if (v.type == LUA_TSTRING)
+        return wdt_json_put_string(b, v.s, v.n);
+    if (v.is_int)
+        return wdt_json_put_integer(b, v.i);
+    return wdt_json_append_scalar(L, vidx, b);
+}
+
+int wdt_push_put_field(lua_State *L, const push_schema *sc, int fi, push_rec *r)
+{
+    int top = lua_gettop(L);
+    return put_field(L, sc, fi, r, top - 1, top);
+}
+
+/* A record's pairs at most, for the two passes below (more: the Lua side). */
+#define MAX_PAIRS 120
+
+int wdt_push_put_fields(lua_State *L, const push_schema *sc, int rec, const char *omit,
+                        size_t omit_len, push_rec *r)
+{
+    const int base = lua_gettop(L);
+    int n = 0, rc = 0;
+    if (wdt_buf_putc(r->out, '{') != 0)
         return -1;
-    if (!first)
-        b->data[b->len++] = ',';
-    if (f && f->key_len) {
-        memcpy(b->data + b->len, f->key, f->key_len);
-        b->len += f->key_len;
-    } else if (wdt_json_append_scalar(L, -2, b) != 0 || wdt_buf_putc(b, ':') != 0) {
+    r->first = 1;
+    /* First pass: the pairs onto the stack, each value's memory asked for at once: the
+     * strings of a record built long ago lie apart, and their cache misses then overlap
+     * instead of coming one at a time in the second pass. */
+    if (!lua_checkstack(L, 40))                 /* 16 pairs' room; checked again each 16 */
         return -1;
+    lua_pushnil(L);
+    while (lua_next(L, rec)) {
+        const void *p = lua_topointer(L, -1);     /* strings too on 5.4; NULL elsewhere */
+        if (p)
+            PUSH_PREFETCH(p);
+        if (++n > MAX_PAIRS || ((n & 15) == 0 && !lua_checkstack(L, 40))) {
+            lua_settop(L, base);
+            return -1;
+        }
+        lua_pushvalue(L, -2);
     }
-    if (s)
-        return wdt_json_put_string(b, s, n);
-#if COMPAT_HAS_INTEGERS
-    if (t == LUA_TNUMBER && lua_isinteger(L, -1))
-        return wdt_json_put_integer(b, (long long)lua_tointeger(L, -1));
-#endif
-    return wdt_json_append_scalar(L, -1, b);
+    /* Second pass: check and write each pair. */
+    for (int i = 0; i < n && rc == 0; i++) {
+        const int kidx = base + 1 + 2 * i;
+        size_t klen;
+        if (lua_type(L, kidx) != LUA_TSTRING) {
+            rc = -1;
+            break;
+        }
+        const char *k = lua_tolstring(L, kidx, &klen);
+        if (!(omit && klen == omit_len && (k == omit || memcmp(k, omit, klen) == 0)))
+            rc = put_field(L, sc, field_of(sc, k), r, kidx, kidx + 1);
+    }
+    lua_settop(L, base);
+    return rc;
 }
 
 /* The record at 1 without the key at 2 (a string, or false), plus the pairs from 3 on
  * for keys it lacks (a false key: a pair left out), checked and written as JSON text. */
 static int encode_record(lua_State *L, push_schema *sc)
 {
-    const int rec = 1, top = lua_gettop(L);
-    size_t omit_len = 0, klen;
+    const int top = lua_gettop(L);
+    size_t omit_len = 0;
     const char *omit = lua_type(L, 2) == LUA_TSTRING ? lua_tolstring(L, 2, &omit_len) : NULL;
-    uint64_t seen = 0;
-    int first = 1;
+    push_rec r = { &sc->buf, 0, 0, 1, NULL, NULL };
     sc->buf.len = 0;
-    if (wdt_buf_putc(&sc->buf, '{') != 0)
+    if (wdt_push_put_fields(L, sc, 1, omit, omit_len, &r) != 0)
         return -1;
-    lua_pushnil(L);
-    while (lua_next(L, rec)) {
-        if (lua_type(L, -2) != LUA_TSTRING)
-            return -1;
-        const char *k = lua_tolstring(L, -2, &klen);
-        if (!(omit && same_name(k, klen, omit, omit_len))) {
-            if (put_field(L, sc, field_of(sc, k), &seen, first))
-                return -1;
-            first = 0;
-        }
-        lua_pop(L, 1);
-    }
     for (int j = 3; j < top; j += 2) {
         if (lua_type(L, j) != LUA_TSTRING)
             continue;
         lua_pushvalue(L, j);
-        lua_rawget(L, rec);
+        lua_rawget(L, 1);
         int present = !lua_isnil(L, -1);
         lua_pop(L, 1);
         if (present)
             continue;
         lua_pushvalue(L, j);
         lua_pushvalue(L, j + 1);
-        if (put_field(L, sc, field_of(sc, lua_tostring(L, j)), &seen, first))
+        if (wdt_push_put_field(L, sc, wdt_push_field_of(sc, lua_tostring(L, j)), &r))
             return -1;
-        first = 0;
         lua_pop(L, 2);
     }
-    if ((seen & sc->required) != sc->required)
+    if ((r.seen & sc->required) != sc->required)
         return -1;
     return wdt_buf_putc(&sc->buf, '}');
 }
@@ -334,7 +388,7 @@ static int l_push_checker(lua_State *L)
     push_schema *sc = (push_schema *)compat_newuserdata(L, rules + (size_t)n * (sizeof(char *) + sizeof(size_t)));
     memset(sc, 0, sizeof *sc);
     wdt_buf_init(&sc->buf);
-    compat_setmetatable(L, SCHEMA_MT);
+    compat_setmetatable(L, WDT_PUSH_SCHEMA_MT);
     sc->n = n;
     sc->names = (const char **)(void *)((char *)sc + rules);
     sc->name_lens = (size_t *)(void *)(sc->names + n);
@@ -360,9 +414,10 @@ static int l_push_checker(lua_State *L)
     /* the names table anchors the strings: index them by address once it holds them */
     for (int i = 0; i < n; i++) {
         unsigned h = slot_of(sc->names[i]);
-        while (sc->slot[h])
-            h = (h + 1) & (HASH_SLOTS - 1);
-        sc->slot[h] = (unsigned char)(i + 1);
+        while (sc->slot_name[h])
+            h = (h + 1) & (WDT_PUSH_HASH_SLOTS - 1);
+        sc->slot_name[h] = sc->names[i];
+        sc->slot[h] = (unsigned char)i;
     }
     lua_pushvalue(L, 2);
     lua_pushvalue(L, 3);
@@ -375,7 +430,7 @@ static int l_push_checker(lua_State *L)
 
 void wdt_core_open_push(lua_State *L)
 {
-    compat_register_mt(L, SCHEMA_MT, schema_meta, NULL);
+    compat_register_mt(L, WDT_PUSH_SCHEMA_MT, schema_meta, NULL);
     lua_pushcfunction(L, l_push_checker);
     lua_setfield(L, -2, "push_checker");
 }

@@ -49,8 +49,18 @@ void wdt_json_push_array_mt(lua_State *L);
 
 /* Registry key of the metatable of {text}: JSON text that the push's encoder
  * (wdt_core_push.c) wrote and checked by these rules, written as it is. Only C code makes
- * such tables; they are not a public interface. */
+ * such tables; they are not a public interface.
+ * The text may also stay in C: {src, k, serial}, src a full userdata with the metatable
+ * WDT_JSON_RAW_SRC_MT whose memory begins with a wdt_json_raw_src (the push's batch
+ * builder, wdt_core_push_batch.c): its text k (1 or 2), as long as src->serial is still
+ * `serial` (the owner bumps it before it changes the text); a stale one is an error. */
 #define WDT_JSON_RAW_MT "wdt.json.raw_mt"
+#define WDT_JSON_RAW_SRC_MT "wdt.core.push_batch"
+typedef struct wdt_json_raw_src {
+    const char *text[2];
+    size_t len[2];
+    lua_Integer serial;
+} wdt_json_raw_src;
 void wdt_json_push_raw_mt(lua_State *L);
 
 /* Append the JSON of the string, number, boolean, nil or null at idx to out, by the rules

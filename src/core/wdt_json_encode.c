@@ -185,7 +185,7 @@ static int enc_value(enc *e, int idx, int depth);
 compat_noinline static int enc_string(enc *e, const char *s, size_t len, int depth, int is_key)
 {
     wdt_buf *b = e->out;
-    OUT_RESERVE(e, len + 2, depth);
+    OUT_RESERVE(e, len + 5, depth);   /* + 3: a UTF-8 sequence is copied 4 bytes at once */
     const unsigned char *p = (const unsigned char *)s, *end = p + len;
     char *d = b->data;
     size_t w = b->len;
@@ -206,15 +206,20 @@ compat_noinline static int enc_string(enc *e, const char *s, size_t len, int dep
             break;
         unsigned c = *p;
         if (c >= 0x80) {
-            int n = utf8_seq(p, end);
-            if (n == 0) {
-                b->len = w;
-                return enc_fail(e, depth, "invalid UTF-8 in %s at byte %zu",
-                                is_key ? "key" : "string", (size_t)(p - (const unsigned char *)s) + 1);
-            }
-            memcpy(d + w, p, (size_t)n);
-            w += (size_t)n;
-            p += n;
+            do {                            /* non-ASCII text comes in runs */
+                int n = utf8_seq(p, end);
+                if (n == 0) {
+                    b->len = w;
+                    return enc_fail(e, depth, "invalid UTF-8 in %s at byte %zu",
+                                    is_key ? "key" : "string", (size_t)(p - (const unsigned char *)s) + 1);
+                }
+                if (end - p >= 4)
+                    memcpy(d + w, p, 4);    /* the bytes after it are overwritten next */
+                else
+                    memcpy(d + w, p, (size_t)n);
+                w += (size_t)n;
+                p += n;
+            } while (p < end && *p >= 0x80);
             continue;
         }
         b->len = w;
@@ -431,15 +436,38 @@ static int enc_object(enc *e, int idx, int depth)
     return 0;
 }
 
+/* The text of {src, k, serial} (wdt_json.h), or NULL when it is not one or is stale. */
+static const char *raw_src_text(lua_State *L, int idx, size_t *n)
+{
+    const wdt_json_raw_src *src = (const wdt_json_raw_src *)lua_touserdata(L, -1);
+    int ok = src != NULL && lua_type(L, -1) == LUA_TUSERDATA && lua_getmetatable(L, -1);
+    if (ok) {
+        luaL_getmetatable(L, WDT_JSON_RAW_SRC_MT);
+        ok = lua_rawequal(L, -1, -2);
+        lua_pop(L, 2);
+    }
+    lua_rawgeti(L, idx, 2);
+    lua_Integer k = lua_tointeger(L, -1);
+    lua_rawgeti(L, idx, 3);
+    ok = ok && (k == 1 || k == 2) && lua_tointeger(L, -1) == src->serial;
+    lua_pop(L, 2);
+    if (!ok)
+        return NULL;
+    *n = src->len[k - 1];
+    return src->text[k - 1];
+}
+
 /* JSON text the push's encoder wrote and checked (WDT_JSON_RAW_MT): {text}, as it is. */
 compat_noinline static int enc_raw(enc *e, int idx, int depth)
 {
     lua_State *L = e->L;
     size_t n;
+    const char *s;
     lua_rawgeti(L, idx, 1);
-    if (lua_type(L, -1) != LUA_TSTRING)
-        return enc_fail(e, depth, "cannot encode a raw JSON value without its text");
-    const char *s = lua_tolstring(L, -1, &n);
+    if (lua_type(L, -1) == LUA_TSTRING)
+        s = lua_tolstring(L, -1, &n);
+    else if ((s = raw_src_text(L, idx, &n)) == NULL)
+        return enc_fail(e, depth, "cannot encode a raw JSON value without its text (or whose text has changed)");
     OUT_RESERVE(e, n, depth);
     memcpy(e->out->data + e->out->len, s, n);
     e->out->len += n;
@@ -661,6 +689,17 @@ int wdt_json_append_scalar(lua_State *L, int idx, wdt_buf *out)
 
 int wdt_json_put_string(wdt_buf *out, const char *s, size_t n)
 {
+    const unsigned char *end = (const unsigned char *)s + n;
+    if (skip_plain((const unsigned char *)s, end) == end) {   /* nothing to escape or check */
+        if (out->cap - out->len < n + 3 && wdt_buf_reserve(out, n + 2) != 0)
+            return -1;
+        char *d = out->data + out->len;
+        d[0] = '"';
+        memcpy(d + 1, s, n);
+        d[n + 1] = '"';
+        out->len += n + 2;
+        return 0;
+    }
     enc e;
     size_t start = out->len;
     scalar_enc(&e, NULL, out);

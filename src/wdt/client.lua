@@ -194,8 +194,15 @@ function Client:_request(method, args, pager, c)
       local ok, perr = pace:before()
       if not ok then perr.method, perr.tries = method, tries - 1 return nil, perr end
     end
-    local url, body = self._core:prepare(method, args, pager, self:_timestamp())
-    local answer, failure = self:_send(url, body, send_opts)     -- the one place a try is sent
+    local answer, failure
+    if self._send == Client._send and type(ngx) ~= "table" and self._opts.transport ~= "ngx" then
+      -- libcurl, not replaced (wdt.batch replaces _send): prepared and sent in C, the body
+      -- never made a Lua string
+      answer, failure = self._core:post(method, args, pager, self:_timestamp(), send_opts)
+    else
+      local url, body = self._core:prepare(method, args, pager, self:_timestamp())
+      answer, failure = self:_send(url, body, send_opts)         -- the one place a try is sent
+    end
     if pace then pace:after() end
     local resp, err = self:_outcome(method, answer, failure)
     if resp then return resp, tries end

@@ -19,8 +19,6 @@ local validate = require "wdt.push.validate"
 
 local run = {}
 
-local array_mt = core.array_mt
-
 local is_interrupt = errors.is_interrupt
 
 local function append(list, v) list[#list + 1] = v end
@@ -36,40 +34,39 @@ function run.new(client, flow, opts)
     failures = {}, invalids = {}, unreported_items = {}, anomalies = {},
     started = core.unix_time(),
   }
+  local add_fast, add, take = validate.batch(flow)
   return setmetatable({
     client = client:with{ idempotent = true }, flow = flow, spec = spec, opts = opts,
     batch_size = opts.batch or 100, summary = summary,
+    add_fast = add_fast, add = add, take = take,
   }, Run)
 end
 
--- The method's positional arguments for one batch of prepared items.
-function Run:arguments(batch)
+-- The method's positional arguments for the batch written so far (the builder is emptied).
+function Run:arguments()
   local shop = self.opts.shop_no
-  if self.flow == "orders" then
-    local trades, lines = setmetatable({}, array_mt), setmetatable({}, array_mt)
-    for i, p in ipairs(batch) do
-      trades[i] = p.trade
-      for _, l in ipairs(p.lines) do lines[#lines + 1] = l end
-    end
-    return { shop, trades, lines, n = 3 }
-  end
-  local records = setmetatable({}, array_mt)
-  for i, p in ipairs(batch) do records[i] = p.record end
-  if self.flow == "refunds" then return { shop, records, n = 2 } end
-  return { { shop_no = shop, goods_list = records }, n = 1 }
+  local list1, list2 = self.take()
+  if self.flow == "orders" then return { shop, list1, list2, n = 3 } end
+  if self.flow == "refunds" then return { shop, list1, n = 2 } end
+  return { { shop_no = shop, goods_list = list1 }, n = 1 }
 end
 
-function Run:settle(settled, p, outcome, message)
+function Run:settle(settled, key, item, outcome, message)
   local s = self.summary
   if outcome == "accepted" and not self.want_settled then return end   -- nobody reads it
   if outcome == "failed" then
     s.failed = s.failed + 1
-    append(s.failures, { key = p.key, error = message, item = p.item })
+    append(s.failures, { key = key, error = message, item = item })
   elseif outcome == "unreported" then
     s.unreported = s.unreported + 1
-    append(s.unreported_items, { key = p.key, error = message, item = p.item })
+    append(s.unreported_items, { key = key, error = message, item = item })
   end
-  append(settled, { key = p.key, item = p.item, outcome = outcome, error = message })
+  append(settled, { key = key, item = item, outcome = outcome, error = message })
+end
+
+-- Every item of the batch (keys, items) settled alike.
+function Run:settle_all(b, settled, outcome, message)
+  for i = 1, #b.keys do self:settle(settled, b.keys[i], b.items[i], outcome, message) end
 end
 
 local function whole_count(v)
@@ -79,32 +76,29 @@ local function whole_count(v)
 end
 
 -- Match an answer's data to the batch. Returns nothing; settles every item.
-function Run:match(batch, data, settled)
-  local s = self.summary
+function Run:match(b, data, settled)
+  local s, keys, n = self.summary, b.keys, #b.keys
   if self.flow == "goods" then
     local ids = type(data) == "table" and data.rec_ids
-    if type(ids) == "table" and #ids == #batch then
-      for _, p in ipairs(batch) do self:settle(settled, p, "accepted") end
-      s.changed = s.changed + #batch
+    if type(ids) == "table" and #ids == n then
+      self:settle_all(b, settled, "accepted")
+      s.changed = s.changed + n
     else
-      local why = ("the answer lists %s rec_ids for %d goods"):format(type(ids) == "table" and #ids or "no", #batch)
+      local why = ("the answer lists %s rec_ids for %d goods"):format(type(ids) == "table" and #ids or "no", n)
       append(s.anomalies, why)
-      for _, p in ipairs(batch) do self:settle(settled, p, "unreported", why) end
+      self:settle_all(b, settled, "unreported", why)
     end
     return
   end
-  local by_key, refused, n_refused, strays = {}, {}, 0, 0
+  local in_batch, refused, n_refused, strays = b.in_batch, {}, 0, 0
   local list = type(data) == "table" and data.error_list
   if type(list) ~= "table" then list = {} end
-  if list[1] ~= nil then
-    for _, p in ipairs(batch) do by_key[p.key] = p end
-  end
   for _, e in ipairs(list) do
     local no = type(e) == "table" and e.no
     if no ~= nil and type(no) ~= "string" then no = tostring(no) end
     local msg = type(e) == "table" and e.error
     msg = msg ~= nil and tostring(msg) or "refused (no message)"
-    if no and by_key[no] then
+    if no and in_batch[no] then
       if refused[no] then refused[no] = refused[no] .. "; " .. msg
       else refused[no], n_refused = msg, n_refused + 1 end
     else
@@ -113,7 +107,7 @@ function Run:match(batch, data, settled)
       append(s.anomalies, ("error_list names %s, not in this batch: %s"):format(named, msg))
     end
   end
-  local accepted = #batch - n_refused
+  local accepted = n - n_refused
   local nc = whole_count(type(data) == "table" and data.new_count)
   local cc = whole_count(type(data) == "table" and data.chg_count)
   local adds_up = nc ~= nil and cc ~= nil and nc + cc == accepted and strays == 0
@@ -126,40 +120,41 @@ function Run:match(batch, data, settled)
     s.new, s.changed = s.new + nc, s.changed + cc
   end
   if adds_up and n_refused == 0 and not self.want_settled then return end   -- nothing to record
-  for _, p in ipairs(batch) do
-    if refused[p.key] then self:settle(settled, p, "failed", refused[p.key])
-    elseif adds_up then self:settle(settled, p, "accepted")
-    else self:settle(settled, p, "unreported", why) end
+  local items = b.items
+  for i = 1, n do
+    local key = keys[i]
+    if refused[key] then self:settle(settled, key, items[i], "failed", refused[key])
+    elseif adds_up then self:settle(settled, key, items[i], "accepted")
+    else self:settle(settled, key, items[i], "unreported", why) end
   end
 end
 
 -- Send one batch; settles its items. Returns true, or nil, err when the run must stop.
-function Run:send(batch, settled)
+function Run:send(b, settled)
   local s = self.summary
-  local args = self:arguments(batch)
+  local args = self:arguments()
   s.calls = s.calls + 1
   local ok, data, err = pcall(self.client.call, self.client, self.spec.method,
                               (table.unpack or unpack)(args, 1, args.n))  -- luacheck: ignore
   if not ok then
     local e = data
-    for _, p in ipairs(batch) do self:settle(settled, p, "unreported", "interrupted while sending") end
+    self:settle_all(b, settled, "unreported", "interrupted while sending")
     if is_interrupt(e) then
       return nil, errors.new{ kind = "interrupted", message = "stopped by SIGINT (Ctrl-C)" }
     end
     error(e, 0)
   end
   if data ~= nil then
-    self:match(batch, data, settled)
+    self:match(b, data, settled)
     return true
   end
   local msg = err.message or tostring(err.kind)
   if err.kind == "api" and not err.retryable then
     -- refused as a whole (e.g. 店铺平台不是自有平台): every item of it failed
-    msg = ("status %s: %s"):format(tostring(err.status), msg)
-    for _, p in ipairs(batch) do self:settle(settled, p, "failed", msg) end
+    self:settle_all(b, settled, "failed", ("status %s: %s"):format(tostring(err.status), msg))
     return true
   end
-  for _, p in ipairs(batch) do self:settle(settled, p, "unreported", err.kind .. ": " .. msg) end
+  self:settle_all(b, settled, "unreported", err.kind .. ": " .. msg)
   return nil, err
 end
 
@@ -169,17 +164,39 @@ function Run:progress()
   if self.opts.on_progress then self.opts.on_progress(s) end
 end
 
+-- An item the C pass left to the Lua side: checked by validate.prepare, which words the
+-- reason of an invalid one, and written by the codec. -> key | false (its key is in the
+-- batch already: send the batch first) | nil (listed as invalid).
+function Run:add_checked(item, b, settled)
+  local s, flow = self.summary, self.flow
+  local p, field, reason = validate.prepare(flow, item)
+  if p then
+    if b.in_batch[p.key] then return false end
+    local ok, why = self.add(p.trade or p.record, p.lines)
+    if ok then return p.key end
+    field, reason = "(item)", "cannot be sent as JSON: " .. why
+  end
+  s.invalid = s.invalid + 1
+  local key = p and p.key or validate.raw_key(flow, item)
+  append(s.invalids, { index = s.read, key = key, field = field, reason = reason, item = item })
+  append(settled, { key = key, item = item, outcome = "invalid", error = field .. ": " .. reason })
+  return nil
+end
+
+local function new_batch() return { keys = {}, items = {}, in_batch = {} } end
+
 function Run:push(next_item, on_batch)
-  local s, batch, in_batch, settled = self.summary, {}, {}, {}
+  local s, b, settled = self.summary, new_batch(), {}
+  local add_fast, n = self.add_fast, 0
   self.want_settled = on_batch ~= nil
-  self.unsent = batch
+  self.unsent = b
   local function flush()
-    if #batch == 0 and #settled == 0 then return true end
+    if n == 0 and #settled == 0 then return true end
     local ok, err = true, nil
-    if #batch > 0 then ok, err = self:send(batch, settled) end
+    if n > 0 then ok, err = self:send(b, settled) end
     if on_batch then on_batch(settled) end
-    batch, in_batch, settled = {}, {}, {}
-    self.unsent = batch
+    b, settled, n = new_batch(), {}, 0
+    self.unsent = b
     self:progress()
     return ok, err
   end
@@ -187,27 +204,25 @@ function Run:push(next_item, on_batch)
     local item = next_item()
     if item == nil then break end
     s.read = s.read + 1
-    local p, field, reason = validate.prepare(self.flow, item)
-    if not p then
-      s.invalid = s.invalid + 1
-      local key = validate.raw_key(self.flow, item)
-      append(s.invalids, { index = s.read, key = key, field = field, reason = reason, item = item })
-      append(settled, { key = key, item = item, outcome = "invalid", error = field .. ": " .. reason })
-    else
-      p.item = item
+    local key = add_fast(item, b.in_batch)
+    if key == nil then key = self:add_checked(item, b, settled) end
+    if key == false then
       -- the same key twice in one call could not be told apart in error_list: the later
       -- version goes in the next batch
-      if in_batch[p.key] then
-        local ok, err = flush()
-        if not ok then
-          local left = {}
-          self:settle(left, p, "unreported", "not sent: the run stopped")
-          if on_batch then on_batch(left) end
-          return nil, err
-        end
+      local ok, err = flush()
+      if not ok then
+        local left = {}
+        self:settle(left, validate.raw_key(self.flow, item), item, "unreported", "not sent: the run stopped")
+        if on_batch then on_batch(left) end
+        return nil, err
       end
-      batch[#batch + 1], in_batch[p.key] = p, true
-      if #batch >= self.batch_size then
+      key = add_fast(item, b.in_batch)
+      if key == nil then key = self:add_checked(item, b, settled) end
+    end
+    if key then
+      n = n + 1
+      b.keys[n], b.items[n], b.in_batch[key] = key, item, true
+      if n >= self.batch_size then
         local ok, err = flush()
         if not ok then return nil, err end
       end
@@ -225,9 +240,9 @@ end
 -- After an interrupt outside a call: the items gathered for the next call, not sent, are
 -- listed as unreported (a resumable run pulls them again: its cursor did not move).
 function Run:abandon()
-  local unsent = self.unsent or {}
+  local unsent = self.unsent
   self.unsent = nil
-  for _, p in ipairs(unsent) do self:settle({}, p, "unreported", "not sent: interrupted") end
+  if unsent then self:settle_all(unsent, {}, "unreported", "not sent: interrupted") end
 end
 
 -- nil, err for a run that stopped: err.summary holds the summary so far.
