@@ -79,6 +79,29 @@ end
     assert.matches("line 2: %(line%): not JSON", out)
   end)
 
+  it("skips a UTF-8 byte order mark at the start of the input (file or stdin), nowhere else", function()
+    local BOM = "\239\187\191"
+    local json = require("wdt").json
+    local one, two = json.encode(platform.order(1)), json.encode(platform.order(2))
+    sh.write_file(dir .. "/bom.jsonl", BOM .. one .. "\n" .. two .. "\n")
+    local code, out, err = wdt("push orders --shop s1 " .. sh.quote(dir .. "/bom.jsonl"))
+    assert.equal(0, code, out .. err)
+    assert.matches("new +2\n", out)
+    assert.matches("invalid +0\n", out)
+    emu:reset()
+    code, out, err = wdt("push orders --shop s1 - < " .. sh.quote(dir .. "/bom.jsonl"))
+    assert.equal(0, code, out .. err)
+    assert.matches("new +2\n", out)
+    -- a BOM before a blank first line: the line is blank; on line 2 it is an invalid line
+    emu:reset()
+    sh.write_file(dir .. "/bom2.jsonl", BOM .. "\n" .. one .. "\n" .. BOM .. two .. "\n")
+    code, out = wdt("push orders --shop s1 " .. sh.quote(dir .. "/bom2.jsonl"))
+    assert.equal(1, code, out)
+    assert.matches("new +1\n", out)
+    assert.matches("invalid +1\n", out)
+    assert.matches("line 3: %(line%): not JSON", out)
+  end)
+
   it("exits 1 with the ERP's message when the shop is not self-owned", function()
     local code, out = wdt("push orders --shop tb1 " .. sh.quote(dir .. "/orders.jsonl"))
     assert.equal(1, code)

@@ -54,8 +54,12 @@ Exit codes: 0 all taken, 1 some refused/invalid/unreported/given up, the source 
 ]]
 help.push_orders, help.push_refunds, help.push_goods = help.push, help.push, help.push
 
+-- The UTF-8 byte order mark Windows editors write at the start of a file.
+local BOM = "\239\187\191"
+
 -- JSON lines from a file or stdin: an iterator of items; lines that are not a JSON object
--- are kept in `bad` ({line, reason}) and merged into the summary as invalid.
+-- are kept in `bad` ({line, reason}) and merged into the summary as invalid. A BOM is
+-- skipped at the very start of the input only; anywhere else the line is not JSON.
 local function json_lines(ctx, path)
   local f
   if path == "-" then f = ctx.streams.stdin or io.stdin
@@ -74,6 +78,7 @@ local function json_lines(ctx, path)
         return nil
       end
       n = n + 1
+      if n == 1 and line:sub(1, 3) == BOM then line = line:sub(4) end
       if line:match("%S") then
         local v, err = json.safe.decode(line)
         if type(v) == "table" and getmetatable(v) == nil then
