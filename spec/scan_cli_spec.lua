@@ -106,6 +106,38 @@ describe("wdt scan", function()
     assert.are.equal(2, (wdt(("scan %s --from %d --wait 5"):format(TRADES, from))))
   end)
 
+  it("--since with a checkpoint that exists: one warning line naming its position, and the scan goes on", function()
+    rows { method = TRADES, count = 30, from = from, to = to }
+    local cp = dir .. "/cp.json"
+    local function run(extra)
+      return wdt(("scan %s --checkpoint %s --to %d --count %s"):format(TRADES, sh.quote(cp), to, extra))
+    end
+    local code, out, err = run("--since " .. from)          -- a new checkpoint: --since starts it
+    assert.are.equal(0, code, err)
+    assert.are.equal("30\n", out)
+    assert.are.equal("", err)
+    rows { method = TRADES, rows = { { modified = to - 30, tid = "late" } } }
+    for _, since in ipairs({ tostring(from), "'" .. time.format(from + 60) .. "'" }) do
+      code, out, err = run("--since " .. since)
+      assert.are.equal(0, code, err)
+      assert.are.equal(since == tostring(from) and "1\n" or "0\n", out)   -- the late row, once
+      assert.are.equal(("wdt: warning: --since %s not used: the checkpoint %s resumes at %s (%d); "
+        .. "--since applies only to a new checkpoint\n"):format(since:gsub("'", ""), cp, time.format(to), to), err)
+    end
+    -- at the checkpoint's position, or without --since: nothing to say
+    for _, extra in ipairs({ "--since " .. to, "" }) do
+      code, out, err = run(extra)
+      assert.are.equal(0, code, err)
+      assert.are.equal("0\n", out)
+      assert.are.equal("", err)
+    end
+    -- the checkpoint lost, no --since: refused, not started anywhere
+    os.remove(cp)
+    local lost_code, _, lost_err = run("")
+    assert.are.equal(1, lost_code, lost_err)
+    assert.matches("store error: there is no checkpoint yet", lost_err)
+  end)
+
   it("two overlapping runs on one checkpoint: the second exits 75 and prints nothing", function()
     rows { method = TRADES, count = 50, from = from, to = to }
     emu:faults { mode = "delay", count = 1, delay_ms = 3000 }     -- run 1's first read is slow

@@ -196,6 +196,36 @@ describe("client:scan", function()
     os.execute("rm -rf " .. sh.quote(dir))
   end)
 
+  it("with a checkpoint, `from` only starts a new one; a `from` elsewhere is reported in from_ignored", function()
+    local dir = sh.tmpdir()
+    local cp = dir .. "/cp.json"
+    rows { method = TRADES, rows = { { modified = from + 10, tid = "a" }, { modified = to + 10, tid = "b" } } }
+    local list, _, s = run_scan { method = TRADES, from = from, to = to, checkpoint = cp }
+    assert.are.equal(1, #list)
+    assert.is_nil(s.resumed)                  -- a new checkpoint: `from` is where it starts
+    assert.is_nil(s.from_ignored)
+    -- the checkpoint decides: it resumes at `to`, whatever `from` says, and says so
+    for _, f in ipairs({ from, to + 30, time.format(from) }) do
+      local again
+      again, _, s = run_scan { method = TRADES, from = f, to = to + 60, checkpoint = cp }
+      assert.are.equal(1, #again)
+      assert.are.equal("b", again[1].src_tids)
+      assert.are.equal(to, s.resumed)
+      assert.are.equal(time.value(f), s.from_ignored)
+      assert.are.equal(to - 60, s.from)      -- the overlap before the checkpoint's position
+      os.execute("rm -f " .. sh.quote(cp))
+      run_scan { method = TRADES, from = from, to = to, checkpoint = cp }
+    end
+    -- a `from` at the checkpoint's position, or none, is not ignored
+    _, _, s = run_scan { method = TRADES, from = to, to = to + 60, checkpoint = cp }
+    assert.are.equal(to, s.resumed)
+    assert.is_nil(s.from_ignored)
+    _, _, s = run_scan { method = TRADES, to = to + 90, checkpoint = cp }
+    assert.are.equal(to + 60, s.resumed)
+    assert.is_nil(s.from_ignored)
+    os.execute("rm -rf " .. sh.quote(dir))
+  end)
+
   it("a checkpoint of another method, filter or seller is refused", function()
     local dir = sh.tmpdir()
     local cp = dir .. "/cp.json"

@@ -34,7 +34,9 @@ Options:
                      one run at a time per seller, METHOD and FILE (the run lock
                      wdt.scan.METHOD/SID/FILE, as for 'wdt sync': --wait SECONDS to wait
                      for it, --lock-dir DIR, --no-lock, --redis URL)
-  --since T          where the first run with a new checkpoint starts
+  --since T          where the first run with a new checkpoint starts; with a checkpoint
+                     that exists, the checkpoint decides (a --since elsewhere: a warning
+                     on stderr naming the checkpoint's position, and the scan goes on)
   --lag SECONDS      stay this far behind the server's now (default 120)
   --window SECONDS   window width (default and most: the method's limit)
   --page-size N      rows per page (default and most: 1000)
@@ -90,6 +92,17 @@ local function scan_options(opts, words, env)
   return so
 end
 
+-- --since starts a new checkpoint; an existing one decides where the scan resumes
+-- (client:scan's from_ignored). Said once on stderr, before any row, and the scan goes on:
+-- a cron line that keeps its first run's --since must keep running.
+local function say_since_unused(ctx, opts, so, scan)
+  if not scan.from_ignored then return end
+  local resumed = scan.resumed
+  ctx.err(("wdt: warning: --since %s not used: the checkpoint %s resumes at %s (%d); "
+    .. "--since applies only to a new checkpoint\n"):format(one_line(opts.since), one_line(so.checkpoint),
+    require("wdt.scan.time").format(resumed), resumed))
+end
+
 local function run(ctx, opts, so)
   local client = config.new_client(opts, ctx.env)
   local ok, it, scan = pcall(client.scan, client, so)   -- checks the options; reads nothing yet
@@ -101,8 +114,9 @@ local function run(ctx, opts, so)
   end
   local encode = require("wdt").json.encode
   local stdout = ctx.streams.stdout
-  local n, failure = 0, nil
+  local n, failure, said = 0, nil, false
   for row, err in it do
+    if not said then said = true say_since_unused(ctx, opts, so, scan) end
     if not row then failure = err break end
     n = n + 1
     if not opts.count then
@@ -117,6 +131,7 @@ local function run(ctx, opts, so)
     end
   end
   client:close()
+  if not said then say_since_unused(ctx, opts, so, scan) end   -- the scan had no row
   if opts.count then ctx.out(n .. "\n") end
   if failure then
     ctx.err(output.failure_line("wdt scan " .. so.method, failure))

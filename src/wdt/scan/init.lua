@@ -10,6 +10,8 @@
 --
 -- A failure comes as `false, err` and ends the loop (a generic `for` would end silently at
 -- `nil, err`). The second value returned by scan is the run's state: .stats, .from, .to,
+-- .resumed and .from_ignored (after the first step, with a checkpoint that existed: its
+-- position, and the `from` given that was not used since the run resumed elsewhere),
 -- and :close() (releases the run lock of a scan left before its end; Lua 5.4's `for`
 -- calls it on `break`).
 --
@@ -182,6 +184,10 @@ local function load_checkpoint(s)
     return nil, errors.new { kind = "store", message =
       "the checkpoint was written for another filter: " .. tostring(doc.filter) }
   end
+  -- `from` says where a new checkpoint starts; an existing one decides where the run
+  -- resumes. A `from` elsewhere is not used, and kept for the caller to say so (wdt scan
+  -- warns): ignored in silence it would read as honoured.
+  if s.from and s.from ~= doc.next then s.from_ignored = s.from end
   s.resumed = doc.next
   s.from = math.max(0, doc.next - s.overlap)
   for _, v in ipairs(doc.seen or {}) do
