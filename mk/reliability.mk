@@ -25,10 +25,12 @@ RELIABILITY_DEB_PACKAGES = valgrind clang libclang-rt-14-dev openssl
 SANITIZE_SPECS ?= $(wildcard spec/core_spec.lua spec/json_spec.lua spec/sign_spec.lua \
                     spec/client_spec.lua spec/batch_spec.lua spec/sync_spec.lua \
                     spec/faults_spec.lua spec/reliability_spec.lua spec/cli_spec.lua \
-                    spec/push_check_spec.lua spec/push_spec.lua)
+                    spec/push_check_spec.lua spec/push_batch_spec.lua spec/push_spec.lua \
+                    spec/transport_spec.lua)
 VALGRIND_SPECS ?= $(wildcard spec/core_spec.lua spec/json_spec.lua spec/sign_spec.lua \
                     spec/client_spec.lua spec/batch_spec.lua spec/sync_spec.lua \
-                    spec/faults_spec.lua spec/reliability_spec.lua spec/push_check_spec.lua)
+                    spec/faults_spec.lua spec/reliability_spec.lua spec/push_check_spec.lua \
+                    spec/push_batch_spec.lua)
 
 # halt on the first report; no leak is tolerated (LeakSanitizer runs at exit).
 # No LOCPATH here (unlike `make specs`): with it set, p11-kit's start-up leaks one

@@ -181,6 +181,30 @@ describe("core.push_batch (orders)", function()
     assert.matches("text has changed", err)
   end)
 
+  it("keeps its field names alive with the encoders alone, and refuses lists without the rules it needs", function()
+    -- names made at run time: nothing but the checker holds them (a collection frees them
+    -- when it does not; valgrind and the sanitizers run this spec)
+    local function n(a, b) return a .. b end
+    local function enc(list) return (select(2, core.push_checker(list))) end
+    local trade = enc({ { n("t", "id"), "string", req = true }, { n("order", "_count"), "int", req = true },
+      { n("goods", "_count"), "decimal", req = true }, { n("is_auto", "_wms"), "bool", req = true },
+      { n("end", "_time"), "time", null_ok = true }, { n("ware", "house_no"), "string" } })
+    local line = enc({ { n("t", "id"), "string", req = true }, { n("o", "id"), "string", req = true },
+      { n("nu", "m"), "decimal", req = true } })
+    collectgarbage()
+    collectgarbage()
+    local order, _, take = core.push_batch(trade, line)
+    local o = { tid = "T", is_auto_wms = false, orders = { { oid = "a", num = 2 }, { oid = "b", num = 0.5 } } }
+    assert.equal("T", order(o, {}))
+    local got1, got2 = decoded(take())
+    assert.same({ 2, 2.5, "", null }, { got1[1].order_count, got1[1].goods_count, got1[1].warehouse_no, got1[1].end_time })
+    assert.same({ "T", "T" }, { got2[1].tid, got2[2].tid })
+    assert.is_nil(order({ tid = "T", is_auto_wms = "no", orders = { { oid = "a", num = 2 } } }, {}))
+    local loose = enc({ { "tid", "string", req = true }, { "oid", "other" }, { "num", "decimal", req = true } })
+    assert.has_error(function() core.push_batch(trade, loose) end,
+      "push_batch: the field 'oid' has not the rule the order's checks need")
+  end)
+
   it("refuses what is not an encoder of core.push_checker", function()
     assert.has_error(function() core.push_batch(print, print) end)
     assert.has_error(function() core.push_batch(function() end, function() end) end)

@@ -106,6 +106,15 @@ describe("core.push_checker", function()
     end
   end)
 
+  it("keeps its field names alive with the encoder alone (a key is found by the name's address)", function()
+    local function n(a, b) return a .. b end       -- made at run time: no constant holds them
+    local encode = select(2, core.push_checker({ { n("count_of", "_things"), "int" } }))
+    collectgarbage()
+    collectgarbage()
+    assert.is_nil(encode({ [n("count_of", "_things")] = "not an int" }, false))
+    assert.is_table(encode({ [n("count_of", "_things")] = 3 }, false))
+  end)
+
   it("refuses lists it cannot hold", function()
     local long = {}
     for i = 1, 65 do long[i] = { "f" .. i, "int" } end

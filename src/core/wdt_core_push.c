@@ -424,7 +424,8 @@ static int l_push_checker(lua_State *L)
     lua_pushcclosure(L, l_check, 2);
     lua_pushvalue(L, 2);
     wdt_json_push_raw_mt(L);
-    lua_pushcclosure(L, l_encode, 2);
+    lua_pushvalue(L, 3);                              /* the names: their strings stay alive */
+    lua_pushcclosure(L, l_encode, 3);
     return 2;
 }
 

@@ -379,11 +379,17 @@ static const push_schema *schema_of(lua_State *L, int arg)
     return sc;
 }
 
-static int field_needed(lua_State *L, const push_schema *sc, const char *name, signed char *keep, int slot)
+/* The index of a field the order's checks read, with the rule they count on (put_lines
+ * takes a line's oid and num as given once its required fields passed); raises otherwise. */
+static int field_needed(lua_State *L, const push_schema *sc, const char *name, int kind, int required,
+                        signed char *keep, int slot)
 {
     int fi = wdt_push_field_named(sc, name);
     if (fi < 0)
         luaL_error(L, "push_batch: the field list has no '%s'", name);
+    const field_rule *f = &sc->f[fi];
+    if (f->kind != kind || (required && (!f->req || f->null_ok)))
+        luaL_error(L, "push_batch: the field '%s' has not the rule the order's checks need", name);
     if (keep)
         keep[fi] = (signed char)slot;
     return fi;
@@ -406,14 +412,14 @@ static int l_push_batch(lua_State *L)
     if (orders) {
         pb->trade = ts;
         pb->line = ls;
-        pb->line_tid = field_needed(L, ls, "tid", pb->line_keep, KEPT_TID);
-        field_needed(L, ls, "oid", pb->line_keep, KEPT_OID);
-        field_needed(L, ls, "num", pb->line_keep, KEPT_NUM);
-        pb->trade_order_count = field_needed(L, ts, "order_count", pb->trade_keep, KEPT_OC);
-        pb->trade_goods_count = field_needed(L, ts, "goods_count", pb->trade_keep, KEPT_GC);
-        field_needed(L, ts, "is_auto_wms", pb->trade_keep, KEPT_WMS);
-        pb->trade_end_time = field_needed(L, ts, "end_time", NULL, 0);
-        pb->trade_warehouse_no = field_needed(L, ts, "warehouse_no", NULL, 0);
+        pb->line_tid = field_needed(L, ls, "tid", K_STRING, 1, pb->line_keep, KEPT_TID);
+        field_needed(L, ls, "oid", K_STRING, 1, pb->line_keep, KEPT_OID);
+        field_needed(L, ls, "num", K_DECIMAL, 1, pb->line_keep, KEPT_NUM);
+        pb->trade_order_count = field_needed(L, ts, "order_count", K_INT, 1, pb->trade_keep, KEPT_OC);
+        pb->trade_goods_count = field_needed(L, ts, "goods_count", K_DECIMAL, 1, pb->trade_keep, KEPT_GC);
+        field_needed(L, ts, "is_auto_wms", K_BOOL, 1, pb->trade_keep, KEPT_WMS);
+        pb->trade_end_time = field_needed(L, ts, "end_time", K_TIME, 0, NULL, 0);
+        pb->trade_warehouse_no = field_needed(L, ts, "warehouse_no", K_STRING, 0, NULL, 0);
     }
     static const char *const keys[] = { "tid", "orders", "", "end_time", "order_count",
                                          "goods_count", "warehouse_no" };

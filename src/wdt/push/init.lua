@@ -141,7 +141,9 @@ local function push_items(client, flow, opts)
     if ok then return item end
     error({ [SOURCE] = item }, 0)
   end
-  local ok, res, err = pcall(r.push, r, guarded_next)
+  -- a plain list cannot raise when read: no protected call per item
+  local plain = type(items) == "table" and getmetatable(items) == nil
+  local ok, res, err = pcall(r.push, r, plain and next_item or guarded_next)
   if not ok then
     local raised = type(res) == "table" and res[SOURCE] or res
     if errors.is_interrupt(raised) then
