@@ -14,7 +14,7 @@ FUZZ_BUILD   ?= build-fuzz
 FUZZ_SECONDS ?= 60
 RELIABILITY_FUZZ_SECONDS ?= 10
 FUZZ_CC      ?= clang
-FUZZ_TARGETS  = json_decode json_roundtrip parse_answer push_encode
+FUZZ_TARGETS  = json_decode json_roundtrip parse_answer push_encode push_batch
 LUA_INC      ?= $(shell pkg-config --cflags lua5.4 2>/dev/null || echo -I/usr/include/lua5.4)
 LUA_LIB      ?= $(shell pkg-config --libs lua5.4 2>/dev/null || echo -llua5.4)
 RELIABILITY_DEB_PACKAGES = valgrind clang libclang-rt-14-dev openssl
@@ -76,8 +76,8 @@ valgrind: reliability-deps build $(BUILD)/nodlclose.so
 	LD_PRELOAD=$(CURDIR)/$(BUILD)/nodlclose.so valgrind $(VALGRIND_FLAGS) \
 	  $(LUA) /usr/bin/busted --ignore-lua -o utfTerminal $(VALGRIND_SPECS)
 
-# libFuzzer targets: the codec, the answer parser and the push's checker with their Lua state (liblua5.4 is
-# linked here only; the module never links Lua).
+# libFuzzer targets: the codec, the answer parser, the push's checker and its batch builder,
+# with their Lua state (liblua5.4 is linked here only; the module never links Lua).
 FUZZ_FLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
              -fno-omit-frame-pointer -Isrc/core -Ifuzz $(LUA_INC) -DWDT_VERSION='"$(WDT_VERSION)"'
 FUZZ_CORE_SRC = src/core/wdt_json_encode.c src/core/wdt_json_path.c src/core/wdt_json_decode.c \
@@ -94,6 +94,10 @@ $(FUZZ_BUILD)/json_roundtrip: fuzz/json_roundtrip.c fuzz/fuzz_lua.h $(FUZZ_CORE_
 $(FUZZ_BUILD)/push_encode: fuzz/push_encode.c fuzz/fuzz_lua.h src/core/wdt_core_push.c $(FUZZ_CORE_SRC) src/core/*.h
 	@mkdir -p $(FUZZ_BUILD)
 	$(FUZZ_CC) $(FUZZ_FLAGS) $< src/core/wdt_core_push.c $(FUZZ_CORE_SRC) $(LUA_LIB) -lm -o $@
+
+$(FUZZ_BUILD)/push_batch: fuzz/push_batch.c fuzz/fuzz_lua.h src/core/wdt_core_push.c src/core/wdt_core_push_batch.c $(FUZZ_CORE_SRC) src/core/*.h
+	@mkdir -p $(FUZZ_BUILD)
+	$(FUZZ_CC) $(FUZZ_FLAGS) $< src/core/wdt_core_push.c src/core/wdt_core_push_batch.c $(FUZZ_CORE_SRC) $(LUA_LIB) -lm -o $@
 
 $(FUZZ_BUILD)/parse_answer: fuzz/parse_answer.c fuzz/fuzz_lua.h src/core/*.c src/core/*.h
 	@mkdir -p $(FUZZ_BUILD)
