@@ -197,7 +197,8 @@ describe("core.push_batch (orders)", function()
     local o = { tid = "T", is_auto_wms = false, orders = { { oid = "a", num = 2 }, { oid = "b", num = 0.5 } } }
     assert.equal("T", order(o, {}))
     local got1, got2 = decoded(take())
-    assert.same({ 2, 2.5, "", null }, { got1[1].order_count, got1[1].goods_count, got1[1].warehouse_no, got1[1].end_time })
+    local t1 = got1[1]
+    assert.same({ 2, 2.5, "", null }, { t1.order_count, t1.goods_count, t1.warehouse_no, t1.end_time })
     assert.same({ "T", "T" }, { got2[1].tid, got2[2].tid })
     assert.is_nil(order({ tid = "T", is_auto_wms = "no", orders = { { oid = "a", num = 2 } } }, {}))
     local loose = enc({ { "tid", "string", req = true }, { "oid", "other" }, { "num", "decimal", req = true } })
