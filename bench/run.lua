@@ -349,10 +349,10 @@ end
 -- whose CPU is shown for context. A full collection before each round keeps the garbage
 -- of building the orders out of the push's account. The least disturbed round counts on
 -- each side (least CPU, least wall), as everywhere in this bench.
--- The calls of a push alone (the lists' JSON put together, sign, libcurl, the kernel,
--- decode), the orders checked, written as JSON (wdt.push.validate does both in one pass)
--- and split into the method's lists beforehand: what the push costs wdt with its own
--- checks and records free, the floor under the push row.
+-- The calls of a push alone (the body put together, sign, libcurl, the kernel, decode),
+-- the orders checked and written into each call's lists beforehand (core.push_batch, one
+-- builder per call, all kept): what the push costs wdt with its own checks and records
+-- free, the floor under the push row.
 local function push_calls_cpu(client, platform, first, n)
   local push_run = require "wdt.push.run"
   local args = {}

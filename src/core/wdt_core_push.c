@@ -44,9 +44,21 @@
 /* Short strings are interned (Lua 5.4 up to 40 bytes, LuaJIT all): a key that is a field
  * name has the name's very bytes, so the address finds it; any other key finds no field
  * or a different address (names are at most 40 bytes, see push_checker). */
-static unsigned slot_of(const char *p)
+static unsigned slot_of(const void *p)
 {
     return (unsigned)(((uintptr_t)p >> 3) * 0x9E3779B1u) >> 24;
+}
+
+/* The field whose name is the string object `o` (sc->by_object), or -1. */
+PUSH_INLINE int field_of_object(const push_schema *sc, const void *o)
+{
+    for (unsigned h = slot_of(o);; h = (h + 1) & (WDT_PUSH_HASH_SLOTS - 1)) {
+        const void *name = sc->slot_object[h];
+        if (name == o)
+            return sc->slot_by_object[h];
+        if (name == NULL)
+            return -1;
+    }
 }
 
 PUSH_INLINE int field_of(const push_schema *sc, const char *k)
@@ -230,28 +242,35 @@ int wdt_push_put_fields(lua_State *L, const push_schema *sc, int rec, const char
      * instead of coming one at a time in the second pass. */
     if (!lua_checkstack(L, 40))                 /* 16 pairs' room; checked again each 16 */
         return -1;
+    signed char fi[MAX_PAIRS];                  /* a field's index by its name object, or -1 */
     lua_pushnil(L);
     while (lua_next(L, rec)) {
         const void *p = lua_topointer(L, -1);     /* strings too on 5.4; NULL elsewhere */
         if (p)
             PUSH_PREFETCH(p);
-        if (++n > MAX_PAIRS || ((n & 15) == 0 && !lua_checkstack(L, 40))) {
+        if (n >= MAX_PAIRS || ((n & 15) == 15 && !lua_checkstack(L, 40))) {
             lua_settop(L, base);
             return -1;
         }
+        fi[n++] = (signed char)(sc->by_object ? field_of_object(sc, lua_topointer(L, -2)) : -1);
         lua_pushvalue(L, -2);
     }
-    /* Second pass: check and write each pair. */
+    /* Second pass: check and write each pair. A key that is a field's name is one by
+     * construction; any other key is read (by_object: it is no field's name). */
     for (int i = 0; i < n && rc == 0; i++) {
         const int kidx = base + 1 + 2 * i;
         size_t klen;
+        if (fi[i] >= 0) {
+            rc = put_field(L, sc, fi[i], r, kidx, kidx + 1);
+            continue;
+        }
         if (lua_type(L, kidx) != LUA_TSTRING) {
             rc = -1;
             break;
         }
         const char *k = lua_tolstring(L, kidx, &klen);
         if (!(omit && klen == omit_len && (k == omit || memcmp(k, omit, klen) == 0)))
-            rc = put_field(L, sc, field_of(sc, k), r, kidx, kidx + 1);
+            rc = put_field(L, sc, sc->by_object ? -1 : field_of(sc, k), r, kidx, kidx + 1);
     }
     lua_settop(L, base);
     return rc;
@@ -392,6 +411,7 @@ static int l_push_checker(lua_State *L)
     sc->n = n;
     sc->names = (const char **)(void *)((char *)sc + rules);
     sc->name_lens = (size_t *)(void *)(sc->names + n);
+    const void *objects[WDT_PUSH_MAX_FIELDS];
     lua_createtable(L, n, 0);                         /* the names */
     for (int i = 1; i <= n; i++) {
         lua_rawgeti(L, 1, i);
@@ -404,6 +424,7 @@ static int l_push_checker(lua_State *L)
         if (sc->name_lens[i - 1] > 40)
             return luaL_error(L, "push_checker: list[%d][1]: names up to 40 bytes", i);
         sc->names[i - 1] = name;
+        objects[i - 1] = lua_topointer(L, -1);
         lua_rawseti(L, -3, i);
         read_rule(L, i, &sc->f[i - 1]);
         set_key(&sc->f[i - 1], name, sc->name_lens[i - 1]);
@@ -418,6 +439,16 @@ static int l_push_checker(lua_State *L)
             h = (h + 1) & (WDT_PUSH_HASH_SLOTS - 1);
         sc->slot_name[h] = sc->names[i];
         sc->slot[h] = (unsigned char)i;
+    }
+    sc->by_object = n > 0;
+    for (int i = 0; i < n; i++)
+        sc->by_object = sc->by_object && objects[i] != NULL;
+    for (int i = 0; i < n && sc->by_object; i++) {
+        unsigned h = slot_of(objects[i]);
+        while (sc->slot_object[h])
+            h = (h + 1) & (WDT_PUSH_HASH_SLOTS - 1);
+        sc->slot_object[h] = objects[i];
+        sc->slot_by_object[h] = (unsigned char)i;
     }
     lua_pushvalue(L, 2);
     lua_pushvalue(L, 3);

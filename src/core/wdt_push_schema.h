@@ -34,6 +34,11 @@ typedef struct push_schema {
     wdt_buf buf;                /* the single-record encoder's buffer, reused */
     const char *slot_name[WDT_PUSH_HASH_SLOTS];  /* a field name's address, by its hash; NULL: none */
     unsigned char slot[WDT_PUSH_HASH_SLOTS];      /* that field's index */
+    /* The same by the name's string object (lua_topointer: Lua 5.4 and LuaJIT give it for
+     * strings, 5.1-5.3 do not): a key found without reading it as a string. */
+    int by_object;
+    const void *slot_object[WDT_PUSH_HASH_SLOTS];
+    unsigned char slot_by_object[WDT_PUSH_HASH_SLOTS];
     field_rule f[];
 } push_schema;
 

@@ -187,7 +187,8 @@ local function new_batch() return { keys = {}, items = {}, in_batch = {} } end
 
 function Run:push(next_item, on_batch)
   local s, b, settled = self.summary, new_batch(), {}
-  local add_fast, n = self.add_fast, 0
+  local add_fast, n, size = self.add_fast, 0, self.batch_size
+  local keys, items, in_batch = b.keys, b.items, b.in_batch     -- b's, for the loop
   self.want_settled = on_batch ~= nil
   self.unsent = b
   local function flush()
@@ -196,15 +197,18 @@ function Run:push(next_item, on_batch)
     if n > 0 then ok, err = self:send(b, settled) end
     if on_batch then on_batch(settled) end
     b, settled, n = new_batch(), {}, 0
+    keys, items, in_batch = b.keys, b.items, b.in_batch
     self.unsent = b
     self:progress()
     return ok, err
   end
+  local read = s.read
   while true do
     local item = next_item()
     if item == nil then break end
-    s.read = s.read + 1
-    local key = add_fast(item, b.in_batch)
+    read = read + 1
+    s.read = read
+    local key = add_fast(item, in_batch)
     if key == nil then key = self:add_checked(item, b, settled) end
     if key == false then
       -- the same key twice in one call could not be told apart in error_list: the later
@@ -216,13 +220,13 @@ function Run:push(next_item, on_batch)
         if on_batch then on_batch(left) end
         return nil, err
       end
-      key = add_fast(item, b.in_batch)
+      key = add_fast(item, in_batch)
       if key == nil then key = self:add_checked(item, b, settled) end
     end
     if key then
       n = n + 1
-      b.keys[n], b.items[n], b.in_batch[key] = key, item, true
-      if n >= self.batch_size then
+      keys[n], items[n], in_batch[key] = key, item, true
+      if n >= size then
         local ok, err = flush()
         if not ok then return nil, err end
       end
