@@ -434,26 +434,24 @@ static void no_pool(wdt_http_result *res)
     strcpy(res->message, "cannot create the libcurl handles (out of memory?)");
 }
 
-/* cl:send(url, body, opts) -> answer | nil, failure */
-static int l_client_send(lua_State *L)
+/* One transfer through the client's pool -> answer (1 result) | nil, failure (2). With
+ * `own_buffers` the URL and body are the client's (cl:post): wiped and emptied after. */
+static int post_once(lua_State *L, wdt_client *c, const char *url, const char *body, size_t body_len,
+                     const send_opts *so, int own_buffers)
 {
-    wdt_client *c = check_open_client(L);
-    size_t url_len, body_len;
-    const char *url = check_str(L, 2, 2, "url", &url_len);
-    const char *body = check_str(L, 3, 3, "body", &body_len);   /* NUL-free: JSON */
-    send_opts so = { c->timeout_ms, c->connect_timeout_ms, 0 };
     wdt_http_result res;
-
-    if (!lua_isnoneornil(L, 4)) {
-        check_table(L, 4, "opts");
-        read_send_opts(L, 4, 4, &so);
-    }
+    int answered = 0;
     wdt_http_pool *pool = client_pool(c);
     if (pool == NULL)
         no_pool(&res);
-    /* url and body are Lua strings anchored in this frame for the whole transfer */
-    else if (wdt_http_pool_post(pool, url, body, body_len, so.timeout_ms,
-                                so.connect_timeout_ms, so.fresh_connect, &res) == WDT_HTTP_OK) {
+    else
+        answered = wdt_http_pool_post(pool, url, body, body_len, so->timeout_ms,
+                                      so->connect_timeout_ms, so->fresh_connect, &res) == WDT_HTTP_OK;
+    if (own_buffers) {
+        wdt_buf_wipe_used(&c->query);
+        wdt_buf_reset(&c->body);
+    }
+    if (answered) {
         wdt_http_req *r = pool->reqs[0];
         push_answer(L, res.status, &r->body, r->date);
         wdt_http_release_body(r);
@@ -464,6 +462,23 @@ static int l_client_send(lua_State *L)
     return 2;
 }
 
+/* cl:send(url, body, opts) -> answer | nil, failure */
+static int l_client_send(lua_State *L)
+{
+    wdt_client *c = check_open_client(L);
+    size_t url_len, body_len;
+    const char *url = check_str(L, 2, 2, "url", &url_len);
+    const char *body = check_str(L, 3, 3, "body", &body_len);   /* NUL-free: JSON */
+    send_opts so = { c->timeout_ms, c->connect_timeout_ms, 0 };
+
+    if (!lua_isnoneornil(L, 4)) {
+        check_table(L, 4, "opts");
+        read_send_opts(L, 4, 4, &so);
+    }
+    /* url and body are Lua strings anchored in this frame for the whole transfer */
+    return post_once(L, c, url, body, body_len, &so, 0);
+}
+
 /* cl:post(method, args, pager, timestamp, opts) -> answer | nil, failure: cl:prepare and
  * cl:send in one, sent from the client's own buffers. A call's body is made once, not
  * copied into a Lua string (a push's call carries ~100 KB). */
@@ -471,33 +486,14 @@ static int l_client_post(lua_State *L)
 {
     wdt_client *c = check_open_client(L);
     send_opts so = { c->timeout_ms, c->connect_timeout_ms, 0 };
-    wdt_http_result res;
-    int answered = 0;
 
     if (!lua_isnoneornil(L, 6)) {
         check_table(L, 6, "opts");
         read_send_opts(L, 6, 6, &so);
     }
     prepare_request(L, c);
-    wdt_http_pool *pool = client_pool(c);
-    if (pool == NULL) {
-        no_pool(&res);
-    } else {
-        c->query.data[c->query.len] = '\0';             /* room for it is always kept */
-        answered = wdt_http_pool_post(pool, c->query.data, c->body.data, c->body.len, so.timeout_ms,
-                                      so.connect_timeout_ms, so.fresh_connect, &res) == WDT_HTTP_OK;
-    }
-    wdt_buf_wipe_used(&c->query);
-    wdt_buf_reset(&c->body);
-    if (answered) {
-        wdt_http_req *r = pool->reqs[0];
-        push_answer(L, res.status, &r->body, r->date);
-        wdt_http_release_body(r);
-        return 1;
-    }
-    lua_pushnil(L);
-    push_failure(L, &res);
-    return 2;
+    c->query.data[c->query.len] = '\0';                 /* room for it is always kept */
+    return post_once(L, c, c->query.data, c->body.data, c->body.len, &so, 1);
 }
 
 typedef struct jobs_box {
