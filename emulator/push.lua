@@ -8,6 +8,7 @@
 -- exactly these tables. Fields starting with "_" are the emulator's bookkeeping.
 --   t.raw_trades[tid]   = { tid, shop_no, <every trade field as pushed>, trade_id,
 --                           orders = { {oid, <every line field as pushed>, _shipped}, ... },
+--                           discounts = { <discountList entries of the trade> } | nil,
 --                           created, modified }                -- Unix seconds
 --                         (its lines under `orders`, as wdt's push_orders takes them)
 --   t.raw_refunds[refund_no] = { refund_no, shop_no, <every field as pushed>, created, modified }
@@ -109,6 +110,8 @@ local LINE_REQ = { "tid:s", "oid:s", "status:i", "refund_status:i", "goods_id:s"
 local REFUND_REQ = { "refund_no:s", "num:d", "tid:s", "oid:s", "type:i", "status:i", "refund_version:s",
   "refund_amount:d", "actual_refund_amount:d", "title:s", "buyer_nick:s", "is_aftersale:i", "reason:s" }
 local REFUND_OPT = { "logistics_name:s", "logistics_no:s", "refund_time:s", "price:d", "total_amount:d" }
+local DISCOUNT_REQ = { "tid:s", "oid:s" }
+local DISCOUNT_OPT = { "sn:s", "name:s", "detail:s", "amount:d" }
 local GOODS_OPT = { "goods_id:s", "spec_id:s", "goods_no:s", "spec_no:s", "status:i", "goods_name:s",
   "spec_name:s", "pic_url:s", "price:d", "stock_num:d" }
 
@@ -180,6 +183,33 @@ local function trade_error(t, shop_no, tr, lines, oid_owner)
   return nil
 end
 
+-- the discounts of the call (discountList), by their trade's tid, checked against it:
+-- -> discounts_of[tid] = {discount, ...}, problem[tid] = the error_list message
+local function call_discounts(discounts, by_tid, errs)
+  local discounts_of, problem = {}, {}
+  for _, d in ipairs(discounts or {}) do
+    local tid = json.is_object(d) and type(d.tid) == "string" and d.tid or nil
+    local e = not json.is_object(d) and "优惠信息格式错误" or field_error(d, DISCOUNT_REQ, DISCOUNT_OPT)
+    if tid and not by_tid[tid] then
+      errs[#errs + 1] = { no = tid, error = "优惠信息" .. tostring(d.sn) .. "的原始单不在本次推送中" }
+    elseif not tid then
+      errs[#errs + 1] = { no = "", error = "优惠信息: " .. (e or "tid不能为空") }
+    else
+      if not e then
+        local owned = false
+        for _, l in ipairs(by_tid[tid]) do owned = owned or l.oid == d.oid end
+        if not owned then e = ("优惠信息的子订单编号%s不属于原始单%s"):format(tostring(d.oid), tid) end
+      end
+      if e then problem[tid] = problem[tid] or ("优惠信息: " .. e)
+      else
+        discounts_of[tid] = discounts_of[tid] or {}
+        table.insert(discounts_of[tid], d)
+      end
+    end
+  end
+  return discounts_of, problem
+end
+
 local function push_trades(t, args, _, sid)
   if #args < 3 or #args > 4 then return { status = 1, message = "参数个数错误" } end
   local shop_no, trades, lines = args[1], args[2], args[3]
@@ -187,6 +217,9 @@ local function push_trades(t, args, _, sid)
   if refused then return refused end
   if not json.is_array(trades) then return { status = 2, message = "rawTradeList" } end
   if not json.is_array(lines) then return { status = 2, message = "rawTradeOrderList" } end
+  if args[4] ~= nil and args[4] ~= json.null and not json.is_array(args[4]) then
+    return { status = 2, message = "discountList" }
+  end
   local errs, new, chg = json.array(), 0, 0
   local by_tid, seen = {}, {}
   for _, tr in ipairs(trades) do
@@ -202,6 +235,7 @@ local function push_trades(t, args, _, sid)
                           error = "子订单" .. tostring(l.oid) .. "的原始单不在本次推送中" }
     end
   end
+  local discounts_of, discount_problem = call_discounts(args[4] ~= json.null and args[4] or nil, by_tid, errs)
   -- oids of the other trades of this seller (a line's oid must be unique per seller)
   local oid_owner = t._oid_owner or {}
   t._oid_owner = oid_owner
@@ -211,7 +245,7 @@ local function push_trades(t, args, _, sid)
     local e
     if type(tid) ~= "string" or tid == "" then e = "tid不能为空"
     elseif seen[tid] then e = "原始单号" .. tid .. "在本次推送中重复"
-    else e = trade_error(t, shop_no, tr, by_tid[tid], oid_owner) end
+    else e = trade_error(t, shop_no, tr, by_tid[tid], oid_owner) or discount_problem[tid] end
     if e then
       errs[#errs + 1] = { no = type(tid) == "string" and tid or "", error = e }
     else
@@ -220,6 +254,7 @@ local function push_trades(t, args, _, sid)
       local rec = copy_fields({}, tr)
       rec.shop_no, rec.modified = shop_no, now
       rec.orders = {}
+      rec.discounts = discounts_of[tid]      -- a push of the trade replaces them
       if old then
         chg = chg + 1
         counted(t).trades_updated = counted(t).trades_updated + 1
@@ -452,6 +487,9 @@ function M.view(t, out)
   local c = counted(t)
   out.raw_trades, out.raw_refunds, out.api_goods = c.raw_trades, c.raw_refunds, c.api_goods
   out.raw_trades_updated = c.trades_updated     -- pushes of a tid already there
+  local discounts = 0                            -- the discounts the stored trades hold
+  for _, tr in pairs(t.raw_trades) do discounts = discounts + (tr.discounts and #tr.discounts or 0) end
+  out.raw_discounts = discounts
 end
 
 return M

@@ -76,6 +76,9 @@ local CHANGES = {
   function(o) o.buyer_message = "bad \255 byte" end,
   function(o) o.orders[1].remark = "\0nul" end,
   function(o) o.orders[1].extra = false end,
+  function(o) o.discounts = { { oid = o.orders[1].oid, amount = 1 } } end,   -- the Lua way, always
+  function(o) o.discounts = "none" end,
+  function(o) o.discounts = {} end,
 }
 
 describe("core.push_batch (orders)", function()

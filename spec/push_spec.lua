@@ -127,6 +127,38 @@ describe("push", function()
       assert.equal(1, tenant(emu).raw_trades)
     end)
 
+    it("discounts: an order's `discounts` go as discountList, checked, and the emulator keeps them", function()
+      local list = orders(1, 4)
+      list[1].discounts = { { oid = list[1].orders[1].oid, sn = "D1", name = "满100减10", amount = 10 } }
+      list[2].discounts = { { oid = "not-a-line", sn = "D2" } }
+      list[3].discounts = { { oid = list[3].orders[1].oid, amount = "ten" } }
+      list[4].discounts = {}
+      local s = assert(client:push_orders { shop_no = "s1", orders = list })
+      assert.same({ 2, 2, 0 }, { s.new, s.invalid, s.failed })
+      assert.same({ "discounts[1].oid", "discounts[1].amount" }, { s.invalids[1].field, s.invalids[2].field })
+      assert.matches("not the oid of one of the order's lines", s.invalids[1].reason)
+      assert.same({ 2, 1 }, { tenant(emu).raw_trades, tenant(emu).raw_discounts })
+      assert.is_nil(list[1].discounts[1].tid, "the caller's discount is left alone")
+      -- pushed again without them: the trade's discounts are replaced
+      list[1].discounts = nil
+      s = assert(client:push_orders { shop_no = "s1", orders = { list[1] } })
+      assert.same({ 1, 0 }, { s.changed, tenant(emu).raw_discounts })
+    end)
+
+    it("the emulator refuses a discount whose oid is not its trade's, for that order only", function()
+      local validate = require "wdt.push.validate"
+      local a = assert(validate.prepare("orders", platform.order(1)))
+      local b = assert(validate.prepare("orders", platform.order(2)))
+      local lines = {}
+      for _, p in ipairs({ a, b }) do for _, l in ipairs(p.lines) do lines[#lines + 1] = l end end
+      local data = assert(client:call("sales.RawTrade.pushSelf2", "s1", { a.trade, b.trade }, lines,
+        { { tid = b.key, oid = platform.order(1).orders[1].oid, sn = "X" } }))
+      assert.same({ 1, 1 }, { data.new_count, #data.error_list })
+      assert.equal(b.key, data.error_list[1].no)
+      assert.matches("不属于原始单", data.error_list[1].error)
+      assert.equal(0, tenant(emu).raw_discounts)
+    end)
+
     it("invalid: NaN, the infinities and fractions named by their value", function()
       local list = orders(1, 5)
       list[1].orders[1].num = 0 / 0

@@ -12,7 +12,8 @@
  *     tid: the order passed every check: its trade is written into list 1 and its lines
  *     into list 2 (the caller records in_batch[tid] = true). false: it passed, but
  *     in_batch[tid] is set: the batch must be sent first. nil: the Lua side decides
- *     (validate.prepare). Nothing is written unless tid is returned; item is never changed.
+ *     (validate.prepare; also every order with `discounts`). Nothing is written unless tid
+ *     is returned; item is never changed.
  *   add(record[, lines]) -> true | nil, message
  *     a record the Lua side prepared (a table or a raw JSON value), written by the codec
  *     into list 1, and each element of `lines` into list 2; nothing written on failure.
@@ -39,7 +40,7 @@ enum { KEPT_TID, KEPT_OID, KEPT_NUM, N_LINE_KEPT };
 enum { KEPT_OC, KEPT_GC, KEPT_WMS, N_TRADE_KEPT };
 /* upvalues of order, add and take */
 enum { U_BATCH = 1, U_TRADE, U_LINE, U_RAW_MT, U_TID, U_ORDERS, U_EMPTY, U_END_TIME,
-       U_ORDER_COUNT, U_GOODS_COUNT, U_WAREHOUSE_NO, N_UPVALUES = U_WAREHOUSE_NO };
+       U_ORDER_COUNT, U_GOODS_COUNT, U_WAREHOUSE_NO, U_DISCOUNTS, N_UPVALUES = U_DISCOUNTS };
 
 typedef struct push_batch {
     wdt_json_raw_src src;           /* first: what take's raw values read (wdt_json.h) */
@@ -233,6 +234,11 @@ static int l_order(lua_State *L)
     luaL_checkstack(L, 12, "push batch");
     if (lua_getmetatable(L, 1))                       /* plain tables only: raw access */
         return 0;
+    lua_pushvalue(L, lua_upvalueindex(U_DISCOUNTS));  /* an order's discounts: the Lua way */
+    lua_rawget(L, 1);
+    if (!lua_isnil(L, -1))
+        return 0;
+    lua_pop(L, 1);
     lua_pushvalue(L, lua_upvalueindex(U_TID));
     lua_rawget(L, 1);                                 /* 3: tid */
     if (lua_type(L, 3) != LUA_TSTRING || compat_rawlen(L, 3) == 0)
@@ -422,7 +428,7 @@ static int l_push_batch(lua_State *L)
         pb->trade_warehouse_no = field_needed(L, ts, "warehouse_no", K_STRING, 0, NULL, 0);
     }
     static const char *const keys[] = { "tid", "orders", "", "end_time", "order_count",
-                                         "goods_count", "warehouse_no" };
+                                         "goods_count", "warehouse_no", "discounts" };
     static const lua_CFunction fns[] = { l_order, l_add, l_take };
     for (int f = 0; f < 3; f++) {
         lua_pushvalue(L, 3);

@@ -95,6 +95,17 @@ fields.line = {
   { "gift_type", "int" },
 }
 
+-- sales.RawTrade.pushSelf2: discountList (optional; an order's discounts, given under
+-- `discounts`; the page: platform, tid, oid, sn and type make a discount unique)
+fields.discount = {
+  { "tid", "string", req = true, max = 40 },     -- the order's tid when absent
+  { "oid", "string", req = true, max = 20 },     -- one of the order's lines (the page: 20)
+  { "sn", "string", max = 40 },
+  { "name", "string", max = 50 },
+  { "detail", "string", max = 128 },
+  { "amount", "decimal" },
+}
+
 -- aftersales.refund.RawRefund.upload2: order_list (one per refund line)
 fields.refund = {
   { "refund_no", "string", req = true, max = 40 },

@@ -20,6 +20,14 @@ local validate = require "wdt.push.validate"
 local run = {}
 
 local is_interrupt = errors.is_interrupt
+local array_mt = core.array_mt
+
+-- true | nil, the codec's message (where in the value, what)
+local function encodable(v)
+  local ok, err = pcall(core.encode, v)
+  if ok then return true end
+  return nil, (tostring(err):gsub("^value", "discounts"))
+end
 
 local function append(list, v) list[#list + 1] = v end
 
@@ -42,11 +50,18 @@ function run.new(client, flow, opts)
   }, Run)
 end
 
--- The method's positional arguments for the batch written so far (the builder is emptied).
-function Run:arguments()
+-- The method's positional arguments for the batch written so far (the builder is emptied;
+-- b: the batch, whose orders' discounts go as pushSelf2's discountList).
+function Run:arguments(b)
   local shop = self.opts.shop_no
   local list1, list2 = self.take()
-  if self.flow == "orders" then return { shop, list1, list2, n = 3 } end
+  if self.flow == "orders" then
+    local discounts = b and b.discounts
+    if discounts and discounts[1] ~= nil then
+      return { shop, list1, list2, setmetatable(discounts, array_mt), n = 4 }
+    end
+    return { shop, list1, list2, n = 3 }
+  end
   if self.flow == "refunds" then return { shop, list1, n = 2 } end
   return { { shop_no = shop, goods_list = list1 }, n = 1 }
 end
@@ -132,7 +147,7 @@ end
 -- Send one batch; settles its items. Returns true, or nil, err when the run must stop.
 function Run:send(b, settled)
   local s = self.summary
-  local args = self:arguments()
+  local args = self:arguments(b)
   s.calls = s.calls + 1
   local ok, data, err = pcall(self.client.call, self.client, self.spec.method,
                               (table.unpack or unpack)(args, 1, args.n))  -- luacheck: ignore
@@ -172,8 +187,16 @@ function Run:add_checked(item, b, settled)
   local p, field, reason = validate.prepare(flow, item)
   if p then
     if b.in_batch[p.key] then return false end
-    local ok, why = self.add(p.trade or p.record, p.lines)
-    if ok then return p.key end
+    local d, ok, why = p.discounts, true, nil
+    if d and d[1] ~= nil then ok, why = encodable(d) end
+    if ok then ok, why = self.add(p.trade or p.record, p.lines) end
+    if ok then
+      if d then
+        b.discounts = b.discounts or {}
+        for i = 1, #d do b.discounts[#b.discounts + 1] = d[i] end
+      end
+      return p.key
+    end
     field, reason = "(item)", "cannot be sent as JSON: " .. why
   end
   s.invalid = s.invalid + 1

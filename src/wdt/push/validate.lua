@@ -2,10 +2,11 @@
 -- sent, and turns it into what the method takes. Never changes the caller's tables.
 --
 --   validate.prepare(flow, item) -> prepared | nil, field, reason
---     orders:  prepared = { key = tid, trade = {...}, lines = {...} }
+--     orders:  prepared = { key = tid, trade = {...}, lines = {...}, discounts = {...} | nil }
 --     refunds: prepared = { key = refund_no, record = {...} }
 --     goods:   prepared = { key = goods_id .. "\0" .. spec_id, record = {...} }
 local core = require "wdt.core"
+local list_length = require("wdt.check").list_length
 local fields = require "wdt.push.fields"
 
 local validate = {}
@@ -79,7 +80,7 @@ validate.check_value = check_value     -- for the specs: the C pass never accept
 -- that does not pass at once; check_value then decides and gives the reason, so both
 -- agree by construction. `skip` names fields checked elsewhere.
 local checkers, encoders = {}, {}
-for _, name in ipairs({ "trade", "line", "refund", "goods" }) do
+for _, name in ipairs({ "trade", "line", "discount", "refund", "goods" }) do
   checkers[name], encoders[name] = core.push_checker(fields[name])
 end
 
@@ -133,6 +134,29 @@ end
 
 local encode_line = encoders.line
 
+-- An order's discounts (discountList), each with the order's tid when absent and the oid
+-- of one of its lines -> list | nil, field, reason
+local function prepare_discounts(list, tid, lines_in, n)
+  if type(list) ~= "table" then return nil, "discounts", "a list expected, got " .. type(list) end
+  local count, hole = list_length(list)
+  if not count then return nil, ("discounts[%d]"):format(hole), "table expected, got nil (a hole in the list)" end
+  if count == 0 and next(list) ~= nil then return nil, "discounts", "a list expected, got a table with named keys" end
+  local own = {}
+  for i = 1, n do own[lines_in[i].oid] = true end
+  local out = {}
+  for i = 1, count do
+    local d = list[i]
+    local at = ("discounts[%d]"):format(i)
+    if type(d) ~= "table" then return nil, at, "table expected, got " .. type(d) end
+    local rec, f, r = record("discount", d, nil, false, "tid", tid)
+    if not rec then return nil, at .. "." .. f, r end
+    if d.tid ~= nil and d.tid ~= tid then return nil, at .. ".tid", "is not the order's tid '" .. tid .. "'" end
+    if not own[d.oid] then return nil, at .. ".oid", "'" .. d.oid .. "' is not the oid of one of the order's lines" end
+    out[i] = rec
+  end
+  return out
+end
+
 local function prepare_order(item)
   local tid = item.tid
   if type(tid) ~= "string" or tid == "" then return nil, "tid", "required (a non-empty string)" end
@@ -165,6 +189,12 @@ local function prepare_order(item)
     goods = goods + (type(num) == "number" and num or decimal_value(num))
     lines[i] = line
   end
+  local discounts
+  if item.discounts ~= nil then
+    local f, r
+    discounts, f, r = prepare_discounts(item.discounts, tid, lines_in, n)
+    if not discounts then return nil, f, r end
+  end
   -- the trade: the item without its lines, with what it lacks and wdt derives
   local skip = has_area_ids(item) and SKIP_AREA or nil
   local whole = math.floor(goods)
@@ -172,6 +202,9 @@ local function prepare_order(item)
     item.is_auto_wms == false and "warehouse_no", "", "end_time", null, "order_count", n,
     "goods_count", whole == goods and whole or goods)
   if not trade then return nil, f, r end
+  -- with discounts the trade is always the Lua copy (C leaves a table value to it): the
+  -- discounts go in their own list, not in the trade
+  if discounts then trade.discounts = nil end
   local oc = item.order_count
   if oc ~= nil and oc ~= n and int_value(oc) ~= n then
     return nil, "order_count", ("is %s but the order has %d line(s)"):format(tostring(oc), n)
@@ -181,7 +214,7 @@ local function prepare_order(item)
     return nil, "goods_count",
       ("is %s but its lines' num add up to %s"):format(tostring(gc), tostring(goods))
   end
-  return { key = tid, trade = trade, lines = lines }
+  return { key = tid, trade = trade, lines = lines, discounts = discounts }
 end
 
 local function prepare_refund(item)
