@@ -191,7 +191,7 @@ local function call_discounts(discounts, by_tid, errs)
     local tid = json.is_object(d) and type(d.tid) == "string" and d.tid or nil
     local e = not json.is_object(d) and "优惠信息格式错误" or field_error(d, DISCOUNT_REQ, DISCOUNT_OPT)
     if tid and not by_tid[tid] then
-      errs[#errs + 1] = { no = tid, error = "优惠信息" .. tostring(d.sn) .. "的原始单不在本次推送中" }
+      errs[#errs + 1] = { no = tid, error = "优惠信息" .. (type(d.sn) == "string" and d.sn or "") .. "的原始单不在本次推送中" }
     elseif not tid then
       errs[#errs + 1] = { no = "", error = "优惠信息: " .. (e or "tid不能为空") }
     else

@@ -73,6 +73,10 @@ local CHANGES = {
   function(o) o.extra = { nested = true } end,
   function(o) o.extra, o.note = 12, "tab\tquote\" 收" end,
   function(o) o[1] = "a list item" end,
+  function(o) o[1] = "P-EVIL" end,                  -- a number key is no field (not tid)
+  function(o) o[true] = 1 end,
+  function(o) o[null] = 1 end,
+  function(o) o.orders[1][1] = "x" end,
   function(o) o.buyer_message = "bad \255 byte" end,
   function(o) o.orders[1].remark = "\0nul" end,
   function(o) o.orders[1].extra = false end,
@@ -114,6 +118,8 @@ describe("core.push_batch (orders)", function()
           taken = taken + 1
           assert.is_not_nil(pkey, "change " .. c .. ": the Lua side refuses it")
           assert.equal(pkey, key)
+          assert.equal(key, got1[1].tid, "change " .. c .. ": the trade sent is the order's")
+          for _, l in ipairs(got2) do assert.equal(key, l.tid, "change " .. c) end
           assert.same({ trade }, got1, "change " .. c)
           assert.same(lines, got2, "change " .. c)
         else

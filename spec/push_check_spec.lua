@@ -106,6 +106,14 @@ describe("core.push_checker", function()
     end
   end)
 
+  it("leaves a record with a key that is no string to the Lua side (it is no field)", function()
+    local _, encode = core.push_checker(fields.goods)
+    for _, k in ipairs({ 1, true, null, 2.5 }) do
+      assert.is_nil(encode({ goods_id = "G1", spec_id = "S1", [k] = "EVIL" }, false), tostring(k))
+    end
+    assert.is_table(encode({ goods_id = "G1", spec_id = "S1" }, false))
+  end)
+
   it("keeps its field names alive with the encoder alone (a key is found by the name's address)", function()
     local function n(a, b) return a .. b end       -- made at run time: no constant holds them
     local encode = select(2, core.push_checker({ { n("count_of", "_things"), "int" } }))

@@ -49,27 +49,30 @@ static unsigned slot_of(const void *p)
     return (unsigned)(((uintptr_t)p >> 3) * 0x9E3779B1u) >> 24;
 }
 
-/* The field whose name is the string object `o` (sc->by_object), or -1. */
-PUSH_INLINE int field_of_object(const push_schema *sc, const void *o)
+/* The field index by a name's identity in one of the two slot tables, or -1: `id` is the
+ * name's address (field_of) or its string object (field_of_object); NULL is no name. */
+PUSH_INLINE int probe(const void *const *ids, const unsigned char *index, const void *id)
 {
-    for (unsigned h = slot_of(o);; h = (h + 1) & (WDT_PUSH_HASH_SLOTS - 1)) {
-        const void *name = sc->slot_object[h];
-        if (name == o)
-            return sc->slot_by_object[h];
-        if (name == NULL)
+    if (id == NULL)
+        return -1;
+    for (unsigned h = slot_of(id);; h = (h + 1) & (WDT_PUSH_HASH_SLOTS - 1)) {
+        if (ids[h] == id)
+            return index[h];
+        if (ids[h] == NULL)
             return -1;
     }
 }
 
 PUSH_INLINE int field_of(const push_schema *sc, const char *k)
 {
-    for (unsigned h = slot_of(k);; h = (h + 1) & (WDT_PUSH_HASH_SLOTS - 1)) {
-        const char *name = sc->slot_name[h];
-        if (name == k)
-            return sc->slot[h];
-        if (name == NULL)
-            return -1;
-    }
+    return probe(sc->slot_name, sc->slot, k);
+}
+
+/* The field whose name is the string object `o` (sc->by_object), or -1 (NULL: a key that
+ * is no string, as lua_topointer gives for numbers and booleans). */
+PUSH_INLINE int field_of_object(const push_schema *sc, const void *o)
+{
+    return probe(sc->slot_object, sc->slot_by_object, o);
 }
 
 int wdt_push_field_of(const push_schema *sc, const char *k)

@@ -65,6 +65,10 @@ static void start_adding(push_batch *pb)
     }
     pb->taken = 0;
     pb->src.serial++;
+    for (int k = 0; k < 2; k++) {           /* nothing to read until the next take */
+        pb->src.text[k] = NULL;
+        pb->src.len[k] = 0;
+    }
 }
 
 /* Writes the pair (key at upvalue `key`, the value on top) when the record lacks it. */

@@ -449,7 +449,7 @@ static const char *raw_src_text(lua_State *L, int idx, size_t *n)
     lua_rawgeti(L, idx, 2);
     lua_Integer k = lua_tointeger(L, -1);
     lua_rawgeti(L, idx, 3);
-    ok = ok && (k == 1 || k == 2) && lua_tointeger(L, -1) == src->serial;
+    ok = ok && (k == 1 || k == 2) && lua_tointeger(L, -1) == src->serial && src->text[k - 1] != NULL;
     lua_pop(L, 2);
     if (!ok)
         return NULL;

@@ -32,7 +32,7 @@ typedef struct push_schema {
     uint64_t required;          /* bit i: field i is required (lists of up to 64) */
     int busy;                   /* the encoder's buffer is in use */
     wdt_buf buf;                /* the single-record encoder's buffer, reused */
-    const char *slot_name[WDT_PUSH_HASH_SLOTS];  /* a field name's address, by its hash; NULL: none */
+    const void *slot_name[WDT_PUSH_HASH_SLOTS];  /* a field name's address, by its hash; NULL: none */
     unsigned char slot[WDT_PUSH_HASH_SLOTS];      /* that field's index */
     /* The same by the name's string object (lua_topointer: Lua 5.4 and LuaJIT give it for
      * strings, 5.1-5.3 do not): a key found without reading it as a string. */
@@ -76,7 +76,7 @@ int wdt_push_put_field(lua_State *L, const push_schema *sc, int fi, push_rec *r)
 int wdt_push_put_fields(lua_State *L, const push_schema *sc, int rec, const char *omit,
                         size_t omit_len, push_rec *r);
 
-/* The schema of the userdata at idx (a core.push_checker's third result), or raises. */
+/* The schema of the userdata at idx (a core.push_checker encoder's first upvalue), or raises. */
 push_schema *wdt_push_check_schema(lua_State *L, int idx);
 
 /* Field index of `name` in the schema, or -1. */

@@ -218,10 +218,11 @@ function Run:push(next_item, on_batch)
     if n == 0 and #settled == 0 then return true end
     local ok, err = true, nil
     if n > 0 then ok, err = self:send(b, settled) end
-    if on_batch then on_batch(settled) end
-    b, settled, n = new_batch(), {}, 0
+    local done = settled
+    b, settled, n = new_batch(), {}, 0     -- settled now: an interrupt from here on is not its
     keys, items, in_batch = b.keys, b.items, b.in_batch
     self.unsent = b
+    if on_batch then on_batch(done) end
     self:progress()
     return ok, err
   end
@@ -231,6 +232,7 @@ function Run:push(next_item, on_batch)
     if item == nil then break end
     read = read + 1
     s.read = read
+    self.reading = item                     -- read, in no bucket yet (see abandon)
     local key = add_fast(item, in_batch)
     if key == nil then key = self:add_checked(item, b, settled) end
     if key == false then
@@ -240,6 +242,7 @@ function Run:push(next_item, on_batch)
       if not ok then
         local left = {}
         self:settle(left, validate.raw_key(self.flow, item), item, "unreported", "not sent: the run stopped")
+        self.reading = nil
         if on_batch then on_batch(left) end
         return nil, err
       end
@@ -249,10 +252,11 @@ function Run:push(next_item, on_batch)
     if key then
       n = n + 1
       keys[n], items[n], in_batch[key] = key, item, true
-      if n >= size then
-        local ok, err = flush()
-        if not ok then return nil, err end
-      end
+    end
+    self.reading = nil
+    if key and n >= size then
+      local ok, err = flush()
+      if not ok then return nil, err end
     end
   end
   return flush()
@@ -267,9 +271,15 @@ end
 -- After an interrupt outside a call: the items gathered for the next call, not sent, are
 -- listed as unreported (a resumable run pulls them again: its cursor did not move).
 function Run:abandon()
-  local unsent = self.unsent
-  self.unsent = nil
+  local unsent, item = self.unsent, self.reading
+  self.unsent, self.reading = nil, nil
   if unsent then self:settle_all(unsent, {}, "unreported", "not sent: interrupted") end
+  -- stopped between reading an item and putting it in a bucket (the counts tell: it may
+  -- have landed just before): unreported too
+  local s = self.summary
+  if item ~= nil and s.new + s.changed + s.failed + s.invalid + s.unreported < s.read then
+    self:settle({}, validate.raw_key(self.flow, item), item, "unreported", "not sent: interrupted")
+  end
 end
 
 -- nil, err for a run that stopped: err.summary holds the summary so far.

@@ -255,7 +255,7 @@ function validate.batch(flow)
     if not raw then return nil end
     local key = flow == "refunds" and item.refund_no or item.goods_id .. "\0" .. item.spec_id
     if in_batch[key] then return false end
-    add(raw)
+    if not add(raw) then return nil end     -- out of memory: the Lua way decides and reports
     return key
   end
   return add_fast, add, take
