@@ -7,6 +7,8 @@
  *       needs (types, no NUL in strings, numbers clamped before they become C integers).
  *   cl:prepare(method, args, pager, timestamp) -> url, body
  *   cl:send(url, body, opts)        -> answer | nil, failure
+ *   cl:post(method, args, pager, timestamp, opts) -> answer | nil, failure: prepare and
+ *       send in one, from the client's own buffers (no Lua string of the URL or body)
  *   cl:send_many(list, concurrency) -> results, results[i] an answer or a failure
  *       answer  = { status = <HTTP status>, body = <string>, date = <Date header or nil> }
  *       failure = { kind = "network" | "timeout" | "too_large" | "tls", message = ...,
@@ -24,8 +26,8 @@
  * between calls and batches) is created on the first send. Nothing raises while libcurl
  * runs: wdt_http returns codes and only then are Lua values pushed.
  *
- * Longer than the other files on purpose: send and send_many stay with the struct, so the
- * client's internals are not exported to another file.
+ * Longer than the other files on purpose: send, post and send_many stay with the struct,
+ * so the client's internals are not exported to another file.
  */
 #define _POSIX_C_SOURCE 200809L
 
