@@ -80,11 +80,14 @@ end
 -- One try on the wire -> answer {status=, body=, date=} | nil, failure {kind=, message=,
 -- sent=}: the transport contract (src/core/wdt_core_client.c, wdt.transport.ngx). wdt.batch
 -- replaces it (and _sleep) on its per-batch proxy to hand the tries to its scheduler.
+-- Outside nginx (no `ngx`), unless "ngx" is forced (and raises in Client:transport), it is
+-- libcurl, with no choice to make.
+local function plain_curl(self)
+  return type(ngx) ~= "table" and self._opts.transport ~= "ngx"
+end
+
 function Client:_send(url, body, o)
-  -- outside nginx (no `ngx`), unless "ngx" is forced (and raises below), it is libcurl
-  if type(ngx) ~= "table" and self._opts.transport ~= "ngx" then
-    return self._core:send(url, body, o)
-  end
+  if plain_curl(self) then return self._core:send(url, body, o) end
   local transport = self:_transport()
   if transport then return transport.send(self, url, body, o) end
   return self._core:send(url, body, o)
@@ -195,7 +198,7 @@ function Client:_request(method, args, pager, c)
       if not ok then perr.method, perr.tries = method, tries - 1 return nil, perr end
     end
     local answer, failure
-    if self._send == Client._send and type(ngx) ~= "table" and self._opts.transport ~= "ngx" then
+    if self._send == Client._send and plain_curl(self) then
       -- libcurl, not replaced (wdt.batch replaces _send): prepared and sent in C, the body
       -- never made a Lua string
       answer, failure = self._core:post(method, args, pager, self:_timestamp(), send_opts)

@@ -217,23 +217,36 @@ local function prepare_order(item)
   return { key = tid, trade = trade, lines = lines, discounts = discounts }
 end
 
-local function prepare_refund(item)
-  local rec, f, r = record("refund", item, nil, false, "refund_version", "1")   -- the page's default
-  if not rec then return nil, f, r end
-  return { key = item.refund_no, record = rec }
+-- The key of an item as the caller gave it, for listing an invalid one (may be nil); of
+-- an item that passed the checks, its key.
+local function raw_key(flow, item)
+  if type(item) ~= "table" then return nil end
+  if flow == "orders" then return type(item.tid) == "string" and item.tid or nil end
+  if flow == "refunds" then return type(item.refund_no) == "string" and item.refund_no or nil end
+  if type(item.goods_id) == "string" and type(item.spec_id) == "string" then
+    return item.goods_id .. "\0" .. item.spec_id
+  end
+  return nil
 end
+validate.raw_key = raw_key
 
-local function prepare_goods(item)
-  local rec, f, r = record("goods", item)
-  if not rec then return nil, f, r end
-  return { key = item.goods_id .. "\0" .. item.spec_id, record = rec }
+-- The flows of one record per item: its field list, and the pair added when absent.
+local RECORDS = {
+  refunds = { list = "refund", k = "refund_version", v = "1" },   -- the page's default
+  goods = { list = "goods", k = false },
+}
+
+local function prepare_record(flow, item)
+  local r = RECORDS[flow]
+  local rec, f, why = record(r.list, item, nil, false, r.k, r.v)
+  if not rec then return nil, f, why end
+  return { key = raw_key(flow, item), record = rec }
 end
-
-local preparers = { orders = prepare_order, refunds = prepare_refund, goods = prepare_goods }
 
 function validate.prepare(flow, item)
   if type(item) ~= "table" then return nil, "(item)", "table expected, got " .. type(item) end
-  return preparers[flow](item)
+  if flow == "orders" then return prepare_order(item) end
+  return prepare_record(flow, item)
 end
 
 -- The builder of one call's lists (core.push_batch) for a flow, and its quick way in:
@@ -242,34 +255,21 @@ end
 -- key, the item is in the batch; false: it passed, but its key is in the batch already
 -- (send the batch first); nil: nothing written, validate.prepare decides (and words the
 -- reason). add writes what prepare made; take gives the lists (core.push_batch).
-local key_pairs = { refunds = { "refund_version", "1" }, goods = {} }     -- as prepare_*
-
 function validate.batch(flow)
   if flow == "orders" then return core.push_batch(encoders.trade, encoders.line) end
   local _, add, take = core.push_batch()
-  local encode = encoders[flow == "refunds" and "refund" or "goods"]
-  local k1, v1 = key_pairs[flow][1] or false, key_pairs[flow][2]
+  local r = RECORDS[flow]
+  local encode, k, v = encoders[r.list], r.k, r.v
   local function add_fast(item, in_batch)
     if type(item) ~= "table" then return nil end
-    local raw = encode(item, false, k1, v1)
+    local raw = encode(item, false, k, v)
     if not raw then return nil end
-    local key = flow == "refunds" and item.refund_no or item.goods_id .. "\0" .. item.spec_id
+    local key = raw_key(flow, item)
     if in_batch[key] then return false end
     if not add(raw) then return nil end     -- out of memory: the Lua way decides and reports
     return key
   end
   return add_fast, add, take
-end
-
--- The key of an item as the caller gave it, for listing an invalid one (may be nil).
-function validate.raw_key(flow, item)
-  if type(item) ~= "table" then return nil end
-  if flow == "orders" then return type(item.tid) == "string" and item.tid or nil end
-  if flow == "refunds" then return type(item.refund_no) == "string" and item.refund_no or nil end
-  if type(item.goods_id) == "string" and type(item.spec_id) == "string" then
-    return item.goods_id .. "\0" .. item.spec_id
-  end
-  return nil
 end
 
 return validate
