@@ -75,22 +75,12 @@ PUSH_INLINE int field_of_object(const push_schema *sc, const void *o)
     return probe(sc->slot_object, sc->slot_by_object, o);
 }
 
-int wdt_push_field_of(const push_schema *sc, const char *k)
-{
-    return field_of(sc, k);
-}
-
 int wdt_push_field_named(const push_schema *sc, const char *name)
 {
     for (int i = 0; i < sc->n; i++)
         if (strcmp(sc->names[i], name) == 0)
             return i;
     return -1;
-}
-
-push_schema *wdt_push_check_schema(lua_State *L, int idx)
-{
-    return (push_schema *)luaL_checkudata(L, idx, WDT_PUSH_SCHEMA_MT);
 }
 
 PUSH_INLINE int in_values(const field_rule *f, lua_Number d)
@@ -301,7 +291,7 @@ static int encode_record(lua_State *L, push_schema *sc)
             continue;
         lua_pushvalue(L, j);
         lua_pushvalue(L, j + 1);
-        if (wdt_push_put_field(L, sc, wdt_push_field_of(sc, lua_tostring(L, j)), &r))
+        if (wdt_push_put_field(L, sc, field_of(sc, lua_tostring(L, j)), &r))
             return -1;
         lua_pop(L, 2);
     }

@@ -63,9 +63,6 @@ typedef struct push_rec {
     push_value *kept;
 } push_rec;
 
-/* The field of a key (by the interned name's address), or -1. */
-int wdt_push_field_of(const push_schema *sc, const char *k);
-
 /* Writes the pair key (at -2) = value (on top) into r, checking the value when fi >= 0.
  * 0, or -1 when the record needs the Lua side (a check fails, a value is not a plain
  * scalar, out of memory). Calls no Lua code and raises no error. */
@@ -75,9 +72,6 @@ int wdt_push_put_field(lua_State *L, const push_schema *sc, int fi, push_rec *r)
  * none), into r->out (the closing '}' is the caller's). 0 or -1 as above. */
 int wdt_push_put_fields(lua_State *L, const push_schema *sc, int rec, const char *omit,
                         size_t omit_len, push_rec *r);
-
-/* The schema of the userdata at idx (a core.push_checker encoder's first upvalue), or raises. */
-push_schema *wdt_push_check_schema(lua_State *L, int idx);
 
 /* Field index of `name` in the schema, or -1. */
 int wdt_push_field_named(const push_schema *sc, const char *name);
