@@ -27,8 +27,8 @@ static int mentions(const char *text, size_t n, const char *word)
     FUZZ_CHECK(folded != NULL, "malloc");
     for (size_t i = 0; i < n; i++)
         folded[i] = (text[i] >= 'A' && text[i] <= 'Z') ? (char)(text[i] - 'A' + 'a') : text[i];
-    int found = 0;
-    for (size_t at = n - m + 1; at-- > 0 && !found;)        /* from the end: not has_ci's order either */
+    int found = 0;                     /* windows from the end: not has_ci's order either */
+    for (size_t at = n - m + 1; at-- > 0 && !found;)
         found = memcmp(folded + at, word, m) == 0;
     free(folded);
     return found;
