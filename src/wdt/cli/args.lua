@@ -118,6 +118,7 @@ function args.parse(argv, from, takes, short, unknown, stop)
   while i <= #argv do
     local a = argv[i]
     if a == "--" then
+      if stop then usage("'--' goes after the COMMAND") end
       for j = i + 1, #argv do words[#words + 1] = argv[j] end
       break
     elseif is_option(a) then

@@ -113,7 +113,7 @@ local function dispatch(ctx, argv)
   end
   if opts.version then ctx.out(VERSION .. "\n") return exit.OK end
   if not def then
-    if at then usage("unknown command '%s'", argv[at]) end
+    if words[1] then usage("unknown command '%s'", words[1]) end
     if opts.help then ctx.out(help.main(COMMANDS)) return exit.OK end
     usage("a COMMAND is needed")
   end
