@@ -71,10 +71,12 @@ function flow.start(client, def)
     if not held then return nil, err end
     run.lock = held
   end
+  -- a wait for the rate budget: shown, and the lock renewed at least every third of its ttl
   run.client = client:_using { wait = function(seconds, reason)
     s.waiting, s.waiting_for = seconds, reason
     run:progress()
     s.waiting, s.waiting_for = nil, nil
+    return run.lock and run.lock.ttl and run.lock.ttl / 3
   end }
   return run
 end

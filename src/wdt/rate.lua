@@ -194,12 +194,13 @@ local function out_of_budget(self, why)
 end
 
 -- Sleeps `seconds` in slices, telling the executor's wait hook (a flow's: its progress
--- line and its run lock's renewal) how long is left.
+-- line and its run lock's renewal) how long is left; the hook may answer the longest
+-- slice it allows (a lock's renewal interval).
 function Pace:sleep(seconds, reason)
   local hook = self.exec.wait
   while seconds > 0 do
-    if hook then hook(seconds, reason) end
-    local slice = math.min(seconds, rate.SLICE)
+    local most = hook and hook(seconds, reason)
+    local slice = math.min(seconds, rate.SLICE, most or rate.SLICE)
     self.exec.sleep(slice)
     seconds = seconds - slice
   end
