@@ -1,17 +1,12 @@
 -- Argument checks shared by the public functions: one message format,
 --   bad argument '<name>' to '<function>' (<what is wrong>)
--- raised at the line of the caller of the public function, as luaL_argerror does.
---
--- How, without counting stack frames: a check that fails raises a Bad (the message, no
--- position) however deep in helpers it runs. The public function runs its checks through
--- check.run and raises the message itself, at level 2:
---
+-- raised at the line of the public function's caller, as luaL_argerror does, without
+-- counting frames: a failed check raises a Bad (the message) however deep it runs, and the
+-- public function, which ran its checks through check.run, raises the message at level 2:
 --   local ok, o = check.run(check_options, opts)
 --   if not ok then error(o, 2) end
 --   return the_work(o)                  -- a tail call is fine: the checks are done
---
--- A function that checks its own arguments in its own body may pass level 2 to check.fail
--- instead (the string is raised at once at its caller's line).
+-- A function checking its own arguments in its body may pass level 2 to check.fail.
 local check = {}
 
 function check.message(fname, name, msg)

@@ -1,29 +1,12 @@
--- wdt.flow: the spine the flows run on (client:sync_logistics, sync_stock, push_orders,
--- push_refunds, upload_goods, scan). A flow brings its own steps (read the next items,
--- build one call for a batch, settle its answer) and its own summary fields; the run owns
--- what every flow needs the same way:
---
---   options    flow.options(fname, opts, specs, lock_default): the flow's specs plus `lock`
---              and `on_progress`, checked at the public method (wdt.check: raised at its
---              caller's line)
---   lock       one grammar: false none; true wdt.lock's defaults; a table wdt.lock.acquire's
---              options (the name is the flow's: "wdt.<flow>/<sid>[/<shop or checkpoint>]");
---              nil the flow's default. Renewed from one place, run:touch, which the run
---              calls on progress and from the executor's wait hook (so also while a call
---              waits for the rate budget)
---   executor   run.client: the client as the run sees it, whose waits for the rate budget
---              show on the progress line (summary.waiting, waiting_for) and renew the lock
---   stop       run:stop(kind, message, cause) raises the one stop marker from anywhere in
---              the steps (the lock lost, on_progress raised, the source raised); run:guard
---              ends the run on it or on SIGINT, lets the flow settle what it had in hand,
---              and returns nil, err with err.summary
---   progress   run:progress(): summary.elapsed (monotonic), the lock renewed when due,
---              on_progress(summary)
---   outcomes   flow.outcome(key, id, outcome, message): the per-item record every flow
---              settles its items in (outcome: "accepted", "failed", "invalid", "unreported")
---
--- Several calls in flight belong here too: a window of N built calls whose answers are
--- settled in order, with the steps unchanged.
+-- wdt.flow: the spine the flows run on (sync_logistics, sync_stock, push_*, upload_goods,
+-- scan); doc/architecture.md ("The flow runner") shows the road of an item in each. A flow
+-- brings its steps (read the next items, build one call for a batch, settle its answer)
+-- and its summary fields; the run owns the rest: the options with `lock` and `on_progress`
+-- (checked at the public method), the run lock and its renewal from one place (run:touch,
+-- called on progress and from the executor's wait hook, so also while a call waits for
+-- the rate budget), one stop marker, one nil, err with err.summary, progress, and the
+-- per-item outcome record. Several calls in flight belong here too: a window of N built
+-- calls whose answers are settled in order, the steps unchanged.
 local core = require "wdt.core"
 local check = require "wdt.check"
 local errors = require "wdt.errors"

@@ -276,12 +276,10 @@ function lock.run_name(flow, sid, shop)
 end
 
 -- A flow's run lock: `o` acquire's options as lock.check_options returned them for the
--- flow's `lock` option (copied; the name is set here). A handle | nil, err.
+-- flow's `lock` option (a table of the run's own: the name is set here). handle | nil, err.
 function lock.take_run(o, flow, sid, shop)
-  local copy = {}
-  for k, v in pairs(o) do copy[k] = v end
-  copy.name = lock.run_name(flow, sid, shop)
-  return acquire(copy)
+  o.name = lock.run_name(flow, sid, shop)
+  return acquire(o)
 end
 
 return lock
