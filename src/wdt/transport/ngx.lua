@@ -22,6 +22,8 @@ local M = {}
 local MAX_HEADER_BYTES = 64 * 1024       -- status line and headers of one answer
 local CHUNK = 16 * 1024                  -- read size for answers delimited by close
 local FOREVER_MS = 2147483647            -- "no timeout": what libcurl does with 0
+-- libcurl's User-Agent, marked as the cosocket one; the version is CMakeLists.txt's (wdt.core)
+local USER_AGENT = "User-Agent: wdt-lua/" .. require("wdt.core").version .. " (ngx)\r\n"
 
 -- Counters of this worker (module state lives per worker VM): how many requests went
 -- through cosockets and how many of them rode a pooled connection.
@@ -307,7 +309,7 @@ local function make_request(client, c, url, body, opts)
     wire = {
       "POST ", target, " HTTP/1.1\r\n",
       "Host: ", host_header, "\r\n",
-      "User-Agent: wdt-lua/0.1 (ngx)\r\n",
+      USER_AGENT,
       "Content-Type: application/json\r\n",
       "Content-Length: ", tostring(#body), "\r\n",
       "Accept-Encoding: identity\r\n",
