@@ -45,9 +45,14 @@ function commands.call(ctx, opts, words)
   if #words > 3 then usage("'wdt call' takes METHOD and at most one ARGS_JSON") end
   if not method:match("^[%w_][%w%._]*$") then usage("'%s' is not a method name", method) end
   local list, n = {}, 0
-  if words[3] then list, n = args.decode_args(words[3]) end
+  local text, example_pager = words[3], nil
+  if opts.example then
+    if text then usage("'wdt call --example' sends the page's example: no ARGS_JSON") end
+    text, example_pager = require("wdt.cli.methods").example(method)
+  end
+  if text then list, n = args.decode_args(text) end
   local paged = opts["page-size"] or opts["page-no"] or opts.all or opts.total
-  local pager
+  local pager = example_pager
   if paged then
     pager = { page_size = args.int_option(opts, "page-size", 1, 100000, 100),
               page_no = args.int_option(opts, "page-no", 0, 1e9, 0),
@@ -224,6 +229,8 @@ function cli.emulator(ctx, argv)
 end
 
 commands.scan = require("wdt.cli.scan").command
+commands.methods = require("wdt.cli.methods").command      -- the catalogue (wdt.api)
+commands.describe = require("wdt.cli.describe").command
 
 ---------------------------------------------------------------------------- main
 

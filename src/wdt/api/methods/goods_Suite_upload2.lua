@@ -60,8 +60,8 @@ return {
       required = false,
       values = {
         {value = 0, meaning = "组合装明细"},
-        {value = 1, meaning = "组合装及明细 "},
-        {value = 2, meaning = "组合装 "},
+        {value = 1, meaning = "组合装及明细"},
+        {value = 2, meaning = "组合装"},
       },
     },
     {name = "goods_label_name", title = "货品标签", description = "打印方式为明细时不允许设置标签 (1)当不设置标签时，需传入空字符串 (2)当传入客户端不存在的货品标签时，原货品标签会重置为空值", type = "string", type_on_page = "String", required = false, required_on_page = true, note = "required on the page, left out by the page's example"},
@@ -73,9 +73,9 @@ return {
       type_on_page = "Byte",
       required = false,
       values = {
-        {value = 0, meaning = " 非大件 "},
-        {value = 1, meaning = "普通大件 "},
-        {value = 2, meaning = " 独立大件 "},
+        {value = 0, meaning = "非大件"},
+        {value = 1, meaning = "普通大件"},
+        {value = 2, meaning = "独立大件"},
       },
     },
     {name = "字段", title = "名称", description = "描述", type = "string", type_on_page = "类型", required = false, note = "no type on the page: taken as string"},
