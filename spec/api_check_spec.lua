@@ -129,7 +129,7 @@ describe("wdt methods, describe, call --example", function()
   end
 
   it("lists every method, or those matching a pattern, as text or JSON", function()
-    local code, out = run { "methods" }
+    local code, out, _ = run { "methods" }
     assert.are.equal(0, code)
     local n = select(2, out:gsub("\n", ""))
     assert.are.equal(#api.names(), n)
@@ -142,7 +142,7 @@ describe("wdt methods, describe, call --example", function()
   end)
 
   it("describes a method's arguments and answer, and gives its entry as JSON", function()
-    local code, out = run { "describe", "setting.Warehouse.queryWarehouse" }
+    local code, out, _ = run { "describe", "setting.Warehouse.queryWarehouse" }
     assert.are.equal(0, code)
     assert.matches("\n    warehouse_no%s+string%(40%)%s+no%s+仓库编号\n", out)
     assert.matches("\n    hide_delete%s+int%s+no", out)
@@ -168,7 +168,7 @@ describe("wdt methods, describe, call --example", function()
 
     it("call --example sends the page's example; a violation exits 2 and sends nothing", function()
       local before = emu:state().requests
-      local code, out, err = run({ "call", "setting.Shop.queryShop", "--example" }, env)
+      local code, out, err, _ = run({ "call", "setting.Shop.queryShop", "--example" }, env)
       assert.are.equal(0, code, err)
       assert.is_table(cjson.decode(out))
       assert.are.equal(before + 1, emu:state().requests)
