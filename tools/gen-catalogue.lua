@@ -764,7 +764,8 @@ for _, path in ipairs(files) do
     e.category = base:match("^([^%.]+)")
     e.group = base:match("^(.*)%.[^%.]+$")
     e.kind = method_kind(base, e.title)
-    e.paging = paging_of(e)
+    -- a write's page that lists page_size among the public parameters copied a query's table
+    e.paging = e.kind == "query" and paging_of(e) or nil
     local req_text, req = parse_example(e, "request")
     local resp_text, resp = parse_example(e, "response")
     if type(resp) == "table" then reconcile(e, e.response, resp, "", false) end

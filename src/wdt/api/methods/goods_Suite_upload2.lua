@@ -10,7 +10,6 @@ return {
   version = "客户端V1.5.8.6版本以上",
   notes = {"注意事项：组合装更新的时候，需要保证suite_no不变，组合组信息，组合装明细行全量更新。并非只传更新的部分货品信息。（如原来明细是三个货品，更新时也需要完整传输三个货品的信息，如果只传两个货品，第三个货品会被删除）. 其他检验逻辑和客户端逻辑保持一致。"},
   url = "https://open.wangdian.cn/qjb/open/apidoc/doc?path=goods.Suite.upload2",
-  paging = {max_page_size = 1000, max_page_size_on_page = false, calc_total = true},
   args = {
     {
       name = "suite",
