@@ -1,21 +1,7 @@
 -- `wdt describe METHOD [--json]`: one catalogue entry (wdt.api) as a readable table of its
 -- arguments and its answer's fields, or the entry itself as JSON.
 local args = require "wdt.cli.args"
-local help = require "wdt.cli.help"
 local exit = require "wdt.cli.exit"
-
-args.command_options.describe = { json = true }
-
-help.describe = [[
-Usage: wdt describe METHOD [--json]
-
-Shows what the vendor's page says about METHOD (wdt's catalogue, doc/api.md): whether
-it is a query or a write, paging, the widest time window, every argument of the body
-in order and every field of the answer, with type, length, whether it is required,
-the allowed values and their meanings, and the page's example request.
-
-  --json   the catalogue entry itself (its shape: doc/api.md)
-]]
 
 local M = {}
 
@@ -100,11 +86,9 @@ function M.text(e)
   return table.concat(out)
 end
 
-function M.command(ctx, opts, words)
-  args.check_allowed(opts, "describe")
-  if opts.help then ctx.out(help.describe) return exit.OK end
-  local name = words[2]
-  if not name or #words > 2 then args.usage("'wdt describe' takes one METHOD") end
+local function run(ctx, opts, words)
+  local name = words[1]
+  if not name or #words > 1 then args.usage("'wdt describe' takes one METHOD") end
   local api = require "wdt.api"
   local e = api.get(name)
   if not e then
@@ -118,4 +102,20 @@ function M.command(ctx, opts, words)
   return exit.OK
 end
 
-return M
+return {
+  name = "describe",
+  synopsis = "describe METHOD",
+  summary = "a method's arguments and answer, as its page documents them",
+  usage = { "describe METHOD [--json]" },
+  about = [[
+Shows what the vendor's page says about METHOD (wdt's catalogue, doc/api.md): whether
+it is a query or a write, paging, the widest time window, every argument of the body
+in order and every field of the answer, with type, length, whether it is required,
+the allowed values and their meanings, and the page's example request.]],
+  flags = {
+    { "--json", "the catalogue entry itself (its shape: doc/api.md)" },
+  },
+  footer = "Exit codes: 0 shown, 2 METHOD is not in the catalogue (see 'wdt methods').",
+  run = run,
+  text = M.text,
+}

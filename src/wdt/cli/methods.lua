@@ -1,37 +1,11 @@
 -- `wdt methods [PATTERN] [--json]`: the catalogue's methods (wdt.api), one per line:
 -- name, kind, title. PATTERN is a plain piece of the name or the title, any case.
-local args = require "wdt.cli.args"
-local help = require "wdt.cli.help"
 local exit = require "wdt.cli.exit"
 
-args.command_options.methods = { json = true }
--- `wdt call METHOD --example` sends the page's example request; --no-check skips the
--- catalogue's checks (the pages can be wrong)
-args.option_takes_value.example = false
-args.option_takes_value["no-check"] = false
-args.command_options.call.example = true
-args.command_options.call["no-check"] = true
-
-help.methods = [[
-Usage: wdt methods [PATTERN] [--json]
-
-Lists every method of the API the vendor's pages document (wdt's catalogue, doc/api.md):
-its name, whether it is a query or a write, and its Chinese title. PATTERN keeps the
-methods whose name or title contains it (plain text, any case), e.g. 'wdt methods stock'.
-
-  --json   one JSON array of {name, title, kind, category, paged, window}
-
-See 'wdt describe METHOD' for a method's arguments and answer.
-]]
-
-local M = {}
-
-function M.command(ctx, opts, words)
-  args.check_allowed(opts, "methods")
-  if opts.help then ctx.out(help.methods) return exit.OK end
-  if #words > 2 then args.usage("'wdt methods' takes at most one PATTERN") end
+local function run(ctx, opts, words)
+  if #words > 1 then require("wdt.cli.args").usage("'wdt methods' takes at most one PATTERN") end
   local api = require "wdt.api"
-  local pattern = words[2] and words[2]:lower()
+  local pattern = words[1] and words[1]:lower()
   local rows = {}
   for _, name in ipairs(api.names()) do
     local s = api.summary(name)
@@ -53,14 +27,18 @@ function M.command(ctx, opts, words)
   return exit.OK
 end
 
--- The page's example request of METHOD as ARGS_JSON text, and a pager when it is paged.
-function M.example(method)
-  local e = require("wdt.api").get(method)
-  if not e or not e.examples.request then
-    args.usage("the catalogue has no example request for '%s'", method)
-  end
-  local pager = e.paging and { page_size = 100, page_no = 0, calc_total = false } or nil
-  return e.examples.request_in_window or e.examples.request, pager
-end
-
-return M
+return {
+  name = "methods",
+  synopsis = "methods [PATTERN]",
+  summary = "the API's methods (wdt's catalogue): name, query or write, title",
+  usage = { "methods [PATTERN] [--json]" },
+  about = [[
+Lists every method of the API the vendor's pages document (wdt's catalogue, doc/api.md):
+its name, whether it is a query or a write, and its Chinese title. PATTERN keeps the
+methods whose name or title contains it (plain text, any case), e.g. 'wdt methods stock'.]],
+  flags = {
+    { "--json", "one JSON array of {name, title, kind, category, paged, window}" },
+  },
+  footer = "See 'wdt describe METHOD' for a method's arguments and answer.",
+  run = run,
+}
