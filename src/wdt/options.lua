@@ -16,6 +16,7 @@ local call_specs = {
   retries = { "number", min = 0, integer = true },
   backoff = { "number", min = 0 }, max_backoff = { "number", min = 0 },
   idempotent = { "boolean" },
+  check = { "boolean" },           -- check arguments against the catalogue (wdt.api)
 }
 
 local client_specs = {
@@ -35,6 +36,7 @@ local client_specs = {
   keepalive_timeout = { "number", 60, min = 0 },   -- seconds an idle pooled cosocket is kept (nginx)
   pool_size       = { "number", 16, min = 1, integer = true },  -- cosocket pool size per worker (nginx)
   rate            = { "table" },          -- rate pacing per seller (wdt.rate)
+  check           = { "boolean", true },  -- check arguments against the catalogue (wdt.api)
 }
 
 -- The base URL: http(s)://host[:port][/path]. Refused: a query (it would not be signed), a
