@@ -187,28 +187,28 @@
 ---@class wdt.api.aftersales.refund.RawRefund.search.params
 ---@field start_time? string 开始时间; at most 40
 ---@field end_time? string 结束时间; at most 40
----@field time_type? integer 时间条件类型; at most 4; 1=��修改时间 2=��退款时间
+---@field time_type? integer 时间条件类型; at most 4; 1=修改时间 2=退款时间
 ---@field refund_no? string 原始退单号; at most 40
 ---@field logistics_no? string 物流单号; at most 40
 ---@field platform_id? integer 平台id; at most 6
 ---@field shop_no? string 店铺编号; at most 40
 ---@field tid? string 原始单号; at most 40
 ---@field oid? string 原始子单号; at most 40
----@field detail_mask? integer 明细掩码; at most 11; 0=��不返回原始退款单优惠 1=��返回原始退款单优惠
----@field filter_detail? integer 是否过滤明细; at most 11; 0=��不过滤 1=��过滤
+---@field detail_mask? integer 明细掩码; at most 11; 0=不返回原始退款单优惠 1=返回原始退款单优惠
+---@field filter_detail? integer 是否过滤明细; at most 11; 0=不过滤 1=过滤
 
 --- 查询参数
 ---@class wdt.api.aftersales.refund.RawRefund.searchHistory.params
 ---@field start_time? string 开始时间; at most 40
 ---@field end_time? string 结束时间; at most 40
----@field time_type? integer 时间条件类型; at most 4; 1=��修改时间 2=��退款时间
+---@field time_type? integer 时间条件类型; at most 4; 1=修改时间 2=退款时间
 ---@field refund_no? string 原始退单号; at most 40
 ---@field logistics_no? string 物流单号; at most 40
 ---@field platform_id? integer 平台id; at most 6
 ---@field shop_no? string 店铺编号; at most 40
 ---@field tid? string 原始单号; at most 40
 ---@field oid? string 原始子单号; at most 40
----@field detail_mask? integer 明细掩码; at most 11; 0=��不返回原始退款单优惠 1=��返回原始退款单优惠
+---@field detail_mask? integer 明细掩码; at most 11; 0=不返回原始退款单优惠 1=返回原始退款单优惠
 
 --- 原始退款单列表
 ---@class wdt.api.aftersales.refund.RawRefund.upload.order_list
@@ -216,7 +216,7 @@
 ---@field num number 货品数量
 ---@field tid string 原始单号; at most 40
 ---@field oid string 原始子单号; at most 40
----@field type integer 退款单类型; at most 4; 0=取消订单1退款 2=退货3换货4退款不退货
+---@field type integer 退款单类型; at most 4; 0=取消订单 1=退款 2=退货 3=换货 4=退款不退货
 ---@field status integer 平台状态; at most 4; 1=取消退款 2=已申请退款 3=等待退货 4=等待收货 5=退款成功
 ---@field refund_version string 退款版本; at most 40
 ---@field refund_amount number 申请退款金额
@@ -245,7 +245,7 @@
 ---@field num number 货品数量
 ---@field tid string 原始单号; at most 40
 ---@field oid string 原始子单号; at most 40
----@field type integer 退款单类型; at most 4; 0=取消订单1退款 2=退货3换货4退款不退货
+---@field type integer 退款单类型; at most 4; 0=取消订单 1=退款 2=退货 3=换货 4=退款不退货
 ---@field status integer 平台状态; at most 4; 1=取消退款 2=已申请退款 3=等待退货 4=等待收货 5=退款成功
 ---@field refund_version string 退款版本; at most 40
 ---@field refund_amount number 申请退款金额
@@ -256,7 +256,7 @@
 ---@field buyer_nick string 客户网名; at most 100
 ---@field refund_time? string 退款创建时间; at most 40
 ---@field current_phase_timeout? string 退款成功时间; at most 40
----@field is_aftersale integer 是否售后退款单; at most 1; 0=��否 1=��是
+---@field is_aftersale integer 是否售后退款单; at most 1; 0=否 1=是
 ---@field reason string 退款原因; at most 255
 ---@field price? number 单价
 ---@field pay_account? string 买家支付帐号; at most 128
@@ -290,8 +290,8 @@
 ---@field fuzzy_query? boolean 模糊查询; at most 1
 ---@field return_mask_manual_intercept? boolean 是否为拦截件; at most 1
 ---@field refund_mask_reject_return? boolean 是否拒收; at most 1
----@field order_type? integer 排序类型; at most 4; 0=��默认排序 1=��修改时间降序
----@field rr_status? integer 平台状态; at most 4; 1=��取消退款 2=��申请退款 3=��等待退货 4=��等待收货 5=��退款成功
+---@field order_type? integer 排序类型; at most 4; 0=默认排序 1=修改时间降序
+---@field rr_status? integer 平台状态; at most 4; 1=取消退款 2=申请退款 3=等待退货 4=等待收货 5=退款成功
 ---@field current_phase_timeout_from? string 退款成功时间起始; at most 40
 ---@field current_phase_timeout_to? string 退款成功时间结束; at most 40
 ---@field need_gov_subsidy_info? boolean 是否需要国补信息; at most 1
@@ -303,16 +303,16 @@
 ---@field end_time? string 结束时间; at most 40
 ---@field shop_no? string 店铺编号; at most 20
 ---@field refund_no? string 退换单号; at most 40
----@field type? integer 类型; at most 4; 1=��售前退款 2=��退货 3=��换货 4=��退款不退货
+---@field type? integer 类型; at most 4; 1=售前退款 2=退货 3=换货 4=退款不退货
 ---@field status? string 退换单状态; at most 4
 
 --- 查询参数
 ---@class wdt.api.finance.AlipayAccountCheck.search.params
 ---@field start_time string 开始时间; at most 40
 ---@field end_time string 结束时间; at most 40
----@field time_type? integer 时间条件类型; 1=��最后修改时间 2=��发货时间 3=��对账时间 4=��确认收货时间
+---@field time_type? integer 时间条件类型; 1=最后修改时间 2=发货时间 3=对账时间 4=确认收货时间
 ---@field platform_id integer 平台id
----@field status? integer 对账单状态; 0=��未确认 1=��部分对账 2=��对账失败 3=��对账成功 4=��设置对账成功
+---@field status? integer 对账单状态; 0=未确认 1=部分对账 2=对账失败 3=对账成功 4=设置对账成功
 
 --- 查询参数
 ---@class wdt.api.finance.Payment.search.params
@@ -330,7 +330,7 @@
 ---@field create_time? string 收付时间; at most 40
 ---@field is_guarantee? integer 是否担保; at most 1
 ---@field raw_order_no? string 商户订单号; at most 64
----@field type? integer 类型; at most 4; 0=��其他 1=��收款 2=��退款
+---@field type? integer 类型; at most 4; 0=其他 1=收款 2=退款
 ---@field in_amount? number 收入金额
 ---@field out_amount? number 支出金额
 ---@field num? number 数量
@@ -342,8 +342,8 @@
 ---@class wdt.api.finance.RawPayment.search.params
 ---@field shop_no? string 店铺编号; at most 20
 ---@field order_no? string 关联单号; at most 40
----@field time_type? integer 时间类型; 1=��收付时间 2=��下载时间
----@field type? integer 类型; at most 4; 0=��其他 1=��收款 2=��退款
+---@field time_type? integer 时间类型; 1=收付时间 2=下载时间
+---@field type? integer 类型; at most 4; 0=其他 1=收款 2=退款
 ---@field start_time string 时间起始; at most 40
 ---@field end_time string 时间结束; at most 40
 
@@ -382,7 +382,7 @@
 
 --- 明细信息
 ---@class wdt.api.finance.settle.OtherIn.upload.detail_list
----@field defect? boolean 是否残次品; false=正品<br>默认false true=残次品<br>false:正品<br>默认false
+---@field defect? boolean 是否残次品; false=正品 true=残次品
 ---@field stockin_price? number 入库价
 ---@field price? number|string 单价
 ---@field share_post_fee? number|string 分摊邮费
@@ -406,7 +406,7 @@
 ---@field purchase_no string 采购单号; at most 40
 ---@field logistics_company_no? string 物流公司编号; at most 20
 ---@field logistics_no? string 物流单号; at most 100
----@field invoice_type? integer 发票类型; 0=��无发票 1=��电子普通发票 2=��纸质普通发票 3=��电子增值税专用发票 4=��纸质增值税专用发票
+---@field invoice_type? integer 发票类型; 0=无发票 1=电子普通发票 2=纸质普通发票 3=电子增值税专用发票 4=纸质增值税专用发票
 ---@field invoice_no? string 发票号码; at most 100
 ---@field post_fee? number 邮费
 ---@field other_fee? number 其他费用
@@ -432,7 +432,7 @@
 ---@field return_no string 采购退货单号; at most 40
 ---@field logistics_company_no? string 物流公司编号; at most 20
 ---@field logistics_no? string 物流单号; at most 100
----@field invoice_type? integer|string 发票类型; 0=��无发票 1=��电子普通发票 2=��纸质普通发票 3=��电子增值税专用发票 4=��纸质增值税专用发票
+---@field invoice_type? integer|string 发票类型; 0=无发票 1=电子普通发票 2=纸质普通发票 3=电子增值税专用发票 4=纸质增值税专用发票
 ---@field invoice_no? string 发票号码; at most 100
 ---@field post_fee? number|string 邮费
 ---@field other_fee? number 其他费用
@@ -457,7 +457,7 @@
 ---@field status? string 结算单状态; at most 4
 ---@field start_time string 开始时间; at most 40
 ---@field end_time string 结束时间; at most 40
----@field time_type? integer 时间类型; 0=��创建时间 1=��修改时间
+---@field time_type? integer 时间类型; 0=创建时间 1=修改时间
 
 --- 查询参数
 ---@class wdt.api.finance.settle.process.search.params
@@ -486,7 +486,7 @@
 ---@field spec_id? string 规格ID; at most 40
 ---@field goods_no? string 平台货品编号; at most 40
 ---@field spec_no? string 平台规格编码; at most 40
----@field status? integer 状态; 0=��删除 1=��在架 2=��下架
+---@field status? integer 状态; 0=删除 1=在架 2=下架
 ---@field goods_name? string 货品名称; at most 255
 ---@field spec_name? string 规格名称; at most 100
 ---@field pic_url? string 图片url; at most 255
@@ -497,7 +497,7 @@
 ---@class wdt.api.goods.Barcode.upload.barcodeInfoList
 ---@field merchant_no string 商家编码; at most 40
 ---@field barcode? string 条码; at most 50
----@field type? integer 操作类型; 1=��新增 2=��更新
+---@field type? integer 操作类型; 1=新增 2=更新
 ---@field num? integer 数量
 ---@field old_barcode? string 原条码; at most 50
 
@@ -516,7 +516,7 @@
 ---@field unit_name? string 基本单位名称; at most 20
 ---@field aux_unit_name? string 辅助单位名称; at most 20
 ---@field flag_name? string 货品标记名称; at most 32
----@field goods_type? integer 货品类别; at most 4; 0=��其它 1=��销售货品 2=��原材料 3=��包装物 4=��周转材料 5=��虚拟商品 6=��固定资产 8=��分装箱
+---@field goods_type? integer 货品类别; at most 4; 0=其它 1=销售货品 2=原材料 3=包装物 4=周转材料 5=虚拟商品 6=固定资产 8=分装箱
 ---@field short_name? string 货品简称; at most 255
 ---@field alias? string 货品别名; at most 255
 ---@field pinyin? string 拼音; at most 40
@@ -552,7 +552,7 @@
 ---@field height? number 高
 ---@field length? number 长
 ---@field width? number 宽
----@field large_type? integer 拆分; at most 4; 0=非大件1普通大件2独立大件 3=按箱规拆分 -1=非单发件
+---@field large_type? integer 拆分; at most 4; 0=非大件 1=普通大件 2=独立大件 3=按箱规拆分 -1=非单发件
 ---@field prop1? string 单品自定义属性1; at most 255
 ---@field prop2? string 单品自定义属性2; at most 255
 ---@field prop3? string 单品自定义属性3; at most 255
@@ -590,7 +590,7 @@
 ---@field unit_name? string 基本单位名称; at most 20
 ---@field aux_unit_name? string 辅助单位名称; at most 20
 ---@field flag_name? string 标记名称; at most 32
----@field goods_type? integer 货品类别; at most 4; 0=��其它 1=��销售货品 2=��原材料 3=��包装物 4=��周转材料 5=��虚拟商品 6=��固定资产 8=��分装箱 9=��周期送货品 10=��赠品
+---@field goods_type? integer 货品类别; at most 4; 0=其它 1=销售货品 2=原材料 3=包装物 4=周转材料 5=虚拟商品 6=固定资产 8=分装箱 9=周期送货品 10=赠品
 ---@field short_name? string 货品简称; at most 255
 ---@field alias? string 货品别名; at most 255
 ---@field origin? string 产地; at most 64
@@ -624,7 +624,7 @@
 ---@field height? number 高
 ---@field length? number 长
 ---@field width? number 宽
----@field large_type? integer 拆分; at most 4; 0=非大件1普通大件2独立大件 3=按箱规拆分 -1=非单发件
+---@field large_type? integer 拆分; at most 4; 0=非大件 1=普通大件 2=独立大件 3=按箱规拆分 -1=非单发件
 ---@field prop1? string 单品自定义属性1; at most 255
 ---@field prop2? string 单品自定义属性2; at most 255
 ---@field prop3? string 单品自定义属性3; at most 255
@@ -652,7 +652,7 @@
 ---@field tax_code? string 税务编码; at most 40
 ---@field unit_name? string 基本单位名称; at most 20
 ---@field aux_unit_name? string 辅助单位名称; at most 20
----@field validity_type? integer 保质期计算方式; at most 4; 0=��按天 1=��按月
+---@field validity_type? integer 保质期计算方式; at most 4; 0=按天 1=按月
 
 --- 货品信息
 ---@class wdt.api.goods.Goods.push2.goodsInfo
@@ -663,7 +663,7 @@
 ---@field unit_name? string 基本单位名称; at most 20
 ---@field aux_unit_name? string 辅助单位名称; at most 20
 ---@field flag_name? string 标记名称; at most 32
----@field goods_type? integer 货品类别; at most 4; 0=��其它 1=��销售货品 2=��原材料 3=��包装物 4=��周转材料 5=��虚拟商品 6=��固定资产 8=��分装箱 9=��周期送货品 10=��赠品
+---@field goods_type? integer 货品类别; at most 4; 0=其它 1=销售货品 2=原材料 3=包装物 4=周转材料 5=虚拟商品 6=固定资产 8=分装箱 9=周期送货品 10=赠品
 ---@field short_name? string 货品简称; at most 255
 ---@field alias? string 货品别名; at most 255
 ---@field origin? string 产地; at most 64
@@ -697,7 +697,7 @@
 ---@field height? number 高
 ---@field length? number 长
 ---@field width? number 宽
----@field large_type? integer 拆分; at most 4; 0=非大件1普通大件2独立大件 3=按箱规拆分 -1=非单发件
+---@field large_type? integer 拆分; at most 4; 0=非大件 1=普通大件 2=独立大件 3=按箱规拆分 -1=非单发件
 ---@field prop1? string 单品自定义属性1; at most 255
 ---@field prop2? string 单品自定义属性2; at most 255
 ---@field prop3? string 单品自定义属性3; at most 255
@@ -725,7 +725,7 @@
 ---@field tax_code? string 税务编码; at most 40
 ---@field unit_name? string 基本单位名称; at most 20
 ---@field aux_unit_name? string 辅助单位名称; at most 20
----@field validity_type? integer 保质期计算方式; at most 4; 0=��按天 1=��按月
+---@field validity_type? integer 保质期计算方式; at most 4; 0=按天 1=按月
 
 --- 查询参数
 ---@class wdt.api.goods.Goods.queryWithSpec.params
@@ -750,7 +750,7 @@
 ---@field brand_no? string 品牌编码; at most 32
 ---@field brand_name string 品牌名称; at most 64
 ---@field remark? string 备注; at most 255
----@field is_disabled? integer 是否停用; at most 20; 0=��否 1=��是
+---@field is_disabled? integer 是否停用; at most 20; 0=否 1=是
 
 --- 查询参数
 ---@class wdt.api.goods.GoodsClass.search.params
@@ -819,7 +819,7 @@
 ---@field total_fee? number 生产费用合计
 ---@field remark? string 备注
 ---@field is_check? boolean 是否审核
----@field type? integer 生产方式; 0=��分步生产 1=��快速生产
+---@field type? integer 生产方式; 0=分步生产 1=快速生产
 ---@field detail_list wdt.api.process.Process.upload.param.detail_list[] 货品列表
 
 --- 货品列表
@@ -868,7 +868,7 @@
 ---@field expected_time? string 期望到货时间
 ---@field remark? string 备注; at most 255
 ---@field purchase_apply_no? string 采购申请单号; at most 20
----@field is_submit? boolean 是否提交; at most 1; false=受【 � true=提交后状态是 待�
+---@field is_submit? boolean 是否提交; at most 1; false=受【 开启采购申请量确认流程  】配置影响 true=提交后状态是 待引用 
 
 --- 采购申请单明细
 ---@class wdt.api.purchase.PurchaseApply.upload.params.detail_list
@@ -879,9 +879,9 @@
 
 --- 业务请求参数
 ---@class wdt.api.purchase.PurchaseOrder.cancelByType.params
----@field operate_type integer 采购单操作类型; at most 3; 0=��采购单取消 1=��采购单停止等待 2=��wms停止等待
+---@field operate_type integer 采购单操作类型; at most 3; 0=采购单取消 1=采购单停止等待 2=wms停止等待
 ---@field purchase_no_list string[] 采购单批量列表节点
----@field allow_cancel_checked_order? integer 采购单是否允许已审核的单子取消; at most 1; 0=��待审核 1=��待审核
+---@field allow_cancel_checked_order? integer 采购单是否允许已审核的单子取消; at most 1; 0=待审核 1=待审核
 
 --- 新建参数
 ---@class wdt.api.purchase.PurchaseOrder.createOrder.params
@@ -962,7 +962,7 @@
 ---@field prop2? string 自定义属性2; at most 255
 ---@field remark? string 备注; at most 255
 ---@field ref_purchase_nos? string[] 引用的采购单号
----@field check_fail_cancel? integer 审核失败是否取消单据; 0=��不取消 1=��审核失败后取消
+---@field check_fail_cancel? integer 审核失败是否取消单据; 0=不取消 1=审核失败后取消
 
 --- 采购退货单明细信息
 ---@class wdt.api.purchase.PurchaseReturn.createOrder.detailList
@@ -972,7 +972,7 @@
 ---@field tax_rate? number 税率
 ---@field price? number 单价
 ---@field unit_name? string 基本单位; at most 40
----@field defect? boolean 是否残次品; at most 1; false=正品 true=残次品<br>false:正品
+---@field defect? boolean 是否残次品; at most 1; false=正品 true=残次品
 ---@field remark? string 备注; at most 255
 ---@field batch_no? string 批次号; at most 40
 ---@field expire_date? string 有效期; at most 40
@@ -1011,9 +1011,9 @@
 ---@class wdt.api.sales.Payment.queryWithDetail.params
 ---@field start_time string 开始时间; at most 40
 ---@field end_time string 结束时间; at most 40
----@field time_type? integer 时间类型; at most 4; 0=��创建时间 1=��收付时间
----@field status? integer 状态; at most 4; 10=��已取消 20=��待审核 30=��待结算 40=��已完成
----@field is_refund? integer 方向; at most 4; 0=��收款 1=��退款
+---@field time_type? integer 时间类型; at most 4; 0=创建时间 1=收付时间
+---@field status? integer 状态; at most 4; 10=已取消 20=待审核 30=待结算 40=已完成
+---@field is_refund? integer 方向; at most 4; 0=收款 1=退款
 ---@field payment_no? string 收付单号; at most 40
 ---@field sales_order_no? string 业务单号; at most 40
 ---@field shop_nos? string 店铺编号; at most 20
@@ -1024,7 +1024,7 @@
 ---@field process_status integer 处理状态; at most 4; 10=待递交 20=已递交 30=部分发货 40=已发货 60=已完成 70=已取消
 ---@field trade_status integer 平台状态; at most 4; 10=未确认 20=待尾款 30=待发货 40=部分发货 50=已发货 60=已签收 70=已完成 80=已退款 90=已关闭
 ---@field refund_status integer 退款状态; at most 4; 0=无退款 1=申请退款 2=部分退款 3=全部退款
----@field pay_status integer 付款状态; at most 4
+---@field pay_status integer 付款状态; at most 4; 0=未付款 1=部分付款 2=已付款
 ---@field order_count integer 子订单个数; at most 6
 ---@field goods_count number 货品总数量
 ---@field pay_method integer 支付方式; at most 4; 1=在线转帐 2=现金 3=银行转账 4=邮局汇款 5=预付款 6=刷卡 7=支付宝 8=微信支付
@@ -1046,7 +1046,7 @@
 ---@field discount number 优惠金额
 ---@field receivable number 应收金额
 ---@field platform_cost? number 平台费用
----@field invoice_type? integer 发票类别; at most 4; 0=��不需要 1=��普通发票 2=��增值税普通发票 3=��增值税专用发票
+---@field invoice_type? integer 发票类别; at most 4; 0=不需要 1=普通发票 2=增值税普通发票 3=增值税专用发票
 ---@field invoice_title? string 发票抬头; at most 255
 ---@field invoice_content? string 发票内容; at most 255
 ---@field logistics_type? integer 物流类别; at most 6
@@ -1054,7 +1054,7 @@
 ---@field delivery_term integer 发货条件; at most 4; 1=款到发货 2=货到付款
 ---@field pay_id? string 平台支付订单ID; at most 40
 ---@field remark? string 客服备注; at most 1024
----@field remark_flag? integer 客服备注标记; at most 11; 1=红 2=黄 3=绿 4=蓝 5=紫 无则填0
+---@field remark_flag? integer 客服备注标记; at most 11; 1=红 2=黄 3=绿 4=蓝 5=紫 无则填
 ---@field cod_amount? number|string 货到付款金额
 ---@field is_auto_wms boolean 是否是自流转
 ---@field warehouse_no? string 仓库编号; at most 40
@@ -1063,9 +1063,9 @@
 ---@field received? number|string 已收
 ---@field consign_interval? integer 淘宝新增,物流到货时效，单位小时; at most 6
 ---@field paid? number 已支付金额
----@field is_sealed? integer 是否能合并订单; 0=��默认 3=��不允许合并
+---@field is_sealed? integer 是否能合并订单; 0=默认 3=不允许合并
 ---@field fenxiao_nick? string 分销商名称; at most 40
----@field id_card_type? integer 证件类型; 0=��无 1=��身份证 2=��军官证 3=��护照
+---@field id_card_type? integer 证件类型; 0=无 1=身份证 2=军官证 3=护照
 ---@field id_card? string 证件号
 ---@field receiver_province_no? integer 省份id
 ---@field receiver_city_no? integer 市id
@@ -1076,7 +1076,7 @@
 ---@field tid string 原始订单号; at most 40
 ---@field oid string 原始子单号; at most 40
 ---@field status integer 平台的状态; at most 4; 10=未确认 20=待尾款 30=待发货 40=部分发货 50=已发货 60=已签收 70=已完成 80=已退款 90=已关闭
----@field refund_status integer 退款标记; at most 4; 0=无退款1取消退款 2=已申请退款 3=等待退货 4=等待收货 5=退款成功 6=未付款关闭
+---@field refund_status integer 退款标记; at most 4; 0=无退款 1=取消退款 2=已申请退款 3=等待退货 4=等待收货 5=退款成功 6=未付款关闭
 ---@field goods_id string 平台货品ID; at most 40
 ---@field spec_id string 平台规格ID; at most 40
 ---@field goods_no string 货品编号; at most 40
@@ -1111,7 +1111,7 @@
 ---@field process_status integer 处理状态; at most 4; 10=待递交 20=已递交 30=部分发货 40=已发货 60=已完成 70=已取消
 ---@field trade_status integer 平台状态; at most 4; 10=未确认 20=待尾款 30=待发货 40=部分发货 50=已发货 60=已签收 70=已完成 80=已退款 90=已关闭
 ---@field refund_status integer 退款状态; at most 4; 0=无退款 1=申请退款 2=部分退款 3=全部退款
----@field pay_status integer 付款状态; at most 4
+---@field pay_status integer 付款状态; at most 4; 0=未付款 1=部分付款 2=已付款
 ---@field order_count integer 子订单个数; at most 6
 ---@field goods_count number 货品总数量
 ---@field pay_method integer 支付方式; at most 4; 1=在线转帐 2=现金 3=银行转账 4=邮局汇款 5=预付款 6=刷卡 7=支付宝 8=微信支付
@@ -1133,7 +1133,7 @@
 ---@field discount number 优惠金额
 ---@field receivable number 应收金额
 ---@field platform_cost? number 平台费用
----@field invoice_type? integer 发票类别; at most 4; 0=��不需要 1=��普通发票 2=��增值税普通发票 3=��增值税专用发票
+---@field invoice_type? integer 发票类别; at most 4; 0=不需要 1=普通发票 2=增值税普通发票 3=增值税专用发票
 ---@field invoice_title? string 发票抬头; at most 255
 ---@field invoice_content? string 发票内容; at most 255
 ---@field logistics_type? integer 物流类别; at most 6
@@ -1141,7 +1141,7 @@
 ---@field delivery_term integer 发货条件; at most 4; 1=款到发货 2=货到付款 3=分期付款
 ---@field pay_id? string 平台支付订单ID; at most 40
 ---@field remark? string 客服备注; at most 1024
----@field remark_flag? integer 客服备注标记; at most 11; 1=红 2=黄 3=绿 4=蓝 5=紫 无则填0
+---@field remark_flag? integer 客服备注标记; at most 11; 1=红 2=黄 3=绿 4=蓝 5=紫 无则填
 ---@field cod_amount? number|string 货到付款金额
 ---@field is_auto_wms boolean 是否是自流转
 ---@field warehouse_no? string 仓库编号; at most 40
@@ -1150,9 +1150,9 @@
 ---@field received? number|string 已收
 ---@field consign_interval? integer 淘宝新增,物流到货时效，单位小时; at most 6
 ---@field paid? number 已付
----@field is_sealed? integer 是否能合并订单; 0=��默认 3=��不允许合并
+---@field is_sealed? integer 是否能合并订单; 0=默认 3=不允许合并
 ---@field fenxiao_nick? string 分销商名称; at most 40
----@field id_card_type? integer 证件类型; 0=��无 1=��身份证 2=��军官证 3=��护照
+---@field id_card_type? integer 证件类型; 0=无 1=身份证 2=军官证 3=护照
 ---@field id_card? string 证件号
 ---@field receiver_province_no? integer 省份id
 ---@field receiver_city_no? integer 市id
@@ -1163,7 +1163,7 @@
 ---@field tid string 原始订单号; at most 40
 ---@field oid string 原始子单号; at most 40
 ---@field status integer 平台的状态; at most 4; 10=未确认 20=待尾款 30=待发货 40=部分发货 50=已发货 60=已签收 70=已完成 80=已退款 90=已关闭
----@field refund_status integer 退款标记; at most 4; 0=无退款1取消退款 2=已申请退款 3=等待退货 4=等待收货 5=退款成功 6=未付款关闭
+---@field refund_status integer 退款标记; at most 4; 0=无退款 1=取消退款 2=已申请退款 3=等待退货 4=等待收货 5=退款成功 6=未付款关闭
 ---@field goods_id string 平台货品ID; at most 40
 ---@field spec_id string 平台规格ID; at most 40
 ---@field goods_no string 货品编号; at most 40
@@ -1199,7 +1199,7 @@
 ---@field end_time? string 结束时间; at most 40
 ---@field shop_no? string 店铺编号; at most 20
 ---@field is_slave? boolean 是否使用从库查询; at most 1
----@field detail_mask? integer 优惠明细掩码; at most 1; 1=��返回优惠明细 0=��不返回优惠明细
+---@field detail_mask? integer 优惠明细掩码; at most 1; 1=返回优惠明细 0=不返回优惠明细
 
 --- 查询参数
 ---@class wdt.api.sales.RawTrade.searchHistory.params
@@ -1208,7 +1208,7 @@
 ---@field end_time? string 结束时间; at most 40
 ---@field shop_no? string 店铺编号; at most 20
 ---@field is_slave? boolean 是否使用从库查询; at most 1
----@field detail_mask? integer 优惠明细掩码; at most 1; 1=��返回优惠明细 0=��不返回优惠明细
+---@field detail_mask? integer 优惠明细掩码; at most 1; 1=返回优惠明细 0=不返回优惠明细
 
 --- 查询参数
 ---@class wdt.api.sales.RawTrade.searchHistorySelfOrder.params
@@ -1217,7 +1217,7 @@
 ---@field end_time? string 结束时间; at most 40
 ---@field shop_no? string 店铺编号; at most 20
 ---@field is_slave? boolean 是否使用从库查询; at most 1
----@field detail_mask? integer 优惠明细掩码; at most 1; 1=��返回优惠明细 0=��不返回优惠明细
+---@field detail_mask? integer 优惠明细掩码; at most 1; 1=返回优惠明细 0=不返回优惠明细
 
 --- 查询参数
 ---@class wdt.api.sales.RawTrade.searchSelfOrder.params
@@ -1226,7 +1226,7 @@
 ---@field end_time? string 结束时间; at most 40
 ---@field shop_no? string 店铺编号; at most 20
 ---@field is_slave? boolean 是否使用从库查询; at most 1
----@field detail_mask? integer 优惠明细掩码; at most 1; 1=��返回优惠明细 0=��不返回优惠明细
+---@field detail_mask? integer 优惠明细掩码; at most 1; 1=返回优惠明细 0=不返回优惠明细
 
 --- 业务请求参数
 ---@class wdt.api.sales.StockSync.batchCalcStock.params
@@ -1282,8 +1282,8 @@
 ---@field trade_no string 订单编号; at most 40
 ---@field src_tids? string 原始单号; at most 255
 ---@field src_oid? string 原始子单号; at most 40
----@field trade_type? integer 订单类别; 1=��网店销售 2=��线下订单 3=��售后换货 4=��批发业务 7=��现款销售
----@field trade_from? integer 订单来源; 1=��API抓单 2=��手工建单 3=��导入 5=��接口推送 6=��补发订单 7=��PDA选货开单
+---@field trade_type? integer 订单类别; 1=网店销售 2=线下订单 3=售后换货 4=批发业务 7=现款销售
+---@field trade_from? integer 订单来源; 1=API抓单 2=手工建单 3=导入 5=接口推送 6=补发订单 7=PDA选货开单
 ---@field receivable number 应收金额
 ---@field shop_name string 店铺名称; at most 128
 ---@field warehouse_name string 仓库名称; at most 64
@@ -1295,7 +1295,7 @@
 ---@field order_price? number 货品价格
 ---@field salesman? string 业务员; at most 50
 ---@field checker? string 审单员; at most 50
----@field invoice_type? integer 发票类型; 0=��不需要发票 1=��普通发票 2=��增值税发票
+---@field invoice_type? integer 发票类型; 0=不需要发票 1=普通发票 2=增值税发票
 ---@field invoice_title? string 发票抬头; at most 255
 ---@field invoice_contect? string 发票内容; at most 255
 ---@field buyer_nick? string 客户网名; at most 100
@@ -1315,7 +1315,7 @@
 ---@field print_time? string 打单时间
 ---@field scan_time? string 扫描时间
 ---@field consign_time? string 发货时间
----@field gift_type? integer 赠品方式; 0=��非赠品 1=��自动赠送 2=��手动赠送 3=��回购自动赠送
+---@field gift_type? integer 赠品方式; 0=非赠品 1=自动赠送 2=手动赠送 3=回购自动赠送
 ---@field goods_discount? number 货品优惠
 
 --- 查询参数
@@ -1329,7 +1329,7 @@
 
 --- 查询参数
 ---@class wdt.api.sales.TradeQuery.queryHistorySelfOrderWithDetail.params
----@field time_type? integer 时间类型; at most 4; 1=��修改时间 2=��支付时间 3=��下单时间
+---@field time_type? integer 时间类型; at most 4; 1=修改时间 2=支付时间 3=下单时间
 ---@field start_time string 开始时间; at most 40
 ---@field end_time string 结束时间; at most 40
 ---@field warehouse_no? string 仓库编号; at most 40
@@ -1343,7 +1343,7 @@
 
 --- 查询参数
 ---@class wdt.api.sales.TradeQuery.queryHistoryWithDetail.params
----@field time_type? integer 时间类型; at most 4; 1=��修改时间 2=��支付时间 3=��下单时间
+---@field time_type? integer 时间类型; at most 4; 1=修改时间 2=支付时间 3=下单时间
 ---@field start_time string 开始时间; at most 40
 ---@field end_time string 结束时间; at most 40
 ---@field warehouse_no? string 仓库编号; at most 40
@@ -1369,8 +1369,8 @@
 ---@field is_slave? boolean 是否使用从库查询; at most 1
 ---@field cal_share_post_amount? boolean 是否计算分摊邮费; at most 1
 ---@field trade_from? string 订单来源; at most 40
----@field order_type? integer 排序类型; at most 4; 0=��默认排序 1=��修改时间降序
----@field time_type? integer 时间类型; at most 4; 1=��修改时间 2=��付款时间 3=��下单时间
+---@field order_type? integer 排序类型; at most 4; 0=默认排序 1=修改时间降序
+---@field time_type? integer 时间类型; at most 4; 1=修改时间 2=付款时间 3=下单时间
 ---@field need_gift_relation? boolean 是否返回赠品关联关系; at most 1
 ---@field accurate_query? boolean 是否强制指定src_tid精准查询（避免模糊查）; at most 1
 ---@field cut_logistics_no? boolean 是否截取物流单号; at most 1
@@ -1388,8 +1388,8 @@
 ---@field is_slave? boolean 是否使用从库查询; at most 1
 ---@field cal_share_post_amount? boolean 是否计算分摊邮费; at most 1
 ---@field trade_from? string 订单来源; at most 40
----@field order_type? integer 排序类型; at most 4; 0=��默认排序 1=��修改时间降序
----@field time_type? integer 时间类型; at most 4; 1=��修改时间 2=��付款时间 3=��下单时间
+---@field order_type? integer 排序类型; at most 4; 0=默认排序 1=修改时间降序
+---@field time_type? integer 时间类型; at most 4; 1=修改时间 2=付款时间 3=下单时间
 ---@field need_gift_relation? boolean 是否返回赠品关联关系; at most 1
 ---@field accurate_query? boolean 是否强制指定src_tid精准查询; at most 1
 ---@field cut_logistics_no? boolean 是否截取物流单号; at most 1
@@ -1456,7 +1456,7 @@
 ---@field address? string 地址; at most 128
 ---@field arrive_cycle_days? integer 到货天数; at most 11
 ---@field remark? string 备注; at most 256
----@field is_disabled? integer 是否停用; at most 1; 0=否 1=是 默认为0
+---@field is_disabled? integer 是否停用; at most 1; 0=否 1=是 默认为
 ---@field account_bank_no? string 银行卡号; at most 30
 ---@field account_bank? string 收款银行; at most 30
 ---@field collect_name? string 收款人; at most 64
@@ -1516,11 +1516,11 @@
 ---@field virtual_warehouse_no string 虚拟仓编号
 ---@field order_type? integer 单据类型; 1=锁定分配 2=释放出库 3=虚拟仓间调拨 4=采购入库
 ---@field to_virtual_warehouse_no? string 目标虚拟仓编号
----@field is_pre_check? integer|boolean 是否预审核; 1=��预设审核 0=��不审核
+---@field is_pre_check? integer|boolean 是否预审核; 1=预设审核 0=不审核
 ---@field insufficient_stock_not_pre_check? integer|boolean 库存不足则不审核
 ---@field pre_time? string 审核时间
 ---@field remark? string 备注
----@field is_check? integer 是否审核单据; 1=��审核 0=��不审核
+---@field is_check? integer 是否审核单据; 1=审核 0=不审核
 
 --- 明细信息
 ---@class wdt.api.setting.strategy.VirtualWarehouse.create.detailList
@@ -1537,7 +1537,7 @@
 ---@field end_time string 结束时间; at most 40
 ---@field virtual_warehouse_no? string 虚拟仓编号
 ---@field warehouse_no? string 实体仓编号
----@field order_type? integer 单据类型; 1=��锁定入库 2=��释放出库 3=��调拨 4=��采购入库
+---@field order_type? integer 单据类型; 1=锁定入库 2=释放出库 3=调拨 4=采购入库
 
 --- 查询参数
 ---@class wdt.api.setting.strategy.VirtualWarehouse.query.params
@@ -1547,7 +1547,7 @@
 --- 策略信息
 ---@class wdt.api.setting.strategy.VirtualWarehouse.reserveExtractAdd.orderInfo
 ---@field order_no integer 单号
----@field order_type integer 单据类型; 2=��调拨单 4=��盘点单 14=��采购退货 21=��其他出库业务单
+---@field order_type integer 单据类型; 2=调拨单 4=盘点单 14=采购退货 21=其他出库业务单
 
 --- 策略明细信息
 ---@class wdt.api.setting.strategy.VirtualWarehouse.reserveExtractAdd.detail
@@ -1567,8 +1567,8 @@
 
 --- 策略信息
 ---@class wdt.api.setting.strategy.VirtualWarehouse.strategyAllocationCreate.params
----@field range integer 分配范围; 0=��指定单据 1=��所有单据
----@field mode integer 分配模式; 0=��货品 1=��全局 2=��品牌
+---@field range integer 分配范围; 0=指定单据 1=所有单据
+---@field mode integer 分配模式; 0=货品 1=全局 2=品牌
 ---@field rule_no string 规则编码
 ---@field rule_name string 规则名称
 ---@field src_order_type? string|integer 关联单类型
@@ -1596,7 +1596,7 @@
 ---@field start_time string 开始时间; at most 40
 ---@field end_time string 结束时间; at most 40
 ---@field warehouse_no? string 仓库编号; at most 40
----@field time_type? integer 时间查询类型; at most 4; 1=��创建时间 2=��审核时间
+---@field time_type? integer 时间查询类型; at most 4; 1=创建时间 2=审核时间
 ---@field stockin_no? string 入库单号; at most 40
 
 --- 查询参数
@@ -1611,7 +1611,7 @@
 ---@field warehouse_no string 仓库编号
 ---@field src_spec_no string 商家编码
 ---@field num number 数量
----@field status integer 状态; 0=��未入库 2=��已入库
+---@field status integer 状态; 0=未入库 2=已入库
 ---@field pack_barcode? string 箱码
 ---@field batch_no? string 批次号
 ---@field expire_date? string 有效期
@@ -1620,13 +1620,13 @@
 ---@class wdt.api.wms.GoodsSN.queryWithDetail.params
 ---@field start_time? string 开始时间; at most 40
 ---@field end_time? string 结束时间; at most 40
----@field time_type? integer 时间类型; 0=��创建时间 1=��更新时间
----@field order_type? integer 单据类型; 0=��出库单 1=��入库单
----@field src_order_type? integer 源单据类型; 1=��销售出库 2=��调拨出库/调拨入库 5=��生产出库/生产原料入库 6=��生产入库 10=��采购入库 12=��退货入库 14=��采购退货出库 20=��其他入库 21=��其他出库
+---@field time_type? integer 时间类型; 0=创建时间 1=更新时间
+---@field order_type? integer 单据类型; 0=出库单 1=入库单
+---@field src_order_type? integer 源单据类型; 1=销售出库 2=调拨出库/调拨入库 5=生产出库/生产原料入库 6=生产入库 10=采购入库 12=退货入库 14=采购退货出库 20=其他入库 21=其他出库
 ---@field sn? string 序列号
 ---@field order_no? string 出入库单号
 ---@field spec_no? string 商家编码
----@field status? integer 状态; 10=��初始录入 15=��二次录入 20=��已入库 30=��已占用 40=��已出库
+---@field status? integer 状态; 10=初始录入 15=二次录入 20=已入库 30=已占用 40=已出库
 ---@field warehouse_no? string 仓库编号
 
 --- 查询参数
@@ -1635,7 +1635,7 @@
 ---@field end_time? string 结束时间; at most 40
 ---@field spec_no? string 商家编码; at most 40
 ---@field order_no? string 移位单号; at most 40
----@field type? integer 业务类型; 0=��移位 1=��采购入库上架 2=��补货上架 3=��销退上架 4=��拣货放回 5=��货位清点 6=��拣货下架 7=��货位调优 8=��清点处理 9=��货品归集 10=��其它入库上架 11=��补货下架 12=��补货放回 15=��其它下架 16=��其它上架 17=��销退质检上架 18=��补货暂存上架 19=��补货移位 20=��出库单驳回
+---@field type? integer 业务类型; 0=移位 1=采购入库上架 2=补货上架 3=销退上架 4=拣货放回 5=货位清点 6=拣货下架 7=货位调优 8=清点处理 9=货品归集 10=其它入库上架 11=补货下架 12=补货放回 15=其它下架 16=其它上架 17=销退质检上架 18=补货暂存上架 19=补货移位 20=出库单驳回
 ---@field status? integer 移位单状态; 5=已取消 10=待审核 20=已审核
 ---@field warehouse_no? string 仓库编号; at most 40
 
@@ -1655,7 +1655,7 @@
 ---@field pd_no? string 盘点单号; at most 20
 ---@field spec_no? string 商家编码; at most 40
 ---@field goods_no? string 货品编号; at most 40
----@field status? integer 状态; at most 4; 10=��已取消 20=��编辑中 30=��待盘点 31=��盘点中 33=��部分盘点 35=��待结算 40=��已完成
+---@field status? integer 状态; at most 4; 10=已取消 20=编辑中 30=待盘点 31=盘点中 33=部分盘点 35=待结算 40=已完成
 ---@field employee_no? string 制单人; at most 40
 
 --- 业务请求参数
@@ -1719,7 +1719,7 @@
 ---@field end_date string 结束时间; at most 40
 ---@field spec_no? string 商家编码; at most 40
 ---@field type? integer 类型; at most 4; 1=.入库 2=.出库   不传为出入库
----@field defect? boolean 是否残次品; at most 1
+---@field defect? boolean 是否残次品; at most 1; false=正品 true=残次品
 ---@field warehouse_no? string 仓库编号; at most 40
 
 --- 查询参数
@@ -1729,7 +1729,7 @@
 ---@field spec_nos? string[] 商家编码; at most 40
 ---@field warehouse_no? string 仓库编号; at most 40
 ---@field mask? integer 掩码; at most 11; 1=返回销量统计数据 2=返回成本价数据 3=返回销售统计数据和成本价数据
----@field need_alarm_info? integer 是否需要警戒相关信息; at most 1; 0=��否 1=��是
+---@field need_alarm_info? integer 是否需要警戒相关信息; at most 1; 0=否 1=是
 
 --- 查询参数
 ---@class wdt.api.wms.StockSpec.search2.params
@@ -1738,7 +1738,7 @@
 ---@field spec_nos? string[] 商家编码; at most 40
 ---@field warehouse_no? string 仓库编号; at most 40
 ---@field mask? integer 掩码; at most 11; 1=返回销量统计数据 2=返回成本价数据 3=返回销售统计数据和成本价数据
----@field need_alarm_info? integer 是否需要警戒相关信息; at most 1; 0=��否 1=��是
+---@field need_alarm_info? integer 是否需要警戒相关信息; at most 1; 0=否 1=是
 
 --- 查询参数
 ---@class wdt.api.wms.StockSpec.stockDetailSearch.params
@@ -1763,7 +1763,7 @@
 ---@field defect? boolean 是否残次品; at most 1
 ---@field batch_no? string 批次编号; at most 50
 ---@field expire_date? string 有效期
----@field is_enable_sn? integer 是否开启序列号; 0=��不开启 1=��开启
+---@field is_enable_sn? integer 是否开启序列号; 0=不开启 1=开启
 ---@field sn_list? string 序列号列表
 
 --- 查询参数
@@ -1795,7 +1795,7 @@
 ---@field defect? boolean 是否残次品; at most 1
 ---@field batch_no? string 批次编号; at most 50
 ---@field expire_date? string 有效期
----@field is_enable_sn? integer 是否开启序列号; 0=��不开启 1=��开启
+---@field is_enable_sn? integer 是否开启序列号; 0=不开启 1=开启
 ---@field sn_list? string 序列号列表
 
 --- 查询参数
@@ -1811,11 +1811,11 @@
 
 --- 业务请求参数
 ---@class wdt.api.wms.outer.OuterTransfer.createByApi.params
----@field create_mode? integer|string 创建模式; 0=��保存 1=��提交 2=��快速审核
+---@field create_mode? integer|string 创建模式; 0=保存 1=提交 2=快速审核
 ---@field from_warehouse_no string 调出仓库; at most 40
 ---@field to_warehouse_no string 调入仓库; at most 40
----@field wms_edit? integer|string 执行wms借调单编辑中状态; 0=��否 1=��是
----@field mode integer|string 调拨方案; 1=��外仓单品调拨 2=��外仓明细调拨 3=��外仓单品调拨 4=��外仓明细调拨
+---@field wms_edit? integer|string 执行wms借调单编辑中状态; 0=否 1=是
+---@field mode integer|string 调拨方案; 1=外仓单品调拨 2=外仓明细调拨 3=外仓单品调拨 4=外仓明细调拨
 ---@field remark? string 备注
 
 --- 明细信息
@@ -1824,7 +1824,7 @@
 ---@field num number|string 调拨数量
 ---@field batch_no? string 批次号
 ---@field expire_date? string 有效期
----@field defect? integer|string 是否残次品; at most 1; 0=��否 1=��是
+---@field defect? integer|string 是否残次品; at most 1; 0=否 1=是
 ---@field remark? string 备注
 
 --- 查询参数
@@ -1839,8 +1839,8 @@
 ---@class wdt.api.wms.stockin.Base.search.params
 ---@field start_time string 开始时间; at most 40
 ---@field end_time string 结束时间; at most 40
----@field order_type? integer 单据类型; 2=��调拨 4=��盘点 5=��生产原料 6=��生产成品 8=��正残转换 10=��采购单 13=��jit退货入库 20=��其它入库 23=��外仓调整入库 33=��初始化入库
----@field status? integer 状态; 10=��已取消 20=��编辑中 30=��待审核 37=��待质检 40=��质检确认 80=��已完成
+---@field order_type? integer 单据类型; 2=调拨 4=盘点 5=生产原料 6=生产成品 8=正残转换 10=采购单 13=jit退货入库 20=其它入库 23=外仓调整入库 33=初始化入库
+---@field status? integer 状态; 10=已取消 20=编辑中 30=待审核 37=待质检 40=质检确认 80=已完成
 ---@field warehouse_no? string 仓库编号; at most 40
 ---@field src_order_no? string 源单号; at most 40
 ---@field stockin_no? string 入库单号; at most 40
@@ -1854,7 +1854,7 @@
 --- 单据信息
 ---@class wdt.api.wms.stockin.Base.uploadSN.params
 ---@field stockin_no string 入库单号
----@field order_type integer 单据类型; 2=��调拨入库 6=��生产成品入库 20=��其他入库
+---@field order_type integer 单据类型; 2=调拨入库 6=生产成品入库 20=其他入库
 
 --- 明细信息
 ---@class wdt.api.wms.stockin.Base.uploadSN.detailList
@@ -1883,7 +1883,7 @@
 ---@field warehouse_no string 仓库编码; at most 40
 ---@field logistics_no? string 物流单号; at most 40
 ---@field logistics_code? string 物流编号; at most 60
----@field is_check? integer 创建后的单据状态; 0=��待审核 1=��已审核 2=��编辑中
+---@field is_check? integer 创建后的单据状态; 0=待审核 1=已审核 2=编辑中
 ---@field reason? string 入库原因; at most 255
 ---@field remark? string 备注; at most 255
 ---@field goods_list wdt.api.wms.stockin.Other.createOtherOrder.stockin_order.goods_list[] 货品详情
@@ -1897,7 +1897,7 @@
 ---@field position_no? string 货位编号; at most 50
 ---@field production_date? string 生产日期; at most 40
 ---@field expire_date? string 有效期; at most 40
----@field defect? boolean 残次品; at most 1
+---@field defect? boolean 残次品; at most 1; false=否 true=是
 ---@field stockin_price? number 入库价
 ---@field sn_list? string[] 序列号; at most 255
 ---@field sn_new_list? wdt.api.wms.stockin.Other.createOtherOrder.stockin_order.goods_list.sn_new_list[] sn新列表
@@ -1980,7 +1980,7 @@
 ---@field logistics_code? string 物流编码; at most 60
 ---@field logistics_no? string 物流单号; at most 40
 ---@field remark? string 备注; at most 255
----@field create_mode? integer 创建模式; 1=��已提交/待审核 2=��已审核
+---@field create_mode? integer 创建模式; 1=已提交/待审核 2=已审核
 
 --- 入库单明细
 ---@class wdt.api.wms.stockin.Purchase.upload.stockin_detail_list
@@ -2009,14 +2009,14 @@
 ---@field logistics_code? string 系统物流公司编号; at most 60
 ---@field logistics_no? string 物流单号; at most 40
 ---@field remark? string 备注; at most 255
----@field create_mode? integer 创建模式; 1=��已提交 2=��已审核
----@field is_create_batch? boolean 是否创建批次
+---@field create_mode? integer 创建模式; 1=已提交 2=已审核
+---@field is_create_batch? boolean 是否创建批次; false=不创建 true=创建
 ---@field detail_list wdt.api.wms.stockin.Refund.createOrder.stockin_order.detail_list[] 单据明细
 
 --- 单据明细
 ---@class wdt.api.wms.stockin.Refund.createOrder.stockin_order.detail_list
 ---@field num number 数量
----@field defect? boolean 是否残次品
+---@field defect? boolean 是否残次品; false=正品 true=残次品
 ---@field sn_strings? string sn码
 ---@field batch_no? string 批次号; at most 20
 ---@field expire_date? string 有效期; at most 40
@@ -2033,7 +2033,7 @@
 ---@field refund_no? string 退换单号; at most 40
 ---@field shop_nos? string 店铺编号; at most 255
 ---@field status? string 入库单状态; at most 255
----@field time_type? integer 时间条件类型; at most 1; 0=修改时间 1=入库时间 不传默认为0
+---@field time_type? integer 时间条件类型; at most 1; 0=修改时间 1=入库时间 不传默认为
 ---@field start_time string 开始时间; at most 40
 ---@field end_time string 结束时间; at most 40
 ---@field is_slave? boolean 是否使用从库查询; at most 1
@@ -2046,7 +2046,7 @@
 ---@field refund_no? string 退换单号; at most 40
 ---@field shop_nos? string 店铺编号; at most 255
 ---@field status? string 入库单状态; at most 255
----@field time_type? integer 时间条件类型; at most 1; 0=修改时间 1=入库时间 不传默认为0
+---@field time_type? integer 时间条件类型; at most 1; 0=修改时间 1=入库时间 不传默认为
 ---@field start_time string 开始时间; at most 40
 ---@field end_time string 结束时间; at most 40
 ---@field is_slave? boolean 是否使用从库查询; at most 1
@@ -2073,8 +2073,8 @@
 ---@field warehouse_no string 调入仓库编码; at most 40
 ---@field logistics_code? string 物流编号; at most 60
 ---@field remark? string 备注
----@field is_check? integer 创建后的单据状态; 0=��待审核 1=��已审核 2=��编辑中
----@field is_create_batch? boolean 是否创建批次
+---@field is_check? integer 创建后的单据状态; 0=待审核 1=已审核 2=编辑中
+---@field is_create_batch? boolean 是否创建批次; false=不创建 true=创建
 
 --- 调拨入库单明细信息
 ---@class wdt.api.wms.stockin.Transfer.createOrder.detailList
@@ -2084,9 +2084,9 @@
 ---@field position_no? string 调入货位; at most 20
 ---@field batch_no? string 批次号; at most 40
 ---@field expire_date? string 有效期; at most 40
----@field defect? boolean 残次品
+---@field defect? boolean 残次品; false=正品 true=残次品
 ---@field remark? string 备注; at most 40
----@field is_enable_sn? integer 是否开启序列号; 0=��不开启 1=��开启
+---@field is_enable_sn? integer 是否开启序列号; 0=不开启 1=开启
 ---@field sn_list? string 序列号列表
 
 --- 查询参数
@@ -2130,7 +2130,7 @@
 
 --- 查询参数
 ---@class wdt.api.wms.stockother.InQuery.queryWithDetail.params
----@field time_type? integer 时间类型; at most 40; 1=��创建时间 2=��最后修改时间
+---@field time_type? integer 时间类型; at most 40; 1=创建时间 2=最后修改时间
 ---@field start_time string 开始时间; at most 40
 ---@field end_time string 结束时间; at most 40
 ---@field warehouse_no? string 仓库编号; at most 40
@@ -2160,7 +2160,7 @@
 ---@field prop6? string 其它出库业务单属性6; at most 255
 ---@field outer_no? string 外部单号; at most 40
 ---@field is_check? boolean 是否审核; at most 1
----@field create_check_stock? integer 创建单据时校验库存; at most 1; 0=��创建单据时校验可用库存 1=��审核单据时校验可用库存
+---@field create_check_stock? integer 创建单据时校验库存; at most 1; 0=创建单据时校验可用库存 1=审核单据时校验可用库存
 
 --- 单据明细
 ---@class wdt.api.wms.stockother.Out.push.order_details
@@ -2176,7 +2176,7 @@
 
 --- 查询参数
 ---@class wdt.api.wms.stockother.OutQuery.queryWithDetail.params
----@field time_type? integer 时间类型; at most 40; 1=��创建时间 2=��最后修改时间
+---@field time_type? integer 时间类型; at most 40; 1=创建时间 2=最后修改时间
 ---@field start_time string 开始时间; at most 40
 ---@field end_time string 结束时间; at most 40
 ---@field warehouse_no? string 仓库编号; at most 40
@@ -2188,8 +2188,8 @@
 ---@class wdt.api.wms.stockout.Base.search.params
 ---@field start_time string 开始时间; at most 40
 ---@field end_time string 结束时间; at most 40
----@field order_type? integer 单据类型; 2=��调拨出库 4=��盘点出库 5=��生产出库 8=��正残转换出库 9=��jit出库 14=��采购退货 21=��其它出库 24=��外仓调整出库 34=��初始化出库
----@field status? integer 状态; 5=��已取消 10=��待放回 48=��未确认 50=��待审核 51=��缺货 53=��wms已接单 54=��获取面单 58=��档口锁定 60=��待分配 61=��排队中 63=��待补货 65=��待处理 70=��待发货 73=��爆款锁定 75=��待拣货 77=��拣货中 79=��已拣货 90=��延时发货 110=��已完成
+---@field order_type? integer 单据类型; 2=调拨出库 4=盘点出库 5=生产出库 8=正残转换出库 9=jit出库 14=采购退货 21=其它出库 24=外仓调整出库 34=初始化出库
+---@field status? integer 状态; 5=已取消 10=待放回 48=未确认 50=待审核 51=缺货 53=wms已接单 54=获取面单 58=档口锁定 60=待分配 61=排队中 63=待补货 65=待处理 70=待发货 73=爆款锁定 75=待拣货 77=拣货中 79=已拣货 90=延时发货 110=已完成
 ---@field warehouse_no? string 仓库编号; at most 40
 ---@field src_order_no? string 源单号; at most 40
 ---@field stockout_no? string 出库单号; at most 40
@@ -2203,7 +2203,7 @@
 --- 单据信息
 ---@class wdt.api.wms.stockout.Base.uploadSN.params
 ---@field stockout_no string 出库单号
----@field order_type integer 单据类型; 2=��调拨出库 5=��生产原料出库 14=��采购退货出库 21=��其他出库
+---@field order_type integer 单据类型; 2=调拨出库 5=生产原料出库 14=采购退货出库 21=其他出库
 
 --- 明细信息
 ---@class wdt.api.wms.stockout.Base.uploadSN.detailList
@@ -2224,7 +2224,7 @@
 ---@field logistics_code? string 物流编号; at most 60
 ---@field logistics_no? string 物流单号; at most 40
 ---@field post_fee? number 邮费
----@field is_check? integer|boolean 创建后的单据状态; 0=��待审核 1=��已审核 2=��未确认
+---@field is_check? integer|boolean 创建后的单据状态; 0=待审核 1=已审核 2=未确认
 ---@field reason? string 出库原因; at most 255
 ---@field remark? string 备注; at most 255
 ---@field goods_list wdt.api.wms.stockout.Other.createOther.stockout_order.goods_list[] 货品详情
@@ -2239,12 +2239,12 @@
 ---@field production_date? string 生产日期; at most 40
 ---@field expire_date? string 有效期; at most 40
 ---@field defect? boolean 是否残次品
----@field is_enable_sn? integer 是否开启序列号; 0=��不开启 1=��开启
+---@field is_enable_sn? integer 是否开启序列号; 0=不开启 1=开启
 ---@field sn_list? string 序列号列表
 
 --- 查询参数
 ---@class wdt.api.wms.stockout.OtherQuery.queryWithDetail.params
----@field time_type? integer 时间类型; at most 40; 1=��发货时间 2=��创建时间 3=��最后修改时间
+---@field time_type? integer 时间类型; at most 40; 1=发货时间 2=创建时间 3=最后修改时间
 ---@field start_time string 开始时间; at most 40
 ---@field end_time string 结束时间; at most 40
 ---@field warehouse_no? string 仓库编号; at most 40
@@ -2257,7 +2257,7 @@
 ---@class wdt.api.wms.stockout.Pack.search.params
 ---@field start_time? string 开始时间
 ---@field end_time? string 结束时间
----@field src_order_type? integer 单据类型; 1=��销售出库 2=��调拨出库 4=��盘库出库 5=��生产出库 14=��采购退货出库 21=��其它出库
+---@field src_order_type? integer 单据类型; 1=销售出库 2=调拨出库 4=盘库出库 5=生产出库 14=采购退货出库 21=其它出库
 ---@field logistics_no? string 物流单号
 ---@field stockout_no? string 出库单号
 ---@field warehouse_no? string 仓库编号
@@ -2277,7 +2277,7 @@
 ---@field return_no string 采购退货单号; at most 40
 ---@field warehouse_no string 仓库编号; at most 40
 ---@field logistics_code? string 物流编码; at most 60
----@field create_mode? integer 创建模式; 1=��已提交/待审核 2=��已审核
+---@field create_mode? integer 创建模式; 1=已提交/待审核 2=已审核
 ---@field remark? string 备注; at most 255
 
 --- 采购退货出库单明细信息
@@ -2288,14 +2288,14 @@
 ---@field position_no? string 货位编号; at most 50
 ---@field batch_no? string 批次号; at most 50
 ---@field expire_date? string 有效期; at most 50
----@field defect? boolean 是否残次品; at most 1; false=正品 true=残次品<br>false:正品
+---@field defect? boolean 是否残次品; at most 1; false=正品 true=残次品
 ---@field remark? string 备注; at most 255
 
 --- 查询参数
 ---@class wdt.api.wms.stockout.PurchaseReturn.queryWithDetail.params
 ---@field start_time? string 开始时间; at most 40
 ---@field end_time? string 结束时间; at most 40
----@field time_type? integer 时间类型; at most 40; 1=��出库时间 2=��创建时间 3=��最后修改时间
+---@field time_type? integer 时间类型; at most 40; 1=出库时间 2=创建时间 3=最后修改时间
 ---@field warehouse_no? string 仓库编号; at most 40
 ---@field stockout_no? string 出库单号; at most 40
 ---@field src_order_no? string 采购退货单号; at most 40
@@ -2322,12 +2322,12 @@
 ---@field shop_nos? string 店铺编号
 ---@field src_order_no? string 销售订单号; at most 40
 ---@field logistics_no? string 物流单号; at most 40
----@field need_sn? boolean 是否返回sn信息; false=不返� true=返�
+---@field need_sn? boolean 是否返回sn信息; false=不返回 true=返回
 ---@field position? integer 是否按照货位排序
 ---@field is_slave? boolean 是否使用从库查询; at most 1
----@field get_anchor? boolean 是否获取主播信息; false=不返� true=返�
----@field order_type? integer 排序类型; at most 4; 0=��默认 1=��修改时间降序 2=��发货时间降序
----@field need_pick_position? integer 是否需要拣货位明细; at most 4; 0=��不需要 1=��需要
+---@field get_anchor? boolean 是否获取主播信息; false=不返回 true=返回   false:不返回
+---@field order_type? integer 排序类型; at most 4; 0=默认 1=修改时间降序 2=发货时间降序
+---@field need_pick_position? integer 是否需要拣货位明细; at most 4; 0=不需要 1=需要
 ---@field need_gov_subsidy_info? boolean 是否需要国补信息; at most 1
 ---@field src_tid? string 原始单号; at most 40
 
@@ -2374,7 +2374,7 @@
 ---@field warehouse_no string 调出仓库编号; at most 40
 ---@field logistics_code? string 物流编号; at most 60
 ---@field remark? string 备注; at most 255
----@field is_check? integer 创建后的单据状态; 0=��待审核 1=��已审核 2=��未确认
+---@field is_check? integer 创建后的单据状态; 0=待审核 1=已审核 2=未确认
 
 --- 调拨出库单明细信息
 ---@class wdt.api.wms.stockout.Transfer.createOrder.detailList
@@ -2384,9 +2384,9 @@
 ---@field position_no? string 调出货位; at most 20
 ---@field batch_no? string 批次号; at most 40
 ---@field expire_date? string 有效期; at most 40
----@field defect? boolean 残次品; at most 1
+---@field defect? boolean 残次品; at most 1; false=正品 true=残次品
 ---@field remark? string 备注; at most 40
----@field is_enable_sn? integer 是否开启序列号; 0=��不开启 1=��开启
+---@field is_enable_sn? integer 是否开启序列号; 0=不开启 1=开启
 ---@field sn_list? string 序列号列表
 
 --- 查询参数
@@ -2404,7 +2404,7 @@
 ---@field outer_no string 外部单号; at most 20
 ---@field from_warehouse_no string 调出仓库; at most 40
 ---@field to_warehouse_no string 调入仓库; at most 40
----@field mode integer 调拨类型; at most 40; 0=��单品调拨 1=��货位调拨 2=��明细调拨 5=��单品调拨 6=��货位调拨 7=��明细调拨
+---@field mode integer 调拨类型; at most 40; 0=单品调拨 1=货位调拨 2=明细调拨 5=单品调拨 6=货位调拨 7=明细调拨
 ---@field remark? string 备注; at most 255
 ---@field contact? string 目标仓联系人; at most 40
 ---@field telno? string 联系电话; at most 40

@@ -9,7 +9,8 @@ Error.__name = "wdt.error"
 
 -- kinds: api, http, network, timeout, decode, too_large, tls (the peer's certificate did not
 -- verify: never retried), interrupted (a sync loop stopped by a signal after reporting
--- what it had handled)
+-- what it had handled), invalid (arguments the method's page forbids, never sent:
+-- wdt.api.check, with `field` and `meaning`)
 local function describe(e)
   if e.kind == "api" then
     return "api error " .. tostring(e.status)
