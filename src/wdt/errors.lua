@@ -27,6 +27,7 @@ errors.KINDS = {
   shm = "an nginx lua_shared_dict a lock or rate budget needs is missing or failed",
   redis = "the Redis server of a lock or rate budget failed or refused a command",
   scan = "a scan window whose rows kept changing, or a row without its key",
+  invalid = "arguments the method's page forbids, never sent (wdt.api.check: err.field, err.meaning)",
 }
 
 local function describe(e)
