@@ -188,7 +188,8 @@ describe("the emulator's integration cycle", function()
       { r.raw_refund_nos, r.src_tids, r.trade_no_list, r.status, r.type, r.actual_refund_amount, r.buyer_nick,
         r.return_logistics_no })
     assert.are.equal(1, #r.detail_list)
-    assert.are.same({ C .. "-1", 7, "GNO1" }, { r.detail_list[1].oid, r.detail_list[1].price, r.detail_list[1].goods_no })
+    local d = r.detail_list[1]
+    assert.are.same({ C .. "-1", 7, "GNO1" }, { d.oid, d.price, d.goods_no })
     assert.are.equal(1, #rows_of(REFUNDS, { refund_no = r.refund_no }))
     assert.are.equal(0, #rows_of(REFUNDS, { refund_no = "TK0" }))
     assert.are.equal(1, #rows_of(REFUNDS, { trade_no = trades[C].trade_no }))
@@ -235,7 +236,8 @@ describe("the emulator's integration cycle", function()
     for _, l in ipairs(logs) do
       local o = ids[l.stockout_id]
       assert.is_not_nil(o)
-      assert.are.same({ o.order_no, o.logistics_no, o.logistics_list[1].rec_id }, { l.stockout_no, l.logistics_no, l.rec_id })
+      assert.are.same({ o.order_no, o.logistics_no, o.logistics_list[1].rec_id },
+                      { l.stockout_no, l.logistics_no, l.rec_id })
     end
     assert.are.equal(0, #rows_of(LOG, window({ status = 30, trade_no = trades[B].trade_no }, 3000), "order_list"))
     assert.are.equal(2, #rows_of(LOG, window({ status = 20, src_tids = "x," .. B }, 3000), "order_list"))
@@ -335,14 +337,15 @@ describe("push checks as strict as the pages", function()
     local refund = { refund_no = "RT-1", num = 1, tid = "RT", oid = "RT-1", type = 9, status = 2,
       refund_version = "1", refund_amount = 1, actual_refund_amount = 1, title = "t", buyer_nick = "b",
       is_aftersale = 0, reason = "" }
-    local _, r = emu:request { method = "aftersales.refund.RawRefund.upload2", args_json = cjson.encode({ "s1", { refund } }) }
+    local UPLOAD2 = "aftersales.refund.RawRefund.upload2"
+    local _, r = emu:request { method = UPLOAD2, args_json = cjson.encode({ "s1", { refund } }) }
     assert.matches("type取值错误", r.data.error_list[1].error, 1, true)
     local _, g = emu:request { method = "goods.ApiGoods.upload",
       args_json = cjson.encode({ { shop_no = "s1", goods_list = { { goods_id = "g", status = 7 } } } }) }
     assert.are.equal(100, g.status)
     assert.matches("status取值错误", g.message, 1, true)
     refund.type = 1
-    _, r = emu:request { method = "aftersales.refund.RawRefund.upload2", args_json = cjson.encode({ "nope", { refund } }) }
+    _, r = emu:request { method = UPLOAD2, args_json = cjson.encode({ "nope", { refund } }) }
     assert.are.same({ status = 0, data = { new_count = 0, chg_count = 0,
                                             error_list = { { no = "RT-1", error = "店铺权限不足" } } } }, r)
     _, g = emu:request { method = "goods.ApiGoods.upload",
