@@ -2,9 +2,12 @@
 -- (repository cunsheng/wangdiantong-api-qjb, Firecrawl/<method>.md, section 4): every field,
 -- in the page's order, "name:type" with type int, dec (Decimal(19,4), a JSON number), str,
 -- bool, list (a nested list: its fields under `nested`) or map. Facts only, written down
--- once; emulator/rows.lua fills every field. Runs in nginx's LuaJIT (Lua 5.1).
+-- once; emulator/rows.lua fills every field. `ms`: time fields that the table calls String
+-- but the page's own example answers in milliseconds (a number); the example wins
+-- ("list.field" for a field of a nested list). Runs in nginx's LuaJIT (Lua 5.1).
 return {
   ["sales.TradeQuery.querySelfOrderWithDetail"] = { list = "order",
+   ms = { "trade_time", "consign_time", "created", "detail_list.modified", "detail_list.created" },
    row = {
     "trade_id:int", "trade_no:str", "platform_id:int", "warehouse_type:int", "src_tids:str",
     "pay_account:str", "trade_status:int", "trade_type:int", "delivery_term:int",
@@ -90,6 +93,7 @@ return {
    },
   },
   ["aftersales.refund.Refund.search"] = { list = "order",
+   ms = { "modified", "detail_list.modified" },
    row = {
     "refund_id:int", "src_tids:str", "refund_no:str", "remark:str", "type:int",
     "stockin_status:int", "flag_name:str", "return_goods_count:dec", "receiver_telno:str",
@@ -167,6 +171,7 @@ return {
    },
   },
   ["wms.stockout.Sales.queryWithDetail"] = { list = "order",
+   ms = { "trade_time", "created" },
    row = {
     "stockout_id:int", "order_no:str", "virtual_warehouse_no:str",
     "virtual_warehouse_name:str", "src_order_no:str", "warehouse_no:str", "warehouse_name:str",

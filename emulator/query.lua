@@ -9,6 +9,7 @@
 local json = require "emulator.json"
 local state = require "emulator.state"
 local rows = require "emulator.rows"
+local pages = require "emulator.pages"
 
 local M = {}
 local floor = math.floor
@@ -364,6 +365,25 @@ local function by_time(x, y)
   return x.skey < y.skey
 end
 
+-- the time fields the page's example answers in milliseconds (emulator/pages.lua `ms`):
+-- a Beijing-time string becomes its milliseconds, a blank one 0
+local function to_ms(obj, name)
+  local v = obj[name]
+  if type(v) == "string" then obj[name] = v == "" and 0 or (M.unix(v) or 0) * 1000 end
+end
+
+local function as_example(method, row)
+  for _, f in ipairs(pages[method].ms or {}) do
+    local list, name = f:match("^(.-)%.(.+)$")
+    if list then
+      for _, n in ipairs(row[list] or {}) do to_ms(n, name) end
+    else
+      to_ms(row, f)
+    end
+  end
+  return row
+end
+
 local function query(method, t, args, pager, fault)
   local spec = SPECS[method]
   if #args ~= 1 or not json.is_object(args[1]) then
@@ -397,7 +417,7 @@ local function query(method, t, args, pager, fault)
   local page = json.array()
   local first = pager.page_no * pager.page_size
   for i = first + 1, math.min(first + pager.page_size, #list) do
-    page[#page + 1] = list[i].build(list[i].m)
+    page[#page + 1] = as_example(method, list[i].build(list[i].m))
   end
   return { status = 0, data = { total_count = pager.calc_total and #list or 0, [spec.list] = page } }
 end

@@ -356,7 +356,7 @@ function M.refund(t, id, r, m)
     remark = r.remark, type = REFUND_TYPE[num(r.type)] or 2, stockin_status = 0,
     return_goods_count = num(r.type) == 2 and r.num or 0, receiver_name = tr and tr.receiver_name,
     receiver_telno = tr and tr.receiver_telno,
-    modified = floor(m) * 1000, shop_no = r.shop_no, from_type = 1, created = created,
+    modified = stamp(m), shop_no = r.shop_no, from_type = 1, created = created,
     return_logistics_no = r.logistics_no, return_logistics_name = r.logistics_name,
     trade_no_list = trade_no, return_goods_amount = num(r.type) == 2 and r.refund_amount or 0,
     refund_reason = r.reason, reason_name = r.reason, buyer_nick = r.buyer_nick,
