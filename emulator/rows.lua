@@ -14,7 +14,6 @@ local state = require "emulator.state"
 local pages = require "emulator.pages"
 
 local M = {}
-local floor = math.floor
 local stamp = state.stamp
 local OWN = 127
 
