@@ -1,268 +1,69 @@
--- The response rows of the windowed query methods, as the vendor's pages list them
--- (repository cunsheng/wangdiantong-api-qjb, Firecrawl/<method>.md, section 4): every field,
--- in the page's order, "name:type" with type int, dec (Decimal(19,4), a JSON number), str,
--- bool, list (a nested list: its fields under `nested`) or map. Facts only, written down
--- once; emulator/rows.lua fills every field. `ms`: time fields that the table calls String
--- but the page's own example answers in milliseconds (a number); the example wins
--- ("list.field" for a field of a nested list). Runs in nginx's LuaJIT (Lua 5.1).
-return {
-  ["sales.TradeQuery.querySelfOrderWithDetail"] = { list = "order",
-   ms = { "trade_time", "consign_time", "created", "detail_list.modified", "detail_list.created" },
-   row = {
-    "trade_id:int", "trade_no:str", "platform_id:int", "warehouse_type:int", "src_tids:str",
-    "pay_account:str", "trade_status:int", "trade_type:int", "delivery_term:int",
-    "receiver_ring:str", "freeze_reason:str", "refund_status:int", "fenxiao_type:int",
-    "fenxiao_nick:str", "trade_time:str", "pay_time:str", "consign_time:str", "buyer_nick:str",
-    "receiver_name:str", "receiver_province:int", "receiver_city:int", "receiver_district:int",
-    "receiver_address:str", "receiver_mobile:str", "receiver_telno:str", "receiver_zip:str",
-    "receiver_area:str", "receiver_dtb:str", "bad_reason:int", "logistics_no:str",
-    "buyer_message:str", "cs_remark:str", "remark_flag:int", "print_remark:str",
-    "goods_type_count:dec", "goods_count:dec", "goods_amount:dec", "post_amount:dec",
-    "other_amount:dec", "discount:dec", "receivable:dec", "cod_amount:dec", "ext_cod_fee:dec",
-    "goods_cost:dec", "post_cost:dec", "weight:dec", "profit:dec", "tax:dec", "tax_rate:dec",
-    "commission:dec", "invoice_type:int", "invoice_title:str", "invoice_content:str",
-    "salesman_name:str", "checker_name:str", "fchecker_name:str", "checkouter_name:str",
-    "stockout_no:str", "flag_name:str", "trade_from:int", "single_spec_no:str",
-    "raw_goods_count:dec", "raw_goods_type_count:int", "currency:str", "invoice_id:int",
-    "version_id:int", "modified:str", "created:str", "check_time:str", "id_card_type:int",
-    "shop_no:str", "shop_name:str", "shop_remark:str", "warehouse_no:str", "customer_name:str",
-    "customer_no:str", "logistics_name:str", "logistics_code:str", "logistics_type_name:str",
-    "to_deliver_time:str", "delay_to_time:str", "estimate_consign_time:str", "shop_id:int",
-    "warehouse_id:int", "volume:dec", "trade_label:str", "trade_mask:int",
-    "shop_platform_id:int", "sub_platform_id:int", "package_name:str", "package_id:int",
-    "package_cost:dec", "paid:dec", "large_type:int", "gift_mask:int", "customer_id:int",
-    "other_cost:dec", "is_sealed:bool", "customer_type:int", "logistics_id:int",
-    "cancel_reason:str", "revert_reason:str", "new_trade_label:str", "fenxiao_tid:str",
-    "customer_unique_id:str", "platform_label:str", "fenxiao_nick_no:str",
-    "pre_sync_logistics_no:str", "pre_sync_time:str", "end_time:str", "settle_time:str",
-    "detail_list:list",
-   },
-   nested = {
-    detail_list = {
-    "trade_id:int", "rec_id:int", "platform_id:int", "src_oid:str", "src_tid:str",
-    "gift_type:int", "pay_status:int", "refund_status:int", "guarantee_mode:int",
-    "platform_status:int", "delivery_term:int", "num:dec", "price:dec", "refund_num:dec",
-    "order_price:dec", "share_price:dec", "adjust:dec", "discount:dec", "share_amount:dec",
-    "tax_rate:dec", "goods_name:str", "goods_no:str", "spec_name:str", "spec_no:str",
-    "spec_code:str", "suite_no:str", "suite_name:str", "suite_num:dec", "suite_amount:dec",
-    "suite_discount:dec", "api_goods_name:str", "api_spec_name:str", "api_goods_id:str",
-    "api_spec_id:str", "goods_id:int", "spec_id:int", "commission:dec", "goods_type:int",
-    "from_mask:int", "from_mask_ext:int", "remark:str", "modified:str", "created:str",
-    "prop1:str", "prop2:str", "prop3:str", "prop4:str", "prop5:str", "prop6:str", "weight:dec",
-    "img_url:str", "actual_num:dec", "barcode:str", "paid:dec", "suite_id:int", "bind_oid:str",
-    "print_suite_mode:int", "flag:int", "stock_state:int", "is_consigned:bool",
-    "is_received:int", "cid:int", "modified_date:str", "created_date:str",
-    "share_post_price:dec", "invoice_content:str", "pay_time:str", "short_name:str",
-    "goods_gift_relation:str", "avg_cost:dec",
-    },
-   },
-  },
-  ["sales.RawTrade.searchSelfOrder"] = { list = "order",
-   row = {
-    "rec_id:int", "platform_id:int", "tid:str", "shop_id:int", "shop_no:str",
-    "process_status:int", "trade_status:int", "pay_status:int", "pay_method:int",
-    "refund_status:int", "bad_reason:str", "order_count:dec", "goods_count:dec",
-    "trade_time:str", "pay_time:str", "end_time:str", "buyer_message:str", "remark:str",
-    "buyer_nick:str", "buyer_email:str", "buyer_name:str", "buyer_area:str", "pay_id:str",
-    "pay_account:str", "receiver_name:str", "receiver_country:int", "receiver_province:int",
-    "receiver_city:int", "receiver_district:int", "receiver_address:str",
-    "receiver_mobile:str", "receiver_telno:str", "receiver_area:str", "receiver_ring:str",
-    "to_deliver_time:str", "goods_amount:dec", "post_amount:dec", "other_amount:dec",
-    "discount:dec", "receivable:dec", "received:dec", "paid:dec", "platform_cost:dec",
-    "warehouse_no:str", "is_auto_wms:bool", "modified:str", "consumer_amount:dec",
-    "platform_amount:dec", "created:str", "delivery_term:int", "guarantee_mode:int",
-    "currency:str", "sub_platform_id:int", "shop_platform_id:int", "fenxiao_nick:str",
-    "pre_charge_time:str", "receiver_zip:str", "refund_amount:dec", "trade_from:int",
-    "fenxiao_type:int", "remark_flag:int", "platform_label:str", "reserve_field1:str",
-    "outer_no:str", "trade_orders:list", "discount_list:list",
-   },
-   nested = {
-    trade_orders = {
-    "rec_id:int", "tid:str", "oid:str", "refund_id:str", "platform_id:int", "status:int",
-    "process_status:int", "refund_status:int", "goods_name:str", "goods_no:str",
-    "goods_id:str", "spec_no:str", "spec_name:str", "spec_id:str", "spec_code:str", "num:dec",
-    "price:dec", "discount:dec", "adjust_amount:dec", "share_discount:dec", "total_amount:dec",
-    "share_amount:dec", "refund_amount:dec", "remark:str", "modified:str", "created:str",
-    "end_time:str", "warehouse_no:str", "order_type:int", "logistics_no:str", "commission:dec",
-    "cid:str", "bind_oid:str",
-    },
-    discount_list = {
-    "rec_id:int", "tid:str", "oid:str", "platform_id:int", "name:str", "detail:str",
-    "amount:dec", "type:str", "is_bonus:int",
-    },
-   },
-  },
-  ["aftersales.refund.Refund.search"] = { list = "order",
-   ms = { "modified", "detail_list.modified" },
-   row = {
-    "refund_id:int", "src_tids:str", "refund_no:str", "remark:str", "type:int",
-    "stockin_status:int", "flag_name:str", "return_goods_count:dec", "receiver_telno:str",
-    "receiver_name:str", "modified:str", "note_count:int", "shop_no:str", "from_type:int",
-    "created:str", "settle_time:str", "check_time:str", "return_logistics_no:str",
-    "trade_no_list:str", "guarantee_refund_amount:dec", "return_goods_amount:dec",
-    "return_logistics_name:str", "reason_name:str", "refund_reason:str", "buyer_nick:str",
-    "operator_name:str", "actual_refund_amount:dec", "revert_reason_name:str",
-    "return_warehouse_no:str", "direct_refund_amount:dec", "receive_amount:dec",
-    "customer_name:str", "fenxiao_nick_name:str", "status:int", "shop_id:int", "trade_id:int",
-    "raw_refund_nos:str", "pay_id:str", "provider_refund_no:str", "shop_platform_id:int",
-    "tid_list:str", "sub_platform_id:int", "return_warehouse_id:int", "platform_id:int",
-    "wms_owner_no:str", "warehouse_type:int", "bad_reason:int", "modified_date:str",
-    "return_mask_info:str", "process_status:int", "reason_id:int", "revert_reason:int",
-    "customer_id:int", "consign_mode:int", "refund_time:str", "fenxiao_tid:str",
-    "fenxiao_nick_no:str", "wms_code:str", "rr_status:int", "current_phase_timeout:str",
-    "detail_list:list", "amount_detail_list:list", "swap_order:map", "gov_subsidy_info:list",
-   },
-   nested = {
-    detail_list = {
-    "rec_id:int", "refund_id:int", "oid:str", "trade_order_id:int", "platform_id:int",
-    "tid:str", "trade_no:str", "num:dec", "price:dec", "original_price:dec",
-    "checked_cost_price:dec", "refund_num:dec", "total_amount:dec", "refund_amount:dec",
-    "is_guarantee:bool", "goods_no:str", "goods_name:str", "spec_name:str", "spec_no:str",
-    "goods_id:str", "spec_id:str", "sys_goods_id:int", "sys_spec_id:int", "spec_code:str",
-    "barcode:str", "stockin_num:dec", "remark:str", "api_spec_name:str", "api_goods_name:str",
-    "modified:str", "suite_no:str", "suite_name:str", "raw_refund_nos:str",
-    "raw_refund_no:str", "sales_trade_id:int", "discount:dec", "paid:dec", "suite_id:int",
-    "suite_num:dec", "created:str", "modified_date:str", "gift_type:int",
-    },
-    amount_detail_list = {
-    "rec_id:int", "refund_id:int", "refund_type:int", "is_return:int", "refund_amount:dec",
-    "receive_amount:dec", "is_guarantee:bool", "account_id:int", "pay_account:str",
-    "account_name:str", "account_bank:str", "is_auto:bool", "remark:str",
-    },
-    swap_order = {
-    "tid:str", "shop_no:str", "shop_name:str", "warehouse_no:str", "shop_id:int",
-    "warehouse_id:int", "swap_province:int", "swap_city:int", "swap_area:str",
-    "swap_district:int", "swap_logistics_id:int", "post_amount:dec", "other_amount:dec",
-    "swap_order_detail_list:list",
-    },
-    swap_order_detail_list = {
-    "oid:str", "target_type:int", "target_id:int", "defect:bool", "goods_name:str",
-    "goods_no:str", "spec_name:str", "spec_code:str", "merchant_no:str", "price:dec",
-    "total_amount:dec", "num:dec", "remark:str",
-    },
-    gov_subsidy_info = {
-    "tid:str", "oid:str", "corp_entity_name:str",
-    },
-   },
-  },
-  ["aftersales.refund.RawRefund.search"] = { list = "order",
-   row = {
-    "refund_id:int", "platform_id:int", "shop_no:str", "shop_name:str", "refund_no:str",
-    "tid:str", "oid:str", "type:int", "status:int", "process_status:int", "pay_account:str",
-    "pay_no:str", "refund_amount:dec", "actual_refund_amount:dec", "current_phase_timeout:str",
-    "title:str", "logistics_name:str", "logistics_no:str", "buyer_nick:str", "refund_time:str",
-    "is_aftersale:bool", "reason:str", "reason_id:int", "remark:str", "num:dec", "price:dec",
-    "total_amount:dec", "goods_id:str", "spec_id:str", "goods_no:str", "spec_no:str",
-    "modified:str", "created:str", "shop_id:int", "sub_platform_id:int",
-    "shop_platform_id:int", "is_reject:int", "refund_version:str", "tag:int",
-    "is_external:int", "modify_flag:int", "detail_list:list", "discount_list:list",
-   },
-   nested = {
-    detail_list = {
-    "refund_id:int", "oid:str", "platform_id:int", "refund_no:str", "tid:str", "status:int",
-    "goods_name:str", "goods_no:str", "goods_id:str", "spec_name:str", "spec_no:str",
-    "spec_id:str", "num:dec", "total_amount:dec", "remark:str", "price:dec", "type:int",
-    "refund_time:str", "modified_date:str", "created_date:str",
-    },
-    discount_list = {
-    "rec_id:int", "platform_id:int", "refund_no:str", "tid:str", "oid:str", "name:str",
-    "amount:dec",
-    },
-   },
-  },
-  ["wms.stockout.Sales.queryWithDetail"] = { list = "order",
-   ms = { "trade_time", "created" },
-   row = {
-    "stockout_id:int", "order_no:str", "virtual_warehouse_no:str",
-    "virtual_warehouse_name:str", "src_order_no:str", "warehouse_no:str", "warehouse_name:str",
-    "consign_time:str", "order_type:int", "goods_count:dec", "logistics_no:str",
-    "receiver_name:str", "receiver_country:int", "receiver_province:int", "receiver_city:int",
-    "receiver_district:int", "receiver_address:str", "receiver_mobile:str",
-    "receiver_telno:str", "receiver_zip:str", "receiver_area:str", "remark:str", "weight:dec",
-    "block_reason:int", "logistics_type:int", "logistics_code:str", "logistics_name:str",
-    "shop_id:int", "warehouse_id:int", "logistics_id:int", "bad_reason:int",
-    "receiver_dtb:str", "refund_status:int", "trade_type:int", "salesman_no:str",
-    "fullname:str", "picker_name:str", "examiner_name:str", "consigner_name:str",
-    "printer_name:str", "packager_name:str", "trade_status:int", "trade_no:str",
-    "src_trade_no:str", "nick_name:str", "customer_no:str", "customer_name:str",
-    "trade_time:str", "pay_time:str", "flag_name:str", "post_amount:dec", "id_card_type:int",
-    "id_card:str", "shop_name:str", "shop_no:str", "shop_remark:str", "status:int",
-    "invoice_type:int", "invoice_id:int", "cod_amount:dec", "delivery_term:int",
-    "platform_id:int", "trade_id:int", "employee_no:str", "discount:dec", "tax:dec",
-    "tax_rate:dec", "currency:str", "created:str", "stock_check_time:str", "print_remark:str",
-    "buyer_message:str", "cs_remark:str", "invoice_title:str", "invoice_content:str",
-    "post_fee:dec", "package_fee:dec", "receivable:dec", "goods_total_cost:dec",
-    "goods_total_amount:dec", "modified:str", "fenxiao_nick:str", "trade_label:str",
-    "trade_from:int", "picklist_no:str", "picklist_seq:int", "logistics_print_status:int",
-    "paid:dec", "shop_platform_id:int", "sub_platform_id:int", "error_info:str",
-    "custom_type:int", "sendbill_template_id:int", "customer_id:int", "warehouse_type:int",
-    "operator_id:int", "outer_no:str", "consign_status:int", "goods_type_count:int",
-    "calc_post_cost:dec", "batch_no:str", "created_date:str", "fenxiao_tid:str",
-    "fenxiao_nick_no:str", "logistics_list:list", "details_list:list", "anchor_name:str",
-    "assist_achor_name:str", "control_achor_name:str", "operation_anchor_name:str",
-    "pick_group_name:str", "fenxiao_shop_name:str", "wms_code:str", "stockout_flag_name:str",
-    "gov_subsidy_info:list",
-   },
-   nested = {
-    logistics_list = {
-    "rec_id:int", "stockout_id:int", "logistics_no:str", "calc_weight:dec", "weight:dec",
-    "package_name:str", "logistics_name:str", "logistics_id:int", "postage:dec", "remark:str",
-    "length:dec", "width:dec", "height:dec", "volume:dec",
-    },
-    details_list = {
-    "rec_id:int", "stockout_id:int", "src_order_detail_id:int", "spec_id:int", "spec_no:str",
-    "goods_count:dec", "total_amount:dec", "sell_price:dec", "remark:str", "goods_name:str",
-    "goods_no:str", "spec_name:str", "spec_code:str", "cost_price:dec", "weight:dec",
-    "goods_id:int", "prop1:str", "prop2:str", "prop3:str", "prop4:str", "prop5:str",
-    "prop6:str", "platform_id:int", "refund_status:int", "market_price:dec", "discount:dec",
-    "share_price:dec", "share_amount:dec", "tax_rate:dec", "barcode:str", "unit_name:str",
-    "sale_order_id:int", "gift_type:int", "src_oid:str", "src_tid:str", "from_mask:int",
-    "goods_type:int", "good_prop1:str", "good_prop2:str", "good_prop3:str", "good_prop4:str",
-    "good_prop5:str", "good_prop6:str", "sn_list:str", "suite_no:str", "suite_num:dec",
-    "share_post_amount:dec", "paid:dec", "is_package:bool", "brand_no:str", "brand_name:str",
-    "src_order_type:int", "base_unit_id:int", "unit_id:int", "unit_ratio:dec", "num2:dec",
-    "num:dec", "position_id:int", "batch_id:int", "is_examined:int", "expire_date:str",
-    "scan_type:int", "modified_date:str", "created_date:str", "class_name:str",
-    "api_goods_id:str", "api_spec_id:str", "pack_score:dec", "pick_score:dec",
-    "scan_score:dec", "api_goods_name:str", "position_details_list:list",
-    "pick_position_details_list:list",
-    },
-    position_details_list = {
-    "rec_id:int", "stockout_detail_id:int", "position_id:int", "position_no:str",
-    "expire_date:str", "production_date:str", "batch_no:str", "position_goods_count:dec",
-    },
-    pick_position_details_list = {
-    "rec_id:int", "stockout_detail_id:int", "position_id:int", "position_no:str",
-    "expire_date:str", "production_date:str", "batch_no:str", "position_goods_count:dec",
-    "spec_no:str",
-    },
-    gov_subsidy_info = {
-    "tid:str", "oid:str", "corp_entity_name:str",
-    },
-   },
-  },
-  ["wms.stockout.Sales.searchLogistics"] = { list = "order_list",
-   row = {
-    "stockout_no:str", "stockout_id:int", "modified:str", "consign_time:str",
-    "logistics_name:str", "logistics_no:str", "height:dec", "width:dec", "length:dec",
-    "weight:dec", "remark:str", "status:int", "goods_count:dec", "rec_id:int",
-    "logistics_id:int", "postage:dec", "warehouse_name:str", "warehouse_no:str",
-    "warehouse_id:int", "import_weight:dec", "import_postage:dec", "weight_diff:dec",
-    "postage_diff:dec", "calc_weight:dec", "shop_no:str", "shop_name:str",
-   },
-  },
-  ["goods.ApiGoods.search"] = { list = "goods_list",
-   row = {
-    "rec_id:int", "shop_id:int", "shop_no:str", "shop_name:str", "goods_name:str",
-    "spec_name:str", "spec_outer_id:str", "outer_id:str", "goods_id:str", "spec_id:str",
-    "is_deleted:int", "price:dec", "stock_num:dec", "status:int", "is_auto_match:int",
-    "match_target_type:int", "platform_id:int", "hold_stock:dec", "hold_stock_type:int",
-    "is_auto_listing:bool", "is_auto_delisting:bool", "modified:str", "merchant_no:str",
-    "merchant_name:str", "merchant_code:str", "cid:str", "match_code:str",
-    "match_target_id:int", "barcode:str", "spec_code:str", "spec_sku_properties:str",
-    "created:str", "disable_syn_until:int", "disabled_reason:str", "last_syn_num:dec",
-    "brand_id:int", "is_disable_syn:bool", "pic_url:str", "stock_change_count:int",
-    "flag_id:int", "flag_name:str", "goods_no:str",
-   },
-  },
+-- The response rows of the windowed query methods, read off the catalogue of the vendor's
+-- pages (src/wdt/api, through emulator/catalogue_data.lua: one source of facts for wdt and
+-- the emulator). For each method: `list` (the rows' key in data), `row` (every field of a
+-- row, in the page's order, "name:type" with type int, dec (Decimal(19,4), a JSON number),
+-- str, bool, list (a nested list: its fields under `nested`) or map), and `ms`: time fields
+-- the table calls String but the page answers in milliseconds (its example sends a number,
+-- or its description says 毫秒级时间戳): the example wins ("list.field" for a field of a
+-- nested list). emulator/rows.lua fills every field. Runs in nginx's LuaJIT (Lua 5.1).
+-- A spec may load this file with wdt's own accessor of the same data (`require "wdt.api"`,
+-- whose get(name) answers the same entries) as its argument.
+local given = ...
+local catalogue = type(given) == "table" and given or require "emulator.catalogue_data"
+
+local LISTS = {
+  ["sales.TradeQuery.querySelfOrderWithDetail"] = "order",
+  ["sales.RawTrade.searchSelfOrder"] = "order",
+  ["aftersales.refund.Refund.search"] = "order",
+  ["aftersales.refund.RawRefund.search"] = "order",
+  ["wms.stockout.Sales.queryWithDetail"] = "order",
+  ["wms.stockout.Sales.searchLogistics"] = "order_list",
+  ["goods.ApiGoods.search"] = "goods_list",
 }
+
+local TYPES = { string = "str", int = "int", decimal = "dec", bool = "bool", object = "map", list = "list" }
+
+local function child(nodes, name)
+  for _, n in ipairs(nodes or {}) do if n.name == name then return n end end
+  return nil
+end
+
+local function in_ms(node)
+  if node.type ~= "string" then return false end
+  if (node.description or ""):find("毫秒", 1, true) then return true end
+  local int = false
+  for _, t in ipairs(node.also or {}) do int = int or t == "int" end
+  return int and (node.name:find("time") or node.name == "created" or node.name == "modified") ~= nil
+end
+
+-- the fields of a list of nodes; nested lists and objects go to `out.nested`
+local function fields(nodes, out, prefix)
+  local list = {}
+  for _, n in ipairs(nodes) do
+    list[#list + 1] = n.name .. ":" .. (TYPES[n.type] or "str")
+    if in_ms(n) then out.ms[#out.ms + 1] = prefix .. n.name end
+    if (n.type == "list" or n.type == "object") and n.children then
+      out.nested[n.name] = fields(n.children, out, n.name .. ".")
+    end
+  end
+  return list
+end
+
+local M = {}
+for method, key in pairs(LISTS) do
+  local entry = assert(catalogue.get(method), "the catalogue has no " .. method)
+  local data = child(entry.response, "data")
+  local rows = child(data and data.children, key)
+  -- querySelfOrderWithDetail's page puts the row's fields beside `order`, under data
+  local nodes = rows and rows.children
+  if not nodes then
+    nodes = {}
+    for _, n in ipairs(data.children) do
+      if n.name ~= key and n.name ~= "total_count" then nodes[#nodes + 1] = n end
+    end
+  end
+  local out = { list = key, nested = {}, ms = {} }
+  out.row = fields(nodes, out, "")
+  M[method] = out
+end
+return M

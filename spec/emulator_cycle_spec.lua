@@ -1,13 +1,14 @@
 -- The emulator's integration cycle, spoken to directly (signed by spec/support, not wdt):
 -- orders pushed (with discounts), refunded, shipped and reported; goods uploaded; then each
 -- of the seven query methods asked with each documented filter. Rows must carry every field
--- of the page's table (emulator/pages.lua, written from the vendor's pages) with its type,
+-- of the page's table (the catalogue, src/wdt/api, through emulator/pages.lua) with its type,
 -- values that follow from what was pushed, and the same ids in every method.
 local cjson = require "cjson"
 local emulator = require "spec.support.emulator"
 local sh = require "spec.support.sh"
 
-local pages = dofile(sh.repo_root() .. "/emulator/pages.lua")
+-- the catalogue of the vendor's pages (wdt.api), as the emulator reads it (emulator/pages.lua)
+local pages = assert(loadfile(sh.repo_root() .. "/emulator/pages.lua"))(require "wdt.api")
 local HOUR = 3600
 local function bj(t) return os.date("!%Y-%m-%d %H:%M:%S", t + 8 * HOUR) end
 
