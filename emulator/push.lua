@@ -98,35 +98,48 @@ local CHECK = {
 }
 local TYPE_NAME = { s = "字符串", i = "整数", d = "数字", b = "布尔值", n = "字符串或null" }
 
--- "name:type[:max length]" lists of required fields, then optional typed ones (the pages'
--- tables; a length counts characters)
-local TRADE_REQ = { "tid:s:40", "process_status:i", "trade_status:i", "refund_status:i", "pay_status:i",
-  "order_count:i", "goods_count:d", "pay_method:i", "trade_time:s:40", "end_time:n:40", "buyer_nick:s:100",
-  "receiver_name:s:100", "receiver_address:s:256", "receiver_mobile:s:40", "post_amount:d", "discount:d",
-  "receivable:d", "delivery_term:i", "is_auto_wms:b" }
-local TRADE_OPT = { "pay_time:s:40", "receiver_area:s:40", "other_amount:d", "platform_cost:d", "invoice_type:i",
-  "cod_amount:d", "received:d", "paid:d", "warehouse_no:s:40", "remark_flag:i", "logistics_type:i",
-  "buyer_message:s:1024", "buyer_email:s:40", "buyer_area:s:255", "receiver_zip:s:20", "receiver_telno:s:40",
-  "invoice_title:s:255", "invoice_content:s:255", "pay_id:s:40", "remark:s:1024", "pay_account:s:128",
-  "to_deliver_time:s:20", "fenxiao_nick:s:40", "is_sealed:i", "id_card_type:i", "consign_interval:i",
-  "receiver_province_no:i", "receiver_city_no:i", "receiver_district_no:i" }
-local LINE_REQ = { "tid:s:40", "oid:s:40", "status:i", "refund_status:i", "goods_id:s:40", "spec_id:s:40",
-  "goods_no:s:40", "spec_no:s:40", "goods_name:s:255", "num:d", "price:d", "discount:d", "share_discount:d",
-  "total_amount:d", "adjust_amount:d", "refund_amount:d", "remark:s:255", "json:s:255" }
-local LINE_OPT = { "spec_name:s:100", "order_type:i", "cid:s:40", "gift_type:i" }
-local REFUND_REQ = { "refund_no:s:40", "num:d", "tid:s:40", "oid:s:40", "type:i", "status:i",
-  "refund_version:s:40", "refund_amount:d", "actual_refund_amount:d", "title:s:255", "buyer_nick:s:100",
-  "is_aftersale:i", "reason:s:255" }
-local REFUND_OPT = { "logistics_name:s:40", "logistics_no:s:40", "refund_time:s:40", "price:d", "total_amount:d",
-  "current_phase_timeout:s:40", "pay_account:s:128", "pay_no:s:60", "remark:s:255", "spec_no:s:40",
-  "spec_id:s:40", "goods_no:s:40", "goods_id:s:40", "modify_flag:i" }
--- the discount's oid: 20 on the page, but it names a line's oid (40): 40 is kept
-local DISCOUNT_REQ = { "tid:s:40", "oid:s:40" }
-local DISCOUNT_OPT = { "sn:s:40", "name:s:50", "detail:s:128", "amount:d" }
-local GOODS_OPT = { "goods_id:s:40", "spec_id:s:40", "goods_no:s:40", "spec_no:s:40", "status:i",
-  "goods_name:s:255", "spec_name:s:100", "pic_url:s:255", "price:d", "stock_num:d" }
+-- The fields of each pushed record, from the catalogue of the vendor's pages (src/wdt/api,
+-- read by emulator/catalogue_data.lua): {name, type (s i d b, or n: a string or null),
+-- max length in characters, required}. `required` follows the page's example where it
+-- leaves a field out (pushSelf2's warehouse_no).
+local catalogue = require "emulator.catalogue_data"
+local TYPE_OF = { string = "s", int = "i", decimal = "d", bool = "b" }
 
--- the enumerations the pages list (field -> allowed values, and the page's words for them)
+local function child(nodes, name)
+  for _, n in ipairs(nodes or {}) do if n.name == name then return n end end
+  error("the catalogue has no " .. name)
+end
+
+-- the fields of argument `path` ({position, child name, ...}) of a method; `changes`:
+-- name -> {field = value} where the emulator departs from the table (said why below)
+local function fields_of(method, path, changes)
+  local node = assert(catalogue.get(method), "the catalogue has no " .. method).args[path[1]]
+  for i = 2, #path do node = child(node.children, path[i]) end
+  local out = {}
+  for _, n in ipairs(node.children) do
+    local f = { name = n.name, ty = TYPE_OF[n.type] or "s", len = n.length, required = n.required == true,
+                values = not n.values_open and n.values or nil }
+    for k, v in pairs((changes or {})[n.name] or {}) do f[k] = v end
+    out[#out + 1] = f
+  end
+  return out
+end
+
+local PUSH, UPLOAD2, GOODS = "sales.RawTrade.pushSelf2", "aftersales.refund.RawRefund.upload2", "goods.ApiGoods.upload"
+local TRADE_FIELDS = fields_of(PUSH, { 2 }, {
+  end_time = { ty = "n" },                       -- "若无则传null"
+  receiver_area = { required = false },          -- may be left out for the three area ids (below)
+})
+local LINE_FIELDS = fields_of(PUSH, { 3 })
+-- a discount's oid names a line's: the line's length (40), not the 20 the discount table says
+local DISCOUNT_FIELDS = fields_of(PUSH, { 4 }, { oid = { len = 40 } })
+local REFUND_FIELDS = fields_of(UPLOAD2, { 2 })
+local GOODS_FIELDS = fields_of(GOODS, { 1, "goods_list" })
+
+-- The enumerations, read off the pages' descriptions by hand where the catalogue's list is
+-- short of the page's (its reading of "1在线转帐 2现金，3银行转账…" misses values) or open
+-- (field -> allowed values, and the page's words for them). Other fields use the catalogue's
+-- values when it gives a closed list.
 local function enum(list, words) local set = {} for _, v in ipairs(list) do set[v] = true end
   return { set = set, words = words } end
 local PLATFORM_STATUS = enum({ 10, 20, 30, 40, 50, 60, 70, 80, 90 },
@@ -160,32 +173,39 @@ local GOODS_ENUMS = { status = enum({ 0, 1, 2 }, "0删除 1在架 2下架") }
 
 local function chars(s) local _, n = s:gsub("[^\128-\191]", "") return n end
 
+-- the catalogue's closed list of values as an enumeration
+local function enum_of(f)
+  if not f.values then return nil end
+  local list, words = {}, {}
+  for i, v in ipairs(f.values) do list[i] = v.value; words[i] = tostring(v.value) .. v.meaning end
+  return enum(list, table.concat(words, " "))
+end
+
 -- nil, or the message for the first field that is missing, of the wrong type, too long or
--- outside its enumeration
-local function field_error(obj, req, opt, enums)
-  local function check(f, required)
-    local name, ty, len = f:match("^(.-):(.):?(%d*)$")
-    local v = obj[name]
-    if v == nil or (v == json.null and ty ~= "n") then
-      return required and name .. "不能为空" or nil
+-- outside its enumeration (required fields first)
+local function field_error(obj, fields, enums)
+  local function check(f)
+    local v = obj[f.name]
+    if v == nil or (v == json.null and f.ty ~= "n") then
+      return f.required and f.name .. "不能为空" or nil
     end
-    if not CHECK[ty](v) then return name .. "类型错误,应为" .. TYPE_NAME[ty] end
-    if len ~= "" and type(v) == "string" and chars(v) > tonumber(len) then
-      return ("%s长度不能超过%s"):format(name, len)
+    if not CHECK[f.ty](v) then return f.name .. "类型错误,应为" .. TYPE_NAME[f.ty] end
+    if f.len and type(v) == "string" and chars(v) > f.len then
+      return ("%s长度不能超过%d"):format(f.name, f.len)
     end
-    local e = enums and enums[name]
+    local e = enums and enums[f.name] or enum_of(f)
     if e and not e.set[tonumber(v)] then
-      return ("%s取值错误: %s (%s)"):format(name, tostring(v), e.words)
+      return ("%s取值错误: %s (%s)"):format(f.name, tostring(v), e.words)
     end
     return nil
   end
-  for _, f in ipairs(req) do
-    local e = check(f, true)
-    if e then return e end
-  end
-  for _, f in ipairs(opt or {}) do
-    local e = check(f, false)
-    if e then return e end
+  for pass = 1, 2 do
+    for _, f in ipairs(fields) do
+      if f.required == (pass == 1) then
+        local e = check(f)
+        if e then return e end
+      end
+    end
   end
   return nil
 end
@@ -208,7 +228,7 @@ end
 
 -- one trade of the call, its lines given -> nil, or the error_list message
 local function trade_error(t, shop_no, tr, lines, oid_owner)
-  local e = field_error(tr, TRADE_REQ, TRADE_OPT, TRADE_ENUMS)
+  local e = field_error(tr, TRADE_FIELDS, TRADE_ENUMS)
   if e then return e end
   if tr.is_auto_wms == true and (type(tr.warehouse_no) ~= "string" or tr.warehouse_no == "") then
     return "仓库编号不可为空"
@@ -225,7 +245,7 @@ local function trade_error(t, shop_no, tr, lines, oid_owner)
   if #lines == 0 then return "原始单没有子订单,原始单号为：" .. tr.tid end
   local goods, mine = 0, {}
   for _, l in ipairs(lines) do
-    e = field_error(l, LINE_REQ, LINE_OPT, LINE_ENUMS)
+    e = field_error(l, LINE_FIELDS, LINE_ENUMS)
     if e then return "子订单" .. tostring(l.oid) .. ": " .. e end
     if mine[l.oid] then return ("子订单编号%s重复"):format(l.oid) end
     mine[l.oid] = true
@@ -248,7 +268,7 @@ local function call_discounts(discounts, by_tid, errs)
   local discounts_of, problem = {}, {}
   for _, d in ipairs(discounts or {}) do
     local tid = json.is_object(d) and type(d.tid) == "string" and d.tid or nil
-    local e = not json.is_object(d) and "优惠信息格式错误" or field_error(d, DISCOUNT_REQ, DISCOUNT_OPT)
+    local e = not json.is_object(d) and "优惠信息格式错误" or field_error(d, DISCOUNT_FIELDS)
     if tid and not by_tid[tid] then
       errs[#errs + 1] = { no = tid, error = "优惠信息" .. (type(d.sn) == "string" and d.sn or "") .. "的原始单不在本次推送中" }
     elseif not tid then
@@ -349,7 +369,7 @@ local function push_refunds(t, args, _, sid)
   for _, r in ipairs(args[2]) do
     if not json.is_object(r) then return { status = 2, message = "order_list" } end
     -- a shop the seller may not push to: each refund is refused, as the page's example shows
-    local e = refused and "店铺权限不足" or field_error(r, REFUND_REQ, REFUND_OPT, REFUND_ENUMS)
+    local e = refused and "店铺权限不足" or field_error(r, REFUND_FIELDS, REFUND_ENUMS)
     local trade = not e and t.raw_trades[r.tid]
     if not e and not trade then e = "原始单" .. r.tid .. "不存在" end
     if not e then
@@ -388,7 +408,7 @@ local function upload_goods(t, args, _, sid)
   if not json.is_array(p.goods_list) then return { status = 2, message = "goods_list" } end
   for i, g in ipairs(p.goods_list) do   -- no per-item error list on this method: all or nothing
     if not json.is_object(g) then return { status = 2, message = ("goods_list[%d]"):format(i - 1) } end
-    local e = field_error(g, {}, GOODS_OPT, GOODS_ENUMS)
+    local e = field_error(g, GOODS_FIELDS, GOODS_ENUMS)
     if e then return { status = 100, message = ("goods_list[%d]: %s"):format(i - 1, e) } end
   end
   local ids, now, s = json.array(), ngx.time(), state.s
