@@ -6,6 +6,7 @@ local json = require "emulator.json"
 local state = require "emulator.state"
 local query = require "emulator.query"
 local push = require "emulator.push"
+local rows = require "emulator.rows"
 
 local M = {}
 local floor = math.floor
@@ -344,15 +345,8 @@ local function shop_query(t, args, pager, sid)
     platform = int_arg(f.platform_id)
     if not platform or platform < 0 then return bad("platform_id必须是整数") end
   end
-  local shops, seen = {}, {}
-  local function add(no)
-    if not seen[no] then seen[no] = true; shops[#shops + 1] = no end
-  end
-  add(t.logistics.shop_no)
-  for _, r in ipairs(t.logistics.rows) do add(r.shop_no) end
+  local shops = rows.shops(t)               -- numbered as every row's shop_id (emulator/rows.lua)
   local configured = push.shops(sid)
-  for no in pairs(configured) do add(no) end
-  table.sort(shops)
   local list, total = json.array(), 0
   local first = pager.page_no * pager.page_size + 1
   for i, no in ipairs(shops) do

@@ -73,19 +73,27 @@ M.fill = fill
 
 local function page(method) return pages[method] end
 
--- a shop's id: its place among the tenant's shops, as setting.Shop.queryShop numbers them
-function M.shop_id(t, shop_no)
-  local ids = t._shop_ids
-  if not ids then
-    ids = {}
-    local list, seen = {}, {}
-    local function add(no) if no and not seen[no] then seen[no] = true; list[#list + 1] = no end end
+-- The tenant's shops, sorted: the logistics queue's own, every shipment's, the configured
+-- ones; a shop's id is its place in this list (setting.Shop.queryShop lists them so).
+-- Kept until a shipment is added.
+function M.shops(t)
+  local c = t._shops
+  if not c or c.seen ~= #t.shipments then
+    local list, ids = {}, {}
+    local function add(no) if no and not ids[no] then ids[no] = true; list[#list + 1] = no end end
     add(t.logistics.shop_no)
+    for _, r in ipairs(t.shipments) do add(r.shop_no) end
     for no in pairs((state.config().shops or {})[t.sid] or {}) do add(no) end
     table.sort(list)
     for i, no in ipairs(list) do ids[no] = i end
-    t._shop_ids = ids
+    c = { seen = #t.shipments, list = list, ids = ids }
+    t._shops = c
   end
+  return c.list, c.ids
+end
+
+function M.shop_id(t, shop_no)
+  local _, ids = M.shops(t)
   return ids[shop_no] or 0
 end
 

@@ -275,6 +275,8 @@ describe("the emulator's integration cycle", function()
     rows = rows_of(GOODS, window({ spec_id = "SID2" }, 86400), "goods_list")
     assert.are.same({ rec_ids[2], 2 }, { rows[1].rec_id, rows[1].status })
     assert.are.equal(2, #rows_of(GOODS, window({ shop_no = "s1" }, 86400), "goods_list"))
+    local shop = call("setting.Shop.queryShop", { { shop_no = "s1" } }).data.details[1]
+    assert.are.same({ shop.shop_id, shop.shop_id }, { rows[1].shop_id, trades[A].shop_id })
     assert.are.equal(0, #rows_of(GOODS, window({ shop_no = "s2" }, 86400), "goods_list"))
   end)
 end)
