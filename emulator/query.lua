@@ -162,7 +162,11 @@ local SOURCES = {
 --   untimed   groups of filter keys that make the window optional (all of a group given)
 --   filters   {param, field, kind}: the row's (or the entry's keys') field compared with the
 --             filter's param; kind "eq" (equal), "list" (the param is a comma list, one of
---             them equal), "num" (equal as numbers)
+--             them equal), "num" (equal as numbers), "from" / "to" (a time the field's is at
+--             or after / at or before), "flag" (a true or 1 param asks for rows that have
+--             the flag); field false: the 4th element is what every emulated row has
+--   time_types  time_type -> the row's time field the window applies to (default: modified)
+--   descending  order_type values that list the newest first
 --   template  a control row (POST /__emulator/rows) built by the method's own builder
 
 -- a stand-in order for a control row: its lines (`orders`) as given
@@ -192,6 +196,7 @@ local SPECS = {
     filters = { { "shop_no", "shop_no", "eq" }, { "src_tid", "tid", "list" }, { "trade_no", "trade_no", "eq" },
                 { "logistics_no", "logistics_no", "eq" }, { "status", "trade_status", "list" },
                 { "warehouse_no", "warehouse_no", "eq" }, { "trade_from", "trade_from", "list" } },
+    time_types = { [2] = "pay_time", [3] = "trade_time" }, descending = { [1] = true },
     template = function(t, id, tid, m, f)
       local row = rows.trade(t, stand_in_trade(id, tid, m, f), m)
       row.consign_time = ""
@@ -212,7 +217,16 @@ local SPECS = {
                 { "trade_no", "trade_no_list", "eq" }, { "refund_no", "refund_no", "eq" },
                 { "return_logistics_no", "return_logistics_no", "eq" }, { "status", "status", "num" },
                 { "stockin_status", "stockin_status", "num" }, { "type", "type", "num" },
-                { "rr_status", "rr_status", "num" }, { "raw_refund_nos", "raw_refund_nos", "list" } },
+                { "rr_status", "rr_status", "num" }, { "raw_refund_nos", "raw_refund_nos", "list" },
+                { "return_warehouse_nos", "return_warehouse_no", "list" },
+                { "settle_from", "settle_time", "from" }, { "settle_to", "settle_time", "to" },
+                { "agree_from", "check_time", "from" }, { "agree_to", "check_time", "to" },
+                { "current_phase_timeout_from", "current_phase_timeout", "from" },
+                { "current_phase_timeout_to", "current_phase_timeout", "to" },
+                -- no emulated refund is an intercepted or a refused-at-the-door return
+                { "return_mask_manual_intercept", false, "flag", false },
+                { "refund_mask_reject_return", false, "flag", false } },
+    descending = { [1] = true },
     template = function(t, id, tid, m, f)
       return rows.refund(t, id, { tid = tid, shop_no = f.shop_no or "s1", type = 2, status = 2,
                                   refund_no = "RR" .. id, created = m }, m)
@@ -226,6 +240,7 @@ local SPECS = {
     filters = { { "refund_no", "refund_no", "eq" }, { "logistics_no", "logistics_no", "eq" },
                 { "platform_id", "platform_id", "num" }, { "shop_no", "shop_no", "eq" },
                 { "tid", "tid", "eq" }, { "oid", "oid", "eq" } },
+    time_types = { [2] = "refund_time" },
     template = function(t, id, tid, m, f)
       return rows.raw_refund(t, id, { tid = tid, shop_no = f.shop_no or "s1", refund_no = "RR" .. id,
                                       type = 2, status = 2, created = m }, m)
@@ -237,6 +252,7 @@ local SPECS = {
     filters = { { "shop_nos", "shop_no", "list" }, { "src_tid", "tid", "eq" },
                 { "stockout_no", "order_no", "eq" }, { "src_order_no", "trade_no", "eq" },
                 { "logistics_no", "logistics_no", "eq" }, { "warehouse_no", "warehouse_no", "eq" } },
+    descending = { [1] = true, [2] = true },   -- modified, consign time: the same for a shipment
     template = function(t, id, tid, m, f)
       local row = rows.stockout(t, stand_in_shipment(id, tid, f), m)
       row.stockout_id, row.order_no = id, ("CK%010d"):format(id % 10000000000)
@@ -248,7 +264,9 @@ local SPECS = {
     from = "start_time", to = "end_time", limit = DAY, limit_text = "1天", list = "order_list",
     source = "logistics", required = { status = "参数中必须包含状态" }, untimed = {},
     filters = { { "status", "status", "num" }, { "trade_no", "trade_no", "eq" }, { "src_tids", "tid", "list" },
-                { "shop_no", "shop_no", "eq" }, { "warehouse_no", "warehouse_no", "eq" } },
+                { "shop_no", "shop_no", "eq" }, { "warehouse_no", "warehouse_no", "eq" },
+                -- "目前仅支持查询销售订单类型的物流单数据": every emulated one is a sales order (1)
+                { "order_type", false, "num", 1 } },
     template = function(t, id, tid, m, f)
       local row = rows.logistics(t, stand_in_shipment(id, tid, f), m)
       row.rec_id, row.stockout_id = id, id
@@ -297,8 +315,20 @@ local function window_of(spec, f)
   return ua, ub
 end
 
+-- a row's time field (a Beijing-time string or milliseconds) -> Unix seconds, or nil
+local function time_of(v)
+  if type(v) == "number" then return v > 0 and floor(v / 1000) or nil end
+  return M.unix(v)
+end
+
 -- one value against a filter: `have` a value or a list of values (all that the row has)
 local function one_matches(kind, want, have)
+  if kind == "flag" then return (want == true or tonumber(want) == 1) == (have == true) end
+  if kind == "from" or kind == "to" then
+    local w, h = M.unix(want), time_of(have)
+    if not w or not h then return false end
+    return (kind == "from" and h >= w) or (kind == "to" and h <= w)
+  end
   if type(have) == "table" then
     for _, h in ipairs(have) do if one_matches(kind, want, h) then return true end end
     return false
@@ -329,7 +359,8 @@ local function matches(spec, f, e)
   for _, flt in ipairs(spec.filters) do
     local want = f[flt[1]]
     if given(want) then
-      local have = e.keys and e.keys[flt[2]]
+      local have = flt[2] and e.keys and e.keys[flt[2]]
+      if not flt[2] then have = flt[4] end       -- the same for every emulated row
       if have == nil then
         row = row or e.build(e.m)
         have = row[flt[2]]
@@ -400,11 +431,18 @@ local function query(method, t, args, pager, fault)
   control_entries(t, q, method, all)
   SOURCES[spec.source](t, all, f)
   local list = {}
+  -- time_type: the window applies to another time of the row (pay time, order time…)
+  local field = ua and spec.time_types and spec.time_types[tonumber(f.time_type)]
   for _, e in ipairs(all) do
     e.m = q.moved[e.skey] or e.m
-    if (not ua or (e.m >= ua and e.m <= ub)) and matches(spec, f, e) then list[#list + 1] = e end
+    local at = e.m
+    if field then at = time_of(e.build(e.m)[field]) or -1 end
+    if (not ua or (at >= ua and at <= ub)) and matches(spec, f, e) then list[#list + 1] = e end
   end
   table.sort(list, by_time)
+  if spec.descending and spec.descending[tonumber(f.order_type)] then
+    for i = 1, floor(#list / 2) do list[i], list[#list + 1 - i] = list[#list + 1 - i], list[i] end
+  end
   if fault and fault.mode == "drift" and ua and #list > pager.page_size then
     drift(q, list, fault, ub)
     local kept = {}

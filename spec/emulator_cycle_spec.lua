@@ -170,6 +170,14 @@ describe("the emulator's integration cycle", function()
     assert.are.equal("", tids(rows_of(TRADES, window { shop_no = "other" })))
     assert.are.equal("", tids(rows_of(TRADES, window { warehouse_no = "W9" })))
     assert.are.equal(A .. "," .. B .. "," .. C, tids(rows_of(TRADES, window { trade_from = "5" })))
+    -- time_type 3: the window is on the order time (pushed as ten minutes ago)
+    local by_time = { start_time = bj(now - 900), end_time = bj(now - 500), time_type = 3 }
+    assert.are.equal(A .. "," .. B .. "," .. C, tids(rows_of(TRADES, by_time)))
+    by_time.time_type = 1
+    assert.are.equal("", tids(rows_of(TRADES, by_time)))
+    -- order_type 1: newest first
+    local up, down = rows_of(TRADES, window()), rows_of(TRADES, window { order_type = 1 })
+    assert.are.equal(up[1].trade_id, down[#down].trade_id)
   end)
 
   it("searchSelfOrder: process_status and trade_status moved by shipping, discounts with detail_mask", function()
@@ -217,6 +225,10 @@ describe("the emulator's integration cycle", function()
     assert.are.equal(0, #rows_of(REFUNDS, with("type", 1)))
     assert.are.equal(1, #rows_of(REFUNDS, with("shop_nos", "x,s1")))
     assert.are.equal(0, #rows_of(REFUNDS, with("buyer_nick", "someone")))
+    assert.are.equal(0, #rows_of(REFUNDS, with("current_phase_timeout_from", bj(now - 60))))  -- not refunded yet
+    assert.are.equal(0, #rows_of(REFUNDS, with("agree_from", bj(now - 1800))))   -- not checked yet
+    assert.are.equal(0, #rows_of(REFUNDS, with("return_mask_manual_intercept", true)))
+    assert.are.equal(1, #rows_of(REFUNDS, with("refund_mask_reject_return", false)))
     -- the raw refund: the page's untimed pairs, each filter
     local raw = rows_of(RAW, { platform_id = 127, tid = C })
     assert.are.equal(1, #raw)
@@ -231,6 +243,9 @@ describe("the emulator's integration cycle", function()
     assert.are.equal(0, #rows_of(RAW, { refund_no = "nope" }))
     assert.are.equal(0, #rows_of(RAW, window({ oid = C .. "-2" }, 86400)))
     assert.are.equal(100, call(RAW, { { tid = C } }).status)   -- a tid alone needs the window
+    -- time_type 2: the window is on the refund time (five minutes ago)
+    assert.are.equal(1, #rows_of(RAW, { start_time = bj(now - 400), end_time = bj(now - 200), time_type = 2 }))
+    assert.are.equal(0, #rows_of(RAW, { start_time = bj(now - 400), end_time = bj(now - 200), time_type = 1 }))
   end)
 
   it("the stockout queries: one stockout_id per shipment in both, trade_no as src_order_no", function()
@@ -257,6 +272,8 @@ describe("the emulator's integration cycle", function()
     end
     assert.are.equal(0, #rows_of(LOG, window({ status = 30, trade_no = trades[B].trade_no }, 3000), "order_list"))
     assert.are.equal(2, #rows_of(LOG, window({ status = 20, src_tids = "x," .. B }, 3000), "order_list"))
+    assert.are.equal(0, #rows_of(LOG, window({ status = 20, src_tids = B, order_type = 21 }, 3000), "order_list"))
+    assert.are.equal(2, #rows_of(LOG, window({ status = 20, src_tids = B, order_type = "1" }, 3000), "order_list"))
     assert.are.equal(1, #rows_of(OUT, { src_order_no = trades[A].trade_no }))
     assert.are.equal(1, #rows_of(OUT, { logistics_no = trades[A].logistics_no }))
     assert.are.equal(1, #rows_of(OUT, { stockout_no = outs[1].order_no }))
