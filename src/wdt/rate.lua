@@ -96,7 +96,7 @@ local local_backend = {}
 function local_backend.take(key, o, member, span)
   local st = budgets[key]
   if not st then st = { log = {}, fly = {} } budgets[key] = st end
-  return take_in(st, o, core.unix_time(), member, span)
+  return take_in(st, o, core.monotonic(), member, span)
 end
 function local_backend.give(key, _, member)
   local st = budgets[key]
@@ -173,7 +173,8 @@ local backends = { ["local"] = local_backend, shm = shm_backend, redis = redis_b
 local function pick_backend(o)
   if o.backend then return o.backend end
   if o.redis then return "redis" end
-  if type(ngx) == "table" and ngx.shared and ngx.shared[o.dict] then return "shm" end
+  local n = clock.ngx()
+  if n and n.shared and n.shared[o.dict] then return "shm" end
   return "local"
 end
 
@@ -190,7 +191,7 @@ function rate.start(client)
   return setmetatable({ client = client, o = o, span = o.window * (1 + rate.MARGIN),
                         backend = backends[pick_backend(o)], budget = budget,
                         key = ("wdt.rate/%s/%g"):format(client.sid, o.window),
-                        deadline = core.unix_time() + budget }, Pace)
+                        deadline = core.monotonic() + budget }, Pace)
 end
 
 local function out_of_budget(self, why)
@@ -219,7 +220,7 @@ function Pace:before()
     local wait, err = self.backend.take(self.key, self.o, self.member, self.span)
     if wait == nil then return nil, err end
     if wait <= 0 then self.holding = self.o.concurrency ~= nil return true end
-    if core.unix_time() + wait > self.deadline then
+    if core.monotonic() + wait > self.deadline then
       return out_of_budget(self, ("the budget of %d calls per %gs is spent")
         :format(self.o.per_minute or 0, self.o.window))
     end
@@ -238,7 +239,7 @@ end
 -- together do not come back together), or fail with kind "rate_limited".
 function Pace:limited(err)
   local wait = self.o.window * (1 + 0.1 * math.random())
-  if core.unix_time() + wait > self.deadline then
+  if core.monotonic() + wait > self.deadline then
     local _, e = out_of_budget(self, "rate limited: " .. tostring(err.message))
     e.method, e.status, e.cause, e.tries = err.method, err.status, err, err.tries
     return nil, e
