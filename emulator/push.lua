@@ -389,6 +389,7 @@ local function push_refunds(t, args, _, sid)
         counted(t).raw_refunds = counted(t).raw_refunds + 1
       end
       t.raw_refunds[r.refund_no] = rec
+      trade.modified = now                    -- its line is being refunded (emulator/rows.lua)
     end
   end
   return { status = 0, data = { new_count = new, chg_count = chg, error_list = errs } }
