@@ -123,9 +123,7 @@ local SOURCES = {
     end)
     for i = n + 1, #out do                   -- every logistics_no the trade shipped under
       local e, nos = out[i], {}
-      for _, s in ipairs(t.shipments or {}) do
-        if s.tid == e.record.tid then nos[#nos + 1] = s.logistics_no end
-      end
+      for _, s in ipairs(rows.shipments_of(t, e.record.tid)) do nos[#nos + 1] = s.logistics_no end
       e.keys.logistics_no = nos
     end
   end,

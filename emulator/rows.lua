@@ -112,12 +112,22 @@ local function refunded_oids(t, tid)
 end
 M.refunded_oids = refunded_oids
 
--- the shipments of a trade, in order
+-- the shipments of a trade, in order (an index by tid, kept until a shipment is added)
+local NONE = {}
 local function shipments_of(t, tid)
-  local out = {}
-  for _, r in ipairs(t.shipments or {}) do if r.tid == tid then out[#out + 1] = r end end
-  return out
+  local c = t._ship_index
+  if not c or c.seen ~= #t.shipments then
+    c = { seen = #t.shipments, by_tid = {} }
+    for _, r in ipairs(t.shipments) do
+      local list = c.by_tid[r.tid]
+      if not list then list = {}; c.by_tid[r.tid] = list end
+      list[#list + 1] = r
+    end
+    t._ship_index = c
+  end
+  return c.by_tid[tid] or NONE
 end
+M.shipments_of = shipments_of
 
 local function cancelled(tr)
   return num(tr.process_status) == 70 or num(tr.trade_status) == 80 or num(tr.trade_status) == 90
