@@ -188,6 +188,11 @@ end
 -- as paging.check returns it (or nil), per-call options as options.call returns them (or
 -- nil). call, page_call, pages and wdt.batch come here without checking twice.
 function Client:_request(method, args, pager, c)
+  -- the catalogue's checks (wdt.api.check): a violation sends nothing
+  if pick(c, self._call_opts, self._opts, "check") ~= false then
+    local ok, cerr = require("wdt.api.check").request(method, args, pager)
+    if not ok then return nil, cerr end
+  end
   local retries, backoff, max_backoff, idempotent, send_opts = self:_settings(method, c)
   local base = self._base or self          -- a `with` view keeps the clock on its client
   local tries, limit, resigned = 0, retries + 1, false

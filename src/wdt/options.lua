@@ -25,12 +25,14 @@ local client_specs = {
   keepalive_timeout = { "number", 60 },   -- seconds an idle pooled cosocket is kept (nginx)
   pool_size       = { "number", 16 },     -- cosocket pool size per worker (nginx)
   rate            = { "table" },          -- rate pacing per seller (wdt.rate)
+  check           = { "boolean", true },  -- check arguments against the catalogue (wdt.api)
 }
 
 -- Per-call options of request, with and call_many: name -> { type }.
 local call_specs = {
   timeout = { "number" }, connect_timeout = { "number" }, retries = { "number" },
   backoff = { "number" }, max_backoff = { "number" }, idempotent = { "boolean" },
+  check = { "boolean" },
 }
 
 local MAX_SECONDS = 24 * 24 * 3600     -- libcurl takes timeouts as a long of milliseconds
