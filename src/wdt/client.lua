@@ -28,7 +28,7 @@ end
 
 local function new(opts)
   if type(opts) ~= "table" then
-    error("bad argument #1 to 'wdt.client' (options table expected, got " .. type(opts) .. ")", 2)
+    check.fail("wdt.client", "options", "options table expected, got " .. type(opts), 2)
   end
   local ok, o = check.run(options.client, "wdt.client", opts)
   if not ok then error(o, 2) end
@@ -157,7 +157,7 @@ local request_fields = { method = true, args = true, pager = true }
 -- retry); the offset is kept for later calls. err.tries is the number of tries made.
 function Client:request(req)
   if type(req) ~= "table" then
-    error("bad argument #1 to 'request' (table expected, got " .. type(req) .. ")", 2)
+    check.fail("request", "request", "table expected, got " .. type(req), 2)
   end
   if not is_method(req.method) then error(method_message("request", req.method), 2) end
   local args = req.args
@@ -263,7 +263,7 @@ end
 -- The view shares the client's connection, credentials and clock offset.
 function Client:with(opts)
   if type(opts) ~= "table" then
-    error("bad argument #1 to 'with' (options table expected, got " .. type(opts) .. ")", 2)
+    check.fail("with", "options", "options table expected, got " .. type(opts), 2)
   end
   local merged = {}
   for k, v in pairs(self._call_opts or {}) do merged[k] = v end

@@ -86,7 +86,7 @@ function scan.options(opts)
   local cp = type(opts) == "table" and opts.checkpoint
   local o = flow.options(FN, opts, option_specs, cp ~= nil)
   if cp == nil and o.lock then check.fail(FN, "lock", "applies only with 'checkpoint'") end
-  check.method(FN, o.method)
+  if not check.is_method(o.method) then check.raise(check.method_message(FN, o.method)) end
   local s = { method = o.method, facts = facts_for(o.method, o.facts),
               filter = o.filter or {} }
   local f = s.facts
