@@ -39,6 +39,7 @@ local option_specs = {
   method = { "string" }, filter = { "table" }, from = { "any" }, to = { "any" },
   checkpoint = { "any" }, page_size = { "number" }, lag = { "number", 120, min = 0, integer = true },
   overlap = { "number", 60, min = 0, integer = true }, window = { "number" }, facts = { "table" },
+  lock = flow.LOCK,
 }
 
 local FACT_TYPES = { from = "string", to = "string", limit = "number", list = "string",
