@@ -190,7 +190,7 @@ function Client:_request(method, args, pager, c)
   local retries, backoff, max_backoff, idempotent, send_opts = self:_settings(method, c)
   local base = self._base or self          -- a `with` view keeps the clock on its client
   local tries, limit, resigned = 0, retries + 1, false
-  local pace = self._opts.rate and rate.start(self)   -- wdt.rate: the seller's budget, when set
+  local pace = self._opts.rate and rate.start(self, send_opts and send_opts.timeout)   -- the seller's budget
   while true do
     tries = tries + 1
     if pace then

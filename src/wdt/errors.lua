@@ -9,7 +9,8 @@ Error.__name = "wdt.error"
 
 -- kinds: api, http, network, timeout, decode, too_large, tls (the peer's certificate did not
 -- verify: never retried), interrupted (a sync loop stopped by a signal after reporting
--- what it had handled)
+-- what it had handled), shm_full (inside nginx: the rate budget's lua_shared_dict is full;
+-- nothing was sent: give the dict more room, see doc/openresty.md)
 local function describe(e)
   if e.kind == "api" then
     return "api error " .. tostring(e.status)
