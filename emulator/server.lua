@@ -109,6 +109,7 @@ end
 local function count_call(sid, method)
   local s = state.s
   s.requests = s.requests + 1
+  s.user_agent = ngx.var.http_user_agent
   local conn = ngx.var.connection
   if conn and not s.conn_seen[conn] then
     s.conn_seen[conn] = true

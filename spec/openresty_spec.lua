@@ -292,6 +292,10 @@ describe("wdt inside nginx (examples/openresty)", function()
       emu:faults {}
       assert.equal(200, code, raw)
       assert.same({}, contract.check(i, cjson.decode(raw), { "s4lt", "s3cret" }))
+      -- the version of the User-Agent is CMakeLists.txt's, as libcurl's (spec/transport_spec.lua)
+      if case.want == "answer" then
+        assert.equal("wdt-lua/" .. require("wdt.core").version .. " (ngx)", emu:state().user_agent)
+      end
     end)
   end
 

@@ -165,7 +165,7 @@ local function run_curl(client, reqs, concurrency)
       results[i] = outcome(what, a, reqs[i].pager, reqs[i].method)
       cos[i] = nil
     elseif what == "sleep" then
-      sleepers[#sleepers + 1] = { i, core.unix_time() + (tonumber(a) or 0) }
+      sleepers[#sleepers + 1] = { i, core.monotonic() + (tonumber(a) or 0) }
     else
       error("wdt.batch: unexpected yield from a request: " .. tostring(what), 0)
     end
@@ -196,11 +196,11 @@ local function run_curl(client, reqs, concurrency)
       for k = 2, #sleepers do
         if sleepers[k][2] < first then first = sleepers[k][2] end
       end
-      local wait = first - core.unix_time()
+      local wait = first - core.monotonic()
       if wait > 0 then client:_sleep(wait) end      -- nothing to send: the scheduler waits
     end
     if #sleepers > 0 then     -- wake those whose back-off is over: on to their next send
-      local now, still, woken = core.unix_time(), {}, {}
+      local now, still, woken = core.monotonic(), {}, {}
       for k = 1, #sleepers do
         local sl = sleepers[k]
         if sl[2] <= now then woken[#woken + 1] = sl[1] else still[#still + 1] = sl end
@@ -228,7 +228,8 @@ local function run_ngx(client, reqs, concurrency)
       results[i] = outcome(resp, err, r.pager, r.method)
     end
   end
-  local spawn = type(ngx) == "table" and ngx.thread and ngx.thread.spawn
+  local nginx = require("wdt.clock").ngx()
+  local spawn = nginx and nginx.thread and nginx.thread.spawn
   if not spawn or concurrency == 1 or n <= 1 then
     work()
     return results

@@ -25,9 +25,18 @@ function check.type_name(v)
   return type(v)
 end
 
-function check.is_whole(v)
-  if math.type then return math.type(v) == "integer" or (math.type(v) == "float" and v % 1 == 0) end
-  return type(v) == "number" and v % 1 == 0
+-- An integer value: a finite number without a fraction (5 and 5.0 alike, on every Lua).
+-- The one integer test of wdt.
+function check.is_integer(v)
+  return type(v) == "number" and v % 1 == 0 and v - v == 0
+end
+
+-- An id or key as text, the same for the same value on every Lua and across runs:
+-- integers in full ("12345678901234", never "1.2345678901234e+13"), anything else by tostring.
+function check.id_text(v)
+  if math.type and math.type(v) == "integer" then return ("%d"):format(v) end
+  if check.is_integer(v) and v > -2^53 and v < 2^53 then return ("%.0f"):format(v) end
+  return tostring(v)
 end
 
 -- A number in [min, max] (max optional); `whole` asks for an integer value.
@@ -36,7 +45,7 @@ function check.number(fname, name, v, min, max, whole, level)
   if type(v) ~= "number" or v ~= v then
     check.fail(fname, name, "number expected, got " .. check.type_name(v), level)
   end
-  if whole and not check.is_whole(v) then check.fail(fname, name, "integer expected", level) end
+  if whole and not check.is_integer(v) then check.fail(fname, name, "integer expected", level) end
   if v < min or v == math.huge or (max and v > max) then
     check.fail(fname, name, max and ("must be a number from %s to %s"):format(min, max)
                                  or ("must be a number >= %s"):format(min), level)
@@ -71,7 +80,7 @@ end
 function check.list_length(t)
   local n = 0
   for k in pairs(t) do
-    if type(k) == "number" and k % 1 == 0 and k > n then n = k end
+    if check.is_integer(k) and k > n then n = k end
   end
   for i = 1, n do
     if t[i] == nil then return nil, i, n end

@@ -17,8 +17,9 @@ Client.__index = Client
 Client.__name = "wdt.client"
 
 local function warn(msg)
-  if type(ngx) == "table" and ngx.log then
-    ngx.log(ngx.WARN, msg)
+  local n = clock.ngx()
+  if n then
+    n.log(n.WARN, msg)
   else
     io.stderr:write(msg, "\n")
   end
@@ -65,7 +66,7 @@ function Client:transport()
   local cosockets = clock.in_cosocket_context()
   if choice == "auto" then return cosockets and "ngx" or "curl" end
   if choice == "ngx" and not cosockets then
-    local phase = type(ngx) == "table" and ngx.get_phase and ngx.get_phase()
+    local phase = clock.phase()
     error("wdt.client: transport 'ngx' is forced, but " .. (phase and ("nginx's " .. phase .. " phase")
       or "this Lua outside nginx") .. " has no cosockets", 3)
   end
@@ -83,7 +84,7 @@ end
 -- Outside nginx (no `ngx`), unless "ngx" is forced (and raises in Client:transport), it is
 -- libcurl, with no choice to make.
 local function plain_curl(self)
-  return type(ngx) ~= "table" and self._opts.transport ~= "ngx"
+  return not clock.ngx() and self._opts.transport ~= "ngx"
 end
 
 function Client:_send(url, body, o)

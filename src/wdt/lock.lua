@@ -52,7 +52,8 @@ local function hostname()
 end
 
 local function worker_pid()
-  if type(ngx) == "table" and ngx.worker and ngx.worker.pid then return ngx.worker.pid() end
+  local n = clock.ngx()
+  if n and n.worker and n.worker.pid then return n.worker.pid() end
   local f = io.open("/proc/self/stat", "r")
   local pid = f and (f:read("*l") or ""):match("^(%d+)")
   if f then f:close() end
@@ -133,7 +134,7 @@ function Expiring:touch(force)
       message = ("the run lock '%s' could not be kept (%s); stopping"):format(self.name, self.lost) }
   end
   if self.released then return true end
-  local now = core.unix_time()
+  local now = core.monotonic()
   if not force and now - self.renewed < self.ttl / 3 then return true end
   local ok, err = self.ops.renew(self)
   if ok == nil then return nil, err end
@@ -187,7 +188,7 @@ end
 local function renewer(premature)
   if not premature then
     while true do
-      local now = core.unix_time()
+      local now = core.monotonic()
       local wake = renew_due(now)
       if next(held) == nil then break end
       ngx.sleep(math.max(wake - now, 0.01))
@@ -199,10 +200,11 @@ end
 
 -- Keeps `h` renewed inside nginx. -> true | nil, why (no timer to renew it: the lock is lost)
 local function keep_renewed(h)
-  if not (type(ngx) == "table" and ngx.timer and ngx.timer.at) then return true end
+  local n = clock.ngx()
+  if not (n and n.timer and n.timer.at) then return true end
   held[h] = true
   if renewer_running then return true end
-  local okc, ok, err = pcall(ngx.timer.at, 0, renewer)
+  local okc, ok, err = pcall(n.timer.at, 0, renewer)
   if not (okc and ok) then
     held[h] = nil
     return nil, okc and err or ok
@@ -219,7 +221,8 @@ end
 
 local shm_ops = {}
 function shm_ops.try(o)
-  local dict = type(ngx) == "table" and ngx.shared and ngx.shared[o.dict]
+  local n = clock.ngx()
+  local dict = n and n.shared and n.shared[o.dict]
   if not dict then
     return nil, errors.new { kind = "shm",
       message = "no lua_shared_dict '" .. o.dict .. "' (declare it in nginx.conf)" }
@@ -268,7 +271,7 @@ local function try_expiring(ops)
   return function(o)
     local h, holder = ops.try(o)
     if not h then return h, holder end
-    h.name, h.ttl, h.ops, h.renewed = o.name, o.ttl, ops, core.unix_time()
+    h.name, h.ttl, h.ops, h.renewed = o.name, o.ttl, ops, core.monotonic()
     setmetatable(h, Expiring)
     local ok, why = keep_renewed(h)
     if not ok then
@@ -314,12 +317,12 @@ end
 function lock.acquire(opts)
   local o = check_options(opts)
   local try = tries[o.backend]
-  local started = core.unix_time()
+  local started = core.monotonic()
   while true do
     local h, holder = try(o)
     if h then return h end
     if h == nil then return nil, holder end          -- not a held lock: an error
-    local waited = core.unix_time() - started
+    local waited = core.monotonic() - started
     if waited >= o.wait then return nil, locked_error(o.name, holder, o.wait > 0 and waited) end
     clock.sleep(math.min(lock.POLL * (0.5 + math.random()), o.wait - waited))
   end

@@ -32,8 +32,6 @@ local call_specs = {
   timeout = { "number" }, connect_timeout = { "number" }, retries = { "number" },
   backoff = { "number" }, max_backoff = { "number" }, idempotent = { "boolean" },
 }
-options.call_names = {}
-for name in pairs(call_specs) do options.call_names[name] = true end
 
 local MAX_SECONDS = 24 * 24 * 3600     -- libcurl takes timeouts as a long of milliseconds
 

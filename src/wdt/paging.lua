@@ -21,11 +21,10 @@ function paging.check(pager, fname, name, level)
   end
   local size, no, calc = pager.page_size, pager.page_no, pager.calc_total
   if no == nil then no = 0 end
-  -- is_whole, inlined: this runs on every paged call
-  if type(size) ~= "number" or size % 1 ~= 0 or size < 1 then
+  if not check.is_integer(size) or size < 1 then
     check.fail(fname, name, "page_size must be an integer >= 1", level)
   end
-  if type(no) ~= "number" or no % 1 ~= 0 or no < 0 then
+  if not check.is_integer(no) or no < 0 then
     check.fail(fname, name, "page_no must be an integer >= 0", level)
   end
   if calc ~= nil and type(calc) ~= "boolean" then

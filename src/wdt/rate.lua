@@ -102,7 +102,7 @@ local local_backend = {}
 function local_backend.take(key, o, member, span)
   local st = budgets[key]
   if not st then st = { log = {}, fly = {} } budgets[key] = st end
-  return take_in(st, o, core.unix_time(), member, span)
+  return take_in(st, o, core.monotonic(), member, span)
 end
 function local_backend.give(key, _, member)
   local st = budgets[key]
@@ -154,7 +154,8 @@ local backends = { ["local"] = local_backend, shm = shm_backend, redis = redis_b
 local function pick_backend(o)
   if o.backend then return o.backend end
   if o.redis then return "redis" end
-  if type(ngx) == "table" and ngx.shared and ngx.shared[o.dict] then return "shm" end
+  local n = clock.ngx()
+  if n and n.shared and n.shared[o.dict] then return "shm" end
   return "local"
 end
 
@@ -174,7 +175,7 @@ function rate.start(client, timeout)
                         backend = backends[pick_backend(o)], budget = budget,
                         slot_ttl = timeout or client._opts.timeout or 30,
                         key = ("wdt.rate/%s/%g"):format(client.sid, o.window),
-                        deadline = core.unix_time() + budget }, Pace)
+                        deadline = core.monotonic() + budget }, Pace)
 end
 
 -- kind "rate_limited": nothing was sent, and trying again after `retry_after` seconds may
@@ -216,7 +217,7 @@ function Pace:before()
       self.holding, self.ticket = self.o.concurrency ~= nil, got
       return true
     end
-    if core.unix_time() + wait > self.deadline then
+    if core.monotonic() + wait > self.deadline then
       -- a concurrency slot frees when a call ends: a second is a fair guess
       return out_of_budget(self, spent(self, got), got, got == "concurrency" and 1 or wait)
     end
@@ -235,7 +236,7 @@ end
 -- together do not come back together), or fail with kind "rate_limited".
 function Pace:limited(err)
   local wait = self.o.window * (1 + 0.1 * math.random())
-  if core.unix_time() + wait > self.deadline then
+  if core.monotonic() + wait > self.deadline then
     local _, e = out_of_budget(self, "rate limited: " .. tostring(err.message), "server", wait)
     e.method, e.status, e.cause, e.tries = err.method, err.status, err, err.tries
     return nil, e

@@ -15,6 +15,7 @@
 -- dropping other sellers' counters (dict:set and incr with init would, in silence). A full
 -- dict is kind "shm_full", logged once per worker and dict, naming the size to declare.
 local errors = require "wdt.errors"
+local clock = require "wdt.clock"
 
 local shm = {}
 
@@ -34,11 +35,16 @@ function shm.size_hint(concurrency, key_len)
   return (key_len or 0) > shm.LONG_KEY and 2 * n or n
 end
 
+local function dict_of(o)
+  local n = clock.ngx()
+  return n and n.shared and n.shared[o.dict]
+end
+
 local function full(o, key, why)
   if why ~= "no memory" then
     return nil, errors.new { kind = "shm", message = "rate budget " .. key .. ": " .. tostring(why) }
   end
-  local dict = ngx.shared[o.dict]
+  local dict = dict_of(o)
   local kb = dict.capacity and math.floor(dict:capacity() / 1024)
   local need = math.ceil(shm.size_hint(o.concurrency, #key) / 1024)
   local msg = ("lua_shared_dict '%s'%s is full: the budget of %s cannot be kept; it needs about %d KB "
@@ -46,7 +52,8 @@ local function full(o, key, why)
     :format(o.dict, kb and (" (" .. kb .. " KB)") or "", key, need, need, o.dict, math.max(2 * (kb or 0), 64))
   if not logged[o.dict] then
     logged[o.dict] = true
-    ngx.log(ngx.ERR, "wdt: ", msg)
+    local n = clock.ngx()
+    n.log(n.ERR, "wdt: ", msg)
   end
   return nil, errors.new { kind = "shm_full", message = msg, retryable = false, dict = o.dict }
 end
@@ -122,7 +129,7 @@ end
 function shm.backend(rate)
   local backend = {}
   function backend.take(key, o, member, span, slot_ttl)
-    local dict = ngx.shared[o.dict]
+    local dict = dict_of(o)
     if not dict then return no_dict(o) end
     local slot
     if o.concurrency then
@@ -144,7 +151,7 @@ function shm.backend(rate)
     return 0, slot
   end
   function backend.give(_, o, member, slot)
-    local dict = slot and ngx.shared[o.dict]
+    local dict = slot and dict_of(o)
     if dict and dict:get(slot) == member then dict:delete(slot) end
   end
   return backend

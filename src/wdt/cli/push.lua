@@ -7,52 +7,13 @@
 local args = require "wdt.cli.args"
 local config = require "wdt.cli.config"
 local output = require "wdt.cli.output"
-local help = require "wdt.cli.help"
 local exit = require "wdt.cli.exit"
 
-local push_cli = {}
 local usage, one_line = args.usage, output.one_line
 
 local FLOW_FN = { orders = "push_orders", refunds = "push_refunds", goods = "upload_goods" }
 local WHAT = { orders = "orders", refunds = "refunds", goods = "goods" }
 local KEY_NAME = { orders = "tid", refunds = "refund_no", goods = "goods_id/spec_id" }
-
-for name, takes in pairs({ source = true, state = true, ["max-tries"] = true }) do
-  args.option_takes_value[name] = takes
-end
-args.command_options.push = {}
-for _, flow in ipairs({ "orders", "refunds", "goods" }) do
-  args.command_options["push " .. flow] = { shop = true, batch = true, json = true, source = true,
-                                            state = true, ["max-tries"] = true }
-  args.add_lock_options("push " .. flow)
-end
-
-help.push = [[
-Usage: wdt push orders|refunds|goods --shop SHOP FILE.jsonl
-       wdt push orders|refunds|goods --shop SHOP -            (JSON lines on stdin)
-       wdt push orders|refunds|goods --shop SHOP --source FILE.lua --state STATE
-
-Pushes the platform's orders (sales.RawTrade.pushSelf2), refunds
-(aftersales.refund.RawRefund.upload2) or goods (goods.ApiGoods.upload) into the ERP.
-Every item is checked before sending; the summary puts each in one bucket: new, changed,
-failed (refused by the ERP, with its message), invalid (not sent: field and reason),
-unreported (sent, outcome unknown: safe to push again).
-
-  FILE.jsonl        one item per line, a JSON object; an order carries its lines under "orders"
-  --source FILE.lua FILE returns function(cursor) return items, next_cursor end; wdt pulls
-                    until it gets no items
-  --state STATE     the resumable state (cursor, failed and unreported items to retry)
-  --max-tries N     attempts before a failed item is given up (default 5)
-  --batch N         items per call (1..100, default 100)
-  --json            print the summary as JSON
-
-One run at a time per seller, shop and flow (the run lock wdt.push.FLOW/SID/SHOP, as for
-'wdt sync': --wait SECONDS to wait for it, --lock-dir DIR, --no-lock, --redis URL).
-Exit codes: 0 all taken, 1 some refused/invalid/unreported/given up, the source failed or
-            the state cannot be used, 2 usage error, 3 network failure, 75 another run
-            holds the lock, 130 interrupted.
-]]
-help.push_orders, help.push_refunds, help.push_goods = help.push, help.push, help.push
 
 -- The UTF-8 byte order mark Windows editors write at the start of a file.
 local BOM = "\239\187\191"
@@ -108,7 +69,7 @@ end
 
 local MAX_LISTED = 20
 
-function push_cli.summary_text(flow, s)
+local function summary_text(flow, s)
   local out = {}
   local function add(fmt, ...) out[#out + 1] = fmt:format(...) end
   add("%s push to shop %s: %d read, %d call(s)", flow, s.shop_no, s.read, s.calls)
@@ -149,7 +110,7 @@ function push_cli.summary_text(flow, s)
   return table.concat(out, "\n") .. "\n"
 end
 
-function push_cli.summary_json(flow, s)
+local function summary_json(flow, s)
   local wdt = require "wdt"
   local function strip(list, fields)
     local out = wdt.array()
@@ -185,8 +146,8 @@ end
 
 local function run(ctx, flow, opts, words)
   if not opts.shop or opts.shop == "" then usage("'--shop SHOP' is required") end
-  local input = words[3]
-  if #words > 3 then usage("unexpected argument '%s'", words[4]) end
+  local input = words[1]
+  if #words > 1 then usage("unexpected argument '%s'", words[2]) end
   local popts = { shop_no = opts.shop, batch = args.int_option(opts, "batch", 1, 100, nil) }
   local bad, line_of = {}, {}
   if opts.source then
@@ -217,9 +178,9 @@ local function run(ctx, flow, opts, words)
   if s then
     merge_bad(s, bad, line_of)
     if opts.json then
-      ctx.out(require("wdt").json.encode(push_cli.summary_json(flow, s)) .. "\n")
+      ctx.out(require("wdt").json.encode(summary_json(flow, s)) .. "\n")
     else
-      ctx.out(push_cli.summary_text(flow, s))
+      ctx.out(summary_text(flow, s))
     end
   end
   if not summary then
@@ -230,17 +191,48 @@ local function run(ctx, flow, opts, words)
   return exit.OK
 end
 
-function push_cli.command(ctx, opts, words)
-  local flow = words[2]
-  if flow == nil then
-    args.check_allowed(opts, "push")
-    if opts.help then ctx.out(help.push) return exit.OK end
-    usage("'wdt push' needs 'orders', 'refunds' or 'goods'")
-  end
-  if not FLOW_FN[flow] then usage("unknown push '%s' (orders, refunds or goods)", flow) end
-  args.check_allowed(opts, "push " .. flow)
-  if opts.help then ctx.out(help.push) return exit.OK end
-  return run(ctx, flow, opts, words)
+local HELP = {
+  usage = { "push orders|refunds|goods --shop SHOP FILE.jsonl [OPTIONS]",
+            "push orders|refunds|goods --shop SHOP - [OPTIONS]            (JSON lines on stdin)",
+            "push orders|refunds|goods --shop SHOP --source FILE.lua --state STATE [OPTIONS]" },
+  about = [[
+Pushes the platform's orders (sales.RawTrade.pushSelf2), refunds
+(aftersales.refund.RawRefund.upload2) or goods (goods.ApiGoods.upload) into the ERP.
+Every item is checked before sending; the summary puts each in one bucket: new, changed,
+failed (refused by the ERP, with its message), invalid (not sent: field and reason),
+unreported (sent, outcome unknown: safe to push again).
+
+FILE.jsonl holds one item per line, a JSON object; an order carries its lines under "orders".]],
+  flags = args.flags({
+    { "--shop SHOP", "the ERP's shop number (required)" },
+    { "--source FILE.lua", "FILE returns function(cursor) return items, next_cursor end; wdt pulls\n"
+                           .. "until it gets no items" },
+    { "--state STATE", "with --source: the resumable state (cursor, failed and unreported\nitems to retry)" },
+    { "--max-tries N", "with --source: attempts before a failed item is given up (default 5)" },
+    { "--batch N", "items per call (1..100, default 100)" },
+    { "--json", "print the summary as JSON" },
+  }, args.LOCK_FLAGS),
+  footer = [[
+One run at a time per seller, shop and flow (the run lock wdt.push.FLOW/SID/SHOP, as for
+'wdt sync'; in Redis with --redis URL).
+Exit codes: 0 all taken, 1 some refused/invalid/unreported/given up, the source failed or
+            the state cannot be used, 2 usage error, 3 network failure, 75 another run
+            holds the lock, 130 interrupted.]],
+}
+
+-- `wdt push FLOW`: one sub-command per flow, each with the same help as `wdt push`
+local function with_help(def)
+  for k, v in pairs(HELP) do def[k] = v end
+  return def
 end
 
-return push_cli
+local function flow_command(flow)
+  return with_help { name = flow, run = function(ctx, opts, words) return run(ctx, flow, opts, words) end }
+end
+
+return with_help {
+  name = "push",
+  synopsis = "push orders|refunds|goods",
+  summary = "push the platform's orders, refunds or goods into the ERP",
+  subcommands = { flow_command("orders"), flow_command("refunds"), flow_command("goods") },
+}

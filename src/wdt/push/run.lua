@@ -20,6 +20,7 @@ local validate = require "wdt.push.validate"
 local run = {}
 
 local is_interrupt = errors.is_interrupt
+local is_integer = require("wdt.check").is_integer
 local array_mt = core.array_mt
 
 -- true | nil, the codec's message (where in the value, what)
@@ -40,7 +41,7 @@ function run.new(client, flow, opts)
     flow = flow, method = spec.method, shop_no = opts.shop_no, read = 0, calls = 0,
     new = 0, changed = 0, failed = 0, invalid = 0, unreported = 0,
     failures = {}, invalids = {}, unreported_items = {}, anomalies = {},
-    started = core.unix_time(),
+    started = core.monotonic(),
   }
   local add_fast, add, take = validate.batch(flow)
   return setmetatable({
@@ -86,7 +87,7 @@ end
 
 local function whole_count(v)
   v = tonumber(v)
-  if v and v >= 0 and v % 1 == 0 then return v end
+  if is_integer(v) and v >= 0 then return v end
   return nil
 end
 
@@ -175,7 +176,7 @@ end
 
 function Run:progress()
   local s = self.summary
-  s.elapsed = core.unix_time() - s.started
+  s.elapsed = core.monotonic() - s.started
   if self.opts.on_progress then self.opts.on_progress(s) end
 end
 
@@ -264,7 +265,7 @@ end
 
 function Run:finish()
   local s = self.summary
-  s.elapsed = core.unix_time() - s.started
+  s.elapsed = core.monotonic() - s.started
   return s
 end
 

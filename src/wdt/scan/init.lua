@@ -287,7 +287,7 @@ function scan.scan(client, opts)
       local ok, err = load_checkpoint(s)
       if not ok then return fail(err) end
       a = s.from
-      stop = os.time() - s.lag         -- never closer to now than the lag
+      stop = math.floor(core.unix_time()) - s.lag       -- never closer to now than the lag
       if s.to and s.to < stop then stop = s.to end
       s.to = stop
     end

@@ -15,11 +15,6 @@ common.MAX_MESSAGE = 255
 -- summary field counting each outcome
 common.count_field = { [SYNCED] = "synced", [FAILED] = "failed", [DEFERRED] = "deferred" }
 
-function common.is_integer(v)
-  if math.type then return math.type(v) == "integer" end
-  return type(v) == "number" and v % 1 == 0 and v == v and v ~= math.huge and v ~= -math.huge
-end
-
 function common.append(list, v) list[#list + 1] = v end
 
 common.is_interrupt = errors.is_interrupt
@@ -82,7 +77,7 @@ function common.new_run(client, kind, opts)
   local summary = {
     kind = kind, read = 0, reported = 0, synced = 0, failed = 0, deferred = 0, refused = 0,
     refused_items = {}, unreported = {}, invalid = {}, unconfirmed = {}, confirmed_on_retry = {},
-    started = core.unix_time(), dry_run = opts.dry_run or false,
+    started = core.monotonic(), dry_run = opts.dry_run or false,
   }
   local run = { opts = opts, summary = summary, pending = {}, current = nil, in_report = false }
   -- the client as this run sees it: a view whose rate waits (wdt.rate) show on the
@@ -108,7 +103,7 @@ end
 -- loop cleanly (kind "callback"): the caller's code is broken, the summary is not lost.
 function common.progress(run)
   local s = run.summary
-  s.elapsed = core.unix_time() - s.started
+  s.elapsed = core.monotonic() - s.started
   common.touch(run)
   if run.opts.on_progress then
     local ok, perr = pcall(run.opts.on_progress, s)
@@ -151,7 +146,7 @@ end
 -- nil, err with err.summary; the message counts what was left unreported.
 function common.make_error(run, fields)
   local s = run.summary
-  s.elapsed = core.unix_time() - s.started
+  s.elapsed = core.monotonic() - s.started
   fields.summary = s
   if #s.unreported > 0 then
     fields.message = ("%s; %d item(s) left unreported"):format(fields.message, #s.unreported)

@@ -13,7 +13,7 @@ local logistics = {}
 local LIST = "sales.LogisticsSync.getSyncListExt"
 local UPDATE = "sales.LogisticsSync.update"
 local SYNCED, DEFERRED, FAILED = common.SYNCED, common.DEFERRED, common.FAILED
-local append, is_integer = common.append, common.is_integer
+local append, is_integer = common.append, check.is_integer
 
 -- One report item, as sales.LogisticsSync.update wants it.
 function logistics.check_item(item)
@@ -29,9 +29,9 @@ end
 
 -- Which item a refusal message names: messages are free text, so an item is matched when
 -- its sync_id stands in the message as a whole number, or by a "第N条" (N-th item) prefix.
-function logistics.match_refusal(chunk, text)
+local function match_refusal(chunk, text)
   for _, item in ipairs(chunk) do
-    local id = ("%d"):format(item.sync_id)
+    local id = check.id_text(item.sync_id)
     local s = text:find(id, 1, true)
     while s do
       local before, after = text:sub(s - 1, s - 1), text:sub(s + #id, s + #id)
@@ -62,7 +62,7 @@ local function settle(s, chunk, data, tries)
     for i = 1, #data do
       local text = data[i]
       if type(text) ~= "string" then text = core.encode(text) end
-      local hit = logistics.match_refusal(chunk, text)
+      local hit = match_refusal(chunk, text)
       if hit and tries > 1 and says_gone(text) and not refused[hit.sync_id] then
         confirmed[hit.sync_id] = true
       else

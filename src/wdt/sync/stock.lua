@@ -13,7 +13,7 @@ local CALC = "sales.StockSync.calcStock"
 local SUCCESS = "sales.StockSync.syncSuccess"
 local FAIL = "sales.StockSync.syncFail"
 local SYNCED, DEFERRED = common.SYNCED, common.DEFERRED
-local append, is_integer = common.append, common.is_integer
+local append, is_integer = common.append, check.is_integer
 
 -- What a report of a stock outcome carries: the 16 fields of the vendor's page for
 -- syncSuccess / syncFail (all marked required), from calcStock's answer and the outcome.
@@ -128,7 +128,7 @@ local function calc_problem(calc)
       or stock_num == -math.huge then
     return "no syn_stock number (got " .. check.type_name(stock_num) .. ")"
   end
-  if not check.is_whole(change) then
+  if not is_integer(change) then
     return "no integer stock_change_count (got " .. check.type_name(change) .. ")"
   end
   return nil
