@@ -62,6 +62,7 @@ describe("wdt.client", function()
       assert.matches("client_spec%.lua:" .. line .. ": wdt%.client: transport 'ngx' is forced, but this Lua "
         .. "outside nginx has no cosockets", err)
       ok, err = pcall(function() return forced:transport() end)
+      assert.is_false(ok)
       assert.matches("client_spec%.lua:" .. line + 4 .. ": ", err)
       assert.equal(0, emu:state().requests)
     end)
