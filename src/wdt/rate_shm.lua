@@ -47,9 +47,9 @@ local function full(o, key, why)
   local dict = dict_of(o)
   local kb = dict.capacity and math.floor(dict:capacity() / 1024)
   local need = math.ceil(shm.size_hint(o.concurrency, #key) / 1024)
-  local msg = ("lua_shared_dict '%s'%s is full: the budget of %s cannot be kept; it needs about %d KB "
-    .. "per seller (and window); declare it with %d KB or more per seller, e.g. `lua_shared_dict %s %dk;`")
-    :format(o.dict, kb and (" (" .. kb .. " KB)") or "", key, need, need, o.dict, math.max(2 * (kb or 0), 64))
+  local msg = ("lua_shared_dict '%s'%s is full: the budget of %s cannot be kept; give it 32 KB plus "
+    .. "%d KB per seller (and window) whose budget it holds, e.g. `lua_shared_dict %s %dk;`")
+    :format(o.dict, kb and (" (" .. kb .. " KB)") or "", key, need, o.dict, math.max(2 * (kb or 0), 64))
   if not logged[o.dict] then
     logged[o.dict] = true
     local n = clock.ngx()
