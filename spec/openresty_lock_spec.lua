@@ -50,6 +50,23 @@ http {
                 ngx.say(before[1], " ", before[2], " ", t.pending_count(), " ", t.running_count())
             }
         }
+        # the worker's pending timers filled (for 1 s) by the application, then a lock taken
+        # (once the worker holds no lock, so that its renewal timer has ended)
+        location = /starve {
+            content_by_lua_block {
+                local lock = require "wdt.lock"
+                -- no lock held here any more: the renewal timer ends (within a second)
+                for _ = 1, 30 do
+                    if ngx.timer.running_count() == 0 then break end
+                    ngx.sleep(0.1)
+                end
+                local n = 0
+                while ngx.timer.at(1, function() end) do n = n + 1 end
+                local h, err = lock.acquire { name = "starved", ttl = 1 }
+                ngx.say(n, " ", h and "held" or err.kind .. " " .. err.message)
+                if h then h:release() end
+            }
+        }
         # N calls with the seller's rate budget in the wdt_rate dict
         location = /calls {
             content_by_lua_block {
@@ -166,6 +183,16 @@ describe("wdt.lock inside nginx (shared dict, two workers)", function()
       socket.sleep(0.1)
     end
     assert.is_true(seen_held)
+  end)
+
+  it("a lock whose renewal cannot be scheduled is not taken", function()
+    local body = get("/starve")
+    local filled, rest = body:match("^(%d+) (.*)$")
+    assert.is_true(tonumber(filled) > 0)
+    assert.matches("^locked 'starved' was free but cannot be kept: no timer to renew it %(too many pending timers%)",
+      rest)
+    socket.sleep(1.2)                 -- the timers fire: the lock can be taken and kept again
+    assert.truthy(get("/lock?name=starved&ttl=1"):find("^held by"))
   end)
 
   it("the lock of a worker that died is taken over after its ttl", function()
