@@ -134,7 +134,8 @@ return {
               required = true,
               values = {
                 {value = 0, meaning = "不可结算"},
-                {value = 1, meaning = "待结算2:部分结算"},
+                {value = 1, meaning = "待结算"},
+                {value = 2, meaning = "部分结算"},
                 {value = 3, meaning = "已结算"},
               },
             },
@@ -147,6 +148,7 @@ return {
               length = 4,
               required = true,
               values = {
+                {value = 10, meaning = "已取消"},
                 {value = 20, meaning = "编辑中"},
                 {value = 30, meaning = "待审核"},
                 {value = 40, meaning = "已审核"},
@@ -181,10 +183,10 @@ return {
               length = 4,
               required = true,
               values = {
-                {value = 0, meaning = "��未出库"},
-                {value = 1, meaning = "��部分出库"},
-                {value = 2, meaning = "��已出库"},
-                {value = 3, meaning = "��停止出库"},
+                {value = 0, meaning = "未出库"},
+                {value = 1, meaning = "部分出库"},
+                {value = 2, meaning = "已出库"},
+                {value = 3, meaning = "停止出库"},
               },
             },
             {name = "prop1", title = "采购退货单自定义属性1", description = "采购退货单自定义属性1", type = "string", type_on_page = "String", length = 255, required = true},

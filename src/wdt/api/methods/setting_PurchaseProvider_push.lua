@@ -11,7 +11,6 @@ return {
   incremental = "不支持",
   notes = {"注意事项：供应商创建和修改为一个接口，如果provider_no已存在为修改，不存在为新增"},
   url = "https://open.wangdian.cn/qjb/open/apidoc/doc?path=setting.PurchaseProvider.push",
-  paging = {max_page_size = 1000, max_page_size_on_page = false, calc_total = true},
   args = {
     {
       name = "provider",
@@ -45,7 +44,7 @@ return {
           required = false,
           values = {
             {value = 0, meaning = "否"},
-            {value = 1, meaning = "是 默认为0"},
+            {value = 1, meaning = "是 默认为"},
           },
         },
         {name = "account_bank_no", title = "银行卡号", description = "银行卡号", type = "string", type_on_page = "String", length = 30, required = false},

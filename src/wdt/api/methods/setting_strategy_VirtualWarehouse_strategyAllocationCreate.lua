@@ -9,7 +9,6 @@ return {
   description = "虚拟仓库存分配, 功能类似于客户端: 设置-策略设置-虚拟仓策略-虚拟仓库存分配",
   version = "客户端 V1.5.6.6及以上版本",
   url = "https://open.wangdian.cn/qjb/open/apidoc/doc?path=setting.strategy.VirtualWarehouse.strategyAllocationCreate",
-  paging = {max_page_size = 1000, max_page_size_on_page = false, calc_total = true},
   args = {
     {
       name = "params",
@@ -27,8 +26,8 @@ return {
           type_on_page = "Int",
           required = true,
           values = {
-            {value = 0, meaning = "��指定单据"},
-            {value = 1, meaning = "��所有单据"},
+            {value = 0, meaning = "指定单据"},
+            {value = 1, meaning = "所有单据"},
           },
         },
         {
@@ -39,9 +38,9 @@ return {
           type_on_page = "Int",
           required = true,
           values = {
-            {value = 0, meaning = "��货品"},
-            {value = 1, meaning = "��全局"},
-            {value = 2, meaning = "��品牌"},
+            {value = 0, meaning = "货品"},
+            {value = 1, meaning = "全局"},
+            {value = 2, meaning = "品牌"},
           },
         },
         {name = "rule_no", title = "规则编码", description = "规则编码", type = "string", type_on_page = "String", required = true},

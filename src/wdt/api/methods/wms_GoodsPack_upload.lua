@@ -9,7 +9,6 @@ return {
   description = "创建箱码信息",
   version = "客户端 V1.5.2.5及以上版本",
   url = "https://open.wangdian.cn/qjb/open/apidoc/doc?path=wms.GoodsPack.upload",
-  paging = {max_page_size = 1000, max_page_size_on_page = false, calc_total = true},
   args = {
     {
       name = "params",
@@ -30,8 +29,8 @@ return {
           type_on_page = "byte",
           required = true,
           values = {
-            {value = 0, meaning = "��未入库"},
-            {value = 2, meaning = "��已入库"},
+            {value = 0, meaning = "未入库"},
+            {value = 2, meaning = "已入库"},
           },
         },
         {name = "pack_barcode", title = "箱码", description = "箱码（不传值则自动生成）", type = "string", type_on_page = "String", required = false},

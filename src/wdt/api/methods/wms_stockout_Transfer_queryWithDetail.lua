@@ -78,10 +78,10 @@ return {
               type_on_page = "Int",
               required = true,
               values = {
-                {value = 5, meaning = "已取消 "},
-                {value = 48, meaning = " 未确认 "},
-                {value = 50, meaning = " 待审核"},
-                {value = 77, meaning = " 拣货中"},
+                {value = 5, meaning = "已取消"},
+                {value = 48, meaning = "未确认"},
+                {value = 50, meaning = "待审核"},
+                {value = 77, meaning = "拣货中"},
                 {value = 110, meaning = "已完成"},
               },
             },
@@ -171,7 +171,7 @@ return {
                   required = true,
                   values = {
                     {value = false, meaning = " 正品"},
-                    {value = true, meaning = " 残次品<br>false:  正品"},
+                    {value = true, meaning = " 残次品"},
                   },
                 },
                 {name = "position_no", title = "货位编号", description = "货位编号", type = "string", type_on_page = "String", length = 20, required = true},
