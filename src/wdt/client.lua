@@ -59,6 +59,18 @@ function Client:_timestamp()
   return clock.timestamp(self._clock_offset)
 end
 
+-- error()'s level, for the function that calls this, of the first caller outside wdt's
+-- own Lua files (and C): a set-up mistake found deep inside a call is its caller's.
+local function level_outside_wdt()
+  local level = 3                     -- 1 here, 2 the function raising, 3 its caller
+  while true do
+    local info = debug.getinfo(level, "S")
+    if not info then return 2 end
+    if info.source ~= "=[C]" and not info.source:find("^@.-wdt/[%w_/]+%.lua$") then return level - 1 end
+    level = level + 1
+  end
+end
+
 -- Which transport sends this request: cosockets inside an nginx request or timer,
 -- libcurl everywhere else, unless the client's `transport` option forces one.
 -- A forced "ngx" where nginx has no cosockets is a mistake in the caller's set-up: it
@@ -70,7 +82,7 @@ function Client:transport()
   if choice == "ngx" and not cosockets then
     local phase = clock.phase()
     error("wdt.client: transport 'ngx' is forced, but " .. (phase and ("nginx's " .. phase .. " phase")
-      or "this Lua outside nginx") .. " has no cosockets", 3)
+      or "this Lua outside nginx") .. " has no cosockets", level_outside_wdt())
   end
   return choice
 end
@@ -221,7 +233,8 @@ function Client:_request(method, args, pager, c)
   local base = self._base or self          -- a `with` view keeps the clock on its client
   local tries, limit, resigned = 0, retries + 1, false
   local exec = self:executor()
-  local pace = self._opts.rate and rate.start(self, exec)   -- wdt.rate: the seller's budget, when set
+  -- wdt.rate: the seller's budget, when set (a concurrency slot lives as long as a try)
+  local pace = self._opts.rate and rate.start(self, exec, send_opts and send_opts.timeout)
   while true do
     tries = tries + 1
     if pace then
