@@ -159,13 +159,10 @@ end
 -- is released however it ends; other errors pass through.
 function Run:guard(body, settle)
   local ok, a, b = pcall(body)
-  if ok then
-    self:release()
-    return a, b
-  end
-  local err = flow.stop_error(a)
+  local err = not ok and flow.stop_error(a)
   if not err then
     self:release()
+    if ok then return a, b end
     error(a, 0)
   end
   if settle then settle(self) end

@@ -62,12 +62,6 @@ local function refuse(s, id, status, stage, err)
                             message = err.message or tostring(err) })
 end
 
-local function copy(t)
-  local c = {}
-  for k, v in pairs(t) do c[k] = v end
-  return c
-end
-
 -- Report one stock outcome (run.pending holds at most the one item being reported).
 local function report(run)
   local s = run.summary
@@ -158,7 +152,8 @@ local function handle(run, id, force)
     append(s.invalid, { api_goods_id = id, kind = "decode", message = "calcStock answered " .. problem })
     return true
   end
-  local item = copy(calc)
+  local item = {}                   -- the handler's own copy
+  for k, v in pairs(calc) do item[k] = v end
   item.api_goods_id = id
   local status, message = common.outcome(run.opts.handler, item)
   append(run.pending, { api_goods_id = id, status = status, error_msg = message, calc = calc })
