@@ -587,4 +587,28 @@ describe("wdt inside nginx (examples/openresty)", function()
     until q.size == 0 or socket.gettime() > deadline
     assert.equal(0, q.size)
   end)
+
+  it("stops a background sync in progress when nginx reloads: the old worker exits", function()
+    ngx_srv:stop()
+    ngx_srv = nil
+    emu:enqueue { sid = SID, logistics = 500, shop_no = SHOP }
+    -- every call takes 1 s (the timeout is 2 s): a whole run over 5 pages, each read and
+    -- reported, takes 10 s
+    emu:faults { mode = "delay", count = 20, delay_ms = 1000 }
+    ngx_srv = start_nginx(emu, { WDT_SYNC_INTERVAL = "1" })
+    local _, stats = ngx_srv:get_json("/wdt/stats")
+    local old = ("%d"):format(stats.pid)
+    local deadline = socket.gettime() + 15
+    repeat socket.sleep(0.1) until emu:state().faults[1].count <= 17 or socket.gettime() > deadline
+    assert.is_true(emu:state().faults[1].count <= 17, "the sync did not start")
+    os.execute("kill -HUP " .. ngx_srv.pid)
+    local t0 = socket.gettime()
+    while alive(old) and socket.gettime() - t0 < 20 do socket.sleep(0.05) end
+    local took = socket.gettime() - t0
+    assert.is_false(alive(old), "the old worker still syncs")
+    assert.is_true(took < 4, ("the old worker went on for %.1f s"):format(took))
+    assert.is_true(pending_ids(emu) ~= nil and select(2, pending_ids(emu)).size > 100, "the run was not cut short")
+    assert.matches("wdt sync: [^\n]*nginx is stopping this worker", ngx_srv:log())
+    emu:faults {}
+  end)
 end)
