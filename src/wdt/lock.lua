@@ -13,8 +13,8 @@
 --   h:release()                      idempotent
 --
 -- file:  flock(2) on DIR/NAME.lock (wdt.store.lock); the kernel frees a dead holder's lock
---        at once. DIR: `dir`, else $WDT_LOCK_DIR, else $XDG_RUNTIME_DIR/wdt-locks, else
---        /tmp/wdt-locks-UID; made 0700 and refused when another user could enter it.
+--        at once. DIR: `dir`, else $WDT_LOCK_DIR, else /tmp/wdt-locks-UID (whatever
+--        $XDG_RUNTIME_DIR says: cron has none); made 0700 and refused when another user could enter it.
 -- shm:   an nginx lua_shared_dict (`dict`, default "wdt_locks"), so the lock spans workers;
 --        it expires after `ttl` unless renewed (a timer renews it every ttl/3 while the
 --        holder lives), so the lock of a worker that died is taken over after ttl.
@@ -77,8 +77,8 @@ function lock.default_dir(env)
   env = env or os.getenv
   local d = env("WDT_LOCK_DIR")
   if d and d ~= "" then return d end
-  local xdg = env("XDG_RUNTIME_DIR")
-  if xdg and xdg ~= "" then return xdg .. "/wdt-locks" end
+  -- not $XDG_RUNTIME_DIR: a login shell has it and cron has not, and two runs of one flow
+  -- must find one lock whatever started them
   return "/tmp/wdt-locks-" .. core.euid()
 end
 

@@ -16,6 +16,12 @@ local usage = args.usage
 
 function args.is_usage_error(e) return getmetatable(e) == UsageError end
 
+-- A word given on the command line (a shop name) that can be sent: valid UTF-8.
+function args.is_utf8(s)
+  if utf8 and utf8.len then return utf8.len(s) ~= nil end   -- luacheck: ignore (5.3+ global)
+  return require("wdt.sync.common").clean_message(s) == s
+end
+
 function args.usage_error(message) return setmetatable({ message = message }, UsageError) end
 
 -- name -> takes a value?  Every option of every command; which command accepts which is

@@ -91,7 +91,7 @@ Options:
   --json            print the summary as JSON instead of text
   --wait SECONDS    wait this long for another run of this sync (same seller and shop)
                     to end; by default exit 75 at once
-  --lock-dir DIR    folder of the run locks (default $WDT_LOCK_DIR, $XDG_RUNTIME_DIR/wdt-locks,
+  --lock-dir DIR    folder of the run locks (default $WDT_LOCK_DIR, else
                     /tmp/wdt-locks-UID); with --redis the lock is in Redis
   --no-lock         take no run lock
 

@@ -72,21 +72,25 @@ local function json_lines(ctx, path)
   local bad, line_of, n, read = {}, {}, 0, 0
   local function next_item()
     while true do
-      local line = f:read("*l")
+      local line, rerr = f:read("*l")
       if line == nil then
         if path ~= "-" then f:close() end
+        -- a read error (EIO, a folder given as the file) is no end of file: the push stops
+        -- there as after a source that raised, the lines after it never taken as absent
+        if rerr then error(("cannot read %s after line %d: %s"):format(path == "-" and "stdin" or path, n, rerr), 0) end
         return nil
       end
       n = n + 1
       if n == 1 and line:sub(1, 3) == BOM then line = line:sub(4) end
       if line:match("%S") then
         local v, err = json.safe.decode(line)
-        if type(v) == "table" and getmetatable(v) == nil then
+        -- an object: a table the codec gave no array mark, and no list ([1,2] decodes bare)
+        if type(v) == "table" and getmetatable(v) == nil and v[1] == nil then
           read = read + 1
           line_of[read] = n
           return v
         end
-        bad[#bad + 1] = { line = n, reason = v == nil and err or "not a JSON object" }
+        bad[#bad + 1] = { line = n, reason = v == nil and err and ("not JSON: " .. err) or "not a JSON object" }
       end
     end
   end
@@ -102,7 +106,7 @@ local function merge_bad(s, bad, line_of)
   for _, x in ipairs(s.invalids) do x.line = line_of[x.index] end
   for _, b in ipairs(bad) do
     s.read, s.invalid = s.read + 1, s.invalid + 1
-    s.invalids[#s.invalids + 1] = { line = b.line, field = "(line)", reason = "not JSON: " .. b.reason }
+    s.invalids[#s.invalids + 1] = { line = b.line, field = "(line)", reason = b.reason }
   end
 end
 
@@ -185,6 +189,7 @@ end
 
 local function run(ctx, flow, opts, words)
   if not opts.shop or opts.shop == "" then usage("'--shop SHOP' is required") end
+  if not args.is_utf8(opts.shop) then usage("'--shop' is not valid UTF-8") end
   local input = words[3]
   if #words > 3 then usage("unexpected argument '%s'", words[4]) end
   local popts = { shop_no = opts.shop, batch = args.int_option(opts, "batch", 1, 100, nil) }
