@@ -94,7 +94,8 @@ function config.redis_url(opts, env)
 end
 
 -- The run lock of a flow's command (wdt.lock's options, without the name): in Redis with
--- --redis/WDT_REDIS, else a file in --lock-dir, $WDT_LOCK_DIR or /tmp/wdt-locks-UID. --wait SECONDS waits for a held lock; --no-lock: false (none).
+-- --redis/WDT_REDIS, else a file in --lock-dir, $WDT_LOCK_DIR or /tmp/wdt-locks-UID.
+-- --wait SECONDS waits for a held lock; --no-lock: false (none).
 --   local spec = config.lock_spec(opts, env)
 --   spec.name = require("wdt.lock").run_name("push.orders", sid, shop)   -- then acquire
 function config.lock_spec(opts, env)
