@@ -57,6 +57,65 @@ describe("nothing lost", function()
     return tonumber(sh.read_file(rc):match("%d+")), sh.read_file(out), sh.read_file(err)
   end
 
+  describe("wdt scan into a pipe", function()
+    local GOODS = "goods.ApiGoods.search"
+    local cp, since
+
+    before_each(function()
+      local now = os.time()
+      since = now - 10 * 86400
+      emu:control("POST", "rows", { sid = SID, method = GOODS, count = 300, from = since, to = now - 3600 })
+      cp = dir .. "/cp.json"
+    end)
+
+    local function scan(extra, stdout)
+      return wdt(("scan %s --checkpoint %s --since %d --window 86400 %s"):format(GOODS, sh.quote(cp), since,
+        extra or ""), { stdout = stdout })
+    end
+
+    it("a reader that stops early: exit 74 (no SIGPIPE death), and the next run prints every row", function()
+      local code, _, err = scan("", "| { head -1 >/dev/null; sleep 1; }")
+      assert.equal(74, code, err)
+      assert.truthy(err:find("cannot write the output", 1, true), err)
+      local code2, out, err2 = scan("")
+      assert.equal(0, code2, err2)
+      assert.equal(300, #sh.lines(out))
+    end)
+
+    it("a pipe's rows count once the consumer confirms (--commit); without it they come again", function()
+      local got = dir .. "/got"
+      local code, _, err = scan("", "| cat >" .. sh.quote(got))
+      assert.equal(0, code, err)
+      assert.equal(300, #sh.lines(sh.read_file(got)))
+      assert.truthy(err:find("wdt scan " .. GOODS .. " --checkpoint " .. cp .. " --commit", 1, true), err)
+      assert.is_nil(io.open(cp, "r"))                     -- not moved: the reader confirmed nothing
+      scan("", "| cat >" .. sh.quote(got))               -- the consumer failed: all again
+      assert.equal(300, #sh.lines(sh.read_file(got)))
+      local ccode, _, cerr = wdt(("scan %s --checkpoint %s --commit"):format(GOODS, sh.quote(cp)))
+      assert.equal(0, ccode, cerr)
+      assert.truthy(cerr:find("now at", 1, true), cerr)
+      local code3, out = scan("")
+      assert.equal(0, code3)
+      assert.equal("", out)                                -- committed: nothing twice
+      -- a commit with nothing staged changes nothing; another method's stage is refused
+      ccode, _, cerr = wdt(("scan %s --checkpoint %s --commit"):format(GOODS, sh.quote(cp)))
+      assert.equal(0, ccode, cerr)
+      assert.truthy(cerr:find("nothing to commit", 1, true), cerr)
+      sh.write_file(cp .. ".uncommitted", sh.read_file(cp))
+      ccode, _, cerr = wdt(("scan sales.RawTrade.searchSelfOrder --checkpoint %s --commit"):format(sh.quote(cp)))
+      assert.equal(1, ccode, cerr)
+    end)
+
+    it("stdout a file: synced, and the checkpoint moves at once", function()
+      local code, out, err = scan("")
+      assert.equal(0, code, err)
+      assert.equal(300, #sh.lines(out))
+      assert.equal("", err)
+      assert.truthy(io.open(cp, "r"))
+      assert.is_nil(io.open(cp .. ".uncommitted", "r"))
+    end)
+  end)
+
   describe("wdt push input", function()
     it("a read error in FILE.jsonl (EIO) stops the push: exit 1, the error said, no 'end of file'", function()
       if not has("strace") then pending("strace is not installed") return end

@@ -13,7 +13,8 @@ for name, takes in pairs({ from = true, to = true, since = true, checkpoint = tr
   args.option_takes_value[name] = takes
 end
 args.command_options.scan = { from = true, to = true, since = true, checkpoint = true, lag = true,
-                              window = true, ["page-size"] = true, count = true }
+                              window = true, ["page-size"] = true, count = true, commit = true }
+args.option_takes_value.commit = false
 args.add_lock_options("scan")
 
 help.scan = [[
@@ -47,6 +48,16 @@ aftersales.refund.Refund.search, aftersales.refund.RawRefund.search,
 wms.stockout.Sales.queryWithDetail (FILTER_JSON needs status_type),
 wms.stockout.Sales.searchLogistics (FILTER_JSON needs status), goods.ApiGoods.search.
 
+Delivery with --checkpoint (doc/scan.md, "Delivery"): rows go to stdout; when stdout is a
+file, it is synced to disk before the checkpoint moves past them. When it is a pipe (or a
+terminal, a device), wdt cannot know what the reader took: the run leaves its position in
+FILE.uncommitted and FILE stays, so the next run prints those rows again (at least once);
+once the consumer succeeded, move the checkpoint with
+  wdt scan METHOD --checkpoint FILE --commit
+e.g. wdt scan METHOD --checkpoint FILE | consumer && wdt scan METHOD --checkpoint FILE --commit
+(run the pipeline and its commit one at a time: a run started before the commit is
+committed with it).
+
 Exit codes: 0 done, 1 the API refused a call, or the checkpoint cannot be used, or rows
 kept changing, 2 usage error, 3 network failure or an answer of the wrong shape, 74 the
 output could not be written (the scan stops there), 75 another run holds the checkpoint's
@@ -69,6 +80,8 @@ local function scan_options(opts, words, env)
   if #words > 3 then usage("'wdt scan' takes METHOD and at most one FILTER_JSON") end
   if not method:match("^[%w_][%w%._]*$") then usage("'%s' is not a method name", method) end
   if opts.count ~= nil and opts.count ~= true then usage("option '--count' takes no value here") end
+  if opts.commit ~= nil and opts.commit ~= true then usage("option '--commit' takes no value") end
+  if opts.commit and not opts.checkpoint then usage("--commit goes with --checkpoint FILE") end
   if opts.checkpoint then
     if opts.from then usage("--from is for runs without --checkpoint; use --since") end
   else
@@ -95,15 +108,80 @@ end
 -- --since starts a new checkpoint; an existing one decides where the scan resumes
 -- (client:scan's from_ignored). Said once on stderr, before any row, and the scan goes on:
 -- a cron line that keeps its first run's --since must keep running.
-local function say_since_unused(ctx, opts, so, scan)
+local function say_since_unused(ctx, opts, scan)
   if not scan.from_ignored then return end
   local resumed = scan.resumed
   ctx.err(("wdt: warning: --since %s not used: the checkpoint %s resumes at %s (%d); "
-    .. "--since applies only to a new checkpoint\n"):format(one_line(opts.since), one_line(so.checkpoint),
+    .. "--since applies only to a new checkpoint\n"):format(one_line(opts.since), one_line(opts.checkpoint),
     require("wdt.scan.time").format(resumed), resumed))
 end
 
+-- Where a run's checkpoint saves go (see the help's "Delivery"): -> the store client:scan
+-- is given, and the word for stdout when the saves are staged in FILE.uncommitted (nil
+-- when they move FILE: stdout is a file synced before each save, or no process stdout).
+local function delivery(ctx, opts, so)
+  local store = require "wdt.store"
+  local real, staged = store.file(so.checkpoint), so.checkpoint .. ".uncommitted"
+  -- a stage left by a run whose consumer failed would be committed by this run's commit
+  local gone, why, errno = os.remove(staged)
+  if not gone and errno ~= 2 then usage("cannot remove %s: %s", staged, one_line(why)) end
+  if opts.count or ctx.streams.stdout ~= io.stdout then return real, nil end
+  local core = require "wdt.core"
+  local _, kind = core.sync_output(1)
+  local target = kind == "a file" and real or store.file(staged)
+  return { path = so.checkpoint, load = function() return real:load() end,
+           save = function(_, doc)
+             local flushed, ferr = io.stdout:flush()
+             if not flushed then ctx.write_error = ctx.write_error or ferr return nil, ferr end
+             local synced, serr = core.sync_output(1)
+             if synced == nil then ctx.write_error = ctx.write_error or serr return nil, serr end
+             return target:save(doc)
+           end }, kind ~= "a file" and kind or nil
+end
+
+-- `--commit`: FILE.uncommitted moved over FILE, under the scan's run lock, after checking
+-- it is a checkpoint of this METHOD and seller that does not move FILE back.
+local function commit(ctx, opts, so)
+  local store = require "wdt.store"
+  local staged_path = so.checkpoint .. ".uncommitted"
+  local cid = config.credentials(opts, ctx.env)
+  local function refuse(fmt, ...)
+    ctx.err("wdt scan --commit: " .. one_line(fmt:format(...)) .. "\n")
+    return exit.API
+  end
+  local held, lerr = require("wdt.lock").take_run(so.lock, "scan." .. so.method, cid.sid,
+    so.lock and require("wdt.scan").checkpoint_id(so.checkpoint))
+  if held == nil then
+    ctx.err(output.failure_line("wdt scan --commit", lerr))
+    return exit.for_error(lerr)
+  end
+  local function done(code) if held then held:release() end return code end
+  local doc, err = store.file(staged_path):load()
+  if err then return done(refuse("%s", tostring(err))) end
+  if doc == nil then
+    ctx.err(("wdt scan --commit: nothing to commit (no %s)\n"):format(staged_path))
+    return done(exit.OK)
+  end
+  if type(doc) ~= "table" or doc.method ~= so.method or doc.sid ~= cid.sid or type(doc.next) ~= "number" then
+    return done(refuse("%s is not a checkpoint of a scan of %s for seller %s", staged_path, so.method, cid.sid))
+  end
+  local cur = store.file(so.checkpoint):load()
+  if type(cur) == "table" and type(cur.next) == "number" and cur.next > doc.next then
+    os.remove(staged_path)
+    return done(refuse("%s is behind %s; removed", staged_path, so.checkpoint))
+  end
+  local ok, serr = store.file(so.checkpoint):save(doc)
+  if not ok then return done(refuse("%s", tostring(serr))) end
+  os.remove(staged_path)
+  ctx.err(("wdt scan --commit: %s now at %s (%d)\n"):format(so.checkpoint,
+    require("wdt.scan.time").format(doc.next), doc.next))
+  return done(exit.OK)
+end
+
 local function run(ctx, opts, so)
+  if opts.commit then return commit(ctx, opts, so) end
+  local staged_to
+  if so.checkpoint then so.checkpoint, staged_to = delivery(ctx, opts, so) end
   local client = config.new_client(opts, ctx.env)
   local ok, it, scan = pcall(client.scan, client, so)   -- checks the options; reads nothing yet
   if not ok then
@@ -116,7 +194,7 @@ local function run(ctx, opts, so)
   local stdout = ctx.streams.stdout
   local n, failure, said = 0, nil, false
   for row, err in it do
-    if not said then said = true say_since_unused(ctx, opts, so, scan) end
+    if not said then said = true say_since_unused(ctx, opts, scan) end
     if not row then failure = err break end
     n = n + 1
     if not opts.count then
@@ -131,8 +209,13 @@ local function run(ctx, opts, so)
     end
   end
   client:close()
-  if not said then say_since_unused(ctx, opts, so, scan) end   -- the scan had no row
+  if not said then say_since_unused(ctx, opts, scan) end   -- the scan had no row
   if opts.count then ctx.out(n .. "\n") end
+  if staged_to then
+    ctx.err(("wdt: stdout is %s: the checkpoint %s stays where it was until the consumer confirms; "
+      .. "after it succeeded: wdt scan %s --checkpoint %s --commit (doc/scan.md, \"Delivery\")\n")
+      :format(staged_to, opts.checkpoint, so.method, opts.checkpoint))
+  end
   if failure then
     ctx.err(output.failure_line("wdt scan " .. so.method, failure))
     return exit.for_error(failure)

@@ -88,6 +88,8 @@ local function checkpoint_id(cp)
   return (path:gsub("/%./", "/"):gsub("//+", "/"))
 end
 
+scan.checkpoint_id = checkpoint_id   -- wdt scan --commit takes the same lock
+
 -- The run lock option (see the header): false, or the spec (a copy) and the checkpoint's id
 -- that names the lock.
 local function check_lock(spec, cp)
