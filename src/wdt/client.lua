@@ -190,6 +190,9 @@ function Client:_request(method, args, pager, c)
   local retries, backoff, max_backoff, idempotent, send_opts = self:_settings(method, c)
   local base = self._base or self          -- a `with` view keeps the clock on its client
   local tries, limit, resigned = 0, retries + 1, false
+  -- an earlier try of this call may have been carried out (sent, and not a refusal): the
+  -- third result on success, err.sent_before on failure (a push counts its tries by it)
+  local sent_before = false
   local pace = self._opts.rate and rate.start(self)   -- wdt.rate: the seller's budget, when set
   while true do
     tries = tries + 1
@@ -208,8 +211,9 @@ function Client:_request(method, args, pager, c)
     end
     if pace then pace:after() end
     local resp, err = self:_outcome(method, answer, failure)
-    if resp then return resp, tries end
-    err.tries = tries
+    if resp then return resp, tries, sent_before end
+    err.tries, err.sent_before = tries, sent_before or nil
+    sent_before = sent_before or (err.sent ~= false and err.kind ~= "api" and not policy.is_rate_limit(err))
     -- status 7 with a Date header: the clock was off and the call refused, not applied;
     -- learn the server's clock and re-sign at once (once per request, not a retry)
     local resign = err.status == 7 and not resigned and clock.learn(base, answer.date)

@@ -17,13 +17,13 @@ local FLOW_FN = { orders = "push_orders", refunds = "push_refunds", goods = "upl
 local WHAT = { orders = "orders", refunds = "refunds", goods = "goods" }
 local KEY_NAME = { orders = "tid", refunds = "refund_no", goods = "goods_id/spec_id" }
 
-for name, takes in pairs({ source = true, state = true, ["max-tries"] = true }) do
+for name, takes in pairs({ source = true, state = true, ["max-tries"] = true, ["retry-given-up"] = false }) do
   args.option_takes_value[name] = takes
 end
 args.command_options.push = {}
 for _, flow in ipairs({ "orders", "refunds", "goods" }) do
   args.command_options["push " .. flow] = { shop = true, batch = true, json = true, source = true,
-                                            state = true, ["max-tries"] = true }
+                                            state = true, ["max-tries"] = true, ["retry-given-up"] = true }
   args.add_lock_options("push " .. flow)
 end
 
@@ -42,7 +42,9 @@ unreported (sent, outcome unknown: safe to push again).
   --source FILE.lua FILE returns function(cursor) return items, next_cursor end; wdt pulls
                     until it gets no items
   --state STATE     the resumable state (cursor, failed and unreported items to retry)
-  --max-tries N     attempts before a failed item is given up (default 5)
+  --max-tries N     attempts that reached the ERP before an item is given up (default 5);
+                    given-up items stay in the state and are listed by every run
+  --retry-given-up  put the given-up items back to be pushed again (tries from 0)
   --batch N         items per call (1..100, default 100)
   --json            print the summary as JSON
 
@@ -112,12 +114,25 @@ end
 
 local MAX_LISTED = 20
 
-function push_cli.summary_text(flow, s)
+-- The command that pushes the given-up items again (listed under them).
+local function retry_command(flow, s, opts)
+  if not (opts and opts.source and opts.state) then return nil end
+  local q = function(v) return "'" .. tostring(v):gsub("'", "'\\''") .. "'" end
+  return ("wdt push %s --shop %s --source %s --state %s --retry-given-up"):format(flow, q(s.shop_no),
+    q(opts.source), q(opts.state))
+end
+
+function push_cli.summary_text(flow, s, opts)
   local out = {}
   local function add(fmt, ...) out[#out + 1] = fmt:format(...) end
   add("%s push to shop %s: %d read, %d call(s)", flow, s.shop_no, s.read, s.calls)
   for _, b in ipairs({ "new", "changed", "failed", "invalid", "unreported" }) do
-    add("  %-11s %d", b, s[b])
+    if b == "changed" and (s.changed_maybe_new or 0) > 0 then
+      add("  %-11s %d (%d of them may be new: their call was tried again after a try that may "
+        .. "have been applied)", b, s[b], s.changed_maybe_new)
+    else
+      add("  %-11s %d", b, s[b])
+    end
   end
   if s.retried then
     add("  %-11s %d (from earlier runs)", "retried", s.retried)
@@ -146,9 +161,11 @@ function push_cli.summary_text(flow, s)
          or "unreported (outcome unknown; nothing keeps them: push them again, safe as the ERP overwrites by key)",
        s.unreported_items,
        function(x) return ("%s %s: %s"):format(kn, key_text(x.key), x.error) end)
-  list("given up", s.given_up, function(x)
+  list("given up (kept in the state, listed on every run)", s.given_up, function(x)
     return ("%s %s after %d tries: %s"):format(kn, key_text(x.key), x.tries, tostring(x.error))
   end)
+  local again = s.given_up and #s.given_up > 0 and retry_command(flow, s, opts)
+  if again then add("  to push them again: %s", again) end
   list("answers that did not add up", s.anomalies, function(x) return x end)
   return table.concat(out, "\n") .. "\n"
 end
@@ -173,7 +190,7 @@ function push_cli.summary_json(flow, s)
   local j = {
     flow = flow, method = s.method, shop_no = s.shop_no, read = s.read, calls = s.calls,
     new = s.new, changed = s.changed, failed = s.failed, invalid = s.invalid,
-    unreported = s.unreported, elapsed = s.elapsed,
+    unreported = s.unreported, elapsed = s.elapsed, changed_maybe_new = s.changed_maybe_new,
     failures = strip(s.failures, { "key", "error" }),
     invalids = strip(s.invalids, { "index", "line", "key", "field", "reason" }),
     unreported_items = strip(s.unreported_items, { "key", "error" }),
@@ -200,9 +217,13 @@ local function run(ctx, flow, opts, words)
     popts.source = args.load_function(opts.source, "source")
     popts.state = require("wdt.store").file(opts.state)
     popts.max_tries = args.int_option(opts, "max-tries", 1, 1000, nil)
+    popts.retry_given_up = opts["retry-given-up"] or nil
+    popts.source_name = require("wdt.scan").checkpoint_id(opts.source)   -- the absolute path
   else
     if not input then usage("'wdt push %s' needs FILE.jsonl, '-' or --source FILE.lua", flow) end
-    if opts.state or opts["max-tries"] then usage("'--state' and '--max-tries' go with '--source'") end
+    if opts.state or opts["max-tries"] or opts["retry-given-up"] then
+      usage("'--state', '--max-tries' and '--retry-given-up' go with '--source'")
+    end
     popts[flow], bad, line_of = json_lines(ctx, input)
   end
   -- the run lock (wdt.lock), per seller + shop + flow, taken by the push itself, for a
@@ -224,7 +245,7 @@ local function run(ctx, flow, opts, words)
     if opts.json then
       ctx.out(require("wdt").json.encode(push_cli.summary_json(flow, s)) .. "\n")
     else
-      ctx.out(push_cli.summary_text(flow, s))
+      ctx.out(push_cli.summary_text(flow, s, opts))
     end
   end
   if not summary then

@@ -8,7 +8,9 @@
 --     (the sub-order fields) as a list under `orders`.
 --   The same with source=function(cursor) return items, next_cursor end and
 --   state=wdt.store.file(path) (and max_tries=5) instead of the list: resumable
---   (wdt.push.resume).
+--   (wdt.push.resume). source_name: what the source is (a path), recorded in the state,
+--   which then refuses another source; retry_given_up = true: the items given up go back
+--   to pending, tries counted from 0.
 --     -> summary | nil, err (err.summary holds the summary so far)
 --   lock: the run lock (wdt.lock), per seller + shop + flow ("wdt.push.orders/SID/SHOP"),
 --   held for the whole push and renewed as it goes (as client:sync_logistics's): false none,
@@ -34,7 +36,7 @@ local push = {}
 local items_field = { orders = "orders", refunds = "refunds", goods = "goods" }
 local fname = { orders = "push_orders", refunds = "push_refunds", goods = "upload_goods" }
 local known = { shop_no = true, batch = true, on_progress = true, source = true, state = true,
-                max_tries = true, lock = true }
+                max_tries = true, lock = true, source_name = true, retry_given_up = true }
 
 -- Bad options raise at the caller of client:push_* (wdt.check's levels: 1 is check_opts,
 -- then push.run, the client method, and its caller).
@@ -93,13 +95,16 @@ local function check_opts(flow, opts)
     if mt ~= nil and (type(mt) ~= "number" or mt % 1 ~= 0 or mt < 1) then
       check.fail(f, "max_tries", "a whole number >= 1 expected", LEVEL)
     end
+    if opts.source_name ~= nil and type(opts.source_name) ~= "string" then
+      check.fail(f, "source_name", "string expected, got " .. type(opts.source_name), LEVEL)
+    end
   else
     if type(items) ~= "table" and type(items) ~= "function" then
       check.fail(f, field, "a list or an iterator function expected, got " .. type(items), LEVEL)
     end
     if type(items) == "table" then check_list(f, field, flow, items) end
-    if opts.state ~= nil or opts.max_tries ~= nil then
-      check.fail(f, opts.state ~= nil and "state" or "max_tries", "applies only with 'source'", LEVEL)
+    for _, k in ipairs({ "state", "max_tries", "source_name", "retry_given_up" }) do
+      if opts[k] ~= nil then check.fail(f, k, "applies only with 'source'", LEVEL) end
     end
   end
 end

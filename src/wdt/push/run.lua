@@ -16,6 +16,7 @@ local core = require "wdt.core"
 local errors = require "wdt.errors"
 local fields = require "wdt.push.fields"
 local validate = require "wdt.push.validate"
+local paging = require "wdt.paging"
 
 local run = {}
 
@@ -66,7 +67,8 @@ function Run:arguments(b)
   return { { shop_no = shop, goods_list = list1 }, n = 1 }
 end
 
-function Run:settle(settled, key, item, outcome, message)
+-- unsent: the item never reached the ERP (a resumable push does not count it as a try)
+function Run:settle(settled, key, item, outcome, message, unsent)
   local s = self.summary
   if outcome == "accepted" and not self.want_settled then return end   -- nobody reads it
   if outcome == "failed" then
@@ -76,12 +78,12 @@ function Run:settle(settled, key, item, outcome, message)
     s.unreported = s.unreported + 1
     append(s.unreported_items, { key = key, error = message, item = item })
   end
-  append(settled, { key = key, item = item, outcome = outcome, error = message })
+  append(settled, { key = key, item = item, outcome = outcome, error = message, unsent = unsent })
 end
 
 -- Every item of the batch (keys, items) settled alike.
-function Run:settle_all(b, settled, outcome, message)
-  for i = 1, #b.keys do self:settle(settled, b.keys[i], b.items[i], outcome, message) end
+function Run:settle_all(b, settled, outcome, message, unsent)
+  for i = 1, #b.keys do self:settle(settled, b.keys[i], b.items[i], outcome, message, unsent) end
 end
 
 local function whole_count(v)
@@ -90,23 +92,59 @@ local function whole_count(v)
   return nil
 end
 
--- Match an answer's data to the batch. Returns nothing; settles every item.
+-- What is wrong with the shape of an answer's data (nil: nothing). Checked as strictly as
+-- the sync answers: an `error_list` that is no list, a count that is no whole number, a
+-- goods answer whose own status is not 0 or whose rec_ids are not n ids would otherwise
+-- read as "all taken".
+local function is_id(v)
+  return (type(v) == "number" and v > 0 and v % 1 == 0) or (type(v) == "string" and v:match("^%d+$") ~= nil)
+end
+local function shape_problem(flow, data, n)
+  if type(data) ~= "table" or paging.is_list(data) then return "the answer's data is no object" end
+  if flow == "goods" then
+    if data.status ~= nil and data.status ~= 0 then return "the answer's data says status " .. tostring(data.status) end
+    local ids = data.rec_ids
+    if not paging.is_list(ids) and not (type(ids) == "table" and next(ids) == nil) then
+      return "the answer's rec_ids is no list"
+    end
+    if #ids ~= n then return ("the answer lists %d rec_ids for %d goods"):format(#ids, n) end
+    for i = 1, n do
+      if not is_id(ids[i]) then return ("rec_ids[%d] is no id: %s"):format(i, tostring(ids[i])) end
+    end
+    return nil
+  end
+  local list = data.error_list
+  if list ~= nil and list ~= core.null and not paging.is_list(list)
+     and not (type(list) == "table" and next(list) == nil) then
+    return "error_list is no list: " .. (type(list) == "table" and "an object" or tostring(list))
+  end
+  for i, e in ipairs(type(list) == "table" and list or {}) do
+    if type(e) ~= "table" or paging.is_list(e) then return ("error_list[%d] is no object"):format(i) end
+  end
+  return nil
+end
+
+-- A wrong answer: every item of the batch unreported, the run stopped with a decode error.
+function Run:wrong_answer(b, settled, why)
+  local s = self.summary
+  append(s.anomalies, why)
+  self:settle_all(b, settled, "unreported", "decode: " .. why)
+  return nil, errors.new { kind = "decode", method = self.spec.method, retryable = false, message = why }
+end
+
+-- Match an answer's data to the batch. Returns true, or nil, err for an answer of the
+-- wrong shape; settles every item.
 function Run:match(b, data, settled)
   local s, keys, n = self.summary, b.keys, #b.keys
+  local problem = shape_problem(self.flow, data, n)
+  if problem then return self:wrong_answer(b, settled, problem) end
   if self.flow == "goods" then
-    local ids = type(data) == "table" and data.rec_ids
-    if type(ids) == "table" and #ids == n then
-      self:settle_all(b, settled, "accepted")
-      s.changed = s.changed + n
-    else
-      local why = ("the answer lists %s rec_ids for %d goods"):format(type(ids) == "table" and #ids or "no", n)
-      append(s.anomalies, why)
-      self:settle_all(b, settled, "unreported", why)
-    end
-    return
+    self:settle_all(b, settled, "accepted")
+    s.changed = s.changed + n
+    return true
   end
   local in_batch, refused, n_refused, strays = b.in_batch, {}, 0, 0
-  local list = type(data) == "table" and data.error_list
+  local list = data.error_list
   if type(list) ~= "table" then list = {} end
   for _, e in ipairs(list) do
     local no = type(e) == "table" and e.no
@@ -133,8 +171,9 @@ function Run:match(b, data, settled)
     append(s.anomalies, why)
   else
     s.new, s.changed = s.new + nc, s.changed + cc
+    if b.sent_before and cc > 0 then s.changed_maybe_new = (s.changed_maybe_new or 0) + cc end
   end
-  if adds_up and n_refused == 0 and not self.want_settled then return end   -- nothing to record
+  if adds_up and n_refused == 0 and not self.want_settled then return true end   -- nothing to record
   local items = b.items
   for i = 1, n do
     local key = keys[i]
@@ -142,6 +181,7 @@ function Run:match(b, data, settled)
     elseif adds_up then self:settle(settled, key, items[i], "accepted")
     else self:settle(settled, key, items[i], "unreported", why) end
   end
+  return true
 end
 
 -- Send one batch; settles its items. Returns true, or nil, err when the run must stop.
@@ -149,19 +189,21 @@ function Run:send(b, settled)
   local s = self.summary
   local args = self:arguments(b)
   s.calls = s.calls + 1
-  local ok, data, err = pcall(self.client.call, self.client, self.spec.method,
-                              (table.unpack or unpack)(args, 1, args.n))  -- luacheck: ignore
+  -- the client's loop itself: it also says whether an earlier try may have been applied
+  local ok, resp, err, sent_before = pcall(self.client._request, self.client, self.spec.method, args)
   if not ok then
-    local e = data
+    local e = resp
     self:settle_all(b, settled, "unreported", "interrupted while sending")
     if is_interrupt(e) then
       return nil, errors.new{ kind = "interrupted", message = "stopped by SIGINT (Ctrl-C)" }
     end
     error(e, 0)
   end
-  if data ~= nil then
-    self:match(b, data, settled)
-    return true
+  if resp then
+    local data = resp.data
+    if data == nil then data = core.null end
+    b.sent_before = sent_before     -- what this answer calls changed an earlier try may have made
+    return self:match(b, data, settled)
   end
   local msg = err.message or tostring(err.kind)
   if err.kind == "api" and not err.retryable then
@@ -169,7 +211,8 @@ function Run:send(b, settled)
     self:settle_all(b, settled, "failed", ("status %s: %s"):format(tostring(err.status), msg))
     return true
   end
-  self:settle_all(b, settled, "unreported", err.kind .. ": " .. msg)
+  -- refused connection, DNS, connect timeout on every try: nothing reached the ERP
+  self:settle_all(b, settled, "unreported", err.kind .. ": " .. msg, err.sent == false and not err.sent_before)
   return nil, err
 end
 
