@@ -13,6 +13,11 @@ local root = sh.repo_root()
 local platform = dofile(root .. "/examples/sample_platform.lua")
 local SID = fixtures.SID
 
+local function wdt_client_of(emu, sid)
+  local t = { other = { key = "k2", secret = "s2:salt2" } }
+  return fixtures.client(emu, { sid = sid, key = t[sid].key, secret = t[sid].secret, retries = 0 })
+end
+
 local function has(cmd) return compat.execute("command -v " .. cmd .. " >/dev/null 2>&1") end
 
 describe("nothing lost", function()
@@ -50,7 +55,8 @@ describe("nothing lost", function()
     o = o or {}
     local out, err, rc = dir .. "/out", dir .. "/err", dir .. "/rc"
     os.remove(out)
-    os.execute(("{ cd %s && WDT_URL=%s WDT_SID=%s WDT_KEY=%s WDT_SECRET=%s WDT_LOCK_DIR=%s %s %s bin/wdt %s 2>%s; "
+    os.execute(("{ cd %s && " .. (o.shell or "")
+      .. " WDT_URL=%s WDT_SID=%s WDT_KEY=%s WDT_SECRET=%s WDT_LOCK_DIR=%s %s %s bin/wdt %s 2>%s; "
       .. "echo $? >%s; } %s"):format(sh.quote(root), sh.quote(o.url or emu.url), o.sid or SID, o.key or fixtures.KEY,
       o.secret or fixtures.APPSECRET, sh.quote(dir .. "/locks"), o.env or "", o.pre or "", args, sh.quote(err),
       sh.quote(rc), o.stdout or (">" .. sh.quote(out))))
@@ -113,6 +119,192 @@ describe("nothing lost", function()
       assert.equal("", err)
       assert.truthy(io.open(cp, "r"))
       assert.is_nil(io.open(cp .. ".uncommitted", "r"))
+    end)
+  end)
+
+  describe("push answers and states", function()
+    local store = require "wdt.store"
+    local pages_of = fixtures.pages_of
+    local client
+    before_each(function() client = fixtures.client(emu, { retries = 0 }) end)
+    after_each(function() client:close() end)
+    local function raw_trades() return emu:state().tenants[SID].raw_trades or 0 end
+
+    for _, list in ipairs({ "oops", 7, { no = "P00000001", error = "x" } }) do
+      it("error_list " .. cjson.encode(list) .. " is a decode error: the batch unreported, never new", function()
+        emu:faults { mode = "data", method = "sales.RawTrade.pushSelf2", count = 1,
+                     data = { new_count = 10, chg_count = 0, error_list = list } }
+        local s, err = client:push_orders { shop_no = "s1", orders = platform.orders(1, 10) }
+        assert.is_nil(s)
+        assert.equal("decode", err.kind)
+        assert.same({ 0, 0, 10 }, { err.summary.new, err.summary.changed, err.summary.unreported })
+      end)
+    end
+
+    for _, data in ipairs({ { status = 1, rec_ids = { 1, 2, 3 } }, { status = 0, rec_ids = { cjson.null, {}, "x" } },
+                            { status = 0, rec_ids = "123" } }) do
+      it("goods answered " .. cjson.encode(data) .. ": a decode error, none changed", function()
+        emu:faults { mode = "data", method = "goods.ApiGoods.upload", count = 1, data = data }
+        local goods = { platform.goods(1), platform.goods(2), platform.goods(3) }
+        local s, err = client:upload_goods { shop_no = "s1", goods = goods }
+        assert.is_nil(s)
+        assert.equal("decode", err.kind)
+        assert.same({ 0, 3 }, { err.summary.changed, err.summary.unreported })
+      end)
+    end
+
+    it("tries that never reached the ERP are not counted; nothing is given up for a refused connection", function()
+      local state = store.file(dir .. "/state.json")
+      local src = pages_of(platform.orders(1, 10), 100)
+      emu:faults { mode = "http_500", count = 1 }                -- sent: one try counted
+      local _, err = client:push_orders { shop_no = "s1", source = src, state = state, max_tries = 3 }
+      assert.equal(10, err.summary.pending)
+      local dead_url = ("http://127.0.0.1:%d/openapi"):format(emulator.free_port())
+      local dead = fixtures.client(emu, { retries = 1, url = dead_url })
+      for _ = 1, 4 do                                             -- nothing sent
+        _, err = dead:push_orders { shop_no = "s1", source = src, state = state, max_tries = 3 }
+        assert.equal("network", err.kind)
+        assert.same({ 10, 0 }, { err.summary.pending, #err.summary.given_up })
+      end
+      dead:close()
+      for _, e in pairs(state:load().pending) do assert.equal(1, e.tries) end
+      local s = assert(client:push_orders { shop_no = "s1", source = src, state = state, max_tries = 3 })
+      assert.same({ 10, 0, 0 }, { s.retried, s.pending, #s.given_up })
+      assert.equal(10, raw_trades())
+    end)
+
+    it("given-up items are listed on every run until retried; the CLI names the command", function()
+      local state = store.file(dir .. "/state.json")
+      local src = pages_of(platform.orders(1, 10), 100)
+      emu:faults { mode = "http_500", count = 1 }
+      local _, err = client:push_orders { shop_no = "s1", source = src, state = state, max_tries = 1 }
+      assert.equal(10, #err.summary.given_up)
+      local s = assert(client:push_orders { shop_no = "s1", source = src, state = state, max_tries = 1 })
+      assert.same({ 0, 10 }, { s.read, #s.given_up })            -- still there, said again
+      local text = require("wdt.cli.push").summary_text("orders", s, { source = "src.lua", state = "st" })
+      assert.truthy(text:find("given up (kept in the state, listed on every run) (10):", 1, true), text)
+      assert.truthy(text:find("wdt push orders --shop 's1' --source 'src.lua' --state 'st' --retry-given-up",
+        1, true), text)
+      s = assert(client:push_orders { shop_no = "s1", source = src, state = state, retry_given_up = true })
+      assert.same({ 10, 10, 0, 0 }, { s.retried, s.new, #s.given_up, s.pending })
+      assert.equal(10, raw_trades())
+    end)
+
+    it("a state is its seller's and source's: another seller's or source's is refused, nothing pushed", function()
+      local state = store.file(dir .. "/state.json")
+      emu:faults { mode = "http_500", count = 1 }
+      client:push_orders { shop_no = "s1", source = pages_of(platform.orders(1, 2), 100), state = state,
+                           source_name = "/a.lua" }
+      local other = wdt_client_of(emu, "other")
+      local s, err = other:push_orders { shop_no = "s1", source = pages_of(platform.orders(11, 30), 100),
+                                         state = state }
+      other:close()
+      assert.is_nil(s)
+      assert.equal("state", err.kind)
+      assert.truthy(err.message:find("belongs to seller " .. SID, 1, true), err.message)
+      assert.equal(0, err.summary.read)
+      s, err = client:push_orders { shop_no = "s1", source = pages_of(platform.orders(1, 2), 100), state = state,
+                                    source_name = "/b.lua" }
+      assert.is_nil(s)
+      assert.truthy(err.message:find("belongs to the source /a.lua", 1, true), err.message)
+      assert.equal(0, raw_trades())
+      local kept = 0
+      for _ in pairs(state:load().pending) do kept = kept + 1 end
+      assert.equal(2, kept)
+    end)
+
+    it("two shops' first runs on one new state file: the second finds the first's and is refused", function()
+      local real = store.file(dir .. "/state.json")
+      -- between this run's look (no file) and its first save, another shop's run creates it
+      local raced = { path = real.path, save = function(_, d) return real:save(d) end,
+                      create = function(_, d) return real:create(d) end,
+                      load = function()
+                        local d, e = real:load()
+                        if d == nil and not e then
+                          real:save({ version = 1, sid = SID, flow = "orders", shop_no = "s2", pending = {} })
+                        end
+                        return d, e
+                      end }
+      local s, err = client:push_orders { shop_no = "s1", source = pages_of(platform.orders(1, 5), 100), state = raced }
+      assert.is_nil(s)
+      assert.equal("state", err.kind)
+      assert.truthy(err.message:find("for shop s2", 1, true), err.message)
+      assert.equal("s2", real:load().shop_no)                      -- the other's state, kept
+      assert.equal(0, raw_trades())
+    end)
+
+    for name, doc in pairs({
+      ["pending a list"] = { version = 1, flow = "orders", shop_no = "s1", pending = { 1, 2 } },
+      ["pending a string"] = { version = 1, flow = "orders", shop_no = "s1", pending = "x" },
+      ["pending {X1: 5}"] = { version = 1, flow = "orders", shop_no = "s1", pending = { X1 = 5 } },
+      ["chunk 5"] = { version = 1, flow = "orders", shop_no = "s1", pending = {}, chunk = 5 },
+      ["given_up an object"] = { version = 1, flow = "orders", shop_no = "s1", pending = {}, given_up = { a = 1 } },
+    }) do
+      it("a damaged state (" .. name .. ") is refused before anything is pushed", function()
+        local state = store.file(dir .. "/state.json")
+        sh.write_file(state.path, cjson.encode(doc))
+        local s, err = client:push_orders { shop_no = "s1", source = pages_of(platform.orders(1, 10), 100),
+                                            state = state }
+        assert.is_nil(s)
+        assert.equal("state", err.kind)
+        assert.truthy(err.message:find("damaged", 1, true), err.message)
+        assert.equal(0, raw_trades())
+      end)
+    end
+
+    it("a state or checkpoint that is no regular file, or too large, is refused without reading it", function()
+      local v, err = store.file(dir):load()
+      assert.is_nil(v)
+      assert.truthy(tostring(err):find("not a regular file", 1, true), tostring(err))
+      local big = dir .. "/big.json"
+      sh.write_file(big, "[" .. ("1,"):rep(100) .. "1]")
+      local max = store.MAX_BYTES
+      store.MAX_BYTES = 100
+      v, err = store.file(big):load()
+      store.MAX_BYTES = max
+      assert.is_nil(v)
+      assert.truthy(tostring(err):find("larger than 100 bytes", 1, true), tostring(err))
+      -- devices through the commands, in a shell whose memory is capped (1 GB): reading
+      -- /dev/zero to its end would otherwise take the machine's
+      sh.write_file(dir .. "/src.lua", "return function() return nil end\n")
+      local capped = { shell = "ulimit -v 1000000 &&" }
+      for _, dev in ipairs({ "/dev/zero", "/dev/full" }) do
+        local code, _, serr = wdt("scan goods.ApiGoods.search --checkpoint " .. dev .. " --since 0", capped)
+        assert.equal(1, code, serr)
+        assert.truthy(serr:find("not a regular file", 1, true), serr)
+        code, _, serr = wdt("push orders --shop s1 --source " .. sh.quote(dir .. "/src.lua") .. " --state " .. dev,
+          capped)
+        assert.equal(1, code, serr)
+        assert.truthy(serr:find("not a regular file", 1, true), serr)
+      end
+    end)
+
+    it("after a store error, 'pending' is what the state file holds", function()
+      local real = store.file(dir .. "/state.json")
+      local src = pages_of(platform.orders(1, 10), 10)
+      emu:faults { mode = "http_500", count = 1 }
+      client:push_orders { shop_no = "s1", source = src, state = real }   -- 10 pending, saved
+      -- the next run pushes them, but the disk is full: the file still holds all 10
+      local failing = { path = real.path, load = function() return real:load() end,
+                        save = function()
+                          return nil, require("wdt.errors").new { kind = "store", message = "disk full" }
+                        end }
+      local _, err = client:push_orders { shop_no = "s1", source = src, state = failing }
+      assert.equal("store", err.kind)
+      local held = 0
+      for _ in pairs(real:load().pending) do held = held + 1 end
+      assert.equal(held, err.summary.pending)
+      assert.equal(10, held)
+    end)
+
+    it("a call retried after a try that was applied: its 'changed' items are said to be maybe new", function()
+      emu:faults { mode = "truncated", method = "sales.RawTrade.pushSelf2", count = 1 }
+      local retrying = fixtures.client(emu, { retries = 2 })
+      local s = assert(retrying:push_orders { shop_no = "s1", orders = platform.orders(1, 10) })
+      retrying:close()
+      assert.same({ 0, 10, 10 }, { s.new, s.changed, s.changed_maybe_new })
+      local text = require("wdt.cli.push").summary_text("orders", s)
+      assert.truthy(text:find("changed     10 (10 of them may be new", 1, true), text)
     end)
   end)
 
