@@ -122,6 +122,76 @@ describe("nothing lost", function()
     end)
   end)
 
+  describe("wdt scan against clocks and odd answers", function()
+    local GOODS = "goods.ApiGoods.search"
+    local cp
+
+    before_each(function() cp = dir .. "/cp.json" end)
+
+    local function checkpoint(next_start)
+      sh.write_file(cp, cjson.encode { sid = SID, method = GOODS, filter = "{}", next = next_start, seen = {} })
+    end
+
+    it("a local clock an hour ahead: the window ends at the server's now - lag, not the local one", function()
+      if not has("faketime") then pending("faketime is not installed (apt-get install faketime)") return end
+      local now = os.time()
+      local code, out, err = wdt(("scan %s --checkpoint %s --since %d --count"):format(GOODS, sh.quote(cp),
+        now - 86400),
+        { pre = "faketime -f +3600s" })
+      assert.equal(0, code, err)
+      assert.equal("0\n", out)
+      local next_start = cjson.decode(sh.read_file(cp)).next
+      assert.is_true(next_start <= os.time() - 120 + 2, ("the checkpoint is %d s ahead of the server's now - lag")
+        :format(next_start - (os.time() - 120)))
+      -- a row modified after the run, before where the old code put the checkpoint: delivered
+      emu:control("POST", "rows", { sid = SID, method = GOODS, rows = { { modified = os.time() - 30 } } })
+      code, out = wdt(("scan %s --checkpoint %s --count --lag 0"):format(GOODS, sh.quote(cp)))
+      assert.equal(0, code)
+      assert.equal("1\n", out)
+    end)
+
+    it("a checkpoint in the future (a year, 1e300) is refused, nothing read past it", function()
+      checkpoint(os.time() + 365 * 86400)
+      local code, _, err = wdt(("scan %s --checkpoint %s --count"):format(GOODS, sh.quote(cp)))
+      assert.equal(1, code, err)
+      assert.truthy(err:find("after the server's now", 1, true), err)
+      sh.write_file(cp, ('{"sid":"%s","method":"%s","filter":"{}","next":1e300,"seen":[]}'):format(SID, GOODS))
+      code, _, err = wdt(("scan %s --checkpoint %s --count"):format(GOODS, sh.quote(cp)))
+      assert.equal(1, code, err)
+      assert.truthy(err:find("not one of a scan", 1, true), err)
+    end)
+
+    -- the first call of a run is a one-row look at the server's clock: faults count it
+    for _, case in ipairs({ { total = 1e11, what = "10^11" }, { total = -1, what = "negative" } }) do
+      it("a total_count of " .. case.what .. " is a decode error (no endless pages, nothing passed over)", function()
+        local list = case.total > 0 and '[{"rec_id":1}]' or "[]"   -- cjson 2.1 writes {} for an empty table
+        local code0 = emulator.exchange(emu.base .. "/__emulator/faults", "POST", ('{"mode":"data","method":"%s",'
+          .. '"count":2,"data":{"total_count":%.0f,"goods_list":%s}}'):format(GOODS, case.total, list))
+        assert.equal(200, code0)
+        local now = os.time()
+        local code, _, err = wdt(("scan %s --checkpoint %s --since %d --count"):format(GOODS, sh.quote(cp),
+          now - 86400),
+          { pre = "timeout 20" })
+        assert.equal(3, code, err)
+        assert.truthy(err:find("total_count", 1, true), err)
+        assert.is_nil(io.open(cp, "r"))
+      end)
+    end
+
+    it("rows whose modified is no time are printed once a run, and reported", function()
+      local rows = { { rec_id = 11, modified = cjson.null }, { rec_id = 12, modified = "garbage" },
+                     { rec_id = 13, modified = -1 }, { rec_id = 14, modified = "2026-11-28T10:00:00" } }
+      emu:faults { mode = "data", method = GOODS, count = 100, data = { total_count = 4, goods_list = rows } }
+      local now = os.time()
+      -- three windows, each answered with the same four rows
+      local code, out, err = wdt(("scan %s --from %d --to %d --window 3600"):format(GOODS, now - 3 * 3600 - 500,
+        now - 500))
+      assert.equal(0, code, err)
+      assert.equal(4, #sh.lines(out))
+      assert.truthy(err:find("4 row(s) without a usable 'modified' (11, 12, 13, 14)", 1, true), err)
+    end)
+  end)
+
   describe("push answers and states", function()
     local store = require "wdt.store"
     local pages_of = fixtures.pages_of
