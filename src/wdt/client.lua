@@ -210,6 +210,7 @@ function Client:_request(method, args, pager, c)
       answer, failure = self:_send(url, body, send_opts)         -- the one place a try is sent
     end
     if pace then pace:after() end
+    if answer and answer.date then base._server_date = answer.date end   -- the server's clock (scan)
     local resp, err = self:_outcome(method, answer, failure)
     if resp then return resp, tries, sent_before end
     err.tries, err.sent_before = tries, sent_before or nil

@@ -211,6 +211,13 @@ local function run(ctx, opts, so)
   client:close()
   if not said then say_since_unused(ctx, opts, scan) end   -- the scan had no row
   if opts.count then ctx.out(n .. "\n") end
+  local odd = scan.stats.bad_modified
+  if odd > 0 then
+    table.sort(scan.bad_modified)
+    ctx.err(("wdt: warning: %d row(s) without a usable '%s' (%s%s): each printed once, in the first "
+      .. "window that returned it\n"):format(odd, scan.facts.modified, table.concat(scan.bad_modified, ", "),
+      odd > #scan.bad_modified and ", ..." or ""))
+  end
   if staged_to then
     ctx.err(("wdt: stdout is %s: the checkpoint %s stays where it was until the consumer confirms; "
       .. "after it succeeded: wdt scan %s --checkpoint %s --commit (doc/scan.md, \"Delivery\")\n")
