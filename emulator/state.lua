@@ -241,6 +241,7 @@ function M.view()
   local out = {
     requests = s.requests,
     connections = s.connections,
+    user_agent = s.user_agent,
     calls = json.object(),
     faults = json.array(),
     tenants = json.object(),

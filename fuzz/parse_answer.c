@@ -15,17 +15,29 @@ static int parse_ref = LUA_NOREF;
 static const int statuses[] = { 200, 200, 200, 200, 201, 204, 299, 301, 400, 404, 429,
                                 500, 502, 503, 504, 0, 100, 199, 300, 600, -1, 999 };
 
-static int contains(const char *s, size_t n, const char *needle)
+/* The oracle's own matcher, deliberately not wdt_core_parse.c's has_ci (a bug there must
+ * not hide here): fold a copy of the text to lower case through an explicit A-Z test, then
+ * compare each window whole with memcmp. `word` is lower case. */
+static int mentions(const char *text, size_t n, const char *word)
 {
-    size_t m = strlen(needle);
-    for (size_t i = 0; i + m <= n; i++) {
-        size_t j = 0;
-        while (j < m && (s[i + j] | 0x20) == needle[j])
-            j++;
-        if (j == m)
-            return 1;
-    }
-    return 0;
+    size_t m = strlen(word);
+    if (m == 0 || m > n)
+        return 0;
+    char *folded = malloc(n);
+    FUZZ_CHECK(folded != NULL, "malloc");
+    for (size_t i = 0; i < n; i++)
+        folded[i] = (text[i] >= 'A' && text[i] <= 'Z') ? (char)(text[i] - 'A' + 'a') : text[i];
+    int found = 0;                     /* windows from the end: not has_ci's order either */
+    for (size_t at = n - m + 1; at-- > 0 && !found;)
+        found = memcmp(folded + at, word, m) == 0;
+    free(folded);
+    return found;
+}
+
+/* Does the text mention the request's credentials (what an echoing page would quote)? */
+static int mentions_credentials(const char *text, size_t n)
+{
+    return mentions(text, n, "sign") || mentions(text, n, "salt") || mentions(text, n, "secret");
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -69,10 +81,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_CHECK(kind && msg && mlen > 0, "kind and message");
         if (strcmp(kind, "http") == 0) {
             FUZZ_CHECK(http < 200 || http > 299, "http kind on HTTP %d", http);
-            if (contains(body, len, "sign") || contains(body, len, "salt")
-                || contains(body, len, "secret"))
-                FUZZ_CHECK(!contains(msg, mlen, "sign") && !contains(msg, mlen, "salt")
-                           && !contains(msg, mlen, "secret"), "message quotes: %s", msg);
+            if (mentions_credentials(body, len))
+                FUZZ_CHECK(!mentions_credentials(msg, mlen), "message quotes: %s", msg);
         } else if (strcmp(kind, "decode") == 0) {
             FUZZ_CHECK(lua_isnil(L, -2), "decode with an api status");
         } else {

@@ -88,6 +88,46 @@ describe("wdt command", function()
       assert.equal(out, out_v)
     end)
 
+    it("builds every help page from the command table, and each lists the options it takes", function()
+      local _, main = run({ "--help" }, { env = {} })
+      local listed = main:match("\nCommands:\n(.-)\n\n")
+      local n = 0
+      for line in listed:gmatch("[^\n]+") do
+        -- "  sync logistics   the ..." -> { "sync", "logistics" }; "push orders|..." -> push orders
+        local cmd = {}
+        for w in line:match("^  (.-)  "):gmatch("[%l]+") do
+          if #cmd < 2 then cmd[#cmd + 1] = w end
+        end
+        local code, page, err = run({ "help", table.unpack(cmd) }, { env = {} })
+        assert.equal(0, code, err)
+        assert.matches("^Usage: wdt " .. cmd[1], page)
+        if cmd[1] ~= "help" and cmd[1] ~= "emulator" then
+          local function argv(...)
+            local a = { table.unpack(cmd) }
+            for _, x in ipairs({ ... }) do a[#a + 1] = x end
+            return a
+          end
+          local _, same = run(argv("--help"), { env = {} })
+          assert.equal(page, same)
+          -- every option a page lists is taken by its command (a usage error would name it)
+          for flag in page:match("\nOptions:\n(.-)\n\n"):gmatch("\n  (%-%-[%w%-]+)") do
+            local _, _, ferr = run(argv(flag, "1"), { env = {} })
+            assert.is_nil(ferr:find("apply", 1, true), flag .. ": " .. ferr)
+            assert.is_nil(ferr:find("unknown option", 1, true), flag .. ": " .. ferr)
+          end
+        end
+        n = n + 1
+      end
+      assert.equal(9, n)
+      -- a command's option before its word is named as such; --count is per command
+      local code, _, err = run({ "--shop", "s1", "sync", "logistics" })
+      assert.equal(2, code)
+      assert.matches("option '%-%-shop' goes after the command", err)
+      code, _, err = run({ "sync", "stock", "--handler", handler_file, "--count" })
+      assert.equal(2, code)
+      assert.matches("option '%-%-count' needs a value", err)
+    end)
+
     it("exits 2 on usage errors with one readable line on stderr", function()
       local cases = {
         { {}, "a COMMAND is needed" },

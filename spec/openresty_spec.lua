@@ -221,7 +221,7 @@ local function libcurl_update(emu, sync_id)
   local wdt = require "wdt"
   local client = wdt.client { url = emu.url, sid = SID, key = KEY, secret = APPSECRET,
                               timeout = TIMEOUT, connect_timeout = 2, retries = 0, backoff = 0.05 }
-  assert.equal("curl", client:_transport() and "ngx" or "curl")
+  assert.equal("curl", client:transport())
   local data, err = client:call("sales.LogisticsSync.update",
                                 { { sync_id = sync_id, status = 0, error_msg = "" } })
   client:close()
@@ -292,6 +292,10 @@ describe("wdt inside nginx (examples/openresty)", function()
       emu:faults {}
       assert.equal(200, code, raw)
       assert.same({}, contract.check(i, cjson.decode(raw), { "s4lt", "s3cret" }))
+      -- the version of the User-Agent is CMakeLists.txt's, as libcurl's (spec/transport_spec.lua)
+      if case.want == "answer" then
+        assert.equal("wdt-lua/" .. require("wdt.core").version .. " (ngx)", emu:state().user_agent)
+      end
     end)
   end
 

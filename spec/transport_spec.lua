@@ -22,6 +22,15 @@ describe("the transport contract over libcurl", function()
     if emu then emu:stop() end
   end)
 
+  -- one version source: CMakeLists.txt's project version, which spec/release_spec.lua
+  -- checks wdt.core.version against
+  it("sends the User-Agent wdt-lua/VERSION", function()
+    local client = wdt.client { url = emu.url, sid = SID, key = KEY, secret = APPSECRET, retries = 0 }
+    assert(client:call(contract.METHOD, { shop_no = "s1", is_own_platform = true }))
+    client:close()
+    assert.equal("wdt-lua/" .. require("wdt.core").version, emu:state().user_agent)
+  end)
+
   for _, via in ipairs({ "send", "post" }) do
     for i, case in ipairs(contract.cases) do
       it(case.name .. " (" .. via .. ")", function()

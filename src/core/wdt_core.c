@@ -1,6 +1,6 @@
 /* luaopen_wdt_core: the module table. The client userdata is wdt_core_client.c, answer
  * parsing wdt_core_parse.c, the file bindings wdt_core_fs.c, the push's checker
- * wdt_core_push.c; here the stateless bindings (sign, encode, decode, unix_time, sleep)
+ * wdt_core_push.c; here the stateless bindings (sign, encode, decode, unix_time, monotonic, sleep)
  * and the registration of the rest.
  */
 #define _POSIX_C_SOURCE 200809L
@@ -141,6 +141,17 @@ static int l_unix_time(lua_State *L)
     return 1;
 }
 
+/* core.monotonic(): seconds on a clock that never steps (CLOCK_MONOTONIC, shared by the
+ * processes of one host): for intervals (lock renewal, rate windows, waits), which must not
+ * follow the wall clock when it is set back or forward. */
+static int l_monotonic(lua_State *L)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    lua_pushnumber(L, (lua_Number)now.tv_sec + (lua_Number)now.tv_nsec / 1e9);
+    return 1;
+}
+
 /* core.sleep(seconds): blocks the thread; for the retry back-off outside nginx. */
 static int l_sleep(lua_State *L)
 {
@@ -170,6 +181,7 @@ static const luaL_Reg core_funcs[] = {
     { "encode",     l_encode },
     { "decode",     l_decode },
     { "unix_time",  l_unix_time },
+    { "monotonic",  l_monotonic },
     { "sleep",      l_sleep },
     { NULL, NULL }
 };

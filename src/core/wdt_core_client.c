@@ -3,8 +3,9 @@
  *
  *   core.client_new(sid, key, appsecret, opts) -> client
  *       opts: url, timeout, connect_timeout (seconds), max_body, ca_file, insecure, all
- *       checked and defaulted by wdt.client (the one place); here only what memory safety
- *       needs (types, no NUL in strings, numbers clamped before they become C integers).
+ *       checked and defaulted by wdt.options (the one place; wdt.client passes them on);
+ *       here only what memory safety needs (types, no NUL in strings, numbers clamped
+ *       before they become C integers).
  *   cl:prepare(method, args, pager, timestamp) -> url, body
  *   cl:send(url, body, opts)        -> answer | nil, failure
  *   cl:post(method, args, pager, timestamp, opts) -> answer | nil, failure: prepare and

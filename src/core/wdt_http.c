@@ -102,7 +102,7 @@ int wdt_http_init(wdt_http_req *r, const wdt_http_opts *opts)
 #endif
     SETOPT(CURLOPT_FOLLOWLOCATION, 0L);
     SETOPT(CURLOPT_TCP_KEEPALIVE, 1L);
-    SETOPT(CURLOPT_USERAGENT, "wdt-lua/0.1");
+    SETOPT(CURLOPT_USERAGENT, "wdt-lua/" WDT_VERSION);   /* CMakeLists.txt's version */
 #if LIBCURL_VERSION_NUM >= 0x075500          /* 7.85.0 */
     SETOPT(CURLOPT_PROTOCOLS_STR, "http,https");
 #else

@@ -34,8 +34,9 @@ lock.POLL = 0.2            -- seconds between two looks at a held lock while wai
 
 local FN = "wdt.lock.acquire"
 local option_specs = {
-  name = { "string" }, wait = { "number", 0 }, backend = { "string" }, dir = { "string" },
-  dict = { "string", lock.DEFAULT_DICT }, redis = { "string" }, ttl = { "number", lock.DEFAULT_TTL },
+  name = { "string" }, wait = { "number", 0, min = 0, max = 7 * 86400 }, backend = { "string" },
+  dir = { "string" }, dict = { "string", lock.DEFAULT_DICT }, redis = { "string" },
+  ttl = { "number", lock.DEFAULT_TTL, min = 0.1, max = 86400 },
 }
 
 local function locked_error(name, holder, waited)
@@ -52,7 +53,8 @@ local function hostname()
 end
 
 local function worker_pid()
-  if type(ngx) == "table" and ngx.worker and ngx.worker.pid then return ngx.worker.pid() end
+  local n = clock.ngx()
+  if n and n.worker and n.worker.pid then return n.worker.pid() end
   local f = io.open("/proc/self/stat", "r")
   local pid = f and (f:read("*l") or ""):match("^(%d+)")
   if f then f:close() end
@@ -129,7 +131,7 @@ Expiring.__index = Expiring
 
 function Expiring:touch(force)
   if self.released then return true end
-  local now = core.unix_time()
+  local now = core.monotonic()
   if not force and now - self.renewed < self.ttl / 3 then return true end
   local ok, err = self.ops.renew(self)
   if ok == nil then return nil, err end
@@ -150,7 +152,8 @@ end
 
 -- Inside nginx a timer renews the lock while the worker lives: a dead worker's lock expires.
 local function start_renewal(h)
-  if not (type(ngx) == "table" and ngx.timer and ngx.timer.at) then return end
+  local n = clock.ngx()
+  if not (n and n.timer and n.timer.at) then return end
   local function tick(premature)
     if premature or h.released then return end
     h:touch(true)
@@ -161,7 +164,8 @@ end
 
 local shm_ops = {}
 function shm_ops.try(o)
-  local dict = type(ngx) == "table" and ngx.shared and ngx.shared[o.dict]
+  local n = clock.ngx()
+  local dict = n and n.shared and n.shared[o.dict]
   if not dict then
     return nil, errors.new { kind = "shm",
       message = "no lua_shared_dict '" .. o.dict .. "' (declare it in nginx.conf)" }
@@ -208,7 +212,7 @@ local function try_expiring(ops)
   return function(o)
     local h, holder = ops.try(o)
     if not h then return h, holder end
-    h.name, h.ttl, h.ops, h.renewed = o.name, o.ttl, ops, core.unix_time()
+    h.name, h.ttl, h.ops, h.renewed = o.name, o.ttl, ops, core.monotonic()
     setmetatable(h, Expiring)
     start_renewal(h)
     return h
@@ -227,37 +231,41 @@ function lock.default_backend(o)
   return "file"
 end
 
--- Bad options raise at the caller of lock.acquire (1 here, 2 acquire, 3 its caller).
-local LEVEL = 3
-
-local function check_options(opts)
-  if type(opts) ~= "table" then check.fail(FN, "options", "table expected, got " .. type(opts), LEVEL) end
-  local o = check.options(FN, opts, option_specs, LEVEL)
-  if o.name == nil or o.name == "" then check.fail(FN, "name", "a non-empty string is required", LEVEL) end
-  check.number(FN, "wait", o.wait, 0, 7 * 86400, nil, LEVEL)
-  check.number(FN, "ttl", o.ttl, 0.1, 86400, nil, LEVEL)
+-- acquire's options, checked and defaulted; raises (wdt.check) naming the bad one. `fname`
+-- and `what` name them in a message when they are a flow's `lock` option (then the name is
+-- the flow's to set).
+function lock.check_options(opts, fname, what)
+  local o = check.options(fname or FN, opts, option_specs, what)
+  local function bad(name, msg) check.fail(fname or FN, what and (what .. "." .. name) or name, msg) end
+  if not what and (o.name == nil or o.name == "") then bad("name", "a non-empty string is required") end
   o.backend = o.backend or lock.default_backend(o)
-  if not tries[o.backend] then check.fail(FN, "backend", "'file', 'shm' or 'redis' expected", LEVEL) end
-  if o.backend == "redis" and not o.redis then check.fail(FN, "redis", "a redis:// URL is required", LEVEL) end
+  if not tries[o.backend] then bad("backend", "'file', 'shm' or 'redis' expected") end
+  if o.backend == "redis" and not o.redis then bad("redis", "a redis:// URL is required") end
   if o.redis ~= nil then   -- at once, not at the first try (the message masks the password)
     local ok, why = require("wdt.redis").parse_url(o.redis)
-    if not ok then check.fail(FN, "redis", why, LEVEL) end
+    if not ok then bad("redis", why) end
   end
   return o
 end
 
-function lock.acquire(opts)
-  local o = check_options(opts)
+-- Takes the lock with options already checked: a handle | nil, err.
+local function acquire(o)
   local try = tries[o.backend]
-  local started = core.unix_time()
+  local started = core.monotonic()
   while true do
     local h, holder = try(o)
     if h then return h end
     if h == nil then return nil, holder end          -- not a held lock: an error
-    local waited = core.unix_time() - started
+    local waited = core.monotonic() - started
     if waited >= o.wait then return nil, locked_error(o.name, holder, o.wait > 0 and waited) end
     clock.sleep(math.min(lock.POLL * (0.5 + math.random()), o.wait - waited))
   end
+end
+
+function lock.acquire(opts)
+  local ok, o = check.run(lock.check_options, opts)
+  if not ok then error(o, 2) end
+  return acquire(o)
 end
 
 -- The name of a flow's run lock: "wdt.<flow>/<sid>[/<shop>]".
@@ -267,15 +275,11 @@ function lock.run_name(flow, sid, shop)
   return name
 end
 
--- A flow's run lock as its `lock` option asks for it: false takes none (returns false); true
--- the defaults; a table acquire's options (copied; the name is set here). A handle, false,
--- or nil, err.
-function lock.take_run(spec, flow, sid, shop)
-  if spec == false then return false end
-  local o = {}
-  if type(spec) == "table" then for k, v in pairs(spec) do o[k] = v end end
+-- A flow's run lock: `o` acquire's options as lock.check_options returned them for the
+-- flow's `lock` option (a table of the run's own: the name is set here). handle | nil, err.
+function lock.take_run(o, flow, sid, shop)
   o.name = lock.run_name(flow, sid, shop)
-  return lock.acquire(o)
+  return acquire(o)
 end
 
 return lock

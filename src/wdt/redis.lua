@@ -61,13 +61,7 @@ function redis.parse_url(url)
 end
 
 local function new_socket()
-  if type(ngx) == "table" and ngx.socket and ngx.get_phase then
-    local phase = ngx.get_phase()
-    if phase ~= "init" and phase ~= "init_worker" and phase ~= "set" and phase ~= "header_filter"
-       and phase ~= "body_filter" and phase ~= "log" then
-      return ngx.socket.tcp(), true
-    end
-  end
+  if require("wdt.clock").in_cosocket_context() then return ngx.socket.tcp(), true end
   return require("socket").tcp(), false
 end
 
@@ -78,7 +72,7 @@ local function encode(argv)
   local out = { "*" .. #argv .. "\r\n" }
   for i = 1, #argv do
     local a = argv[i]
-    if type(a) == "number" then a = ("%d"):format(a) else a = tostring(a) end
+    a = require("wdt.check").id_text(a)
     out[#out + 1] = "$" .. #a .. "\r\n" .. a .. "\r\n"
   end
   return table.concat(out)

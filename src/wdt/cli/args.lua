@@ -1,4 +1,9 @@
--- The `wdt` command line: options, words, usage errors, number options, ARGS_JSON.
+-- The `wdt` command line: flags declared as help lines, parsing against a command's flags,
+-- usage errors, number options, ARGS_JSON.
+--
+-- A flag is declared as { "--name ARG", "what it does" } (ARG present: it takes a value,
+-- as --name ARG or --name=ARG) or { "-h, --help", "..." } (a one-letter alias). The first
+-- string is also what the help prints: what is parsed and what is documented are one.
 local output = require "wdt.cli.output"
 
 local args = {}
@@ -7,7 +12,6 @@ local args = {}
 local UsageError = {}
 UsageError.__index = UsageError
 UsageError.__tostring = function(e) return e.message end
-args.UsageError = UsageError
 
 function args.usage(fmt, ...)
   error(setmetatable({ message = fmt:format(...) }, UsageError), 0)
@@ -24,90 +28,119 @@ end
 
 function args.usage_error(message) return setmetatable({ message = message }, UsageError) end
 
--- name -> takes a value?  Every option of every command; which command accepts which is
--- checked after parsing.
-args.option_takes_value = {
-  config = true, url = true, timeout = true, retries = true, help = false, version = false,
-  ["page-size"] = true, ["page-no"] = true, all = false, total = false,
-  shop = true, handler = true, batch = true, count = "number", ["dry-run"] = false,
-  force = false, json = false, wait = true, ["lock-dir"] = true, ["no-lock"] = false,
-  redis = true, ["rate-per-minute"] = true, ["rate-window"] = true, ["rate-wait"] = true,
-  ["max-rows"] = true,
+-- The options of every command (cli.config reads them).
+args.GLOBAL_FLAGS = {
+  { "--config FILE", "read url/sid/key/secret from FILE (JSON object, or KEY=VALUE lines)" },
+  { "--url URL", "the API endpoint (default: WDT_URL, else production)" },
+  { "--timeout SECONDS", "per-request timeout (default 30)" },
+  { "--retries N", "retries of a failed request (default 3)" },
+  { "--rate-per-minute N", "pace the calls under the seller's limit of N calls per window" },
+  { "--rate-window S", "the rate limit's window in seconds (default 60)" },
+  { "--rate-wait S", "how long one request may wait for the rate budget (default 600)" },
+  { "--redis URL", "run locks and rate budget in Redis, for several hosts (WDT_REDIS)" },
+  { "-h, --help", "show help (also 'wdt COMMAND --help')" },
+  { "-V, --version", "show the version" },
 }
 
-local global_options = { config = true, url = true, timeout = true, retries = true, help = true,
-                         version = true, redis = true, ["rate-per-minute"] = true,
-                         ["rate-window"] = true, ["rate-wait"] = true }
-
--- the run lock of the flows (sync; later push, scan)
-local lock_options = { wait = true, ["lock-dir"] = true, ["no-lock"] = true }
-
-local command_options = {
-  call = { ["page-size"] = true, ["page-no"] = true, all = true, total = true, ["max-rows"] = true },
-  ["sync logistics"] = { shop = true, handler = true, batch = true, ["page-size"] = true,
-                         ["dry-run"] = true, json = true },
-  ["sync stock"] = { handler = true, count = true, force = true, ["dry-run"] = true, json = true },
-  sync = {},
+-- The run lock of a flow's command (sync, push, scan), for its own flag list;
+-- wdt.cli.config.lock_spec turns them into wdt.lock's options.
+args.LOCK_FLAGS = {
+  { "--wait SECONDS", "wait this long for another run that holds the run lock to end;\n"
+                      .. "by default exit 75 at once" },
+  { "--lock-dir DIR", "folder of the run locks (default $WDT_LOCK_DIR, else\n"
+                      .. "/tmp/wdt-locks-UID); with --redis the lock is in Redis" },
+  { "--no-lock", "take no run lock (you keep runs apart yourself)" },
 }
-args.command_options = command_options     -- commands in files of their own add theirs
--- A command that holds a run lock (sync; push and scan call this too) takes --wait,
--- --lock-dir and --no-lock; wdt.cli.config.lock_spec turns them into wdt.lock's options.
-function args.add_lock_options(command)
-  command_options[command] = command_options[command] or {}
-  for name in pairs(lock_options) do command_options[command][name] = true end
+
+-- The lists given, one after the other, in a new list.
+function args.flags(...)
+  local out = {}
+  for i = 1, select("#", ...) do
+    for _, f in ipairs((select(i, ...))) do out[#out + 1] = f end
+  end
+  return out
 end
-args.add_lock_options("sync logistics")
-args.add_lock_options("sync stock")
 
--- argv -> opts (name -> value or true), words (the rest, in order)
-function args.parse(argv)
+-- One declared flag -> its name, whether it takes a value, its one-letter alias or nil.
+function args.flag_parts(flag)
+  local short, name, rest = flag[1]:match("^%-(%a), %-%-([%w%-]+)(.*)$")
+  if not short then name, rest = flag[1]:match("^%-%-([%w%-]+)(.*)$") end
+  return name, rest:match("%S") ~= nil, short
+end
+
+-- flag lists -> { name = takes_value }, { letter = name }. The same name declared twice
+-- with a different arity is a mistake in the declarations: raised at once.
+function args.flag_index(...)
+  local takes, short = {}, {}
+  for i = 1, select("#", ...) do
+    for _, f in ipairs((select(i, ...))) do
+      local name, value, letter = args.flag_parts(f)
+      assert(takes[name] == nil or takes[name] == value, "--" .. name .. " declared twice, differently")
+      takes[name] = value
+      if letter then short[letter] = name end
+    end
+  end
+  return takes, short
+end
+
+-- One option at argv[i] into opts, by the index `takes`: the index of the next argument.
+-- An option `takes` does not know: unknown(name), which raises.
+local function take_option(argv, i, opts, takes, short, unknown)
+  local a = argv[i]
+  if a:sub(1, 2) ~= "--" then
+    local name = short[a:sub(2)]
+    if not name then usage("unknown option '%s'", a) end
+    opts[name] = true
+    return i + 1
+  end
+  local name, value = a:match("^%-%-([^=]+)=(.*)$")
+  name = name or a:sub(3)
+  local value_wanted = takes[name]
+  if value_wanted == nil then unknown(name) end
+  if value_wanted then
+    if value == nil then
+      i = i + 1
+      value = argv[i]
+      if value == nil then usage("option '--%s' needs a value", name) end
+    end
+    opts[name] = value
+  else
+    if value ~= nil then usage("option '--%s' takes no value", name) end
+    opts[name] = true
+  end
+  return i + 1
+end
+
+local function is_option(a) return a:sub(1, 1) == "-" and #a > 1 and not a:match("^%-%d") end
+
+-- argv from index `from` -> opts (name -> value or true), words (the rest, in order),
+-- by the flag index of args.flag_index. `stop(word)`: the words at which parsing stops
+-- (the rest is left to the caller): the index of that word, else nil.
+function args.parse(argv, from, takes, short, unknown, stop)
+  unknown = unknown or function(name) usage("unknown option '--%s'", name) end
   local opts, words = {}, {}
-  local i = 1
+  local i = from
   while i <= #argv do
     local a = argv[i]
     if a == "--" then
+      if stop then usage("'--' goes after the COMMAND") end
       for j = i + 1, #argv do words[#words + 1] = argv[j] end
       break
-    elseif a == "-h" then
-      opts.help = true
-    elseif a == "-V" then
-      opts.version = true
-    elseif a:sub(1, 2) == "--" then
-      local name, value = a:match("^%-%-([^=]+)=(.*)$")
-      name = name or a:sub(3)
-      local takes = args.option_takes_value[name]
-      if takes == nil then usage("unknown option '--%s'", name) end
-      if takes == "number" then      -- a flag, or a flag with the number that follows it
-        if value == nil and argv[i + 1] and argv[i + 1]:match("^%d+$") then
-          i = i + 1
-          value = argv[i]
-        end
-        opts[name] = value or true
-      elseif takes then
-        if value == nil then
-          i = i + 1
-          value = argv[i]
-          if value == nil then usage("option '--%s' needs a value", name) end
-        end
-        opts[name] = value
-      else
-        if value ~= nil then usage("option '--%s' takes no value", name) end
-        opts[name] = true
-      end
-    elseif a:sub(1, 1) == "-" and #a > 1 and not a:match("^%-%d") then
-      usage("unknown option '%s'", a)
+    elseif is_option(a) then
+      i = take_option(argv, i, opts, takes, short, unknown)
     else
       words[#words + 1] = a
+      if stop and stop(a) then return opts, words, i end
+      i = i + 1
     end
-    i = i + 1
   end
-  return opts, words
+  return opts, words, nil
 end
 
-function args.check_allowed(opts, command)
-  local allowed = command_options[command] or {}
+-- Every option given is one of `flags` or a global one.
+function args.check_allowed(opts, takes, command)
   for name in pairs(opts) do
-    if not global_options[name] and not allowed[name] then
+    if takes[name] == nil then
       usage("option '--%s' does not apply to 'wdt %s'", name, command)
     end
   end
@@ -118,7 +151,7 @@ function args.int_option(opts, name, min, max, default)
   if v == nil then return default end
   if v == true then usage("option '--%s' needs a value", name) end
   local n = tonumber(v)
-  if not n or n % 1 ~= 0 or n < min or n > max then
+  if not n or not require("wdt.check").is_integer(n) or n < min or n > max then
     usage("option '--%s' wants a whole number from %d to %d, got '%s'", name, min, max, v)
   end
   return math.floor(n)
@@ -132,6 +165,16 @@ function args.number_option(opts, name, min)
     usage("option '--%s' wants a number >= %s, got '%s'", name, tostring(min), v)
   end
   return n
+end
+
+-- The words METHOD [JSON] of `wdt call` and `wdt scan` (`what` names the JSON) -> method,
+-- the JSON text or nil; or a usage error.
+function args.method_words(words, command, what)
+  local method = words[1]
+  if not method then usage("'wdt %s' needs a METHOD", command) end
+  if #words > 2 then usage("'wdt %s' takes METHOD and at most one %s", command, what) end
+  if not method:match("^[%w_][%w%._]*$") then usage("'%s' is not a method name", method) end
+  return method, words[2]
 end
 
 -- Load FILE.lua, which returns a function (a handler, a source): the function, or a usage

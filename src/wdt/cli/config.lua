@@ -125,6 +125,7 @@ function config.new_client(opts, env)
   copts.timeout = args.number_option(opts, "timeout", 0.001)
   copts.retries = args.int_option(opts, "retries", 0, 100, nil)
   copts.rate = config.rate(opts, env)
+  if opts["no-check"] then copts.check = false end   -- wdt call --no-check
   local wdt = require "wdt"
   return wdt.client(copts)
 end

@@ -1,224 +1,141 @@
--- The `wdt` command: credentials from the environment or a config file, `wdt call`,
--- `wdt sync logistics|stock`, `wdt emulator`. Testable as a function:
+-- The `wdt` command: credentials from the environment or a config file, and the commands
+-- of the table below (`wdt --help` lists them). Testable as a function:
 --   require("wdt.cli").main(argv, env, streams) -> exit code
 -- argv: the arguments without the program name; env: a table of environment variables
 -- (os.getenv when nil); streams: {stdout=, stderr=, stderr_tty=} (the process's when nil).
 --
--- Exit codes: 0 success, 1 the API refused something, 2 usage error, 3 network (no valid
--- answer), 74 the output could not be written, 75 another run holds the run lock,
--- 130 interrupted, 70 internal error (a bug: please report it).
--- The pieces: wdt.cli.args (command line), wdt.cli.config (credentials), wdt.cli.output
--- (progress and summaries), wdt.cli.help (help texts), wdt.cli.exit (exit codes).
+-- Exit codes (wdt.cli.exit): 0 success, 1 the API refused something, 2 usage error,
+-- 3 network (no valid answer), 74 the output could not be written, 75 another run holds
+-- the run lock, 130 interrupted, 70 internal error (a bug: please report it).
+-- The pieces: this file (the table, dispatch, main), one module per command, and
+-- wdt.cli.args (flags, parsing), wdt.cli.config (credentials, client, run lock),
+-- wdt.cli.output (progress, summaries), wdt.cli.help (help built from the table).
 local check = require "wdt.check"
 local args = require "wdt.cli.args"
-local config = require "wdt.cli.config"
 local output = require "wdt.cli.output"
 local help = require "wdt.cli.help"
 local exit = require "wdt.cli.exit"
 
 local cli = {}
 
-cli.EXIT_OK, cli.EXIT_API, cli.EXIT_USAGE, cli.EXIT_NETWORK = exit.OK, exit.API, exit.USAGE, exit.NETWORK
-cli.EXIT_INTERRUPTED, cli.EXIT_INTERNAL = exit.INTERRUPTED, exit.INTERNAL
-cli.EXIT_IO, cli.EXIT_LOCKED = exit.IO, exit.LOCKED
-
 local VERSION = require("wdt")._VERSION
 
 local usage, one_line = args.usage, output.one_line
 
--- kept as functions of wdt.cli for callers and specs
-cli.read_config = config.read
-cli.progress_line = output.progress_line
-cli.summary_text = output.summary_text
+cli.progress_line = output.progress_line   -- the progress line of the flows, for specs
 
-local exit_code_for = exit.for_error
+-- The commands, in the order `wdt --help` lists them. Each module returns its definition,
+-- read here and by wdt.cli.help, written by no one else:
+--   name                the word after `wdt`
+--   synopsis, summary   its line in `wdt --help`
+--   usage               { "call METHOD [ARGS_JSON] [OPTIONS]", ... }: Usage lines, after "wdt "
+--   about, footer       the help's text before and after its "Options:" list
+--   flags               { { "--page-size N", "what it does" }, ... } (wdt.cli.args): the
+--                       options it takes besides the global ones, as its help lists them
+--   run(ctx, opts, words) -> exit code; words: the arguments after the command's word(s)
+-- or, for a command with sub-commands (`wdt sync logistics`), no run and
+--   subcommands         { definition, ... } (each as above; `wdt sync --help` renders the
+--                       parent's usage/about)
+-- or, for a command that parses nothing itself (`wdt emulator`),
+--   passthrough = true  run(ctx, argv): the arguments after its word, untouched.
+-- To add a command: write src/wdt/cli/NAME.lua returning its definition, add one line
+-- here, and its section to doc/cli.md. Help, usage errors and option checks follow.
+local COMMANDS = {
+  require "wdt.cli.call",
+  require "wdt.cli.sync",
+  require "wdt.cli.scan",
+  require "wdt.cli.push",
+  require "wdt.cli.methods",
+  require "wdt.cli.describe",
+  require "wdt.cli.emulator",
+  require("wdt.cli.help").command,
+}
 
----------------------------------------------------------------------------- commands
+---------------------------------------------------------------------------- dispatch
 
-local commands = {}
+local GLOBAL_TAKES, SHORT = args.flag_index(args.GLOBAL_FLAGS)
 
-function commands.call(ctx, opts, words)
-  args.check_allowed(opts, "call")
-  if opts.help then ctx.out(help.call) return cli.EXIT_OK end
-  local method = words[2]
-  if not method then usage("'wdt call' needs a METHOD") end
-  if #words > 3 then usage("'wdt call' takes METHOD and at most one ARGS_JSON") end
-  if not method:match("^[%w_][%w%._]*$") then usage("'%s' is not a method name", method) end
-  local list, n = {}, 0
-  if words[3] then list, n = args.decode_args(words[3]) end
-  local paged = opts["page-size"] or opts["page-no"] or opts.all or opts.total
-  local pager
-  if paged then
-    pager = { page_size = args.int_option(opts, "page-size", 1, 100000, 100),
-              page_no = args.int_option(opts, "page-no", 0, 1e9, 0),
-              calc_total = opts.total and true or false }
+local function named(list, name)
+  for _, def in ipairs(list) do
+    if def.name == name then return def end
   end
-  local client = config.new_client(opts, ctx.env)
-  local wdt = require "wdt"
-  local unpack = table.unpack or unpack  -- luacheck: ignore
-  local data, err
-  if opts.all then
-    data, err = cli.read_all(client, method, pager, args.int_option(opts, "max-rows", 1, 1e9, cli.MAX_ROWS),
-                             unpack(list, 1, n))
-  elseif pager then
-    local page
-    page, err = client:page_call(method, pager, unpack(list, 1, n))
-    if page then
-      data = page.response.data
-      if data == nil then data = wdt.null end
-      -- getSyncListExt's total stands beside its list: keep it when it was asked for
-      if pager.calc_total and page.total and type(data) == "table" and page.rows == data then
-        data = { total = page.total, data = data }
-      end
-    end
-  else
-    data, err = client:call(method, unpack(list, 1, n))
-  end
-  client:close()
-  if data == nil then
-    ctx.err(one_line(tostring(err)) .. "\n")
-    return exit_code_for(err)
-  end
-  ctx.out(wdt.json.encode(data) .. "\n")
-  local refused = not pager and require("wdt.cli.refusals").count(method, data) or 0
-  if refused > 0 then
-    ctx.err(("wdt: %s answered status 0 but refused %d item(s) (listed above)\n"):format(method, refused))
-    return cli.EXIT_API
-  end
-  return cli.EXIT_OK
 end
 
--- `wdt call --all`: every page, in one list of at most max_rows rows. An answer without a
--- list of rows (client:pages), a page equal to the one before (a server ignoring page_no) or more rows
--- than the cap stop with an error rather than print a wrong list or grow without end.
-cli.MAX_ROWS = 100000
-
-function cli.read_all(client, method, pager, max_rows, ...)
-  local wdt = require "wdt"
-  local errors = require "wdt.errors"
-  local rows, last = wdt.array(), nil
-  local function fail(message) return nil, errors.new { kind = "decode", method = method, message = message } end
-  for page, perr in client:pages(method, pager, ...) do
-    if not page then return nil, perr end
-    local key = #page.rows > 0 and wdt.json.encode(page.rows) or nil
-    if key and key == last then
-      return fail(("page %d is the same as the page before (the server ignores page_no?)"):format(page.page_no))
-    end
-    last = key
-    if #rows + #page.rows > max_rows then
-      return fail(("more than %d rows (--max-rows); nothing printed"):format(max_rows))
-    end
-    for _, r in ipairs(page.rows) do rows[#rows + 1] = r end
-  end
-  return rows
+-- "'a', 'b' or 'c'" (quote "'") or "a, b or c" (quote "")
+local function one_of(defs, quote)
+  local names = {}
+  for i, def in ipairs(defs) do names[i] = quote .. def.name .. quote end
+  return table.concat(names, ", ", 1, #names - 1) .. " or " .. names[#names]
 end
 
--- Load FILE.lua, which returns the handler function.
-function cli.load_handler(path)
-  if not path then usage("'--handler FILE.lua' is required") end
-  return args.load_function(path, "handler")
+-- The command that declares option --name, or nil.
+local function declaring(name)
+  for _, def in ipairs(COMMANDS) do
+    for _, d in ipairs(def.subcommands or { def }) do
+      if (args.flag_index(d.flags or {}))[name] ~= nil then return def end
+    end
+  end
 end
 
-local function run_sync(ctx, kind, opts)
-  local dry_run = opts["dry-run"] or false
-  local handler
-  if dry_run then
-    if opts.handler then handler = cli.load_handler(opts.handler) end   -- checked, not called
-  else
-    handler = cli.load_handler(opts.handler)
+-- An option before the command's word that is not a global one.
+local function before_command(name)
+  local def = declaring(name)
+  if def then usage("option '--%s' goes after the command ('wdt %s ... --%s')", name, def.name, name) end
+  usage("unknown option '--%s'", name)
+end
+
+-- An option that the command does not know (no arity: it cannot be parsed past).
+local function not_for(command)
+  return function(name)
+    if declaring(name) then usage("option '--%s' does not apply to 'wdt %s'", name, command) end
+    usage("unknown option '--%s'", name)
   end
-  local sopts = { handler = handler, dry_run = dry_run or nil, lock = config.lock_spec(opts, ctx.env) }
-  if kind == "logistics" then
-    if not opts.shop or opts.shop == "" then usage("'--shop SHOP' is required") end
-    if not args.is_utf8(opts.shop) then usage("'--shop' is not valid UTF-8") end
-    sopts.shop_no = opts.shop
-    sopts.batch = args.int_option(opts, "batch", 1, 1000, nil)
-    sopts.page_size = args.int_option(opts, "page-size", 1, 1000, nil)
-  else
-    sopts.count = args.int_option(opts, "count", 10, 5000, nil)
-    sopts.force_sync = opts.force or nil
+end
+
+-- The flags a command's arguments are parsed with: its own, its sub-commands', the global ones.
+local function flag_index(def)
+  local lists = { args.GLOBAL_FLAGS, def.flags or {} }
+  for _, sub in ipairs(def.subcommands or {}) do lists[#lists + 1] = sub.flags end
+  return args.flag_index((table.unpack or unpack)(lists))   -- luacheck: ignore
+end
+
+local function dispatch(ctx, argv)
+  local opts, words, at = args.parse(argv, 1, GLOBAL_TAKES, SHORT, before_command,
+                                     function() return true end)
+  local def = words[1] and named(COMMANDS, words[1])
+  if def and def.passthrough then
+    local rest = {}
+    for i = at + 1, #argv do rest[#rest + 1] = argv[i] end
+    return def.run(ctx, rest)
   end
-  local client = config.new_client(opts, ctx.env)
-  local draw, finish = output.progress_drawer(ctx, kind)
-  sopts.on_progress = draw
-  local summary, err
-  if kind == "logistics" then
-    summary, err = client:sync_logistics(sopts)
-  else
-    summary, err = client:sync_stock(sopts)
+  if def then
+    local more
+    more, words = args.parse(argv, at + 1, flag_index(def), SHORT, not_for(def.name))
+    for k, v in pairs(more) do opts[k] = v end
   end
-  client:close()
-  local s = summary or (err and err.summary)
-  finish(s)
-  if s then
-    if opts.json then
-      s.kind, s.dry_run = kind, dry_run
-      ctx.out(require("wdt").json.encode(output.summary_json(s)) .. "\n")
+  if opts.version then ctx.out(VERSION .. "\n") return exit.OK end
+  if not def then
+    if words[1] then usage("unknown command '%s'", words[1]) end
+    if opts.help then ctx.out(help.main(COMMANDS)) return exit.OK end
+    usage("a COMMAND is needed")
+  end
+  local path = def.name
+  if def.subcommands then
+    local sub_name = table.remove(words, 1)
+    if sub_name then
+      local sub = named(def.subcommands, sub_name)
+      if not sub then usage("unknown %s '%s' (%s)", def.name, sub_name, one_of(def.subcommands, "")) end
+      def, path = sub, path .. " " .. sub_name
     else
-      ctx.out(output.summary_text(kind, s, dry_run))
+      args.check_allowed(opts, GLOBAL_TAKES, path)
+      if opts.help then ctx.out(help.render(def)) return exit.OK end
+      usage("'wdt %s' needs %s", path, one_of(def.subcommands, "'"))
     end
   end
-  if not summary then
-    ctx.err(output.failure_line("wdt sync " .. kind, err))
-    return exit_code_for(err)
-  end
-  if summary.refused > 0 or #summary.invalid > 0 or #summary.unconfirmed > 0 then
-    return cli.EXIT_API
-  end
-  return cli.EXIT_OK
+  args.check_allowed(opts, args.flag_index(args.GLOBAL_FLAGS, def.flags), path)
+  if opts.help then ctx.out(help.render(def)) return exit.OK end
+  return def.run(ctx, opts, words)
 end
-
-function commands.sync(ctx, opts, words)
-  local kind = words[2]
-  if kind == nil then
-    args.check_allowed(opts, "sync")
-    if opts.help then ctx.out(help.sync) return cli.EXIT_OK end
-    usage("'wdt sync' needs 'logistics' or 'stock'")
-  end
-  if kind ~= "logistics" and kind ~= "stock" then
-    usage("unknown sync '%s' (logistics or stock)", kind)
-  end
-  args.check_allowed(opts, "sync " .. kind)
-  if opts.help then ctx.out(help["sync_" .. kind]) return cli.EXIT_OK end
-  if #words > 2 then usage("unexpected argument '%s'", words[3]) end
-  return run_sync(ctx, kind, opts)
-end
-
-commands.push = require("wdt.cli.push").command   -- wdt push orders|refunds|goods
-
--- This process's id (Linux): /proc/self is whoever reads it.
-local function own_pid()
-  local f = io.open("/proc/self/stat", "r")
-  if not f then return nil end
-  local pid = (f:read("*l") or ""):match("^(%d+)")
-  f:close()
-  return pid
-end
-
--- `wdt emulator ...`: hand the arguments, untouched, to bin/wdt-emulator's logic.
-function cli.emulator(ctx, argv)
-  local launcher = ctx.emulator_path
-  if not launcher then
-    ctx.err("wdt: the emulator is not available here (no bin/wdt-emulator)\n")
-    return cli.EXIT_USAGE
-  end
-  local quoted = { "'" .. launcher:gsub("'", "'\\''") .. "'" }
-  -- The launcher runs as a child of this process, which cannot exec it: tell it to stop
-  -- when this process goes, so that a `kill` of `wdt emulator` leaves nothing behind.
-  local pid = own_pid()
-  local watched = false
-  for _, a in ipairs(argv) do
-    if a == "--watch-pid" or a:match("^%-%-watch%-pid=") then watched = true end
-  end
-  if pid and not watched then quoted[#quoted + 1] = "--watch-pid " .. pid end
-  for _, a in ipairs(argv) do quoted[#quoted + 1] = "'" .. a:gsub("'", "'\\''") .. "'" end
-  local r1, how, r3 = os.execute(table.concat(quoted, " "))
-  if type(r1) == "number" then return math.floor(r1 / 256) end   -- Lua 5.1
-  if how == "signal" then return 128 + r3 end
-  return r3 or (r1 and 0 or 1)
-end
-
-commands.scan = require("wdt.cli.scan").command
 
 ---------------------------------------------------------------------------- main
 
@@ -242,46 +159,28 @@ local function check_main_args(argv, env, streams)
   end
 end
 
--- `wdt [GLOBAL OPTIONS] emulator ...` passes everything after the word through untouched:
--- the arguments after it, or nil when the command is another one.
-local function emulator_args(argv)
-  local i = 1
-  while i <= #argv do
-    local a = argv[i]
-    if a == "emulator" then
-      local rest = {}
-      for j = i + 1, #argv do rest[#rest + 1] = argv[j] end
-      return rest
-    elseif a:sub(1, 2) == "--" and not a:find("=", 1, true) and args.option_takes_value[a:sub(3)] then
-      i = i + 2
-    elseif a:sub(1, 1) == "-" then
-      i = i + 1
-    else
-      return nil
-    end
+-- dispatch, with usage errors, interrupts and internal errors turned into exit codes
+local function run(ctx, argv, env)
+  local ok, code = xpcall(function() return dispatch(ctx, argv) end, function(e)
+    if args.is_usage_error(e) then return e end
+    if require("wdt.errors").is_interrupt(e) then return { interrupted = true } end
+    if type(e) == "string" and e:match("^bad argument") then return args.usage_error(e) end
+    return { internal = tostring(e), trace = debug.traceback("", 2) }
+  end)
+  if ok then return code end
+  if args.is_usage_error(code) then
+    ctx.err("wdt: " .. one_line(code.message) .. " (see 'wdt --help')\n")
+    return exit.USAGE
   end
-  return nil
+  if code.interrupted then
+    ctx.err("wdt: interrupted\n")
+    return exit.INTERRUPTED
+  end
+  ctx.err("wdt: internal error: " .. one_line(code.internal) .. "\n")
+  if env.WDT_DEBUG then ctx.err(code.trace .. "\n") end
+  return exit.INTERNAL
 end
 
-local function dispatch(ctx, argv)
-  local opts, words = args.parse(argv)
-  local command = words[1]
-  if opts.version then ctx.out(VERSION .. "\n") return cli.EXIT_OK end
-  if command == nil or command == "help" then
-    local topic = words[2]
-    if command == "help" and topic then
-      if (topic == "sync" or topic == "push") and words[3] then topic = topic .. "_" .. words[3] end
-      if not help[topic] then usage("no help on '%s'", table.concat(words, " ", 2)) end
-      ctx.out(help[topic])
-      return cli.EXIT_OK
-    end
-    if opts.help or command == "help" then ctx.out(help.main) return cli.EXIT_OK end
-    usage("a COMMAND is needed")
-  end
-  local f = commands[command]
-  if not f then usage("unknown command '%s'", command) end
-  return f(ctx, opts, words)
-end
 
 function cli.main(argv, env, streams)
   argv = argv or {}
@@ -290,7 +189,7 @@ function cli.main(argv, env, streams)
     env = setmetatable({}, { __index = function(_, k) return os.getenv(k) end })
   end
   streams = streams or { stdout = io.stdout, stderr = io.stderr }
-  local ctx = { env = env, streams = streams, emulator_path = streams.emulator_path }
+  local ctx = { env = env, streams = streams, emulator_path = streams.emulator_path, commands = COMMANDS }
   ctx.out = function(s)
     local ok, werr = streams.stdout:write(s)
     if not ok then ctx.write_error = ctx.write_error or werr end
@@ -302,10 +201,7 @@ function cli.main(argv, env, streams)
     ctx.stderr_tty = streams.stderr_tty
   end
 
-  local rest = emulator_args(argv)
-  if rest then return cli.emulator(ctx, rest) end
-
-  local code = cli.run(ctx, argv, env)
+  local code = run(ctx, argv, env)
   -- output that did not reach stdout (a full disk, a closed pipe) is a failure of its own
   if streams.stdout.flush then
     local ok, ferr = streams.stdout:flush()
@@ -314,30 +210,9 @@ function cli.main(argv, env, streams)
   if ctx.write_error then
     ctx.err("wdt: cannot write the output: " .. one_line(ctx.write_error) .. "\n")
     -- lost output wins: a refusal or failure listed on stdout was listed to no one
-    if code == cli.EXIT_OK or code == cli.EXIT_API or code == cli.EXIT_NETWORK then code = cli.EXIT_IO end
+    if code == exit.OK or code == exit.API or code == exit.NETWORK then code = exit.IO end
   end
   return code
-end
-
-function cli.run(ctx, argv, env)
-  local ok, code = xpcall(function() return dispatch(ctx, argv) end, function(e)
-    if args.is_usage_error(e) then return e end
-    if require("wdt.errors").is_interrupt(e) then return { interrupted = true } end
-    if type(e) == "string" and e:match("^bad argument") then return args.usage_error(e) end
-    return { internal = tostring(e), trace = debug.traceback("", 2) }
-  end)
-  if ok then return code end
-  if args.is_usage_error(code) then
-    ctx.err("wdt: " .. one_line(code.message) .. " (see 'wdt --help')\n")
-    return cli.EXIT_USAGE
-  end
-  if code.interrupted then
-    ctx.err("wdt: interrupted\n")
-    return cli.EXIT_INTERRUPTED
-  end
-  ctx.err("wdt: internal error: " .. one_line(code.internal) .. "\n")
-  if env.WDT_DEBUG then ctx.err(code.trace .. "\n") end
-  return cli.EXIT_INTERNAL
 end
 
 return cli

@@ -7,54 +7,13 @@
 local args = require "wdt.cli.args"
 local config = require "wdt.cli.config"
 local output = require "wdt.cli.output"
-local help = require "wdt.cli.help"
 local exit = require "wdt.cli.exit"
 
-local push_cli = {}
 local usage, one_line = args.usage, output.one_line
 
 local FLOW_FN = { orders = "push_orders", refunds = "push_refunds", goods = "upload_goods" }
 local WHAT = { orders = "orders", refunds = "refunds", goods = "goods" }
 local KEY_NAME = { orders = "tid", refunds = "refund_no", goods = "goods_id/spec_id" }
-
-for name, takes in pairs({ source = true, state = true, ["max-tries"] = true, ["retry-given-up"] = false }) do
-  args.option_takes_value[name] = takes
-end
-args.command_options.push = {}
-for _, flow in ipairs({ "orders", "refunds", "goods" }) do
-  args.command_options["push " .. flow] = { shop = true, batch = true, json = true, source = true,
-                                            state = true, ["max-tries"] = true, ["retry-given-up"] = true }
-  args.add_lock_options("push " .. flow)
-end
-
-help.push = [[
-Usage: wdt push orders|refunds|goods --shop SHOP FILE.jsonl
-       wdt push orders|refunds|goods --shop SHOP -            (JSON lines on stdin)
-       wdt push orders|refunds|goods --shop SHOP --source FILE.lua --state STATE
-
-Pushes the platform's orders (sales.RawTrade.pushSelf2), refunds
-(aftersales.refund.RawRefund.upload2) or goods (goods.ApiGoods.upload) into the ERP.
-Every item is checked before sending; the summary puts each in one bucket: new, changed,
-failed (refused by the ERP, with its message), invalid (not sent: field and reason),
-unreported (sent, outcome unknown: safe to push again).
-
-  FILE.jsonl        one item per line, a JSON object; an order carries its lines under "orders"
-  --source FILE.lua FILE returns function(cursor) return items, next_cursor end; wdt pulls
-                    until it gets no items
-  --state STATE     the resumable state (cursor, failed and unreported items to retry)
-  --max-tries N     attempts that reached the ERP before an item is given up (default 5);
-                    given-up items stay in the state and are listed by every run
-  --retry-given-up  put the given-up items back to be pushed again (tries from 0)
-  --batch N         items per call (1..100, default 100)
-  --json            print the summary as JSON
-
-One run at a time per seller, shop and flow (the run lock wdt.push.FLOW/SID/SHOP, as for
-'wdt sync': --wait SECONDS to wait for it, --lock-dir DIR, --no-lock, --redis URL).
-Exit codes: 0 all taken, 1 some refused/invalid/unreported/given up, the source failed or
-            the state cannot be used, 2 usage error, 3 network failure, 75 another run
-            holds the lock, 130 interrupted.
-]]
-help.push_orders, help.push_refunds, help.push_goods = help.push, help.push, help.push
 
 -- The UTF-8 byte order mark Windows editors write at the start of a file.
 local BOM = "\239\187\191"
@@ -79,7 +38,9 @@ local function json_lines(ctx, path)
         if path ~= "-" then f:close() end
         -- a read error (EIO, a folder given as the file) is no end of file: the push stops
         -- there as after a source that raised, the lines after it never taken as absent
-        if rerr then error(("cannot read %s after line %d: %s"):format(path == "-" and "stdin" or path, n, rerr), 0) end
+        if rerr then
+          error(("cannot read %s after line %d: %s"):format(path == "-" and "stdin" or path, n, rerr), 0)
+        end
         return nil
       end
       n = n + 1
@@ -112,8 +73,6 @@ local function merge_bad(s, bad, line_of)
   end
 end
 
-local MAX_LISTED = 20
-
 -- The command that pushes the given-up items again (listed under them).
 local function retry_command(flow, s, opts)
   if not (opts and opts.source and opts.state) then return nil end
@@ -122,9 +81,8 @@ local function retry_command(flow, s, opts)
     q(opts.source), q(opts.state))
 end
 
-function push_cli.summary_text(flow, s, opts)
-  local out = {}
-  local function add(fmt, ...) out[#out + 1] = fmt:format(...) end
+local function summary_text(flow, s, opts)
+  local add, list, text = output.lines()
   add("%s push to shop %s: %d read, %d call(s)", flow, s.shop_no, s.read, s.calls)
   for _, b in ipairs({ "new", "changed", "failed", "invalid", "unreported" }) do
     if b == "changed" and (s.changed_maybe_new or 0) > 0 then
@@ -142,12 +100,6 @@ function push_cli.summary_text(flow, s, opts)
   end
   if (s.elapsed or 0) > 0 then
     add("  %-11s %.1fs (%.0f %s/s)", "elapsed", s.elapsed, s.read / s.elapsed, WHAT[flow])
-  end
-  local function list(title, items, f)
-    if not items or #items == 0 then return end
-    add("%s (%d):", title, #items)
-    for i = 1, math.min(#items, MAX_LISTED) do add("  %s", one_line(f(items[i]))) end
-    if #items > MAX_LISTED then add("  ... and %d more", #items - MAX_LISTED) end
   end
   local kn = KEY_NAME[flow]
   list("refused by the ERP", s.failures, function(x) return ("%s %s: %s"):format(kn, key_text(x.key), x.error) end)
@@ -167,10 +119,10 @@ function push_cli.summary_text(flow, s, opts)
   local again = s.given_up and #s.given_up > 0 and retry_command(flow, s, opts)
   if again then add("  to push them again: %s", again) end
   list("answers that did not add up", s.anomalies, function(x) return x end)
-  return table.concat(out, "\n") .. "\n"
+  return text()
 end
 
-function push_cli.summary_json(flow, s)
+local function summary_json(flow, s)
   local wdt = require "wdt"
   local function strip(list, fields)
     local out = wdt.array()
@@ -207,8 +159,8 @@ end
 local function run(ctx, flow, opts, words)
   if not opts.shop or opts.shop == "" then usage("'--shop SHOP' is required") end
   if not args.is_utf8(opts.shop) then usage("'--shop' is not valid UTF-8") end
-  local input = words[3]
-  if #words > 3 then usage("unexpected argument '%s'", words[4]) end
+  local input = words[1]
+  if #words > 1 then usage("unexpected argument '%s'", words[2]) end
   local popts = { shop_no = opts.shop, batch = args.int_option(opts, "batch", 1, 100, nil) }
   local bad, line_of = {}, {}
   if opts.source then
@@ -243,9 +195,9 @@ local function run(ctx, flow, opts, words)
   if s then
     merge_bad(s, bad, line_of)
     if opts.json then
-      ctx.out(require("wdt").json.encode(push_cli.summary_json(flow, s)) .. "\n")
+      ctx.out(require("wdt").json.encode(summary_json(flow, s)) .. "\n")
     else
-      ctx.out(push_cli.summary_text(flow, s, opts))
+      ctx.out(summary_text(flow, s, opts))
     end
   end
   if not summary then
@@ -256,17 +208,50 @@ local function run(ctx, flow, opts, words)
   return exit.OK
 end
 
-function push_cli.command(ctx, opts, words)
-  local flow = words[2]
-  if flow == nil then
-    args.check_allowed(opts, "push")
-    if opts.help then ctx.out(help.push) return exit.OK end
-    usage("'wdt push' needs 'orders', 'refunds' or 'goods'")
-  end
-  if not FLOW_FN[flow] then usage("unknown push '%s' (orders, refunds or goods)", flow) end
-  args.check_allowed(opts, "push " .. flow)
-  if opts.help then ctx.out(help.push) return exit.OK end
-  return run(ctx, flow, opts, words)
+local HELP = {
+  usage = { "push orders|refunds|goods --shop SHOP FILE.jsonl [OPTIONS]",
+            "push orders|refunds|goods --shop SHOP - [OPTIONS]            (JSON lines on stdin)",
+            "push orders|refunds|goods --shop SHOP --source FILE.lua --state STATE [OPTIONS]" },
+  about = [[
+Pushes the platform's orders (sales.RawTrade.pushSelf2), refunds
+(aftersales.refund.RawRefund.upload2) or goods (goods.ApiGoods.upload) into the ERP.
+Every item is checked before sending; the summary puts each in one bucket: new, changed,
+failed (refused by the ERP, with its message), invalid (not sent: field and reason),
+unreported (sent, outcome unknown: safe to push again).
+
+FILE.jsonl holds one item per line, a JSON object; an order carries its lines under "orders".]],
+  flags = args.flags({
+    { "--shop SHOP", "the ERP's shop number (required)" },
+    { "--source FILE.lua", "FILE returns function(cursor) return items, next_cursor end; wdt pulls\n"
+                           .. "until it gets no items" },
+    { "--state STATE", "with --source: the resumable state (cursor, failed and unreported\nitems to retry)" },
+    { "--max-tries N", "with --source: attempts that reached the ERP before an item is given\n"
+                       .. "up (default 5); given-up items stay in the state, listed by every run" },
+    { "--retry-given-up", "with --source: put the given-up items back to be pushed again" },
+    { "--batch N", "items per call (1..100, default 100)" },
+    { "--json", "print the summary as JSON" },
+  }, args.LOCK_FLAGS),
+  footer = [[
+One run at a time per seller, shop and flow (the run lock wdt.push.FLOW/SID/SHOP, as for
+'wdt sync'; in Redis with --redis URL).
+Exit codes: 0 all taken, 1 some refused/invalid/unreported/given up, the source failed or
+            the state cannot be used, 2 usage error, 3 network failure, 75 another run
+            holds the lock, 130 interrupted.]],
+}
+
+-- `wdt push FLOW`: one sub-command per flow, each with the same help as `wdt push`
+local function with_help(def)
+  for k, v in pairs(HELP) do def[k] = v end
+  return def
 end
 
-return push_cli
+local function flow_command(flow)
+  return with_help { name = flow, run = function(ctx, opts, words) return run(ctx, flow, opts, words) end }
+end
+
+return with_help {
+  name = "push",
+  synopsis = "push orders|refunds|goods",
+  summary = "push the platform's orders, refunds or goods into the ERP",
+  subcommands = { flow_command("orders"), flow_command("refunds"), flow_command("goods") },
+}

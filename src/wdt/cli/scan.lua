@@ -3,66 +3,9 @@
 local args = require "wdt.cli.args"
 local config = require "wdt.cli.config"
 local output = require "wdt.cli.output"
-local help = require "wdt.cli.help"
 local exit = require "wdt.cli.exit"
 
 local usage, one_line = args.usage, output.one_line
-
-for name, takes in pairs({ from = true, to = true, since = true, checkpoint = true,
-                           lag = true, window = true }) do
-  args.option_takes_value[name] = takes
-end
-args.command_options.scan = { from = true, to = true, since = true, checkpoint = true, lag = true,
-                              window = true, ["page-size"] = true, count = true, commit = true }
-args.option_takes_value.commit = false
-args.add_lock_options("scan")
-
-help.scan = [[
-Usage: wdt scan METHOD [FILTER_JSON] --from T [--to T] [OPTIONS]
-       wdt scan METHOD [FILTER_JSON] --checkpoint FILE [--since T] [--to T] [OPTIONS]
-
-Reads every row METHOD reports as modified in [from, to), window by window, and prints
-each as one line of JSON (ids exact). Rows that change while a window is read are read
-again, never missed, never printed twice (doc/scan.md).
-
-FILTER_JSON is the method's filter object without the time fields, e.g. '{"shop_no":"s1"}'.
-T is "YYYY-MM-DD HH:MM:SS" in the ERP's zone (UTC+8) or Unix seconds.
-
-Options:
-  --from T           where to start (without --checkpoint)
-  --to T             where to stop (default: now minus the lag)
-  --checkpoint FILE  resume from FILE and advance it after each window read and printed;
-                     one run at a time per seller, METHOD and FILE (the run lock
-                     wdt.scan.METHOD/SID/FILE, as for 'wdt sync': --wait SECONDS to wait
-                     for it, --lock-dir DIR, --no-lock, --redis URL)
-  --since T          where the first run with a new checkpoint starts; with a checkpoint
-                     that exists, the checkpoint decides (a --since elsewhere: a warning
-                     on stderr naming the checkpoint's position, and the scan goes on)
-  --lag SECONDS      stay this far behind the server's now (default 120)
-  --window SECONDS   window width (default and most: the method's limit)
-  --page-size N      rows per page (default and most: 1000)
-  --count            print only the number of rows
-
-Methods wdt knows: sales.TradeQuery.querySelfOrderWithDetail, sales.RawTrade.searchSelfOrder,
-aftersales.refund.Refund.search, aftersales.refund.RawRefund.search,
-wms.stockout.Sales.queryWithDetail (FILTER_JSON needs status_type),
-wms.stockout.Sales.searchLogistics (FILTER_JSON needs status), goods.ApiGoods.search.
-
-Delivery with --checkpoint (doc/scan.md, "Delivery"): rows go to stdout; when stdout is a
-file, it is synced to disk before the checkpoint moves past them. When it is a pipe (or a
-terminal, a device), wdt cannot know what the reader took: the run leaves its position in
-FILE.uncommitted and FILE stays, so the next run prints those rows again (at least once);
-once the consumer succeeded, move the checkpoint with
-  wdt scan METHOD --checkpoint FILE --commit
-e.g. wdt scan METHOD --checkpoint FILE | consumer && wdt scan METHOD --checkpoint FILE --commit
-(run the pipeline and its commit one at a time: a run started before the commit is
-committed with it).
-
-Exit codes: 0 done, 1 the API refused a call, or the checkpoint cannot be used, or rows
-kept changing, 2 usage error, 3 network failure or an answer of the wrong shape, 74 the
-output could not be written (the scan stops there), 75 another run holds the checkpoint's
-lock. The checkpoint only ever holds windows printed completely.
-]]
 
 local function filter_of(text)
   if not text then return nil end
@@ -75,12 +18,7 @@ local function filter_of(text)
 end
 
 local function scan_options(opts, words, env)
-  local method = words[2]
-  if not method then usage("'wdt scan' needs a METHOD") end
-  if #words > 3 then usage("'wdt scan' takes METHOD and at most one FILTER_JSON") end
-  if not method:match("^[%w_][%w%._]*$") then usage("'%s' is not a method name", method) end
-  if opts.count ~= nil and opts.count ~= true then usage("option '--count' takes no value here") end
-  if opts.commit ~= nil and opts.commit ~= true then usage("option '--commit' takes no value") end
+  local method, filter_json = args.method_words(words, "scan", "FILTER_JSON")
   if opts.commit and not opts.checkpoint then usage("--commit goes with --checkpoint FILE") end
   if opts.checkpoint then
     if opts.from then usage("--from is for runs without --checkpoint; use --since") end
@@ -88,7 +26,7 @@ local function scan_options(opts, words, env)
     if opts.since then usage("--since goes with --checkpoint") end
     if not opts.from then usage("'wdt scan' needs --from T or --checkpoint FILE") end
   end
-  local so = { method = method, filter = filter_of(words[3]), from = opts.from or opts.since,
+  local so = { method = method, filter = filter_of(filter_json), from = opts.from or opts.since,
                to = opts.to, checkpoint = opts.checkpoint,
                lag = args.int_option(opts, "lag", 0, 10 * 86400, nil),
                window = args.int_option(opts, "window", 1, 365 * 86400, nil),
@@ -149,8 +87,11 @@ local function commit(ctx, opts, so)
     ctx.err("wdt scan --commit: " .. one_line(fmt:format(...)) .. "\n")
     return exit.API
   end
-  local held, lerr = require("wdt.lock").take_run(so.lock, "scan." .. so.method, cid.sid,
-    so.lock and require("wdt.scan").checkpoint_id(so.checkpoint))
+  local lock, held, lerr = require "wdt.lock", false, nil
+  if so.lock then
+    held, lerr = lock.take_run(lock.check_options(so.lock, "scan", "lock"), "scan." .. so.method, cid.sid,
+      require("wdt.scan").checkpoint_id(so.checkpoint))
+  end
   if held == nil then
     ctx.err(output.failure_line("wdt scan --commit", lerr))
     return exit.for_error(lerr)
@@ -230,10 +171,56 @@ local function run(ctx, opts, so)
   return exit.OK
 end
 
-local function command(ctx, opts, words)
-  args.check_allowed(opts, "scan")
-  if opts.help then ctx.out(help.scan) return exit.OK end
-  return run(ctx, opts, scan_options(opts, words, ctx.env))
-end
+return {
+  name = "scan",
+  synopsis = "scan METHOD [FILTER_JSON]",
+  summary = "every row a query method reports as changed, as JSON lines",
+  usage = { "scan METHOD [FILTER_JSON] --from T [--to T] [OPTIONS]",
+            "scan METHOD [FILTER_JSON] --checkpoint FILE [--since T] [--to T] [OPTIONS]" },
+  about = [[
+Reads every row METHOD reports as modified in [from, to), window by window, and prints
+each as one line of JSON (ids exact). Rows that change while a window is read are read
+again, never missed, never printed twice (doc/scan.md).
 
-return { command = command }
+FILTER_JSON is the method's filter object without the time fields, e.g. '{"shop_no":"s1"}'.
+T is "YYYY-MM-DD HH:MM:SS" in the ERP's zone (UTC+8) or Unix seconds.]],
+  flags = args.flags({
+    { "--from T", "where to start (without --checkpoint)" },
+    { "--to T", "where to stop (default: now minus the lag)" },
+    { "--checkpoint FILE", "resume from FILE and advance it after each window read and printed;\n"
+                           .. "one run at a time per seller, METHOD and FILE (the run lock\n"
+                           .. "wdt.scan.METHOD/SID/FILE: --wait, --lock-dir, --no-lock, --redis)" },
+    { "--since T", "where the first run with a new checkpoint starts; with a checkpoint\n"
+                   .. "that exists, the checkpoint decides (a --since elsewhere: a warning\n"
+                   .. "on stderr naming the checkpoint's position, and the scan goes on)" },
+    { "--lag SECONDS", "stay this far behind the server's now (default 120)" },
+    { "--window SECONDS", "window width (default and most: the method's limit)" },
+    { "--page-size N", "rows per page (default and most: 1000)" },
+    { "--count", "print only the number of rows" },
+    { "--commit", "move the checkpoint to where the last run into a pipe stopped\n"
+                  .. "(FILE.uncommitted), once its consumer succeeded; reads nothing" },
+  }, args.LOCK_FLAGS),
+  footer = [[
+The run lock options go with --checkpoint (a scan without one takes no lock).
+
+Delivery with --checkpoint (doc/scan.md, "Delivery"): rows go to stdout; when stdout is a
+file, it is synced to disk before the checkpoint moves past them. When it is a pipe (or a
+terminal, a device), wdt cannot know what the reader took: the run leaves its position in
+FILE.uncommitted and FILE stays, so the next run prints those rows again (at least once);
+once the consumer succeeded, move the checkpoint with
+  wdt scan METHOD --checkpoint FILE --commit
+e.g. wdt scan METHOD --checkpoint FILE | consumer && wdt scan METHOD --checkpoint FILE --commit
+(run the pipeline and its commit one at a time: a run started before the commit is
+committed with it).
+
+Methods wdt knows: sales.TradeQuery.querySelfOrderWithDetail, sales.RawTrade.searchSelfOrder,
+aftersales.refund.Refund.search, aftersales.refund.RawRefund.search,
+wms.stockout.Sales.queryWithDetail (FILTER_JSON needs status_type),
+wms.stockout.Sales.searchLogistics (FILTER_JSON needs status), goods.ApiGoods.search.
+
+Exit codes: 0 done, 1 the API refused a call, or the checkpoint cannot be used, or rows
+kept changing, 2 usage error, 3 network failure or an answer of the wrong shape, 74 the
+output could not be written (the scan stops there), 75 another run holds the checkpoint's
+lock. The checkpoint only ever holds windows printed completely.]],
+  run = function(ctx, opts, words) return run(ctx, opts, scan_options(opts, words, ctx.env)) end,
+}

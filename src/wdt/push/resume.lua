@@ -23,7 +23,6 @@
 local check = require "wdt.check"
 local core = require "wdt.core"
 local errors = require "wdt.errors"
-local run = require "wdt.push.run"
 local validate = require "wdt.push.validate"
 
 local resume = {}
@@ -129,12 +128,12 @@ local function record(doc, entry, max_tries)
   local tries = (prev and prev.tries or 0) + (entry.unsent and 0 or 1)
   if tries >= max_tries then
     doc.pending[key] = nil
-    local g = { key = key, tries = tries, error = entry.error, item = entry.item }
+    local g = { key = key, tries = tries, error = entry.message, item = entry.item }
     local list = doc.given_up
     list[#list + 1] = g
     while #list > MAX_GIVEN_UP do table.remove(list, 1) end
   else
-    doc.pending[key] = { item = entry.item, tries = tries, outcome = entry.outcome, error = entry.error }
+    doc.pending[key] = { item = entry.item, tries = tries, outcome = entry.outcome, error = entry.message }
   end
 end
 
@@ -144,18 +143,10 @@ local function count(t)
   return n
 end
 
--- summary.pending: what the state file holds, i.e. as of the last save that succeeded
-local function save(store, doc, summary)
+local function save(r, store, doc)
   local ok, err = store:save(doc)
-  if not ok then error(err, 0) end   -- raised to resume.run, which returns it
-  summary.pending = count(doc.pending)
-end
-
--- Every given-up item the state holds, on every run until acted on (retry_given_up).
-local function list_given_up(doc, summary)
-  local out = {}
-  for i, g in ipairs(doc.given_up) do out[i] = { key = g.key, tries = g.tries, error = g.error } end
-  summary.given_up = out
+  if not ok then r.stop(err) end   -- the run stops (wdt.flow's stop marker), the state as last saved
+  r.saved_pending = count(doc.pending)
 end
 
 -- Push what the state kept from earlier runs.
@@ -176,7 +167,7 @@ local function retry_pending(r, doc, store, max_tries)
     end
   end, function(settled)
     for _, e in ipairs(settled) do record(doc, e, max_tries) end
-    save(store, doc, r.summary)
+    save(r, store, doc)
   end)
 end
 
@@ -201,20 +192,14 @@ local function push_page(r, doc, store, max_tries, items, next_cursor)
       record(doc, e, max_tries)
       if e.key ~= nil then done[e.key] = fingerprint(e.item) end
     end
-    save(store, doc, r.summary)
+    save(r, store, doc)
   end)
   if not ok then return nil, err end
   doc.cursor, doc.chunk = next_cursor, nil
-  save(store, doc, r.summary)
+  save(r, store, doc)
   return true
 end
 
-local function source_error(e)
-  if errors.is_interrupt(e) then
-    return fail("interrupted", "stopped by SIGINT (Ctrl-C)")
-  end
-  return fail("source", "the source raised an error: " .. tostring(e))
-end
 
 -- The number of items of a page the source returned, or nil and a `source` error for what
 -- is not a list: a page with a hole would lose the items after it once the cursor moved on,
@@ -237,7 +222,7 @@ local function page_length(items)
 end
 
 -- Given-up items back into pending with no tries counted (opts.retry_given_up).
-local function revive_given_up(doc, store, summary)
+local function revive_given_up(r, doc, store)
   if #doc.given_up == 0 then return end
   for _, g in ipairs(doc.given_up) do
     if g.key ~= nil and doc.pending[g.key] == nil then
@@ -245,51 +230,58 @@ local function revive_given_up(doc, store, summary)
     end
   end
   doc.given_up = setmetatable({}, core.array_mt)
-  save(store, doc, summary)
+  save(r, store, doc)
 end
 
--- resume.run(client, flow, opts): opts.source, opts.state (a wdt.store), opts.max_tries,
--- opts.source_name, opts.retry_given_up
-function resume.run(client, flow, opts)
+-- What the summary says of the state (however the run ended): the items pending as the
+-- state file holds them (the last save that succeeded: a full disk keeps the older list),
+-- the cursor, and every given-up item it keeps, on every run until acted on.
+function resume.note(r)
+  local doc = r.doc
+  if not doc then return end
+  r.summary.pending, r.summary.cursor = r.saved_pending, doc.cursor
+  local out = {}
+  for i, g in ipairs(doc.given_up) do out[i] = { key = g.key, tries = g.tries, error = g.error } end
+  r.summary.given_up = out
+end
+
+-- resume.run(r, opts): the push of r (wdt.push.run) from opts.source, opts.state (a
+-- wdt.store), opts.max_tries -> true | nil, err. Run inside wdt.flow's guard (r.stop
+-- raises its stop marker).
+function resume.run(r, opts)
   local store, max_tries = opts.state, opts.max_tries or 5
-  local r = run.new(client, flow, opts)
   r.summary.retried, r.summary.skipped, r.summary.given_up, r.summary.pages = 0, 0, {}, 0
-  local doc, lerr = load_state(store, flow, { sid = client.sid, shop_no = opts.shop_no, source = opts.source_name })
-  if not doc then return r:stop(lerr) end
-  r.summary.pending = count(doc.pending)
-  local ok, res, err = pcall(function()
-    if opts.retry_given_up then revive_given_up(doc, store, r.summary) end
-    local pushed, perr = retry_pending(r, doc, store, max_tries)
-    if not pushed then return nil, perr end
+  local doc, lerr = load_state(store, r.flow, { sid = r.client.sid, shop_no = opts.shop_no,
+                                                source = opts.source_name })
+  if not doc then return nil, lerr end
+  r.doc, r.saved_pending = doc, count(doc.pending)
+  if opts.retry_given_up then revive_given_up(r, doc, store) end
+  local pushed, perr = retry_pending(r, doc, store, max_tries)
+  if pushed then
     while true do
       local sok, items, next_cursor = pcall(opts.source, doc.cursor)
-      if not sok then return nil, source_error(items) end
+      if not sok then
+        if errors.is_interrupt(items) then error(items, 0) end
+        pushed, perr = nil, fail("source", "the source raised an error: " .. tostring(items))
+        break
+      end
       if items == nil then break end
       local n
       n, perr = page_length(items)
-      if not n then return nil, perr end
+      if not n then pushed = nil break end
       if n == 0 then break end
       if same(next_cursor, doc.cursor) then
-        return nil, fail("source", "the source returned items but the same cursor: it would never end")
+        pushed, perr = nil, fail("source", "the source returned items but the same cursor: it would never end")
+        break
       end
       r.summary.pages = r.summary.pages + 1
       pushed, perr = push_page(r, doc, store, max_tries, items, next_cursor)
-      if not pushed then return nil, perr end
+      if not pushed then break end
     end
-    return true
-  end)
-  list_given_up(doc, r.summary)
-  r.summary.cursor = doc.cursor
-  if not ok then
-    if errors.is(res) then return r:stop(res) end
-    if errors.is_interrupt(res) then
-      r:abandon()
-      return r:stop(source_error(res))
-    end
-    error(res, 0)
   end
-  if not res then return r:stop(err) end
-  return r:finish()
+  resume.note(r)
+  if not pushed then return nil, perr end
+  return true
 end
 
 return resume

@@ -6,7 +6,7 @@
 --     refunds: prepared = { key = refund_no, record = {...} }
 --     goods:   prepared = { key = goods_id .. "\0" .. spec_id, record = {...} }
 local core = require "wdt.core"
-local list_length = require("wdt.check").list_length
+local list_length, is_integer = require("wdt.check").list_length, require("wdt.check").is_integer
 local fields = require "wdt.push.fields"
 
 local validate = {}
@@ -18,7 +18,7 @@ local function chars(s) return #(s:gsub("[\128-\191]", "")) end
 
 local function int_value(v)
   if type(v) == "number" then
-    if v % 1 == 0 and v == v and v > -2 ^ 53 and v < 2 ^ 53 then return v end
+    if is_integer(v) and v > -2 ^ 53 and v < 2 ^ 53 then return v end
     return nil
   end
   if type(v) == "string" and #v <= 16 and v:match("^%-?%d+$") then return tonumber(v) end
@@ -36,7 +36,6 @@ local function decimal_value(v)
   end
   return nil
 end
-validate.decimal_value = decimal_value
 
 local TIME = "^%d%d%d%d%-%d%d%-%d%d %d%d:%d%d:%d%d$"
 

@@ -1,35 +1,15 @@
 -- The ERP's time: "YYYY-MM-DD HH:MM:SS" in UTC+8 (Beijing), whatever the machine's TZ.
 -- Computed from Unix seconds with civil-date arithmetic: os.date/os.time are never used
 -- for these strings, since they would read the local zone.
+local clock = require "wdt.clock"
+local is_integer = require("wdt.check").is_integer
+
 local time = {}
 
 local OFFSET = 8 * 3600          -- the ERP's zone, UTC+8, no daylight saving
 
 local floor = math.floor
-
--- Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
-local function days_from_civil(y, m, d)
-  if m <= 2 then y = y - 1 end
-  local era = floor(y / 400)
-  local yoe = y - era * 400
-  local doy = floor((153 * ((m + 9) % 12) + 2) / 5) + d - 1
-  local doe = yoe * 365 + floor(yoe / 4) - floor(yoe / 100) + doy
-  return era * 146097 + doe - 719468
-end
-
-local function civil_from_days(z)
-  z = z + 719468
-  local era = floor(z / 146097)
-  local doe = z - era * 146097
-  local yoe = floor((doe - floor(doe / 1460) + floor(doe / 36524) - floor(doe / 146096)) / 365)
-  local doy = doe - (365 * yoe + floor(yoe / 4) - floor(yoe / 100))
-  local mp = floor((5 * doy + 2) / 153)
-  local d = doy - floor((153 * mp + 2) / 5) + 1
-  local m = mp < 10 and mp + 3 or mp - 9
-  local y = yoe + era * 400
-  if m <= 2 then y = y + 1 end
-  return y, m, d
-end
+local civil_from_days = clock.civil_from_days
 
 -- Unix seconds -> "YYYY-MM-DD HH:MM:SS" in UTC+8.
 function time.format(unix)
@@ -49,17 +29,17 @@ function time.parse(s)
   if not y then return nil end
   y, mo, d, h, mi, se = tonumber(y), tonumber(mo), tonumber(d), tonumber(h), tonumber(mi), tonumber(se)
   if mo < 1 or mo > 12 or d < 1 or h > 23 or mi > 59 or se > 59 then return nil end
-  local days = days_from_civil(y, mo, d)
-  local ny, nm = civil_from_days(days)
+  local t = clock.civil_time(y, mo, d, h, mi, se)
+  local ny, nm = civil_from_days(floor(t / 86400))
   if ny ~= y or nm ~= mo then return nil end           -- 2026-02-30 and the like
-  return days * 86400 + h * 3600 + mi * 60 + se - OFFSET
+  return t - OFFSET
 end
 
 -- A time given by the caller: Unix seconds (a whole number) or the ERP's string form.
 -- Returns Unix seconds, or nil and why.
 function time.value(v)
   if type(v) == "number" then
-    if v ~= v or v % 1 ~= 0 or v < 0 or v >= 253402300800 then
+    if not is_integer(v) or v < 0 or v >= 253402300800 then
       return nil, "whole Unix seconds from 0 to year 9999 expected"
     end
     return floor(v)

@@ -20,13 +20,7 @@ local function scan_error(method, message)
   return errors.new { kind = "scan", method = method, message = message }
 end
 
--- A key as text, the same for the same value in one process and across runs.
-function window.key_text(v)
-  if math.type and math.type(v) == "integer" then return ("%d"):format(v) end
-  if type(v) == "number" and v % 1 == 0 and v > -2^53 and v < 2^53 then return ("%.0f"):format(v) end
-  return tostring(v)
-end
-local key_text = window.key_text
+local key_text = require("wdt.check").id_text
 
 -- The page's rows under the method's list name, or nil, err: an answer without that list
 -- (client:page_call already refuses one with no list at all) is a wrong answer, never an

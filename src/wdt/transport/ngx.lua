@@ -15,11 +15,15 @@
 --
 -- One try, as lua-resty-http splits it: connect (+ TLS), send, read_head (status line and
 -- headers), read_body (by Content-Length, chunks, or up to the close).
+local clock = require "wdt.clock"
+
 local M = {}
 
 local MAX_HEADER_BYTES = 64 * 1024       -- status line and headers of one answer
 local CHUNK = 16 * 1024                  -- read size for answers delimited by close
 local FOREVER_MS = 2147483647            -- "no timeout": what libcurl does with 0
+-- libcurl's User-Agent, marked as the cosocket one; the version is CMakeLists.txt's (wdt.core)
+local USER_AGENT = "User-Agent: wdt-lua/" .. require("wdt.core").version .. " (ngx)\r\n"
 
 -- Counters of this worker (module state lives per worker VM): how many requests went
 -- through cosockets and how many of them rode a pooled connection.
@@ -240,7 +244,7 @@ function Try:read_body(status, headers, max)
     return body, false
   end
   local n = tonumber(clen)
-  if not n or n < 0 or n % 1 ~= 0 then
+  if not require("wdt.check").is_integer(n) or n < 0 then
     return self:fail("network", "bad Content-Length in the answer from " .. self.req.where)
   end
   if n > max then return self:fail("too_large", ("answer larger than %d bytes"):format(max)) end
@@ -305,7 +309,7 @@ local function make_request(client, c, url, body, opts)
     wire = {
       "POST ", target, " HTTP/1.1\r\n",
       "Host: ", host_header, "\r\n",
-      "User-Agent: wdt-lua/0.1 (ngx)\r\n",
+      USER_AGENT,
       "Content-Type: application/json\r\n",
       "Content-Length: ", tostring(#body), "\r\n",
       "Accept-Encoding: identity\r\n",
@@ -317,8 +321,8 @@ local function make_request(client, c, url, body, opts)
 end
 
 function M.send(client, url, body, opts)
-  if not require("wdt.clock").in_cosocket_context() then
-    local phase = type(ngx) == "table" and ngx.get_phase and ngx.get_phase()
+  if not clock.in_cosocket_context() then
+    local phase = clock.phase()
     return failure("network", phase
       and ("no cosockets in nginx's " .. phase .. " phase (use transport 'curl' or a timer)")
       or "the ngx transport runs inside nginx only", false)
