@@ -385,6 +385,34 @@ describe("nothing lost", function()
     end)
   end)
 
+  it("a Redis restarted without persistence forgets a run lock: the holder learns it at its next renewal", function()
+    local lock = require "wdt.lock"
+    local r = require("spec.support.redis").start()
+    local ok, err = pcall(function()
+      local a = assert(lock.acquire { name = "wdt.push.orders/s/s1", redis = r.url, ttl = 30 })
+      -- restarted in place, nothing saved (--save '' --appendonly no): every key gone
+      local port, rdir = r.port, r.dir
+      os.execute("kill " .. r.pid)
+      sh.wait_gone(r.pid, 5, 0.025)
+      assert(compat.execute(("redis-server --port %d --bind 127.0.0.1 --dir %s --save '' --appendonly no "
+        .. "--daemonize yes --pidfile %s/redis.pid --logfile %s/redis.log"):format(port, sh.quote(rdir),
+        sh.quote(rdir), sh.quote(rdir))))
+      for _ = 1, 200 do
+        if io.open(rdir .. "/redis.pid") and r:command("PING") == "+PONG" then break end
+        require("socket").sleep(0.025)
+      end
+      r.pid = tonumber(sh.read_file(rdir .. "/redis.pid"):match("%d+"))
+      local held, lerr = a:touch(true)                 -- the next renewal
+      assert.is_nil(held)
+      assert.equal("locked", lerr.kind)
+      assert.truthy(lerr.message:find("is gone from Redis (restarted without persistence", 1, true), lerr.message)
+      local b = assert(lock.acquire { name = "wdt.push.orders/s/s1", redis = r.url })   -- the next run
+      b:release()
+    end)
+    r:stop()
+    assert(ok, err)
+  end)
+
   describe("wdt push input", function()
     it("a read error in FILE.jsonl (EIO) stops the push: exit 1, the error said, no 'end of file'", function()
       if not has("strace") then pending("strace is not installed") return end

@@ -137,8 +137,12 @@ function Expiring:touch(force)
   if ok == nil then return nil, err end
   if not ok then
     self.released = true
+    -- gone (not another's): a Redis restarted without persistence, or flushed, forgot it;
+    -- another run may have taken it since, so this one stops all the same
+    local how = err == "gone" and "is gone from Redis (restarted without persistence, or flushed?)"
+      or "expired and was taken over"
     return nil, errors.new { kind = "locked", name = self.name,
-      message = ("the run lock '%s' expired and was taken over; stopping"):format(self.name) }
+      message = ("the run lock '%s' %s; stopping"):format(self.name, how) }
   end
   self.renewed = now
   return true
@@ -185,8 +189,8 @@ function shm_ops.release(h)
   if h.dict:get(h.name) == h.token then h.dict:delete(h.name) end
 end
 
-local RENEW = "if redis.call('get', KEYS[1]) == ARGV[1] then "
-  .. "return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0"
+local RENEW = "local v = redis.call('get', KEYS[1]) if v == ARGV[1] then "
+  .. "return redis.call('pexpire', KEYS[1], ARGV[2]) elseif not v then return -1 end return 0"
 local DELETE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
 
 local redis_ops = {}
@@ -202,6 +206,7 @@ end
 function redis_ops.renew(h)
   local r, err = require("wdt.redis").call(h.redis, 2, "EVAL", RENEW, 1, h.name, h.token, math.floor(h.ttl * 1000))
   if r == nil then return nil, err end
+  if r == -1 then return false, "gone" end
   return r == 1
 end
 function redis_ops.release(h)
