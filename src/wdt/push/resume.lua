@@ -41,10 +41,8 @@ local function same(a, b)
   return ok1 and ok2 and ea == eb
 end
 
-local function fail(kind, message, fields)
-  local e = { kind = kind, message = message }
-  for k, v in pairs(fields or {}) do e[k] = v end
-  return errors.new(e)
+local function fail(kind, message)
+  return errors.new { kind = kind, message = message }
 end
 
 -- What is wrong with a state document's shape (nil: nothing): a state edited by hand or
@@ -251,7 +249,7 @@ end
 function resume.run(r, opts)
   local store, max_tries = opts.state, opts.max_tries or 5
   r.summary.retried, r.summary.skipped, r.summary.given_up, r.summary.pages = 0, 0, {}, 0
-  local doc, lerr = load_state(store, r.flow, { sid = r.client.sid, shop_no = opts.shop_no,
+  local doc, lerr = load_state(store, r.flow, { sid = r.frun.client.sid, shop_no = opts.shop_no,
                                                 source = opts.source_name })
   if not doc then return nil, lerr end
   r.doc, r.saved_pending = doc, count(doc.pending)
