@@ -232,6 +232,9 @@ function Client:_request(method, args, pager, c)
   local retries, backoff, max_backoff, idempotent, send_opts = self:_settings(method, c)
   local base = self._base or self          -- a `with` view keeps the clock on its client
   local tries, limit, resigned = 0, retries + 1, false
+  -- an earlier try of this call may have been carried out (sent, and not a refusal): the
+  -- third result on success, err.sent_before on failure (a push counts its tries by it)
+  local sent_before = false
   local exec = self:executor()
   -- wdt.rate: the seller's budget, when set (a concurrency slot lives as long as a try)
   local pace = self._opts.rate and rate.start(self, exec, send_opts and send_opts.timeout)
@@ -249,9 +252,11 @@ function Client:_request(method, args, pager, c)
       answer, failure = exec.send(self, url, body, send_opts)
     end
     if pace then pace:after() end
+    if answer and answer.date then base._server_date = answer.date end   -- the server's clock (scan)
     local resp, err = self:_outcome(method, answer, failure)
-    if resp then return resp, tries end
-    err.tries = tries
+    if resp then return resp, tries, sent_before end
+    err.tries, err.sent_before = tries, sent_before or nil
+    sent_before = sent_before or (err.sent ~= false and err.kind ~= "api" and not policy.is_rate_limit(err))
     -- status 7 with a Date header: the clock was off and the call refused, not applied;
     -- learn the server's clock and re-sign at once (once per request, not a retry)
     local resign = err.status == 7 and not resigned and clock.learn(base, answer.date)

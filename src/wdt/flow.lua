@@ -120,7 +120,8 @@ end
 -- sync's reports):
 --   steps.next() -> batch | nil at the end
 --   steps.call(batch) -> a request (client:request's table) | nil: nothing to send for it
---   steps.settle(batch, response | nil, tries | err) -> true | nil, err: the run stops
+--   steps.settle(batch, response | nil, tries | err, sent_before) -> true | nil, err: the
+--     run stops (sent_before: an earlier try of the call may have been applied)
 -- The stop marker or SIGINT raised while a call is out settles its batch with that error
 -- (its items unreported), then goes on up to run:guard. The one place a flow's batch calls
 -- go out: a window of N calls in flight goes here, their answers settled in order.
@@ -128,17 +129,17 @@ function Run:batches(steps)
   while true do
     local b = steps.next()
     if b == nil then return true end
-    local req, resp, err = steps.call(b), nil, nil
+    local req, resp, err, sent_before = steps.call(b), nil, nil, nil
     if req then
       local ok
-      ok, resp, err = pcall(self.client.request, self.client, req)
+      ok, resp, err, sent_before = pcall(self.client.request, self.client, req)
       if not ok then
         local stop = flow.stop_error(resp)
         if stop then steps.settle(b, nil, stop) end
         error(resp, 0)
       end
     end
-    local ok, serr = steps.settle(b, resp, err)
+    local ok, serr = steps.settle(b, resp, err, sent_before)
     if not ok then return nil, serr end
   end
 end
