@@ -44,10 +44,13 @@ function output.progress_line(kind, p)
   return table.concat(parts, "  ")
 end
 
-local function id_text(v)
+-- An id or a push's key as the summaries print it: as wdt.check.id_text writes it, "?" for
+-- none, a goods key (goods_id, a zero byte, spec_id) as goods_id/spec_id.
+function output.id_text(v)
   if v == nil then return "?" end
-  return require("wdt.check").id_text(v)
+  return (require("wdt.check").id_text(v):gsub("%z", "/"))
 end
+local id_text = output.id_text
 
 -- The lines of a summary: add(fmt, ...) appends one; list(title, items, f) the items to
 -- look at, up to 20, f(item) on one line each; text() all of them, newline-ended.
@@ -140,7 +143,6 @@ function output.progress_drawer(ctx, kind)
   return draw, finish
 end
 
--- What a command that finds its run lock held says (exit 75), the same for sync, push, scan.
 -- The line a flow command (sync, push, scan) prints when its run fails: a held run lock
 -- says so and how to wait; anything else is the error itself.
 function output.failure_line(command, err)

@@ -9,10 +9,9 @@ local config = require "wdt.cli.config"
 local output = require "wdt.cli.output"
 local exit = require "wdt.cli.exit"
 
-local usage, one_line = args.usage, output.one_line
+local usage, one_line, key_text = args.usage, output.one_line, output.id_text
 
 local FLOW_FN = { orders = "push_orders", refunds = "push_refunds", goods = "upload_goods" }
-local WHAT = { orders = "orders", refunds = "refunds", goods = "goods" }
 local KEY_NAME = { orders = "tid", refunds = "refund_no", goods = "goods_id/spec_id" }
 
 -- The UTF-8 byte order mark Windows editors write at the start of a file.
@@ -47,8 +46,7 @@ local function json_lines(ctx, path)
       if n == 1 and line:sub(1, 3) == BOM then line = line:sub(4) end
       if line:match("%S") then
         local v, err = json.safe.decode(line)
-        -- an object: a table the codec gave no array mark, and no list ([1,2] decodes bare)
-        if type(v) == "table" and getmetatable(v) == nil and v[1] == nil then
+        if args.is_json_object(v) then
           read = read + 1
           line_of[read] = n
           return v
@@ -58,11 +56,6 @@ local function json_lines(ctx, path)
     end
   end
   return next_item, bad, line_of
-end
-
-local function key_text(k)
-  if k == nil then return "?" end
-  return (tostring(k):gsub("%z", "/"))
 end
 
 local function merge_bad(s, bad, line_of)
@@ -99,7 +92,7 @@ local function summary_text(flow, s, opts)
     add("  %-11s %d", "given up", #s.given_up)
   end
   if (s.elapsed or 0) > 0 then
-    add("  %-11s %.1fs (%.0f %s/s)", "elapsed", s.elapsed, s.read / s.elapsed, WHAT[flow])
+    add("  %-11s %.1fs (%.0f %s/s)", "elapsed", s.elapsed, s.read / s.elapsed, flow)
   end
   local kn = KEY_NAME[flow]
   list("refused by the ERP", s.failures, function(x) return ("%s %s: %s"):format(kn, key_text(x.key), x.error) end)
@@ -157,11 +150,9 @@ local function summary_json(flow, s)
 end
 
 local function run(ctx, flow, opts, words)
-  if not opts.shop or opts.shop == "" then usage("'--shop SHOP' is required") end
-  if not args.is_utf8(opts.shop) then usage("'--shop' is not valid UTF-8") end
-  local input = words[1]
+  local shop, input = args.shop(opts), words[1]
   if #words > 1 then usage("unexpected argument '%s'", words[2]) end
-  local popts = { shop_no = opts.shop, batch = args.int_option(opts, "batch", 1, 100, nil) }
+  local popts = { shop_no = shop, batch = args.int_option(opts, "batch", 1, 100, nil) }
   local bad, line_of = {}, {}
   if opts.source then
     if input then usage("give FILE.jsonl or --source, not both") end
@@ -191,7 +182,7 @@ local function run(ctx, flow, opts, words)
   local summary, err = client[FLOW_FN[flow]](client, popts)
   client:close()
   local s = summary or (err and err.summary)
-  if finish then finish() end
+  finish()
   if s then
     merge_bad(s, bad, line_of)
     if opts.json then

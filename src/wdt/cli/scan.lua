@@ -8,12 +8,8 @@ local exit = require "wdt.cli.exit"
 local usage, one_line = args.usage, output.one_line
 
 local function filter_of(text)
-  if not text then return nil end
-  local v, err = require("wdt").json.safe.decode(text)
-  if v == nil and err then usage("FILTER_JSON is not valid JSON: %s", one_line(err)) end
-  if type(v) ~= "table" or v[1] ~= nil or getmetatable(v) == require("wdt.core").array_mt then
-    usage("FILTER_JSON must be one JSON object")
-  end
+  local v = text and args.json(text, "FILTER_JSON")
+  if text and not args.is_json_object(v) then usage("FILTER_JSON must be one JSON object") end
   return v
 end
 
@@ -127,8 +123,8 @@ local function run(ctx, opts, so)
   local ok, it, scan = pcall(client.scan, client, so)   -- checks the options; reads nothing yet
   if not ok then
     client:close()
-    local msg = tostring(it):match("bad argument '([^']*)' to 'scan' %((.*)%)$")
-    if msg then usage("%s", (tostring(it):gsub("^.-bad argument '([^']*)' to 'scan' %((.*)%)$", "%1: %2"))) end
+    local name, why = tostring(it):match("bad argument '([^']*)' to 'scan' %((.*)%)$")
+    if name then usage("%s: %s", name, why) end
     error(it, 0)
   end
   local encode = require("wdt").json.encode

@@ -7,26 +7,15 @@ local exit = require "wdt.cli.exit"
 
 local usage = args.usage
 
--- Load FILE.lua, which returns the handler function.
-local function load_handler(path)
-  if not path then usage("'--handler FILE.lua' is required") end
-  return args.load_function(path, "handler")
-end
-
 local function run_sync(ctx, kind, opts, words)
   if #words > 0 then usage("unexpected argument '%s'", words[1]) end
   local dry_run = opts["dry-run"] or false
-  local handler
-  if dry_run then
-    if opts.handler then handler = load_handler(opts.handler) end   -- checked, not called
-  else
-    handler = load_handler(opts.handler)
-  end
+  local handler   -- a dry run's is checked, not called
+  if not (dry_run or opts.handler) then usage("'--handler FILE.lua' is required") end
+  if opts.handler then handler = args.load_function(opts.handler, "handler") end
   local sopts = { handler = handler, dry_run = dry_run or nil, lock = config.lock_spec(opts, ctx.env) }
   if kind == "logistics" then
-    if not opts.shop or opts.shop == "" then usage("'--shop SHOP' is required") end
-    if not args.is_utf8(opts.shop) then usage("'--shop' is not valid UTF-8") end
-    sopts.shop_no = opts.shop
+    sopts.shop_no = args.shop(opts)
     sopts.batch = args.int_option(opts, "batch", 1, 1000, nil)
     sopts.page_size = args.int_option(opts, "page-size", 1, 1000, nil)
   else
@@ -34,14 +23,9 @@ local function run_sync(ctx, kind, opts, words)
     sopts.force_sync = opts.force or nil
   end
   local client = config.new_client(opts, ctx.env)
-  local draw, finish = output.progress_drawer(ctx, kind)
-  sopts.on_progress = draw
-  local summary, err
-  if kind == "logistics" then
-    summary, err = client:sync_logistics(sopts)
-  else
-    summary, err = client:sync_stock(sopts)
-  end
+  local finish
+  sopts.on_progress, finish = output.progress_drawer(ctx, kind)
+  local summary, err = client["sync_" .. kind](client, sopts)
   client:close()
   local s = summary or (err and err.summary)
   finish(s)
@@ -63,7 +47,6 @@ local function run_sync(ctx, kind, opts, words)
   return exit.OK
 end
 
-local HANDLER = { "--handler FILE", "the handler file (required)" }
 local DRY_RUN = { "--dry-run", "read the queue and count it; call no handler, report nothing" }
 local JSON = { "--json", "print the summary as JSON instead of text" }
 
@@ -83,7 +66,7 @@ FILE.lua returns the handler function: handler(row) returns
 A handler that raises counts as failed with the error as its message.]],
   flags = args.flags({
     { "--shop SHOP", "the shop_no (required)" },
-    HANDLER,
+    { "--handler FILE", "the handler file (required)" },
     { "--batch N", "outcomes per update call, 1..1000 (default 100)" },
     { "--page-size N", "rows per read, 1..1000 (default 100)" },
     DRY_RUN, JSON,
