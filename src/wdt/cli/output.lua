@@ -30,11 +30,7 @@ function output.progress_line(kind, p)
     parts[#parts + 1] = tostring(done)
   end
   parts[#parts + 1] = ("%.0f/s"):format(rate)
-  if total and rate > 0 then
-    parts[#parts + 1] = "ETA " .. fmt_duration((total - done) / rate)
-  else
-    parts[#parts + 1] = "ETA ?"
-  end
+  parts[#parts + 1] = "ETA " .. (total and rate > 0 and fmt_duration((total - done) / rate) or "?")
   parts[#parts + 1] = ("failed %d"):format(p.failed or 0)
   parts[#parts + 1] = ("deferred %d"):format(p.deferred or 0)
   if (p.refused or 0) > 0 then parts[#parts + 1] = ("refused %d"):format(p.refused) end
