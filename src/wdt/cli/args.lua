@@ -1,5 +1,5 @@
 -- The `wdt` command line: flags declared as help lines, parsing against a command's flags,
--- usage errors, number options, ARGS_JSON.
+-- usage errors, number options, --shop, JSON words (ARGS_JSON, FILTER_JSON).
 --
 -- A flag is declared as { "--name ARG", "what it does" } (ARG present: it takes a value,
 -- as --name ARG or --name=ARG) or { "-h, --help", "..." } (a one-letter alias). The first

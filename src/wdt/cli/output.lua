@@ -1,5 +1,5 @@
--- What the `wdt` command prints: the progress line on stderr, the summary of a sync (text
--- or JSON) on stdout.
+-- What the `wdt` command prints: the progress line on stderr; a sync's summary (text or
+-- JSON) and the pieces push's shares (lines, id_text); a flow's failure line.
 local output = {}
 
 function output.one_line(s)
