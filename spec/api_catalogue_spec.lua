@@ -117,4 +117,46 @@ describe("the catalogue", function()
       io.write(n)']]):read("*a")
     assert.are.equal("0", out)
   end)
+
+  it("agrees with the push's own field tables (wdt.push.fields), but for goods' key", function()
+    local fields = require "wdt.push.fields"
+    local lists = { trade = { "sales.RawTrade.pushSelf2", "rawTradeList" },
+                    line = { "sales.RawTrade.pushSelf2", "rawTradeOrderList" },
+                    discount = { "sales.RawTrade.pushSelf2", "discountList" },
+                    refund = { "aftersales.refund.RawRefund.upload2", "order_list" },
+                    goods = { "goods.ApiGoods.upload", "param.goods_list[]" } }
+    local differences = {}
+    for list, where in pairs(lists) do
+      local nodes = {}
+      api.walk(api.get(where[1]).args, function(n, p)
+        local parent, name = p:match("^(.*)%.([^.]+)$")
+        if parent == where[2] or parent == where[2] .. "[]" then nodes[name] = n end
+      end)
+      for _, f in ipairs(fields[list]) do
+        local n = nodes[f[1]]
+        local what = list .. "." .. f[1]
+        if not n then
+          differences[#differences + 1] = what .. ": not on the page"
+        else
+          if (f.req or false) ~= (n.required or n.required_on_page or false) then
+            differences[#differences + 1] = what .. ": required " .. tostring(f.req or false)
+          end
+          if f.max and f.max ~= (n.length or n.length_on_page) then
+            differences[#differences + 1] = what .. ": length " .. f.max
+          end
+          for _, v in ipairs(n.values or {}) do
+            if f.values and not f.values[v.value] then differences[#differences + 1] = what .. ": value " .. v.value end
+          end
+          for v in pairs(f.values or {}) do
+            local on_page = false
+            for _, pv in ipairs(n.values or {}) do if pv.value == v then on_page = true end end
+            if not on_page then differences[#differences + 1] = what .. ": value " .. v end
+          end
+        end
+      end
+    end
+    table.sort(differences)
+    -- wdt requires a good's goods_id and spec_id, the key the ERP and the stock sync know it by
+    assert.are.same({ "goods.goods_id: required true", "goods.spec_id: required true" }, differences)
+  end)
 end)
