@@ -65,40 +65,45 @@ local function fail(method, path, node, problem)
                            message = msg .. "; nothing was sent" }
 end
 
+-- The checks below answer nil when a value is fine, else the node at fault, what is wrong
+-- and the path's pieces from the inside out ({"pay_method", "[3]"}): the path is written
+-- only for a value that fails, so a passing call builds no strings.
 local check_node
 
-local function check_fields(method, nodes, obj, path)
+local function check_fields(nodes, obj)
   for _, n in ipairs(nodes) do
     local v = obj[n.name]
-    local p = path .. "." .. n.name
     if v == nil then
-      if n.required then return fail(method, p, n, "required, missing") end
+      if n.required then return n, "required, missing", { n.name } end
     else
-      local ok, err = check_node(method, n, v, p)
-      if not ok then return nil, err end
+      local bad, problem, parts = check_node(n, v)
+      if bad then
+        parts[#parts + 1] = n.name
+        return bad, problem, parts
+      end
     end
   end
-  return true
 end
 
 local function also(n, jt)
-  for _, a in ipairs(n.also or {}) do
+  if not n.also then return false end
+  for _, a in ipairs(n.also) do
     if a == jt or (a == "list" and jt == "empty") or (a == "object" and jt == "empty") then return true end
   end
   return false
 end
 
-function check_node(method, n, v, path)
+function check_node(n, v)
   local jt = json_type(v)
   -- null, the pager, and what JSON cannot carry (the encoder raises for a function)
-  if OPAQUE[jt] or n.type == "pager" then return true end
-  if also(n, jt) then return true end
+  if OPAQUE[jt] or n.type == "pager" then return nil end
+  if also(n, jt) then return nil end
   local fits = FITS[n.type]
   if fits and not fits[jt] then
-    return fail(method, path, n, ("%s expected, got %s"):format(n.type, jt == "empty" and "{}" or jt))
+    return n, ("%s expected, got %s"):format(n.type, jt == "empty" and "{}" or jt), {}
   end
   if n.type == "string" and n.length and chars(v) > n.length then
-    return fail(method, path, n, ("at most %d characters, got %d"):format(n.length, chars(v)))
+    return n, ("at most %d characters, got %d"):format(n.length, chars(v)), {}
   end
   if n.values and not n.values_open and (jt == "int" or jt == "bool") then
     local known = false
@@ -106,29 +111,43 @@ function check_node(method, n, v, path)
     if not known then
       local list = {}
       for _, a in ipairs(n.values) do list[#list + 1] = tostring(a.value) .. " " .. a.meaning end
-      return fail(method, path, n, ("%s is not one of %s"):format(tostring(v), table.concat(list, ", ")))
+      return n, ("%s is not one of %s"):format(tostring(v), table.concat(list, ", ")), {}
     end
   end
   if n.type == "object" and n.children and jt == "object" then
-    return check_fields(method, n.children, v, path)
+    local bad, problem, parts = check_fields(n.children, v)
+    if bad then parts[#parts] = "." .. parts[#parts] end
+    return bad, problem, parts
   end
   if n.type == "list" and jt == "list" then
     for i, item in ipairs(v) do
-      local ip = ("%s[%d]"):format(path, i)
       local ijt = json_type(item)
+      local bad, problem, parts
       if OPAQUE[ijt] then       -- luacheck: ignore 542
       elseif n.of == "object" and n.children then
         if ijt ~= "object" and ijt ~= "empty" then
-          return fail(method, ip, n, "an object expected, got " .. ijt)
+          bad, problem, parts = n, "an object expected, got " .. ijt, {}
+        else
+          bad, problem, parts = check_fields(n.children, item)
+          if bad then parts[#parts] = "." .. parts[#parts] end
         end
-        local ok, err = check_fields(method, n.children, item, ip)
-        if not ok then return nil, err end
       elseif n.of and FITS[n.of] and not FITS[n.of][ijt] then
-        return fail(method, ip, n, n.of .. " expected, got " .. ijt)
+        bad, problem, parts = n, n.of .. " expected, got " .. ijt, {}
+      end
+      if bad then
+        parts[#parts + 1] = "[" .. i .. "]"
+        return bad, problem, parts
       end
     end
   end
-  return true
+  return nil
+end
+
+-- a failing value's answer: the path from its pieces (outermost last)
+local function failed(method, top, bad, problem, parts)
+  local path = top
+  for i = #parts, 1, -1 do path = path .. parts[i] end
+  return fail(method, path, bad, problem)
 end
 
 -- "YYYY-MM-DD HH:MM:SS" (or a date alone) -> seconds on a common scale (no zone needed:
@@ -192,8 +211,8 @@ function M.request(method, args, pager)
           return fail(method, n.name, n, "required, missing")
         end
       else
-        local ok, err = check_node(method, n, v, n.name)
-        if not ok then return nil, err end
+        local bad, problem, parts = check_node(n, v)
+        if bad then return failed(method, n.name, bad, problem, parts) end
       end
     end
   end
