@@ -231,6 +231,7 @@ local function parse_page(name, text)
       end
       if flat:find("^3%.2") or flat:find("公共请求参数") then part = "public"; heading = nil end
       if flat:find("^3%.3") or flat:find("业务请求参数") then part = "args"; heading = nil; section = "3" end
+      if flat == "响应参数" then section, part = "4", "response" end
       if flat:find("^6%.1") then example_kind = "response" end
       if flat:find("^6%.2") then example_kind = "error" end
       -- a table's heading: the field it describes, bold or not ("**rawTradeList**", "params")
@@ -271,32 +272,37 @@ local function parse_page(name, text)
     elseif (section == "3" or section == "4") and lines[i + 1] and lines[i + 1]:find("^|%s*:?%-%-%-") then
       local map = column_map(cells(l))
       i = i + 2
-      local rows = {}
+      -- the rows' owner: the public table, the arguments or answer, or the fields of the
+      -- node a heading names (before the table, or as a row of its own: "| **suite** | | |")
+      local function owner(h)
+        if part == "public" then return public end
+        local root = part == "response" and response or args
+        if not h then return root end
+        local n = find_node(root, h, true) or find_node(root, h, false)
+          or find_node(root, h, true, "case") or find_node(root, h, true, "prefix")
+          or find_node(root, h, true, "typename")
+        if n and n.name ~= h then
+          warn(name, "table '" .. h .. "' taken as the fields of '" .. n.name .. "'")
+        end
+        if not n then
+          orphans[#orphans + 1] = h
+          return {}   -- its rows are dropped: no field to hang them on
+        end
+        n.children = n.children or {}
+        return n.children
+      end
+      local target = owner(heading)
       while lines[i] and lines[i]:find("^|") do
-        if map then rows[#rows + 1] = read_row(map, cells(lines[i])) end
+        local c = cells(lines[i])
+        local inline = c[1] and c[1]:match("^%s*%*%*%s*([%w_\\]+)%s*%*%*%s*$")
+        local rest = table.concat(c, "", 2):gsub("%s", "")
+        if inline and rest == "" then
+          target = owner((inline:gsub("\\", "")))
+        elseif map and not column_map(c) then   -- a header row repeated inside the table
+          target[#target + 1] = read_row(map, c)
+        end
         i = i + 1
       end
-      local target
-      if part == "public" then target = public
-      elseif heading then
-        local root = part == "response" and response or args
-        local n = find_node(root, heading, true) or find_node(root, heading, false)
-          or find_node(root, heading, true, "case") or find_node(root, heading, true, "prefix")
-          or find_node(root, heading, true, "typename")
-        if n and n.name ~= heading then
-          warn(name, "table '" .. heading .. "' taken as the fields of '" .. n.name .. "'")
-        end
-        if n then
-          n.children = n.children or {}
-          target = n.children
-        else
-          orphans[#orphans + 1] = heading
-          target = {}   -- luacheck: ignore 331 (its rows are dropped: no field to hang them on)
-        end
-      else
-        target = part == "response" and response or args
-      end
-      for _, r in ipairs(rows) do target[#target + 1] = r end
       heading = nil
     elseif (section == "5" or section == "6") and example_kind then
       local c = cells(l)

@@ -777,6 +777,40 @@
 ---@field start_time? string 开始时间; at most 40
 ---@field end_time? string 结束时间; at most 40
 
+--- 组合装信息
+---@class wdt.api.goods.Suite.upload2.suite
+---@field suite_name string 组合装名称
+---@field suite_no string 组合装编号
+---@field class_name? string 分类名称
+---@field brand_name? string 品牌名称
+---@field unit_name? string 基本单位名称
+---@field aux_unit_name? string 辅助单位名称
+---@field short_name? string 简称
+---@field barcode? string 条码
+---@field weight? number 重量
+---@field prop1? string 货品自定义属性1
+---@field prop2? string 货品自定义属性2
+---@field prop3? string 货品自定义属性3
+---@field prop4? string 货品自定义属性4
+---@field prop5? string 货品自定义属性5
+---@field prop6? string 货品自定义属性6
+---@field retail_price? number 零售价
+---@field wholesale_price? number 批发价
+---@field member_price? number 会员价
+---@field market_price? number 市场价
+---@field remark? string 备注
+---@field print_suite_mode? integer 打印模式; 0=组合装明细 1=组合装及明细 2=组合装
+---@field goods_label_name string 货品标签
+---@field large_type? integer 拆分属性; 0=非大件 1=普通大件 2=独立大件
+
+--- 组合装明细
+---@class wdt.api.goods.Suite.upload2.suite_detail_list
+---@field spec_no string 商家编码
+---@field is_fixed_price? boolean 是否固定价格
+---@field num number 数量
+---@field fixed_price? number 固定价格
+---@field ratio? number 金额占比
+
 --- 查询参数
 ---@class wdt.api.process.Bom.search.params
 ---@field start_time? string 开始时间; at most 40
@@ -2471,7 +2505,7 @@ local Client = {}
 ---@overload fun(self: wdt.Client, method: "goods.GoodsClass.search", params: wdt.api.goods.GoodsClass.search.params): any, any
 ---@overload fun(self: wdt.Client, method: "goods.GoodsClass.upload", params: wdt.api.goods.GoodsClass.upload.params): any, any
 ---@overload fun(self: wdt.Client, method: "goods.Suite.search", params: wdt.api.goods.Suite.search.params): any, any
----@overload fun(self: wdt.Client, method: "goods.Suite.upload2", suite: table, suite_detail_list: any[], suite_name?: string, suite_no?: string, class_name?: string, brand_name?: string, unit_name?: string, aux_unit_name?: string, short_name?: string, barcode?: string, weight?: number, prop1?: string, prop2?: string, prop3?: string, prop4?: string, prop5?: string, prop6?: string, retail_price?: number, wholesale_price?: number, member_price?: number, market_price?: number, remark?: string, print_suite_mode?: integer, goods_label_name?: string, large_type?: integer, arg26?: string, spec_no?: string, is_fixed_price?: boolean, num?: number, fixed_price?: number, ratio?: number, status?: integer, data?: integer, message?: string): any, any
+---@overload fun(self: wdt.Client, method: "goods.Suite.upload2", suite: wdt.api.goods.Suite.upload2.suite, suite_detail_list: wdt.api.goods.Suite.upload2.suite_detail_list[]): any, any
 ---@overload fun(self: wdt.Client, method: "process.Bom.search", params: wdt.api.process.Bom.search.params): any, any
 ---@overload fun(self: wdt.Client, method: "process.Bom.upload", param: wdt.api.process.Bom.upload.param): any, any
 ---@overload fun(self: wdt.Client, method: "process.Process.search", params: wdt.api.process.Process.search.params): any, any
@@ -2655,7 +2689,7 @@ function Client:call(method, ...) end
 ---@overload fun(self: wdt.Client, method: "goods.GoodsClass.search", pager: wdt.Pager, params: wdt.api.goods.GoodsClass.search.params): any, any
 ---@overload fun(self: wdt.Client, method: "goods.GoodsClass.upload", pager: wdt.Pager, params: wdt.api.goods.GoodsClass.upload.params): any, any
 ---@overload fun(self: wdt.Client, method: "goods.Suite.search", pager: wdt.Pager, params: wdt.api.goods.Suite.search.params): any, any
----@overload fun(self: wdt.Client, method: "goods.Suite.upload2", pager: wdt.Pager, suite: table, suite_detail_list: any[], suite_name?: string, suite_no?: string, class_name?: string, brand_name?: string, unit_name?: string, aux_unit_name?: string, short_name?: string, barcode?: string, weight?: number, prop1?: string, prop2?: string, prop3?: string, prop4?: string, prop5?: string, prop6?: string, retail_price?: number, wholesale_price?: number, member_price?: number, market_price?: number, remark?: string, print_suite_mode?: integer, goods_label_name?: string, large_type?: integer, arg26?: string, spec_no?: string, is_fixed_price?: boolean, num?: number, fixed_price?: number, ratio?: number, status?: integer, data?: integer, message?: string): any, any
+---@overload fun(self: wdt.Client, method: "goods.Suite.upload2", pager: wdt.Pager, suite: wdt.api.goods.Suite.upload2.suite, suite_detail_list: wdt.api.goods.Suite.upload2.suite_detail_list[]): any, any
 ---@overload fun(self: wdt.Client, method: "process.Bom.search", pager: wdt.Pager, params: wdt.api.process.Bom.search.params): any, any
 ---@overload fun(self: wdt.Client, method: "process.Bom.upload", pager: wdt.Pager, param: wdt.api.process.Bom.upload.param): any, any
 ---@overload fun(self: wdt.Client, method: "process.Process.search", pager: wdt.Pager, params: wdt.api.process.Process.search.params): any, any
