@@ -187,6 +187,7 @@ local function find_node(list, name, want_empty, loose)
     local same = n.name == name or (loose == "case" and n.name:lower() == name:lower())
       or (loose == "prefix" and n.name:sub(1, #name) == name)
       or (loose == "typename" and (n.type_on_page or ""):find("<" .. name .. ">", 1, true))
+      or (loose == "squash" and n.name:lower():gsub("_", "") == name:lower():gsub("_", ""))
     if same and (n.type == "object" or n.type == "list" or n.type == nil)
        and (not want_empty or not n.children) then
       return n
@@ -280,7 +281,7 @@ local function parse_page(name, text)
         if not h then return root end
         local n = find_node(root, h, true) or find_node(root, h, false)
           or find_node(root, h, true, "case") or find_node(root, h, true, "prefix")
-          or find_node(root, h, true, "typename")
+          or find_node(root, h, true, "typename") or find_node(root, h, true, "squash")
         if n and n.name ~= h then
           warn(name, "table '" .. h .. "' taken as the fields of '" .. n.name .. "'")
         end
@@ -294,11 +295,13 @@ local function parse_page(name, text)
       local target = owner(heading)
       while lines[i] and lines[i]:find("^|") do
         local c = cells(lines[i])
-        local inline = c[1] and c[1]:match("^%s*%*%*%s*([%w_\\]+)%s*%*%*%s*$")
+        local inline = c[1] and plain(c[1]):match("^([%a_][%w_]*)$")
         local rest = table.concat(c, "", 2):gsub("%s", "")
         if inline and rest == "" then
-          target = owner((inline:gsub("\\", "")))
-        elseif map and not column_map(c) then   -- a header row repeated inside the table
+          target = owner(inline)
+        elseif not map then      -- an empty header line, the real one as the first row
+          map = column_map(c)
+        elseif not column_map(c) then   -- (not a header row repeated inside the table)
           target[#target + 1] = read_row(map, c)
         end
         i = i + 1

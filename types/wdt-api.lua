@@ -2101,6 +2101,12 @@
 ---@field return_warehouse_no string 退货入库仓编号; at most 40
 ---@field remark string 退货备注; at most 255
 
+--- 退货货品详细信息
+---@class wdt.api.wms.stockin.SmartRefund.upload.detailMapList
+---@field spec_no string 商家编码; at most 40
+---@field stockin_num number 入库数量
+---@field remark string 备注; at most 255
+
 --- 调拨入库单单据信息
 ---@class wdt.api.wms.stockin.Transfer.createOrder.orderInfo
 ---@field src_order_no string 源调拨单号; at most 40
@@ -2613,7 +2619,7 @@ local Client = {}
 ---@overload fun(self: wdt.Client, method: "wms.stockin.Refund.queryHisWithDetail", params: wdt.api.wms.stockin.Refund.queryHisWithDetail.params): any, any
 ---@overload fun(self: wdt.Client, method: "wms.stockin.Refund.queryWithDetail", params: wdt.api.wms.stockin.Refund.queryWithDetail.params): any, any
 ---@overload fun(self: wdt.Client, method: "wms.stockin.Refund.returnLogisticsPackageQuery", params: wdt.api.wms.stockin.Refund.returnLogisticsPackageQuery.params): any, any
----@overload fun(self: wdt.Client, method: "wms.stockin.SmartRefund.upload", refundInfo: wdt.api.wms.stockin.SmartRefund.upload.refundInfo, detailMapList: any[], createPreStockin: boolean): any, any
+---@overload fun(self: wdt.Client, method: "wms.stockin.SmartRefund.upload", refundInfo: wdt.api.wms.stockin.SmartRefund.upload.refundInfo, detailMapList: wdt.api.wms.stockin.SmartRefund.upload.detailMapList[], createPreStockin: boolean): any, any
 ---@overload fun(self: wdt.Client, method: "wms.stockin.Transfer.cancelOrder", transfer_in_no: string): any, any
 ---@overload fun(self: wdt.Client, method: "wms.stockin.Transfer.createOrder", orderInfo: wdt.api.wms.stockin.Transfer.createOrder.orderInfo, detailList: wdt.api.wms.stockin.Transfer.createOrder.detailList[], is_check?: boolean): any, any
 ---@overload fun(self: wdt.Client, method: "wms.stockin.Transfer.queryWithDetail", params: wdt.api.wms.stockin.Transfer.queryWithDetail.params): any, any
@@ -2797,7 +2803,7 @@ function Client:call(method, ...) end
 ---@overload fun(self: wdt.Client, method: "wms.stockin.Refund.queryHisWithDetail", pager: wdt.Pager, params: wdt.api.wms.stockin.Refund.queryHisWithDetail.params): any, any
 ---@overload fun(self: wdt.Client, method: "wms.stockin.Refund.queryWithDetail", pager: wdt.Pager, params: wdt.api.wms.stockin.Refund.queryWithDetail.params): any, any
 ---@overload fun(self: wdt.Client, method: "wms.stockin.Refund.returnLogisticsPackageQuery", pager: wdt.Pager, params: wdt.api.wms.stockin.Refund.returnLogisticsPackageQuery.params): any, any
----@overload fun(self: wdt.Client, method: "wms.stockin.SmartRefund.upload", pager: wdt.Pager, refundInfo: wdt.api.wms.stockin.SmartRefund.upload.refundInfo, detailMapList: any[], createPreStockin: boolean): any, any
+---@overload fun(self: wdt.Client, method: "wms.stockin.SmartRefund.upload", pager: wdt.Pager, refundInfo: wdt.api.wms.stockin.SmartRefund.upload.refundInfo, detailMapList: wdt.api.wms.stockin.SmartRefund.upload.detailMapList[], createPreStockin: boolean): any, any
 ---@overload fun(self: wdt.Client, method: "wms.stockin.Transfer.cancelOrder", pager: wdt.Pager, transfer_in_no: string): any, any
 ---@overload fun(self: wdt.Client, method: "wms.stockin.Transfer.createOrder", pager: wdt.Pager, orderInfo: wdt.api.wms.stockin.Transfer.createOrder.orderInfo, detailList: wdt.api.wms.stockin.Transfer.createOrder.detailList[], is_check?: boolean): any, any
 ---@overload fun(self: wdt.Client, method: "wms.stockin.Transfer.queryWithDetail", pager: wdt.Pager, params: wdt.api.wms.stockin.Transfer.queryWithDetail.params): any, any
