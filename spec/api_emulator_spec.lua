@@ -65,9 +65,6 @@ local REFUSED_EXAMPLES = {
   ["sales.StockSync.syncSuccess"] = { 100, "平台货品rec_id:2447 不存在或者未开启同步" },
   ["sales.StockSync.syncFail"] = { 100, "平台货品rec_id:2447 不存在或者未开启同步" },
   ["sales.StockSync.cancelSync"] = { 100, "平台货品rec_id:178238 不存在或者未开启同步" },
-  -- the example has no status_type; the emulator (as the server) insists on it, though the
-  -- page's example leaves it out (the catalogue follows the example: not required)
-  ["wms.stockout.Sales.queryWithDetail"] = { 100, "参数中必须包含出库单状态" },
 }
 
 describe("the emulator and the catalogue", function()

@@ -187,10 +187,10 @@ describe("client:call_many", function()
       emu:faults { mode = "http_500", count = 6 }
       local c = new_client { backoff = 0.4, max_backoff = 0.4 }
       local waits = 0
-      function c._sleep(_, seconds)     -- the scheduler's own waits, when nothing is to be sent
+      c = c:_using { sleep = function(seconds)   -- the scheduler's own waits, when nothing is to be sent
         waits = waits + 1
         return require("wdt.clock").sleep(seconds)
-      end
+      end }
       local reqs = {}
       for i = 1, 6 do reqs[i] = page_req(i - 1) end
       local t0 = core.unix_time()
