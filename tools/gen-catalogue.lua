@@ -120,16 +120,30 @@ local function parse_values(desc, ty)
   end
   s = s:gsub("%.(%d)", ",%1"):gsub("%s+(%-?%d)", ",%1")
   s = s:gsub("([\128-\255])(%d)", "%1,%2")   -- "0未付款1部分付款": a code right after a meaning
+  s = s:gsub(":(%-?%d)", ",%1")                 -- "状态:1:编辑中", "40已推送:80:已结算"
   local vals, seen = {}, {}
   for token in (s .. ","):gmatch("([^,]*),") do
     local num, meaning = token:match("^%s*(%-?%d+)%s*[:：=]?%s*(.-)%s*$")
     local v = tonumber(num)
+    -- a trailing "无则填…" / "默认为…" is the default's phrase, not part of this meaning
+    for _, tail in ipairs({ "无则填", "不传默认", "默认为", "默认" }) do
+      local at = meaning and meaning:find(tail, 1, true)
+      if at and at > 1 then meaning = meaning:sub(1, at - 1):gsub("%s+$", "") end
+    end
     if v and meaning ~= "" and not meaning:find("^%d") and not seen[v] then
       seen[v] = true
       vals[#vals + 1] = { value = v, meaning = meaning }
     end
   end
   if #vals < 2 then return nil end
+  -- a default the page names outside its list ("不传默认为0", "无则填0") is allowed too
+  for _, pat in ipairs({ "默认为?%s*(%-?%d+)", "无则填%s*(%-?%d+)" }) do
+    local d = tonumber(desc:match(pat))
+    if d and not seen[d] then
+      seen[d] = true
+      vals[#vals + 1] = { value = d, meaning = "默认" }
+    end
+  end
   return vals
 end
 
@@ -419,11 +433,21 @@ local OPEN_VALUES = {
     "the page's list lost the value 1 (its start_time row names status_type 1, 2, 3 and 0)",
 }
 
+-- 1, 2 and 4 without 3: flags that add up (modify_flag: 1新订单 2状态变化 4金额变化)
+local function bit_mask(values)
+  local has = {}
+  for _, v in ipairs(values) do has[v.value] = true end
+  return has[1] and has[2] and has[4] and not has[3]
+end
+
 local function open_values(e)
   local function walk(nodes, prefix)
     for _, n in ipairs(nodes) do
       local path = prefix and (prefix .. "." .. n.name) or n.name
       local why = OPEN_VALUES[e.name .. " " .. path]
+      if not why and n.values and n.type == "int" and bit_mask(n.values) then
+        why = "the values look like flags that add up: sums are not checked"
+      end
       if why and n.values then
         n.values_open = true
         n.note = (n.note and n.note .. "; " or "") .. why

@@ -283,7 +283,7 @@
 ---@field settle_to? string 结束时间; at most 40
 ---@field agree_from? string 审核起始时间; at most 40
 ---@field agree_to? string 审核结束时间; at most 40
----@field status? integer 退换单状态; at most 4; 10=已取消 20=待审核 30=已审核 40=已推送:80:已结算 81=待回传 85=待过账 86=已过账 87=成本确认 90=已完成
+---@field status? integer 退换单状态; at most 4; 10=已取消 20=待审核 30=已审核 40=已推送 80=已结算 81=待回传 85=待过账 86=已过账 87=成本确认 90=已完成
 ---@field stockin_status? integer 入库状态; at most 4; 0=无需入库 1=待入库 2=部分入库 3=全部入库 4=终止入库
 ---@field return_warehouse_nos? string 退回仓库编号; at most 1000
 ---@field type? integer 退换单类型; at most 4; 1=售前退款 2=退货 3=换货 4=退款不退货 6=保价退款
@@ -1088,7 +1088,7 @@
 ---@field delivery_term integer 发货条件; at most 4; 1=款到发货 2=货到付款
 ---@field pay_id? string 平台支付订单ID; at most 40
 ---@field remark? string 客服备注; at most 1024
----@field remark_flag? integer 客服备注标记; at most 11; 1=红 2=黄 3=绿 4=蓝 5=紫 无则填
+---@field remark_flag? integer 客服备注标记; at most 11; 1=红 2=黄 3=绿 4=蓝 5=紫 0=默认
 ---@field cod_amount? number|string 货到付款金额
 ---@field is_auto_wms boolean 是否是自流转
 ---@field warehouse_no? string 仓库编号; at most 40
@@ -1175,7 +1175,7 @@
 ---@field delivery_term integer 发货条件; at most 4; 1=款到发货 2=货到付款 3=分期付款
 ---@field pay_id? string 平台支付订单ID; at most 40
 ---@field remark? string 客服备注; at most 1024
----@field remark_flag? integer 客服备注标记; at most 11; 1=红 2=黄 3=绿 4=蓝 5=紫 无则填
+---@field remark_flag? integer 客服备注标记; at most 11; 1=红 2=黄 3=绿 4=蓝 5=紫 0=默认
 ---@field cod_amount? number|string 货到付款金额
 ---@field is_auto_wms boolean 是否是自流转
 ---@field warehouse_no? string 仓库编号; at most 40
@@ -1490,7 +1490,7 @@
 ---@field address? string 地址; at most 128
 ---@field arrive_cycle_days? integer 到货天数; at most 11
 ---@field remark? string 备注; at most 256
----@field is_disabled? integer 是否停用; at most 1; 0=否 1=是 默认为
+---@field is_disabled? integer 是否停用; at most 1; 0=否 1=是
 ---@field account_bank_no? string 银行卡号; at most 30
 ---@field account_bank? string 收款银行; at most 30
 ---@field collect_name? string 收款人; at most 64
@@ -1762,7 +1762,7 @@
 ---@field end_time? string 结束时间; at most 40
 ---@field spec_nos? string[] 商家编码; at most 40
 ---@field warehouse_no? string 仓库编号; at most 40
----@field mask? integer 掩码; at most 11; 1=返回销量统计数据 2=返回成本价数据 3=返回销售统计数据和成本价数据
+---@field mask? integer 掩码; at most 11; 1=返回销量统计数据 2=返回成本价数据 3=返回销售统计数据和成本价数据 0=默认
 ---@field need_alarm_info? integer 是否需要警戒相关信息; at most 1; 0=否 1=是
 
 --- 查询参数
@@ -1771,7 +1771,7 @@
 ---@field end_time? string 结束时间; at most 40
 ---@field spec_nos? string[] 商家编码; at most 40
 ---@field warehouse_no? string 仓库编号; at most 40
----@field mask? integer 掩码; at most 11; 1=返回销量统计数据 2=返回成本价数据 3=返回销售统计数据和成本价数据
+---@field mask? integer 掩码; at most 11; 1=返回销量统计数据 2=返回成本价数据 3=返回销售统计数据和成本价数据 0=默认
 ---@field need_alarm_info? integer 是否需要警戒相关信息; at most 1; 0=否 1=是
 
 --- 查询参数
@@ -2067,7 +2067,7 @@
 ---@field refund_no? string 退换单号; at most 40
 ---@field shop_nos? string 店铺编号; at most 255
 ---@field status? string 入库单状态; at most 255
----@field time_type? integer 时间条件类型; at most 1; 0=修改时间 1=入库时间 不传默认为
+---@field time_type? integer 时间条件类型; at most 1; 0=修改时间 1=入库时间
 ---@field start_time string 开始时间; at most 40
 ---@field end_time string 结束时间; at most 40
 ---@field is_slave? boolean 是否使用从库查询; at most 1
@@ -2080,7 +2080,7 @@
 ---@field refund_no? string 退换单号; at most 40
 ---@field shop_nos? string 店铺编号; at most 255
 ---@field status? string 入库单状态; at most 255
----@field time_type? integer 时间条件类型; at most 1; 0=修改时间 1=入库时间 不传默认为
+---@field time_type? integer 时间条件类型; at most 1; 0=修改时间 1=入库时间
 ---@field start_time string 开始时间; at most 40
 ---@field end_time string 结束时间; at most 40
 ---@field is_slave? boolean 是否使用从库查询; at most 1
@@ -2290,7 +2290,7 @@
 ---@field warehouse_no? string 仓库编号; at most 40
 ---@field src_order_no? string 业务单号; at most 40
 ---@field stockout_no? string 出库单号; at most 40
----@field status? integer 业务单据状态; at most 4; 10=待审核 20=已审核 60=部分出库 65=待结算 70=已完成 80=已取消
+---@field status? integer 业务单据状态; at most 4; 1=编辑中 10=待审核 20=已审核 60=部分出库 65=待结算 70=已完成 80=已取消
 ---@field reason_name? string 出库原因
 
 --- 查询参数

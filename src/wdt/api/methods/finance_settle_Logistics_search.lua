@@ -39,6 +39,8 @@ return {
             {value = 6, meaning = "已回收"},
             {value = 8, meaning = "手工作废"},
           },
+          values_open = true,
+          note = "the values look like flags that add up: sums are not checked",
         },
       },
     },

@@ -38,6 +38,7 @@ return {
             {value = 1, meaning = "返回销量统计数据"},
             {value = 2, meaning = "返回成本价数据"},
             {value = 3, meaning = "返回销售统计数据和成本价数据"},
+            {value = 0, meaning = "默认"},
           },
         },
         {

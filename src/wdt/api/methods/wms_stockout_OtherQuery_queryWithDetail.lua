@@ -50,6 +50,7 @@ return {
           length = 4,
           required = false,
           values = {
+            {value = 1, meaning = "编辑中"},
             {value = 10, meaning = "待审核"},
             {value = 20, meaning = "已审核"},
             {value = 60, meaning = "部分出库"},

@@ -37,6 +37,8 @@ return {
             {value = 14, meaning = "采购退货出库"},
             {value = 21, meaning = "其它出库"},
           },
+          values_open = true,
+          note = "the values look like flags that add up: sums are not checked",
         },
         {name = "logistics_no", title = "物流单号", description = "物流单号", type = "string", type_on_page = "String", required = false},
         {name = "stockout_no", title = "出库单号", description = "出库单号", type = "string", type_on_page = "String", required = false},
