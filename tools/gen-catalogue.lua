@@ -202,7 +202,7 @@ local function find_node(list, name, want_empty, loose)
       or (loose == "prefix" and n.name:sub(1, #name) == name)
       or (loose == "typename" and (n.type_on_page or ""):find("<" .. name .. ">", 1, true))
       or (loose == "squash" and n.name:lower():gsub("_", "") == name:lower():gsub("_", ""))
-    if same and (n.type == "object" or n.type == "list" or n.type == nil)
+    if same and (n.type == "object" or n.type == "list" or n.type == "pager" or n.type == nil)
        and (not want_empty or not n.children) then
       return n
     end
@@ -404,21 +404,25 @@ local function window_of(e)
 end
 
 local function paging_of(e)
-  local page_size
+  -- page_size among the public parameters and in the Pager's table: the limit from either
+  local sizes = {}
   for _, p in ipairs(e.public) do
-    if p.name == "page_size" then page_size = p end
+    if p.name == "page_size" then sizes[#sizes + 1] = p end
   end
   for _, a in ipairs(e.args) do
     if a.type == "pager" then
       for _, c in ipairs(a.children or {}) do
-        if c.name == "page_size" then page_size = page_size or c end
+        if c.name == "page_size" then sizes[#sizes + 1] = c end
       end
     end
   end
-  if not page_size then return nil end
-  local desc = page_size.description or ""
-  local max = tonumber(desc:match("不能超过%s*(%d+)") or desc:match("最大不?超?过?%s*(%d+)")
-                      or desc:match("不超%s*(%d+)"))
+  if #sizes == 0 then return nil end
+  local max
+  for _, size in ipairs(sizes) do
+    local desc = size.description or ""
+    max = max or tonumber(desc:match("不能超过%s*(%d+)") or desc:match("最大不?超?过?%s*(%d+)")
+                         or desc:match("不超%s*(%d+)"))
+  end
   local calc = false
   for _, p in ipairs(e.public) do if p.name == "calc_total" then calc = true end end
   return { max_page_size = max or 1000, max_page_size_on_page = max ~= nil, calc_total = calc }
