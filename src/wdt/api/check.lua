@@ -94,6 +94,19 @@ local function also(n, jt)
 end
 
 function check_node(n, v)
+  -- the common cases first: a scalar of its type (characters are never more than bytes:
+  -- counted only for a string that may be too long)
+  local t, vt = n.type, type(v)
+  if vt == "string" and t == "string" then
+    if n.length and #v > n.length and chars(v) > n.length then
+      return n, ("at most %d characters, got %d"):format(n.length, chars(v)), {}
+    end
+    return nil
+  elseif vt == "number" and (t == "decimal" or (t == "int" and not n.values and v == floor(v))) then
+    return nil
+  elseif vt == "boolean" and t == "bool" and not n.values then
+    return nil
+  end
   local jt = json_type(v)
   -- null, the pager, and what JSON cannot carry (the encoder raises for a function)
   if OPAQUE[jt] or n.type == "pager" then return nil end
@@ -101,9 +114,6 @@ function check_node(n, v)
   local fits = FITS[n.type]
   if fits and not fits[jt] then
     return n, ("%s expected, got %s"):format(n.type, jt == "empty" and "{}" or jt), {}
-  end
-  if n.type == "string" and n.length and chars(v) > n.length then
-    return n, ("at most %d characters, got %d"):format(n.length, chars(v)), {}
   end
   if n.values and not n.values_open and (jt == "int" or jt == "bool") then
     local known = false
@@ -169,18 +179,22 @@ local function seconds(s)
 end
 M.seconds = seconds
 
+-- args: the positional arguments (the Pager, which is not among them, skipped)
 local function check_window(method, e, args)
   local w = e.window
-  local holder = args[w.arg]
-  local node = e.args[w.arg]
+  local k, holder = 0, nil
   local from, to, path
-  if type(holder) == "table" and holder ~= null then
-    from, to, path = holder[w.from], holder[w.to], node.name .. "." .. w.to
-  else     -- the window's fields are positional arguments themselves
-    for i, n in ipairs(e.args) do
-      if n.name == w.from then from = args[i] end
-      if n.name == w.to then to, path = args[i], n.name end
+  for i, n in ipairs(e.args) do
+    if n.type ~= "pager" then
+      k = k + 1
+      if i == w.arg then holder = args[k] end
+      -- the window's fields as positional arguments themselves
+      if n.name == w.from then from = args[k] end
+      if n.name == w.to then to, path = args[k], n.name end
     end
+  end
+  if type(holder) == "table" and holder ~= null then
+    from, to = holder[w.from], holder[w.to]
   end
   local a, b = seconds(from), seconds(to)
   if a and b and b - a > w.max_seconds then
@@ -217,12 +231,7 @@ function M.request(method, args, pager)
     end
   end
   if e.window then
-    local positional = {}
-    local k = 0
-    for i, n in ipairs(e.args) do
-      if n.type ~= "pager" then k = k + 1; positional[i] = args[k] end
-    end
-    local ok, err = check_window(method, e, positional)
+    local ok, err = check_window(method, e, args)
     if not ok then return nil, err end
   end
   if pager and e.paging and pager.page_size and pager.page_size > e.paging.max_page_size then
