@@ -796,7 +796,12 @@ local function read_guide(which, text)
       addresses[({ province = "provinces", city = "cities", district = "districts" })[map] or map] = list
     end
   elseif which == "qjbguide_signsf" then
-    guide.signing = { url = url, note = "the page is empty in the copy the catalogue was made from" }
+    -- the rule as the vendor's SDKs apply it and its worked example confirms (checked by
+    -- spec/sign_spec.lua against an independent MD5), written here in wdt's words
+    guide.signing = { url = url, note = "the page is empty in the copy the catalogue was made from",
+      rule = "every public parameter but sign (paging ones included), plus body = the exact body bytes; "
+        .. "sorted by key, byte-wise; key then value, no separators; secret + that + secret; "
+        .. "MD5, 32 lowercase hex digits (secret: the appsecret before its first ':', salt: after)" }
   end
 end
 local function strip(nodes)
