@@ -46,7 +46,6 @@ function output.id_text(v)
   if v == nil then return "?" end
   return (require("wdt.check").id_text(v):gsub("%z", "/"))
 end
-local id_text = output.id_text
 
 -- The lines of a summary: add(fmt, ...) appends one; list(title, items, f) the items to
 -- look at, up to 20, f(item) on one line each; text() all of them, newline-ended.
@@ -61,62 +60,6 @@ function output.lines()
     if #items > MAX_LISTED then add("  ... and %d more", #items - MAX_LISTED) end
   end
   return add, list, function() return table.concat(out, "\n") .. "\n" end
-end
-
--- The plain summary, one fact per line, then the items to look at (up to 20 of each).
-function output.summary_text(kind, s, dry_run)
-  local add, list, text = output.lines()
-  local what = kind == "stock" and "goods" or "rows"
-  if dry_run then
-    add("dry run: %d %s pending; no handler called, nothing reported", s.read or 0, what)
-  else
-    add("%s sync: %d %s read, %d reported", kind, s.read or 0, what, s.reported or 0)
-    add("  synced    %d", s.synced or 0)
-    add("  failed    %d", s.failed or 0)
-    add("  deferred  %d", s.deferred or 0)
-    add("  refused   %d", s.refused or 0)
-  end
-  local elapsed = s.elapsed or 0
-  if elapsed > 0 then
-    add("  elapsed   %.1fs (%.0f %s/s)", elapsed, (s.read or 0) / elapsed, what)
-  end
-  local idf = kind == "stock" and "api_goods_id" or "sync_id"
-  local function just_id(r) return ("%s %s"):format(idf, id_text(r[idf])) end
-  list("refused by the ERP", s.refused_items, function(r)
-    return ("%s %s: %s"):format(idf, id_text(r[idf]), one_line(r.message))
-  end)
-  list("unconfirmed (the ERP's answer did not say whether it took them)", s.unconfirmed, just_id)
-  list("unreported (still in the ERP's queue)", s.unreported, just_id)
-  list("invalid rows from the ERP (not handled)", s.invalid, function(r)
-    return one_line(r.message)
-  end)
-  list("accepted on an earlier try (the retry was refused as already reported)",
-       s.confirmed_on_retry, function(id) return ("%s %s"):format(idf, id_text(id)) end)
-  return text()
-end
-
--- A JSON-ready copy of a summary (rows left out of the item lists).
-function output.summary_json(s)
-  local wdt = require "wdt"
-  local idf = s.kind == "stock" and "api_goods_id" or "sync_id"
-  local function items(list)
-    local out = wdt.array()
-    for i, r in ipairs(list or {}) do
-      out[i] = { [idf] = r[idf] == nil and wdt.null or r[idf], status = r.status, message = r.message,
-                 kind = r.kind }
-    end
-    return out
-  end
-  local confirmed = wdt.array()
-  for i, id in ipairs(s.confirmed_on_retry or {}) do confirmed[i] = id end
-  return {
-    kind = s.kind, read = s.read, reported = s.reported, synced = s.synced, failed = s.failed,
-    deferred = s.deferred, refused = s.refused, total = s.total, elapsed = s.elapsed,
-    dry_run = s.dry_run or false,
-    refused_items = items(s.refused_items), unreported = items(s.unreported),
-    invalid = items(s.invalid), unconfirmed = items(s.unconfirmed),
-    confirmed_on_retry = confirmed,
-  }
 end
 
 -- Progress on stderr, redrawn in place at most 10 times a second, only on a terminal.
@@ -147,6 +90,17 @@ function output.failure_line(command, err)
       :format(command, output.one_line(err.message))
   end
   return output.one_line(tostring(err)) .. "\n"
+end
+
+-- The end of a sync or push command: the summary (the run's, or the one its error carries)
+-- printed as JSON (json(s): the object) with --json, else as text(s); a failed run's
+-- failure line. -> nil, or the exit code of the error the run stopped on.
+function output.print_summary(ctx, command, opts, summary, err, json, text)
+  local s = summary or (err and err.summary)
+  if s then ctx.out(opts.json and require("wdt").json.encode(json(s)) .. "\n" or text(s)) end
+  if summary then return nil end
+  ctx.err(output.failure_line(command, err))
+  return require("wdt.cli.exit").for_error(err)
 end
 
 return output

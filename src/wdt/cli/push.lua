@@ -74,8 +74,8 @@ local function retry_command(flow, s, opts)
     q(opts.source), q(opts.state))
 end
 
-local function summary_text(flow, s, opts)
-  local add, list, text = output.lines()
+local function summary_text(s, opts)
+  local flow, add, list, text = s.flow, output.lines()
   add("%s push to shop %s: %d read, %d call(s)", flow, s.shop_no, s.read, s.calls)
   for _, b in ipairs({ "new", "changed", "failed", "invalid", "unreported" }) do
     if b == "changed" and (s.changed_maybe_new or 0) > 0 then
@@ -115,8 +115,8 @@ local function summary_text(flow, s, opts)
   return text()
 end
 
-local function summary_json(flow, s)
-  local wdt = require "wdt"
+local function summary_json(s)
+  local flow, wdt = s.flow, require "wdt"
   local function strip(list, fields)
     local out = wdt.array()
     for i, x in ipairs(list or {}) do
@@ -181,20 +181,12 @@ local function run(ctx, flow, opts, words)
   end
   local summary, err = client[FLOW_FN[flow]](client, popts)
   client:close()
-  local s = summary or (err and err.summary)
   finish()
-  if s then
-    merge_bad(s, bad, line_of)
-    if opts.json then
-      ctx.out(require("wdt").json.encode(summary_json(flow, s)) .. "\n")
-    else
-      ctx.out(summary_text(flow, s, opts))
-    end
-  end
-  if not summary then
-    ctx.err(output.failure_line("wdt push " .. flow, err))
-    return exit.for_error(err)
-  end
+  local s = summary or (err and err.summary)
+  if s then merge_bad(s, bad, line_of) end
+  local failed = output.print_summary(ctx, "wdt push " .. flow, opts, summary, err,
+    summary_json, function(x) return summary_text(x, opts) end)
+  if failed then return failed end
   if s.failed > 0 or s.invalid > 0 or s.unreported > 0 or #(s.given_up or {}) > 0 then return exit.API end
   return exit.OK
 end

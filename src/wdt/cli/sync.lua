@@ -7,6 +7,57 @@ local exit = require "wdt.cli.exit"
 
 local usage = args.usage
 
+-- The plain summary, one fact per line, then the items to look at (up to 20 of each).
+local id_text, one_line = output.id_text, output.one_line
+local function summary_text(s)
+  local kind, add, list, text = s.kind, output.lines()
+  local what = kind == "stock" and "goods" or "rows"
+  if s.dry_run then
+    add("dry run: %d %s pending; no handler called, nothing reported", s.read, what)
+  else
+    add("%s sync: %d %s read, %d reported", kind, s.read, what, s.reported)
+    for _, b in ipairs({ "synced", "failed", "deferred", "refused" }) do add("  %-10s%d", b, s[b]) end
+  end
+  if (s.elapsed or 0) > 0 then add("  elapsed   %.1fs (%.0f %s/s)", s.elapsed, s.read / s.elapsed, what) end
+  local idf = kind == "stock" and "api_goods_id" or "sync_id"
+  local function just_id(r) return ("%s %s"):format(idf, id_text(r[idf])) end
+  list("refused by the ERP", s.refused_items, function(r)
+    return ("%s %s: %s"):format(idf, id_text(r[idf]), one_line(r.message))
+  end)
+  list("unconfirmed (the ERP's answer did not say whether it took them)", s.unconfirmed, just_id)
+  list("unreported (still in the ERP's queue)", s.unreported, just_id)
+  list("invalid rows from the ERP (not handled)", s.invalid, function(r)
+    return one_line(r.message)
+  end)
+  list("accepted on an earlier try (the retry was refused as already reported)",
+       s.confirmed_on_retry, function(id) return ("%s %s"):format(idf, id_text(id)) end)
+  return text()
+end
+
+-- A JSON-ready copy of a summary (rows left out of the item lists).
+local function summary_json(s)
+  local wdt = require "wdt"
+  local idf = s.kind == "stock" and "api_goods_id" or "sync_id"
+  local function items(list)
+    local out = wdt.array()
+    for i, r in ipairs(list or {}) do
+      out[i] = { [idf] = r[idf] == nil and wdt.null or r[idf], status = r.status, message = r.message,
+                 kind = r.kind }
+    end
+    return out
+  end
+  local confirmed = wdt.array()
+  for i, id in ipairs(s.confirmed_on_retry or {}) do confirmed[i] = id end
+  return {
+    kind = s.kind, read = s.read, reported = s.reported, synced = s.synced, failed = s.failed,
+    deferred = s.deferred, refused = s.refused, total = s.total, elapsed = s.elapsed,
+    dry_run = s.dry_run or false,
+    refused_items = items(s.refused_items), unreported = items(s.unreported),
+    invalid = items(s.invalid), unconfirmed = items(s.unconfirmed),
+    confirmed_on_retry = confirmed,
+  }
+end
+
 local function run_sync(ctx, kind, opts, words)
   if #words > 0 then usage("unexpected argument '%s'", words[1]) end
   local dry_run = opts["dry-run"] or false
@@ -27,20 +78,9 @@ local function run_sync(ctx, kind, opts, words)
   sopts.on_progress, finish = output.progress_drawer(ctx, kind)
   local summary, err = client["sync_" .. kind](client, sopts)
   client:close()
-  local s = summary or (err and err.summary)
-  finish(s)
-  if s then
-    if opts.json then
-      s.kind, s.dry_run = kind, dry_run
-      ctx.out(require("wdt").json.encode(output.summary_json(s)) .. "\n")
-    else
-      ctx.out(output.summary_text(kind, s, dry_run))
-    end
-  end
-  if not summary then
-    ctx.err(output.failure_line("wdt sync " .. kind, err))
-    return exit.for_error(err)
-  end
+  finish(summary or err and err.summary)
+  local failed = output.print_summary(ctx, "wdt sync " .. kind, opts, summary, err, summary_json, summary_text)
+  if failed then return failed end
   if summary.refused > 0 or #summary.invalid > 0 or #summary.unconfirmed > 0 then
     return exit.API
   end
