@@ -177,6 +177,11 @@ function args.method_words(words, command, what)
   return method, words[2]
 end
 
+-- A word quoted for sh: 'it'\''s'.
+function args.shell_quote(v)
+  return "'" .. tostring(v):gsub("'", "'\\''") .. "'"
+end
+
 -- Load FILE.lua, which returns a function (a handler, a source): the function, or a usage
 -- error naming `what`.
 function args.load_function(path, what)

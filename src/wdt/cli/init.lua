@@ -15,6 +15,7 @@ local exit = require "wdt.cli.exit"
 local cli = {}
 
 local usage, one_line = args.usage, output.one_line
+local unpack = table.unpack or unpack   -- luacheck: ignore (5.1 global)
 
 cli.progress_line = output.progress_line   -- the progress line of the flows, for specs
 
@@ -86,17 +87,13 @@ end
 local function flag_index(def)
   local lists = { args.GLOBAL_FLAGS, def.flags or {} }
   for _, sub in ipairs(def.subcommands or {}) do lists[#lists + 1] = sub.flags end
-  return args.flag_index((table.unpack or unpack)(lists))   -- luacheck: ignore
+  return args.flag_index(unpack(lists))
 end
 
 local function dispatch(ctx, argv)
   local opts, words, at = args.parse(argv, 1, GLOBAL_TAKES, SHORT, before_command, true)
   local def = words[1] and named(COMMANDS, words[1])
-  if def and def.passthrough then
-    local rest = {}
-    for i = at + 1, #argv do rest[#rest + 1] = argv[i] end
-    return def.run(ctx, rest)
-  end
+  if def and def.passthrough then return def.run(ctx, { unpack(argv, at + 1) }) end
   if def then
     local more
     more, words = args.parse(argv, at + 1, flag_index(def), SHORT, not_for(def.name))
@@ -127,11 +124,6 @@ local function dispatch(ctx, argv)
 end
 
 ---------------------------------------------------------------------------- main
-
-local function is_tty_stderr()
-  local r = os.execute("test -t 2")
-  return r == true or r == 0
-end
 
 local FN = "wdt.cli.main"
 
@@ -184,10 +176,10 @@ function cli.main(argv, env, streams)
     if not ok then ctx.write_error = ctx.write_error or werr end
   end
   ctx.err = function(s) streams.stderr:write(s) end
-  if streams.stderr_tty == nil then
-    ctx.stderr_tty = streams.stderr == io.stderr and is_tty_stderr()
-  else
-    ctx.stderr_tty = streams.stderr_tty
+  ctx.stderr_tty = streams.stderr_tty
+  if ctx.stderr_tty == nil and streams.stderr == io.stderr then
+    local r = os.execute("test -t 2")
+    ctx.stderr_tty = r == true or r == 0
   end
 
   local code = run(ctx, argv, env)

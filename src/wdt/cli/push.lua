@@ -69,7 +69,7 @@ end
 -- The command that pushes the given-up items again (listed under them).
 local function retry_command(flow, s, opts)
   if not (opts and opts.source and opts.state) then return nil end
-  local q = function(v) return "'" .. tostring(v):gsub("'", "'\\''") .. "'" end
+  local q = args.shell_quote
   return ("wdt push %s --shop %s --source %s --state %s --retry-given-up"):format(flow, q(s.shop_no),
     q(opts.source), q(opts.state))
 end
@@ -116,7 +116,7 @@ local function summary_text(s, opts)
 end
 
 local function summary_json(s)
-  local flow, wdt = s.flow, require "wdt"
+  local wdt = require "wdt"
   local function strip(list, fields)
     local out = wdt.array()
     for i, x in ipairs(list or {}) do
@@ -133,7 +133,7 @@ local function summary_json(s)
   local anomalies = wdt.array()
   for i, a in ipairs(s.anomalies) do anomalies[i] = a end
   local j = {
-    flow = flow, method = s.method, shop_no = s.shop_no, read = s.read, calls = s.calls,
+    flow = s.flow, method = s.method, shop_no = s.shop_no, read = s.read, calls = s.calls,
     new = s.new, changed = s.changed, failed = s.failed, invalid = s.invalid,
     unreported = s.unreported, elapsed = s.elapsed, changed_maybe_new = s.changed_maybe_new,
     failures = strip(s.failures, { "key", "error" }),
