@@ -7,12 +7,6 @@ local exit = require "wdt.cli.exit"
 
 local usage, one_line = args.usage, output.one_line
 
-local function filter_of(text)
-  local v = text and args.json(text, "FILTER_JSON")
-  if text and not args.is_json_object(v) then usage("FILTER_JSON must be one JSON object") end
-  return v
-end
-
 local function scan_options(opts, words, env)
   local method, filter_json = args.method_words(words, "scan", "FILTER_JSON")
   if opts.commit and not opts.checkpoint then usage("--commit goes with --checkpoint FILE") end
@@ -22,7 +16,9 @@ local function scan_options(opts, words, env)
     if opts.since then usage("--since goes with --checkpoint") end
     if not opts.from then usage("'wdt scan' needs --from T or --checkpoint FILE") end
   end
-  local so = { method = method, filter = filter_of(filter_json), from = opts.from or opts.since,
+  local filter = filter_json and args.json(filter_json, "FILTER_JSON")
+  if filter_json and not args.is_json_object(filter) then usage("FILTER_JSON must be one JSON object") end
+  local so = { method = method, filter = filter, from = opts.from or opts.since,
                to = opts.to, checkpoint = opts.checkpoint,
                lag = args.int_option(opts, "lag", 0, 10 * 86400, nil),
                window = args.int_option(opts, "window", 1, 365 * 86400, nil),
