@@ -173,7 +173,7 @@ function args.method_words(words, command, what)
   local method = words[1]
   if not method then usage("'wdt %s' needs a METHOD", command) end
   if #words > 2 then usage("'wdt %s' takes METHOD and at most one %s", command, what) end
-  if not method:match("^[%w_][%w%._]*$") then usage("'%s' is not a method name", method) end
+  if not require("wdt.check").is_method(method) then usage("'%s' is not a method name", method) end
   return method, words[2]
 end
 
