@@ -73,10 +73,11 @@ function config.credentials(opts, env)
   if #missing > 0 then
     usage("missing credentials: set %s (or use --config FILE)", table.concat(missing, ", "))
   end
-  if not c.secret:find(":", 1, true) then
-    usage("the appsecret (WDT_SECRET) must have the form 'secret:salt'")
+  local options = require "wdt.options"   -- the client's rules
+  if not options.secret_ok(c.secret) then
+    usage("the appsecret (WDT_SECRET) must have the form 'secret:salt', both non-empty")
   end
-  local problem = c.url and require("wdt.options").url_problem(c.url)   -- the client's rule
+  local problem = c.url and options.url_problem(c.url)
   if problem then usage("the URL: %s", problem) end
   return c
 end
