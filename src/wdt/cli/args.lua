@@ -62,24 +62,17 @@ function args.flags(...)
   return out
 end
 
--- One declared flag -> its name, whether it takes a value, its one-letter alias or nil.
-local function flag_parts(flag)
-  local short, name, rest = flag[1]:match("^%-(%a), %-%-([%w%-]+)(.*)$")
-  if not short then name, rest = flag[1]:match("^%-%-([%w%-]+)(.*)$") end
-  return name, rest:match("%S") ~= nil, short
-end
-
 -- flag lists -> { name = takes_value }, { letter = name }. The same name declared twice
 -- with a different arity is a mistake in the declarations: raised at once.
 function args.flag_index(...)
   local takes, short = {}, {}
-  for i = 1, select("#", ...) do
-    for _, f in ipairs((select(i, ...))) do
-      local name, value, letter = flag_parts(f)
-      assert(takes[name] == nil or takes[name] == value, "--" .. name .. " declared twice, differently")
-      takes[name] = value
-      if letter then short[letter] = name end
-    end
+  for _, f in ipairs(args.flags(...)) do
+    local letter, name, rest = f[1]:match("^%-(%a), %-%-([%w%-]+)(.*)$")
+    if not letter then name, rest = f[1]:match("^%-%-([%w%-]+)(.*)$") end
+    local value = rest:match("%S") ~= nil
+    assert(takes[name] == nil or takes[name] == value, "--" .. name .. " declared twice, differently")
+    takes[name] = value
+    if letter then short[letter] = name end
   end
   return takes, short
 end
