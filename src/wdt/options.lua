@@ -7,6 +7,11 @@ local options = {}
 
 options.PRODUCTION_URL = "http://wdt.wangdian.cn/openapi"
 
+-- Targets by name: `url = "production"` says where the calls go as plainly as the URL does
+-- (the `wdt` command requires a URL or one of these names; the library's default is
+-- production).
+options.TARGETS = { production = options.PRODUCTION_URL, emulator = "http://127.0.0.1:8080/openapi" }
+
 -- name -> { type, default }
 local client_specs = {
   sid             = { "string" },
@@ -76,6 +81,7 @@ function options.client(fname, opts, level)
     if out[name] == nil or out[name] == "" then check.fail(fname, name, "a non-empty string is required", level) end
   end
   check_ranges(fname, out, level)
+  out.url = options.TARGETS[out.url] or out.url
   if out.rate ~= nil then out.rate = require("wdt.rate").check(fname, out.rate, level) end
   local problem = options.url_problem(out.url)
   if problem then check.fail(fname, "url", problem, level) end

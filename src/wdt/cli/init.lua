@@ -46,6 +46,7 @@ local COMMANDS = {
   require "wdt.cli.scan",
   require "wdt.cli.push",
   require "wdt.cli.emulator",
+  require "wdt.cli.doctor",
   require("wdt.cli.help").command,
 }
 

@@ -144,7 +144,13 @@ function output.failure_line(command, err)
     return ("wdt: another '%s' is running: %s; exiting (--wait SECONDS waits for it)\n")
       :format(command, output.one_line(err.message))
   end
-  return output.one_line(tostring(err)) .. "\n"
+  return output.error_lines(err)
+end
+
+-- An error, and on a line of its own what it probably means (wdt.errors.hint).
+function output.error_lines(err)
+  local hint = require("wdt.errors").hint(err)
+  return output.one_line(tostring(err)) .. "\n" .. (hint and ("wdt: hint: " .. hint .. "\n") or "")
 end
 
 return output

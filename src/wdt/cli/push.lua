@@ -164,7 +164,9 @@ local function run(ctx, flow, opts, words)
   -- the run lock (wdt.lock), per seller + shop + flow, taken by the push itself, for a
   -- JSON-lines file as for a source: "wdt.push.orders/SID/SHOP"
   popts.lock = config.lock_spec(opts, ctx.env)
-  local client = config.new_client(opts, ctx.env)
+  local client = config.new_client(opts, ctx.env, ctx)
+  local refused = config.preflight_shop(ctx, client, opts.shop, "wdt push " .. flow)
+  if refused then client:close() return refused end
   local draw, finish = output.progress_drawer(ctx, flow)
   if draw then
     popts.on_progress = function(s)

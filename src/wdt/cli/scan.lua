@@ -54,7 +54,10 @@ local function say_since_unused(ctx, opts, so, scan)
 end
 
 local function run(ctx, opts, so)
-  local client = config.new_client(opts, ctx.env)
+  local client = config.new_client(opts, ctx.env, ctx)
+  local shop_no = type(so.filter) == "table" and so.filter.shop_no
+  local refused = type(shop_no) == "string" and config.preflight_shop(ctx, client, shop_no, "wdt scan " .. so.method)
+  if refused then client:close() return refused end
   local ok, it, scan = pcall(client.scan, client, so)   -- checks the options; reads nothing yet
   if not ok then
     client:close()

@@ -38,7 +38,9 @@ local function run_sync(ctx, kind, opts, words)
     sopts.count = args.int_option(opts, "count", 10, 5000, nil)
     sopts.force_sync = opts.force or nil
   end
-  local client = config.new_client(opts, ctx.env)
+  local client = config.new_client(opts, ctx.env, ctx)
+  local refused = sopts.shop_no and config.preflight_shop(ctx, client, sopts.shop_no, "wdt sync " .. kind)
+  if refused then client:close() return refused end
   local draw, finish = output.progress_drawer(ctx, kind)
   sopts.on_progress = draw
   local summary, err
