@@ -100,7 +100,7 @@ describe("before a run", function()
       assert.matches("clock%s+the server's clock is %+3[56]%d%d s", out)
     end)
 
-    it("fails a URL without /openapi with the hint, skips what needs an answer; a lock folder that cannot be", function()
+    it("fails a URL without /openapi (hint), skips what needs an answer; a lock folder that cannot be", function()
       env.WDT_URL = emu.url:gsub("/openapi$", "/")
       local code, out = run({ "doctor", "--shop", "s1", "--lock-dir", "/proc/nope" })
       assert.equal(1, code)
