@@ -357,7 +357,7 @@ local function push_calls_cpu(client, platform, first, n)
   local push_run = require "wdt.push.run"
   local args = {}
   for b = 1, n / 100 do        -- a run (and its lists' builder) per batch: all are kept
-    local r = push_run.new(client, "orders", { shop_no = "s1" })
+    local r = push_run.new("orders", { shop_no = "s1" })
     for i = 1, 100 do assert(r.add_fast(platform.order(first + (b - 1) * 100 + i), {})) end
     args[b] = r:arguments()
   end

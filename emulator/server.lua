@@ -8,6 +8,7 @@
 local json = require "emulator.json"
 local state = require "emulator.state"
 local methods = require "emulator.methods"
+local catalogue = require "emulator.catalogue"
 
 local ngx = ngx
 local M = {}
@@ -199,7 +200,8 @@ local function handle(params, body, skew, fault)
   if not json.is_array(args) then
     return { status = 1, message = "请求体必须是JSON数组(按位置传递的参数)" }
   end
-  local handler = methods.table[params.method]
+  -- the stateful handlers first; every other method of the catalogue from emulator/catalogue.lua
+  local handler = methods.table[params.method] or catalogue.handler(params.method)
   if not handler then
     return { status = 1, message = "接口" .. params.method .. "不存在" }
   end

@@ -118,7 +118,7 @@ describe("wdt command", function()
         end
         n = n + 1
       end
-      assert.equal(8, n)
+      assert.equal(10, n)
       -- a command's option before its word is named as such; --count is per command
       local code, _, err = run({ "--shop", "s1", "sync", "logistics" })
       assert.equal(2, code)

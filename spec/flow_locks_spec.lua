@@ -97,6 +97,29 @@ describe("run locks of push and scan", function()
         "bad argument 'lock' to 'push_orders' (boolean or table expected, got string)")
     end)
 
+    it("renews its Redis lock while waiting for the rate budget (issue 22 item 8)", function()
+      local redis = redis_server.start()
+      local paced = fixtures.client(emu, { rate = { per_minute = 1, window = 1.5, backend = "local" } })
+      local taken = {}
+      -- three calls, one slot per 1.5 s: two waits of ~1.5 s, each longer than the lock's ttl
+      local s, err = paced:push_orders { shop_no = "s1", source = pages_of(orders(1, 3), 10),
+        state = store.file(dir .. "/state.json"), batch = 1,
+        lock = { backend = "redis", redis = redis.url, ttl = 0.6 },
+        on_progress = function(p)
+          if p.waiting then        -- while waiting: another run cannot take the lock
+            local h = lock.acquire { name = NAME, backend = "redis", redis = redis.url }
+            taken[#taken + 1] = h and "taken" or "held"
+            if h then h:release() end
+          end
+        end }
+      paced:close()
+      redis:stop()
+      assert.is_nil(err)
+      assert.equal(3, s.new)
+      assert.is_true(#taken >= 2, #taken)
+      for _, v in ipairs(taken) do assert.equal("held", v) end
+    end)
+
     it("a Redis lock taken over while pushing stops the push with kind 'locked', the state kept", function()
       local redis = redis_server.start()
       local state = store.file(dir .. "/state.json")

@@ -221,7 +221,7 @@ local function libcurl_update(emu, sync_id)
   local wdt = require "wdt"
   local client = wdt.client { url = emu.url, sid = SID, key = KEY, secret = APPSECRET,
                               timeout = TIMEOUT, connect_timeout = 2, retries = 0, backoff = 0.05 }
-  assert.equal("curl", client:_transport() and "ngx" or "curl")
+  assert.equal("curl", client:transport())
   local data, err = client:call("sales.LogisticsSync.update",
                                 { { sync_id = sync_id, status = 0, error_msg = "" } })
   client:close()

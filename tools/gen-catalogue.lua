@@ -113,7 +113,7 @@ local function parse_values(desc, ty)
     end
     return nil
   end
-  local s = desc:gsub("<br%s*/?>", ",")
+  local s = desc:gsub("<br%s*/?>", ","):gsub("\194\160", " "):gsub("\227\128\128", " ")
   for _, sep in ipairs({ "，", "；", "。", "、", "（", "）", ";", "(", ")" }) do
     s = s:gsub(sep:gsub("%p", "%%%0"), ",")
   end
@@ -539,6 +539,29 @@ local function reconcile_args(e, body)
   end
 end
 
+-- An example whose window is wider than the page's own limit: move its end in (in place);
+-- returns the old window as text, or nil when it fits.
+local function narrow_window(e, body)
+  local w = e.window
+  local k = 0
+  local holder
+  for i, a in ipairs(e.args) do
+    if a.type ~= "pager" then k = k + 1 end
+    if i == w.arg then holder = body[k] end
+  end
+  if type(holder) ~= "table" then return nil end
+  local function secs(v)
+    local y, mo, d, h, mi, se = tostring(v):match("^(%d+)-(%d+)-(%d+) (%d+):(%d+):(%d+)$")
+    if not y then return nil end
+    return os.time({ year = y, month = mo, day = d, hour = h, min = mi, sec = se, isdst = false })
+  end
+  local a, b = secs(holder[w.from]), secs(holder[w.to])
+  if not a or not b or b - a <= w.max_seconds then return nil end
+  local old = holder[w.from] .. " to " .. holder[w.to]
+  holder[w.to] = os.date("%Y-%m-%d %H:%M:%S", a + w.max_seconds)
+  return old
+end
+
 -------------------------------------------------------------------------------------------
 -- guide pages
 
@@ -741,7 +764,8 @@ for _, path in ipairs(files) do
     e.category = base:match("^([^%.]+)")
     e.group = base:match("^(.*)%.[^%.]+$")
     e.kind = method_kind(base, e.title)
-    e.paging = paging_of(e)
+    -- a write's page that lists page_size among the public parameters copied a query's table
+    e.paging = e.kind == "query" and paging_of(e) or nil
     local req_text, req = parse_example(e, "request")
     local resp_text, resp = parse_example(e, "response")
     if type(resp) == "table" then reconcile(e, e.response, resp, "", false) end
@@ -753,6 +777,12 @@ for _, path in ipairs(files) do
     e.window_text = nil
     if req then reconcile_args(e, req) end
     e.examples = { request = req_text, response = resp_text, error = err_text }
+    local narrowed = req and e.window and narrow_window(e, req)
+    if narrowed then
+      e.examples.request_in_window = json.encode(req)
+      e.example_notes[#e.example_notes + 1] = "the page's example request asks for a window wider than its "
+        .. "1.4 allows (" .. narrowed .. "); request_in_window is the same request with its end moved in"
+    end
     if #e.example_notes > 0 then e.examples.notes = e.example_notes end
     if #e.notes == 0 then e.notes = nil end
     e.public, e.orphans, e.example_notes = nil, nil, nil

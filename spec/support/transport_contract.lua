@@ -42,7 +42,7 @@ function M.run(wdt, opts, i, dead_port, via)
     local p = client:prepare(M.METHOD, args, { page_size = 1 })
     local url = p.url
     if case.dead then url = url:gsub("^http://[^/]+", dead_url) end
-    answer, failure = client:_send(url, p.body, nil)
+    answer, failure = client:executor().send(client, url, p.body, nil)
   end
   client:close()
   return { answer = answer, failure = failure }

@@ -41,23 +41,15 @@ local unpack = table.unpack or unpack  -- luacheck: ignore (5.1 global)
 local M = { DEFAULT_CONCURRENCY = 8, MAX_CONCURRENCY = 256 }
 local FN = "call_many"
 
--- Bad input is raised as {message}, then re-raised by call_many at the caller's level
--- (the checks run inside helpers and coroutines, at no fixed depth).
-local function bad(name, msg)
-  error({ check.message(FN, name, msg) }, 0)
-end
+-- Bad input raises through wdt.check (in helpers and coroutines, at no fixed depth);
+-- client:call_many raises it at its caller's line.
+local function bad(name, msg) check.fail(FN, name, msg) end
 
--- "path/file.lua:12: message" -> "message"
-local function strip_position(msg)
-  if type(msg) ~= "string" then return msg end
-  return (msg:gsub("^[^:\n]+:%d+: ", ""))
-end
-
--- f(...) with a raised argument error turned into bad input
-local function checked(f, ...)
-  local ok, res = pcall(f, ...)
-  if not ok then error({ strip_position(res) }, 0) end
-  return res
+-- A request that raised while prepared (arguments that cannot be encoded) is bad input:
+-- "path/file.lua:12: message" -> "requests[i]: message" (i, when known)
+local function bad_request(i, msg)
+  if type(msg) == "string" then msg = msg:gsub("^[^:\n]+:%d+: ", "") end
+  check.raise((i and ("requests[%d]: "):format(i) or "") .. tostring(msg))
 end
 
 local opts_fields = { concurrency = true }
@@ -76,15 +68,20 @@ local function build(i, r, defaults, pagers)
   local count, pager, named
   for k, v in pairs(r) do
     if type(k) == "number" then                        -- positional: checked below
-      if k % 1 ~= 0 or k < 1 then bad(where, "bad key " .. tostring(k)) end
+      if not check.is_integer(k) or k < 1 then bad(where, "bad key " .. tostring(k)) end
     elseif k == "n" then
-      if type(v) ~= "number" or v % 1 ~= 0 or v < 1 then
+      if not check.is_integer(v) or v < 1 then
         bad(where .. ".n", "an integer >= 1 expected (the method counts)")
       end
       count = v
     elseif k == "pager" then
-      pager = pagers[v] or checked(paging.check, v, FN, where .. ".pager")
-      pagers[v] = pager
+      pager = pagers[v]
+      if not pager then
+        local why
+        pager, why = paging.check(v)
+        if not pager then bad(where .. ".pager", why) end
+        pagers[v] = pager
+      end
     else
       named = named or {}
       named[k] = v
@@ -94,7 +91,7 @@ local function build(i, r, defaults, pagers)
   if named then
     opts = {}
     for name, dv in pairs(defaults) do opts[name] = dv end
-    checked(options.call, FN, named, opts, nil, 2, where)
+    options.call(FN, named, opts, nil, where)
   end
   count = count or #r
   local args
@@ -121,27 +118,19 @@ end
 
 -- ---- outside nginx: coroutines over cl:send_many ------------------------------------------
 
--- A stand-in for the client inside the coroutines: everything is the client's (options,
--- credentials, clock offset, `with` view settings) except sending and sleeping, which
--- client:request does through the hooks _send and _sleep: here they yield to the scheduler
--- (a back-off wait holds no other request, and nothing global is patched).
-local function make_proxy(client)
-  local proxy = setmetatable({}, { __index = client })
-  proxy._base = client._base or client     -- the clock offset is learned on the real client
-  function proxy._send(_, url, body, o)
-    return coroutine.yield("send", url, body, o)
-  end
-  function proxy._sleep(_, seconds)
-    return coroutine.yield("sleep", seconds)
-  end
-  return proxy
-end
+-- Inside the coroutines the requests run on a view of the client whose executor yields
+-- its sends and back-off sleeps to the scheduler (a back-off wait holds no other request).
+local scheduled = {
+  send = function(_, url, body, o) return coroutine.yield("send", url, body, o) end,
+  sleep = function(seconds) return coroutine.yield("sleep", seconds) end,
+}
 
 local function run_curl(client, reqs, concurrency)
   local n = #reqs
-  local results, proxy = {}, make_proxy(client)
+  local results, view = {}, client:_using(scheduled)
+  local sleep = client:executor().sleep        -- the scheduler's own waits
   local function runner(req)
-    return proxy:_request(req.method, req.args, req.pager, req.opts)
+    return view:_request(req.method, req.args, req.pager, req.opts)
   end
   local cos = {}
   local s_idx, s_item, ns = {}, {}, 0       -- the tries waiting to be sent
@@ -149,9 +138,7 @@ local function run_curl(client, reqs, concurrency)
   local sleepers = {}                       -- requests in back-off: {i, wake}
 
   local function step(i, co, ok, what, a, b, c)
-    if not ok then      -- prepare raised: arguments that cannot be encoded
-      error({ ("requests[%d]: %s"):format(i, tostring(strip_position(what))) }, 0)
-    end
+    if not ok then bad_request(i, what) end      -- prepare raised
     if what == "send" and coroutine.status(co) == "suspended" then
       local item = { a, b }
       if c then           -- the client's own timeouts are the C side's defaults already
@@ -197,7 +184,7 @@ local function run_curl(client, reqs, concurrency)
         if sleepers[k][2] < first then first = sleepers[k][2] end
       end
       local wait = first - core.monotonic()
-      if wait > 0 then client:_sleep(wait) end      -- nothing to send: the scheduler waits
+      if wait > 0 then sleep(wait) end      -- nothing to send: the scheduler waits
     end
     if #sleepers > 0 then     -- wake those whose back-off is over: on to their next send
       local now, still, woken = core.monotonic(), {}, {}
@@ -237,8 +224,8 @@ local function run_ngx(client, reqs, concurrency)
   local threads = {}
   for t = 1, math.min(concurrency, n) do threads[t] = spawn(work) end
   for t = 1, #threads do
-    local ok, err = ngx.thread.wait(threads[t])
-    if not ok then error({ tostring(strip_position(err)) }, 0) end
+    local ok, err = nginx.thread.wait(threads[t])
+    if not ok then bad_request(nil, err) end
   end
   return results
 end
@@ -253,7 +240,8 @@ local function count_requests(requests)
   return n
 end
 
-local function call_many(client, requests, opts)
+-- client:call_many runs this through wdt.check: bad input raises at its caller's line.
+function M.call_many(client, requests, opts)
   if type(requests) ~= "table" then
     bad("requests", "a list of requests expected, got " .. type(requests))
   end
@@ -261,11 +249,10 @@ local function call_many(client, requests, opts)
   if type(opts) ~= "table" then bad("opts", "a table expected, got " .. type(opts)) end
   local concurrency = opts.concurrency
   if concurrency == nil then concurrency = M.DEFAULT_CONCURRENCY end
-  if type(concurrency) ~= "number" or concurrency % 1 ~= 0 or concurrency < 1
-      or concurrency > M.MAX_CONCURRENCY then
+  if not check.is_integer(concurrency) or concurrency < 1 or concurrency > M.MAX_CONCURRENCY then
     bad("opts.concurrency", ("an integer from 1 to %d expected"):format(M.MAX_CONCURRENCY))
   end
-  local defaults = checked(options.call, FN, opts, {}, opts_fields, 2, "opts")
+  local defaults = options.call(FN, opts, {}, opts_fields, "opts")
 
   local n = count_requests(requests)
   local reqs, pagers = {}, {}
@@ -282,14 +269,6 @@ local function call_many(client, requests, opts)
     if results[i].err then failed = failed + 1 end
   end
   return results, failed
-end
-
--- client:call_many calls this (without a tail call): bad input raises at its caller.
-function M.call_many(client, requests, opts)
-  local ok, results, failed = pcall(call_many, client, requests, opts)
-  if ok then return results, failed end
-  if type(results) == "table" then error(results[1], 3) end   -- bad input: the caller's fault
-  error(results, 0)
 end
 
 return M

@@ -11,6 +11,7 @@ local options = require "wdt.options"
 local rate = require "wdt.rate"
 
 local unpack = table.unpack or unpack  -- luacheck: ignore (5.1 global)
+local is_method, method_message = check.is_method, check.method_message
 
 local Client = {}
 Client.__index = Client
@@ -29,7 +30,8 @@ local function new(opts)
   if type(opts) ~= "table" then
     error("bad argument #1 to 'wdt.client' (options table expected, got " .. type(opts) .. ")", 2)
   end
-  local o = options.client("wdt.client", opts)
+  local ok, o = check.run(options.client, "wdt.client", opts)
+  if not ok then error(o, 2) end
   local handle = core.client_new(o.sid, o.key, o.secret, {
     url = o.url, timeout = o.timeout, connect_timeout = o.connect_timeout,
     max_body = o.max_body, ca_file = o.ca_file, insecure = o.insecure,
@@ -73,32 +75,50 @@ function Client:transport()
   return choice
 end
 
-function Client:_transport()
-  if self:transport() == "ngx" then return require "wdt.transport.ngx" end
-  return nil
+-- An executor: how the tries of a request go out and how it waits, chosen once per
+-- request (or given by a view: wdt.batch's scheduler, a flow's wait hook):
+--   send(client, url, body, opts) -> answer {status, body, date} | nil, failure {kind,
+--        message, sent}: the transport contract (src/core/wdt_core_client.c, wdt.transport.ngx)
+--   post(client, method, args, pager, timestamp, opts): prepare and send in one, in C (the
+--        body never a Lua string); optional, send is used without it
+--   sleep(seconds): the back-off and rate waits (blocks outside nginx, ngx.sleep inside)
+--   wait(seconds, reason): optional, told of each slice of a rate wait (seconds nil: over)
+local curl = {
+  send = function(c, url, body, o) return c._core:send(url, body, o) end,
+  post = function(c, method, args, pager, timestamp, o) return c._core:post(method, args, pager, timestamp, o) end,
+  sleep = clock.sleep,
+}
+local cosocket = {
+  send = function(c, url, body, o) return require("wdt.transport.ngx").send(c, url, body, o) end,
+  sleep = clock.sleep,
+}
+
+-- The executor of this client (or view) here and now.
+function Client:executor()
+  if self._exec then return self._exec end
+  if not clock.ngx() and self._opts.transport ~= "ngx" then return curl end   -- no choice to make
+  return self:transport() == "ngx" and cosocket or curl
 end
 
--- One try on the wire -> answer {status=, body=, date=} | nil, failure {kind=, message=,
--- sent=}: the transport contract (src/core/wdt_core_client.c, wdt.transport.ngx). wdt.batch
--- replaces it (and _sleep) on its per-batch proxy to hand the tries to its scheduler.
--- Outside nginx (no `ngx`), unless "ngx" is forced (and raises in Client:transport), it is
--- libcurl, with no choice to make.
-local function plain_curl(self)
-  return not clock.ngx() and self._opts.transport ~= "ngx"
+-- A view of the client (sharing its connection, credentials and clock offset) with these
+-- per-call options and executor (nil: as self has them).
+function Client:_view(call_opts, exec)
+  local base = self._base or self
+  return setmetatable({ _base = base, _call_opts = call_opts or self._call_opts, _exec = exec or self._exec }, {
+    __index = base,
+    __tostring = function() return tostring(base) end,
+    __name = "wdt.client",
+  })
 end
 
-function Client:_send(url, body, o)
-  if plain_curl(self) then return self._core:send(url, body, o) end
-  local transport = self:_transport()
-  if transport then return transport.send(self, url, body, o) end
-  return self._core:send(url, body, o)
-end
-
--- The back-off wait between two tries of `request` (doc/reliability.md): blocks the thread
--- outside nginx, ngx.sleep inside. wdt.batch replaces it on its per-batch proxy so that a
--- request waiting out its back-off yields to the others.
-function Client:_sleep(seconds)
-  return clock.sleep(seconds)
+-- A view whose executor is this client's (here and now) with `hooks` (send, post, sleep,
+-- wait) in place of its own: how wdt.batch and the flows take part in sending and waiting.
+function Client:_using(hooks)
+  local exec = {}
+  for k, v in pairs(self:executor()) do exec[k] = v end
+  for k, v in pairs(hooks) do exec[k] = v end
+  if hooks.send and not hooks.post then exec.post = nil end   -- a send of its own sees every try
+  return self:_view(nil, exec)
 end
 
 -- An error message a server wrote may quote the request: the client's secret, salt and
@@ -139,17 +159,22 @@ function Client:request(req)
   if type(req) ~= "table" then
     error("bad argument #1 to 'request' (table expected, got " .. type(req) .. ")", 2)
   end
-  check.method("request", req.method)
+  if not is_method(req.method) then error(method_message("request", req.method), 2) end
   local args = req.args
   if args == nil then args = { n = 0 } end
-  if type(args) ~= "table" then check.fail("request", "args", "table expected, got " .. type(args)) end
+  if type(args) ~= "table" then check.fail("request", "args", "table expected, got " .. type(args), 2) end
   if args.n == nil then args = { n = #args, unpack(args) } end
-  local pager = req.pager
-  if pager ~= nil then pager = paging.check(pager, "request", "pager") end
+  local pager, why = req.pager
+  if pager ~= nil then
+    pager, why = paging.check(pager)
+    if not pager then check.fail("request", "pager", why, 2) end
+  end
   local c                                   -- per-call options, only when there are any
   for k in pairs(req) do
     if not request_fields[k] then
-      c = options.call("request", req, {}, request_fields)
+      local ok
+      ok, c = check.run(options.call, "request", req, {}, request_fields)
+      if not ok then error(c, 2) end
       break
     end
   end
@@ -188,10 +213,16 @@ end
 -- as paging.check returns it (or nil), per-call options as options.call returns them (or
 -- nil). call, page_call, pages and wdt.batch come here without checking twice.
 function Client:_request(method, args, pager, c)
+  -- the catalogue's checks (wdt.api.check): a violation sends nothing
+  if pick(c, self._call_opts, self._opts, "check") ~= false then
+    local ok, cerr = require("wdt.api.check").request(method, args, pager)
+    if not ok then return nil, cerr end
+  end
   local retries, backoff, max_backoff, idempotent, send_opts = self:_settings(method, c)
   local base = self._base or self          -- a `with` view keeps the clock on its client
   local tries, limit, resigned = 0, retries + 1, false
-  local pace = self._opts.rate and rate.start(self)   -- wdt.rate: the seller's budget, when set
+  local exec = self:executor()
+  local pace = self._opts.rate and rate.start(self, exec)   -- wdt.rate: the seller's budget, when set
   while true do
     tries = tries + 1
     if pace then
@@ -199,13 +230,11 @@ function Client:_request(method, args, pager, c)
       if not ok then perr.method, perr.tries = method, tries - 1 return nil, perr end
     end
     local answer, failure
-    if self._send == Client._send and plain_curl(self) then
-      -- libcurl, not replaced (wdt.batch replaces _send): prepared and sent in C, the body
-      -- never made a Lua string
-      answer, failure = self._core:post(method, args, pager, self:_timestamp(), send_opts)
+    if exec.post then           -- the one place a try is sent
+      answer, failure = exec.post(self, method, args, pager, self:_timestamp(), send_opts)
     else
       local url, body = self._core:prepare(method, args, pager, self:_timestamp())
-      answer, failure = self:_send(url, body, send_opts)         -- the one place a try is sent
+      answer, failure = exec.send(self, url, body, send_opts)
     end
     if pace then pace:after() end
     local resp, err = self:_outcome(method, answer, failure)
@@ -227,7 +256,7 @@ function Client:_request(method, args, pager, c)
     end
     if not err.retryable or tries >= limit then return nil, err end
     if not resign and not waited then
-      self:_sleep(policy.delay(tries - (resigned and 1 or 0), backoff, max_backoff))
+      exec.sleep(policy.delay(tries - (resigned and 1 or 0), backoff, max_backoff))
     end
   end
 end
@@ -243,13 +272,9 @@ function Client:with(opts)
   end
   local merged = {}
   for k, v in pairs(self._call_opts or {}) do merged[k] = v end
-  options.call("with", opts, merged)
-  local base = self._base or self
-  return setmetatable({ _base = base, _call_opts = merged }, {
-    __index = base,
-    __tostring = function() return tostring(base) end,
-    __name = "wdt.client",
-  })
+  local ok, bad = check.run(options.call, "with", opts, merged)
+  if not ok then error(bad, 2) end
+  return self:_view(merged)
 end
 
 local function data_of(resp)
@@ -260,7 +285,7 @@ end
 
 -- client:call(method, ...) -> data, response | nil, err
 function Client:call(method, ...)
-  check.method("call", method)
+  if not is_method(method) then error(method_message("call", method), 2) end
   local resp, err = self:_request(method, { n = select("#", ...), ... })
   if not resp then return nil, err end
   return data_of(resp)
@@ -268,14 +293,15 @@ end
 
 -- client:call_ex(method, ...): the vendor SDKs' callEx, through system.ScriptExtension.call.
 function Client:call_ex(method, ...)
-  check.method("call_ex", method)
+  if not is_method(method) then error(method_message("call_ex", method), 2) end
   return self:call("system.ScriptExtension.call", method, ...)
 end
 
 -- client:page_call(method, pager, ...) -> page | nil, err
 function Client:page_call(method, pager, ...)
-  check.method("page_call", method)
-  local p = paging.check(pager, "page_call", "pager")
+  if not is_method(method) then error(method_message("page_call", method), 2) end
+  local p, why = paging.check(pager)
+  if not p then check.fail("page_call", "pager", why, 2) end
   local resp, err = self:_request(method, { n = select("#", ...), ... }, p)
   if not resp then return nil, err end
   return paging.page(resp, p, method)
@@ -285,8 +311,9 @@ end
 -- From pager.page_no on until a short page. A failure comes as `false, err` (a generic
 -- `for` would end silently at `nil, err`), and the loop ends after it.
 function Client:pages(method, pager, ...)
-  check.method("pages", method)
-  local p = paging.check(pager, "pages", "pager")
+  if not is_method(method) then error(method_message("pages", method), 2) end
+  local p, why = paging.check(pager)
+  if not p then check.fail("pages", "pager", why, 2) end
   local args = { n = select("#", ...), ... }
   local done = false
   return function()
@@ -303,10 +330,14 @@ end
 
 -- The bytes `call` would send, for other transports: {url, body, headers}.
 function Client:prepare(method, args, pager)
-  check.method("prepare", method)
-  if type(args) ~= "table" then check.fail("prepare", "args", "table expected, got " .. type(args)) end
+  if not is_method(method) then error(method_message("prepare", method), 2) end
+  if type(args) ~= "table" then check.fail("prepare", "args", "table expected, got " .. type(args), 2) end
   if args.n == nil then args = { n = #args, unpack(args) } end
-  if pager ~= nil then pager = paging.check(pager, "prepare", "pager") end
+  if pager ~= nil then
+    local why
+    pager, why = paging.check(pager)
+    if not pager then check.fail("prepare", "pager", why, 2) end
+  end
   local url, body = self._core:prepare(method, args, pager, self:_timestamp())
   return { url = url, body = body, headers = { ["Content-Type"] = "application/json" } }
 end
@@ -314,51 +345,39 @@ end
 -- An answer received elsewhere -> data, response | nil, err
 function Client:parse(http_status, body)
   if type(http_status) ~= "number" then
-    check.fail("parse", "http_status", "number expected, got " .. check.type_name(http_status))
+    check.fail("parse", "http_status", "number expected, got " .. check.type_name(http_status), 2)
   end
-  if type(body) ~= "string" then check.fail("parse", "body", "string expected, got " .. type(body)) end
+  if type(body) ~= "string" then check.fail("parse", "body", "string expected, got " .. type(body), 2) end
   local resp, err = self:_outcome(nil, { status = http_status, body = body })
   if not resp then return nil, err end
   return data_of(resp)
 end
 
--- The sync loops (see wdt.sync and doc/sync.md). No tail calls: the loops raise bad
--- options at the caller of these methods, a fixed number of frames up (wdt.check).
-function Client:sync_logistics(opts)
-  local summary, err = require("wdt.sync").logistics(self, opts)
-  return summary, err
+-- The flows (wdt.flow; doc/sync.md, doc/push.md, doc/scan.md): each public method checks
+-- its options here, so that a bad one names the caller's line, then runs the flow:
+-- module.options(opts, arg) -> checked options, module.run(client, checked, arg).
+local function flow_method(name, field, arg)
+  return function(self, opts)
+    local m = require(name)
+    if field then m = m[field] end
+    local ok, o = check.run(m.options, opts, arg)
+    if not ok then error(o, 2) end
+    return m.run(self, o, arg)
+  end
 end
 
-function Client:sync_stock(opts)
-  local summary, err = require("wdt.sync").stock(self, opts)
-  return summary, err
-end
-
--- for row, err in client:scan{ method =, from =, to =, checkpoint = } do … end (doc/scan.md)
--- The fourth value closes the scan (its run lock) when Lua 5.4's `for` is left by `break`.
-function Client:scan(opts)
-  local step, state = require("wdt.scan").scan(self, opts)   -- no tail call: see sync_logistics
-  return step, state, nil, state
-end
-
--- The push half (see wdt.push and doc/push.md).
--- No tail calls: argument errors count their level through these frames (see sync_logistics).
-function Client:push_orders(opts)
-  local summary, err = require("wdt.push").run(self, "orders", opts)
-  return summary, err
-end
-function Client:push_refunds(opts)
-  local summary, err = require("wdt.push").run(self, "refunds", opts)
-  return summary, err
-end
-function Client:upload_goods(opts)
-  local summary, err = require("wdt.push").run(self, "goods", opts)
-  return summary, err
-end
+Client.sync_logistics = flow_method("wdt.sync", "logistics")   -- -> summary | nil, err
+Client.sync_stock = flow_method("wdt.sync", "stock")
+Client.push_orders = flow_method("wdt.push", nil, "orders")     -- -> summary | nil, err
+Client.push_refunds = flow_method("wdt.push", nil, "refunds")
+Client.upload_goods = flow_method("wdt.push", nil, "goods")
+-- for row, err in client:scan{ method =, from =, to =, checkpoint = } do … end
+Client.scan = flow_method("wdt.scan")
 
 -- client:call_many(requests, {concurrency = 8}) -> results, failed (see wdt.batch)
 function Client:call_many(requests, opts)
-  local results, failed = require("wdt.batch").call_many(self, requests, opts)
+  local ok, results, failed = check.run(require("wdt.batch").call_many, self, requests, opts)
+  if not ok then error(results, 2) end
   return results, failed
 end
 

@@ -7,9 +7,28 @@ local Error = {}
 Error.__index = Error
 Error.__name = "wdt.error"
 
--- kinds: api, http, network, timeout, decode, too_large, tls (the peer's certificate did not
--- verify: never retried), interrupted (a sync loop stopped by a signal after reporting
--- what it had handled)
+-- Every kind of error wdt returns, with its meaning (doc/reliability.md lists them too;
+-- spec/errors_spec.lua fails when the code produces a kind missing here).
+errors.KINDS = {
+  api = "the API answered a status other than 0 (err.status, err.response)",
+  http = "an HTTP status other than 200 (err.http_status)",
+  network = "the connection failed (err.sent: whether the request may have reached the server)",
+  timeout = "no answer in time (err.sent as for network)",
+  decode = "an answer that is not what the method answers (not JSON, no status, a wrong shape)",
+  too_large = "an answer over the client's max_body",
+  tls = "the peer's certificate did not verify (never retried)",
+  rate_limited = "the rate budget (option rate) allows no more waiting for this request",
+  interrupted = "a flow stopped by SIGINT after settling what it had handled (err.summary)",
+  callback = "a flow's on_progress raised; the flow stopped (err.summary)",
+  source = "a push's items iterator or source raised or gave a page that is not a list",
+  state = "a push's state document is not one of this push (flow, shop, version)",
+  store = "a state, checkpoint or lock file could not be read, written or locked",
+  locked = "a run lock is held by another run (err.holder), or was lost while running",
+  shm = "an nginx lua_shared_dict a lock or rate budget needs is missing or failed",
+  redis = "the Redis server of a lock or rate budget failed or refused a command",
+  scan = "a scan window whose rows kept changing, or a row without its key",
+}
+
 local function describe(e)
   if e.kind == "api" then
     return "api error " .. tostring(e.status)

@@ -34,8 +34,9 @@ lock.POLL = 0.2            -- seconds between two looks at a held lock while wai
 
 local FN = "wdt.lock.acquire"
 local option_specs = {
-  name = { "string" }, wait = { "number", 0 }, backend = { "string" }, dir = { "string" },
-  dict = { "string", lock.DEFAULT_DICT }, redis = { "string" }, ttl = { "number", lock.DEFAULT_TTL },
+  name = { "string" }, wait = { "number", 0, min = 0, max = 7 * 86400 }, backend = { "string" },
+  dir = { "string" }, dict = { "string", lock.DEFAULT_DICT }, redis = { "string" },
+  ttl = { "number", lock.DEFAULT_TTL, min = 0.1, max = 86400 },
 }
 
 local function locked_error(name, holder, waited)
@@ -230,27 +231,25 @@ function lock.default_backend(o)
   return "file"
 end
 
--- Bad options raise at the caller of lock.acquire (1 here, 2 acquire, 3 its caller).
-local LEVEL = 3
-
-local function check_options(opts)
-  if type(opts) ~= "table" then check.fail(FN, "options", "table expected, got " .. type(opts), LEVEL) end
-  local o = check.options(FN, opts, option_specs, LEVEL)
-  if o.name == nil or o.name == "" then check.fail(FN, "name", "a non-empty string is required", LEVEL) end
-  check.number(FN, "wait", o.wait, 0, 7 * 86400, nil, LEVEL)
-  check.number(FN, "ttl", o.ttl, 0.1, 86400, nil, LEVEL)
+-- acquire's options, checked and defaulted; raises (wdt.check) naming the bad one. `fname`
+-- and `what` name them in a message when they are a flow's `lock` option (then the name is
+-- the flow's to set).
+function lock.check_options(opts, fname, what)
+  local o = check.options(fname or FN, opts, option_specs, what)
+  local function bad(name, msg) check.fail(fname or FN, what and (what .. "." .. name) or name, msg) end
+  if not what and (o.name == nil or o.name == "") then bad("name", "a non-empty string is required") end
   o.backend = o.backend or lock.default_backend(o)
-  if not tries[o.backend] then check.fail(FN, "backend", "'file', 'shm' or 'redis' expected", LEVEL) end
-  if o.backend == "redis" and not o.redis then check.fail(FN, "redis", "a redis:// URL is required", LEVEL) end
+  if not tries[o.backend] then bad("backend", "'file', 'shm' or 'redis' expected") end
+  if o.backend == "redis" and not o.redis then bad("redis", "a redis:// URL is required") end
   if o.redis ~= nil then   -- at once, not at the first try (the message masks the password)
     local ok, why = require("wdt.redis").parse_url(o.redis)
-    if not ok then check.fail(FN, "redis", why, LEVEL) end
+    if not ok then bad("redis", why) end
   end
   return o
 end
 
-function lock.acquire(opts)
-  local o = check_options(opts)
+-- Takes the lock with options already checked: a handle | nil, err.
+local function acquire(o)
   local try = tries[o.backend]
   local started = core.monotonic()
   while true do
@@ -263,6 +262,12 @@ function lock.acquire(opts)
   end
 end
 
+function lock.acquire(opts)
+  local ok, o = check.run(lock.check_options, opts)
+  if not ok then error(o, 2) end
+  return acquire(o)
+end
+
 -- The name of a flow's run lock: "wdt.<flow>/<sid>[/<shop>]".
 function lock.run_name(flow, sid, shop)
   local name = "wdt." .. flow .. "/" .. sid
@@ -270,15 +275,11 @@ function lock.run_name(flow, sid, shop)
   return name
 end
 
--- A flow's run lock as its `lock` option asks for it: false takes none (returns false); true
--- the defaults; a table acquire's options (copied; the name is set here). A handle, false,
--- or nil, err.
-function lock.take_run(spec, flow, sid, shop)
-  if spec == false then return false end
-  local o = {}
-  if type(spec) == "table" then for k, v in pairs(spec) do o[k] = v end end
+-- A flow's run lock: `o` acquire's options as lock.check_options returned them for the
+-- flow's `lock` option (a table of the run's own: the name is set here). handle | nil, err.
+function lock.take_run(o, flow, sid, shop)
   o.name = lock.run_name(flow, sid, shop)
-  return lock.acquire(o)
+  return acquire(o)
 end
 
 return lock

@@ -12,46 +12,37 @@ options.PRODUCTION_URL = "http://wdt.wangdian.cn/openapi"
 -- production).
 options.TARGETS = { production = options.PRODUCTION_URL, emulator = "http://127.0.0.1:8080/openapi" }
 
--- name -> { type, default }
+local MAX_SECONDS = 24 * 24 * 3600     -- libcurl takes timeouts as a long of milliseconds
+
+-- Per-call options of request, with and call_many (wdt.check's option specs).
+local call_specs = {
+  timeout = { "number", min = 0.001, max = MAX_SECONDS },
+  connect_timeout = { "number", min = 0.001, max = MAX_SECONDS },
+  retries = { "number", min = 0, integer = true },
+  backoff = { "number", min = 0 }, max_backoff = { "number", min = 0 },
+  idempotent = { "boolean" },
+  check = { "boolean" },           -- check arguments against the catalogue (wdt.api)
+}
+
 local client_specs = {
   sid             = { "string" },
   key             = { "string" },
   secret          = { "string" },
   url             = { "string", options.PRODUCTION_URL },
-  timeout         = { "number", 30 },
-  connect_timeout = { "number", 10 },
-  retries         = { "number", 3 },
-  backoff         = { "number", 0.5 },
-  max_backoff     = { "number", 30 },
-  max_body        = { "number", 64 * 1024 * 1024 },
+  timeout         = { "number", 30, min = 0.001, max = MAX_SECONDS },
+  connect_timeout = { "number", 10, min = 0.001, max = MAX_SECONDS },
+  retries         = { "number", 3, min = 0, integer = true },
+  backoff         = { "number", 0.5, min = 0 },
+  max_backoff     = { "number", 30, min = 0 },
+  max_body        = { "number", 64 * 1024 * 1024, min = 1, integer = true },
   ca_file         = { "string" },
   insecure        = { "boolean", false },
   transport       = { "string", "auto" },
-  keepalive_timeout = { "number", 60 },   -- seconds an idle pooled cosocket is kept (nginx)
-  pool_size       = { "number", 16 },     -- cosocket pool size per worker (nginx)
+  keepalive_timeout = { "number", 60, min = 0 },   -- seconds an idle pooled cosocket is kept (nginx)
+  pool_size       = { "number", 16, min = 1, integer = true },  -- cosocket pool size per worker (nginx)
   rate            = { "table" },          -- rate pacing per seller (wdt.rate)
+  check           = { "boolean", true },  -- check arguments against the catalogue (wdt.api)
 }
-
--- Per-call options of request, with and call_many: name -> { type }.
-local call_specs = {
-  timeout = { "number" }, connect_timeout = { "number" }, retries = { "number" },
-  backoff = { "number" }, max_backoff = { "number" }, idempotent = { "boolean" },
-}
-
-local MAX_SECONDS = 24 * 24 * 3600     -- libcurl takes timeouts as a long of milliseconds
-
--- The numeric options (client and per call): name -> min, max, whole
-local number_ranges = {
-  timeout = { 0.001, MAX_SECONDS }, connect_timeout = { 0.001, MAX_SECONDS },
-  backoff = { 0 }, max_backoff = { 0 }, keepalive_timeout = { 0 },
-  retries = { 0, nil, true }, max_body = { 1, nil, true }, pool_size = { 1, nil, true },
-}
-
-local function check_ranges(fname, o, level)
-  for name, r in pairs(number_ranges) do
-    if o[name] ~= nil then check.number(fname, name, o[name], r[1], r[2], r[3], level + 1) end
-  end
-end
 
 -- The base URL: http(s)://host[:port][/path]. Refused: a query (it would not be signed), a
 -- fragment, user:password@, spaces and control characters (a CR/LF would end the request
@@ -72,48 +63,42 @@ function options.url_problem(url)
   return nil
 end
 
--- wdt.client's options, checked and defaulted; raises naming the first bad one. `level` as
--- in wdt.check.
-function options.client(fname, opts, level)
-  level = (level or 2) + 1
-  local out = check.options(fname, opts, client_specs, level)
+-- wdt.client's options, checked and defaulted; raises (wdt.check) naming the first bad one.
+function options.client(fname, opts)
+  local out = check.options(fname, opts, client_specs)
   for _, name in ipairs({ "sid", "key", "secret" }) do
-    if out[name] == nil or out[name] == "" then check.fail(fname, name, "a non-empty string is required", level) end
+    if out[name] == nil or out[name] == "" then check.fail(fname, name, "a non-empty string is required") end
   end
-  check_ranges(fname, out, level)
   out.url = options.TARGETS[out.url] or out.url
-  if out.rate ~= nil then out.rate = require("wdt.rate").check(fname, out.rate, level) end
+  if out.rate ~= nil then out.rate = require("wdt.rate").check(fname, out.rate) end
   local problem = options.url_problem(out.url)
-  if problem then check.fail(fname, "url", problem, level) end
+  if problem then check.fail(fname, "url", problem) end
   if out.transport ~= "auto" and out.transport ~= "curl" and out.transport ~= "ngx" then
-    check.fail(fname, "transport", "one of 'auto', 'curl', 'ngx' expected", level)
+    check.fail(fname, "transport", "one of 'auto', 'curl', 'ngx' expected")
   end
   -- the appsecret is "secret:salt", both parts needed (the salt itself may hold ':')
   if not out.secret:find("^[^:]+:.") then
-    check.fail(fname, "secret", "the appsecret has the form 'secret:salt', both non-empty", level)
+    check.fail(fname, "secret", "the appsecret has the form 'secret:salt', both non-empty")
   end
   return out
 end
 
 -- The per-call options found in `t` (keys in `skip` are the caller's) into `out`; raises
--- naming the first bad one. `where` says where they came from in a message ("opts",
--- "requests[3]"); nil: they are the function's own named options.
-function options.call(fname, t, out, skip, level, where)
-  level = (level or 2) + 1
+-- (wdt.check) naming the first bad one. `where` says where they came from in a message
+-- ("opts", "requests[3]"); nil: they are the function's own named options.
+function options.call(fname, t, out, skip, where)
   for k, v in pairs(t) do
     if not (skip and skip[k]) then
       local spec = call_specs[k]
       if not spec then
-        if not where then check.fail(fname, k, "unknown option", level) end
-        check.fail(fname, where, ("unknown %s '%s'"):format(where == "opts" and "option" or "field",
-                                                          tostring(k)), level)
+        if not where then check.fail(fname, k, "unknown option") end
+        check.fail(fname, where, ("unknown %s '%s'"):format(where == "opts" and "option" or "field", tostring(k)))
       end
       local name = where and (where .. "." .. k) or k
       if type(v) ~= spec[1] or v ~= v then
-        check.fail(fname, name, spec[1] .. " expected, got " .. check.type_name(v), level)
+        check.fail(fname, name, spec[1] .. " expected, got " .. check.type_name(v))
       end
-      local r = number_ranges[k]
-      if r then check.number(fname, name, v, r[1], r[2], r[3], level) end
+      if spec.min then check.number(fname, name, v, spec.min, spec.max, spec.integer) end
       out[k] = v
     end
   end

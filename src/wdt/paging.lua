@@ -12,27 +12,23 @@ local function is_list(v)
 end
 paging.is_list = is_list
 
--- Check a pager table given by the caller; raises (check.fail, at `level`) naming the
--- bad field. `name` is how the caller calls the pager ("pager", "requests[3].pager").
-function paging.check(pager, fname, name, level)
-  level = (level or 2) + 1
-  if type(pager) ~= "table" then
-    check.fail(fname, name, "pager table expected, got " .. type(pager), level)
-  end
+-- A pager table given by the caller -> the pager to use | nil, what is wrong with it.
+function paging.check(pager)
+  if type(pager) ~= "table" then return nil, "pager table expected, got " .. type(pager) end
   local size, no, calc = pager.page_size, pager.page_no, pager.calc_total
   if no == nil then no = 0 end
   if not check.is_integer(size) or size < 1 then
-    check.fail(fname, name, "page_size must be an integer >= 1", level)
+    return nil, "page_size must be an integer >= 1"
   end
   if not check.is_integer(no) or no < 0 then
-    check.fail(fname, name, "page_no must be an integer >= 0", level)
+    return nil, "page_no must be an integer >= 0"
   end
   if calc ~= nil and type(calc) ~= "boolean" then
-    check.fail(fname, name, "calc_total must be a boolean", level)
+    return nil, "calc_total must be a boolean"
   end
   for k in pairs(pager) do
     if k ~= "page_size" and k ~= "page_no" and k ~= "calc_total" then
-      check.fail(fname, name, ("unknown pager field '%s'"):format(tostring(k)), level)
+      return nil, ("unknown pager field '%s'"):format(tostring(k))
     end
   end
   return { page_size = size, page_no = no, calc_total = calc or false }

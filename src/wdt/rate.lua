@@ -15,7 +15,7 @@
 -- of being retried at once, and does not count as a retry. When the next wait would go past
 -- `wait`, the request fails with kind "rate_limited". See doc/reliability.md ("Rate pacing").
 --
--- client.lua calls, around each try:   pace = rate.start(client)   (nil without `rate`)
+-- client.lua calls, around each try:   pace = rate.start(client, executor)   (nil without `rate`)
 --   pace:before() -> true | nil, err    pace:after()    pace:limited(err) -> true | nil, err
 local core = require "wdt.core"
 local errors = require "wdt.errors"
@@ -36,32 +36,25 @@ rate.SLICE = 5           -- seconds: a long wait is slept in slices, telling on_
 rate.IN_FLIGHT_TTL = 600 -- seconds after which a slot of a dead holder counts as free again
 
 local specs = {
-  per_minute = { "number" }, concurrency = { "number" }, window = { "number", rate.DEFAULT_WINDOW },
-  wait = { "number" }, backend = { "string" }, dict = { "string", rate.DEFAULT_DICT },
-  redis = { "string" },
+  per_minute = { "number", min = 1, max = 1000000, integer = true },
+  concurrency = { "number", min = 1, max = 1000000, integer = true },
+  window = { "number", rate.DEFAULT_WINDOW, min = 0.001, max = 86400 },
+  wait = { "number", min = 0, max = 7 * 86400 }, backend = { "string" },
+  dict = { "string", rate.DEFAULT_DICT }, redis = { "string" },
 }
 
--- The client's `rate` option, checked; raises naming the bad field. `level` as in
--- wdt.check (wdt.options passes its own).
-function rate.check(fname, spec, level)
-  level = (level or 2) + 1
-  if type(spec) ~= "table" then check.fail(fname, "rate", "table expected, got " .. type(spec), level) end
-  local o = check.options(fname, spec, specs, level)
-  if o.per_minute ~= nil then check.number(fname, "rate.per_minute", o.per_minute, 1, 1000000, true, level) end
-  if o.concurrency ~= nil then
-    check.number(fname, "rate.concurrency", o.concurrency, 1, 1000000, true, level)
-  end
-  check.number(fname, "rate.window", o.window, 0.001, 86400, nil, level)
-  if o.wait ~= nil then check.number(fname, "rate.wait", o.wait, 0, 7 * 86400, nil, level) end
+-- The client's `rate` option, checked; raises (wdt.check) naming the bad field.
+function rate.check(fname, spec)
+  local o = check.options(fname, spec, specs, "rate")
   if o.backend ~= nil and o.backend ~= "local" and o.backend ~= "shm" and o.backend ~= "redis" then
-    check.fail(fname, "rate.backend", "'local', 'shm' or 'redis' expected", level)
+    check.fail(fname, "rate.backend", "'local', 'shm' or 'redis' expected")
   end
   if o.backend == "redis" and not o.redis then
-    check.fail(fname, "rate.redis", "a redis:// URL is required", level)
+    check.fail(fname, "rate.redis", "a redis:// URL is required")
   end
   if o.redis ~= nil then   -- at once, not at the first call (the message masks the password)
     local ok, why = require("wdt.redis").parse_url(o.redis)
-    if not ok then check.fail(fname, "rate.redis", why, level) end
+    if not ok then check.fail(fname, "rate.redis", why) end
   end
   return o
 end
@@ -183,12 +176,13 @@ end
 local Pace = {}
 Pace.__index = Pace
 
--- The pacing of one request of `client` (whose `rate` option was checked), or nil.
-function rate.start(client)
+-- The pacing of one request of `client` (whose `rate` option was checked), or nil. It
+-- waits with the request's executor (wdt.client): its sleep, and its wait hook.
+function rate.start(client, exec)
   local o = client._opts.rate
   if not o then return nil end
   local budget = o.wait or (clock.in_cosocket_context() and rate.DEFAULT_WAIT_NGX or rate.DEFAULT_WAIT)
-  return setmetatable({ client = client, o = o, span = o.window * (1 + rate.MARGIN),
+  return setmetatable({ client = client, exec = exec, o = o, span = o.window * (1 + rate.MARGIN),
                         backend = backends[pick_backend(o)], budget = budget,
                         key = ("wdt.rate/%s/%g"):format(client.sid, o.window),
                         deadline = core.monotonic() + budget }, Pace)
@@ -199,14 +193,15 @@ local function out_of_budget(self, why)
     ("%s; the rate budget allows %gs of waiting per request (rate.wait)"):format(why, self.budget) }
 end
 
--- Sleeps `seconds` in slices, telling the client's on_wait hook (the sync loops' progress
--- line) how long is left.
+-- Sleeps `seconds` in slices, telling the executor's wait hook (a flow's: its progress
+-- line and its run lock's renewal) how long is left; the hook may answer the longest
+-- slice it allows (a lock's renewal interval).
 function Pace:sleep(seconds, reason)
-  local hook = self.client._on_wait
+  local hook = self.exec.wait
   while seconds > 0 do
-    if hook then hook(seconds, reason) end
-    local slice = math.min(seconds, rate.SLICE)
-    self.client:_sleep(slice)
+    local most = hook and hook(seconds, reason)
+    local slice = math.min(seconds, rate.SLICE, most or rate.SLICE)
+    self.exec.sleep(slice)
     seconds = seconds - slice
   end
   if hook then hook(nil) end

@@ -29,7 +29,9 @@
 --                page_size/page_no, not in the body.
 --   response     the answer's top-level fields (status, message, data…): a list of nodes
 --   examples     { request = JSON text of the page's example body, response = its normal
---                answer, error = its error answer, notes = { what was mended or left out } }
+--                answer, error = its error answer, request_in_window = the request with its
+--                window's end moved in, when the page's own example is wider than its 1.4
+--                allows, notes = { what was mended, moved or left out } }
 --                (each text may be absent when the page has none that parses)
 --
 -- A node:

@@ -31,12 +31,27 @@ local function read_all(client, method, pager, max_rows, ...)
   return rows
 end
 
+-- The page's example request of METHOD (wdt.api) as ARGS_JSON text, and a pager when the
+-- method is paged.
+local function example(method)
+  local e = require("wdt.api").get(method)
+  if not e or not e.examples.request then
+    args.usage("the catalogue has no example request for '%s'", method)
+  end
+  local pager = e.paging and { page_size = 100, page_no = 0, calc_total = false } or nil
+  return e.examples.request_in_window or e.examples.request, pager
+end
+
 local function run(ctx, opts, words)
   local method, args_json = args.method_words(words, "call", "ARGS_JSON")
   local list, n = {}, 0
+  local pager
+  if opts.example then
+    if args_json then args.usage("'wdt call --example' sends the page's example: no ARGS_JSON") end
+    args_json, pager = example(method)
+  end
   if args_json then list, n = args.decode_args(args_json) end
   local paged = opts["page-size"] or opts["page-no"] or opts.all or opts.total
-  local pager
   if paged then
     pager = { page_size = args.int_option(opts, "page-size", 1, 100000, 100),
               page_no = args.int_option(opts, "page-no", 0, 1e9, 0),
@@ -87,7 +102,9 @@ Calls METHOD and prints the answer's `data` as compact JSON on stdout.
 
 ARGS_JSON is the JSON array of the method's positional arguments, e.g.
   wdt call sales.LogisticsSync.getSyncListExt '[{"shop_no":"s1","is_own_platform":true}]' --page-size 10
-A JSON object is taken as the only argument. Without ARGS_JSON the method gets none.]],
+A JSON object is taken as the only argument. Without ARGS_JSON the method gets none.
+The arguments are checked against the method's page before anything is sent (doc/api.md);
+a violation names the field and exits 2.]],
   flags = {
     { "--page-size N", "ask for one page of N rows (default 100 when another paging\noption is given)" },
     { "--page-no N", "the page to ask for, from 0 (default 0)" },
@@ -97,6 +114,9 @@ A JSON object is taken as the only argument. Without ARGS_JSON the method gets n
                .. "array of all rows (an answer without rows, or a page equal to the one\n"
                .. "before, is an error)" },
     { "--max-rows N", "the most rows --all collects before it gives up (default 100000)" },
+    { "--example", "send the example request of METHOD's page (see 'wdt describe METHOD')" },
+    { "--no-check", "send without checking the arguments against the catalogue\n"
+                    .. "(the pages can be wrong: doc/api.md)" },
   },
   footer = [[
 Exit codes: 0 the API answered status 0, 1 it answered an error status, or status 0

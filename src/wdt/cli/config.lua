@@ -134,6 +134,7 @@ function config.new_client(opts, env, ctx)
   copts.timeout = args.number_option(opts, "timeout", 0.001)
   copts.retries = args.int_option(opts, "retries", 0, 100, nil)
   copts.rate = config.rate(opts, env)
+  if opts["no-check"] then copts.check = false end   -- wdt call --no-check
   local wdt = require "wdt"
   return wdt.client(copts)
 end

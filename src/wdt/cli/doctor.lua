@@ -15,7 +15,7 @@ local MAX_CLOCK_OFFSET = 60                  -- seconds; the server refuses beyo
 -- answer {status, body, date}, response | nil, err (as the client's own tries).
 local function try(client, timestamp)
   local url, body = client._core:prepare(PROBE, { n = 1, {} }, { page_size = 1, page_no = 0 }, timestamp)
-  local answer, failure = client:_send(url, body, { timeout = client._opts.timeout,
+  local answer, failure = client:executor().send(client, url, body, { timeout = client._opts.timeout,
                                                    connect_timeout = client._opts.connect_timeout })
   local resp, err = client:_outcome(PROBE, answer, failure)
   return answer, resp, err
@@ -91,7 +91,9 @@ end
 local function check_locks(opts, env, c, say)
   local spec = config.lock_spec(opts, env)
   local where = spec.redis and ("Redis " .. require("wdt.redis").masked(spec.redis)) or spec.dir
-  local h, err = require("wdt.lock").take_run(spec, "doctor", c.sid)
+  local lock = require "wdt.lock"
+  spec.name = lock.run_name("doctor", c.sid)
+  local h, err = lock.acquire(spec)
   if h then h:release() end
   say(h ~= nil, "locks", h and ("a run lock taken and released in " .. where)
                            or (where .. ": " .. one_line(err.message or tostring(err))))

@@ -12,6 +12,7 @@ local REFUSED = { api = true, store = true, state = true, source = true, scan = 
 function exit.for_error(err)
   if REFUSED[err.kind] then return exit.API end
   if err.kind == "locked" then return exit.LOCKED end
+  if err.kind == "invalid" then return exit.USAGE end   -- the catalogue's checks: nothing sent
   if err.kind == "interrupted" then return exit.INTERRUPTED end
   return exit.NETWORK
 end

@@ -45,6 +45,8 @@ local COMMANDS = {
   require "wdt.cli.sync",
   require "wdt.cli.scan",
   require "wdt.cli.push",
+  require "wdt.cli.methods",
+  require "wdt.cli.describe",
   require "wdt.cli.emulator",
   require "wdt.cli.doctor",
   require("wdt.cli.help").command,

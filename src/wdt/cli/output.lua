@@ -46,17 +46,27 @@ end
 
 local function id_text(v)
   if v == nil then return "?" end
-  if math.type and math.type(v) == "integer" then return ("%d"):format(v) end
-  if type(v) == "number" and v % 1 == 0 then return ("%.0f"):format(v) end
-  return tostring(v)
+  return require("wdt.check").id_text(v)
 end
 
+-- The lines of a summary: add(fmt, ...) appends one; list(title, items, f) the items to
+-- look at, up to 20, f(item) on one line each; text() all of them, newline-ended.
 local MAX_LISTED = 20
+function output.lines()
+  local out = {}
+  local function add(fmt, ...) out[#out + 1] = fmt:format(...) end
+  local function list(title, items, f)
+    if not items or #items == 0 then return end
+    add("%s (%d):", title, #items)
+    for i = 1, math.min(#items, MAX_LISTED) do add("  %s", one_line(f(items[i]))) end
+    if #items > MAX_LISTED then add("  ... and %d more", #items - MAX_LISTED) end
+  end
+  return add, list, function() return table.concat(out, "\n") .. "\n" end
+end
 
 -- The plain summary, one fact per line, then the items to look at (up to 20 of each).
 function output.summary_text(kind, s, dry_run)
-  local out = {}
-  local function add(fmt, ...) out[#out + 1] = fmt:format(...) end
+  local add, list, text = output.lines()
   local what = kind == "stock" and "goods" or "rows"
   if dry_run then
     add("dry run: %d %s pending; no handler called, nothing reported", s.read or 0, what)
@@ -71,12 +81,6 @@ function output.summary_text(kind, s, dry_run)
   if elapsed > 0 then
     add("  elapsed   %.1fs (%.0f %s/s)", elapsed, (s.read or 0) / elapsed, what)
   end
-  local function list(title, items, f)
-    if not items or #items == 0 then return end
-    add("%s (%d):", title, #items)
-    for i = 1, math.min(#items, MAX_LISTED) do add("  %s", f(items[i])) end
-    if #items > MAX_LISTED then add("  ... and %d more", #items - MAX_LISTED) end
-  end
   local idf = kind == "stock" and "api_goods_id" or "sync_id"
   local function just_id(r) return ("%s %s"):format(idf, id_text(r[idf])) end
   list("refused by the ERP", s.refused_items, function(r)
@@ -89,7 +93,7 @@ function output.summary_text(kind, s, dry_run)
   end)
   list("accepted on an earlier try (the retry was refused as already reported)",
        s.confirmed_on_retry, function(id) return ("%s %s"):format(idf, id_text(id)) end)
-  return table.concat(out, "\n") .. "\n"
+  return text()
 end
 
 -- A JSON-ready copy of a summary (rows left out of the item lists).

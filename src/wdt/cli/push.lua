@@ -67,11 +67,8 @@ local function merge_bad(s, bad, line_of)
   end
 end
 
-local MAX_LISTED = 20
-
 local function summary_text(flow, s)
-  local out = {}
-  local function add(fmt, ...) out[#out + 1] = fmt:format(...) end
+  local add, list, text = output.lines()
   add("%s push to shop %s: %d read, %d call(s)", flow, s.shop_no, s.read, s.calls)
   for _, b in ipairs({ "new", "changed", "failed", "invalid", "unreported" }) do
     add("  %-11s %d", b, s[b])
@@ -84,12 +81,6 @@ local function summary_text(flow, s)
   end
   if (s.elapsed or 0) > 0 then
     add("  %-11s %.1fs (%.0f %s/s)", "elapsed", s.elapsed, s.read / s.elapsed, WHAT[flow])
-  end
-  local function list(title, items, f)
-    if not items or #items == 0 then return end
-    add("%s (%d):", title, #items)
-    for i = 1, math.min(#items, MAX_LISTED) do add("  %s", one_line(f(items[i]))) end
-    if #items > MAX_LISTED then add("  ... and %d more", #items - MAX_LISTED) end
   end
   local kn = KEY_NAME[flow]
   list("refused by the ERP", s.failures, function(x) return ("%s %s: %s"):format(kn, key_text(x.key), x.error) end)
@@ -107,7 +98,7 @@ local function summary_text(flow, s)
     return ("%s %s after %d tries: %s"):format(kn, key_text(x.key), x.tries, tostring(x.error))
   end)
   list("answers that did not add up", s.anomalies, function(x) return x end)
-  return table.concat(out, "\n") .. "\n"
+  return text()
 end
 
 local function summary_json(flow, s)

@@ -19,7 +19,6 @@
 local check = require "wdt.check"
 local core = require "wdt.core"
 local errors = require "wdt.errors"
-local run = require "wdt.push.run"
 local validate = require "wdt.push.validate"
 
 local resume = {}
@@ -73,19 +72,19 @@ local function record(doc, entry, max_tries, summary)
   local tries = (prev and prev.tries or 0) + 1
   if tries >= max_tries then
     doc.pending[key] = nil
-    local g = { key = key, tries = tries, error = entry.error, item = entry.item }
+    local g = { key = key, tries = tries, error = entry.message, item = entry.item }
     local list = doc.given_up
     list[#list + 1] = g
     while #list > MAX_GIVEN_UP do table.remove(list, 1) end
-    summary.given_up[#summary.given_up + 1] = { key = key, tries = tries, error = entry.error }
+    summary.given_up[#summary.given_up + 1] = { key = key, tries = tries, error = entry.message }
   else
-    doc.pending[key] = { item = entry.item, tries = tries, outcome = entry.outcome, error = entry.error }
+    doc.pending[key] = { item = entry.item, tries = tries, outcome = entry.outcome, error = entry.message }
   end
 end
 
-local function save(store, doc)
+local function save(r, store, doc)
   local ok, err = store:save(doc)
-  if not ok then error(err, 0) end   -- raised to resume.run, which returns it
+  if not ok then r.stop(err) end   -- the run stops (wdt.flow's stop marker), the state as last saved
 end
 
 -- Push what the state kept from earlier runs.
@@ -106,7 +105,7 @@ local function retry_pending(r, doc, store, max_tries)
     end
   end, function(settled)
     for _, e in ipairs(settled) do record(doc, e, max_tries, r.summary) end
-    save(store, doc)
+    save(r, store, doc)
   end)
 end
 
@@ -131,20 +130,14 @@ local function push_page(r, doc, store, max_tries, items, next_cursor)
       record(doc, e, max_tries, r.summary)
       if e.key ~= nil then done[e.key] = fingerprint(e.item) end
     end
-    save(store, doc)
+    save(r, store, doc)
   end)
   if not ok then return nil, err end
   doc.cursor, doc.chunk = next_cursor, nil
-  save(store, doc)
+  save(r, store, doc)
   return true
 end
 
-local function source_error(e)
-  if errors.is_interrupt(e) then
-    return fail("interrupted", "stopped by SIGINT (Ctrl-C)")
-  end
-  return fail("source", "the source raised an error: " .. tostring(e))
-end
 
 -- The number of items of a page the source returned, or nil and a `source` error for what
 -- is not a list: a page with a hole would lose the items after it once the cursor moved on,
@@ -166,46 +159,50 @@ local function page_length(items)
   return n
 end
 
--- resume.run(client, flow, opts): opts.source, opts.state (a wdt.store), opts.max_tries
-function resume.run(client, flow, opts)
-  local store, max_tries = opts.state, opts.max_tries or 5
-  local r = run.new(client, flow, opts)
-  r.summary.retried, r.summary.skipped, r.summary.given_up, r.summary.pages = 0, 0, {}, 0
-  local doc, lerr = load_state(store, flow, opts.shop_no)
-  if not doc then return r:stop(lerr) end
-  local ok, res, err = pcall(function()
-    local pushed, perr = retry_pending(r, doc, store, max_tries)
-    if not pushed then return nil, perr end
-    while true do
-      local sok, items, next_cursor = pcall(opts.source, doc.cursor)
-      if not sok then return nil, source_error(items) end
-      if items == nil then break end
-      local n
-      n, perr = page_length(items)
-      if not n then return nil, perr end
-      if n == 0 then break end
-      if same(next_cursor, doc.cursor) then
-        return nil, fail("source", "the source returned items but the same cursor: it would never end")
-      end
-      r.summary.pages = r.summary.pages + 1
-      pushed, perr = push_page(r, doc, store, max_tries, items, next_cursor)
-      if not pushed then return nil, perr end
-    end
-    return true
-  end)
-  if not ok then
-    if errors.is(res) then return r:stop(res) end
-    if errors.is_interrupt(res) then
-      r:abandon()
-      return r:stop(source_error(res))
-    end
-    error(res, 0)
-  end
+-- What the summary says of the state: the items pending and the cursor (however the run ended).
+function resume.note(r)
+  local doc = r.doc
+  if not doc then return end
   local n = 0
   for _ in pairs(doc.pending) do n = n + 1 end
   r.summary.pending, r.summary.cursor = n, doc.cursor
-  if not res then return r:stop(err) end
-  return r:finish()
+end
+
+-- resume.run(r, opts): the push of r (wdt.push.run) from opts.source, opts.state (a
+-- wdt.store), opts.max_tries -> true | nil, err. Run inside wdt.flow's guard (r.stop
+-- raises its stop marker).
+function resume.run(r, opts)
+  local store, max_tries = opts.state, opts.max_tries or 5
+  r.summary.retried, r.summary.skipped, r.summary.given_up, r.summary.pages = 0, 0, {}, 0
+  local doc, lerr = load_state(store, r.flow, opts.shop_no)
+  if not doc then return nil, lerr end
+  r.doc = doc
+  local pushed, perr = retry_pending(r, doc, store, max_tries)
+  if pushed then
+    while true do
+      local sok, items, next_cursor = pcall(opts.source, doc.cursor)
+      if not sok then
+        if errors.is_interrupt(items) then error(items, 0) end
+        pushed, perr = nil, fail("source", "the source raised an error: " .. tostring(items))
+        break
+      end
+      if items == nil then break end
+      local n
+      n, perr = page_length(items)
+      if not n then pushed = nil break end
+      if n == 0 then break end
+      if same(next_cursor, doc.cursor) then
+        pushed, perr = nil, fail("source", "the source returned items but the same cursor: it would never end")
+        break
+      end
+      r.summary.pages = r.summary.pages + 1
+      pushed, perr = push_page(r, doc, store, max_tries, items, next_cursor)
+      if not pushed then break end
+    end
+  end
+  resume.note(r)
+  if not pushed then return nil, perr end
+  return true
 end
 
 return resume

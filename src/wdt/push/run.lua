@@ -3,23 +3,23 @@
 -- new, changed, failed (the ERP refused it, with its message), invalid (refused before
 -- sending, with the field and reason) or unreported (sent, but its outcome is unknown).
 --
---   local r = run.new(client, flow, opts)     -- opts: shop_no, batch, on_progress
+--   local r = run.new(flow, opts)     -- opts: shop_no, batch
+--   r.client, r.progress = the client to send with, progress()   (wdt.push sets them)
 --   r:push(next_item, on_batch) -> true | nil, err
 --       next_item() -> item | nil at the end; on_batch(settled) after every batch, settled
---       a list of {key=, item=, outcome="accepted"|"failed"|"unreported"|"invalid", error=}
---   r:finish() -> summary
+--       a list of wdt.flow outcome records {key=, outcome="accepted"|"failed"|"unreported"|
+--       "invalid", message=} with the item as `item`
 -- A push stops at the first failure that leaves a batch's outcome unknown (network,
 -- timeout, rate limit after the client's retries): that batch is unreported, the items
 -- not yet read stay unread. pushSelf2, upload2 and ApiGoods.upload create or overwrite by
 -- key, so the client retries them and a later run may push them again safely.
 local core = require "wdt.core"
-local errors = require "wdt.errors"
+local flow = require "wdt.flow"
 local fields = require "wdt.push.fields"
 local validate = require "wdt.push.validate"
 
 local run = {}
 
-local is_interrupt = errors.is_interrupt
 local is_integer = require("wdt.check").is_integer
 local array_mt = core.array_mt
 
@@ -35,17 +35,16 @@ local function append(list, v) list[#list + 1] = v end
 local Run = {}
 Run.__index = Run
 
-function run.new(client, flow, opts)
-  local spec = fields.flows[flow]
+function run.new(flow_name, opts)
+  local spec = fields.flows[flow_name]
   local summary = {
-    flow = flow, method = spec.method, shop_no = opts.shop_no, read = 0, calls = 0,
+    flow = flow_name, method = spec.method, shop_no = opts.shop_no, read = 0, calls = 0,
     new = 0, changed = 0, failed = 0, invalid = 0, unreported = 0,
     failures = {}, invalids = {}, unreported_items = {}, anomalies = {},
-    started = core.monotonic(),
   }
-  local add_fast, add, take = validate.batch(flow)
+  local add_fast, add, take = validate.batch(flow_name)
   return setmetatable({
-    client = client:with{ idempotent = true }, flow = flow, spec = spec, opts = opts,
+    flow = flow_name, spec = spec, opts = opts,
     batch_size = opts.batch or 100, summary = summary,
     add_fast = add_fast, add = add, take = take,
   }, Run)
@@ -77,7 +76,9 @@ function Run:settle(settled, key, item, outcome, message)
     s.unreported = s.unreported + 1
     append(s.unreported_items, { key = key, error = message, item = item })
   end
-  append(settled, { key = key, item = item, outcome = outcome, error = message })
+  local e = flow.outcome(key, nil, outcome, message)
+  e.item = item
+  append(settled, e)
 end
 
 -- Every item of the batch (keys, items) settled alike.
@@ -153,12 +154,12 @@ function Run:send(b, settled)
   local ok, data, err = pcall(self.client.call, self.client, self.spec.method,
                               (table.unpack or unpack)(args, 1, args.n))  -- luacheck: ignore
   if not ok then
-    local e = data
+    -- stopped while sending (SIGINT, the run lock lost while waiting for the rate budget):
+    -- the batch is unreported, and the run stops after recording it
+    local stop = flow.stop_error(data)
+    if not stop then error(data, 0) end
     self:settle_all(b, settled, "unreported", "interrupted while sending")
-    if is_interrupt(e) then
-      return nil, errors.new{ kind = "interrupted", message = "stopped by SIGINT (Ctrl-C)" }
-    end
-    error(e, 0)
+    return nil, stop
   end
   if data ~= nil then
     self:match(b, data, settled)
@@ -174,18 +175,13 @@ function Run:send(b, settled)
   return nil, err
 end
 
-function Run:progress()
-  local s = self.summary
-  s.elapsed = core.monotonic() - s.started
-  if self.opts.on_progress then self.opts.on_progress(s) end
-end
 
 -- An item the C pass left to the Lua side: checked by validate.prepare, which words the
 -- reason of an invalid one, and written by the codec. -> key | false (its key is in the
 -- batch already: send the batch first) | nil (listed as invalid).
 function Run:add_checked(item, b, settled)
-  local s, flow = self.summary, self.flow
-  local p, field, reason = validate.prepare(flow, item)
+  local s, flow_name = self.summary, self.flow
+  local p, field, reason = validate.prepare(flow_name, item)
   if p then
     if b.in_batch[p.key] then return false end
     local d, ok, why = p.discounts, true, nil
@@ -201,9 +197,11 @@ function Run:add_checked(item, b, settled)
     field, reason = "(item)", "cannot be sent as JSON: " .. why
   end
   s.invalid = s.invalid + 1
-  local key = p and p.key or validate.raw_key(flow, item)
+  local key = p and p.key or validate.raw_key(flow_name, item)
   append(s.invalids, { index = s.read, key = key, field = field, reason = reason, item = item })
-  append(settled, { key = key, item = item, outcome = "invalid", error = field .. ": " .. reason })
+  local e = flow.outcome(key, s.read, "invalid", field .. ": " .. reason)
+  e.item = item
+  append(settled, e)
   return nil
 end
 
@@ -224,7 +222,7 @@ function Run:push(next_item, on_batch)
     keys, items, in_batch = b.keys, b.items, b.in_batch
     self.unsent = b
     if on_batch then on_batch(done) end
-    self:progress()
+    self.progress()
     return ok, err
   end
   local read = s.read
@@ -263,12 +261,6 @@ function Run:push(next_item, on_batch)
   return flush()
 end
 
-function Run:finish()
-  local s = self.summary
-  s.elapsed = core.monotonic() - s.started
-  return s
-end
-
 -- After an interrupt outside a call: the items gathered for the next call, not sent, are
 -- listed as unreported (a resumable run pulls them again: its cursor did not move).
 function Run:abandon()
@@ -281,18 +273,6 @@ function Run:abandon()
   if item ~= nil and s.new + s.changed + s.failed + s.invalid + s.unreported < s.read then
     self:settle({}, validate.raw_key(self.flow, item), item, "unreported", "not sent: interrupted")
   end
-end
-
--- nil, err for a run that stopped: err.summary holds the summary so far.
-function Run:stop(err)
-  local s = self:finish()
-  local fields_ = {}
-  for k, v in pairs(err) do fields_[k] = v end
-  fields_.cause, fields_.summary = err, s
-  if s.unreported > 0 then
-    fields_.message = ("%s; %d item(s) left unreported"):format(err.message or tostring(err.kind), s.unreported)
-  end
-  return nil, errors.new(fields_)
 end
 
 return run

@@ -26,10 +26,10 @@ local check = require "wdt.check"
 local store = require "wdt.store"
 local core = require "wdt.core"
 local errors = require "wdt.errors"
+local flow = require "wdt.flow"
 local time = require "wdt.scan.time"
 local window = require "wdt.scan.window"
 local known = require "wdt.scan.methods"
-local lock = require "wdt.lock"
 
 local scan = { methods = known }
 
@@ -37,8 +37,8 @@ local FN = "scan"
 
 local option_specs = {
   method = { "string" }, filter = { "table" }, from = { "any" }, to = { "any" },
-  checkpoint = { "any" }, page_size = { "number" }, lag = { "number", 120 },
-  overlap = { "number", 60 }, window = { "number" }, facts = { "table" }, lock = { "any" },
+  checkpoint = { "any" }, page_size = { "number" }, lag = { "number", 120, min = 0, integer = true },
+  overlap = { "number", 60, min = 0, integer = true }, window = { "number" }, facts = { "table" },
 }
 
 local FACT_TYPES = { from = "string", to = "string", limit = "number", list = "string",
@@ -46,35 +46,28 @@ local FACT_TYPES = { from = "string", to = "string", limit = "number", list = "s
 local FACT_ORDER = { "from", "to", "limit", "list", "key", "modified", "page_size" }
 
 -- The method's facts: the table's, with the caller's `facts` over them.
--- Bad options raise at the caller of client:scan (wdt.check's levels: 1 is check_opts,
--- 2 scan.scan, 3 the client method); the helpers check_opts calls pass LEVEL + 1.
-local LEVEL = 4
-
 local function facts_for(method, given)
   local f = {}
   for k, v in pairs(known[method] or {}) do f[k] = v end
   for k, v in pairs(given or {}) do
-    if not FACT_TYPES[k] then check.fail(FN, "facts", "unknown fact '" .. tostring(k) .. "'", LEVEL + 1) end
-    if type(v) ~= FACT_TYPES[k] then
-      check.fail(FN, "facts", ("'%s' must be a %s"):format(k, FACT_TYPES[k]), LEVEL + 1)
-    end
+    if not FACT_TYPES[k] then check.fail(FN, "facts", "unknown fact '" .. tostring(k) .. "'") end
+    if type(v) ~= FACT_TYPES[k] then check.fail(FN, "facts", ("'%s' must be a %s"):format(k, FACT_TYPES[k])) end
     f[k] = v
   end
   for _, k in ipairs(FACT_ORDER) do
     if f[k] == nil then
-      check.fail(FN, "facts", ("'%s' is unknown to wdt: give facts.%s (a %s)"):format(method, k, FACT_TYPES[k]),
-                 LEVEL + 1)
+      check.fail(FN, "facts", ("'%s' is unknown to wdt: give facts.%s (a %s)"):format(method, k, FACT_TYPES[k]))
     end
   end
-  check.number(FN, "facts.limit", f.limit, 1, nil, true, LEVEL + 1)
-  check.number(FN, "facts.page_size", f.page_size, 1, nil, true, LEVEL + 1)
+  check.number(FN, "facts.limit", f.limit, 1, nil, true)
+  check.number(FN, "facts.page_size", f.page_size, 1, nil, true)
   return f
 end
 
 local function check_time(name, v)
   if v == nil then return nil end
   local t, why = time.value(v)
-  if not t then check.fail(FN, name, why, LEVEL + 1) end
+  if not t then check.fail(FN, name, why) end
   return t
 end
 
@@ -88,72 +81,46 @@ local function checkpoint_id(cp)
   return (path:gsub("/%./", "/"):gsub("//+", "/"))
 end
 
--- The run lock option (see the header): false, or the spec (a copy) and the checkpoint's id
--- that names the lock.
-local function check_lock(spec, cp)
-  if spec == false then return false end
-  if spec ~= nil and spec ~= true and type(spec) ~= "table" then
-    check.fail(FN, "lock", "boolean or table expected, got " .. type(spec), LEVEL + 1)
-  end
-  if cp == nil then
-    if spec == nil then return false end
-    check.fail(FN, "lock", "applies only with 'checkpoint'", LEVEL + 1)
-  end
-  local id = checkpoint_id(cp)
-  if not id then
-    check.fail(FN, "lock", "the checkpoint store has no `path` or `name` to name its lock by: "
-      .. "give it one, or lock = false", LEVEL + 1)
-  end
-  local o = {}
-  if type(spec) == "table" then for k, v in pairs(spec) do o[k] = v end end
-  return o, id
-end
-
--- The caller's options, checked: raises naming the first bad one.
-local function check_opts(client, opts)
-  if type(opts) ~= "table" then
-    error("bad argument #1 to 'scan' (options table expected, got " .. type(opts) .. ")", LEVEL)
-  end
-  local o = {}
-  for k, v in pairs(opts) do
-    local spec = type(k) == "string" and option_specs[k]
-    if not spec then check.fail(FN, k, "unknown option", LEVEL) end
-    if spec[1] ~= "any" and type(v) ~= spec[1] then
-      check.fail(FN, k, spec[1] .. " expected, got " .. type(v), LEVEL)
-    end
-    o[k] = v
-  end
-  for k, spec in pairs(option_specs) do if o[k] == nil then o[k] = spec[2] end end
-  check.method(FN, o.method, LEVEL)
-  local s = { client = client, method = o.method, facts = facts_for(o.method, o.facts),
+-- client:scan's options, checked (wdt.check): the scan's state.
+function scan.options(opts)
+  local cp = type(opts) == "table" and opts.checkpoint
+  local o = flow.options(FN, opts, option_specs, cp ~= nil)
+  if cp == nil and o.lock then check.fail(FN, "lock", "applies only with 'checkpoint'") end
+  check.method(FN, o.method)
+  local s = { method = o.method, facts = facts_for(o.method, o.facts),
               filter = o.filter or {} }
   local f = s.facts
   for k in pairs(s.filter) do
     if k == f.from or k == f.to then
-      check.fail(FN, "filter", ("'%s' is set by the scan from `from` and `to`"):format(k), LEVEL)
+      check.fail(FN, "filter", ("'%s' is set by the scan from `from` and `to`"):format(k))
     end
   end
   for _, k in ipairs(f.required or {}) do
-    if s.filter[k] == nil then check.fail(FN, "filter", ("%s needs '%s'"):format(o.method, k), LEVEL) end
+    if s.filter[k] == nil then check.fail(FN, "filter", ("%s needs '%s'"):format(o.method, k)) end
   end
   s.page_size = o.page_size or f.page_size
-  check.number(FN, "page_size", s.page_size, 1, f.page_size, true, LEVEL)
+  check.number(FN, "page_size", s.page_size, 1, f.page_size, true)
   s.width = o.window or f.limit
-  check.number(FN, "window", s.width, 1, f.limit, true, LEVEL)
-  check.number(FN, "lag", o.lag, 0, nil, true, LEVEL)
-  check.number(FN, "overlap", o.overlap, 0, nil, true, LEVEL)
+  check.number(FN, "window", s.width, 1, f.limit, true)
   s.lag, s.overlap = o.lag, o.overlap
   s.from, s.to = check_time("from", o.from), check_time("to", o.to)
-  if s.from and s.to and s.to < s.from then check.fail(FN, "to", "is before `from`", LEVEL) end
-  local cp = o.checkpoint
+  if s.from and s.to and s.to < s.from then check.fail(FN, "to", "is before `from`") end
   if type(cp) == "string" then
-    cp = store.file(cp)
+    s.store = store.file(cp)
   elseif cp ~= nil and not (type(cp) == "table" and cp.load and cp.save) then
-    check.fail(FN, "checkpoint", "a file path or a store (with load and save) expected", LEVEL)
+    check.fail(FN, "checkpoint", "a file path or a store (with load and save) expected")
+  else
+    s.store = cp or nil
   end
-  s.store = cp
-  if not s.store and not s.from then check.fail(FN, "from", "is required without a checkpoint", LEVEL) end
-  s.lock_spec, s.lock_id = check_lock(o.lock, o.checkpoint)
+  if not s.store and not s.from then check.fail(FN, "from", "is required without a checkpoint") end
+  s.lock = o.lock
+  if s.lock then
+    s.lock_id = checkpoint_id(cp)
+    if not s.lock_id then
+      check.fail(FN, "lock", "the checkpoint store has no `path` or `name` to name its lock by: "
+        .. "give it one, or lock = false")
+    end
+  end
   s.stats = { windows = 0, pages = 0, rereads = 0, splits = 0, rows = 0, overlap_dropped = 0,
               unverified = 0 }
   return s
@@ -233,29 +200,28 @@ local function window_rows(s, found, a, b)
   return list
 end
 
--- Takes the run lock (see the header), or renews it when due: true, or nil, err.
-local function hold_lock(s)
-  if not s.lock_spec then return true end
-  if s.lock then
-    local ok, err = s.lock:touch()
-    if not ok and err.kind == "locked" then return nil, err end
-    return true
-  end
-  local h, err = lock.take_run(s.lock_spec, "scan." .. s.method, s.client.sid, s.lock_id)
-  if not h then return nil, err end
-  s.lock = h
-  return true
+-- The run (wdt.flow) from the first row to the end: it takes the run lock (see the
+-- header) and renews it when due, on every row and while a call waits for the rate budget.
+local function hold(s)
+  if s.run then return s.run:touch() end
+  local run, err = flow.start(s.client, { name = "scan." .. s.method, scope = s.lock_id, lock = s.lock,
+                                          summary = s.stats })
+  if not run then return err end
+  s.run, s.client = run, run.client
 end
 
 local State = {}
 State.__index = State
 function State:close()
-  if self.lock then self.lock:release() end
+  if self.run then self.run:release() end
 end
 State.__close = State.close
 
-function scan.scan(client, opts)
-  local s = setmetatable(check_opts(client, opts), State)
+-- scan.run(client, s): s as scan.options returned it -> the iterator, the state, nil, the
+-- state again (Lua 5.4's `for` closes it, and so its run lock, when left by `break`).
+function scan.run(client, s)
+  setmetatable(s, State)
+  s.client = client
   s.recent = {}
   local failed, done = false, false
   local pending, pi, next_start      -- the window being delivered
@@ -267,10 +233,11 @@ function scan.scan(client, opts)
     return false, err
   end
 
-  local function step()
+  local step
+  local function next_row()
     if failed or done then return nil end
-    local held, lerr = hold_lock(s)
-    if not held then return fail(lerr) end
+    local lerr = hold(s)
+    if lerr then return fail(lerr) end
     if pending then
       pi = pi + 1
       local e = pending[pi]
@@ -299,7 +266,7 @@ function scan.scan(client, opts)
       s.stats.windows = s.stats.windows + 1
       pending, pi, next_start = window_rows(s, found, a, b), 0, b
       a = b
-      if pending[1] then return step() end
+      if pending[1] then return next_row() end
       pending = nil
       ok, err = save_checkpoint(s, b)
       if not ok then return fail(err) end
@@ -309,7 +276,19 @@ function scan.scan(client, opts)
     return nil
   end
 
-  return step, s
+  -- the run's stop marker (the lock lost) or SIGINT ends the scan with false, err
+  function step()
+    local ok, row, err = pcall(next_row)
+    if ok then return row, err end
+    local why = flow.stop_error(row)
+    if not why or why.kind == "interrupted" then
+      s:close()
+      error(row, 0)
+    end
+    return fail(errors.is(why) and why or errors.new(why))
+  end
+
+  return step, s, nil, s
 end
 
 return scan

@@ -22,9 +22,9 @@ sync.MAX_MESSAGE = common.MAX_MESSAGE      -- (read-only: change common.MAX_MESS
 sync.outcome = common.outcome
 sync.check_item = logistics.check_item
 
--- sync.logistics(client, opts), sync.stock(client, opts): what client:sync_logistics and
--- client:sync_stock call.
-sync.logistics = logistics.run
-sync.stock = stock.run
+-- The two flows, each with .options(opts) (checked at client:sync_logistics and
+-- client:sync_stock) and .run(client, checked_options).
+sync.logistics = logistics
+sync.stock = stock
 
 return sync

@@ -7,6 +7,7 @@ local check = require "wdt.check"
 local errors = require "wdt.errors"
 local paging = require "wdt.paging"
 local common = require "wdt.sync.common"
+local flow = require "wdt.flow"
 
 local logistics = {}
 
@@ -136,21 +137,19 @@ end
 
 local FN = "sync_logistics"
 local option_specs = {
-  shop_no = { "string" }, handler = { "function" }, batch = { "number" },
-  page_size = { "number" }, on_progress = { "function" }, tid = { "string" },
+  shop_no = { "string" }, handler = { "function" },
+  batch = { "number", min = 1, max = 1000, integer = true },
+  page_size = { "number", min = 1, max = 1000, integer = true }, tid = { "string" },
   logistics_no = { "string" }, is_part_sync = { "number" }, dry_run = { "boolean" },
 }
 
--- Bad options raise at the caller of client:sync_* (1 here, 2 run, 3 the client method).
-local LEVEL = 4
-local function check_options(opts)
-  local o = check.options(FN, opts, option_specs, LEVEL)
-  if not o.dry_run and o.handler == nil then check.fail(FN, "handler", "function expected, got nil", LEVEL) end
-  if o.shop_no == nil or o.shop_no == "" then check.fail(FN, "shop_no", "non-empty string expected", LEVEL) end
-  if o.batch ~= nil then check.number(FN, "batch", o.batch, 1, 1000, true, LEVEL) end
-  if o.page_size ~= nil then check.number(FN, "page_size", o.page_size, 1, 1000, true, LEVEL) end
+-- client:sync_logistics's options, checked (wdt.check) and defaulted.
+function logistics.options(opts)
+  local o = flow.options(FN, opts, option_specs, true)
+  if not o.dry_run and o.handler == nil then check.fail(FN, "handler", "function expected, got nil") end
+  if o.shop_no == nil or o.shop_no == "" then check.fail(FN, "shop_no", "non-empty string expected") end
   if o.is_part_sync ~= nil and o.is_part_sync ~= 0 and o.is_part_sync ~= 1 then
-    check.fail(FN, "is_part_sync", "0 or 1 expected", LEVEL)
+    check.fail(FN, "is_part_sync", "0 or 1 expected")
   end
   return o
 end
@@ -196,7 +195,7 @@ local function take_rows(run, rows, seen)
         local status, message = common.outcome(opts.handler, row)
         append(run.pending, { sync_id = id, status = status, error_msg = message, row = row })
         run.current = nil
-        common.touch(run)
+        run:touch()
       end
     end
   end
@@ -207,41 +206,37 @@ end
 -- arrive during the pass, no more. Past that the paging does not end.
 local SPARE_PAGES = 10
 
+-- logistics.run(client, opts): opts as logistics.options returned them.
 function logistics.run(client, opts)
-  local lock_spec
-  opts, lock_spec = common.split_lock_option(FN, opts, LEVEL)
-  opts = check_options(opts)
   local page_size = opts.page_size or 100
   local filter = { shop_no = opts.shop_no, is_own_platform = true,
                    tid = opts.tid, logistics_no = opts.logistics_no, is_part_sync = opts.is_part_sync }
-  local run = common.new_run(client, "logistics", opts)
+  local run, lerr = common.start(client, "logistics", opts, "sync.logistics", opts.shop_no)
+  if not run then return nil, lerr end
   run.report = report
   local s, seen = run.summary, {}
-  local held, lerr = common.take_lock(client, not opts.dry_run and lock_spec, "sync.logistics", opts.shop_no)
-  if held == nil then return nil, lerr end
-  run.lock = held or nil
 
   -- A pass walks the queue from page 0. Handled rows are reported before the next read and
   -- leave the queue (deferred ones stay in place), so the same page_no is read again; it
   -- moves on only over a page of rows already seen. Passes repeat until one finds nothing
   -- new; a pass that never left page 0 has seen the whole queue at once and is the last.
-  return common.guarded(run, function()
+  return run:guard(function()
     repeat
       local fresh_in_pass, page_no, stepped = 0, 0, false
       local pass_total, last_key, just_stepped = 0, nil, false
       while true do
         local page, err = run.client:page_call(LIST, { page_size = page_size, page_no = page_no,
           calc_total = page_no == 0 }, filter)
-        if not page then return common.stop_error(run, err, "reading the queue") end
+        if not page then return run:fail(err, "reading the queue") end
         local why = bad_page(page, page_no, page_size)
         if why then
-          return common.make_error(run, { kind = "decode", method = LIST, message = "reading the queue: " .. why })
+          return run:fail({ kind = "decode", method = LIST, message = why }, "reading the queue")
         end
         local this_key = page_key(page.rows)
         if just_stepped and #page.rows > 0 and this_key == last_key then
-          return common.make_error(run, { kind = "decode", method = LIST, message =
+          return run:fail { kind = "decode", method = LIST, message =
             ("reading the queue: page %d is the same as page %d (the server ignores page_no?)")
-              :format(page_no, page_no - 1) })
+              :format(page_no, page_no - 1) }
         end
         last_key, just_stepped = this_key, false
         if page_no == 0 then pass_total = page.total or 0 end
@@ -256,24 +251,24 @@ function logistics.run(client, opts)
         fresh_in_pass = fresh_in_pass + fresh
         if fresh > 0 then
           local ok, rerr = report(run)
-          if not ok then return common.stop_error(run, rerr, "reporting outcomes") end
+          if not ok then return run:fail(rerr, "reporting outcomes") end
         elseif #page.rows < page_size then
           break
         else
           page_no = page_no + 1
           stepped, just_stepped = true, true
           if page_no * page_size > math.max(pass_total, s.read) + SPARE_PAGES * page_size then
-            return common.make_error(run, { kind = "decode", method = LIST, message =
-              ("reading the queue: paging does not end (page %d of a queue of %d)"):format(page_no, pass_total) })
+            return run:fail { kind = "decode", method = LIST, message =
+              ("reading the queue: paging does not end (page %d of a queue of %d)"):format(page_no, pass_total) }
           end
         end
-        common.progress(run)
+        run:progress()
       end
     until fresh_in_pass == 0 or not stepped
     if s.total == nil or s.total < s.read then s.total = s.read end
-    common.progress(run)
-    return s
-  end)
+    run:progress()
+    return run:finish()
+  end, common.settle)
 end
 
 return logistics

@@ -5,6 +5,7 @@ local core = require "wdt.core"
 local check = require "wdt.check"
 local policy = require "wdt.policy"
 local common = require "wdt.sync.common"
+local flow = require "wdt.flow"
 
 local stock = {}
 
@@ -104,17 +105,15 @@ end
 
 local FN = "sync_stock"
 local option_specs = {
-  handler = { "function" }, count = { "number" }, batch = { "number" },
-  force_sync = { "boolean" }, on_progress = { "function" }, dry_run = { "boolean" },
+  handler = { "function" }, count = { "number", min = 10, max = 5000, integer = true },
+  batch = { "number", min = 10, max = 5000, integer = true },
+  force_sync = { "boolean" }, dry_run = { "boolean" },
 }
 
--- Bad options raise at the caller of client:sync_* (1 here, 2 run, 3 the client method).
-local LEVEL = 4
-local function check_options(opts)
-  local o = check.options(FN, opts, option_specs, LEVEL)
-  if not o.dry_run and o.handler == nil then check.fail(FN, "handler", "function expected, got nil", LEVEL) end
-  if o.count ~= nil then check.number(FN, "count", o.count, 10, 5000, true, LEVEL) end
-  if o.batch ~= nil then check.number(FN, "batch", o.batch, 10, 5000, true, LEVEL) end
+-- client:sync_stock's options, checked (wdt.check) and defaulted.
+function stock.options(opts)
+  local o = flow.options(FN, opts, option_specs, true)
+  if not o.dry_run and o.handler == nil then check.fail(FN, "handler", "function expected, got nil") end
   return o
 end
 
@@ -146,7 +145,7 @@ local function handle(run, id, force)
       run.current.message = "stock not computed: " .. (cerr.message or tostring(cerr.kind))
       append(s.unreported, run.current)
       run.current = nil
-      return common.stop_error(run, cerr, "computing the stock")
+      return run:fail(cerr, "computing the stock")
     end
     run.current = nil
     refuse(s, id, nil, CALC, cerr)
@@ -165,37 +164,33 @@ local function handle(run, id, force)
   append(run.pending, { api_goods_id = id, status = status, error_msg = message, calc = calc })
   run.current = nil
   local ok, rerr = report(run)
-  if not ok then return common.stop_error(run, rerr, "reporting the outcome") end
+  if not ok then return run:fail(rerr, "reporting the outcome") end
   return true
 end
 
+-- stock.run(client, opts): opts as stock.options returned them.
 function stock.run(client, opts)
-  local lock_spec
-  opts, lock_spec = common.split_lock_option(FN, opts, LEVEL)
-  opts = check_options(opts)
   local count = opts.count or opts.batch or 100
   local force = opts.force_sync or false
-  local run = common.new_run(client, "stock", opts)
+  local run, lerr = common.start(client, "stock", opts, "sync.stock")
+  if not run then return nil, lerr end
   run.report = report
   local s, seen = run.summary, {}
-  local held, lerr = common.take_lock(client, not opts.dry_run and lock_spec, "sync.stock")
-  if held == nil then return nil, lerr end
-  run.lock = held or nil
 
   -- getSelfWaitSyncIdListOpen is a cursor: it lists waiting goods after `position` and
   -- answers the position to continue from. Goods that become waiting during the run get a
   -- later position and are read in this run; a good left waiting (deferred) is not read
   -- again before the next run, which starts from position 0.
-  return common.guarded(run, function()
+  return run:guard(function()
     local position = 0
     while true do
       local data, err = run.client:call(WAIT_LIST, count, position)
-      if data == nil then return common.stop_error(run, err, "reading the wait list") end
+      if data == nil then return run:fail(err, "reading the wait list") end
       local ids = type(data) == "table" and data.id_list
       local next_pos = type(data) == "table" and data.position
       if type(ids) ~= "table" or (#ids > 0 and not is_integer(next_pos)) then
-        return common.make_error(run, { kind = "decode", method = WAIT_LIST,
-          message = "reading the wait list: the answer has no id_list/position" })
+        return run:fail({ kind = "decode", method = WAIT_LIST, message = "the answer has no id_list/position" },
+                        "reading the wait list")
       end
       if #ids == 0 then break end
       local fresh = 0
@@ -216,17 +211,17 @@ function stock.run(client, opts)
             local ok, herr = handle(run, id, force)
             if not ok then return nil, herr end
           end
-          common.progress(run)
+          run:progress()
         end
       end
       if fresh == 0 and next_pos <= position then break end   -- the cursor does not move
       if next_pos > position then position = next_pos end
-      common.progress(run)
+      run:progress()
     end
     s.total = s.read
-    common.progress(run)
-    return s
-  end)
+    run:progress()
+    return run:finish()
+  end, common.settle)
 end
 
 return stock

@@ -293,6 +293,7 @@ return {
               length = 4,
               required = true,
               values = {
+                {value = 1, meaning = "普通"},
                 {value = 2, meaning = "自流转"},
                 {value = 3, meaning = "平台"},
                 {value = 4, meaning = "京东沧海"},
@@ -300,8 +301,6 @@ return {
                 {value = 125, meaning = "代发仓"},
                 {value = 126, meaning = "分销委外"},
               },
-              values_open = true,
-              note = "the page's example sends 1, not among its listed values",
             },
             {name = "bad_reason", title = "拦截原因", description = "拦截原因", type = "int", type_on_page = "Int", length = 11, required = true},
             {name = "modified_date", title = "最后修改时间", description = "最后修改时间", type = "string", type_on_page = "String", length = 40, required = true},
@@ -460,7 +459,7 @@ return {
                   length = 11,
                   required = true,
                   values = {
-                    {value = 1, meaning = " 货款"},
+                    {value = 1, meaning = "货款"},
                     {value = 2, meaning = "邮费"},
                     {value = 99, meaning = "返现"},
                   },

@@ -96,7 +96,7 @@ return {
               required = true,
               values = {
                 {value = 0, meaning = "纸质普通发票"},
-                {value = 1, meaning = "电子普通发票 "},
+                {value = 1, meaning = "电子普通发票"},
                 {value = 2, meaning = "纸质专用发票"},
                 {value = 3, meaning = "全电普通发票"},
                 {value = 4, meaning = "全电专用发票"},

@@ -93,9 +93,9 @@ return {
               required = true,
               values = {
                 {value = 0, meaning = "无"},
-                {value = 1, meaning = " 普通发票"},
-                {value = 2, meaning = " 增值税发票"},
-                {value = 3, meaning = " 专用增值税发票"},
+                {value = 1, meaning = "普通发票"},
+                {value = 2, meaning = "增值税发票"},
+                {value = 3, meaning = "专用增值税发票"},
               },
             },
             {name = "purchase_no", title = "采购单号", description = "采购单号", type = "string", type_on_page = "String", length = 255, required = true},

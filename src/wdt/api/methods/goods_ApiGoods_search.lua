@@ -129,7 +129,7 @@ return {
               length = 4,
               required = true,
               values = {
-                {value = 1, meaning = "拍下减库存 "},
+                {value = 1, meaning = "拍下减库存"},
                 {value = 2, meaning = "付款减库存"},
               },
               values_open = true,

@@ -9,7 +9,6 @@ return {
   description = "新建分类",
   version = "客户端 V1.5.0.9及以上版本",
   url = "https://open.wangdian.cn/qjb/open/apidoc/doc?path=goods.GoodsClass.upload",
-  paging = {max_page_size = 1000, max_page_size_on_page = false, calc_total = true},
   args = {
     {
       name = "params",

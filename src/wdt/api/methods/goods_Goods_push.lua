@@ -110,6 +110,7 @@ return {
           length = 4,
           required = false,
           values = {
+            {value = 0, meaning = "非大件1普通大件2独立大件"},
             {value = 3, meaning = "按箱规拆分"},
             {value = -1, meaning = "非单发件"},
           },

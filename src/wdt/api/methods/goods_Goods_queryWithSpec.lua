@@ -158,7 +158,7 @@ return {
                   length = 4,
                   required = true,
                   values = {
-                    {value = 0, meaning = "未启用 "},
+                    {value = 0, meaning = "未启用"},
                     {value = 1, meaning = "已启用"},
                   },
                 },
@@ -173,8 +173,8 @@ return {
                   length = 4,
                   required = true,
                   values = {
-                    {value = 2, meaning = "��无需验货 "},
-                    {value = 8, meaning = "��需要质检 "},
+                    {value = 2, meaning = "��无需验货"},
+                    {value = 8, meaning = "��需要质检"},
                     {value = 16, meaning = "��无需拣货"},
                     {value = 32, meaning = "��无需唯一码"},
                     {value = 64, meaning = "��无需自动打印吊牌"},

@@ -10,7 +10,6 @@ return {
   version = "客户端V1.5.8.6版本以上",
   notes = {"注意事项：组合装更新的时候，需要保证suite_no不变，组合组信息，组合装明细行全量更新。并非只传更新的部分货品信息。（如原来明细是三个货品，更新时也需要完整传输三个货品的信息，如果只传两个货品，第三个货品会被删除）. 其他检验逻辑和客户端逻辑保持一致。"},
   url = "https://open.wangdian.cn/qjb/open/apidoc/doc?path=goods.Suite.upload2",
-  paging = {max_page_size = 1000, max_page_size_on_page = false, calc_total = true},
   args = {
     {
       name = "suite",
@@ -60,8 +59,8 @@ return {
       required = false,
       values = {
         {value = 0, meaning = "组合装明细"},
-        {value = 1, meaning = "组合装及明细 "},
-        {value = 2, meaning = "组合装 "},
+        {value = 1, meaning = "组合装及明细"},
+        {value = 2, meaning = "组合装"},
       },
     },
     {name = "goods_label_name", title = "货品标签", description = "打印方式为明细时不允许设置标签 (1)当不设置标签时，需传入空字符串 (2)当传入客户端不存在的货品标签时，原货品标签会重置为空值", type = "string", type_on_page = "String", required = false, required_on_page = true, note = "required on the page, left out by the page's example"},
@@ -73,9 +72,9 @@ return {
       type_on_page = "Byte",
       required = false,
       values = {
-        {value = 0, meaning = " 非大件 "},
-        {value = 1, meaning = "普通大件 "},
-        {value = 2, meaning = " 独立大件 "},
+        {value = 0, meaning = "非大件"},
+        {value = 1, meaning = "普通大件"},
+        {value = 2, meaning = "独立大件"},
       },
     },
     {name = "字段", title = "名称", description = "描述", type = "string", type_on_page = "类型", required = false, note = "no type on the page: taken as string"},

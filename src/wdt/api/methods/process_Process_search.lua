@@ -86,7 +86,7 @@ return {
                 {value = 45, meaning = "已领料"},
                 {value = 50, meaning = "执行中"},
                 {value = 60, meaning = "生产结束"},
-                {value = 70, meaning = "已完成80:待推送 "},
+                {value = 70, meaning = "已完成80:待推送"},
                 {value = 90, meaning = "委外待加工"},
               },
             },
@@ -171,5 +171,11 @@ return {
       },
     },
   },
-  examples = {response = "{\n\"status\": 0,\n\"data\": {\n\"total_count\": 1,\n\"order\": [{\n\"flag_id\": 0,\n\"out_warehouse_no\":\"wdtapi3-test\",\n\"process_id\": 471,\n\"in_warehouse_no\":\"wdtapi3-test\",\n\"operator_id\": 504,\n\"detail_list\": [{\n\"process_id\": 471,\n\"spec_no\":\"wangdiantong\",\n\"bad_num\": 0.0000,\n\"bad_in_num\": 0.0000,\n\"in_num\": 0.0000,\n\"out_num\": 2.0000,\n\"process_num\": 2.0000,\n\"num\": 2.0000,\n\"is_product\":false,\n\"batch_no\":\"\",\n\"remark\":\"\"\n}, {\n\"process_id\": 471,\n\"spec_no\":\"08070201\",\n\"bad_num\": 0.0000,\n\"bad_in_num\": 0.0000,\n\"in_num\": 1.0000,\n\"out_num\": 0.0000,\n\"process_num\": 1.0000,\n\"num\": 1.0000,\n\"is_product\":true,\n\"batch_no\":\"\",\n\"production_date\": 1724256000000,\n\"validity_days\": 0,\n\"remark\":\"\"\n}],\n\"remark\":\"\",\n\"checker_id\": 0,\n\"flag_name\":\"无\",\n\"total_fee\": 0.0000,\n\"modified\":\"2024-08-22 13:40:50\",\n\"process_type\":false,\n\"bom_name\":\"\",\n\"checker_name\":\"系统\",\n\"reality_count\": 1.0000,\n\"in_warehouse_id\": 311,\n\"out_warehouse_id\": 311,\n\"created\":\"2024-08-22 13:40:50\",\n\"process_count\": 1.0000,\n\"settle_status\": 3,\n\"operator_name\":\"wdtapi3-test2_c\",\n\"producer_name\":\"刘子渲生产商\",\n\"creator_id\": 502,\n\"producer_id\": 1,\n\"creator_name\":\"aaa2\",\n\"process_no\":\"PS2024082201\",\n\"loss_fee\": 0.0000,\n\"bom_remark\":\"\",\n\"bom_fee\": 0.0000,\n\"status\": 70,\n\"estimated_time\":\"\",\n\"check_time\":\"2024-08-22 13:40:50\"\n}]\n}\n}", request = "[{\"start_time\":\"2021-08-01 00:00:00\",\"end_time\":\"2021-08-31 23:59:59\"}]", error = "{\n\"status\": 100,\n\"message\":\"您的查询时间过宽,查询时间不能大于30天\"\n}"},
+  examples = {
+    notes = {"the page's example request asks for a window wider than its 1.4 allows (2021-08-01 00:00:00 to 2021-08-31 23:59:59); request_in_window is the same request with its end moved in"},
+    response = "{\n\"status\": 0,\n\"data\": {\n\"total_count\": 1,\n\"order\": [{\n\"flag_id\": 0,\n\"out_warehouse_no\":\"wdtapi3-test\",\n\"process_id\": 471,\n\"in_warehouse_no\":\"wdtapi3-test\",\n\"operator_id\": 504,\n\"detail_list\": [{\n\"process_id\": 471,\n\"spec_no\":\"wangdiantong\",\n\"bad_num\": 0.0000,\n\"bad_in_num\": 0.0000,\n\"in_num\": 0.0000,\n\"out_num\": 2.0000,\n\"process_num\": 2.0000,\n\"num\": 2.0000,\n\"is_product\":false,\n\"batch_no\":\"\",\n\"remark\":\"\"\n}, {\n\"process_id\": 471,\n\"spec_no\":\"08070201\",\n\"bad_num\": 0.0000,\n\"bad_in_num\": 0.0000,\n\"in_num\": 1.0000,\n\"out_num\": 0.0000,\n\"process_num\": 1.0000,\n\"num\": 1.0000,\n\"is_product\":true,\n\"batch_no\":\"\",\n\"production_date\": 1724256000000,\n\"validity_days\": 0,\n\"remark\":\"\"\n}],\n\"remark\":\"\",\n\"checker_id\": 0,\n\"flag_name\":\"无\",\n\"total_fee\": 0.0000,\n\"modified\":\"2024-08-22 13:40:50\",\n\"process_type\":false,\n\"bom_name\":\"\",\n\"checker_name\":\"系统\",\n\"reality_count\": 1.0000,\n\"in_warehouse_id\": 311,\n\"out_warehouse_id\": 311,\n\"created\":\"2024-08-22 13:40:50\",\n\"process_count\": 1.0000,\n\"settle_status\": 3,\n\"operator_name\":\"wdtapi3-test2_c\",\n\"producer_name\":\"刘子渲生产商\",\n\"creator_id\": 502,\n\"producer_id\": 1,\n\"creator_name\":\"aaa2\",\n\"process_no\":\"PS2024082201\",\n\"loss_fee\": 0.0000,\n\"bom_remark\":\"\",\n\"bom_fee\": 0.0000,\n\"status\": 70,\n\"estimated_time\":\"\",\n\"check_time\":\"2024-08-22 13:40:50\"\n}]\n}\n}",
+    request = "[{\"start_time\":\"2021-08-01 00:00:00\",\"end_time\":\"2021-08-31 23:59:59\"}]",
+    error = "{\n\"status\": 100,\n\"message\":\"您的查询时间过宽,查询时间不能大于30天\"\n}",
+    request_in_window = "[{\"end_time\":\"2021-08-31 00:00:00\",\"start_time\":\"2021-08-01 00:00:00\"}]",
+  },
 }

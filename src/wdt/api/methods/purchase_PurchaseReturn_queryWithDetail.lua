@@ -147,6 +147,7 @@ return {
               length = 4,
               required = true,
               values = {
+                {value = 10, meaning = "已取消"},
                 {value = 20, meaning = "编辑中"},
                 {value = 30, meaning = "待审核"},
                 {value = 40, meaning = "已审核"},

@@ -35,7 +35,7 @@ return {
           required = false,
           values = {
             {value = 1, meaning = "拆单发货"},
-            {value = 0, meaning = "非拆单发货  不传则不使用该条件"},
+            {value = 0, meaning = "非拆单发货  不传则不使用该条件"},
           },
         },
       },

@@ -103,8 +103,8 @@ return {
               length = 4,
               required = true,
               values = {
-                {value = 10, meaning = " 编辑中 "},
-                {value = 20, meaning = " 待审核 "},
+                {value = 10, meaning = "编辑中"},
+                {value = 20, meaning = "待审核"},
                 {value = 30, meaning = "待结算"},
                 {value = 40, meaning = "已完成"},
               },

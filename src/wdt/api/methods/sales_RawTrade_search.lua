@@ -150,8 +150,8 @@ return {
               required = true,
               values = {
                 {value = 0, meaning = "无退款"},
-                {value = 1, meaning = "申请退款 "},
-                {value = 2, meaning = "部分退款 "},
+                {value = 1, meaning = "申请退款"},
+                {value = 2, meaning = "部分退款"},
                 {value = 3, meaning = "全部退款"},
               },
             },

@@ -69,8 +69,8 @@ return {
           length = 11,
           required = true,
           values = {
-            {value = 0, meaning = "未绑定 "},
-            {value = 1, meaning = "规格 "},
+            {value = 0, meaning = "未绑定"},
+            {value = 1, meaning = "规格"},
             {value = 2, meaning = "组合装"},
           },
         },

@@ -98,7 +98,7 @@ return {
                 {value = 345, meaning = "不记录绩效"},
                 {value = 350, meaning = "删除出库单货区"},
                 {value = 360, meaning = "重选出库单货区"},
-                {value = 365, meaning = " 订单撤销出库发货"},
+                {value = 365, meaning = "订单撤销出库发货"},
                 {value = 366, meaning = "解析主单客服备注到子单"},
                 {value = 1000, meaning = "无具体意义"},
                 {value = 1001, meaning = "更换货品"},

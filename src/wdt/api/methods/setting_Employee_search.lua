@@ -60,7 +60,7 @@ return {
               length = 4,
               required = true,
               values = {
-                {value = 1, meaning = "¼šç”·Â "},
+                {value = 1, meaning = "¼šç”·"},
                 {value = 2, meaning = "¼šå¥³"},
               },
               values_open = true,

@@ -11,7 +11,6 @@ return {
   incremental = "不支持",
   notes = {"注意事项：供应商创建和修改为一个接口，如果provider_no已存在为修改，不存在为新增"},
   url = "https://open.wangdian.cn/qjb/open/apidoc/doc?path=setting.PurchaseProvider.push",
-  paging = {max_page_size = 1000, max_page_size_on_page = false, calc_total = true},
   args = {
     {
       name = "provider",

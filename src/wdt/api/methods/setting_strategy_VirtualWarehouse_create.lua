@@ -43,6 +43,10 @@ return {
           type_on_page = "Int",
           required = false,
           also = {"bool"},
+          values = {
+            {value = 1, meaning = "��预设审核"},
+            {value = 0, meaning = "��不审核"},
+          },
           note = "the page's example sends bool (int in its table)",
         },
         {
@@ -57,7 +61,18 @@ return {
         },
         {name = "pre_time", title = "审核时间", description = "仅在order_type=3时生效, 格式: yyyy-MM-dd HH:mm, 时间要大于当前服务器时间2分钟以上", type = "string", type_on_page = "String", required = false},
         {name = "remark", title = "备注", description = "默认为空", type = "string", type_on_page = "String", required = false},
-        {name = "is_check", title = "是否审核单据", description = "1：审核， 0：不审核 默认0不审核", type = "int", type_on_page = "Int", required = false},
+        {
+          name = "is_check",
+          title = "是否审核单据",
+          description = "1：审核， 0：不审核 默认0不审核",
+          type = "int",
+          type_on_page = "Int",
+          required = false,
+          values = {
+            {value = 1, meaning = "��审核"},
+            {value = 0, meaning = "��不审核"},
+          },
+        },
       },
     },
     {

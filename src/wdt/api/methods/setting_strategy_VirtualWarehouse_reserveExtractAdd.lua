@@ -9,7 +9,6 @@ return {
   description = "虚拟仓库存分配, 功能类似于客户端: 设置-策略设置-虚拟仓策略-虚拟仓库存分配",
   version = "客户端 V1.5.5.2及以上版本",
   url = "https://open.wangdian.cn/qjb/open/apidoc/doc?path=setting.strategy.VirtualWarehouse.reserveExtractAdd",
-  paging = {max_page_size = 1000, max_page_size_on_page = false, calc_total = true},
   args = {
     {
       name = "orderInfo",

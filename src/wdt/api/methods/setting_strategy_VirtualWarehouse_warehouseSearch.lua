@@ -73,7 +73,7 @@ return {
               type_on_page = "Int",
               required = true,
               values = {
-                {value = 0, meaning = "¼šæ­£å¸¸Â  Â "},
+                {value = 0, meaning = "¼šæ­£å¸¸"},
                 {value = 1, meaning = "¼šåœç”¨"},
               },
             },
@@ -99,7 +99,7 @@ return {
                   type_on_page = "Int",
                   required = true,
                   values = {
-                    {value = 0, meaning = "¼šæœªå¯ç”¨Â "},
+                    {value = 0, meaning = "¼šæœªå¯ç”¨"},
                     {value = 1, meaning = "¼šå·²å¯ç”¨"},
                   },
                 },

@@ -9,7 +9,6 @@ return {
   description = "创建箱码信息",
   version = "客户端 V1.5.2.5及以上版本",
   url = "https://open.wangdian.cn/qjb/open/apidoc/doc?path=wms.GoodsPack.upload",
-  paging = {max_page_size = 1000, max_page_size_on_page = false, calc_total = true},
   args = {
     {
       name = "params",

@@ -29,8 +29,8 @@ return {
           length = 4,
           required = true,
           values = {
-            {value = 0, meaning = "全部 "},
-            {value = 1, meaning = "只盘正品 "},
+            {value = 0, meaning = "全部"},
+            {value = 1, meaning = "只盘正品"},
             {value = 2, meaning = "只盘残品"},
           },
         },

@@ -36,7 +36,8 @@ return {
           length = 11,
           required = false,
           values = {
-            {value = 1, meaning = " 返回销量统计数据"},
+            {value = 1, meaning = "返回销量统计数据"},
+            {value = 2, meaning = "返回成本价数据"},
             {value = 3, meaning = "返回销售统计数据和成本价数据"},
           },
         },
@@ -50,7 +51,7 @@ return {
           required = false,
           values = {
             {value = 0, meaning = "��否"},
-            {value = 1, meaning = "��是 "},
+            {value = 1, meaning = "��是"},
           },
         },
       },

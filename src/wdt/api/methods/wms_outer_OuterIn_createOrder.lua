@@ -33,7 +33,7 @@ return {
           values = {
             {value = 0, meaning = "调整入库"},
             {value = 2, meaning = "调拨入库"},
-            {value = 10, meaning = "采购入库 "},
+            {value = 10, meaning = "采购入库"},
             {value = 12, meaning = "退货入库"},
           },
         },

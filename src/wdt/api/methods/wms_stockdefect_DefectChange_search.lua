@@ -35,10 +35,10 @@ return {
           values = {
             {value = 10, meaning = "已取消"},
             {value = 20, meaning = "编辑中"},
-            {value = 30, meaning = " 待审核"},
+            {value = 30, meaning = "待审核"},
             {value = 40, meaning = "已审核"},
             {value = 45, meaning = "待结算"},
-            {value = 50, meaning = " 已完成"},
+            {value = 50, meaning = "已完成"},
           },
         },
         {
@@ -93,10 +93,10 @@ return {
               values = {
                 {value = 10, meaning = "已取消"},
                 {value = 20, meaning = "编辑中"},
-                {value = 30, meaning = " 待审核"},
+                {value = 30, meaning = "待审核"},
                 {value = 40, meaning = "已审核"},
                 {value = 45, meaning = "待结算"},
-                {value = 50, meaning = " 已完成"},
+                {value = 50, meaning = "已完成"},
               },
             },
             {name = "warehouse_id", title = "仓库id", description = "仓库id", type = "int", type_on_page = "Int", length = 6, required = true},

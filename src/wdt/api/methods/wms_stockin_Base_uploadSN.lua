@@ -10,7 +10,6 @@ return {
   version = "客户端 V1.5.6.4及以上版本",
   notes = {"注意事项：当前仅支持生产入库、调拨入库、其他入库 单据状态需要为 编辑中才能推送SN【权限校验】：仓库权限"},
   url = "https://open.wangdian.cn/qjb/open/apidoc/doc?path=wms.stockin.Base.uploadSN",
-  paging = {max_page_size = 1000, max_page_size_on_page = false, calc_total = true},
   args = {
     {
       name = "params",

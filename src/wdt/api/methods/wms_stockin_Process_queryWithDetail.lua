@@ -105,12 +105,12 @@ return {
               type_on_page = "Int",
               required = true,
               values = {
-                {value = 10, meaning = " 已取消"},
-                {value = 20, meaning = " 编辑中"},
-                {value = 30, meaning = " 待审核"},
-                {value = 37, meaning = " 待质检"},
-                {value = 40, meaning = " 质检待确认"},
-                {value = 80, meaning = " 已完成"},
+                {value = 10, meaning = "已取消"},
+                {value = 20, meaning = "编辑中"},
+                {value = 30, meaning = "待审核"},
+                {value = 37, meaning = "待质检"},
+                {value = 40, meaning = "质检待确认"},
+                {value = 80, meaning = "已完成"},
               },
             },
             {

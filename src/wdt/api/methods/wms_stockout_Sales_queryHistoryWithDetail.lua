@@ -191,9 +191,9 @@ return {
               length = 4,
               required = true,
               values = {
-                {value = 4, meaning = " 线下退款"},
+                {value = 4, meaning = "线下退款"},
                 {value = 5, meaning = "已取消"},
-                {value = 6, meaning = " 待确认订单"},
+                {value = 6, meaning = "待确认订单"},
                 {value = 7, meaning = "待确认订单"},
                 {value = 10, meaning = "待付款"},
                 {value = 15, meaning = "等未付"},
@@ -242,13 +242,13 @@ return {
               values = {
                 {value = 5, meaning = "已取消"},
                 {value = 10, meaning = "待放回"},
-                {value = 48, meaning = "未确认 "},
+                {value = 48, meaning = "未确认"},
                 {value = 50, meaning = "待审核"},
                 {value = 51, meaning = "缺货无法发货"},
                 {value = 54, meaning = "获取面单号"},
                 {value = 60, meaning = "待分配"},
                 {value = 61, meaning = "排队中"},
-                {value = 65, meaning = "待人工处理  "},
+                {value = 65, meaning = "待人工处理"},
                 {value = 75, meaning = "待拣货"},
                 {value = 77, meaning = "拣货中"},
                 {value = 79, meaning = "已拣货"},
@@ -473,5 +473,9 @@ return {
       },
     },
   },
-  examples = {request = "[{\"start_time\":\"2018-10-05 14:21:41\",\"end_time\":\"2018-10-20 14:21:41\"}]"},
+  examples = {
+    notes = {"the page's example request asks for a window wider than its 1.4 allows (2018-10-05 14:21:41 to 2018-10-20 14:21:41); request_in_window is the same request with its end moved in"},
+    request = "[{\"start_time\":\"2018-10-05 14:21:41\",\"end_time\":\"2018-10-20 14:21:41\"}]",
+    request_in_window = "[{\"end_time\":\"2018-10-05 15:21:41\",\"start_time\":\"2018-10-05 14:21:41\"}]",
+  },
 }
