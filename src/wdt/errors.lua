@@ -27,6 +27,8 @@ errors.KINDS = {
   shm = "an nginx lua_shared_dict a lock or rate budget needs is missing or failed",
   redis = "the Redis server of a lock or rate budget failed or refused a command",
   scan = "a scan window whose rows kept changing, or a row without its key",
+  shop = "a shop that does not exist, is disabled or is not self-owned (wdt.shop: err.shop_no, err.reason)",
+  handler = "a sync handler raised or answered nonsense (its item listed unreported), or its finish raised",
 }
 
 local function describe(e)
