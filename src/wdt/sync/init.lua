@@ -8,7 +8,9 @@
 --     -> summary | nil, err (err.summary holds the summary so far)
 --
 -- handler(item) returns true (synced), false, message (failed) or nil, message (try
--- later); a handler that raises counts as failed with its error as the message.
+-- later); a handler that raises (or answers anything else) leaves its item unreported, in
+-- the ERP's queue, listed with the error (kind "handler"). `handler` may also be a module:
+-- {handle=, batch=, finish=}. summary.outcomes: the records of every item not synced.
 -- See doc/sync.md. The pieces: wdt.sync.common (outcome, summary, errors, interrupts),
 -- wdt.sync.logistics, wdt.sync.stock.
 local common = require "wdt.sync.common"
