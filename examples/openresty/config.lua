@@ -60,6 +60,7 @@ function config.client(transport)
       url = s.url, sid = s.sid, key = s.key, secret = s.secret,
       timeout = s.timeout, connect_timeout = s.connect_timeout,
       retries = s.retries, backoff = s.backoff, transport = transport,
+      on_response = require("openresty.metrics").on_response,   -- GET /metrics
     }
     clients[transport] = c
   end

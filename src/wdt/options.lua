@@ -42,6 +42,8 @@ local client_specs = {
   pool_size       = { "number", 16, min = 1, integer = true },  -- cosocket pool size per worker (nginx)
   rate            = { "table" },          -- rate pacing per seller (wdt.rate)
   check           = { "boolean", true },  -- check arguments against the catalogue (wdt.api)
+  on_request      = { "function" },       -- hooks for logs and metrics (wdt.client: Client:_request)
+  on_response     = { "function" },
 }
 
 -- The base URL: http(s)://host[:port][/path]. Refused: a query (it would not be signed), a
