@@ -41,6 +41,7 @@ for flow_name, field in pairs(items_field) do
     shop_no = { "string" }, source = { "function" }, state = { "table" },
     max_tries = { "number", min = 1, integer = true },
     batch = { "number", min = 1, max = 100, integer = true },   -- the vendor's limit is 100
+    on_outcome = { "function" },   -- every item's outcome record (wdt.flow.outcome)
     [field] = { "table|function" },
   }
 end

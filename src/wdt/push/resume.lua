@@ -77,6 +77,8 @@ local function record(doc, entry, max_tries, summary)
     list[#list + 1] = g
     while #list > MAX_GIVEN_UP do table.remove(list, 1) end
     summary.given_up[#summary.given_up + 1] = { key = key, tries = tries, error = entry.message }
+    summary.outcomes[#summary.outcomes + 1] = { key = key, outcome = "given_up",
+      message = ("%s (after %d tries)"):format(tostring(entry.message), tries) }
   else
     doc.pending[key] = { item = entry.item, tries = tries, outcome = entry.outcome, error = entry.message }
   end
