@@ -14,16 +14,14 @@ local lock = require "wdt.lock"
 
 local flow = {}
 
-local common_specs = { lock = { "boolean|table" }, on_progress = { "function" } }
+-- The option specs (wdt.check) every flow lists: `lock` (below), `on_progress`.
+flow.LOCK, flow.ON_PROGRESS = { "boolean|table" }, { "function" }
 
 -- The flow's options checked (wdt.check: raises a Bad for check.run at the public method)
 -- and defaulted. o.lock becomes false or wdt.lock's checked options; `lock_default` is
 -- what a missing `lock` means.
 function flow.options(fname, opts, specs, lock_default)
-  local all = {}
-  for k, v in pairs(specs) do all[k] = v end
-  for k, v in pairs(common_specs) do all[k] = v end
-  local o = check.options(fname, opts, all)
+  local o = check.options(fname, opts, specs)
   local spec = o.lock
   if spec == nil then spec = lock_default end
   if spec == true then spec = {} end
@@ -37,8 +35,7 @@ function flow.outcome(key, id, outcome, message)
   return { key = key, id = id, outcome = outcome, message = message }
 end
 
-local Stop = {}
-Stop.__index = Stop
+local Stop = {}                  -- the metatable of the stop marker
 
 local Run = {}
 Run.__index = Run
@@ -119,6 +116,34 @@ function Run:fail(err, what)
   return nil, errors.new(e)
 end
 
+-- Runs a flow's calls, one for each batch its steps build (a push's batches, the logistics
+-- sync's reports):
+--   steps.next() -> batch | nil at the end
+--   steps.call(batch) -> a request (client:request's table) | nil: nothing to send for it
+--   steps.settle(batch, response | nil, tries | err, sent_before) -> true | nil, err: the
+--     run stops (sent_before: an earlier try of the call may have been applied)
+-- The stop marker or SIGINT raised while a call is out settles its batch with that error
+-- (its items unreported), then goes on up to run:guard. The one place a flow's batch calls
+-- go out: a window of N calls in flight goes here, their answers settled in order.
+function Run:batches(steps)
+  while true do
+    local b = steps.next()
+    if b == nil then return true end
+    local req, resp, err, sent_before = steps.call(b), nil, nil, nil
+    if req then
+      local ok
+      ok, resp, err, sent_before = pcall(self.client.request, self.client, req)
+      if not ok then
+        local stop = flow.stop_error(resp)
+        if stop then steps.settle(b, nil, stop) end
+        error(resp, 0)
+      end
+    end
+    local ok, serr = steps.settle(b, resp, err, sent_before)
+    if not ok then return nil, serr end
+  end
+end
+
 -- The error a raised stop marker or interrupt (SIGINT) stands for (fields for run:fail),
 -- or nil for any other raised value: for a step that catches errors itself.
 function flow.stop_error(e)
@@ -135,13 +160,10 @@ end
 -- is released however it ends; other errors pass through.
 function Run:guard(body, settle)
   local ok, a, b = pcall(body)
-  if ok then
-    self:release()
-    return a, b
-  end
-  local err = flow.stop_error(a)
+  local err = not ok and flow.stop_error(a)
   if not err then
     self:release()
+    if ok then return a, b end
     error(a, 0)
   end
   if settle then settle(self) end

@@ -5,8 +5,9 @@ local args = require "wdt.cli.args"
 local config = {}
 local usage = args.usage
 
-local config_keys = { url = "url", sid = "sid", key = "key", secret = "secret",
-                      WDT_URL = "url", WDT_SID = "sid", WDT_KEY = "key", WDT_SECRET = "secret" }
+local config_keys = { url = "url", sid = "sid", key = "key", secret = "secret", redis = "redis",
+                      WDT_URL = "url", WDT_SID = "sid", WDT_KEY = "key", WDT_SECRET = "secret",
+                      WDT_REDIS = "redis" }
 
 -- The config file must be a file that only its owner can read or write: it holds the
 -- appsecret. Like ssh with a private key, a file others can read is refused, not used.
@@ -88,9 +89,11 @@ function config.credentials(opts, env)
   return c
 end
 
--- The Redis server shared by several hosts (locks and rate budget): --redis or WDT_REDIS.
+-- The Redis server shared by several hosts (locks and rate budget): --redis, WDT_REDIS, or
+-- `redis` in the --config file (a password on the command line is shown by `ps`).
 function config.redis_url(opts, env)
   local url = opts.redis or env.WDT_REDIS
+  if (url == nil or url == "") and opts.config then url = config.read(opts.config).redis end
   if url == "" then url = nil end
   if url and not require("wdt.redis").parse_url(url) then
     usage("--redis wants a URL redis://[:password@]host[:port][/db]")
@@ -99,8 +102,8 @@ function config.redis_url(opts, env)
 end
 
 -- The run lock of a flow's command (wdt.lock's options, without the name): in Redis with
--- --redis/WDT_REDIS, else a file in --lock-dir, $WDT_LOCK_DIR, $XDG_RUNTIME_DIR/wdt-locks
--- or /tmp/wdt-locks-UID. --wait SECONDS waits for a held lock; --no-lock: false (none).
+-- --redis/WDT_REDIS, else a file in --lock-dir, $WDT_LOCK_DIR or /tmp/wdt-locks-UID.
+-- --wait SECONDS waits for a held lock; --no-lock: false (none).
 --   local spec = config.lock_spec(opts, env)
 --   spec.name = require("wdt.lock").run_name("push.orders", sid, shop)   -- then acquire
 function config.lock_spec(opts, env)

@@ -23,11 +23,6 @@ local function load_handler(path)
   return h
 end
 
-local function is_utf8(s)
-  if utf8 and utf8.len then return utf8.len(s) ~= nil end   -- luacheck: ignore (5.3+ global)
-  return require("wdt.sync.common").clean_message(s) == s
-end
-
 local function run_sync(ctx, kind, opts, words)
   if #words > 0 then usage("unexpected argument '%s'", words[1]) end
   local dry_run = opts["dry-run"] or false
@@ -40,7 +35,7 @@ local function run_sync(ctx, kind, opts, words)
   local sopts = { handler = handler, dry_run = dry_run or nil, lock = config.lock_spec(opts, ctx.env) }
   if kind == "logistics" then
     if not opts.shop or opts.shop == "" then usage("'--shop SHOP' is required") end
-    if not is_utf8(opts.shop) then usage("'--shop' is not valid UTF-8") end
+    if not args.is_utf8(opts.shop) then usage("'--shop' is not valid UTF-8") end
     sopts.shop_no = opts.shop
     sopts.batch = args.int_option(opts, "batch", 1, 1000, nil)
     sopts.page_size = args.int_option(opts, "page-size", 1, 1000, nil)

@@ -8,7 +8,9 @@
 --     (the sub-order fields) as a list under `orders`.
 --   The same with source=function(cursor) return items, next_cursor end and
 --   state=wdt.store.file(path) (and max_tries=5) instead of the list: resumable
---   (wdt.push.resume).
+--   (wdt.push.resume). source_name: what the source is (a path), recorded in the state,
+--   which then refuses another source; retry_given_up = true: the items given up go back
+--   to pending, tries counted from 0.
 --     -> summary | nil, err (err.summary holds the summary so far)
 --   lock: the run lock (wdt.lock), per seller + shop + flow ("wdt.push.orders/SID/SHOP"),
 --   held for the whole push and renewed as it goes (as client:sync_logistics's): false none,
@@ -40,9 +42,10 @@ for flow_name, field in pairs(items_field) do
   option_specs[flow_name] = {
     shop_no = { "string" }, source = { "function" }, state = { "table" },
     max_tries = { "number", min = 1, integer = true },
+    source_name = { "string" }, retry_given_up = { "boolean" },
     batch = { "number", min = 1, max = 100, integer = true },   -- the vendor's limit is 100
     on_outcome = { "function" },   -- every item's outcome record (wdt.flow.outcome)
-    [field] = { "table|function" },
+    [field] = { "table|function" }, lock = flow.LOCK, on_progress = flow.ON_PROGRESS,
   }
 end
 
@@ -79,8 +82,8 @@ function push.options(opts, flow_name)
   else
     if items == nil then check.fail(f, field, "a list or an iterator function expected, got nil") end
     if type(items) == "table" then check_list(f, field, flow_name, items) end
-    if o.state ~= nil or o.max_tries ~= nil then
-      check.fail(f, o.state ~= nil and "state" or "max_tries", "applies only with 'source'")
+    for _, k in ipairs({ "state", "max_tries", "source_name", "retry_given_up" }) do
+      if o[k] ~= nil then check.fail(f, k, "applies only with 'source'") end
     end
   end
   return o
@@ -109,7 +112,7 @@ function push.run(client, opts, flow_name)
   local frun, lerr = flow.start(client, { name = "push." .. flow_name, scope = opts.shop_no, lock = opts.lock,
                                           summary = r.summary, on_progress = opts.on_progress })
   if not frun then return nil, lerr end
-  r.client = frun.client:with { idempotent = true }
+  r.frun = frun
   r.progress = function() frun:progress() end
   r.stop = function(err) frun:stop(err.kind, err.message, err) end
   return frun:guard(function()

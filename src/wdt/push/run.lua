@@ -4,7 +4,7 @@
 -- sending, with the field and reason) or unreported (sent, but its outcome is unknown).
 --
 --   local r = run.new(flow, opts)     -- opts: shop_no, batch
---   r.client, r.progress = the client to send with, progress()   (wdt.push sets them)
+--   r.frun, r.progress = the flow run (wdt.flow) and its progress()   (wdt.push sets them)
 --   r:push(next_item, on_batch) -> true | nil, err
 --       next_item() -> item | nil at the end; on_batch(settled) after every batch, settled
 --       a list of wdt.flow outcome records {key=, outcome="accepted"|"failed"|"unreported"|
@@ -18,6 +18,7 @@ local errors = require "wdt.errors"
 local flow = require "wdt.flow"
 local fields = require "wdt.push.fields"
 local validate = require "wdt.push.validate"
+local paging = require "wdt.paging"
 
 local run = {}
 
@@ -80,7 +81,8 @@ function Run:record(key, id, outcome, message)
   end
 end
 
-function Run:settle(settled, key, item, outcome, message)
+-- unsent: the item never reached the ERP (a resumable push does not count it as a try)
+function Run:settle(settled, key, item, outcome, message, unsent)
   local s = self.summary
   if outcome == "accepted" and not self.want_settled then   -- nobody reads it but on_outcome
     if self.opts.on_outcome then self:record(key, nil, outcome, message) end
@@ -95,13 +97,13 @@ function Run:settle(settled, key, item, outcome, message)
   end
   self:record(key, nil, outcome, message)
   local e = flow.outcome(key, nil, outcome, message)
-  e.item = item
+  e.item, e.unsent = item, unsent
   append(settled, e)
 end
 
 -- Every item of the batch (keys, items) settled alike.
-function Run:settle_all(b, settled, outcome, message)
-  for i = 1, #b.keys do self:settle(settled, b.keys[i], b.items[i], outcome, message) end
+function Run:settle_all(b, settled, outcome, message, unsent)
+  for i = 1, #b.keys do self:settle(settled, b.keys[i], b.items[i], outcome, message, unsent) end
 end
 
 local function whole_count(v)
@@ -110,23 +112,59 @@ local function whole_count(v)
   return nil
 end
 
--- Match an answer's data to the batch. Returns nothing; settles every item.
+-- What is wrong with the shape of an answer's data (nil: nothing). Checked as strictly as
+-- the sync answers: an `error_list` that is no list, a count that is no whole number, a
+-- goods answer whose own status is not 0 or whose rec_ids are not n ids would otherwise
+-- read as "all taken".
+local function is_id(v)
+  return (type(v) == "number" and v > 0 and v % 1 == 0) or (type(v) == "string" and v:match("^%d+$") ~= nil)
+end
+local function shape_problem(flow_name, data, n)
+  if type(data) ~= "table" or paging.is_list(data) then return "the answer's data is no object" end
+  if flow_name == "goods" then
+    if data.status ~= nil and data.status ~= 0 then return "the answer's data says status " .. tostring(data.status) end
+    local ids = data.rec_ids
+    if not paging.is_list(ids) and not (type(ids) == "table" and next(ids) == nil) then
+      return "the answer's rec_ids is no list"
+    end
+    if #ids ~= n then return ("the answer lists %d rec_ids for %d goods"):format(#ids, n) end
+    for i = 1, n do
+      if not is_id(ids[i]) then return ("rec_ids[%d] is no id: %s"):format(i, tostring(ids[i])) end
+    end
+    return nil
+  end
+  local list = data.error_list
+  if list ~= nil and list ~= core.null and not paging.is_list(list)
+     and not (type(list) == "table" and next(list) == nil) then
+    return "error_list is no list: " .. (type(list) == "table" and "an object" or tostring(list))
+  end
+  for i, e in ipairs(type(list) == "table" and list or {}) do
+    if type(e) ~= "table" or paging.is_list(e) then return ("error_list[%d] is no object"):format(i) end
+  end
+  return nil
+end
+
+-- A wrong answer: every item of the batch unreported, the run stopped with a decode error.
+function Run:wrong_answer(b, settled, why)
+  local s = self.summary
+  append(s.anomalies, why)
+  self:settle_all(b, settled, "unreported", "decode: " .. why)
+  return nil, errors.new { kind = "decode", method = self.spec.method, retryable = false, message = why }
+end
+
+-- Match an answer's data to the batch. Returns true, or nil, err for an answer of the
+-- wrong shape; settles every item.
 function Run:match(b, data, settled)
   local s, keys, n = self.summary, b.keys, #b.keys
+  local problem = shape_problem(self.flow, data, n)
+  if problem then return self:wrong_answer(b, settled, problem) end
   if self.flow == "goods" then
-    local ids = type(data) == "table" and data.rec_ids
-    if type(ids) == "table" and #ids == n then
-      self:settle_all(b, settled, "accepted")
-      s.changed = s.changed + n
-    else
-      local why = ("the answer lists %s rec_ids for %d goods"):format(type(ids) == "table" and #ids or "no", n)
-      append(s.anomalies, why)
-      self:settle_all(b, settled, "unreported", why)
-    end
-    return
+    self:settle_all(b, settled, "accepted")
+    s.changed = s.changed + n
+    return true
   end
   local in_batch, refused, n_refused, strays = b.in_batch, {}, 0, 0
-  local list = type(data) == "table" and data.error_list
+  local list = data.error_list
   if type(list) ~= "table" then list = {} end
   for _, e in ipairs(list) do
     local no = type(e) == "table" and e.no
@@ -153,8 +191,9 @@ function Run:match(b, data, settled)
     append(s.anomalies, why)
   else
     s.new, s.changed = s.new + nc, s.changed + cc
+    if b.sent_before and cc > 0 then s.changed_maybe_new = (s.changed_maybe_new or 0) + cc end
   end
-  if adds_up and n_refused == 0 and not self.want_settled then return end   -- nothing to record
+  if adds_up and n_refused == 0 and not self.want_settled then return true end   -- nothing to record
   local items = b.items
   for i = 1, n do
     local key = keys[i]
@@ -162,37 +201,8 @@ function Run:match(b, data, settled)
     elseif adds_up then self:settle(settled, key, items[i], "accepted")
     else self:settle(settled, key, items[i], "unreported", why) end
   end
+  return true
 end
-
--- Send one batch; settles its items. Returns true, or nil, err when the run must stop.
-function Run:send(b, settled)
-  local s = self.summary
-  local args = self:arguments(b)
-  s.calls = s.calls + 1
-  local ok, data, err = pcall(self.client.call, self.client, self.spec.method,
-                              (table.unpack or unpack)(args, 1, args.n))  -- luacheck: ignore
-  if not ok then
-    -- stopped while sending (SIGINT, the run lock lost while waiting for the rate budget):
-    -- the batch is unreported, and the run stops after recording it
-    local stop = flow.stop_error(data)
-    if not stop then error(data, 0) end
-    self:settle_all(b, settled, "unreported", "interrupted while sending")
-    return nil, stop
-  end
-  if data ~= nil then
-    self:match(b, data, settled)
-    return true
-  end
-  local msg = err.message or tostring(err.kind)
-  if err.kind == "api" and not err.retryable then
-    -- refused as a whole (e.g. 店铺平台不是自有平台): every item of it failed
-    self:settle_all(b, settled, "failed", ("status %s: %s"):format(tostring(err.status), msg))
-    return true
-  end
-  self:settle_all(b, settled, "unreported", err.kind .. ": " .. msg)
-  return nil, err
-end
-
 
 -- An item the C pass left to the Lua side: checked by validate.prepare, which words the
 -- reason of an invalid one, and written by the codec. -> key | false (its key is in the
@@ -224,60 +234,84 @@ function Run:add_checked(item, b, settled)
   return nil
 end
 
-local function new_batch() return { keys = {}, items = {}, in_batch = {} } end
+local function new_batch() return { keys = {}, items = {}, in_batch = {}, settled = {} } end
 
+-- Pushes the items next_item() returns, on the flow runner (r.frun:batches): a batch is
+-- read into the builder until it holds batch_size items, an item whose key it holds
+-- already (that one starts the next batch: error_list could not tell the two apart), or
+-- the end; one call sends it, and its answer settles its items. on_batch(settled) after
+-- every batch. -> true | nil, err (the run must stop)
 function Run:push(next_item, on_batch)
-  local s, b, settled = self.summary, new_batch(), {}
-  local add_fast, n, size = self.add_fast, 0, self.batch_size
-  local keys, items, in_batch = b.keys, b.items, b.in_batch     -- b's, for the loop
+  local s, size, add_fast = self.summary, self.batch_size, self.add_fast
   self.want_settled = on_batch ~= nil
-  self.unsent = b
-  local function flush()
-    if n == 0 and #settled == 0 then return true end
-    local ok, err = true, nil
-    if n > 0 then ok, err = self:send(b, settled) end
-    local done = settled
-    b, settled, n = new_batch(), {}, 0     -- settled now: an interrupt from here on is not its
-    keys, items, in_batch = b.keys, b.items, b.in_batch
-    self.unsent = b
-    if on_batch then on_batch(done) end
-    self.progress()
-    return ok, err
-  end
-  local read = s.read
-  while true do
-    local item = next_item()
-    if item == nil then break end
-    read = read + 1
-    s.read = read
-    self.reading = item                     -- read, in no bucket yet (see abandon)
-    local key = add_fast(item, in_batch)
-    if key == nil then key = self:add_checked(item, b, settled) end
-    if key == false then
-      -- the same key twice in one call could not be told apart in error_list: the later
-      -- version goes in the next batch
-      local ok, err = flush()
-      if not ok then
-        local left = {}
-        self:settle(left, validate.raw_key(self.flow, item), item, "unreported", "not sent: the run stopped")
-        self.reading = nil
-        if on_batch then on_batch(left) end
-        return nil, err
-      end
-      key = add_fast(item, in_batch)
-      if key == nil then key = self:add_checked(item, b, settled) end
-    end
+  local carry, ended              -- carry: the item that starts the next batch
+  local steps = {}
+  local function add(b, item)     -- -> false when its key is in the batch already
+    local key = add_fast(item, b.in_batch)
+    if key == nil then key = self:add_checked(item, b, b.settled) end
+    if key == false then return false end
     if key then
-      n = n + 1
-      keys[n], items[n], in_batch[key] = key, item, true
+      local n = #b.keys + 1
+      b.keys[n], b.items[n], b.in_batch[key] = key, item, true
     end
-    self.reading = nil
-    if key and n >= size then
-      local ok, err = flush()
-      if not ok then return nil, err end
-    end
+    return true
   end
-  return flush()
+  function steps.next()
+    local b = new_batch()
+    self.unsent = b
+    if carry ~= nil then
+      add(b, carry)
+      carry, self.reading = nil, nil
+    end
+    while not ended and #b.keys < size do
+      local item = next_item()
+      if item == nil then ended = true break end
+      s.read = s.read + 1
+      self.reading = item                   -- read, in no bucket yet (see abandon)
+      if not add(b, item) then carry = item break end
+      self.reading = nil
+    end
+    if #b.keys == 0 and #b.settled == 0 then return nil end
+    return b
+  end
+  function steps.call(b)
+    if #b.keys == 0 then return nil end
+    s.calls = s.calls + 1
+    return { method = self.spec.method, args = self:arguments(b), idempotent = true }
+  end
+  function steps.settle(b, resp, err, sent_before)
+    local ok = true
+    if resp then
+      local data = resp.data
+      if data == nil then data = core.null end
+      b.sent_before = sent_before   -- what this answer calls changed an earlier try may have made
+      ok, err = self:match(b, data, b.settled)
+    elseif #b.keys > 0 then
+      local msg = err.message or tostring(err.kind)
+      if err.kind == "api" and not err.retryable then
+        -- refused as a whole (e.g. 店铺平台不是自有平台): every item of it failed
+        self:settle_all(b, b.settled, "failed", ("status %s: %s"):format(tostring(err.status), msg))
+      else
+        -- refused connection, DNS, connect timeout on every try: nothing reached the ERP
+        self:settle_all(b, b.settled, "unreported", err.kind .. ": " .. msg,
+                        err.sent == false and not err.sent_before)
+        ok = nil
+      end
+    end
+    self.unsent = nil                       -- settled: an interrupt from here on is not its
+    if on_batch then on_batch(b.settled) end
+    self.progress()
+    if ok then return true end
+    return nil, err
+  end
+  local ok, err = self.frun:batches(steps)
+  if not ok and carry ~= nil then           -- the item read for the next batch, never sent
+    local left = {}
+    self:settle(left, validate.raw_key(self.flow, carry), carry, "unreported", "not sent: the run stopped")
+    self.reading = nil
+    if on_batch then on_batch(left) end
+  end
+  return ok, err
 end
 
 -- After an interrupt outside a call: the items gathered for the next call, not sent, are

@@ -14,6 +14,7 @@ local paging = require "wdt.paging"
 local window = {}
 
 local ATTEMPTS = 3
+local MAX_TOTAL = 2 ^ 31      -- rows one window may claim (more: a wrong answer)
 
 local function scan_error(method, message)
   return errors.new { kind = "scan", method = method, message = message }
@@ -91,14 +92,22 @@ local function attempt(s, a, b, found)
     s.stats.unverified = s.stats.unverified + 1
     return true
   end
+  -- a total no count can be, or one its own page contradicts (a short page 0 that says
+  -- more rows follow), is a wrong answer: taken as given it passes rows over (a negative
+  -- total reads as complete) or asks for pages without end (10^11)
+  if type(total) ~= "number" or total < 0 or total % 1 ~= 0 or total > MAX_TOTAL
+     or (#rows < size and total > #rows) then
+    return nil, errors.new { kind = "decode", method = s.method, message =
+      ("page 0: total_count %s does not fit its %d row(s) of at most %d"):format(tostring(total), #rows, size) }
+  end
   if total <= #rows then return count(keys) >= total end
-  local stable = true
   for no = math.ceil(total / size) - 1, 1, -1 do
     local page, err = read(no)
     if not page then return nil, err end
-    if page.total ~= total then stable = false end
+    -- another total: the pages planned from the first no longer hold; read again
+    if page.total ~= total then return false end
   end
-  return stable and count(keys) == total
+  return count(keys) == total
 end
 
 -- Read [a, b) completely into `found`; true | nil, err.

@@ -17,7 +17,6 @@ common.count_field = { [SYNCED] = "synced", [FAILED] = "failed", [DEFERRED] = "d
 
 function common.append(list, v) list[#list + 1] = v end
 
-common.is_interrupt = errors.is_interrupt
 
 -- Valid UTF-8 (invalid bytes become '?'), at most MAX_MESSAGE characters, so that the
 -- report can always be encoded and is not refused for its length.
@@ -62,7 +61,7 @@ end
 function common.outcome(handler, row)
   local ok, result, message = pcall(handler, row)
   if not ok then
-    if common.is_interrupt(result) then error(result, 0) end
+    if errors.is_interrupt(result) then error(result, 0) end
     return nil, common.clean_message("handler error: " .. tostring(result))
   end
   return common.answer(result, message)
@@ -102,7 +101,7 @@ function common.batch_outcomes(batch, items)
   local ok, results = pcall(batch, items)
   local out = {}
   if not ok then
-    if common.is_interrupt(results) then error(results, 0) end
+    if errors.is_interrupt(results) then error(results, 0) end
     local m = common.clean_message("handler error: " .. tostring(results))
     for i = 1, #items do out[i] = { nil, m } end
     return out
@@ -128,7 +127,7 @@ function common.record(run, key, id, outcome, message)
   if cb then
     local ok, cerr = pcall(cb, rec)
     if not ok then
-      if common.is_interrupt(cerr) then error(cerr, 0) end
+      if errors.is_interrupt(cerr) then error(cerr, 0) end
       run:stop("callback", "on_outcome raised an error: " .. tostring(cerr))
     end
   end
@@ -147,7 +146,7 @@ function common.conclude(run, idf, summary, err)
   if finish and not s.dry_run then
     local ok, ferr = pcall(finish, s)
     if not ok then
-      if common.is_interrupt(ferr) then error(ferr, 0) end
+      if errors.is_interrupt(ferr) then error(ferr, 0) end
       if summary then
         return nil, errors.new { kind = "handler", summary = s,
                                  message = "the handler's finish(summary) raised: " .. tostring(ferr) }

@@ -11,11 +11,10 @@
 -- later); a handler that raises (or answers anything else) leaves its item unreported, in
 -- the ERP's queue, listed with the error (kind "handler"). `handler` may also be a module:
 -- {handle=, batch=, finish=}. summary.outcomes: the records of every item not synced.
--- See doc/sync.md. The pieces: wdt.sync.common (outcome, summary, errors, interrupts),
--- wdt.sync.logistics, wdt.sync.stock.
+-- See doc/sync.md. The pieces: wdt.sync.common (outcome, summary, what a stopped run had
+-- in hand), wdt.sync.logistics, wdt.sync.stock; the run is wdt.flow's.
 local common = require "wdt.sync.common"
 local logistics = require "wdt.sync.logistics"
-local stock = require "wdt.sync.stock"
 
 local sync = {}
 
@@ -23,10 +22,5 @@ sync.MAX_MESSAGE = common.MAX_MESSAGE      -- (read-only: change common.MAX_MESS
 
 sync.outcome = common.outcome
 sync.check_item = logistics.check_item
-
--- The two flows, each with .options(opts) (checked at client:sync_logistics and
--- client:sync_stock) and .run(client, checked_options).
-sync.logistics = logistics
-sync.stock = stock
 
 return sync

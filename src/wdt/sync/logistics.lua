@@ -101,10 +101,11 @@ local function settle(run, chunk, data, tries)
   end
 end
 
--- Report run.pending in batches. Items that fail the check are never sent and are listed
--- as unreported with the reason; on a failure that retries did not cure, the rest is too.
+-- Report run.pending in batches (on the flow runner: run:batches). Items that fail the
+-- check are never sent and are listed as unreported with the reason; on a failure that
+-- retries did not cure, the rest is too.
 local function report(run)
-  local s, batch = run.summary, run.opts.batch or 100
+  local s, size = run.summary, run.opts.batch or 100
   local valid = {}
   for _, item in ipairs(run.pending) do
     local ok, why = logistics.check_item(item)
@@ -112,36 +113,44 @@ local function report(run)
     else item.message = why append(s.unreported, item) end
   end
   run.pending = valid
-  while #run.pending > 0 do
-    local chunk, wire = {}, {}
-    for j = 1, math.min(batch, #run.pending) do
-      local it = run.pending[j]
-      chunk[j] = it
-      wire[j] = { sync_id = it.sync_id, status = it.status, error_msg = it.error_msg }
-    end
-    run.in_report = true
+  return run:batches {
+    next = function()
+      if #run.pending == 0 then return nil end
+      local chunk, wire = {}, {}
+      for j = 1, math.min(size, #run.pending) do
+        local it = run.pending[j]
+        chunk[j], wire[j] = it, { sync_id = it.sync_id, status = it.status, error_msg = it.error_msg }
+      end
+      chunk.wire = wire
+      return chunk
+    end,
+    call = function(chunk)
+      run.in_report = true
+      return { method = UPDATE, args = { n = 1, chunk.wire } }
+    end,
     -- `tries` > 1 tells that an earlier try may have been applied (update is retried)
-    local resp, tries = run.client:request { method = UPDATE, args = { n = 1, wire } }
-    run.in_report = false
-    if resp == nil then
-      for _, it in ipairs(run.pending) do append(s.unreported, it) end
-      run.pending = {}
-      return nil, tries                         -- the error
-    end
-    if not paging.is_list(resp.data) then
-      -- not the answer update gives: whether the chunk was applied is unknown
-      for j, it in ipairs(run.pending) do append(j <= #chunk and s.unconfirmed or s.unreported, it) end
-      run.pending = {}
-      return nil, errors.new { kind = "decode", method = UPDATE,
-        message = ("the answer's data is %s, not a list of refusals: %d item(s) unconfirmed")
-          :format(type(resp.data), #chunk) }
-    end
-    settle(run, chunk, resp.data, tries or 1)
-    local rest = {}
-    for j = #chunk + 1, #run.pending do rest[#rest + 1] = run.pending[j] end
-    run.pending = rest
-  end
-  return true
+    settle = function(chunk, resp, tries)
+      run.in_report = false
+      if resp == nil then
+        for _, it in ipairs(run.pending) do append(s.unreported, it) end
+        run.pending = {}
+        return nil, tries                         -- the error
+      end
+      if not paging.is_list(resp.data) then
+        -- not the answer update gives: whether the chunk was applied is unknown
+        for j, it in ipairs(run.pending) do append(j <= #chunk and s.unconfirmed or s.unreported, it) end
+        run.pending = {}
+        return nil, errors.new { kind = "decode", method = UPDATE,
+          message = ("the answer's data is %s, not a list of refusals: %d item(s) unconfirmed")
+            :format(type(resp.data), #chunk) }
+      end
+      settle(run, chunk, resp.data, tries or 1)
+      local rest = {}
+      for j = #chunk + 1, #run.pending do rest[#rest + 1] = run.pending[j] end
+      run.pending = rest
+      return true
+    end,
+  }
 end
 
 local FN = "sync_logistics"
@@ -150,6 +159,7 @@ local option_specs = {
   batch = { "number", min = 1, max = 1000, integer = true },
   page_size = { "number", min = 1, max = 1000, integer = true }, tid = { "string" },
   logistics_no = { "string" }, is_part_sync = { "number" }, dry_run = { "boolean" },
+  lock = flow.LOCK, on_progress = flow.ON_PROGRESS,
 }
 
 -- client:sync_logistics's options, checked (wdt.check) and defaulted.

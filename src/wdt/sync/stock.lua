@@ -62,12 +62,6 @@ local function refuse(s, id, status, stage, err)
                             message = err.message or tostring(err) })
 end
 
-local function copy(t)
-  local c = {}
-  for k, v in pairs(t) do c[k] = v end
-  return c
-end
-
 -- Report one stock outcome (run.pending holds at most the one item being reported).
 local function report(run)
   local s = run.summary
@@ -111,7 +105,7 @@ local option_specs = {
   handler = { "function|table" }, on_outcome = { "function" },
   count = { "number", min = 10, max = 5000, integer = true },
   batch = { "number", min = 10, max = 5000, integer = true },
-  force_sync = { "boolean" }, dry_run = { "boolean" },
+  force_sync = { "boolean" }, dry_run = { "boolean" }, lock = flow.LOCK, on_progress = flow.ON_PROGRESS,
 }
 
 -- client:sync_stock's options, checked (wdt.check) and defaulted.
@@ -160,7 +154,8 @@ local function compute(run, id, force)
     append(s.invalid, { api_goods_id = id, kind = "decode", message = "calcStock answered " .. problem })
     return false
   end
-  local item = copy(calc)
+  local item = {}                   -- the handler's own copy
+  for k, v in pairs(calc) do item[k] = v end
   item.api_goods_id = id
   return item, calc
 end
