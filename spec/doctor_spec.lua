@@ -1,7 +1,7 @@
 -- Mistakes caught before they cost: `wdt doctor`, the preflight shop check of the flows,
 -- no URL is no run, hints for wrong credentials and URLs, a checkpoint's missing folder.
 -- cli.main in-process against the real emulator.
-local cli = require "wdt.cli"
+local cli = require "spec.support.cli"
 local emulator = require "spec.support.emulator"
 local fixtures = require "spec.support.fixtures"
 local sh = require "spec.support.sh"
@@ -9,20 +9,11 @@ local sh = require "spec.support.sh"
 local SID, KEY, APPSECRET = fixtures.SID, fixtures.KEY, fixtures.APPSECRET
 local SECRET, SALT = APPSECRET:match("^([^:]+):(.*)$")
 
-local function sink()
-  local buf = {}
-  return { write = function(self, ...) for _, s in ipairs({ ... }) do buf[#buf + 1] = s end return self end,
-           text = function() return table.concat(buf) end }
-end
 
 describe("before a run", function()
   local emu, env, dir
 
-  local function run(argv, e, tty)
-    local out, err = sink(), sink()
-    local code = cli.main(argv, e or env, { stdout = out, stderr = err, stderr_tty = tty or false })
-    return code, out.text(), err.text()
-  end
+  local function run(argv, e, tty) return cli.run(argv, e or env, tty) end
 
   -- "ok"/"FAIL"/"skip" of each check by name, from doctor's lines
   local function checks(out)

@@ -1,7 +1,7 @@
 -- Outcomes an operator can see: per item, in `wdt sync --json`, in the text summary, in an
 -- outcome log (--log FILE), for sync and push; a handler that raises leaves the queue as it
 -- was and fails the run. cli.main in-process against the real emulator.
-local cli = require "wdt.cli"
+local cli = require "spec.support.cli"
 local cjson = require "cjson"
 local emulator = require "spec.support.emulator"
 local fixtures = require "spec.support.fixtures"
@@ -9,20 +9,11 @@ local sh = require "spec.support.sh"
 
 local SID, KEY, APPSECRET = fixtures.SID, fixtures.KEY, fixtures.APPSECRET
 
-local function sink()
-  local buf = {}
-  return { write = function(self, ...) for _, s in ipairs({ ... }) do buf[#buf + 1] = s end return self end,
-           text = function() return table.concat(buf) end }
-end
 
 describe("outcomes", function()
   local emu, env, dir
 
-  local function run(argv)
-    local out, err = sink(), sink()
-    local code = cli.main(argv, env, { stdout = out, stderr = err, stderr_tty = false })
-    return code, out.text(), err.text()
-  end
+  local function run(argv) return cli.run(argv, env) end
   local function handler(body)
     local path = dir .. "/h" .. math.random(1e9) .. ".lua"
     sh.write_file(path, body)

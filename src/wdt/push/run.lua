@@ -73,12 +73,7 @@ end
 function Run:record(key, id, outcome, message)
   if outcome ~= "accepted" then append(self.summary.outcomes, flow.outcome(key, id, outcome, message)) end
   local cb = self.opts.on_outcome
-  if not cb then return end
-  local ok, err = pcall(cb, flow.outcome(key, id, outcome, message))
-  if not ok then
-    if errors.is_interrupt(err) then error(err, 0) end
-    self.stop { kind = "callback", message = "on_outcome raised an error: " .. tostring(err) }
-  end
+  if cb then self.frun:callback("on_outcome", cb, flow.outcome(key, id, outcome, message)) end
 end
 
 -- unsent: the item never reached the ERP (a resumable push does not count it as a try)

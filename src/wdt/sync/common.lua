@@ -123,14 +123,7 @@ end
 function common.record(run, key, id, outcome, message)
   local rec = flow.outcome(key, id, outcome, message)
   if outcome ~= "synced" then common.append(run.summary.outcomes, rec) end
-  local cb = run.opts.on_outcome
-  if cb then
-    local ok, cerr = pcall(cb, rec)
-    if not ok then
-      if errors.is_interrupt(cerr) then error(cerr, 0) end
-      run:stop("callback", "on_outcome raised an error: " .. tostring(cerr))
-    end
-  end
+  if run.opts.on_outcome then run:callback("on_outcome", run.opts.on_outcome, rec) end
 end
 
 -- The end of a run (a summary, or nil, err): the items left unreported or invalid get
