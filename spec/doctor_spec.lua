@@ -113,6 +113,10 @@ describe("before a run", function()
       end
       local l = emu:state().tenants[SID].logistics
       assert.same({ 5, 0, 0 }, { #l.pending, l.acked, l.failed })
+      -- a scan may read a disabled or another platform's shop: only a missing one is refused
+      local code = run({ "scan", "aftersales.refund.Refund.search", '{"shop_no":"tb1"}', "--from", "1795000000",
+                         "--count" })
+      assert.equal(0, code)
     end)
   end)
 

@@ -145,10 +145,13 @@ end
 -- The preflight of a flow's run against a shop (wdt.shop, once per run): nil when the
 -- shop can serve, else the exit code after saying why (2 for a shop that does not exist,
 -- is disabled or is not self-owned: the command line names the wrong shop).
-function config.preflight_shop(ctx, client, shop_no, command)
+-- `exists_only`: only a shop that does not exist refuses (a scan may read a disabled or
+-- other platform's shop's rows).
+function config.preflight_shop(ctx, client, shop_no, command, exists_only)
   local row, err = require("wdt.shop").check(client, shop_no)
   if row then return nil end
   local exit = require "wdt.cli.exit"
+  if err.kind == "shop" and exists_only and err.reason ~= "missing" then return nil end
   if err.kind == "shop" then
     ctx.err(("%s: %s; nothing was read or sent (the shops: 'wdt call setting.Shop.queryShop')\n")
       :format(command, err.message))
