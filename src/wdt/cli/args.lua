@@ -32,7 +32,8 @@ end
 -- The options of every command (cli.config reads them).
 args.GLOBAL_FLAGS = {
   { "--config FILE", "read url/sid/key/secret from FILE (JSON object, or KEY=VALUE lines)" },
-  { "--url URL", "the API endpoint (default: WDT_URL, else production)" },
+  { "--url URL", "the API endpoint, or 'production' or 'emulator' (default: WDT_URL;\n"
+                  .. "one of them is required)" },
   { "--timeout SECONDS", "per-request timeout (default 30)" },
   { "--retries N", "retries of a failed request (default 3)" },
   { "--rate-per-minute N", "pace the calls under the seller's limit of N calls per window" },
@@ -175,17 +176,17 @@ function args.shell_quote(v)
   return "'" .. tostring(v):gsub("'", "'\\''") .. "'"
 end
 
--- Load FILE.lua, which returns a function (a handler, a source): the function, or a usage
--- error naming `what`.
-function args.load_function(path, what)
+-- Load FILE.lua, which returns a function (a handler, a source): that function, or a usage
+-- error naming `what`. A table that module(t) accepts is taken too (`module_text` says
+-- which, for the message).
+function args.load_function(path, what, module, module_text)
   local chunk, err = loadfile(path)
   if not chunk then usage("cannot load the %s: %s", what, output.one_line(err)) end
   local ok, fn = pcall(chunk)
   if not ok then usage("the %s file raised an error: %s", what, output.one_line(fn)) end
-  if type(fn) ~= "function" then
-    usage("the %s file %s must return a function (it returned %s)", what, path, type(fn))
-  end
-  return fn
+  if type(fn) == "function" or (module and type(fn) == "table" and module(fn)) then return fn end
+  usage("the %s file %s must return a function%s (it returned %s)", what, path,
+        module and (", or " .. module_text) or "", type(fn))
 end
 
 -- A decoded JSON object: a table without the codec's array mark, and no list ([1,2]

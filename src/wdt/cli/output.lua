@@ -62,6 +62,37 @@ function output.lines()
   return add, list, function() return table.concat(out, "\n") .. "\n" end
 end
 
+-- Outcome records (wdt.flow.outcome) as JSON values: key, id, outcome, message, and the
+-- key under its own name (`idf`: sync_id, api_goods_id, tid) when given.
+function output.outcome_json(o, idf)
+  local null = require("wdt").null
+  local j = { key = o.key == nil and null or o.key, id = o.id == nil and null or o.id,
+              outcome = o.outcome, message = o.message == nil and null or o.message }
+  if idf then j[idf] = j.key end
+  return j
+end
+
+function output.outcomes_json(list, idf)
+  local out = require("wdt").array()
+  for i, o in ipairs(list or {}) do out[i] = output.outcome_json(o, idf) end
+  return out
+end
+
+-- The outcome log of --log FILE: on_outcome(record) appending one JSON line per item and
+-- outcome ({time, flow, key, id, outcome, message}), flushed line by line; and close().
+function output.outcome_log(path, flow)
+  local f, err = io.open(path, "ab")
+  if not f then require("wdt.cli.args").usage("--log: cannot open %s", one_line(err)) end
+  local encode = require("wdt").json.encode
+  local function on_outcome(o)
+    local j = output.outcome_json(o)
+    j.time, j.flow = os.date("!%Y-%m-%dT%H:%M:%SZ"), flow
+    assert(f:write(encode(j), "\n"))
+    f:flush()
+  end
+  return on_outcome, function() f:close() end
+end
+
 -- Progress on stderr, redrawn in place at most 10 times a second, only on a terminal.
 -- ctx: {err = function(text), stderr_tty = boolean}. Returns draw(summary), finish(summary).
 function output.progress_drawer(ctx, kind)
@@ -89,16 +120,17 @@ function output.failure_line(command, err)
     return ("wdt: another '%s' is running: %s; exiting (--wait SECONDS waits for it)\n")
       :format(command, output.one_line(err.message))
   end
-  return output.one_line(tostring(err)) .. "\n"
+  return output.error_lines(err)
 end
 
--- The end of a sync or push command: the summary (the run's, or the one its error carries)
--- printed as JSON (json(s): the object) with --json, else as text(s); a failed run's
--- failure line. -> nil, or the exit code of the error the run stopped on.
-function output.print_summary(ctx, command, opts, summary, err, json, text)
-  local s = summary or (err and err.summary)
-  if s then ctx.out(opts.json and require("wdt").json.encode(json(s)) .. "\n" or text(s)) end
-  if summary then return nil end
+-- An error, and on a line of its own what it probably means (wdt.errors.hint).
+function output.error_lines(err)
+  local hint = require("wdt.errors").hint(err)
+  return output.one_line(tostring(err)) .. "\n" .. (hint and ("wdt: hint: " .. hint .. "\n") or "")
+end
+
+-- A flow command's failed run: its failure line, -> the exit code of its error.
+function output.fail(ctx, command, err)
   ctx.err(output.failure_line(command, err))
   return require("wdt.cli.exit").for_error(err)
 end

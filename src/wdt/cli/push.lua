@@ -58,11 +58,24 @@ local function json_lines(ctx, path)
   return next_item, bad, line_of
 end
 
-local function merge_bad(s, bad, line_of)
+-- An outcome record as the input knows it: its id (the item's position) its line in the
+-- input, its key as printed.
+local function as_input(o, line_of)
+  if o.id and line_of[o.id] then o.id = line_of[o.id] end
+  if o.key ~= nil then o.key = key_text(o.key) end
+  return o
+end
+
+-- The lines that were not items join the summary (and the outcome log): invalid, by line.
+local function merge_bad(s, bad, line_of, on_outcome)
   for _, x in ipairs(s.invalids) do x.line = line_of[x.index] end
+  for _, o in ipairs(s.outcomes or {}) do as_input(o, line_of) end
   for _, b in ipairs(bad) do
     s.read, s.invalid = s.read + 1, s.invalid + 1
     s.invalids[#s.invalids + 1] = { line = b.line, field = "(line)", reason = b.reason }
+    local o = require("wdt.flow").outcome(nil, b.line, "invalid", "(line): " .. b.reason)
+    if s.outcomes then s.outcomes[#s.outcomes + 1] = o end
+    if on_outcome then on_outcome(o) end
   end
 end
 
@@ -140,6 +153,7 @@ local function summary_json(s)
     invalids = strip(s.invalids, { "index", "line", "key", "field", "reason" }),
     unreported_items = strip(s.unreported_items, { "key", "error" }),
     anomalies = anomalies,
+    outcomes = output.outcomes_json(s.outcomes),
   }
   if s.retried then
     j.retried, j.skipped, j.pages, j.pending = s.retried, s.skipped, s.pages, s.pending or 0
@@ -172,21 +186,28 @@ local function run(ctx, flow, opts, words)
   -- the run lock (wdt.lock), per seller + shop + flow, taken by the push itself, for a
   -- JSON-lines file as for a source: "wdt.push.orders/SID/SHOP"
   popts.lock = config.lock_spec(opts, ctx.env)
-  local client = config.new_client(opts, ctx.env)
+  local client = config.new_client(opts, ctx.env, ctx)
+  local refused = config.preflight_shop(ctx, client, opts.shop, "wdt push " .. flow)
+  if refused then client:close() return refused end
   local draw, finish = output.progress_drawer(ctx, flow)
   if draw then
     popts.on_progress = function(s)
       draw({ read = s.read, failed = s.failed, deferred = s.unreported, elapsed = s.elapsed })
     end
   end
+  local log, close_log
+  if opts.log then
+    log, close_log = output.outcome_log(opts.log, "push." .. flow)
+    popts.on_outcome = function(o) log(as_input(o, line_of)) end
+  end
   local summary, err = client[FLOW_FN[flow]](client, popts)
   client:close()
   finish()
   local s = summary or (err and err.summary)
-  if s then merge_bad(s, bad, line_of) end
-  local failed = output.print_summary(ctx, "wdt push " .. flow, opts, summary, err,
-    summary_json, function(x) return summary_text(x, opts) end)
-  if failed then return failed end
+  if s then merge_bad(s, bad, line_of, log) end
+  if close_log then close_log() end
+  if s then ctx.out(opts.json and require("wdt").json.encode(summary_json(s)) .. "\n" or summary_text(s, opts)) end
+  if not summary then return output.fail(ctx, "wdt push " .. flow, err) end
   if s.failed > 0 or s.invalid > 0 or s.unreported > 0 or #(s.given_up or {}) > 0 then return exit.API end
   return exit.OK
 end
@@ -213,6 +234,7 @@ FILE.jsonl holds one item per line, a JSON object; an order carries its lines un
     { "--retry-given-up", "with --source: put the given-up items back to be pushed again" },
     { "--batch N", "items per call (1..100, default 100)" },
     { "--json", "print the summary as JSON" },
+    { "--log FILE", "append one JSON line per item and outcome to FILE (an audit log)" },
   }, args.LOCK_FLAGS),
   footer = [[
 One run at a time per seller, shop and flow (the run lock wdt.push.FLOW/SID/SHOP, as for

@@ -84,10 +84,7 @@ local function commit(ctx, opts, so)
     held, lerr = lock.take_run(lock.check_options(so.lock, "scan", "lock"), "scan." .. so.method, cid.sid,
       require("wdt.scan").checkpoint_id(so.checkpoint))
   end
-  if held == nil then
-    ctx.err(output.failure_line("wdt scan --commit", lerr))
-    return exit.for_error(lerr)
-  end
+  if held == nil then return output.fail(ctx, "wdt scan --commit", lerr) end
   local function done(code) if held then held:release() end return code end
   local doc, err = store.file(staged_path):load()
   if err then return done(refuse("%s", tostring(err))) end
@@ -115,7 +112,11 @@ local function run(ctx, opts, so)
   if opts.commit then return commit(ctx, opts, so) end
   local staged_to
   if so.checkpoint then so.checkpoint, staged_to = delivery(ctx, opts, so) end
-  local client = config.new_client(opts, ctx.env)
+  local client = config.new_client(opts, ctx.env, ctx)
+  local shop_no = type(so.filter) == "table" and so.filter.shop_no
+  local refused = type(shop_no) == "string"
+    and config.preflight_shop(ctx, client, shop_no, "wdt scan " .. so.method, true)   -- exists only
+  if refused then client:close() return refused end
   local ok, it, scan = pcall(client.scan, client, so)   -- checks the options; reads nothing yet
   if not ok then
     client:close()
@@ -156,10 +157,7 @@ local function run(ctx, opts, so)
       .. "after it succeeded: wdt scan %s --checkpoint %s --commit (doc/scan.md, \"Delivery\")\n")
       :format(staged_to, opts.checkpoint, so.method, opts.checkpoint))
   end
-  if failure then
-    ctx.err(output.failure_line("wdt scan " .. so.method, failure))
-    return exit.for_error(failure)
-  end
+  if failure then return output.fail(ctx, "wdt scan " .. so.method, failure) end
   return exit.OK
 end
 
