@@ -17,6 +17,12 @@ local Client = {}
 Client.__index = Client
 Client.__name = "wdt.client"
 
+-- A warning: nginx's error log inside nginx, stderr elsewhere.
+local function warn(msg)
+  local n = clock.ngx()
+  if n then n.log(n.WARN, msg) else io.stderr:write(msg, "\n") end
+end
+
 local function new(opts)
   if type(opts) ~= "table" then
     check.fail("wdt.client", "options", "options table expected, got " .. type(opts), 2)
@@ -29,9 +35,7 @@ local function new(opts)
   })
   o.secret = nil                      -- from here on only C memory holds it
   if o.insecure and o.url:match("^https:") then
-    local msg = "wdt: WARNING: TLS peer verification is OFF for " .. o.url:match("^https://([^/?#]+)")
-    local n = clock.ngx()
-    if n then n.log(n.WARN, msg) else io.stderr:write(msg, "\n") end
+    warn("wdt: WARNING: TLS peer verification is OFF for " .. o.url:match("^https://([^/?#]+)"))
   end
   return setmetatable({ sid = o.sid, url = o.url, _core = handle, _opts = o, _clock_offset = 0,
                         -- the send options of a write without per-call options
