@@ -64,7 +64,7 @@ end
 
 -- Outcome records (wdt.flow.outcome) as JSON values: key, id, outcome, message, and the
 -- key under its own name (`idf`: sync_id, api_goods_id, tid) when given.
-function output.outcome_json(o, idf)
+local function outcome_json(o, idf)
   local null = require("wdt").null
   local j = { key = o.key == nil and null or o.key, id = o.id == nil and null or o.id,
               outcome = o.outcome, message = o.message == nil and null or o.message }
@@ -74,7 +74,7 @@ end
 
 function output.outcomes_json(list, idf)
   local out = require("wdt").array()
-  for i, o in ipairs(list or {}) do out[i] = output.outcome_json(o, idf) end
+  for i, o in ipairs(list or {}) do out[i] = outcome_json(o, idf) end
   return out
 end
 
@@ -85,7 +85,7 @@ function output.outcome_log(path, flow)
   if not f then require("wdt.cli.args").usage("--log: cannot open %s", one_line(err)) end
   local encode = require("wdt").json.encode
   local function on_outcome(o)
-    local j = output.outcome_json(o)
+    local j = outcome_json(o)
     j.time, j.flow = os.date("!%Y-%m-%dT%H:%M:%SZ"), flow
     assert(f:write(encode(j), "\n"))
     f:flush()
@@ -113,25 +113,21 @@ function output.progress_drawer(ctx, kind)
   return draw, finish
 end
 
--- The line a flow command (sync, push, scan) prints when its run fails: a held run lock
--- says so and how to wait; anything else is the error itself.
-function output.failure_line(command, err)
-  if type(err) == "table" and err.kind == "locked" then
-    return ("wdt: another '%s' is running: %s; exiting (--wait SECONDS waits for it)\n")
-      :format(command, output.one_line(err.message))
-  end
-  return output.error_lines(err)
-end
-
 -- An error, and on a line of its own what it probably means (wdt.errors.hint).
 function output.error_lines(err)
   local hint = require("wdt.errors").hint(err)
   return output.one_line(tostring(err)) .. "\n" .. (hint and ("wdt: hint: " .. hint .. "\n") or "")
 end
 
--- A flow command's failed run: its failure line, -> the exit code of its error.
+-- A flow command's (sync, push, scan) failed run: its line (a held run lock says so and how
+-- to wait; anything else is the error itself) -> the exit code of its error.
 function output.fail(ctx, command, err)
-  ctx.err(output.failure_line(command, err))
+  if type(err) == "table" and err.kind == "locked" then
+    ctx.err(("wdt: another '%s' is running: %s; exiting (--wait SECONDS waits for it)\n")
+      :format(command, output.one_line(err.message)))
+  else
+    ctx.err(output.error_lines(err))
+  end
   return require("wdt.cli.exit").for_error(err)
 end
 
