@@ -187,6 +187,24 @@ describe("the emulator and the catalogue", function()
     assert.are.equal(0, code, table.concat(err))
     local lines = select(2, table.concat(out):gsub("\n", ""))
     assert.are.equal(rows, lines)
+    -- rows without an id (the stock's change log): known by all their fields, `created` the time
+    local log = "wms.StockSpec.queryChangeHistory"
+    local seen, n = {}, 0
+    for row, serr in client:scan { method = log, from = "2026-01-01 00:00:00", to = "2026-01-01 02:00:00" } do
+      assert.is_truthy(row, tostring(serr))
+      n = n + 1
+      seen[row.stockio_no .. "@" .. row.created] = true
+    end
+    local distinct = 0
+    for _ in pairs(seen) do distinct = distinct + 1 end
+    assert.are.same({ 6, 6 }, { n, distinct })   -- two windows of 60 min, three rows each
+    out, err = {}, {}
+    code = require("wdt.cli").main({ "scan", log, "--from", "2026-01-01 00:00:00", "--to", "2026-01-01 02:00:00",
+                                     "--count" },
+      { WDT_URL = emu.url, WDT_SID = fixtures.SID, WDT_KEY = fixtures.KEY, WDT_SECRET = fixtures.APPSECRET },
+      { stdout = sink(out), stderr = sink(err), stderr_tty = false })
+    assert.are.equal(0, code, table.concat(err))
+    assert.are.equal("6\n", table.concat(out))
     -- the catalogue's kind decides retries: a query is safe to repeat, a write is not
     local policy = require "wdt.policy"
     assert.is_true(policy.is_idempotent("wms.StockSpec.stockDetailSearch"))
