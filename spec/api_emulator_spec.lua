@@ -195,7 +195,7 @@ describe("the emulator and the catalogue", function()
       n = n + 1
       seen[row.stockio_no .. "@" .. row.created] = true
     end
-    local distinct = 0
+    distinct = 0
     for _ in pairs(seen) do distinct = distinct + 1 end
     assert.are.same({ 6, 6 }, { n, distinct })   -- two windows of 60 min, three rows each
     out, err = {}, {}
