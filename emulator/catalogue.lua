@@ -4,6 +4,7 @@
 -- wdt's code: the checks here are a second, independent reading of the same facts.
 --   catalogue.check_request(method, args, pager) -> nil | {status, message}
 --   catalogue.handler(method) -> function(tenant, args, pager, sid, fault) or nil
+--   catalogue.max_page_size(method) -> the page size its page allows, or nil
 -- Runs in nginx's LuaJIT (Lua 5.1 syntax).
 local json = require "emulator.json"
 local data = require "emulator.catalogue_data"
@@ -266,6 +267,12 @@ local function write_answer(e)
   resp = resp or json.object({ status = 0 })
   if resp.message == nil then resp.message = "" end
   return complete(e.response, resp)
+end
+
+-- the largest page the method's page allows, or nil (no paging, or no such method)
+function M.max_page_size(method)
+  local e = data.get(method)
+  return e and e.paging and e.paging.max_page_size or nil
 end
 
 local handlers = {}

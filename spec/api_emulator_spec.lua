@@ -140,6 +140,15 @@ describe("the emulator and the catalogue", function()
       assert.is_nil(page)
       assert.are.same({ c[3], c[4] }, { err.status, err.message })
     end
+    -- a page that allows 2000 rows: 1500 answered, 2001 refused with the page's limit
+    local outer, window = "wms.outer.OuterIn.queryWithDetail",
+      { start_time = "2026-01-01 00:00:00", end_time = "2026-01-02 00:00:00" }
+    local big, berr = client:page_call(outer, { page_size = 1500, calc_total = true }, window)
+    assert.is_truthy(big, tostring(berr))
+    assert.are.equal(3, #big.rows)
+    big, berr = raw:page_call(outer, { page_size = 2001 }, window)
+    assert.is_nil(big)
+    assert.are.same({ 2, "page_size必须是1到2000之间的整数" }, { berr.status, berr.message })
     local args = example_args(api.get("wms.stockout.Other.createOther"))
     args[1].goods_list[1].spec_no = nil
     local data, err = raw:call("wms.stockout.Other.createOther", unpack(args, 1, args.n))
