@@ -209,6 +209,10 @@ local function handle(params, body, skew, fault)
   -- 1000 rows a page, or what the method's page allows (2000 for a few)
   local pager, perr = methods.pager(params, not stateful and catalogue.max_page_size(params.method) or nil)
   if not pager then return { status = 2, message = perr } end
+  if stateful then   -- its filters' lengths and values as its page lists them
+    local bad = catalogue.check_values(params.method, args)
+    if bad then return bad end
+  end
   return handler(state.s.tenants[params.sid], args, pager, params.sid, fault)
 end
 

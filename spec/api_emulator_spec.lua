@@ -134,6 +134,13 @@ describe("the emulator and the catalogue", function()
         100, "Data truncation: Data too long for column 'warehouse_no'" },
       { "setting.Warehouse.queryWarehouse", { type = "1" }, 1, "argument type mismatch" },
       { "setting.Warehouse.queryWarehouse", { type = 5 }, 100, "type的值5不在允许的范围内" },
+      -- the stateful queries too: lengths and values of their filters
+      { "sales.TradeQuery.querySelfOrderWithDetail",
+        { start_time = "2026-01-01 00:00:00", end_time = "2026-01-01 00:30:00", shop_no = ("s"):rep(21) },
+        100, "Data truncation: Data too long for column 'shop_no'" },
+      { "aftersales.refund.Refund.search",
+        { modified_from = "2026-01-01 00:00:00", modified_to = "2026-01-02 00:00:00", status = 77 },
+        100, "status的值77不在允许的范围内" },
     }
     for _, c in ipairs(cases) do
       local page, err = raw:page_call(c[1], { page_size = 10 }, c[2])
