@@ -330,6 +330,13 @@ describe("nothing lost", function()
       local v, err = store.file(dir):load()
       assert.is_nil(v)
       assert.truthy(tostring(err):find("not a regular file", 1, true), tostring(err))
+      -- a FIFO: opening it to read would wait for a writer, for ever (the run lock held)
+      local fifo = dir .. "/fifo.json"
+      assert.is_true(compat.execute("mkfifo " .. sh.quote(fifo)))
+      local code, _, serr = wdt("scan goods.ApiGoods.search --checkpoint " .. sh.quote(fifo) .. " --since 0",
+        { pre = "timeout 10" })
+      assert.equal(1, code, serr)
+      assert.truthy(serr:find("not a regular file", 1, true), serr)
       local big = dir .. "/big.json"
       sh.write_file(big, "[" .. ("1,"):rep(100) .. "1]")
       local max = store.MAX_BYTES
