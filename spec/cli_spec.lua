@@ -56,7 +56,8 @@ describe("wdt command", function()
   before_each(function()
     emu:reset()
     emu:faults {}
-    env = { WDT_URL = emu.url, WDT_SID = SID, WDT_KEY = KEY, WDT_SECRET = APPSECRET }
+    env = { WDT_URL = emu.url, WDT_SID = SID, WDT_KEY = KEY, WDT_SECRET = APPSECRET,
+            WDT_LOCK_DIR = os.getenv("WDT_LOCK_DIR") }
   end)
 
   local handler_file = tmpfile("return function(row) return _G.__wdt_cli_spec_handler(row) end\n")

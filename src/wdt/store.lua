@@ -42,15 +42,15 @@ local function missing_folder(path)
 end
 
 function File:load()
+  -- looked at before opening: opening a FIFO to read waits for a writer
+  local st = core.stat(self.path)
+  if st and not st.regular then        -- /dev/zero, a FIFO, a folder: never a document
+    return nil, store_error(self.path .. " is not a regular file")
+  end
   local f, oerr, errno = io.open(self.path, "rb")
   if not f then
     if errno == 2 then return nil, missing_folder(self.path) end   -- ENOENT: nothing saved yet
     return nil, store_error("cannot read " .. tostring(oerr))
-  end
-  local st = core.stat(self.path)
-  if st and not st.regular then        -- /dev/zero, a FIFO, a folder: never a document
-    f:close()
-    return nil, store_error(self.path .. " is not a regular file")
   end
   local text, rerr = f:read(store.MAX_BYTES + 1)
   f:close()

@@ -33,22 +33,39 @@ local function page_rows(s, page)
     ("page %d: the answer holds no list '%s'"):format(page.page_no, s.facts.list) }
 end
 
+-- The row's key as text, or nil and the field it lacks. A composite key (a list of
+-- fields, for rows without an id) is its fields' values joined by " | ".
+local function row_key(row, key)
+  if type(row) ~= "table" then return nil, type(key) == "table" and key[1] or key end
+  if type(key) ~= "table" then
+    if row[key] == nil then return nil, key end
+    return key_text(row[key])
+  end
+  local parts = {}
+  for i, name in ipairs(key) do
+    if row[name] == nil then return nil, name end
+    parts[i] = key_text(row[name])
+  end
+  return table.concat(parts, " | ")
+end
+
 -- Keep the newest version of each key in `found` (key text -> {row, m}); `keys` collects
--- the keys this attempt saw. Returns an error for a row without its key.
+-- the keys this attempt saw. Returns an error for a row without its key, else nil and
+-- how many of the keys were new to this attempt.
 local function take(s, rows, found, keys)
   local facts = s.facts
+  local added = 0
   for _, row in ipairs(rows) do
-    local k = type(row) == "table" and row[facts.key]
-    if k == nil then
-      return scan_error(s.method, ("a row without its key '%s'"):format(facts.key))
+    local kt, lacks = row_key(row, facts.key)
+    if kt == nil then
+      return scan_error(s.method, ("a row without its key '%s'"):format(lacks))
     end
-    local kt = key_text(k)
     local m = time.modified(row[facts.modified])
     local old = found[kt]
     if not old or (m and (not old.m or m >= old.m)) then found[kt] = { row = row, m = m, key = kt } end
-    keys[kt] = true
+    if not keys[kt] then keys[kt] = true; added = added + 1 end
   end
-  return nil
+  return nil, added
 end
 
 local function count(t)
@@ -73,9 +90,10 @@ local function attempt(s, a, b, found)
     local rows
     rows, err = page_rows(s, page)
     if not rows then return nil, err end
-    err = take(s, rows, found, keys)
+    local added
+    err, added = take(s, rows, found, keys)
     if err then return nil, err end
-    return page, rows
+    return page, rows, added
   end
   local first, rows = read(0)
   if not first then return nil, rows end
@@ -102,10 +120,17 @@ local function attempt(s, a, b, found)
   end
   if total <= #rows then return count(keys) >= total end
   for no = math.ceil(total / size) - 1, 1, -1 do
-    local page, err = read(no)
+    local page, err, added = read(no)
     if not page then return nil, err end
     -- another total: the pages planned from the first no longer hold; read again
     if page.total ~= total then return false end
+    -- the same total, so no row left the window (a changed row leaves it: its modified is
+    -- now), yet this page holds no row unseen: the total is not this window's (or it asks
+    -- for pages without end, 2*10^9 / 2 a page)
+    if added == 0 then
+      return nil, errors.new { kind = "decode", method = s.method, message =
+        ("page %d: only rows other pages held, while total_count %s stays"):format(no, tostring(total)) }
+    end
   end
   return count(keys) == total
 end
