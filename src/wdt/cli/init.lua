@@ -69,17 +69,16 @@ local function declaring(name)
   end
 end
 
--- An option before the command's word that is not a global one.
-local function before_command(name)
-  local def = declaring(name)
-  if def then usage("option '--%s' goes after the command ('wdt %s ... --%s')", name, def.name, name) end
-  usage("unknown option '--%s'", name)
-end
-
--- An option that the command does not know (no arity: it cannot be parsed past).
-local function not_for(command)
+-- An option the parse does not know: one that another command declares goes after that
+-- command's word (`command` nil: before any) or does not apply to `command`; else unknown.
+-- (It has no arity: the parse cannot go on past it.)
+local function misplaced(command)
   return function(name)
-    if declaring(name) then usage("option '--%s' does not apply to 'wdt %s'", name, command) end
+    local def = declaring(name)
+    if def and not command then
+      usage("option '--%s' goes after the command ('wdt %s ... --%s')", name, def.name, name)
+    end
+    if def then usage("option '--%s' does not apply to 'wdt %s'", name, command) end
     usage("unknown option '--%s'", name)
   end
 end
@@ -92,12 +91,12 @@ local function flag_index(def)
 end
 
 local function dispatch(ctx, argv)
-  local opts, words, at = args.parse(argv, 1, GLOBAL_TAKES, SHORT, before_command, true)
+  local opts, words, at = args.parse(argv, 1, GLOBAL_TAKES, SHORT, misplaced(nil), true)
   local def = words[1] and named(COMMANDS, words[1])
   if def and def.passthrough then return def.run(ctx, { unpack(argv, at + 1) }) end
   if def then
     local more
-    more, words = args.parse(argv, at + 1, flag_index(def), SHORT, not_for(def.name))
+    more, words = args.parse(argv, at + 1, flag_index(def), SHORT, misplaced(def.name))
     for k, v in pairs(more) do opts[k] = v end
   end
   if opts.version then ctx.out(require("wdt")._VERSION .. "\n") return exit.OK end

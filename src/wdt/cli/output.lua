@@ -22,17 +22,11 @@ function output.progress_line(kind, p)
   if total and total < done then total = done end
   local elapsed = p.elapsed or 0
   local rate = elapsed > 0 and done / elapsed or 0
-  local parts = { kind }
-  if total then
-    parts[#parts + 1] = ("%d/%d"):format(done, total)
-    if total > 0 then parts[#parts] = parts[#parts] .. (" (%d%%)"):format(math.floor(done * 100 / total)) end
-  else
-    parts[#parts + 1] = tostring(done)
-  end
-  parts[#parts + 1] = ("%.0f/s"):format(rate)
-  parts[#parts + 1] = "ETA " .. (total and rate > 0 and fmt_duration((total - done) / rate) or "?")
-  parts[#parts + 1] = ("failed %d"):format(p.failed or 0)
-  parts[#parts + 1] = ("deferred %d"):format(p.deferred or 0)
+  local count = total and ("%d/%d"):format(done, total) or tostring(done)
+  if total and total > 0 then count = count .. (" (%d%%)"):format(math.floor(done * 100 / total)) end
+  local parts = { kind, count, ("%.0f/s"):format(rate),
+                  "ETA " .. (total and rate > 0 and fmt_duration((total - done) / rate) or "?"),
+                  ("failed %d"):format(p.failed or 0), ("deferred %d"):format(p.deferred or 0) }
   if (p.refused or 0) > 0 then parts[#parts + 1] = ("refused %d"):format(p.refused) end
   if p.waiting then
     parts[#parts + 1] = ("waiting %ds (%s)"):format(math.ceil(p.waiting), p.waiting_for or "rate limit")

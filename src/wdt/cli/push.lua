@@ -134,11 +134,8 @@ local function summary_json(s)
     local out = wdt.array()
     for i, x in ipairs(list or {}) do
       local o = {}
-      for _, f in ipairs(fields) do
-        local v = x[f]
-        if f == "key" then v = x.key ~= nil and key_text(x.key) or nil end
-        o[f] = v
-      end
+      for _, f in ipairs(fields) do o[f] = x[f] end
+      if o.key ~= nil then o.key = key_text(o.key) end
       out[i] = o
     end
     return out
