@@ -143,7 +143,6 @@ end
 function args.int_option(opts, name, min, max, default)
   local v = opts[name]
   if v == nil then return default end
-  if v == true then usage("option '--%s' needs a value", name) end
   local n = tonumber(v)
   if not n or not require("wdt.check").is_integer(n) or n < min or n > max then
     usage("option '--%s' wants a whole number from %d to %d, got '%s'", name, min, max, v)
