@@ -179,8 +179,7 @@ reports the outcome: syncSuccess (true) or syncFail (false, message). For nil, m
 
 return {
   name = "sync",
-  usage = { "sync logistics --shop SHOP --handler FILE.lua [OPTIONS]",
-            "sync stock --handler FILE.lua [OPTIONS]" },
+  usage = { logistics.usage[1], stock.usage[1] },
   about = [[
 Runs a sync loop: reads what the ERP wants reported, calls the handler for each item,
 reports each outcome back. See 'wdt sync logistics --help' and 'wdt sync stock --help'.]],
