@@ -221,6 +221,16 @@ describe("the emulator and the catalogue", function()
       { stdout = sink(out), stderr = sink(err), stderr_tty = false })
     assert.are.equal(0, code, table.concat(err))
     assert.are.equal("6\n", table.concat(out))
+    -- windows on the time the page names, not a modified field
+    for _, named in ipairs({ "wms.GoodsSN.queryWithDetail", "finance.settle.Transfer.search",
+                             "wms.stockout.Transfer.queryWithDetail" }) do
+      local got = 0
+      for row, serr in client:scan { method = named, from = "2026-01-01 00:00:00", to = "2026-01-01 00:30:00" } do
+        assert.is_truthy(row, named .. ": " .. tostring(serr))
+        got = got + 1
+      end
+      assert.are.equal(3, got, named)
+    end
     -- the catalogue's kind decides retries: a query is safe to repeat, a write is not
     local policy = require "wdt.policy"
     assert.is_true(policy.is_idempotent("wms.StockSpec.stockDetailSearch"))
