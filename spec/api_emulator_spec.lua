@@ -134,6 +134,7 @@ describe("the emulator and the catalogue", function()
         100, "Data truncation: Data too long for column 'warehouse_no'" },
       { "setting.Warehouse.queryWarehouse", { type = "1" }, 1, "argument type mismatch" },
       { "setting.Warehouse.queryWarehouse", { type = 5 }, 100, "type的值5不在允许的范围内" },
+      { "wms.stockin.Other.queryWithDetail", { warehouse_no = "W1" }, 100, "start_time不能为空" },
       -- the stateful queries too: lengths and values of their filters
       { "sales.TradeQuery.querySelfOrderWithDetail",
         { start_time = "2026-01-01 00:00:00", end_time = "2026-01-01 00:30:00", shop_no = ("s"):rep(21) },
@@ -147,6 +148,9 @@ describe("the emulator and the catalogue", function()
       assert.is_nil(page)
       assert.are.same({ c[3], c[4] }, { err.status, err.message })
     end
+    -- times the page asks for only without an order number
+    local by_no, nerr = raw:page_call("wms.stockin.Other.queryWithDetail", { page_size = 10 }, { stockin_no = "RK1" })
+    assert.is_truthy(by_no, tostring(nerr))
     -- a page that allows 2000 rows: 1500 answered, 2001 refused with the page's limit
     local outer, window = "wms.outer.OuterIn.queryWithDetail",
       { start_time = "2026-01-01 00:00:00", end_time = "2026-01-02 00:00:00" }
