@@ -178,6 +178,19 @@ describe("nothing lost", function()
       end)
     end
 
+    it("a total_count under the cap whose pages repeat the rows of page 0 is a decode error at once", function()
+      -- 2*10^9 rows claimed, two a page: 10^9 pages planned; every page answers the same two
+      local code0 = emulator.exchange(emu.base .. "/__emulator/faults", "POST", ('{"mode":"data","method":"%s",'
+        .. '"count":100000,"data":{"total_count":2000000000,"goods_list":[{"rec_id":1},{"rec_id":2}]}}'):format(GOODS))
+      assert.equal(200, code0)
+      local code, _, err = wdt(("scan %s --checkpoint %s --since %d --page-size 2 --count"):format(GOODS,
+        sh.quote(cp), os.time() - 86400), { pre = "timeout 20" })
+      assert.equal(3, code, err)
+      assert.truthy(err:find("total_count 2000000000", 1, true), err)
+      assert.is_true(emu:state().calls[SID][GOODS] <= 3, "pages read: " .. emu:state().calls[SID][GOODS])
+      assert.is_nil(io.open(cp, "r"))
+    end)
+
     it("rows whose modified is no time are printed once a run, and reported", function()
       local rows = { { rec_id = 11, modified = cjson.null }, { rec_id = 12, modified = "garbage" },
                      { rec_id = 13, modified = -1 }, { rec_id = 14, modified = "2026-11-28T10:00:00" } }
@@ -330,6 +343,13 @@ describe("nothing lost", function()
       local v, err = store.file(dir):load()
       assert.is_nil(v)
       assert.truthy(tostring(err):find("not a regular file", 1, true), tostring(err))
+      -- a FIFO: opening it to read would wait for a writer, for ever (the run lock held)
+      local fifo = dir .. "/fifo.json"
+      assert.is_true(compat.execute("mkfifo " .. sh.quote(fifo)))
+      local code, _, serr = wdt("scan goods.ApiGoods.search --checkpoint " .. sh.quote(fifo) .. " --since 0",
+        { pre = "timeout 10" })
+      assert.equal(1, code, serr)
+      assert.truthy(serr:find("not a regular file", 1, true), serr)
       local big = dir .. "/big.json"
       sh.write_file(big, "[" .. ("1,"):rep(100) .. "1]")
       local max = store.MAX_BYTES

@@ -31,7 +31,8 @@ function args.usage_error(message) return setmetatable({ message = message }, Us
 -- The options of every command (cli.config reads them).
 args.GLOBAL_FLAGS = {
   { "--config FILE", "read url/sid/key/secret from FILE (JSON object, or KEY=VALUE lines)" },
-  { "--url URL", "the API endpoint (default: WDT_URL, else production)" },
+  { "--url URL", "the API endpoint, or 'production' or 'emulator' (default: WDT_URL;\n"
+                  .. "one of them is required)" },
   { "--timeout SECONDS", "per-request timeout (default 30)" },
   { "--retries N", "retries of a failed request (default 3)" },
   { "--rate-per-minute N", "pace the calls under the seller's limit of N calls per window" },

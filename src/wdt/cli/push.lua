@@ -65,11 +65,20 @@ local function key_text(k)
   return (tostring(k):gsub("%z", "/"))
 end
 
-local function merge_bad(s, bad, line_of)
+-- The lines that were not items join the summary (and the outcome log): invalid, by line.
+-- An outcome's id (the item's position) becomes its line in the input.
+local function merge_bad(s, bad, line_of, on_outcome)
   for _, x in ipairs(s.invalids) do x.line = line_of[x.index] end
+  for _, o in ipairs(s.outcomes or {}) do
+    if o.id and line_of[o.id] then o.id = line_of[o.id] end
+    if o.key ~= nil then o.key = key_text(o.key) end
+  end
   for _, b in ipairs(bad) do
     s.read, s.invalid = s.read + 1, s.invalid + 1
     s.invalids[#s.invalids + 1] = { line = b.line, field = "(line)", reason = b.reason }
+    local o = require("wdt.flow").outcome(nil, b.line, "invalid", "(line): " .. b.reason)
+    if s.outcomes then s.outcomes[#s.outcomes + 1] = o end
+    if on_outcome then on_outcome(o) end
   end
 end
 
@@ -147,6 +156,7 @@ local function summary_json(flow, s)
     invalids = strip(s.invalids, { "index", "line", "key", "field", "reason" }),
     unreported_items = strip(s.unreported_items, { "key", "error" }),
     anomalies = anomalies,
+    outcomes = output.outcomes_json(s.outcomes),
   }
   if s.retried then
     j.retried, j.skipped, j.pages, j.pending = s.retried, s.skipped, s.pages, s.pending or 0
@@ -181,19 +191,31 @@ local function run(ctx, flow, opts, words)
   -- the run lock (wdt.lock), per seller + shop + flow, taken by the push itself, for a
   -- JSON-lines file as for a source: "wdt.push.orders/SID/SHOP"
   popts.lock = config.lock_spec(opts, ctx.env)
-  local client = config.new_client(opts, ctx.env)
+  local client = config.new_client(opts, ctx.env, ctx)
+  local refused = config.preflight_shop(ctx, client, opts.shop, "wdt push " .. flow)
+  if refused then client:close() return refused end
   local draw, finish = output.progress_drawer(ctx, flow)
   if draw then
     popts.on_progress = function(s)
       draw({ read = s.read, failed = s.failed, deferred = s.unreported, elapsed = s.elapsed })
     end
   end
+  local log, close_log
+  if opts.log then
+    log, close_log = output.outcome_log(opts.log, "push." .. flow)
+    popts.on_outcome = function(o)
+      if o.id and line_of and line_of[o.id] then o.id = line_of[o.id] end
+      if o.key ~= nil then o.key = key_text(o.key) end
+      log(o)
+    end
+  end
   local summary, err = client[FLOW_FN[flow]](client, popts)
   client:close()
   local s = summary or (err and err.summary)
   if finish then finish() end
+  if s then merge_bad(s, bad, line_of, log) end
+  if close_log then close_log() end
   if s then
-    merge_bad(s, bad, line_of)
     if opts.json then
       ctx.out(require("wdt").json.encode(summary_json(flow, s)) .. "\n")
     else
@@ -230,6 +252,7 @@ FILE.jsonl holds one item per line, a JSON object; an order carries its lines un
     { "--retry-given-up", "with --source: put the given-up items back to be pushed again" },
     { "--batch N", "items per call (1..100, default 100)" },
     { "--json", "print the summary as JSON" },
+    { "--log FILE", "append one JSON line per item and outcome to FILE (an audit log)" },
   }, args.LOCK_FLAGS),
   footer = [[
 One run at a time per seller, shop and flow (the run lock wdt.push.FLOW/SID/SHOP, as for

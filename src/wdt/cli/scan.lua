@@ -123,7 +123,11 @@ local function run(ctx, opts, so)
   if opts.commit then return commit(ctx, opts, so) end
   local staged_to
   if so.checkpoint then so.checkpoint, staged_to = delivery(ctx, opts, so) end
-  local client = config.new_client(opts, ctx.env)
+  local client = config.new_client(opts, ctx.env, ctx)
+  local shop_no = type(so.filter) == "table" and so.filter.shop_no
+  local refused = type(shop_no) == "string"
+    and config.preflight_shop(ctx, client, shop_no, "wdt scan " .. so.method, true)   -- exists only
+  if refused then client:close() return refused end
   local ok, it, scan = pcall(client.scan, client, so)   -- checks the options; reads nothing yet
   if not ok then
     client:close()

@@ -44,6 +44,7 @@ for flow_name, field in pairs(items_field) do
     max_tries = { "number", min = 1, integer = true },
     source_name = { "string" }, retry_given_up = { "boolean" },
     batch = { "number", min = 1, max = 100, integer = true },   -- the vendor's limit is 100
+    on_outcome = { "function" },   -- every item's outcome record (wdt.flow.outcome)
     [field] = { "table|function" }, lock = flow.LOCK, on_progress = flow.ON_PROGRESS,
   }
 end

@@ -50,9 +50,11 @@ local function row_key(row, key)
 end
 
 -- Keep the newest version of each key in `found` (key text -> {row, m}); `keys` collects
--- the keys this attempt saw. Returns an error for a row without its key.
+-- the keys this attempt saw. Returns an error for a row without its key, else nil and
+-- how many of the keys were new to this attempt.
 local function take(s, rows, found, keys)
   local facts = s.facts
+  local added = 0
   for _, row in ipairs(rows) do
     local kt, lacks = row_key(row, facts.key)
     if kt == nil then
@@ -61,9 +63,9 @@ local function take(s, rows, found, keys)
     local m = time.modified(row[facts.modified])
     local old = found[kt]
     if not old or (m and (not old.m or m >= old.m)) then found[kt] = { row = row, m = m, key = kt } end
-    keys[kt] = true
+    if not keys[kt] then keys[kt] = true; added = added + 1 end
   end
-  return nil
+  return nil, added
 end
 
 local function count(t)
@@ -88,9 +90,10 @@ local function attempt(s, a, b, found)
     local rows
     rows, err = page_rows(s, page)
     if not rows then return nil, err end
-    err = take(s, rows, found, keys)
+    local added
+    err, added = take(s, rows, found, keys)
     if err then return nil, err end
-    return page, rows
+    return page, rows, added
   end
   local first, rows = read(0)
   if not first then return nil, rows end
@@ -117,10 +120,17 @@ local function attempt(s, a, b, found)
   end
   if total <= #rows then return count(keys) >= total end
   for no = math.ceil(total / size) - 1, 1, -1 do
-    local page, err = read(no)
+    local page, err, added = read(no)
     if not page then return nil, err end
     -- another total: the pages planned from the first no longer hold; read again
     if page.total ~= total then return false end
+    -- the same total, so no row left the window (a changed row leaves it: its modified is
+    -- now), yet this page holds no row unseen: the total is not this window's (or it asks
+    -- for pages without end, 2*10^9 / 2 a page)
+    if added == 0 then
+      return nil, errors.new { kind = "decode", method = s.method, message =
+        ("page %d: only rows other pages held, while total_count %s stays"):format(no, tostring(total)) }
+    end
   end
   return count(keys) == total
 end
