@@ -433,6 +433,25 @@ describe("nothing lost", function()
     assert(ok, err)
   end)
 
+  it("the wall clock stepped back an hour while a push waits for its local rate budget: the wait stays short", function()
+    local ls = io.popen("ls /usr/lib/*/faketime/libfaketime.so.1 2>/dev/null | head -1")
+    local lib = ls:read("*l")
+    ls:close()
+    if not lib or lib == "" then pending("libfaketime is not installed (apt-get install faketime)") return end
+    local step = dir .. "/faketime"
+    sh.write_file(step, "+0\n")
+    -- three calls, one a 2 s window; an hour back 1.2 s in, during the first wait
+    local code, out, err = wdt(("push orders --shop s1 --batch 1 --json --no-lock --rate-per-minute 1 "
+      .. "--rate-window 2 %s"):format(sh.quote(orders_file(3))), {
+      shell = ("(sleep 1.2; echo -3600 >%s) &"):format(sh.quote(step)),
+      env = ("LD_PRELOAD=%s FAKETIME_TIMESTAMP_FILE=%s FAKETIME_NO_CACHE=1 FAKETIME_DONT_FAKE_MONOTONIC=1")
+        :format(sh.quote(lib), sh.quote(step)),
+      pre = "timeout 30" })
+    assert.equal(0, code, err)
+    assert.equal(3, cjson.decode(out).new)
+    assert.equal("-3600\n", sh.read_file(step))        -- the step happened during the run
+  end)
+
   describe("wdt push input", function()
     it("a read error in FILE.jsonl (EIO) stops the push: exit 1, the error said, no 'end of file'", function()
       if not has("strace") then pending("strace is not installed") return end
