@@ -233,6 +233,7 @@ describe("nothing lost", function()
         assert.is_nil(s)
         assert.equal("decode", err.kind)
         assert.same({ 0, 3 }, { err.summary.changed, err.summary.unreported })
+        assert.is_nil(err.message:find("userdata", 1, true), err.message)   -- null said as null
       end)
     end
 
