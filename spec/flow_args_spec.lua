@@ -1,6 +1,6 @@
--- A wrong option to a flow, a lock or a batch raises at the line of the user's script that
--- made the call, however deep in wdt the option is checked (wdt.check, wdt.flow): also from
--- a script in a folder named `wdt`.
+-- A wrong option to a flow, a lock or a batch, or a wrong argument to any public function,
+-- raises at the line of the user's script that made the call, however deep in wdt the option
+-- is checked (wdt.check, wdt.flow): also from a script in a folder named `wdt`.
 local wdt = require "wdt"
 local fixtures = require "spec.support.fixtures"
 local sh = require "spec.support.sh"
@@ -47,6 +47,13 @@ describe("a wrong option names the caller's file and line", function()
       "bad argument 'opts.concurrency' to 'call_many'" },
     { "client:call_many, a request", "client:call_many({ { 'a.b', pager = { page_size = 0 } } })",
       "bad argument 'requests[1].pager' to 'call_many'" },
+    { "wdt.sign", "wdt.sign('s', 'x')", "bad argument 'params' to 'wdt.sign' (table expected, got string)" },
+    { "wdt.array", "wdt.array(setmetatable({}, {}))",
+      "bad argument 't' to 'wdt.array' (table already has a metatable)" },
+    { "wdt.store.lock", "require('wdt.store').lock('')",
+      "bad argument 'path' to 'wdt.store.lock' (non-empty string expected, got \"\")" },
+    { "wdt.api.get", "require('wdt.api').get(1)",
+      "bad argument 'name' to 'wdt.api.get' (string expected, got number)" },
   }
   for _, case in ipairs(cases) do
     it(case[1], function()

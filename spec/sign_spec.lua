@@ -26,8 +26,8 @@ describe("wdt.sign", function()
 
   it("raises on wrong argument types, naming them", function()
     assert.has_error(function() wdt.sign(nil, {}) end,
-      "bad argument #1 to 'wdt.sign' (secret string expected, got nil)")
+      "bad argument 'secret' to 'wdt.sign' (string expected, got nil)")
     assert.has_error(function() wdt.sign("s", "x") end,
-      "bad argument #2 to 'wdt.sign' (params table expected, got string)")
+      "bad argument 'params' to 'wdt.sign' (table expected, got string)")
   end)
 end)

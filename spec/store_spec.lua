@@ -39,7 +39,7 @@ describe("wdt.store.file", function()
 
   it("raises on a path that is not a string, naming the argument", function()
     assert.has_error(function() store.file(42) end,
-      "bad argument #1 to 'wdt.store.file' (path string expected, got number)")
+      "bad argument 'path' to 'wdt.store.file' (non-empty string expected, got number)")
   end)
 end)
 

@@ -4,6 +4,7 @@
 local core = require "wdt.core"
 local client = require "wdt.client"
 local errors = require "wdt.errors"
+local check = require "wdt.check"
 
 -- The version comes from the C core, which has it from CMakeLists.txt (the one source).
 local wdt = { _VERSION = "wdt " .. core.version }
@@ -15,24 +16,16 @@ wdt.is_error = errors.is
 -- wdt.array(t): mark t (a new table when nil) as a JSON array, so `{}` encodes as `[]`.
 function wdt.array(t)
   if t == nil then t = {} end
-  if type(t) ~= "table" then
-    error("bad argument #1 to 'wdt.array' (table expected, got " .. type(t) .. ")", 2)
-  end
+  if type(t) ~= "table" then check.fail("wdt.array", "t", "table expected, got " .. type(t), 2) end
   local mt = getmetatable(t)
-  if mt ~= nil and mt ~= core.array_mt then
-    error("bad argument #1 to 'wdt.array' (table already has a metatable)", 2)
-  end
+  if mt ~= nil and mt ~= core.array_mt then check.fail("wdt.array", "t", "table already has a metatable", 2) end
   return setmetatable(t, core.array_mt)
 end
 
 -- wdt.sign(secret, params): the request signature (32 hex digits) over params, `body` included.
 function wdt.sign(secret, params)
-  if type(secret) ~= "string" then
-    error("bad argument #1 to 'wdt.sign' (secret string expected, got " .. type(secret) .. ")", 2)
-  end
-  if type(params) ~= "table" then
-    error("bad argument #2 to 'wdt.sign' (params table expected, got " .. type(params) .. ")", 2)
-  end
+  if type(secret) ~= "string" then check.fail("wdt.sign", "secret", "string expected, got " .. type(secret), 2) end
+  if type(params) ~= "table" then check.fail("wdt.sign", "params", "table expected, got " .. type(params), 2) end
   return core.sign(secret, params)
 end
 

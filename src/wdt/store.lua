@@ -13,6 +13,7 @@
 -- Values are encoded with wdt's codec, so 64-bit ids survive.
 local core = require "wdt.core"
 local errors = require "wdt.errors"
+local check = require "wdt.check"
 
 local store = {}
 
@@ -83,17 +84,22 @@ function File:create(value)
   return done
 end
 
-function store.file(path)
+-- nil for a usable path, else what is wrong with it.
+local function bad_path(path)
   if type(path) ~= "string" or path == "" then
-    error("bad argument #1 to 'wdt.store.file' (path string expected, got " .. type(path) .. ")", 2)
+    return "non-empty string expected, got " .. (path == "" and '""' or type(path))
   end
+end
+
+function store.file(path)
+  local bad = bad_path(path)
+  if bad then check.fail("wdt.store.file", "path", bad, 2) end
   return setmetatable({ path = path }, File)
 end
 
 function store.lock(path)
-  if type(path) ~= "string" or path == "" then
-    error("bad argument #1 to 'wdt.store.lock' (path string expected, got " .. type(path) .. ")", 2)
-  end
+  local bad = bad_path(path)
+  if bad then check.fail("wdt.store.lock", "path", bad, 2) end
   local lock, holder = core.lock(path)
   if lock then return lock end
   if lock == false then

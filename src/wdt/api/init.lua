@@ -60,6 +60,7 @@
 -- The guide: { errors = { url, codes = { { code, message, remedy } } },
 --   platforms = { url, list = { { id, name, sub = { { id, name } } } } },
 --   logistics_types = { url, list = { { value, name } } }, signing = { url, note, rule } }
+local check = require "wdt.check"
 local M = {}
 
 local index, entries, guide, addresses = nil, {}, nil, nil
@@ -77,16 +78,12 @@ function M.names()
 end
 
 function M.summary(name)
-  if type(name) ~= "string" then
-    error("bad argument #1 to 'summary' (method name expected, got " .. type(name) .. ")", 2)
-  end
+  if type(name) ~= "string" then check.fail("wdt.api.summary", "name", "string expected, got " .. type(name), 2) end
   return load_index()[name]
 end
 
 function M.get(name)
-  if type(name) ~= "string" then
-    error("bad argument #1 to 'get' (method name expected, got " .. type(name) .. ")", 2)
-  end
+  if type(name) ~= "string" then check.fail("wdt.api.get", "name", "string expected, got " .. type(name), 2) end
   local e = entries[name]
   if e == nil and load_index()[name] then
     e = require("wdt.api.methods." .. name:gsub("%.", "_"))
