@@ -28,15 +28,13 @@ local check = require "wdt.check"
 
 local lock = {}
 
-lock.DEFAULT_TTL = 60
-lock.DEFAULT_DICT = "wdt_locks"
-lock.POLL = 0.2            -- seconds between two looks at a held lock while waiting
+local POLL = 0.2            -- seconds between two looks at a held lock while waiting
 
 local FN = "wdt.lock.acquire"
 local option_specs = {
   name = { "string" }, wait = { "number", 0, min = 0, max = 7 * 86400 }, backend = { "string" },
-  dir = { "string" }, dict = { "string", lock.DEFAULT_DICT }, redis = { "string" },
-  ttl = { "number", lock.DEFAULT_TTL, min = 0.1, max = 86400 },
+  dir = { "string" }, dict = { "string", "wdt_locks" }, redis = { "string" },
+  ttl = { "number", 60, min = 0.1, max = 86400 },
 }
 
 local function locked_error(name, holder, waited)
@@ -156,12 +154,12 @@ end
 -- under its living holder). The timer runs while the worker holds a lock, waking at least
 -- every RENEW_SLEEP seconds; a handle nobody refers to any more (dropped unreleased) is
 -- not renewed (weak keys).
-lock.RENEW_SLEEP = 1
+local RENEW_SLEEP = 1
 local held = setmetatable({}, { __mode = "k" })   -- handle -> true
 local renewer_running = false
 
 local function renew_due(now)
-  local wake, list = now + lock.RENEW_SLEEP, {}
+  local wake, list = now + RENEW_SLEEP, {}
   for h in pairs(held) do list[#list + 1] = h end   -- a Redis renewal yields: held may change
   for _, h in ipairs(list) do
     if h.released then
@@ -286,7 +284,7 @@ local tries = { file = try_file, shm = try_expiring(shm_ops), redis = try_expiri
 
 -- The backend when none is named: Redis when a URL is given, the shared dict inside nginx,
 -- a file elsewhere.
-function lock.default_backend(o)
+local function default_backend(o)
   if o.redis then return "redis" end
   if clock.in_cosocket_context() then return "shm" end
   return "file"
@@ -299,7 +297,7 @@ function lock.check_options(opts, fname, what)
   local o = check.options(fname or FN, opts, option_specs, what)
   local function bad(name, msg) check.fail(fname or FN, what and (what .. "." .. name) or name, msg) end
   if not what and (o.name == nil or o.name == "") then bad("name", "a non-empty string is required") end
-  o.backend = o.backend or lock.default_backend(o)
+  o.backend = o.backend or default_backend(o)
   if not tries[o.backend] then bad("backend", "'file', 'shm' or 'redis' expected") end
   require("wdt.redis").check_option(fname or FN, what and (what .. ".redis") or "redis", o)
   return o
@@ -315,7 +313,7 @@ local function acquire(o)
     if h == nil then return nil, holder end          -- not a held lock: an error
     local waited = core.monotonic() - started
     if waited >= o.wait then return nil, locked_error(o.name, holder, o.wait > 0 and waited) end
-    clock.sleep(math.min(lock.POLL * (0.5 + math.random()), o.wait - waited))
+    clock.sleep(math.min(POLL * (0.5 + math.random()), o.wait - waited))
   end
 end
 

@@ -5,12 +5,10 @@ local check = require "wdt.check"
 
 local options = {}
 
-options.PRODUCTION_URL = "http://wdt.wangdian.cn/openapi"
-
 -- Targets by name: `url = "production"` says where the calls go as plainly as the URL does
 -- (the `wdt` command requires a URL or one of these names; the library's default is
 -- production).
-options.TARGETS = { production = options.PRODUCTION_URL, emulator = "http://127.0.0.1:8080/openapi" }
+options.TARGETS = { production = "http://wdt.wangdian.cn/openapi", emulator = "http://127.0.0.1:8080/openapi" }
 
 local MAX_SECONDS = 24 * 24 * 3600     -- libcurl takes timeouts as a long of milliseconds
 
@@ -28,7 +26,7 @@ local client_specs = {
   sid             = { "string" },
   key             = { "string" },
   secret          = { "string" },
-  url             = { "string", options.PRODUCTION_URL },
+  url             = { "string", options.TARGETS.production },
   timeout         = { "number", 30, min = 0.001, max = MAX_SECONDS },
   connect_timeout = { "number", 10, min = 0.001, max = MAX_SECONDS },
   retries         = { "number", 3, min = 0, integer = true },

@@ -52,7 +52,7 @@ function policy.is_idempotent(method)
 end
 
 -- The vendor's two rate-limit messages; punctuation around them varies, so match substrings.
-policy.rate_limit_messages = {
+local rate_limit_messages = {
   "超过每分钟最大调用频率限制",
   "超过每分钟最大并发次数限制",
 }
@@ -62,7 +62,7 @@ function policy.is_rate_limit(err)
   if err.kind ~= "api" or err.status ~= 100 or type(err.message) ~= "string" then
     return false
   end
-  for _, text in ipairs(policy.rate_limit_messages) do
+  for _, text in ipairs(rate_limit_messages) do
     if err.message:find(text, 1, true) then return true end
   end
   return false

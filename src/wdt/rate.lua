@@ -26,25 +26,23 @@ local clock = require "wdt.clock"
 
 local rate = {}
 
-rate.DEFAULT_WINDOW = 60
-rate.DEFAULT_WAIT, rate.DEFAULT_WAIT_NGX = 300, 10
-rate.DEFAULT_DICT = "wdt_rate"
+local DEFAULT_WAIT, DEFAULT_WAIT_NGX = 300, 10
 -- A slot is held for the window plus this share of it: calls reach the server a little
 -- later than they took their slot, and not all equally late, so a budget used to the
 -- last call at the window's edge could still be one over on the server's count.
 rate.MARGIN = 0.05
-rate.MIN_SLEEP = 0.01    -- seconds: the shortest wait for a slot (no busy loop at an edge)
-rate.SLICE = 5           -- seconds: a long wait is slept in slices, telling on_wait each time
-rate.IN_FLIGHT_TTL = 600 -- local backend: seconds after which a slot that was never given back is free
+local MIN_SLEEP = 0.01    -- seconds: the shortest wait for a slot (no busy loop at an edge)
+local SLICE = 5           -- seconds: a long wait is slept in slices, telling on_wait each time
+local IN_FLIGHT_TTL = 600 -- local backend: seconds after which a slot that was never given back is free
 rate.CONCURRENCY_POLL = 0.05  -- seconds between two looks for a free concurrency slot
 rate.now = core.unix_time
 
 local specs = {
   per_minute = { "number", min = 1, max = 1000000, integer = true },
   concurrency = { "number", min = 1, max = 1000000, integer = true },
-  window = { "number", rate.DEFAULT_WINDOW, min = 0.001, max = 86400 },
+  window = { "number", 60, min = 0.001, max = 86400 },
   wait = { "number", min = 0, max = 7 * 86400 }, backend = { "string" },
-  dict = { "string", rate.DEFAULT_DICT }, redis = { "string" },
+  dict = { "string", "wdt_rate" }, redis = { "string" },
 }
 
 -- The client's `rate` option, checked; raises (wdt.check) naming the bad field.
@@ -79,7 +77,7 @@ local function take_in(state, o, now, member, span)
   end
   if o.per_minute and #log >= o.per_minute then return log[1] + span - now, "per_minute" end
   log[#log + 1] = now
-  if o.concurrency then fly[member] = now + rate.IN_FLIGHT_TTL end
+  if o.concurrency then fly[member] = now + IN_FLIGHT_TTL end
   return 0, member
 end
 
@@ -158,7 +156,7 @@ Pace.__index = Pace
 function rate.start(client, exec, timeout)
   local o = client._opts.rate
   if not o then return nil end
-  local budget = o.wait or (clock.in_cosocket_context() and rate.DEFAULT_WAIT_NGX or rate.DEFAULT_WAIT)
+  local budget = o.wait or (clock.in_cosocket_context() and DEFAULT_WAIT_NGX or DEFAULT_WAIT)
   return setmetatable({ client = client, exec = exec, o = o, span = o.window * (1 + rate.MARGIN),
                         backend = backends[pick_backend(o)], budget = budget,
                         slot_ttl = timeout or client._opts.timeout or 30,
@@ -188,7 +186,7 @@ function Pace:sleep(seconds, reason)
   local hook = self.exec.wait
   while seconds > 0 do
     local most = hook and hook(seconds, reason)
-    local slice = math.min(seconds, rate.SLICE, most or rate.SLICE)
+    local slice = math.min(seconds, SLICE, most or SLICE)
     self.exec.sleep(slice)
     seconds = seconds - slice
   end
@@ -210,7 +208,7 @@ function Pace:before()
       -- a concurrency slot frees when a call ends: a second is a fair guess
       return out_of_budget(self, spent(self, got), got, got == "concurrency" and 1 or wait)
     end
-    self:sleep(math.max(wait, rate.MIN_SLEEP), "pacing")
+    self:sleep(math.max(wait, MIN_SLEEP), "pacing")
   end
 end
 

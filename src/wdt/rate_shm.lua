@@ -24,15 +24,15 @@ shm.SLOT_MARGIN = 5      -- seconds a concurrency slot outlives its try's timeou
 -- Bytes one budget takes in the dict at most (its live bucket keys and slots), twice that
 -- for a budget key longer than LONG_KEY (a sid over 24 characters: the dict's next size
 -- of node); measured in spec/openresty_rate_spec.lua, the rule of doc/openresty.md.
-shm.BYTES_PER_BUDGET, shm.BYTES_PER_SLOT, shm.LONG_KEY = 4096, 256, 36
+local BYTES_PER_BUDGET, BYTES_PER_SLOT, LONG_KEY = 4096, 256, 36
 
 local logged = {}        -- dict name -> true once its "full" line is in this worker's log
 
 -- The bytes to give a dict per seller whose budget has `concurrency` slots (or none) and
 -- whose budget key ("wdt.rate/SID/WINDOW") is `key_len` long.
 function shm.size_hint(concurrency, key_len)
-  local n = shm.BYTES_PER_BUDGET + shm.BYTES_PER_SLOT * (concurrency or 0)
-  return (key_len or 0) > shm.LONG_KEY and 2 * n or n
+  local n = BYTES_PER_BUDGET + BYTES_PER_SLOT * (concurrency or 0)
+  return (key_len or 0) > LONG_KEY and 2 * n or n
 end
 
 local function dict_of(o)

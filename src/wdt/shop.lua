@@ -9,7 +9,7 @@ local errors = require "wdt.errors"
 
 local shop = {}
 
-shop.SELF_OWNED_PLATFORM = 127   -- platform_id of 自有平台 (the vendor's platform codes)
+local SELF_OWNED_PLATFORM = 127   -- platform_id of 自有平台 (the vendor's platform codes)
 
 local function shop_error(shop_no, reason, message)
   return errors.new { kind = "shop", shop_no = shop_no, reason = reason, method = "setting.Shop.queryShop",
@@ -38,9 +38,9 @@ function shop.check(client, shop_no)
       .. "(setting.Shop.queryShop knows no such shop_no)"):format(shop_no)) }
   elseif row.is_disabled == true or row.is_disabled == 1 then
     result = { nil, shop_error(shop_no, "disabled", ("shop '%s' is disabled in the ERP"):format(shop_no)) }
-  elseif tonumber(row.platform_id) ~= shop.SELF_OWNED_PLATFORM then
+  elseif tonumber(row.platform_id) ~= SELF_OWNED_PLATFORM then
     result = { nil, shop_error(shop_no, "platform", ("shop '%s' is not a self-owned platform's "
-      .. "(自有平台, platform_id %d): its platform_id is %s"):format(shop_no, shop.SELF_OWNED_PLATFORM,
+      .. "(自有平台, platform_id %d): its platform_id is %s"):format(shop_no, SELF_OWNED_PLATFORM,
       tostring(row.platform_id))) }
   else
     result = { row }
