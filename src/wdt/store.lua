@@ -31,8 +31,8 @@ File.__index = File
 store.MAX_BYTES = 64 * 1024 * 1024
 
 -- A folder that is not there is said plainly (the OS says only "No such file or
--- directory" about a temporary file's name), when the load finds nothing saved yet: before
--- any work that would be lost at the first save.
+-- directory" about a temporary file's name); by load too, before any work that would be
+-- lost at the first save.
 local function missing_folder(path)
   local dir = path:match("^(.*)/[^/]*$")
   if dir == nil or dir == "" then return nil end
@@ -67,22 +67,19 @@ function File:load()
   return value
 end
 
-function File:save(value)
+-- save, or with `exclusive` create: true | false (create: one exists) | nil, err.
+local function write(path, value, exclusive)
   local ok, text = pcall(core.encode, value)
   if not ok then return nil, store_error("cannot encode the state: " .. tostring(text)) end
-  local done, err = core.write_atomic(self.path, text)
-  if not done then return nil, missing_folder(self.path) or store_error(err) end
-  return true
-end
-
--- Like save, only when no document exists yet: true | false (one exists) | nil, err.
-function File:create(value)
-  local ok, text = pcall(core.encode, value)
-  if not ok then return nil, store_error("cannot encode the state: " .. tostring(text)) end
-  local done, err = core.write_atomic(self.path, text, true)
-  if done == nil then return nil, store_error(err) end
+  local done, err = core.write_atomic(path, text, exclusive)
+  if done == nil then return nil, missing_folder(path) or store_error(err) end
   return done
 end
+
+function File:save(value) return write(self.path, value, false) end
+
+-- Like save, only when no document exists yet.
+function File:create(value) return write(self.path, value, true) end
 
 -- nil for a usable path, else what is wrong with it.
 local function bad_path(path)
