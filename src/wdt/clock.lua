@@ -107,12 +107,7 @@ function clock.in_cosocket_context()
 end
 
 function clock.sleep(seconds)
-  if seconds <= 0 then return end
-  if clock.in_cosocket_context() then
-    ngx.sleep(seconds)
-  else
-    core.sleep(seconds)
-  end
+  if seconds > 0 then (clock.in_cosocket_context() and ngx.sleep or core.sleep)(seconds) end
 end
 
 return clock

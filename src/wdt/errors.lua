@@ -34,21 +34,12 @@ errors.KINDS = {
   handler = "a sync handler raised or answered nonsense (its item listed unreported), or its finish raised",
 }
 
-local function describe(e)
-  if e.kind == "api" then
-    return "api error " .. tostring(e.status)
-  elseif e.kind == "http" then
-    return "http error " .. tostring(e.http_status)
-  elseif e.kind == "too_large" then
-    return "answer too large"
-  elseif e.kind == "interrupted" then
-    return "interrupted"
-  end
-  return tostring(e.kind) .. " error"
-end
+local LABELS = { too_large = "answer too large", interrupted = "interrupted" }
 
 function Error.__tostring(e)
-  local s = "wdt: " .. describe(e)
+  local s = "wdt: " .. (e.kind == "api" and "api error " .. tostring(e.status)
+    or e.kind == "http" and "http error " .. tostring(e.http_status)
+    or LABELS[e.kind] or tostring(e.kind) .. " error")
   if e.method then s = s .. " in " .. e.method end
   if e.message and e.message ~= "" then s = s .. ": " .. e.message end
   if e.tries and e.tries > 1 then s = s .. " (after " .. e.tries .. " tries)" end

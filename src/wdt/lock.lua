@@ -282,14 +282,6 @@ local tries = { file = try_file, shm = try_expiring(shm_ops), redis = try_expiri
 
 ---------------------------------------------------------------------------- acquire
 
--- The backend when none is named: Redis when a URL is given, the shared dict inside nginx,
--- a file elsewhere.
-local function default_backend(o)
-  if o.redis then return "redis" end
-  if clock.in_cosocket_context() then return "shm" end
-  return "file"
-end
-
 -- acquire's options, checked and defaulted; raises (wdt.check) naming the bad one. `fname`
 -- and `what` name them in a message when they are a flow's `lock` option (then the name is
 -- the flow's to set).
@@ -297,7 +289,8 @@ function lock.check_options(opts, fname, what)
   local o = check.options(fname or FN, opts, option_specs, what)
   local function bad(name, msg) check.fail(fname or FN, what and (what .. "." .. name) or name, msg) end
   if not what and (o.name == nil or o.name == "") then bad("name", "a non-empty string is required") end
-  o.backend = o.backend or default_backend(o)
+  -- none named: Redis when a URL is given, the shared dict inside nginx, a file elsewhere
+  o.backend = o.backend or o.redis and "redis" or clock.in_cosocket_context() and "shm" or "file"
   if not tries[o.backend] then bad("backend", "'file', 'shm' or 'redis' expected") end
   require("wdt.redis").check_option(fname or FN, what and (what .. ".redis") or "redis", o)
   return o
@@ -325,9 +318,7 @@ end
 
 -- The name of a flow's run lock: "wdt.<flow>/<sid>[/<shop>]".
 function lock.run_name(flow, sid, shop)
-  local name = "wdt." .. flow .. "/" .. sid
-  if shop then name = name .. "/" .. shop end
-  return name
+  return "wdt." .. flow .. "/" .. sid .. (shop and "/" .. shop or "")
 end
 
 -- A flow's run lock: `o` acquire's options as lock.check_options returned them for the

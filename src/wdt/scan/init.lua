@@ -31,7 +31,6 @@ local flow = require "wdt.flow"
 local time = require "wdt.scan.time"
 local window = require "wdt.scan.window"
 local known = require "wdt.scan.methods"
-
 local clock = require "wdt.clock"
 
 local scan = { methods = known }
@@ -92,15 +91,14 @@ end
 
 -- The path a checkpoint's lock is named by: the file's, made absolute (two runs started
 -- in other folders name one file alike); a store of your own: its `path` or `name`.
-local function checkpoint_id(cp)
+-- wdt scan --commit takes the same lock.
+function scan.checkpoint_id(cp)
   local path = type(cp) == "string" and cp or type(cp) == "table" and (cp.path or cp.name)
   if type(path) ~= "string" or path == "" then return nil end
   local pwd = os.getenv("PWD")
   if path:sub(1, 1) ~= "/" and pwd and pwd:sub(1, 1) == "/" then path = pwd .. "/" .. path end
   return (path:gsub("/%./", "/"):gsub("//+", "/"))
 end
-
-scan.checkpoint_id = checkpoint_id   -- wdt scan --commit takes the same lock
 
 -- client:scan's options, checked (wdt.check): the scan's state.
 function scan.options(opts)
@@ -136,7 +134,7 @@ function scan.options(opts)
   if not s.store and not s.from then check.fail(FN, "from", "is required without a checkpoint") end
   s.lock = o.lock
   if s.lock then
-    s.lock_id = checkpoint_id(cp)
+    s.lock_id = scan.checkpoint_id(cp)
     if not s.lock_id then
       check.fail(FN, "lock", "the checkpoint store has no `path` or `name` to name its lock by: "
         .. "give it one, or lock = false")
@@ -289,7 +287,6 @@ function scan.run(client, s)
     return false, err
   end
 
-  local step
   local function next_row()
     if failed or done then return nil end
     local lerr = hold(s)
@@ -337,7 +334,7 @@ function scan.run(client, s)
   end
 
   -- the run's stop marker (the lock lost) or SIGINT ends the scan with false, err
-  function step()
+  local function step()
     local ok, row, err = pcall(next_row)
     if ok then return row, err end
     local why = flow.stop_error(row)
