@@ -347,6 +347,28 @@ describe("wdt inside nginx (examples/openresty)", function()
     assert.equal(1, r.a_reused, raw)         -- the first seller's stayed in its own pool
   end)
 
+  it("counts the API calls from the client's on_response hook (GET /metrics, Prometheus-style)", function()
+    local function counters()
+      local code, raw = emulator.exchange(ngx_srv.base .. "/metrics", "GET", nil, nil, 10)
+      assert.equal(200, code, raw)
+      local t = {}
+      for k, v in raw:gmatch("(wdt_[^\n ]+) ([^\n]+)\n") do t[k] = tonumber(v) end
+      return t, raw
+    end
+    local before = counters()
+    local ok_key = 'wdt_requests_total{method="sales.LogisticsSync.update",outcome="ok"}'
+    local api_key = 'wdt_requests_total{method="sales.LogisticsSync.update",outcome="api"}'
+    local tries = 'wdt_request_tries_total{method="sales.LogisticsSync.update"}'
+    assert.equal(200, (ngx_srv:callback { sync_id = 1, ok = true }))   -- refused as unknown, status 0
+    emu:faults { mode = "rate_limit", count = 1, method = "sales.LogisticsSync.update" }
+    assert.equal(502, (ngx_srv:callback { sync_id = 1, ok = true }))   -- status 100: not applied
+    local after, raw = counters()
+    assert.equal((before[ok_key] or 0) + 1, after[ok_key], raw)
+    assert.equal((before[api_key] or 0) + 1, after[api_key], raw)
+    assert.equal((before[tries] or 0) + 2, after[tries], raw)
+    assert.is_nil(raw:find(APPSECRET:match("^[^:]+"), 1, true))
+  end)
+
   it("loads wdt and the LuaJIT build of wdt.core in the nginx worker", function()
     local code, stats = ngx_srv:get_json("/wdt/stats")
     assert.equal(200, code)

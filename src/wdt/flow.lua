@@ -78,12 +78,16 @@ function Run:progress()
   local s = self.summary
   s.elapsed = core.monotonic() - s.started
   self:touch()
-  if self.on_progress then
-    local ok, perr = pcall(self.on_progress, s)
-    if not ok then
-      if errors.is_interrupt(perr) then error(perr, 0) end
-      self:stop("callback", "on_progress raised an error: " .. tostring(perr))
-    end
+  if self.on_progress then self:callback("on_progress", self.on_progress, s) end
+end
+
+-- Calls the caller's callback `name` (on_progress, on_outcome) with `arg`; one that raises
+-- stops the run the same clean way (kind "callback").
+function Run:callback(name, fn, arg)
+  local ok, err = pcall(fn, arg)
+  if not ok then
+    if errors.is_interrupt(err) then error(err, 0) end
+    self:stop("callback", name .. " raised an error: " .. tostring(err))
   end
 end
 

@@ -310,11 +310,7 @@ function lock.check_options(opts, fname, what)
   if not what and (o.name == nil or o.name == "") then bad("name", "a non-empty string is required") end
   o.backend = o.backend or lock.default_backend(o)
   if not tries[o.backend] then bad("backend", "'file', 'shm' or 'redis' expected") end
-  if o.backend == "redis" and not o.redis then bad("redis", "a redis:// URL is required") end
-  if o.redis ~= nil then   -- at once, not at the first try (the message masks the password)
-    local ok, why = require("wdt.redis").parse_url(o.redis)
-    if not ok then bad("redis", why) end
-  end
+  require("wdt.redis").check_option(fname or FN, what and (what .. ".redis") or "redis", o)
   return o
 end
 

@@ -29,6 +29,18 @@ File.__index = File
 -- device named by mistake must not take the memory).
 store.MAX_BYTES = 64 * 1024 * 1024
 
+-- A folder that is not there is said plainly (the OS says only "No such file or
+-- directory" about a temporary file's name), when the load finds nothing saved yet: before
+-- any work that would be lost at the first save.
+local function missing_folder(path)
+  local dir = path:match("^(.*)/[^/]*$")
+  if dir == nil or dir == "" then return nil end
+  local st = core.stat(dir)
+  if st and st.dir then return nil end
+  return store_error(("the folder %s of %s does not exist%s: create it (mkdir -p %s)")
+    :format(dir, path, st and " (it is a file)" or "", dir), { path = path })
+end
+
 function File:load()
   -- looked at before opening: opening a FIFO to read waits for a writer
   local st = core.stat(self.path)
@@ -37,7 +49,7 @@ function File:load()
   end
   local f, oerr, errno = io.open(self.path, "rb")
   if not f then
-    if errno == 2 then return nil end   -- ENOENT: nothing saved yet
+    if errno == 2 then return nil, missing_folder(self.path) end   -- ENOENT: nothing saved yet
     return nil, store_error("cannot read " .. tostring(oerr))
   end
   local text, rerr = f:read(store.MAX_BYTES + 1)
@@ -58,7 +70,7 @@ function File:save(value)
   local ok, text = pcall(core.encode, value)
   if not ok then return nil, store_error("cannot encode the state: " .. tostring(text)) end
   local done, err = core.write_atomic(self.path, text)
-  if not done then return nil, store_error(err) end
+  if not done then return nil, missing_folder(self.path) or store_error(err) end
   return true
 end
 

@@ -9,10 +9,9 @@ local config = require "wdt.cli.config"
 local output = require "wdt.cli.output"
 local exit = require "wdt.cli.exit"
 
-local usage, one_line = args.usage, output.one_line
+local usage, one_line, key_text = args.usage, output.one_line, output.id_text
 
 local FLOW_FN = { orders = "push_orders", refunds = "push_refunds", goods = "upload_goods" }
-local WHAT = { orders = "orders", refunds = "refunds", goods = "goods" }
 local KEY_NAME = { orders = "tid", refunds = "refund_no", goods = "goods_id/spec_id" }
 
 -- The UTF-8 byte order mark Windows editors write at the start of a file.
@@ -47,8 +46,7 @@ local function json_lines(ctx, path)
       if n == 1 and line:sub(1, 3) == BOM then line = line:sub(4) end
       if line:match("%S") then
         local v, err = json.safe.decode(line)
-        -- an object: a table the codec gave no array mark, and no list ([1,2] decodes bare)
-        if type(v) == "table" and getmetatable(v) == nil and v[1] == nil then
+        if args.is_json_object(v) then
           read = read + 1
           line_of[read] = n
           return v
@@ -60,29 +58,37 @@ local function json_lines(ctx, path)
   return next_item, bad, line_of
 end
 
-local function key_text(k)
-  if k == nil then return "?" end
-  return (tostring(k):gsub("%z", "/"))
+-- An outcome record as the input knows it: its id (the item's position) its line in the
+-- input, its key as printed.
+local function as_input(o, line_of)
+  if o.id and line_of[o.id] then o.id = line_of[o.id] end
+  if o.key ~= nil then o.key = key_text(o.key) end
+  return o
 end
 
-local function merge_bad(s, bad, line_of)
+-- The lines that were not items join the summary (and the outcome log): invalid, by line.
+local function merge_bad(s, bad, line_of, on_outcome)
   for _, x in ipairs(s.invalids) do x.line = line_of[x.index] end
+  for _, o in ipairs(s.outcomes or {}) do as_input(o, line_of) end
   for _, b in ipairs(bad) do
     s.read, s.invalid = s.read + 1, s.invalid + 1
     s.invalids[#s.invalids + 1] = { line = b.line, field = "(line)", reason = b.reason }
+    local o = require("wdt.flow").outcome(nil, b.line, "invalid", "(line): " .. b.reason)
+    if s.outcomes then s.outcomes[#s.outcomes + 1] = o end
+    if on_outcome then on_outcome(o) end
   end
 end
 
 -- The command that pushes the given-up items again (listed under them).
 local function retry_command(flow, s, opts)
   if not (opts and opts.source and opts.state) then return nil end
-  local q = function(v) return "'" .. tostring(v):gsub("'", "'\\''") .. "'" end
+  local q = args.shell_quote
   return ("wdt push %s --shop %s --source %s --state %s --retry-given-up"):format(flow, q(s.shop_no),
     q(opts.source), q(opts.state))
 end
 
-local function summary_text(flow, s, opts)
-  local add, list, text = output.lines()
+local function summary_text(s, opts)
+  local flow, add, list, text = s.flow, output.lines()
   add("%s push to shop %s: %d read, %d call(s)", flow, s.shop_no, s.read, s.calls)
   for _, b in ipairs({ "new", "changed", "failed", "invalid", "unreported" }) do
     if b == "changed" and (s.changed_maybe_new or 0) > 0 then
@@ -99,7 +105,7 @@ local function summary_text(flow, s, opts)
     add("  %-11s %d", "given up", #s.given_up)
   end
   if (s.elapsed or 0) > 0 then
-    add("  %-11s %.1fs (%.0f %s/s)", "elapsed", s.elapsed, s.read / s.elapsed, WHAT[flow])
+    add("  %-11s %.1fs (%.0f %s/s)", "elapsed", s.elapsed, s.read / s.elapsed, flow)
   end
   local kn = KEY_NAME[flow]
   list("refused by the ERP", s.failures, function(x) return ("%s %s: %s"):format(kn, key_text(x.key), x.error) end)
@@ -122,17 +128,14 @@ local function summary_text(flow, s, opts)
   return text()
 end
 
-local function summary_json(flow, s)
+local function summary_json(s)
   local wdt = require "wdt"
   local function strip(list, fields)
     local out = wdt.array()
     for i, x in ipairs(list or {}) do
       local o = {}
-      for _, f in ipairs(fields) do
-        local v = x[f]
-        if f == "key" then v = x.key ~= nil and key_text(x.key) or nil end
-        o[f] = v
-      end
+      for _, f in ipairs(fields) do o[f] = x[f] end
+      if o.key ~= nil then o.key = key_text(o.key) end
       out[i] = o
     end
     return out
@@ -140,13 +143,14 @@ local function summary_json(flow, s)
   local anomalies = wdt.array()
   for i, a in ipairs(s.anomalies) do anomalies[i] = a end
   local j = {
-    flow = flow, method = s.method, shop_no = s.shop_no, read = s.read, calls = s.calls,
+    flow = s.flow, method = s.method, shop_no = s.shop_no, read = s.read, calls = s.calls,
     new = s.new, changed = s.changed, failed = s.failed, invalid = s.invalid,
     unreported = s.unreported, elapsed = s.elapsed, changed_maybe_new = s.changed_maybe_new,
     failures = strip(s.failures, { "key", "error" }),
     invalids = strip(s.invalids, { "index", "line", "key", "field", "reason" }),
     unreported_items = strip(s.unreported_items, { "key", "error" }),
     anomalies = anomalies,
+    outcomes = output.outcomes_json(s.outcomes),
   }
   if s.retried then
     j.retried, j.skipped, j.pages, j.pending = s.retried, s.skipped, s.pages, s.pending or 0
@@ -157,11 +161,9 @@ local function summary_json(flow, s)
 end
 
 local function run(ctx, flow, opts, words)
-  if not opts.shop or opts.shop == "" then usage("'--shop SHOP' is required") end
-  if not args.is_utf8(opts.shop) then usage("'--shop' is not valid UTF-8") end
-  local input = words[1]
+  local shop, input = args.shop(opts), words[1]
   if #words > 1 then usage("unexpected argument '%s'", words[2]) end
-  local popts = { shop_no = opts.shop, batch = args.int_option(opts, "batch", 1, 100, nil) }
+  local popts = { shop_no = shop, batch = args.int_option(opts, "batch", 1, 100, nil) }
   local bad, line_of = {}, {}
   if opts.source then
     if input then usage("give FILE.jsonl or --source, not both") end
@@ -181,29 +183,28 @@ local function run(ctx, flow, opts, words)
   -- the run lock (wdt.lock), per seller + shop + flow, taken by the push itself, for a
   -- JSON-lines file as for a source: "wdt.push.orders/SID/SHOP"
   popts.lock = config.lock_spec(opts, ctx.env)
-  local client = config.new_client(opts, ctx.env)
+  local client = config.new_client(opts, ctx.env, ctx)
+  local refused = config.preflight_shop(ctx, client, opts.shop, "wdt push " .. flow)
+  if refused then client:close() return refused end
   local draw, finish = output.progress_drawer(ctx, flow)
   if draw then
     popts.on_progress = function(s)
       draw({ read = s.read, failed = s.failed, deferred = s.unreported, elapsed = s.elapsed })
     end
   end
+  local log, close_log
+  if opts.log then
+    log, close_log = output.outcome_log(opts.log, "push." .. flow)
+    popts.on_outcome = function(o) log(as_input(o, line_of)) end
+  end
   local summary, err = client[FLOW_FN[flow]](client, popts)
   client:close()
+  finish()
   local s = summary or (err and err.summary)
-  if finish then finish() end
-  if s then
-    merge_bad(s, bad, line_of)
-    if opts.json then
-      ctx.out(require("wdt").json.encode(summary_json(flow, s)) .. "\n")
-    else
-      ctx.out(summary_text(flow, s, opts))
-    end
-  end
-  if not summary then
-    ctx.err(output.failure_line("wdt push " .. flow, err))
-    return exit.for_error(err)
-  end
+  if s then merge_bad(s, bad, line_of, log) end
+  if close_log then close_log() end
+  if s then ctx.out(opts.json and require("wdt").json.encode(summary_json(s)) .. "\n" or summary_text(s, opts)) end
+  if not summary then return output.fail(ctx, "wdt push " .. flow, err) end
   if s.failed > 0 or s.invalid > 0 or s.unreported > 0 or #(s.given_up or {}) > 0 then return exit.API end
   return exit.OK
 end
@@ -230,6 +231,7 @@ FILE.jsonl holds one item per line, a JSON object; an order carries its lines un
     { "--retry-given-up", "with --source: put the given-up items back to be pushed again" },
     { "--batch N", "items per call (1..100, default 100)" },
     { "--json", "print the summary as JSON" },
+    { "--log FILE", "append one JSON line per item and outcome to FILE (an audit log)" },
   }, args.LOCK_FLAGS),
   footer = [[
 One run at a time per seller, shop and flow (the run lock wdt.push.FLOW/SID/SHOP, as for

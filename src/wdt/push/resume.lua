@@ -238,8 +238,12 @@ function resume.note(r)
   local doc = r.doc
   if not doc then return end
   r.summary.pending, r.summary.cursor = r.saved_pending, doc.cursor
-  local out = {}
-  for i, g in ipairs(doc.given_up) do out[i] = { key = g.key, tries = g.tries, error = g.error } end
+  local out, outcomes = {}, r.summary.outcomes
+  for i, g in ipairs(doc.given_up) do
+    out[i] = { key = g.key, tries = g.tries, error = g.error }
+    outcomes[#outcomes + 1] = { key = g.key, outcome = "given_up",
+                                message = ("%s (after %s tries)"):format(tostring(g.error), tostring(g.tries)) }
+  end
   r.summary.given_up = out
 end
 

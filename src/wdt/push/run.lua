@@ -14,11 +14,11 @@
 -- not yet read stay unread. pushSelf2, upload2 and ApiGoods.upload create or overwrite by
 -- key, so the client retries them and a later run may push them again safely.
 local core = require "wdt.core"
+local errors = require "wdt.errors"
 local flow = require "wdt.flow"
 local fields = require "wdt.push.fields"
 local validate = require "wdt.push.validate"
 local paging = require "wdt.paging"
-local errors = require "wdt.errors"
 
 local run = {}
 
@@ -43,6 +43,7 @@ function run.new(flow_name, opts)
     flow = flow_name, method = spec.method, shop_no = opts.shop_no, read = 0, calls = 0,
     new = 0, changed = 0, failed = 0, invalid = 0, unreported = 0,
     failures = {}, invalids = {}, unreported_items = {}, anomalies = {},
+    outcomes = {},   -- wdt.flow.outcome records of the items not pushed (failed, invalid, unreported, given up)
   }
   local add_fast, add, take = validate.batch(flow_name)
   return setmetatable({
@@ -68,10 +69,20 @@ function Run:arguments(b)
   return { { shop_no = shop, goods_list = list1 }, n = 1 }
 end
 
+-- One item's outcome: counted, listed, given to the on_outcome option (every item).
+function Run:record(key, id, outcome, message)
+  if outcome ~= "accepted" then append(self.summary.outcomes, flow.outcome(key, id, outcome, message)) end
+  local cb = self.opts.on_outcome
+  if cb then self.frun:callback("on_outcome", cb, flow.outcome(key, id, outcome, message)) end
+end
+
 -- unsent: the item never reached the ERP (a resumable push does not count it as a try)
 function Run:settle(settled, key, item, outcome, message, unsent)
   local s = self.summary
-  if outcome == "accepted" and not self.want_settled then return end   -- nobody reads it
+  if outcome == "accepted" and not self.want_settled then   -- nobody reads it but on_outcome
+    if self.opts.on_outcome then self:record(key, nil, outcome, message) end
+    return
+  end
   if outcome == "failed" then
     s.failed = s.failed + 1
     append(s.failures, { key = key, error = message, item = item })
@@ -79,6 +90,7 @@ function Run:settle(settled, key, item, outcome, message, unsent)
     s.unreported = s.unreported + 1
     append(s.unreported_items, { key = key, error = message, item = item })
   end
+  self:record(key, nil, outcome, message)
   local e = flow.outcome(key, nil, outcome, message)
   e.item, e.unsent = item, unsent
   append(settled, e)
@@ -180,7 +192,9 @@ function Run:match(b, data, settled)
     s.new, s.changed = s.new + nc, s.changed + cc
     if b.sent_before and cc > 0 then s.changed_maybe_new = (s.changed_maybe_new or 0) + cc end
   end
-  if adds_up and n_refused == 0 and not self.want_settled then return true end   -- nothing to record
+  if adds_up and n_refused == 0 and not self.want_settled and not self.opts.on_outcome then
+    return true                                           -- nothing to record
+  end
   local items = b.items
   for i = 1, n do
     local key = keys[i]
@@ -214,6 +228,7 @@ function Run:add_checked(item, b, settled)
   s.invalid = s.invalid + 1
   local key = p and p.key or validate.raw_key(flow_name, item)
   append(s.invalids, { index = s.read, key = key, field = field, reason = reason, item = item })
+  self:record(key, s.read, "invalid", field .. ": " .. reason)
   local e = flow.outcome(key, s.read, "invalid", field .. ": " .. reason)
   e.item = item
   append(settled, e)

@@ -51,6 +51,16 @@ local option_specs = {
 local FACT_TYPES = { from = "string", to = "string", limit = "number", list = "string",
                      key = "string", modified = "string", page_size = "number", required = "table" }
 local FACT_ORDER = { "from", "to", "limit", "list", "key", "modified", "page_size" }
+local function fact_type(k) return k == "key" and "string or a list of strings" or FACT_TYPES[k] end
+
+-- a composite key: a non-empty list of field names
+local function is_names(v)
+  if type(v) ~= "table" or #v == 0 then return false end
+  for k, name in pairs(v) do
+    if type(k) ~= "number" or type(name) ~= "string" then return false end
+  end
+  return true
+end
 
 -- The method's facts: the table's, with the caller's `facts` over them.
 local function facts_for(method, given)
@@ -58,12 +68,14 @@ local function facts_for(method, given)
   for k, v in pairs(known[method] or {}) do f[k] = v end
   for k, v in pairs(given or {}) do
     if not FACT_TYPES[k] then check.fail(FN, "facts", "unknown fact '" .. tostring(k) .. "'") end
-    if type(v) ~= FACT_TYPES[k] then check.fail(FN, "facts", ("'%s' must be a %s"):format(k, FACT_TYPES[k])) end
+    if type(v) ~= FACT_TYPES[k] and not (k == "key" and is_names(v)) then
+      check.fail(FN, "facts", ("'%s' must be a %s"):format(k, fact_type(k)))
+    end
     f[k] = v
   end
   for _, k in ipairs(FACT_ORDER) do
     if f[k] == nil then
-      check.fail(FN, "facts", ("'%s' is unknown to wdt: give facts.%s (a %s)"):format(method, k, FACT_TYPES[k]))
+      check.fail(FN, "facts", ("'%s' is unknown to wdt: give facts.%s (a %s)"):format(method, k, fact_type(k)))
     end
   end
   check.number(FN, "facts.limit", f.limit, 1, nil, true)

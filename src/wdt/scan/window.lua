@@ -33,6 +33,22 @@ local function page_rows(s, page)
     ("page %d: the answer holds no list '%s'"):format(page.page_no, s.facts.list) }
 end
 
+-- The row's key as text, or nil and the field it lacks. A composite key (a list of
+-- fields, for rows without an id) is its fields' values joined by " | ".
+local function row_key(row, key)
+  if type(row) ~= "table" then return nil, type(key) == "table" and key[1] or key end
+  if type(key) ~= "table" then
+    if row[key] == nil then return nil, key end
+    return key_text(row[key])
+  end
+  local parts = {}
+  for i, name in ipairs(key) do
+    if row[name] == nil then return nil, name end
+    parts[i] = key_text(row[name])
+  end
+  return table.concat(parts, " | ")
+end
+
 -- Keep the newest version of each key in `found` (key text -> {row, m}); `keys` collects
 -- the keys this attempt saw. Returns an error for a row without its key, else nil and
 -- how many of the keys were new to this attempt.
@@ -40,11 +56,10 @@ local function take(s, rows, found, keys)
   local facts = s.facts
   local added = 0
   for _, row in ipairs(rows) do
-    local k = type(row) == "table" and row[facts.key]
-    if k == nil then
-      return scan_error(s.method, ("a row without its key '%s'"):format(facts.key))
+    local kt, lacks = row_key(row, facts.key)
+    if kt == nil then
+      return scan_error(s.method, ("a row without its key '%s'"):format(lacks))
     end
-    local kt = key_text(k)
     local m = time.modified(row[facts.modified])
     local old = found[kt]
     if not old or (m and (not old.m or m >= old.m)) then found[kt] = { row = row, m = m, key = kt } end

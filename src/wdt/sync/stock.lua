@@ -72,6 +72,7 @@ local function report(run)
     s.reported = s.reported + 1
     s.deferred = s.deferred + 1
     run.pending = {}
+    common.record(run, item.api_goods_id, nil, "deferred", item.error_msg)
     return true
   end
   local method = item.status == SYNCED and SUCCESS or FAIL
@@ -86,6 +87,7 @@ local function report(run)
   if not resp then
     if refuses_item(err) then
       refuse(s, item.api_goods_id, item.status, method, err)
+      common.record(run, item.api_goods_id, nil, "refused", err.message)
       return true
     end
     append(s.unreported, item)
@@ -94,12 +96,14 @@ local function report(run)
   s.reported = s.reported + 1
   local f = common.count_field[item.status]
   s[f] = s[f] + 1
+  common.record(run, item.api_goods_id, nil, f, item.status ~= SYNCED and item.error_msg or nil)
   return true
 end
 
 local FN = "sync_stock"
 local option_specs = {
-  handler = { "function" }, count = { "number", min = 10, max = 5000, integer = true },
+  handler = { "function|table" }, on_outcome = { "function" },
+  count = { "number", min = 10, max = 5000, integer = true },
   batch = { "number", min = 10, max = 5000, integer = true },
   force_sync = { "boolean" }, dry_run = { "boolean" }, lock = flow.LOCK, on_progress = flow.ON_PROGRESS,
 }
@@ -108,6 +112,7 @@ local option_specs = {
 function stock.options(opts)
   local o = flow.options(FN, opts, option_specs, true)
   if not o.dry_run and o.handler == nil then check.fail(FN, "handler", "function expected, got nil") end
+  if o.handler ~= nil then o.handler = common.handler(FN, o.handler) end
   return o
 end
 
@@ -127,39 +132,87 @@ local function calc_problem(calc)
   return nil
 end
 
--- One good read from the wait list: compute, hand over, report. Returns true, or the
--- loop's nil, err when it must stop.
-local function handle(run, id, force)
+-- One good read from the wait list: its stock computed -> the item for the handler, or
+-- false (refused or invalid: listed), or nil, err when the loop must stop.
+local function compute(run, id, force)
   local s = run.summary
-  run.current = { api_goods_id = id }
   local calc, cerr = run.client:call(CALC, id, force)
   if calc == nil then
     if not refuses_item(cerr) then
       -- the good stays waiting in the ERP: listed as unreported, offered again next run
-      run.current.message = "stock not computed: " .. (cerr.message or tostring(cerr.kind))
-      append(s.unreported, run.current)
-      run.current = nil
+      append(s.unreported, { api_goods_id = id,
+                             message = "stock not computed: " .. (cerr.message or tostring(cerr.kind)) })
       return run:fail(cerr, "computing the stock")
     end
-    run.current = nil
     refuse(s, id, nil, CALC, cerr)
-    return true
+    common.record(run, id, nil, "refused", cerr.message)
+    return false
   end
   local problem = calc_problem(calc)
   if problem then
     -- not handed over, nothing reported: the good stays waiting in the ERP
-    run.current = nil
     append(s.invalid, { api_goods_id = id, kind = "decode", message = "calcStock answered " .. problem })
-    return true
+    return false
   end
   local item = {}                   -- the handler's own copy
   for k, v in pairs(calc) do item[k] = v end
   item.api_goods_id = id
-  local status, message = common.outcome(run.opts.handler, item)
-  append(run.pending, { api_goods_id = id, status = status, error_msg = message, calc = calc })
-  run.current = nil
+  return item, calc
+end
+
+-- A handler's outcome for one computed good, reported at once (a handler that failed as
+-- code, status nil: nothing reported, listed unreported with the error). true | nil, err.
+local function settle_handled(run, item, calc, status, message)
+  if status == nil then
+    local s = run.summary
+    s.handler_errors = s.handler_errors + 1
+    append(s.unreported, { api_goods_id = item.api_goods_id, kind = "handler", message = message })
+    return true
+  end
+  append(run.pending, { api_goods_id = item.api_goods_id, status = status, error_msg = message, calc = calc })
   local ok, rerr = report(run)
   if not ok then return run:fail(rerr, "reporting the outcome") end
+  return true
+end
+
+-- The new goods of one wait-list page: each counted as read, computed, handed over and
+-- reported in turn; for a batch handler, all computed, handed over at once, then reported.
+-- run.current holds the goods in hand (unreported if the run stops there).
+local function handle(run, ids, force)
+  local s, h, computed = run.summary, run.opts.handler, {}
+  run.current = {}
+  for _, id in ipairs(ids) do
+    s.read = s.read + 1
+    append(run.current, { api_goods_id = id })
+    local item, calc = compute(run, id, force)
+    if item == nil then table.remove(run.current) run.current = nil return nil, calc end
+    if not item then
+      table.remove(run.current)
+    elseif h.batch then
+      append(computed, { item, calc })
+    else
+      local status, message = common.outcome(h.handle, item)
+      table.remove(run.current)
+      local ok, err = settle_handled(run, item, calc, status, message)
+      if not ok then run.current = nil return nil, err end
+    end
+    run:progress()
+  end
+  if #computed > 0 then
+    local items = {}
+    for i, c in ipairs(computed) do items[i] = c[1] end
+    local outcomes = common.batch_outcomes(h.batch, items)
+    for i, c in ipairs(computed) do
+      table.remove(run.current, 1)
+      local ok, err = settle_handled(run, c[1], c[2], outcomes[i][1], outcomes[i][2])
+      if not ok then
+        for _, rest in ipairs(run.current) do append(s.unreported, rest) end
+        run.current = nil
+        return nil, err
+      end
+    end
+  end
+  run.current = nil
   return true
 end
 
@@ -170,13 +223,18 @@ function stock.run(client, opts)
   local run, lerr = common.start(client, "stock", opts, "sync.stock")
   if not run then return nil, lerr end
   run.report = report
-  local s, seen = run.summary, {}
+  local summary, err = run:guard(function() return stock.walk(run, count, force) end, common.settle)
+  return common.conclude(run, "api_goods_id", summary, err)
+end
 
+-- The wait list's cursor walked to its end -> run:finish() | run:fail(...).
+function stock.walk(run, count, force)
+  local s, seen = run.summary, {}
   -- getSelfWaitSyncIdListOpen is a cursor: it lists waiting goods after `position` and
   -- answers the position to continue from. Goods that become waiting during the run get a
   -- later position and are read in this run; a good left waiting (deferred) is not read
   -- again before the next run, which starts from position 0.
-  return run:guard(function()
+  do
     local position = 0
     while true do
       local data, err = run.client:call(WAIT_LIST, count, position)
@@ -184,11 +242,11 @@ function stock.run(client, opts)
       local ids = type(data) == "table" and data.id_list
       local next_pos = type(data) == "table" and data.position
       if type(ids) ~= "table" or (#ids > 0 and not is_integer(next_pos)) then
-        return run:fail({ kind = "decode", method = WAIT_LIST, message = "the answer has no id_list/position" },
-                        "reading the wait list")
+        return run:fail({ kind = "decode", method = WAIT_LIST,
+                          message = "the answer has no id_list/position" }, "reading the wait list")
       end
       if #ids == 0 then break end
-      local fresh = 0
+      local fresh, new_ids = 0, {}
       for i = 1, #ids do
         local id = ids[i]
         if not is_integer(id) then
@@ -201,14 +259,16 @@ function stock.run(client, opts)
         elseif not seen[id] then
           seen[id] = true
           fresh = fresh + 1
-          s.read = s.read + 1
-          if not opts.dry_run then
-            local ok, herr = handle(run, id, force)
-            if not ok then return nil, herr end
+          if run.opts.dry_run then
+            s.read = s.read + 1
+            run:progress()
+          else
+            append(new_ids, id)
           end
-          run:progress()
         end
       end
+      local ok, herr = handle(run, new_ids, force)
+      if not ok then return nil, herr end
       if fresh == 0 and next_pos <= position then break end   -- the cursor does not move
       if next_pos > position then position = next_pos end
       run:progress()
@@ -216,7 +276,7 @@ function stock.run(client, opts)
     s.total = s.read
     run:progress()
     return run:finish()
-  end, common.settle)
+  end
 end
 
 return stock
