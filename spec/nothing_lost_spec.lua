@@ -364,7 +364,7 @@ describe("nothing lost", function()
       sh.write_file(dir .. "/src.lua", "return function() return nil end\n")
       local capped = { shell = "ulimit -v 1000000 &&" }
       for _, dev in ipairs({ "/dev/zero", "/dev/full" }) do
-        code, _, serr = wdt("scan goods.ApiGoods.search --checkpoint " .. dev .. " --since 0", capped)
+        local code, _, serr = wdt("scan goods.ApiGoods.search --checkpoint " .. dev .. " --since 0", capped)
         assert.equal(1, code, serr)
         assert.truthy(serr:find("not a regular file", 1, true), serr)
         code, _, serr = wdt("push orders --shop s1 --source " .. sh.quote(dir .. "/src.lua") .. " --state " .. dev,
