@@ -145,7 +145,8 @@ describe("documentation snippets", function()
     return printed
   end
 
-  it("runs README's first sync snippet literally, without a my_platform_ship: it fails, nothing fails in the ERP", function()
+  it("runs README's first sync snippet literally, without a my_platform_ship: it fails,"
+    .. " nothing fails in the ERP", function()
     local printed = first_sync_snippet_literally("README.md", "my_platform_ship(row)", "my_platform_ship")
     assert.same("0\t0\t0\t0\t0", printed[1])        -- synced, failed, deferred, refused, unconfirmed
   end)

@@ -52,19 +52,10 @@ local function hostname()
   return h or "?"
 end
 
-local function worker_pid()
-  local n = clock.ngx()
-  if n and n.worker and n.worker.pid then return n.worker.pid() end
-  local f = io.open("/proc/self/stat", "r")
-  local pid = f and (f:read("*l") or ""):match("^(%d+)")
-  if f then f:close() end
-  return pid or "?"
-end
-
 -- What a shm or Redis lock holds: who holds it (for messages) and a random part, so that
 -- only the holder renews or deletes it.
 local function new_token()
-  return ("process %s on %s #%d%06d"):format(worker_pid(), hostname(),
+  return ("process %s on %s #%d%06d"):format(clock.pid() or "?", hostname(),
     math.floor(core.unix_time() * 1000) % 1000000, math.random(0, 999999))
 end
 

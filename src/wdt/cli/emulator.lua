@@ -3,15 +3,6 @@
 local args = require "wdt.cli.args"
 local exit = require "wdt.cli.exit"
 
--- This process's id (Linux): /proc/self is whoever reads it.
-local function own_pid()
-  local f = io.open("/proc/self/stat", "r")
-  if not f then return nil end
-  local pid = (f:read("*l") or ""):match("^(%d+)")
-  f:close()
-  return pid
-end
-
 local function run(ctx, argv)
   local launcher = ctx.emulator_path
   if not launcher then
@@ -21,7 +12,7 @@ local function run(ctx, argv)
   local quoted = { args.shell_quote(launcher) }
   -- The launcher runs as a child of this process, which cannot exec it: tell it to stop
   -- when this process goes, so that a `kill` of `wdt emulator` leaves nothing behind.
-  local pid = own_pid()
+  local pid = require("wdt.clock").pid()
   local watched = false
   for _, a in ipairs(argv) do
     if a == "--watch-pid" or a:match("^%-%-watch%-pid=") then watched = true end

@@ -113,8 +113,8 @@ function output.error_lines(err)
   return output.one_line(tostring(err)) .. "\n" .. (hint and ("wdt: hint: " .. hint .. "\n") or "")
 end
 
--- A flow command's (sync, push, scan) failed run: its line (a held run lock says so and how
--- to wait; anything else is the error itself) -> the exit code of its error.
+-- A command's failed run or call: its line (a held run lock says so and how to wait;
+-- anything else is the error itself) -> the exit code of its error.
 function output.fail(ctx, command, err)
   if type(err) == "table" and err.kind == "locked" then
     ctx.err(("wdt: another '%s' is running: %s; exiting (--wait SECONDS waits for it)\n")
