@@ -145,12 +145,13 @@ describe("documentation snippets", function()
     return printed
   end
 
-  it("runs README's first sync snippet literally, without my_platform_ship: it fails, the ERP fails none", function()
+  it("runs README's first sync snippet literally, without a my_platform_ship: it fails,"
+    .. " nothing fails in the ERP", function()
     local printed = first_sync_snippet_literally("README.md", "my_platform_ship(row)", "my_platform_ship")
     assert.same("0\t0\t0\t0\t0", printed[1])        -- synced, failed, deferred, refused, unconfirmed
   end)
 
-  it("runs doc/sync.md's first snippet literally, without a my_platform: it fails, the ERP fails none", function()
+  it("runs doc/sync.md's first snippet literally, without a my_platform: it fails, nothing fails in the ERP", function()
     local printed = first_sync_snippet_literally("doc/sync.md", "my_platform.ship(", "my_platform")
     assert.same("0\t0\t0", printed[1])
   end)

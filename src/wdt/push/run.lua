@@ -124,7 +124,11 @@ local function shape_problem(flow_name, data, n)
     end
     if #ids ~= n then return ("the answer lists %d rec_ids for %d goods"):format(#ids, n) end
     for i = 1, n do
-      if not is_id(ids[i]) then return ("rec_ids[%d] is no id: %s"):format(i, tostring(ids[i])) end
+      if not is_id(ids[i]) then
+        local v = ids[i]
+        return ("rec_ids[%d] is no id: %s"):format(i, v == core.null and "null" or type(v) == "table" and "a table"
+          or tostring(v))
+      end
     end
     return nil
   end
