@@ -47,7 +47,9 @@ local function bad(name, msg) check.fail(FN, name, msg) end
 
 -- A request that raised while prepared (arguments that cannot be encoded) is bad input:
 -- "path/file.lua:12: message" -> "requests[i]: message" (i, when known)
+-- A flow's stop marker or an interrupt (SIGINT) raised in a request passes through as it is.
 local function bad_request(i, msg)
+  if require("wdt.flow").stop_error(msg) then error(msg, 0) end
   if type(msg) == "string" then msg = msg:gsub("^[^:\n]+:%d+: ", "") end
   check.raise((i and ("requests[%d]: "):format(i) or "") .. tostring(msg))
 end

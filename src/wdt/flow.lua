@@ -5,16 +5,24 @@
 -- (checked at the public method), the run lock and its renewal from one place (run:touch,
 -- called on progress and from the executor's wait hook, so also while a call waits for
 -- the rate budget), one stop marker, one nil, err with err.summary, progress, and the
--- per-item outcome record. Several calls in flight belong here too: a window of N built
--- calls whose answers are settled in order, the steps unchanged.
+-- per-item outcome record, and the window of calls in flight (run:calls: up to
+-- `concurrency` calls at once, their answers settled in order by the flow).
 local core = require "wdt.core"
 local check = require "wdt.check"
 local errors = require "wdt.errors"
 local lock = require "wdt.lock"
+local policy = require "wdt.policy"
 
-local flow = {}
+-- DEFAULT_CONCURRENCY: calls in flight when the caller does not say. 4 takes a flow from
+-- one round trip per call to a quarter of that (push, scan and stock sync wait on the
+-- server's time, not on wdt), while staying under the seller's own limit of calls at once
+-- on the vendor's side (unpublished; the emulator's default tenant has none) and leaving
+-- room for the seller's other integrations. MAX_CONCURRENCY bounds what one flow may ask.
+local flow = { DEFAULT_CONCURRENCY = 4, MAX_CONCURRENCY = 64 }
 
-local common_specs = { lock = { "boolean|table" }, on_progress = { "function" } }
+local common_specs = { lock = { "boolean|table" }, on_progress = { "function" },
+                       concurrency = { "number", flow.DEFAULT_CONCURRENCY, min = 1,
+                                       max = flow.MAX_CONCURRENCY, integer = true } }
 
 -- The flow's options checked (wdt.check: raises a Bad for check.run at the public method)
 -- and defaulted. o.lock becomes false or wdt.lock's checked options; `lock_default` is
@@ -48,7 +56,8 @@ Run.__index = Run
 function flow.start(client, def)
   local s = def.summary
   s.started = core.monotonic()
-  local run = setmetatable({ summary = s, on_progress = def.on_progress }, Run)
+  local run = setmetatable({ summary = s, on_progress = def.on_progress,
+                             concurrency = def.concurrency or 1 }, Run)
   if def.lock then
     local held, err = lock.take_run(def.lock, def.name, client.sid, def.scope)
     if not held then return nil, err end
@@ -62,6 +71,50 @@ function flow.start(client, def)
     return run.lock and run.lock.ttl and run.lock.ttl / 3
   end }
   return run
+end
+
+-- A call refused by the seller's limits after the client's own waits (rate.lua) is sent
+-- again this many times in a row with nothing else getting through, then left refused.
+flow.RESENDS = 5
+
+-- run:calls(requests[, client]) -> results: client:call_many's requests and results (in
+-- request order), up to run.concurrency calls in flight, through the run's client (or a
+-- view of it: its wait hook, its rate budget; inside nginx, cosocket light threads). A
+-- call the seller's limits refused (status 100 per-minute or concurrency message, HTTP
+-- 429: nothing was applied) is sent again with the window narrowed to the calls that got
+-- through, so a flow asking more than the seller allows is paced down and loses nothing.
+-- The stop marker or an interrupt raised while waiting passes through.
+function Run:calls(requests, client)
+  client = client or self.client
+  local results, todo, width, idle = {}, {}, self.concurrency, 0
+  for i = 1, #requests do todo[i] = i end
+  while todo[1] do
+    local batch = {}
+    for k, i in ipairs(todo) do batch[k] = requests[i] end
+    local got = client:call_many(batch, { concurrency = width })
+    local again, through = {}, 0
+    for k, i in ipairs(todo) do
+      local r = got[k]
+      if r.err and policy.is_rate_limit(r.err) and idle < flow.RESENDS then
+        again[#again + 1] = i
+      else
+        results[i] = r
+        if not (r.err and policy.is_rate_limit(r.err)) then through = through + 1 end
+      end
+    end
+    if again[1] then
+      self.summary.resent = (self.summary.resent or 0) + #again
+      if through > 0 then
+        idle, width = 0, math.max(1, math.min(width, through))
+      else
+        idle, width = idle + 1, 1
+        client:executor().sleep(policy.delay(idle, 0.5, 8))
+      end
+      self:touch()
+    end
+    todo = again
+  end
+  return results
 end
 
 function Run:stop(kind, message, cause)

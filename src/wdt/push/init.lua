@@ -10,6 +10,9 @@
 --   state=wdt.store.file(path) (and max_tries=5) instead of the list: resumable
 --   (wdt.push.resume).
 --     -> summary | nil, err (err.summary holds the summary so far)
+--   concurrency: calls in flight at once (default 4, wdt.flow): batches go out that many
+--   at a time; an item's key is never in two calls in flight, its later version never
+--   ahead of its earlier one (doc/push.md, "Calls in flight").
 --   lock: the run lock (wdt.lock), per seller + shop + flow ("wdt.push.orders/SID/SHOP"),
 --   held for the whole push and renewed as it goes (as client:sync_logistics's): false none,
 --   true the defaults, a table wdt.lock.acquire's options. On by default with `source`
@@ -106,8 +109,11 @@ end
 function push.run(client, opts, flow_name)
   local r = run.new(flow_name, opts)
   local frun, lerr = flow.start(client, { name = "push." .. flow_name, scope = opts.shop_no, lock = opts.lock,
-                                          summary = r.summary, on_progress = opts.on_progress })
+                                          summary = r.summary, on_progress = opts.on_progress,
+                                          concurrency = opts.concurrency })
   if not frun then return nil, lerr end
+  r.concurrency = opts.concurrency
+  r.calls = function(requests, view) return frun:calls(requests, view) end
   r.client = frun.client:with { idempotent = true }
   r.progress = function() frun:progress() end
   r.stop = function(err) frun:stop(err.kind, err.message, err) end

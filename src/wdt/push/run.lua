@@ -22,6 +22,7 @@ local run = {}
 
 local is_integer = require("wdt.check").is_integer
 local array_mt = core.array_mt
+local unpack = table.unpack or unpack  -- luacheck: ignore (5.1 global)
 
 -- true | nil, the codec's message (where in the value, what)
 local function encodable(v)
@@ -47,7 +48,18 @@ function run.new(flow_name, opts)
     flow = flow_name, spec = spec, opts = opts,
     batch_size = opts.batch or 100, summary = summary,
     add_fast = add_fast, add = add, take = take,
+    builders = { { add_fast, add, take } },
   }, Run)
+end
+
+-- The lists' builder of the k-th batch of a round becomes the one written to: a taken
+-- batch's lists read their builder's text until it is written again, so each batch in
+-- flight has its own (wdt.core.push_batch).
+function Run:use_builder(k)
+  local bs = self.builders
+  if not bs[k] then bs[k] = { validate.batch(self.flow) } end
+  self.add_fast, self.add, self.take = bs[k][1], bs[k][2], bs[k][3]
+  return self.add_fast
 end
 
 -- The method's positional arguments for the batch written so far (the builder is emptied;
@@ -146,21 +158,9 @@ function Run:match(b, data, settled)
   end
 end
 
--- Send one batch; settles its items. Returns true, or nil, err when the run must stop.
-function Run:send(b, settled)
-  local s = self.summary
-  local args = self:arguments(b)
-  s.calls = s.calls + 1
-  local ok, data, err = pcall(self.client.call, self.client, self.spec.method,
-                              (table.unpack or unpack)(args, 1, args.n))  -- luacheck: ignore
-  if not ok then
-    -- stopped while sending (SIGINT, the run lock lost while waiting for the rate budget):
-    -- the batch is unreported, and the run stops after recording it
-    local stop = flow.stop_error(data)
-    if not stop then error(data, 0) end
-    self:settle_all(b, settled, "unreported", "interrupted while sending")
-    return nil, stop
-  end
+-- One batch's answer (data) or error settles its items. Returns true, or nil, err when the
+-- run must stop.
+function Run:answer(b, data, err, settled)
   if data ~= nil then
     self:match(b, data, settled)
     return true
@@ -175,15 +175,56 @@ function Run:send(b, settled)
   return nil, err
 end
 
+-- Send the round's batches (each with its call's arguments in b.args) at once, at most
+-- `concurrency` in flight (wdt.flow's run:calls); settles their items, each batch's into
+-- its b.settled. Returns true, or nil and the first error that stops the run (the other
+-- batches of the round settled all the same).
+function Run:send_round(round)
+  local s, method = self.summary, self.spec.method
+  s.calls = s.calls + #round
+  local ok, results
+  if #round == 1 then
+    local a = round[1].args
+    local data, err
+    ok, data, err = pcall(self.client.call, self.client, method, unpack(a, 1, a.n))
+    results = { { data = data, err = err } }
+  else
+    local requests = {}
+    for i, b in ipairs(round) do
+      local a = b.args
+      requests[i] = { method, n = a.n + 1, unpack(a, 1, a.n) }
+    end
+    ok, results = pcall(self.calls, requests, self.client)
+  end
+  if not ok then
+    -- stopped while sending (SIGINT, the run lock lost while waiting for the rate budget):
+    -- the round is unreported, and the run stops after recording it
+    local stop = flow.stop_error(results)
+    if not stop then error(results, 0) end
+    for _, b in ipairs(round) do self:settle_all(b, b.settled, "unreported", "interrupted while sending") end
+    return nil, stop
+  end
+  local first_err
+  for i, b in ipairs(round) do
+    local r = results[i]
+    local data = r.data
+    if data == nil and not r.err then data = core.null end
+    local done, err = self:answer(b, data, r.err, b.settled)
+    if not done and not first_err then first_err = err end
+  end
+  if first_err then return nil, first_err end
+  return true
+end
+
 
 -- An item the C pass left to the Lua side: checked by validate.prepare, which words the
 -- reason of an invalid one, and written by the codec. -> key | false (its key is in the
 -- batch already: send the batch first) | nil (listed as invalid).
-function Run:add_checked(item, b, settled)
+function Run:add_checked(item, b, settled, in_round)
   local s, flow_name = self.summary, self.flow
   local p, field, reason = validate.prepare(flow_name, item)
   if p then
-    if b.in_batch[p.key] then return false end
+    if in_round[p.key] then return false end
     local d, ok, why = p.discounts, true, nil
     if d and d[1] ~= nil then ok, why = encodable(d) end
     if ok then ok, why = self.add(p.trade or p.record, p.lines) end
@@ -205,23 +246,42 @@ function Run:add_checked(item, b, settled)
   return nil
 end
 
-local function new_batch() return { keys = {}, items = {}, in_batch = {} } end
+local function new_batch() return { keys = {}, items = {}, in_batch = {}, settled = {} } end
 
+-- The items go out in batches of `batch`, up to `concurrency` batches at once (a round).
+-- An item whose key is in a batch of the round not yet sent (the same tid twice in the
+-- input) sends the round first and goes in the next one: its later version is never in
+-- flight beside, or ahead of, its earlier one, and each error_list names one item.
+-- on_batch gets each batch's outcomes in input order once the whole round settled.
 function Run:push(next_item, on_batch)
-  local s, b, settled = self.summary, new_batch(), {}
-  local add_fast, n, size = self.add_fast, 0, self.batch_size
-  local keys, items, in_batch = b.keys, b.items, b.in_batch     -- b's, for the loop
+  local s = self.summary
+  local size, width = self.batch_size, self.concurrency or 1
+  local add_fast = self:use_builder(1)
+  local round, in_round = {}, {}             -- batches built, not sent; the keys in them
+  local b, n = new_batch(), 0
   self.want_settled = on_batch ~= nil
-  self.unsent = b
+  self.unsent = { b }
+  local function close_batch()
+    if n == 0 then return end
+    b.args = self:arguments(b)
+    round[#round + 1] = b
+    b, n = new_batch(), 0
+    self.unsent[#self.unsent + 1] = b
+    add_fast = self:use_builder(#round + 1)
+  end
   local function flush()
-    if n == 0 and #settled == 0 then return true end
+    close_batch()
     local ok, err = true, nil
-    if n > 0 then ok, err = self:send(b, settled) end
-    local done = settled
-    b, settled, n = new_batch(), {}, 0     -- settled now: an interrupt from here on is not its
-    keys, items, in_batch = b.keys, b.items, b.in_batch
-    self.unsent = b
-    if on_batch then on_batch(done) end
+    local sending = round
+    if sending[1] then ok, err = self:send_round(sending) end
+    if b.settled[1] then sending[#sending + 1] = b end        -- invalid items read after them
+    round, in_round = {}, {}
+    b, n = new_batch(), 0            -- settled now: an interrupt from here on is not theirs
+    self.unsent = { b }
+    add_fast = self:use_builder(1)
+    for _, done in ipairs(sending) do
+      if on_batch and done.settled[1] then on_batch(done.settled) end
+    end
     self.progress()
     return ok, err
   end
@@ -232,11 +292,11 @@ function Run:push(next_item, on_batch)
     read = read + 1
     s.read = read
     self.reading = item                     -- read, in no bucket yet (see abandon)
-    local key = add_fast(item, in_batch)
-    if key == nil then key = self:add_checked(item, b, settled) end
+    local key = add_fast(item, in_round)
+    if key == nil then key = self:add_checked(item, b, b.settled, in_round) end
     if key == false then
-      -- the same key twice in one call could not be told apart in error_list: the later
-      -- version goes in the next batch
+      -- the same key twice in one round: the later version goes in the next round, once
+      -- the earlier one settled
       local ok, err = flush()
       if not ok then
         local left = {}
@@ -245,17 +305,20 @@ function Run:push(next_item, on_batch)
         if on_batch then on_batch(left) end
         return nil, err
       end
-      key = add_fast(item, in_batch)
-      if key == nil then key = self:add_checked(item, b, settled) end
+      key = add_fast(item, in_round)
+      if key == nil then key = self:add_checked(item, b, b.settled, in_round) end
     end
     if key then
       n = n + 1
-      keys[n], items[n], in_batch[key] = key, item, true
+      b.keys[n], b.items[n], b.in_batch[key], in_round[key] = key, item, true, true
     end
     self.reading = nil
     if key and n >= size then
-      local ok, err = flush()
-      if not ok then return nil, err end
+      close_batch()
+      if #round >= width then
+        local ok, err = flush()
+        if not ok then return nil, err end
+      end
     end
   end
   return flush()
@@ -266,7 +329,7 @@ end
 function Run:abandon()
   local unsent, item = self.unsent, self.reading
   self.unsent, self.reading = nil, nil
-  if unsent then self:settle_all(unsent, {}, "unreported", "not sent: interrupted") end
+  for _, b in ipairs(unsent or {}) do self:settle_all(b, {}, "unreported", "not sent: interrupted") end
   -- stopped between reading an item and putting it in a bucket (the counts tell: it may
   -- have landed just before): unreported too
   local s = self.summary
