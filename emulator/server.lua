@@ -9,6 +9,7 @@ local json = require "emulator.json"
 local state = require "emulator.state"
 local methods = require "emulator.methods"
 local catalogue = require "emulator.catalogue"
+local inflight = require "emulator.inflight"
 
 local ngx = ngx
 local M = {}
@@ -69,6 +70,7 @@ function M.init_worker(ready_path, launcher_pid, prefix, watch_pid)
 end
 
 local function send(http_status, body, content_type, date_offset)
+  inflight.leave()
   ngx.status = http_status
   ngx.header["Content-Type"] = content_type or "application/json; charset=utf-8"
   ngx.header["Content-Length"] = #body
@@ -214,6 +216,8 @@ function M.openapi()
   local params = ngx.req.get_uri_args(100)
   local sid, method = params.sid, params.method
   count_call(type(sid) == "string" and sid or nil, type(method) == "string" and method or nil)
+  -- the seller's limit of calls at once (emulator/inflight.lua)
+  if not inflight.enter(sid) then return answer({ status = 100, message = inflight.MESSAGE }) end
 
   local fault = take_fault(method)
   local skew, truncate, no_data, data
@@ -223,6 +227,7 @@ function M.openapi()
       return send(500, "<html><head><title>500 Internal Server Error</title></head><body>"
                   .. "<h1>500 Internal Server Error</h1></body></html>\n", "text/html")
     elseif mode == "reset" then
+      inflight.leave()
       return ngx.exit(444) -- nginx closes the connection without an answer
     elseif mode == "non_json" then
       return send(200, "<html><body>502 Bad Gateway: upstream error</body></html>\n", "text/html")
