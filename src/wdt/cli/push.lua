@@ -139,7 +139,8 @@ local function run(ctx, flow, opts, words)
   if not opts.shop or opts.shop == "" then usage("'--shop SHOP' is required") end
   local input = words[1]
   if #words > 1 then usage("unexpected argument '%s'", words[2]) end
-  local popts = { shop_no = opts.shop, batch = args.int_option(opts, "batch", 1, 100, nil) }
+  local popts = { shop_no = opts.shop, batch = args.int_option(opts, "batch", 1, 100, nil),
+                  concurrency = args.concurrency(opts) }
   local bad, line_of = {}, {}
   if opts.source then
     if input then usage("give FILE.jsonl or --source, not both") end
@@ -201,6 +202,7 @@ FILE.jsonl holds one item per line, a JSON object; an order carries its lines un
     { "--state STATE", "with --source: the resumable state (cursor, failed and unreported\nitems to retry)" },
     { "--max-tries N", "with --source: attempts before a failed item is given up (default 5)" },
     { "--batch N", "items per call (1..100, default 100)" },
+    args.CONCURRENCY_FLAG,
     { "--json", "print the summary as JSON" },
   }, args.LOCK_FLAGS),
   footer = [[

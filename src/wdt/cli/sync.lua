@@ -27,7 +27,8 @@ local function run_sync(ctx, kind, opts, words)
   else
     handler = load_handler(opts.handler)
   end
-  local sopts = { handler = handler, dry_run = dry_run or nil, lock = config.lock_spec(opts, ctx.env) }
+  local sopts = { handler = handler, dry_run = dry_run or nil, lock = config.lock_spec(opts, ctx.env),
+                  concurrency = args.concurrency(opts) }
   if kind == "logistics" then
     if not opts.shop or opts.shop == "" then usage("'--shop SHOP' is required") end
     if not is_utf8(opts.shop) then usage("'--shop' is not valid UTF-8") end
@@ -91,6 +92,7 @@ A handler that raises counts as failed with the error as its message.]],
     HANDLER,
     { "--batch N", "outcomes per update call, 1..1000 (default 100)" },
     { "--page-size N", "rows per read, 1..1000 (default 100)" },
+    args.CONCURRENCY_FLAG,
     DRY_RUN, JSON,
   }, args.LOCK_FLAGS),
   footer = [[
@@ -119,6 +121,7 @@ reports the outcome: syncSuccess (true) or syncFail (false, message). For nil, m
                         .. "api_goods_id, syn_stock, stock_change_count and calcStock's other fields" },
     { "--count N", "ids per read, 10..5000 (default 100)" },
     { "--force", "calcStock with force_sync = true" },
+    args.CONCURRENCY_FLAG,
     DRY_RUN, JSON,
   }, args.LOCK_FLAGS),
   footer = "The run lock is per seller (wdt.sync.stock/SID). Exit codes as for 'wdt sync logistics'.",

@@ -3,7 +3,7 @@
 -- One attempt: page 0 with calc_total, which gives total_count T; when T fits on that
 -- page the answer is one snapshot and complete. Otherwise the other pages are read from
 -- the last to page 1 (back to front, as the vendor advises: a row that leaves the window
--- then shifts only pages already read). The attempt is complete when every page reported
+-- then shifts only pages already read), `concurrency` pages in flight at a time. The attempt is complete when every page reported
 -- the same T and T distinct keys were seen. An incomplete attempt is read again (its rows
 -- are kept: they were in the window); after `ATTEMPTS` the window is split in two and each
 -- half read the same way, down to windows of one second.
@@ -64,10 +64,8 @@ local function attempt(s, a, b, found)
   params[s.facts.to] = time.format(b)
   local size = s.page_size
   local keys = {}
-  -- page `no` read and its rows taken into `found`: the page and its rows, or nil, err
-  local function read(no)
-    s.stats.pages = s.stats.pages + 1
-    local page, err = s.client:page_call(s.method, { page_size = size, page_no = no, calc_total = true }, params)
+  -- a page read (or its error): its rows taken into `found`; the page and its rows, or nil, err
+  local function took(page, err)
     if not page then return nil, err end
     local rows
     rows, err = page_rows(s, page)
@@ -75,6 +73,10 @@ local function attempt(s, a, b, found)
     err = take(s, rows, found, keys)
     if err then return nil, err end
     return page, rows
+  end
+  local function read(no)
+    s.stats.pages = s.stats.pages + 1
+    return took(s.client:page_call(s.method, { page_size = size, page_no = no, calc_total = true }, params))
   end
   local first, rows = read(0)
   if not first then return nil, rows end
@@ -92,11 +94,22 @@ local function attempt(s, a, b, found)
     return true
   end
   if total <= #rows then return count(keys) >= total end
-  local stable = true
-  for no = math.ceil(total / size) - 1, 1, -1 do
-    local page, err = read(no)
-    if not page then return nil, err end
-    if page.total ~= total then stable = false end
+  -- the other pages, from the last to page 1, up to `concurrency` of them in flight
+  -- (wdt.flow's run:calls); their rows are taken in that order
+  local stable, no, width = true, math.ceil(total / size) - 1, s.run and s.run.concurrency or 1
+  while no >= 1 do
+    local requests = {}
+    for k = no, math.max(1, no - width + 1), -1 do
+      requests[#requests + 1] = { s.method, params, pager = { page_size = size, page_no = k, calc_total = true } }
+    end
+    s.stats.pages = s.stats.pages + #requests
+    local results = s.run:calls(requests, s.client)
+    for _, r in ipairs(results) do
+      local page, err = took(r.data, r.err)
+      if not page then return nil, err end
+      if page.total ~= total then stable = false end
+    end
+    no = no - #requests
   end
   return stable and count(keys) == total
 end
