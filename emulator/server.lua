@@ -10,6 +10,7 @@ local state = require "emulator.state"
 local methods = require "emulator.methods"
 local catalogue = require "emulator.catalogue"
 local inflight = require "emulator.inflight"
+require "emulator.batch_calc"      -- registers sales.StockSync.batchCalcStock
 
 local ngx = ngx
 local M = {}

@@ -1,6 +1,7 @@
 -- The stock sync loop: walk sales.StockSync.getSelfWaitSyncIdListOpen's cursor, compute
--- each waiting good's stock (calcStock), hand it to the handler, report the outcome with
--- syncSuccess / syncFail (nothing for "try later"). See doc/sync.md.
+-- the waiting goods' stock (batchCalcStock, or calcStock a good a call where the vendor does
+-- not offer it), hand each to the handler, report the outcome with syncSuccess / syncFail
+-- (nothing for "try later"), up to `concurrency` calls in flight. See doc/sync.md.
 local core = require "wdt.core"
 local check = require "wdt.check"
 local policy = require "wdt.policy"
@@ -68,38 +69,51 @@ local function copy(t)
   return c
 end
 
--- Report one stock outcome (run.pending holds at most the one item being reported).
-local function report(run)
-  local s = run.summary
-  local item = run.pending[1]
-  if not item then return true end
-  if item.status == DEFERRED then
-    -- nothing to send: the good stays waiting in the ERP and comes again on the next run
-    s.reported = s.reported + 1
-    s.deferred = s.deferred + 1
-    run.pending = {}
-    return true
-  end
+-- The report call of one outcome, or nil for "try later" (nothing is sent: the good stays
+-- waiting in the ERP and comes again on the next run).
+local function report_request(item)
+  if item.status == DEFERRED then return nil end
   local method = item.status == SYNCED and SUCCESS or FAIL
-  local info = sync_info(item.calc, item.status == SYNCED, item.error_msg)
-  run.in_report = true
   -- A repeated report of the same outcome (same stock_change_count) changes nothing on
   -- the ERP's side, so the report may be retried after a timeout.
-  local resp, err = run.client:request { method = method, idempotent = true,
-                                         args = { n = 2, item.api_goods_id, info } }
-  run.in_report = false
-  run.pending = {}
-  if not resp then
-    if refuses_item(err) then
-      refuse(s, item.api_goods_id, item.status, method, err)
-      return true
-    end
-    append(s.unreported, item)
-    return nil, err
+  return { method, item.api_goods_id, sync_info(item.calc, item.status == SYNCED, item.error_msg),
+           idempotent = true }
+end
+
+-- Report run.pending (the outcomes of a page, in list order), up to `concurrency` reports
+-- in flight; each outcome is settled once: counted, refused, or (the run stops) unreported.
+local function report(run)
+  local s, items, requests, of = run.summary, run.pending, {}, {}
+  for i, item in ipairs(items) do
+    local req = report_request(item)
+    if req then requests[#requests + 1], of[#requests + 1] = req, i end
   end
-  s.reported = s.reported + 1
-  local f = common.count_field[item.status]
-  s[f] = s[f] + 1
+  local results = {}
+  if requests[1] then
+    run.in_report = true
+    results = run:calls(requests)
+    run.in_report = false
+  end
+  local by_item = {}
+  for k, r in ipairs(results) do by_item[of[k]] = r end
+  run.pending = {}
+  local first_err
+  for i, item in ipairs(items) do
+    local r = by_item[i]
+    if r and r.err then
+      if refuses_item(r.err) then
+        refuse(s, item.api_goods_id, item.status, item.status == SYNCED and SUCCESS or FAIL, r.err)
+      else
+        append(s.unreported, item)
+        first_err = first_err or r.err
+      end
+    else
+      s.reported = s.reported + 1
+      local f = common.count_field[item.status]
+      s[f] = s[f] + 1
+    end
+  end
+  if first_err then return nil, first_err end
   return true
 end
 
@@ -133,36 +147,97 @@ local function calc_problem(calc)
   return nil
 end
 
--- One good read from the wait list: compute, hand over, report. Returns true, or the
--- loop's nil, err when it must stop.
-local function handle(run, id, force)
-  local s = run.summary
-  run.current = { api_goods_id = id }
-  local calc, cerr = run.client:call(CALC, id, force)
-  if calc == nil then
-    if not refuses_item(cerr) then
-      -- the good stays waiting in the ERP: listed as unreported, offered again next run
-      run.current.message = "stock not computed: " .. (cerr.message or tostring(cerr.kind))
-      append(s.unreported, run.current)
-      run.current = nil
-      return run:fail(cerr, "computing the stock")
+local BATCH_CALC = "sales.StockSync.batchCalcStock"
+stock.CALC_CHUNK = 100   -- goods per batchCalcStock call (its page names no limit)
+
+-- The stock of `ids` computed: calcs[id] = calcStock's object, or refusals[id] = the error
+-- about that good. batchCalcStock in chunks where the vendor offers it (a refusal of the
+-- method itself, an API error that is not a rate limit, turns to calcStock for the rest of
+-- the run), else calcStock a good a call; either way up to `concurrency` calls in flight.
+-- Returns calcs, refusals, or nil, err when the run must stop.
+local function compute(run, ids, force)
+  local calcs, refusals = {}, {}
+  if run.batch_calc ~= false then
+    local requests = {}
+    for i = 1, #ids, stock.CALC_CHUNK do
+      local params = {}
+      for j = i, math.min(i + stock.CALC_CHUNK - 1, #ids) do
+        params[#params + 1] = { api_goods_id = ids[j], force_sync = force }
+      end
+      requests[#requests + 1] = { BATCH_CALC, params }
     end
-    run.current = nil
-    refuse(s, id, nil, CALC, cerr)
-    return true
+    local results = run:calls(requests)
+    local offered = true
+    for _, r in ipairs(results) do
+      if r.err then
+        -- an API answer about the call (no such method on this ERP, a refused parameter):
+        -- calcStock instead; anything else (network, rate limits after waiting) stops
+        if r.err.kind ~= "api" or policy.is_rate_limit(r.err) then return nil, r.err end
+        offered = false
+      else
+        local d = type(r.data) == "table" and r.data or {}
+        for _, c in ipairs(type(d.success_date) == "table" and d.success_date or {}) do
+          if type(c) == "table" and c.rec_id ~= nil then calcs[c.rec_id] = c end
+        end
+        for _, e in ipairs(type(d.error_date) == "table" and d.error_date or {}) do
+          if type(e) == "table" and e.rec_id ~= nil then
+            refusals[e.rec_id] = { kind = "api", message = tostring(e.err_msg or "refused") }
+          end
+        end
+      end
+    end
+    if offered then return calcs, refusals end
+    run.batch_calc = false
+    calcs, refusals = {}, {}
   end
-  local problem = calc_problem(calc)
-  if problem then
-    -- not handed over, nothing reported: the good stays waiting in the ERP
-    run.current = nil
-    append(s.invalid, { api_goods_id = id, kind = "decode", message = "calcStock answered " .. problem })
-    return true
+  local requests = {}
+  for i, id in ipairs(ids) do requests[i] = { CALC, id, force } end
+  local results = run:calls(requests)
+  for i, r in ipairs(results) do
+    if r.err then
+      if not refuses_item(r.err) then return nil, r.err end
+      refusals[ids[i]] = r.err
+    else
+      calcs[ids[i]] = r.data
+    end
   end
-  local item = copy(calc)
-  item.api_goods_id = id
-  local status, message = common.outcome(run.opts.handler, item)
-  append(run.pending, { api_goods_id = id, status = status, error_msg = message, calc = calc })
-  run.current = nil
+  return calcs, refusals
+end
+
+-- The fresh goods of one wait-list page: computed (compute), handed to the handler one by
+-- one in list order, their outcomes reported (report). true, or the loop's nil, err.
+local function handle_page(run, ids, force)
+  local s = run.summary
+  local calcs, refusals = compute(run, ids, force)
+  if not calcs then
+    -- the goods stay waiting in the ERP: listed as unreported, offered again next run
+    local err = refusals
+    for _, id in ipairs(ids) do
+      append(s.unreported, { api_goods_id = id,
+                             message = "stock not computed: " .. (err.message or tostring(err.kind)) })
+    end
+    return run:fail(err, "computing the stock")
+  end
+  for _, id in ipairs(ids) do
+    local calc, problem = calcs[id], nil
+    if refusals[id] then
+      refuse(s, id, nil, run.batch_calc == false and CALC or BATCH_CALC, refusals[id])
+    else
+      problem = calc == nil and "nothing for this good" or calc_problem(calc)
+    end
+    if problem then
+      -- not handed over, nothing reported: the good stays waiting in the ERP
+      append(s.invalid, { api_goods_id = id, kind = "decode", message = "calcStock answered " .. problem })
+    elseif calc ~= nil and not refusals[id] then
+      run.current = { api_goods_id = id }
+      local item = copy(calc)
+      item.api_goods_id = id
+      local status, message = common.outcome(run.opts.handler, item)
+      append(run.pending, { api_goods_id = id, status = status, error_msg = message, calc = calc })
+      run.current = nil
+      run:touch()
+    end
+  end
   local ok, rerr = report(run)
   if not ok then return run:fail(rerr, "reporting the outcome") end
   return true
@@ -193,7 +268,7 @@ function stock.run(client, opts)
                         "reading the wait list")
       end
       if #ids == 0 then break end
-      local fresh = 0
+      local fresh, todo = 0, {}
       for i = 1, #ids do
         local id = ids[i]
         if not is_integer(id) then
@@ -207,12 +282,12 @@ function stock.run(client, opts)
           seen[id] = true
           fresh = fresh + 1
           s.read = s.read + 1
-          if not opts.dry_run then
-            local ok, herr = handle(run, id, force)
-            if not ok then return nil, herr end
-          end
-          run:progress()
+          todo[#todo + 1] = id
         end
+      end
+      if todo[1] and not opts.dry_run then
+        local ok, herr = handle_page(run, todo, force)
+        if not ok then return nil, herr end
       end
       if fresh == 0 and next_pos <= position then break end   -- the cursor does not move
       if next_pos > position then position = next_pos end
