@@ -17,7 +17,7 @@
 -- `opts`: `concurrency` (1..256, default 8: transfers in flight) and the same per-call
 -- options as defaults for every request.
 --
--- Returns `results, failed`: results[i] is `{ data = …, response = … }` (data as client:call
+-- Returns `results, failed`: results[i] is `{ data = …, response = …, tries = … }` (data as client:call
 -- returns it, `wdt.null` when the answer has none; a page for a paged request) or
 -- `{ err = <wdt error> }`; `failed` counts the errors. Every slot is a table, so ipairs
 -- sees them all. Bad input (not a list, an unknown option, a bad method name or pager,
@@ -106,16 +106,17 @@ local function build(i, r, defaults, pagers)
   return { method = method, args = args, pager = pager, opts = opts }
 end
 
+-- client:_request's resp, tries | nil, err -> the result of one request
 local function outcome(resp, err, pager, method)
   if not resp then return { err = err } end
   if pager then
     local page, perr = paging.page(resp, pager, method)
     if not page then return { err = perr } end
-    return { data = page, response = resp }
+    return { data = page, response = resp, tries = err }
   end
   local data = resp.data
   if data == nil then data = core.null end
-  return { data = data, response = resp }
+  return { data = data, response = resp, tries = err }
 end
 
 -- ---- outside nginx: coroutines over cl:send_many ------------------------------------------

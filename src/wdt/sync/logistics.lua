@@ -92,8 +92,10 @@ local function settle(s, chunk, data, tries)
   end
 end
 
--- Report run.pending in batches. Items that fail the check are never sent and are listed
--- as unreported with the reason; on a failure that retries did not cure, the rest is too.
+-- Report run.pending in batches of `batch`, up to `concurrency` update calls in flight.
+-- Items that fail the check are never sent and are listed as unreported with the reason;
+-- a batch whose call failed after the client's retries is listed unreported (its answer
+-- unclear: unconfirmed), and the loop stops once every batch settled.
 local function report(run)
   local s, batch = run.summary, run.opts.batch or 100
   local valid = {}
@@ -103,35 +105,39 @@ local function report(run)
     else item.message = why append(s.unreported, item) end
   end
   run.pending = valid
-  while #run.pending > 0 do
+  if not valid[1] then return true end
+  local chunks, requests = {}, {}
+  for i = 1, #valid, batch do
     local chunk, wire = {}, {}
-    for j = 1, math.min(batch, #run.pending) do
-      local it = run.pending[j]
-      chunk[j] = it
-      wire[j] = { sync_id = it.sync_id, status = it.status, error_msg = it.error_msg }
+    for j = i, math.min(i + batch - 1, #valid) do
+      local it = valid[j]
+      chunk[#chunk + 1] = it
+      wire[#wire + 1] = { sync_id = it.sync_id, status = it.status, error_msg = it.error_msg }
     end
-    run.in_report = true
-    -- `tries` > 1 tells that an earlier try may have been applied (update is retried)
-    local resp, tries = run.client:request { method = UPDATE, args = { n = 1, wire } }
-    run.in_report = false
-    if resp == nil then
-      for _, it in ipairs(run.pending) do append(s.unreported, it) end
-      run.pending = {}
-      return nil, tries                         -- the error
-    end
-    if not paging.is_list(resp.data) then
-      -- not the answer update gives: whether the chunk was applied is unknown
-      for j, it in ipairs(run.pending) do append(j <= #chunk and s.unconfirmed or s.unreported, it) end
-      run.pending = {}
-      return nil, errors.new { kind = "decode", method = UPDATE,
-        message = ("the answer's data is %s, not a list of refusals: %d item(s) unconfirmed")
-          :format(type(resp.data), #chunk) }
-    end
-    settle(s, chunk, resp.data, tries or 1)
-    local rest = {}
-    for j = #chunk + 1, #run.pending do rest[#rest + 1] = run.pending[j] end
-    run.pending = rest
+    chunks[#chunks + 1], requests[#requests + 1] = chunk, { UPDATE, wire }
   end
+  run.in_report = true
+  local results = run:calls(requests)
+  run.in_report = false
+  run.pending = {}
+  local first_err
+  for k, chunk in ipairs(chunks) do
+    local r = results[k]
+    if r.err then
+      for _, it in ipairs(chunk) do append(s.unreported, it) end
+      first_err = first_err or r.err
+    elseif not paging.is_list(r.data) then
+      -- not the answer update gives: whether the chunk was applied is unknown
+      for _, it in ipairs(chunk) do append(s.unconfirmed, it) end
+      first_err = first_err or errors.new { kind = "decode", method = UPDATE,
+        message = ("the answer's data is %s, not a list of refusals: %d item(s) unconfirmed")
+          :format(type(r.data), #chunk) }
+    else
+      -- `tries` > 1 tells that an earlier try may have been applied (update is retried)
+      settle(s, chunk, r.data, r.tries or 1)
+    end
+  end
+  if first_err then return nil, first_err end
   return true
 end
 
