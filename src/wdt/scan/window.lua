@@ -4,9 +4,10 @@
 -- page the answer is one snapshot and complete. Otherwise the other pages are read from
 -- the last to page 1 (back to front, as the vendor advises: a row that leaves the window
 -- then shifts only pages already read), `concurrency` pages in flight at a time. The
--- attempt is complete when every page reported the same T and T distinct keys were seen. An incomplete attempt is read again (its rows
--- are kept: they were in the window); after `ATTEMPTS` the window is split in two and each
--- half read the same way, down to windows of one second.
+-- attempt is complete when every page reported the same T and T distinct keys were seen.
+-- An incomplete attempt is read again (its rows are kept: they were in the window); after
+-- `ATTEMPTS` the window is split in two and each half read the same way, down to windows
+-- of one second.
 local time = require "wdt.scan.time"
 local errors = require "wdt.errors"
 local paging = require "wdt.paging"
