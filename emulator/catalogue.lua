@@ -148,17 +148,22 @@ end
 M.TOTAL = 3          -- the rows every generated query has
 local BASE_ID = 8000000000
 
+-- The time the generated rows carry: the start of the request's window, when it has one.
+-- Ids are told apart by it too: the rows of two windows are other rows.
+local stamp = "2026-01-01 00:00:00"
+local id_base = BASE_ID
+
 local function sample(n, i)
   local t = n.type
   if n.values and n.values[1] then return n.values[1].value end
   if t == "string" then
     local name = n.name
     if name:find("time$") or name:find("date$") or name == "created" or name == "modified" then
-      return "2026-01-01 00:00:00"
+      return stamp
     end
     return name .. "-" .. i
   elseif t == "int" then
-    if n.name:find("id$") then return BASE_ID + i end
+    if n.name:find("id$") then return id_base + i end
     return i
   elseif t == "decimal" then return i + 0.5
   elseif t == "bool" then return false
@@ -192,7 +197,19 @@ local function rows_node(data_node)
   end
 end
 
-local function query_answer(e, pager)
+local function window_start(e, args)
+  local w = e.window
+  if not w then return nil end
+  local k = 0
+  for i, n in ipairs(e.args) do
+    if n.type ~= "pager" then k = k + 1 end
+    if i == w.arg and type(args[k]) == "table" and seconds(args[k][w.from]) then return args[k][w.from] end
+  end
+end
+
+local function query_answer(e, args, pager)
+  stamp = window_start(e, args) or "2026-01-01 00:00:00"
+  id_base = BASE_ID + (floor(seconds(stamp) / 60) % 1000000) * 1000
   local resp = json.object({ status = 0, message = "" })
   local size = pager and pager.page_size or 30
   local first = (pager and pager.page_no or 0) * size
@@ -261,7 +278,7 @@ function M.handler(method)
     local bad = M.check_request(method, args, pager)
     if bad then return bad end
     if e.kind == "write" then return write_answer(e) end
-    return query_answer(e, pager)
+    return query_answer(e, args, pager)
   end
   return handlers[method]
 end

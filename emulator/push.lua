@@ -24,6 +24,7 @@
 local json = require "emulator.json"
 local state = require "emulator.state"
 local query = require "emulator.query"
+local rows = require "emulator.rows"
 
 local M = {}
 local floor = math.floor
@@ -97,36 +98,114 @@ local CHECK = {
 }
 local TYPE_NAME = { s = "字符串", i = "整数", d = "数字", b = "布尔值", n = "字符串或null" }
 
--- "name:type" lists of required fields, then optional typed ones
-local TRADE_REQ = { "tid:s", "process_status:i", "trade_status:i", "refund_status:i", "pay_status:i",
-  "order_count:i", "goods_count:d", "pay_method:i", "trade_time:s", "end_time:n", "buyer_nick:s",
-  "receiver_name:s", "receiver_address:s", "receiver_mobile:s", "post_amount:d", "discount:d",
-  "receivable:d", "delivery_term:i", "is_auto_wms:b" }
-local TRADE_OPT = { "pay_time:s", "receiver_area:s", "other_amount:d", "platform_cost:d", "invoice_type:i",
-  "cod_amount:d", "received:d", "paid:d", "warehouse_no:s", "remark_flag:i", "logistics_type:i" }
-local LINE_REQ = { "tid:s", "oid:s", "status:i", "refund_status:i", "goods_id:s", "spec_id:s",
-  "goods_no:s", "spec_no:s", "goods_name:s", "num:d", "price:d", "discount:d", "share_discount:d",
-  "total_amount:d", "adjust_amount:d", "refund_amount:d", "remark:s", "json:s" }
-local REFUND_REQ = { "refund_no:s", "num:d", "tid:s", "oid:s", "type:i", "status:i", "refund_version:s",
-  "refund_amount:d", "actual_refund_amount:d", "title:s", "buyer_nick:s", "is_aftersale:i", "reason:s" }
-local REFUND_OPT = { "logistics_name:s", "logistics_no:s", "refund_time:s", "price:d", "total_amount:d" }
-local DISCOUNT_REQ = { "tid:s", "oid:s" }
-local DISCOUNT_OPT = { "sn:s", "name:s", "detail:s", "amount:d" }
-local GOODS_OPT = { "goods_id:s", "spec_id:s", "goods_no:s", "spec_no:s", "status:i", "goods_name:s",
-  "spec_name:s", "pic_url:s", "price:d", "stock_num:d" }
+-- The fields of each pushed record, from the catalogue of the vendor's pages (src/wdt/api,
+-- read by emulator/catalogue_data.lua): {name, type (s i d b, or n: a string or null),
+-- max length in characters, required}. `required` follows the page's example where it
+-- leaves a field out (pushSelf2's warehouse_no).
+local catalogue = require "emulator.catalogue_data"
+local TYPE_OF = { string = "s", int = "i", decimal = "d", bool = "b" }
 
--- nil, or the message for the first field that is missing or of the wrong type
-local function field_error(obj, req, opt)
-  for _, f in ipairs(req) do
-    local name, ty = f:match("^(.-):(.)$")
-    local v = obj[name]
-    if v == nil or (v == json.null and ty ~= "n") then return name .. "不能为空" end
-    if not CHECK[ty](v) then return name .. "类型错误,应为" .. TYPE_NAME[ty] end
+local function child(nodes, name)
+  for _, n in ipairs(nodes or {}) do if n.name == name then return n end end
+  error("the catalogue has no " .. name)
+end
+
+-- the fields of argument `path` ({position, child name, ...}) of a method; `changes`:
+-- name -> {field = value} where the emulator departs from the table (said why below)
+local function fields_of(method, path, changes)
+  local node = assert(catalogue.get(method), "the catalogue has no " .. method).args[path[1]]
+  for i = 2, #path do node = child(node.children, path[i]) end
+  local out = {}
+  for _, n in ipairs(node.children) do
+    local f = { name = n.name, ty = TYPE_OF[n.type] or "s", len = n.length, required = n.required == true,
+                values = not n.values_open and n.values or nil }
+    for k, v in pairs((changes or {})[n.name] or {}) do f[k] = v end
+    out[#out + 1] = f
   end
-  for _, f in ipairs(opt or {}) do
-    local name, ty = f:match("^(.-):(.)$")
-    local v = obj[name]
-    if v ~= nil and v ~= json.null and not CHECK[ty](v) then return name .. "类型错误,应为" .. TYPE_NAME[ty] end
+  return out
+end
+
+local PUSH, UPLOAD2, GOODS = "sales.RawTrade.pushSelf2", "aftersales.refund.RawRefund.upload2", "goods.ApiGoods.upload"
+local TRADE_FIELDS = fields_of(PUSH, { 2 }, {
+  end_time = { ty = "n" },                       -- "若无则传null"
+  receiver_area = { required = false },          -- may be left out for the three area ids (below)
+})
+local LINE_FIELDS = fields_of(PUSH, { 3 })
+-- a discount's oid names a line's: the line's length (40), not the 20 the discount table says
+local DISCOUNT_FIELDS = fields_of(PUSH, { 4 }, { oid = { len = 40 } })
+local REFUND_FIELDS = fields_of(UPLOAD2, { 2 })
+local GOODS_FIELDS = fields_of(GOODS, { 1, "goods_list" })
+
+-- The enumerations, read off the pages' descriptions by hand where the catalogue's list is
+-- short of the page's (its reading of "1在线转帐 2现金，3银行转账…" misses values) or open
+-- (field -> allowed values, and the page's words for them). Other fields use the catalogue's
+-- values when it gives a closed list.
+local function enum(list, words) local set = {} for _, v in ipairs(list) do set[v] = true end
+  return { set = set, words = words } end
+local PLATFORM_STATUS = enum({ 10, 20, 30, 40, 50, 60, 70, 80, 90 },
+  "10未确认 20待尾款 30待发货 40部分发货 50已发货 60已签收 70已完成 80已退款 90已关闭")
+local TRADE_ENUMS = {
+  process_status = enum({ 10, 20, 30, 40, 60, 70 }, "10待递交 20已递交 30部分发货 40已发货 60已完成 70已取消"),
+  trade_status = PLATFORM_STATUS,
+  refund_status = enum({ 0, 1, 2, 3 }, "0无退款 1申请退款 2部分退款 3全部退款"),
+  pay_status = enum({ 0, 1, 2 }, "0未付款 1部分付款 2已付款"),
+  pay_method = enum({ 1, 2, 3, 4, 5, 6, 7, 8 },
+    "1在线转帐 2现金 3银行转账 4邮局汇款 5预付款 6刷卡 7支付宝 8微信支付"),
+  delivery_term = enum({ 1, 2, 3 }, "1款到发货 2货到付款 3分期付款"),
+  invoice_type = enum({ 0, 1, 2, 3 }, "0不需要 1普通发票 2增值税普通发票 3增值税专用发票"),
+  remark_flag = enum({ 0, 1, 2, 3, 4, 5 }, "0无 1红 2黄 3绿 4蓝 5紫"),
+  is_sealed = enum({ 0, 3 }, "0默认 3不允许合并"),
+  id_card_type = enum({ 0, 1, 2, 3 }, "0无 1身份证 2军官证 3护照"),
+}
+local LINE_ENUMS = {
+  status = PLATFORM_STATUS,
+  refund_status = enum({ 0, 1, 2, 3, 4, 5, 6 },
+    "0无退款 1取消退款 2已申请退款 3等待退货 4等待收货 5退款成功 6未付款关闭"),
+  order_type = enum({ 0, 1, 2 }, "0正常货品 1虚拟货品 2服务"),
+  gift_type = enum({ 0, 1, 2, 4, 8, 32, 64, 65 }, "0非赠品 1自动赠送 2手工赠送 4周期购赠送 8平台赠送 32阶梯满赠 64CRM追加赠送 65主品"),
+}
+local REFUND_ENUMS = {
+  type = enum({ 0, 1, 2, 3, 4 }, "0取消订单 1退款 2退货 3换货 4退款不退货"),
+  status = enum({ 1, 2, 3, 4, 5 }, "1取消退款 2已申请退款 3等待退货 4等待收货 5退款成功"),
+  is_aftersale = enum({ 0, 1 }, "0否 1是"),
+}
+local GOODS_ENUMS = { status = enum({ 0, 1, 2 }, "0删除 1在架 2下架") }
+
+local function chars(s) local _, n = s:gsub("[^\128-\191]", "") return n end
+
+-- the catalogue's closed list of values as an enumeration
+local function enum_of(f)
+  if not f.values then return nil end
+  local list, words = {}, {}
+  for i, v in ipairs(f.values) do list[i] = v.value; words[i] = tostring(v.value) .. v.meaning end
+  return enum(list, table.concat(words, " "))
+end
+
+-- nil, or the message for the first field that is missing, of the wrong type, too long or
+-- outside its enumeration (required fields first)
+local function field_error(obj, fields, enums)
+  local function check(f)
+    local v = obj[f.name]
+    if v == nil or (v == json.null and f.ty ~= "n") then
+      return f.required and f.name .. "不能为空" or nil
+    end
+    if not CHECK[f.ty](v) then return f.name .. "类型错误,应为" .. TYPE_NAME[f.ty] end
+    if f.len and type(v) == "string" and chars(v) > f.len then
+      return ("%s长度不能超过%d"):format(f.name, f.len)
+    end
+    local e = enums and enums[f.name] or enum_of(f)
+    if e and not e.set[tonumber(v)] then
+      return ("%s取值错误: %s (%s)"):format(f.name, tostring(v), e.words)
+    end
+    return nil
+  end
+  for pass = 1, 2 do
+    for _, f in ipairs(fields) do
+      if f.required == (pass == 1) then
+        local e = check(f)
+        if e then return e end
+      end
+    end
   end
   return nil
 end
@@ -149,7 +228,7 @@ end
 
 -- one trade of the call, its lines given -> nil, or the error_list message
 local function trade_error(t, shop_no, tr, lines, oid_owner)
-  local e = field_error(tr, TRADE_REQ, TRADE_OPT)
+  local e = field_error(tr, TRADE_FIELDS, TRADE_ENUMS)
   if e then return e end
   if tr.is_auto_wms == true and (type(tr.warehouse_no) ~= "string" or tr.warehouse_no == "") then
     return "仓库编号不可为空"
@@ -166,7 +245,7 @@ local function trade_error(t, shop_no, tr, lines, oid_owner)
   if #lines == 0 then return "原始单没有子订单,原始单号为：" .. tr.tid end
   local goods, mine = 0, {}
   for _, l in ipairs(lines) do
-    e = field_error(l, LINE_REQ)
+    e = field_error(l, LINE_FIELDS, LINE_ENUMS)
     if e then return "子订单" .. tostring(l.oid) .. ": " .. e end
     if mine[l.oid] then return ("子订单编号%s重复"):format(l.oid) end
     mine[l.oid] = true
@@ -189,7 +268,7 @@ local function call_discounts(discounts, by_tid, errs)
   local discounts_of, problem = {}, {}
   for _, d in ipairs(discounts or {}) do
     local tid = json.is_object(d) and type(d.tid) == "string" and d.tid or nil
-    local e = not json.is_object(d) and "优惠信息格式错误" or field_error(d, DISCOUNT_REQ, DISCOUNT_OPT)
+    local e = not json.is_object(d) and "优惠信息格式错误" or field_error(d, DISCOUNT_FIELDS)
     if tid and not by_tid[tid] then
       errs[#errs + 1] = { no = tid, error = "优惠信息" .. (type(d.sn) == "string" and d.sn or "") .. "的原始单不在本次推送中" }
     elseif not tid then
@@ -284,12 +363,13 @@ end
 local function push_refunds(t, args, _, sid)
   if #args ~= 2 then return { status = 1, message = "参数个数错误" } end
   local refused = shop_refusal(sid, args[1])
-  if refused then return refused end
+  if refused and refused.status ~= 100 then return refused end
   if not json.is_array(args[2]) then return { status = 2, message = "order_list" } end
   local errs, new, chg, now = json.array(), 0, 0, ngx.time()
   for _, r in ipairs(args[2]) do
     if not json.is_object(r) then return { status = 2, message = "order_list" } end
-    local e = field_error(r, REFUND_REQ, REFUND_OPT)
+    -- a shop the seller may not push to: each refund is refused, as the page's example shows
+    local e = refused and "店铺权限不足" or field_error(r, REFUND_FIELDS, REFUND_ENUMS)
     local trade = not e and t.raw_trades[r.tid]
     if not e and not trade then e = "原始单" .. r.tid .. "不存在" end
     if not e then
@@ -309,6 +389,7 @@ local function push_refunds(t, args, _, sid)
         counted(t).raw_refunds = counted(t).raw_refunds + 1
       end
       t.raw_refunds[r.refund_no] = rec
+      trade.modified = now                    -- its line is being refunded (emulator/rows.lua)
     end
   end
   return { status = 0, data = { new_count = new, chg_count = chg, error_list = errs } }
@@ -321,11 +402,14 @@ local function upload_goods(t, args, _, sid)
   if #args ~= 1 or not json.is_object(args[1]) then return { status = 1, message = "参数个数错误" } end
   local p = args[1]
   local refused = shop_refusal(sid, p.shop_no)
+  if refused and refused.status == 100 then   -- the page's words
+    return { status = 100, message = "店铺不存在/无权限/类型错误" }
+  end
   if refused then return refused end
   if not json.is_array(p.goods_list) then return { status = 2, message = "goods_list" } end
   for i, g in ipairs(p.goods_list) do   -- no per-item error list on this method: all or nothing
     if not json.is_object(g) then return { status = 2, message = ("goods_list[%d]"):format(i - 1) } end
-    local e = field_error(g, {}, GOODS_OPT)
+    local e = field_error(g, GOODS_FIELDS, GOODS_ENUMS)
     if e then return { status = 100, message = ("goods_list[%d]: %s"):format(i - 1, e) } end
   end
   local ids, now, s = json.array(), ngx.time(), state.s
@@ -364,21 +448,13 @@ M.methods = {
 
 local LOGISTICS = { { "SF", "顺丰速运" }, { "YTO", "圆通速递" }, { "ZTO", "中通快递" } }
 
-local function refunded_oids(t, tid)
-  local out = {}
-  for _, r in pairs(t.raw_refunds) do
-    if r.tid == tid and tonumber(r.status) ~= 1 and tonumber(r.type) ~= 3 then out[r.oid] = true end
-  end
-  return out
-end
-
 -- the lines of a trade that can ship now, or nil and why not
 local function shippable(t, tr)
   if tonumber(tr.trade_status) == 80 or tonumber(tr.trade_status) == 90 or tonumber(tr.refund_status) == 3
      or tonumber(tr.process_status) == 70 then
     return nil, "refunded or cancelled"
   end
-  local refunded, out = refunded_oids(t, tr.tid), {}
+  local refunded, out = rows.refunded_oids(t, tr.tid), {}
   for _, l in ipairs(tr.orders) do
     if not l._shipped and not refunded[l.oid] and (tonumber(l.refund_status) or 0) < 2 then out[#out + 1] = l end
   end
@@ -399,7 +475,9 @@ local function add_row(t, tr, lines, whole)
     logistics_name = co[2], is_part_sync = whole and 0 or 1,
     oids = whole and "" or table.concat(oids, ","), trade_id = tr.trade_id,
     platform_id = OWN_PLATFORM, created = stamp(ngx.time()), shop_no = tr.shop_no,
+    lines = lines, oid_list = oids,     -- what the stockout holds (emulator/rows.lua)
   }
+  t.shipments[#t.shipments + 1] = row
   q.rows[#q.rows + 1] = row
   q.by_id[row.sync_id] = row
   q.size = q.size + 1

@@ -8,6 +8,8 @@
 -- window is paged. Runs in nginx's LuaJIT (Lua 5.1 syntax); shares no code with wdt.
 local json = require "emulator.json"
 local state = require "emulator.state"
+local rows = require "emulator.rows"
+local pages = require "emulator.pages"
 
 local M = {}
 local floor = math.floor
@@ -68,88 +70,14 @@ local function stable_id(q, skey, base)
   return id
 end
 
-local function ms(t) return floor(t) * 1000 end
-
 ---------------------------------------------------------------------------------------------
--- row shapes (fields from the vendor's pages; enough for a reader, not every column)
+-- sources: every row a method can list, as {skey, m, keys, build(m) -> row}; `keys` holds
+-- what the filters compare that is not a field of the row (or is cheaper than building it)
 
-local function trade_row(id, tid, shop_no, m, orders, status)
-  local details = json.array()
-  for i, o in ipairs(orders or {}) do
-    details[i] = { trade_id = id, rec_id = id * 10 + i, src_tid = tid,
-                   src_oid = o.oid or (tid .. "-" .. i), num = o.num or 1, price = o.price or 0,
-                   goods_no = o.goods_no or "", spec_no = o.spec_no or "",
-                   api_goods_id = o.goods_id or "", api_spec_id = o.spec_id or "",
-                   platform_id = 127, modified = ms(m) }
-  end
-  return { trade_id = id, trade_no = ("JY%012d"):format(id % 1000000000000), src_tids = tid,
-           shop_no = shop_no or "s1", platform_id = 127, trade_status = status or 30,
-           trade_type = 1, trade_from = 5, modified = M.stamp(m), created = ms(m),
-           detail_list = details }
-end
-
-local function raw_trade_row(id, tid, shop_no, m, orders)
-  local lines = json.array()
-  for i, o in ipairs(orders or {}) do
-    lines[i] = { rec_id = id * 10 + i, tid = tid, oid = o.oid or (tid .. "-" .. i),
-                 platform_id = 127, status = 30, process_status = 20, refund_status = 0,
-                 goods_id = o.goods_id or "", spec_id = o.spec_id or "", goods_no = o.goods_no or "",
-                 spec_no = o.spec_no or "", num = o.num or 1, price = o.price or 0,
-                 modified = M.stamp(m) }
-  end
-  return { rec_id = id, tid = tid, shop_no = shop_no or "s1", platform_id = 127,
-           process_status = 20, trade_status = 30, pay_status = 2, refund_status = 0,
-           modified = M.stamp(m), created = M.stamp(m), trade_orders = lines,
-           discount_list = json.array() }
-end
-
-local function refund_row(id, r, m)
-  return { refund_id = id, refund_no = ("TK%010d"):format(id % 10000000000),
-           src_tids = r.tid or "", tid_list = r.tid or "", raw_refund_nos = r.refund_no or "",
-           shop_no = r.shop_no or "s1", type = r.type or 2, status = 20, platform_id = 127,
-           modified = ms(m), modified_date = M.stamp(m), detail_list = json.array() }
-end
-
-local function raw_refund_row(id, r, m)
-  return { refund_id = id, refund_no = r.refund_no, tid = r.tid or "", oid = r.oid or "",
-           shop_no = r.shop_no or "s1", platform_id = 127, type = r.type or 2,
-           status = r.status or 2, process_status = 0, refund_amount = r.refund_amount or 0,
-           modified = M.stamp(m), created = M.stamp(m), detail_list = json.array(),
-           discount_list = json.array() }
-end
-
-local function goods_row(id, g, m)
-  return { rec_id = id, shop_no = g.shop_no or "s1", goods_id = g.goods_id, spec_id = g.spec_id,
-           goods_name = g.goods_name or "", spec_name = g.spec_name or "",
-           outer_id = g.goods_no or "", spec_outer_id = g.spec_no or "", platform_id = 127,
-           status = g.status or 1, is_deleted = 0, price = g.price or 0,
-           stock_num = g.stock_num or 0, modified = M.stamp(m) }
-end
-
-local function stockout_row(id, s, m)
-  return { stockout_id = id, order_no = ("CK%010d"):format(id % 10000000000),
-           src_order_no = s.trade_no or "", src_trade_no = s.tid or "", shop_no = s.shop_no or "s1",
-           logistics_no = s.logistics_no or "", logistics_code = s.logistics_code or "",
-           logistics_name = s.logistics_name or "", status = 95, platform_id = 127,
-           modified = M.stamp(m), consign_time = M.stamp(m) }
-end
-
-local function logistics_row(id, s, m)
-  return { rec_id = id, stockout_id = s.stockout_id or id, stockout_no = s.stockout_no or
-             ("CK%010d"):format(id % 10000000000), logistics_no = s.logistics_no or "",
-           logistics_name = s.logistics_name or "", src_tids = s.tid or "",
-           trade_no = s.trade_no or "", shop_no = s.shop_no or "s1", status = 20,
-           modified = M.stamp(m), consign_time = M.stamp(m) }
-end
-
----------------------------------------------------------------------------------------------
--- sources: every row a method can list, as {skey, m, shop_no, tid, build(m) -> row}
-
-local function control_entries(q, method, out)
+local function control_entries(t, q, method, out)
   for _, r in ipairs(q.rows[method] or {}) do
-    out[#out + 1] = { skey = "c\0" .. r.id, m = r.modified, shop_no = r.fields.shop_no,
-                      tid = r.fields.tid or r.fields.src_tids,
-                      build = r.build }
+    out[#out + 1] = { skey = "c\0" .. r.id, m = r.modified, keys = r.fields,
+                      build = function(m) return r.build(t, m) end }
   end
 end
 
@@ -169,88 +97,188 @@ local function pushed(t, field, out, prefix, base, make)
     if type(r) == "table" and type(r.modified) == "number" then
       local skey = prefix .. "\0" .. k
       local id = stable_id(q, skey, base)
-      out[#out + 1] = { skey = skey, m = r.modified, shop_no = r.shop_no, tid = r.tid,
-                        build = function(m) return make(id, r, m) end }
+      out[#out + 1] = { skey = skey, m = r.modified, keys = { shop_no = r.shop_no, tid = r.tid },
+                        build = function(m) return make(id, r, m) end, record = r }
     end
   end
 end
 
+-- every shipment (emulator.rows: a stockout and a logistics row each), at its shipping time
 local function shipments(t, out, prefix, make)
-  local lq = t.logistics
-  if not lq then return end
-  for _, r in ipairs(lq.rows) do
+  for _, r in ipairs(t.shipments or {}) do
     local m = M.unix(r.created)
     if m then
-      out[#out + 1] = { skey = prefix .. "\0" .. r.sync_id, m = m, shop_no = r.shop_no, tid = r.tid,
-                        build = function(mm) return make(r.trade_id, r, mm) end }
+      out[#out + 1] = { skey = prefix .. "\0" .. r.sync_id, m = m,
+                        keys = { shop_no = r.shop_no, tid = r.tid, trade_no = rows.trade_no(r.trade_id) },
+                        build = function(mm) return make(t, r, mm) end }
     end
   end
 end
 
 local SOURCES = {
   trade = function(t, out)
-    pushed(t, "raw_trades", out, "trade", state.TRADE_ID_BASE + 500000000, function(id, r, m)
-      -- a pushed order keeps the trade_id its shipments carry (POST /__emulator/ship)
-      return trade_row(r.trade_id or id, r.tid, r.shop_no, m, r.orders, r.trade_status)
+    local n = #out
+    pushed(t, "raw_trades", out, "trade", state.TRADE_ID_BASE + 500000000, function(_, r, m)
+      return rows.trade(t, r, m)
     end)
+    for i = n + 1, #out do                   -- every logistics_no the trade shipped under
+      local e, nos = out[i], {}
+      for _, s in ipairs(rows.shipments_of(t, e.record.tid)) do nos[#nos + 1] = s.logistics_no end
+      e.keys.logistics_no = nos
+    end
   end,
-  raw_trade = function(t, out)
+  raw_trade = function(t, out, f)
     pushed(t, "raw_trades", out, "raw_trade", ID_BASE + 100000000, function(id, r, m)
-      return raw_trade_row(id, r.tid, r.shop_no, m, r.orders)
+      return rows.raw_trade(t, id, r, m, tonumber(f.detail_mask) == 1)
     end)
   end,
-  refund = function(t, out) pushed(t, "raw_refunds", out, "refund", ID_BASE + 200000000, refund_row) end,
-  raw_refund = function(t, out) pushed(t, "raw_refunds", out, "raw_refund", ID_BASE + 300000000, raw_refund_row) end,
-  goods = function(t, out) pushed(t, "api_goods", out, "goods", ID_BASE + 400000000, goods_row) end,
-  stockout = function(t, out) shipments(t, out, "stockout", stockout_row) end,
-  logistics = function(t, out)
-    shipments(t, out, "logistics", function(_, r, m) return logistics_row(r.sync_id, r, m) end)
+  refund = function(t, out)
+    local n = #out
+    pushed(t, "raw_refunds", out, "refund", ID_BASE + 200000000, function(id, r, m)
+      return rows.refund(t, id, r, m)
+    end)
+    local kept = n
+    for i = n + 1, #out do                   -- an exchange makes no system refund (upload2's page)
+      if tonumber(out[i].record.type) ~= 3 then kept = kept + 1; out[kept] = out[i] end
+    end
+    for i = #out, kept + 1, -1 do out[i] = nil end
   end,
+  raw_refund = function(t, out, f)
+    pushed(t, "raw_refunds", out, "raw_refund", ID_BASE + 300000000, function(id, r, m)
+      return rows.raw_refund(t, id, r, m, tonumber(f.detail_mask) == 1)
+    end)
+  end,
+  goods = function(t, out)
+    pushed(t, "api_goods", out, "goods", ID_BASE + 400000000, function(_, g, m) return rows.good(t, g, m) end)
+  end,
+  stockout = function(t, out) shipments(t, out, "stockout", rows.stockout) end,
+  logistics = function(t, out) shipments(t, out, "logistics", rows.logistics) end,
 }
 
 ---------------------------------------------------------------------------------------------
 -- the methods' facts (the vendor's pages)
+--   untimed   groups of filter keys that make the window optional (all of a group given)
+--   filters   {param, field, kind}: the row's (or the entry's keys') field compared with the
+--             filter's param; kind "eq" (equal), "list" (the param is a comma list, one of
+--             them equal), "num" (equal as numbers), "from" / "to" (a time the field's is at
+--             or after / at or before), "flag" (a true or 1 param asks for rows that have
+--             the flag); field false: the 4th element is what every emulated row has
+--   time_types  time_type -> the row's time field the window applies to (default: modified)
+--   descending  order_type values that list the newest first
+--   template  a control row (POST /__emulator/rows) built by the method's own builder
+
+-- a stand-in order for a control row: its lines (`orders`) as given
+local function stand_in_trade(id, tid, m, f)
+  local lines = {}
+  for i, o in ipairs(f.orders or {}) do
+    local l = {}
+    for k, v in pairs(o) do l[k] = v end
+    l.oid = l.oid or (tid .. "-" .. i)
+    l.num, l.price = l.num or 1, l.price or 0
+    lines[i] = l
+  end
+  return { tid = tid, shop_no = f.shop_no or "s1", trade_id = id, orders = lines, created = m,
+           modified = m, process_status = 20, trade_status = 30, pay_status = 2, refund_status = 0 }
+end
+
+local function stand_in_shipment(id, tid, f)
+  return { sync_id = state.SYNC_ID_BASE + (id - ID_BASE), tid = tid, shop_no = f.shop_no or "s1",
+           trade_id = id, logistics_no = "", logistics_code = "", logistics_name = "",
+           created = M.stamp(0) }
+end
 
 local SPECS = {
   ["sales.TradeQuery.querySelfOrderWithDetail"] = { key = "trade_id",
     from = "start_time", to = "end_time", limit = HOUR, limit_text = "60分钟", list = "order",
-    source = "trade", shop = "shop_no", tid = "src_tid", untimed = { "trade_no", "src_tid", "logistics_no" },
-    template = function(id, tid, m, f) return trade_row(id, tid, f.shop_no, m, f.orders) end,
+    source = "trade", untimed = { { "trade_no" }, { "src_tid" }, { "logistics_no" } },
+    filters = { { "shop_no", "shop_no", "eq" }, { "src_tid", "tid", "list" }, { "trade_no", "trade_no", "eq" },
+                { "logistics_no", "logistics_no", "eq" }, { "status", "trade_status", "list" },
+                { "warehouse_no", "warehouse_no", "eq" }, { "trade_from", "trade_from", "list" } },
+    time_types = { [2] = "pay_time", [3] = "trade_time" }, descending = { [1] = true },
+    template = function(t, id, tid, m, f)
+      local row = rows.trade(t, stand_in_trade(id, tid, m, f), m)
+      row.consign_time = ""
+      return row
+    end,
   },
   ["sales.RawTrade.searchSelfOrder"] = { key = "rec_id",
     from = "start_time", to = "end_time", limit = 30 * DAY, limit_text = "30天", list = "order",
-    source = "raw_trade", shop = "shop_no", tid = "tid", untimed = { "tid" },
-    template = function(id, tid, m, f) return raw_trade_row(id, tid, f.shop_no, m, f.orders) end,
+    source = "raw_trade", untimed = { { "tid" } },
+    filters = { { "shop_no", "shop_no", "eq" }, { "tid", "tid", "eq" } },
+    template = function(t, id, tid, m, f) return rows.raw_trade(t, id, stand_in_trade(id, tid, m, f), m) end,
   },
   ["aftersales.refund.Refund.search"] = { key = "refund_id",
     from = "modified_from", to = "modified_to", limit = 30 * DAY, limit_text = "30天", list = "order",
-    source = "refund", shop = "shop_nos", tid = "tid", untimed = { "refund_no", "tid", "trade_no" },
-    template = function(id, tid, m, f) return refund_row(id, { tid = tid, shop_no = f.shop_no }, m) end,
+    source = "refund",
+    untimed = { { "refund_no" }, { "tid" }, { "trade_no" }, { "raw_refund_nos" }, { "return_logistics_no" } },
+    filters = { { "shop_nos", "shop_no", "list" }, { "tid", "tid", "eq" }, { "buyer_nick", "buyer_nick", "eq" },
+                { "trade_no", "trade_no_list", "eq" }, { "refund_no", "refund_no", "eq" },
+                { "return_logistics_no", "return_logistics_no", "eq" }, { "status", "status", "num" },
+                { "stockin_status", "stockin_status", "num" }, { "type", "type", "num" },
+                { "rr_status", "rr_status", "num" }, { "raw_refund_nos", "raw_refund_nos", "list" },
+                { "return_warehouse_nos", "return_warehouse_no", "list" },
+                { "settle_from", "settle_time", "from" }, { "settle_to", "settle_time", "to" },
+                { "agree_from", "check_time", "from" }, { "agree_to", "check_time", "to" },
+                { "current_phase_timeout_from", "current_phase_timeout", "from" },
+                { "current_phase_timeout_to", "current_phase_timeout", "to" },
+                -- no emulated refund is an intercepted or a refused-at-the-door return
+                { "return_mask_manual_intercept", false, "flag", false },
+                { "refund_mask_reject_return", false, "flag", false } },
+    descending = { [1] = true },
+    template = function(t, id, tid, m, f)
+      return rows.refund(t, id, { tid = tid, shop_no = f.shop_no or "s1", type = 2, status = 2,
+                                  refund_no = "RR" .. id, created = m }, m)
+    end,
   },
   ["aftersales.refund.RawRefund.search"] = { key = "refund_id",
     from = "start_time", to = "end_time", limit = 30 * DAY, limit_text = "30天", list = "order",
-    source = "raw_refund", shop = "shop_no", tid = "tid", untimed = { "refund_no", "logistics_no" },
-    template = function(id, tid, m, f)
-      return raw_refund_row(id, { tid = tid, shop_no = f.shop_no, refund_no = "RR" .. id }, m)
+    source = "raw_refund",
+    -- the page (1.5.1): platform_id & refund_no (or refund_no alone), platform_id & tid, logistics_no
+    untimed = { { "refund_no" }, { "platform_id", "tid" }, { "logistics_no" } },
+    filters = { { "refund_no", "refund_no", "eq" }, { "logistics_no", "logistics_no", "eq" },
+                { "platform_id", "platform_id", "num" }, { "shop_no", "shop_no", "eq" },
+                { "tid", "tid", "eq" }, { "oid", "oid", "eq" } },
+    time_types = { [2] = "refund_time" },
+    template = function(t, id, tid, m, f)
+      return rows.raw_refund(t, id, { tid = tid, shop_no = f.shop_no or "s1", refund_no = "RR" .. id,
+                                      type = 2, status = 2, created = m }, m)
     end,
   },
   ["wms.stockout.Sales.queryWithDetail"] = { key = "stockout_id",
     from = "start_time", to = "end_time", limit = HOUR, limit_text = "60分钟", list = "order",
-    source = "stockout", shop = "shop_nos", tid = "src_tid", required = { status_type = "参数中必须包含出库单状态" },
-    untimed = { "stockout_no", "src_order_no", "logistics_no" },
-    template = function(id, tid, m, f) return stockout_row(id, { tid = tid, shop_no = f.shop_no }, m) end,
+    source = "stockout", untimed = { { "stockout_no" }, { "src_order_no" }, { "logistics_no" } },
+    filters = { { "shop_nos", "shop_no", "list" }, { "src_tid", "tid", "eq" },
+                { "stockout_no", "order_no", "eq" }, { "src_order_no", "trade_no", "eq" },
+                { "logistics_no", "logistics_no", "eq" }, { "warehouse_no", "warehouse_no", "eq" } },
+    descending = { [1] = true, [2] = true },   -- modified, consign time: the same for a shipment
+    template = function(t, id, tid, m, f)
+      local row = rows.stockout(t, stand_in_shipment(id, tid, f), m)
+      row.stockout_id, row.order_no = id, ("CK%010d"):format(id % 10000000000)
+      row.consign_time, row.created = M.stamp(m), M.stamp(m)
+      return row
+    end,
   },
   ["wms.stockout.Sales.searchLogistics"] = { key = "rec_id",
     from = "start_time", to = "end_time", limit = DAY, limit_text = "1天", list = "order_list",
-    source = "logistics", shop = "shop_no", tid = "src_tids", required = { status = "参数中必须包含状态" },
-    untimed = {},
-    template = function(id, tid, m, f) return logistics_row(id, { tid = tid, shop_no = f.shop_no }, m) end,
+    source = "logistics", required = { status = "参数中必须包含状态" }, untimed = {},
+    filters = { { "status", "status", "num" }, { "trade_no", "trade_no", "eq" }, { "src_tids", "tid", "list" },
+                { "shop_no", "shop_no", "eq" }, { "warehouse_no", "warehouse_no", "eq" },
+                -- "目前仅支持查询销售订单类型的物流单数据": every emulated one is a sales order (1)
+                { "order_type", false, "num", 1 } },
+    template = function(t, id, tid, m, f)
+      local row = rows.logistics(t, stand_in_shipment(id, tid, f), m)
+      row.rec_id, row.stockout_id = id, id
+      row.stockout_no, row.consign_time = ("CK%010d"):format(id % 10000000000), M.stamp(m)
+      return row
+    end,
   },
   ["goods.ApiGoods.search"] = { key = "rec_id",
     from = "start_time", to = "end_time", limit = 30 * DAY, limit_text = "30天", list = "goods_list",
-    source = "goods", shop = "shop_no", untimed = {},
-    template = function(id, _, m, f)
-      return goods_row(id, { shop_no = f.shop_no, goods_id = "g" .. id, spec_id = "s" .. id }, m)
+    source = "goods", untimed = {},
+    filters = { { "shop_no", "shop_no", "eq" }, { "goods_id", "goods_id", "eq" }, { "spec_id", "spec_id", "eq" } },
+    template = function(t, id, _, m, f)
+      return rows.good(t, { rec_id = id, shop_no = f.shop_no or "s1", goods_id = "g" .. id,
+                            spec_id = "s" .. id, status = 1, created = m }, m)
     end,
   },
 }
@@ -267,8 +295,10 @@ local function given(v) return v ~= nil and v ~= json.null and v ~= "" end
 local function window_of(spec, f)
   local a, b = f[spec.from], f[spec.to]
   if not given(a) and not given(b) then
-    for _, k in ipairs(spec.untimed) do
-      if given(f[k]) then return nil, nil end
+    for _, group in ipairs(spec.untimed) do
+      local all = true
+      for _, k in ipairs(group) do all = all and given(f[k]) end
+      if all then return nil, nil end
     end
     return nil, nil, fail("参数中必须包含起止时间")
   end
@@ -283,18 +313,62 @@ local function window_of(spec, f)
   return ua, ub
 end
 
-local function matches(spec, f, e)
-  local shop = spec.shop and f[spec.shop]
-  if given(shop) then
-    local ok = false
-    for s in tostring(shop):gmatch("[^,]+") do if s == e.shop_no then ok = true end end
-    if not ok then return false end
+-- a row's time field (a Beijing-time string or milliseconds) -> Unix seconds, or nil
+local function time_of(v)
+  if type(v) == "number" then return v > 0 and floor(v / 1000) or nil end
+  return M.unix(v)
+end
+
+-- one value against a filter: `have` a value or a list of values (all that the row has)
+local function one_matches(kind, want, have)
+  if kind == "flag" then return (want == true or tonumber(want) == 1) == (have == true) end
+  if kind == "from" or kind == "to" then
+    local w, h = M.unix(want), time_of(have)
+    if not w or not h then return false end
+    return (kind == "from" and h >= w) or (kind == "to" and h <= w)
   end
-  local tid = spec.tid and f[spec.tid]
-  if given(tid) then
-    local ok = false
-    for s in tostring(tid):gmatch("[^,]+") do if s == e.tid then ok = true end end
-    if not ok then return false end
+  if type(have) == "table" then
+    for _, h in ipairs(have) do if one_matches(kind, want, h) then return true end end
+    return false
+  end
+  if kind == "num" then return tonumber(want) ~= nil and tonumber(want) == tonumber(have) end
+  if kind == "list" then
+    for w in tostring(want):gsub("，", ","):gmatch("[^,]+") do
+      if w == tostring(have) then return true end
+    end
+    return false
+  end
+  return tostring(want) == tostring(have)
+end
+
+-- the stockout status_type (queryWithDetail's page): 0 延时发货&已完成 (the example sends
+-- none: the default), 1 已取消, 2 待分配~延时发货, 3 the statuses in `status`
+local function stockout_status_ok(f, status)
+  local st = tonumber(f.status_type) or 0
+  if st == 0 then return status == 90 or status == 110 end
+  if st == 1 then return status <= 10 end
+  if st == 2 then return status >= 55 and status <= 90 end
+  if given(f.status) then return one_matches("list", f.status, status) end
+  return true
+end
+
+local function matches(spec, f, e)
+  local row
+  for _, flt in ipairs(spec.filters) do
+    local want = f[flt[1]]
+    if given(want) then
+      local have = flt[2] and e.keys and e.keys[flt[2]]
+      if not flt[2] then have = flt[4] end       -- the same for every emulated row
+      if have == nil then
+        row = row or e.build(e.m)
+        have = row[flt[2]]
+      end
+      if have == nil or not one_matches(flt[3], want, have) then return false end
+    end
+  end
+  if spec.source == "stockout" then
+    row = row or e.build(e.m)
+    if not stockout_status_ok(f, row.status) then return false end
   end
   return true
 end
@@ -320,6 +394,25 @@ local function by_time(x, y)
   return x.skey < y.skey
 end
 
+-- the time fields the page's example answers in milliseconds (emulator/pages.lua `ms`):
+-- a Beijing-time string becomes its milliseconds, a blank one 0
+local function to_ms(obj, name)
+  local v = obj[name]
+  if type(v) == "string" then obj[name] = v == "" and 0 or (M.unix(v) or 0) * 1000 end
+end
+
+local function as_example(method, row)
+  for _, f in ipairs(pages[method].ms or {}) do
+    local list, name = f:match("^(.-)%.(.+)$")
+    if list then
+      for _, n in ipairs(row[list] or {}) do to_ms(n, name) end
+    else
+      to_ms(row, f)
+    end
+  end
+  return row
+end
+
 local function query(method, t, args, pager, fault)
   local spec = SPECS[method]
   if #args ~= 1 or not json.is_object(args[1]) then
@@ -333,14 +426,21 @@ local function query(method, t, args, pager, fault)
   if err then return err end
   local q = qstate(t)
   local all = {}
-  control_entries(q, method, all)
-  SOURCES[spec.source](t, all)
+  control_entries(t, q, method, all)
+  SOURCES[spec.source](t, all, f)
   local list = {}
+  -- time_type: the window applies to another time of the row (pay time, order time…)
+  local field = ua and spec.time_types and spec.time_types[tonumber(f.time_type)]
   for _, e in ipairs(all) do
     e.m = q.moved[e.skey] or e.m
-    if (not ua or (e.m >= ua and e.m <= ub)) and matches(spec, f, e) then list[#list + 1] = e end
+    local at = e.m
+    if field then at = time_of(e.build(e.m)[field]) or -1 end
+    if (not ua or (at >= ua and at <= ub)) and matches(spec, f, e) then list[#list + 1] = e end
   end
   table.sort(list, by_time)
+  if spec.descending and spec.descending[tonumber(f.order_type)] then
+    for i = 1, floor(#list / 2) do list[i], list[#list + 1 - i] = list[#list + 1 - i], list[i] end
+  end
   if fault and fault.mode == "drift" and ua and #list > pager.page_size then
     drift(q, list, fault, ub)
     local kept = {}
@@ -350,12 +450,12 @@ local function query(method, t, args, pager, fault)
     list = kept
     table.sort(list, by_time)
   end
-  local rows = json.array()
+  local page = json.array()
   local first = pager.page_no * pager.page_size
   for i = first + 1, math.min(first + pager.page_size, #list) do
-    rows[#rows + 1] = list[i].build(list[i].m)
+    page[#page + 1] = as_example(method, list[i].build(list[i].m))
   end
-  return { status = 0, data = { total_count = pager.calc_total and #list or 0, [spec.list] = rows } }
+  return { status = 0, data = { total_count = pager.calc_total and #list or 0, [spec.list] = page } }
 end
 
 for method in pairs(SPECS) do
@@ -372,14 +472,14 @@ local function time_arg(v)
   return M.unix(v)
 end
 
-local function add_row(q, method, spec, m, fields)
+local function add_row(t, q, method, spec, m, fields)
   q.seq = q.seq + 1
   local id = ID_BASE + q.seq
   local tid = fields.tid or ("CT" .. id)
   local r = { id = id, modified = m, fields = fields }
   r.fields.tid = tid
-  r.build = function(mm)
-    local row = spec.template(id, tid, mm, fields)
+  r.build = function(tenant, mm)
+    local row = spec.template(tenant, id, tid, mm, fields)
     for k, v in pairs(fields) do
       if k ~= "modified" and k ~= "orders" and row[k] ~= nil then row[k] = v end
     end
@@ -388,7 +488,7 @@ local function add_row(q, method, spec, m, fields)
   local list = q.rows[method]
   if not list then list = {}; q.rows[method] = list end
   list[#list + 1] = r
-  return { key = r.build(m)[spec.key], modified = M.stamp(m), tid = tid }
+  return { key = r.build(t, m)[spec.key], modified = M.stamp(m), tid = tid }
 end
 
 function M.control_rows(t, v)
@@ -404,7 +504,7 @@ function M.control_rows(t, v)
       if not m then return nil, ("rows[%d].modified: Unix seconds or \"YYYY-MM-DD HH:MM:SS\""):format(i) end
       local fields = {}
       for k, val in pairs(r) do fields[k] = val end
-      created[#created + 1] = add_row(q, v.method, spec, m, fields)
+      created[#created + 1] = add_row(t, q, v.method, spec, m, fields)
     end
   else
     local n, a, b = v.count, time_arg(v.from), time_arg(v.to)
@@ -414,7 +514,7 @@ function M.control_rows(t, v)
     if not a or not b or b <= a then return nil, "from < to needed (Unix seconds or \"YYYY-MM-DD HH:MM:SS\")" end
     for i = 0, n - 1 do
       local m = a + floor(i * (b - a) / n)
-      created[#created + 1] = add_row(q, v.method, spec, m, { shop_no = v.shop_no })
+      created[#created + 1] = add_row(t, q, v.method, spec, m, { shop_no = v.shop_no })
     end
   end
   return { ok = true, method = v.method, created = created }

@@ -144,6 +144,8 @@ function M.add_logistics(sid, n, shop_no)
     q.rows[#q.rows + 1] = row
     q.by_id[row.sync_id] = row
     q.size = q.size + 1
+    local all = s.tenants[sid].shipments
+    all[#all + 1] = row
   end
 end
 
@@ -220,11 +222,13 @@ function M.reset()
   for _, sid in ipairs(sids) do
     local lc = config.logistics[sid] or { pending = 0, shop_no = "s1" }
     s.tenants[sid] = {
+      sid = sid,
+      shipments = {},             -- every shipment, the queue's rows included, never removed
       since = stamp(os.time()),   -- when this tenant's shops were "authorised"
       logistics = { rows = {}, by_id = {}, size = 0, gone = 0, shop_no = lc.shop_no,
                     acked = 0, failed = 0, kept = 0, left = {}, repeated = 0 },
       stock = { goods = {}, by_id = {}, size = 0, synced = 0, failed = 0, cancelled = 0,
-                stale = 0 },
+                stale = 0, short_info = 0 },
       raw_trades = {}, raw_refunds = {}, api_goods = {},   -- pushed records (emulator/push.lua)
     }
   end
@@ -271,7 +275,7 @@ function M.view()
       logistics = { size = lq.size, pending = ids, acked = lq.acked, failed = lq.failed,
                     kept = lq.kept, repeated = lq.repeated },
       stock = { size = sq.size, pending = gids, synced = sq.synced, failed = sq.failed,
-                cancelled = sq.cancelled, stale = sq.stale },
+                cancelled = sq.cancelled, stale = sq.stale, short_info = sq.short_info },
       rate_window = rate and { started = rate.start, count = rate.count } or json.null,
       rate_limited = s.rate_limited[sid] or 0,
     }

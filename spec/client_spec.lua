@@ -54,6 +54,19 @@ describe("wdt.client", function()
   end)
 
   describe("call", function()
+    it("forced to the ngx transport outside nginx, raises at the caller's line", function()
+      local forced = wdt.client { url = emu.url, sid = SID, key = KEY, secret = APPSECRET, transport = "ngx" }
+      local line = debug.getinfo(1, "l").currentline + 1
+      local ok, err = pcall(function() return forced:call("setting.Shop.queryShop") end)
+      assert.is_false(ok)
+      assert.matches("client_spec%.lua:" .. line .. ": wdt%.client: transport 'ngx' is forced, but this Lua "
+        .. "outside nginx has no cosockets", err)
+      ok, err = pcall(function() return forced:transport() end)
+      assert.is_false(ok)
+      assert.matches("client_spec%.lua:" .. line + 4 .. ": ", err)
+      assert.equal(0, emu:state().requests)
+    end)
+
     it("reports outcomes and returns the list of refused items", function()
       local page = assert(client:page_call("sales.LogisticsSync.getSyncListExt",
         { page_size = 3, page_no = 0 }, { shop_no = "s1", is_own_platform = true }))

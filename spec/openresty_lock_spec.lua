@@ -3,10 +3,7 @@
 local socket = require "socket"
 local sh = require "spec.support.sh"
 local emulator = require "spec.support.emulator"
-local compat = require "spec.support.compat"
-
-local ROOT = sh.repo_root()
-local NGINX = require("spec.support.nginx").BIN
+local nginx = require "spec.support.nginx"
 
 local CONF = [[
 load_module /usr/lib/nginx/modules/ndk_http_module.so;
@@ -24,6 +21,7 @@ http {
     lua_shared_dict wdt_rate 1m;
     server {
         listen 127.0.0.1:PORT reuseport;
+        location = /ping { return 200; }
         # take the lock NAME (shm backend), hold it HOLD seconds, answer who we are
         location = /lock {
             content_by_lua_block {
@@ -35,6 +33,38 @@ http {
                 ngx.flush(true)
                 ngx.sleep(tonumber(ngx.var.arg_hold) or 0)
                 h:release()
+            }
+        }
+        # N acquire/release of one lock in this worker; the pending and running timers
+        # before, right after, and once the worker had a moment to run its timers
+        location = /churn {
+            content_by_lua_block {
+                local lock = require "wdt.lock"
+                local t = ngx.timer
+                local before = { t.pending_count(), t.running_count() }
+                for _ = 1, tonumber(ngx.var.arg_n) do
+                    local h = assert(lock.acquire { name = "churn", ttl = 60 })
+                    h:release()
+                end
+                ngx.sleep(0.2)
+                ngx.say(before[1], " ", before[2], " ", t.pending_count(), " ", t.running_count())
+            }
+        }
+        # the worker's pending timers filled (for 1 s) by the application, then a lock taken
+        # (once the worker holds no lock, so that its renewal timer has ended)
+        location = /starve {
+            content_by_lua_block {
+                local lock = require "wdt.lock"
+                -- no lock held here any more: the renewal timer ends (within a second)
+                for _ = 1, 30 do
+                    if ngx.timer.running_count() == 0 then break end
+                    ngx.sleep(0.1)
+                end
+                local n = 0
+                while ngx.timer.at(1, function() end) do n = n + 1 end
+                local h, err = lock.acquire { name = "starved", ttl = 1 }
+                ngx.say(n, " ", h and "held" or err.kind .. " " .. err.message)
+                if h then h:release() end
             }
         }
         # N calls with the seller's rate budget in the wdt_rate dict
@@ -69,7 +99,7 @@ http {
 
 -- Without the LuaJIT build or nginx there is nothing to run: say so rather than fail in
 -- setup (as spec/openresty_spec.lua does).
-local missing = require("spec.support.nginx").missing()
+local missing = nginx.missing()
 if missing then
   describe("wdt.lock inside nginx (shared dict, two workers)", function()
     pending("skipped: " .. missing)
@@ -78,61 +108,24 @@ if missing then
 end
 
 describe("wdt.lock inside nginx (shared dict, two workers)", function()
-  local emu, limited, prefix, port, master
+  local emu, limited, srv
 
-  local function get(path, timeout)
-    local code, body = emulator.exchange(("http://127.0.0.1:%d%s"):format(port, path), "GET", nil, nil, timeout or 30)
-    assert(code, body)
-    return body
-  end
+  local function get(path, timeout) return srv:get(path, timeout) end
+  local function concurrent(paths) return srv:concurrent(paths) end
 
   setup(function()
     emu = emulator.start()
     limited = emulator.start { config = {
       tenants = { { sid = "apidevnew2", key = "test2-xx", secret = "12345:abcde" } },
       rate_limit = { per_minute = 6, window = 1 } } }
-    prefix = sh.tmpdir()
-    os.execute("mkdir -p " .. sh.quote(prefix .. "/logs") .. " " .. sh.quote(prefix .. "/temp"))
-    port = emulator.free_port()
-    local conf = CONF:gsub("ROOT", ROOT):gsub("PORT", tostring(port)):gsub("LIMITED", limited.url)
-                     :gsub("EMU", emu.url)
-    sh.write_file(prefix .. "/nginx.conf", conf)
-    -- as root, nginx would run its workers as `nobody`; keep them as the caller
-    local user = require("wdt.core").euid() == 0 and "-g 'user root;' " or ""
-    assert(compat.execute(NGINX .. " -p " .. sh.quote(prefix .. "/") .. " -c nginx.conf " .. user
-      .. "</dev/null >" .. sh.quote(prefix .. "/logs/start.out") .. " 2>&1"),
-      sh.read_file(prefix .. "/logs/start.out"))
-    for _ = 1, 200 do
-      master = tonumber(sh.read_file(prefix .. "/logs/nginx.pid"):match("%d+"))
-      if master and emulator.exchange(("http://127.0.0.1:%d/lock?name=probe"):format(port), "GET", nil, nil, 2) then
-        break
-      end
-      socket.sleep(0.05)
-    end
+    srv = nginx.start((CONF:gsub("LIMITED", limited.url):gsub("EMU", emu.url)))
   end)
 
   teardown(function()
-    if master then
-      os.execute("kill -TERM " .. master .. " 2>/dev/null")
-      sh.wait_gone(master, 10, 0.05)
-    end
-    if prefix then os.execute("rm -rf " .. sh.quote(prefix)) end
+    if srv then srv:stop() end
     if emu then emu:stop() end
     if limited then limited:stop() end
   end)
-
-  -- Runs `n` GETs at once with curl; returns their bodies in order.
-  local function concurrent(paths)
-    local parts = {}
-    for i, path in ipairs(paths) do
-      parts[#parts + 1] = ("curl -s -m 60 -o %s %s &"):format(sh.quote(prefix .. "/ans" .. i),
-        sh.quote(("http://127.0.0.1:%d%s"):format(port, path)))
-    end
-    os.execute(table.concat(parts, " ") .. " wait")
-    local out = {}
-    for i = 1, #paths do out[i] = sh.read_file(prefix .. "/ans" .. i) end
-    return out
-  end
 
   it("one holder across the workers; free again after release", function()
     local answers = concurrent({ "/lock?name=a&hold=1", "/lock?name=a&hold=1", "/lock?name=a&hold=1",
@@ -169,10 +162,43 @@ describe("wdt.lock inside nginx (shared dict, two workers)", function()
     assert.is_true(socket.gettime() - t0 >= 3)        -- 27 calls at 6 per second
   end)
 
+  it("5,000 acquire/release leave no timer behind; a held lock is then still renewed", function()
+    -- one worker: the churn and the lock held afterwards share its timers
+    local before_p, before_r, after_p, after_r = get("/churn?n=5000"):match("^(%d+) (%d+) (%d+) (%d+)")
+    assert.equal(before_p, after_p)
+    assert.equal(before_r, after_r)
+    for _ = 1, 3 do
+      before_p, _, after_p = get("/churn?n=5000"):match("^(%d+) (%d+) (%d+) (%d+)")
+      assert.equal(before_p, after_p)
+    end
+    -- more than lua_max_pending_timers (1024) acquires above: a lock with ttl 1 held 3 s is
+    -- never taken by another request while its holder lives
+    os.execute(("curl -s -m 60 -o %s %s &"):format(sh.quote(srv.prefix .. "/held"),
+      sh.quote(("http://127.0.0.1:%d/lock?name=h&ttl=1&hold=3"):format(srv.port))))
+    local t0, seen_held = socket.gettime(), false
+    while socket.gettime() - t0 < 2.8 do
+      local body = get("/lock?name=h")
+      if body:find("^locked 'h' is held by") then seen_held = true
+      else assert.is_false(seen_held, "taken while its holder lives: " .. body) end
+      socket.sleep(0.1)
+    end
+    assert.is_true(seen_held)
+  end)
+
+  it("a lock whose renewal cannot be scheduled is not taken", function()
+    local body = get("/starve")
+    local filled, rest = body:match("^(%d+) (.*)$")
+    assert.is_true(tonumber(filled) > 0)
+    assert.matches("^locked 'starved' was free but cannot be kept: no timer to renew it %(too many pending timers%)",
+      rest)
+    socket.sleep(1.2)                 -- the timers fire: the lock can be taken and kept again
+    assert.truthy(get("/lock?name=starved&ttl=1"):find("^held by"))
+  end)
+
   it("the lock of a worker that died is taken over after its ttl", function()
     -- hold it long in one worker (the request goes on in the background)
     os.execute(("curl -s -m 60 -o /dev/null %s &"):format(
-      sh.quote(("http://127.0.0.1:%d/lock?name=d&ttl=1&hold=30"):format(port))))
+      sh.quote(("http://127.0.0.1:%d/lock?name=d&ttl=1&hold=30"):format(srv.port))))
     local holder
     for _ = 1, 100 do
       holder = get("/lock?name=d"):match("^locked 'd' is held by process (%d+) on ")

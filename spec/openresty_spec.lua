@@ -208,6 +208,17 @@ function Nginx:concurrent_callbacks(ids, query)
   return elapsed, answers
 end
 
+-- POST a body (a string, or a table to encode) to one of the example's locations; returns
+-- the status, the decoded answer (or the raw one) and the headers.
+local function post(srv, path, body)
+  body = type(body) == "string" and body or require("wdt").json.encode(body)
+  local code, raw, headers = emulator.exchange(srv.base .. path, "POST", body,
+    { ["content-type"] = "application/json", ["content-length"] = tostring(#body) }, 30)
+  assert(code, raw)
+  local ok, v = pcall(cjson.decode, raw)
+  return code, ok and v or raw, headers
+end
+
 local function pending_ids(emu)
   local t = emu:state().tenants[SID].logistics
   local set = {}
@@ -261,26 +272,52 @@ describe("wdt inside nginx (examples/openresty)", function()
 
   it("pushes an order inline at checkout (push_orders over cosockets)", function()
     local platform = dofile(ROOT .. "/examples/sample_platform.lua")
-    local function post(order)
-      local body = type(order) == "string" and order or require("wdt").json.encode(order)
-      local code, raw = emulator.exchange(ngx_srv.base .. "/callbacks/order", "POST", body,
-        { ["content-type"] = "application/json", ["content-length"] = tostring(#body) }, 30)
-      return code, cjson.decode(raw)
-    end
+    local function order_post(order) return post(ngx_srv, "/callbacks/order", order) end
     local order = platform.order(7, { lines = 3 })
-    local code, ans = post(order)
+    local code, ans = order_post(order)
     assert.equal(200, code)
     assert.same({ pushed = true, outcome = "new", transport = "ngx" }, ans)
-    code, ans = post(order)
+    code, ans = order_post(order)
     assert.same({ 200, "changed" }, { code, ans.outcome })
     order.receiver_mobile = nil
-    code, ans = post(order)
+    code, ans = order_post(order)
     assert.same({ 422, "receiver_mobile", "required" }, { code, ans.field, ans.reason })
     local late = platform.order(8, { time = "2099-01-01 00:00:00" })
-    code, ans = post(late)
+    code, ans = order_post(late)
     assert.same({ 409, "failed" }, { code, ans.outcome })
     assert.matches("下单时间非法", ans.error)
     assert.equal(1, emu:state().tenants[SID].raw_trades)
+  end)
+
+  it("answers bad orders at checkout with the field at fault, before calling the ERP", function()
+    local platform = dofile(ROOT .. "/examples/sample_platform.lua")
+    local before = emu:state().requests
+    local code, ans = post(ngx_srv, "/callbacks/order", "not json")
+    assert.same({ 400, "request" }, { code, ans.error.kind })
+    for _, body in ipairs { "[]", "[1,2]", '[{"tid":"t1"}]' } do
+      code, ans = post(ngx_srv, "/callbacks/order", body)
+      assert.same({ 422, "invalid", "not a JSON object" }, { code, ans.outcome, ans.reason }, body)
+    end
+    local order = platform.order(9, { lines = 2 })
+    order.orders[2] = cjson.null
+    code, ans = post(ngx_srv, "/callbacks/order", order)
+    assert.same({ 422, "orders[2]", "table expected, got null" }, { code, ans.field, ans.reason })
+    order = platform.order(10)
+    order.tid = ("t"):rep(41)
+    code, ans = post(ngx_srv, "/callbacks/order", order)
+    assert.same({ 422, "tid", "longer than 40 characters (41)" }, { code, ans.field, ans.reason })
+    assert.equal(before, emu:state().requests)
+  end)
+
+  it("answers a body over 64 KB with its own JSON 413, not nginx's HTML page", function()
+    local big = '{"sync_id":1,"ok":true,"error":"' .. ("x"):rep(70 * 1024) .. '"}'
+    for _, path in ipairs { "/callbacks/shipped", "/callbacks/order" } do
+      local code, ans, headers = post(ngx_srv, path, big)
+      assert.equal(413, code)
+      assert.matches("^application/json", headers["content-type"])
+      assert.same({ false, "request" }, { ans.reported or ans.pushed or false, ans.error.kind })
+      assert.matches("too large", ans.error.message)
+    end
   end)
 
   for i, case in ipairs(contract.cases) do
@@ -486,6 +523,30 @@ describe("wdt inside nginx (examples/openresty)", function()
     assert.is_true(ans.accepted)
     assert.is_nil(pending_ids(emu)[ids[1]])
     assert.equal(8, emu:state().faults[1].count)   -- two calls: one refused (status 7), one accepted
+  end)
+
+  it("answers a spent rate budget with 429 and Retry-After: nothing sent, retryable", function()
+    ngx_srv:stop()
+    ngx_srv = start_nginx(emu, { WDT_RATE_PER_MINUTE = "2" })    -- in the wdt_rate dict
+    local ids = {}
+    for id in pairs(pending_ids(emu)) do ids[#ids + 1] = id end
+    table.sort(ids)
+    local before = emu:state().calls[SID]["sales.LogisticsSync.update"] or 0
+    for i = 1, 2 do assert.equal(200, (ngx_srv:callback { sync_id = ids[i], ok = true })) end
+    local code, ans, headers = ngx_srv:callback { sync_id = ids[3], ok = true }
+    assert.equal(429, code, cjson.encode(ans))
+    local retry_after = tonumber(headers["retry-after"])
+    -- the 60 s window plus its 5 % margin and one of its 20 buckets
+    assert.is_true(retry_after >= 1 and retry_after <= 67, tostring(headers["retry-after"]))
+    assert.same({ false, "rate_limited", true, "per_minute", 0 },
+      { ans.reported, ans.error.kind, ans.error.retryable, ans.error.limit, ans.error.tries })
+    assert.is_true(pending_ids(emu)[ids[3]])
+    assert.equal(before + 2, emu:state().calls[SID]["sales.LogisticsSync.update"])
+    -- the checkout shares the seller's budget
+    local platform = dofile(ROOT .. "/examples/sample_platform.lua")
+    code, ans, headers = post(ngx_srv, "/callbacks/order", platform.order(11))
+    assert.same({ 429, "unreported", "rate_limited", true }, { code, ans.outcome, ans.error.kind, ans.error.retryable })
+    assert.is_string(headers["retry-after"])
   end)
 
   it("runs the background sync one interval after start, not at once", function()

@@ -64,20 +64,25 @@ describe("emulator query methods", function()
     end)
   end
 
-  it("refuses the stockout queries without their status", function()
+  it("refuses searchLogistics without its status; queryWithDetail defaults status_type (its page's example)", function()
     local f = { start_time = bj(now - HOUR), end_time = bj(now) }
     assert.are.same({ status = 100, message = "参数中必须包含状态" },
       query("wms.stockout.Sales.searchLogistics", f))
-    assert.are.equal(100, query("wms.stockout.Sales.queryWithDetail", f).status)
+    assert.are.equal(0, query("wms.stockout.Sales.queryWithDetail", f).status)
   end)
 
-  it("lists the logistics queue's shipments as stockouts and logistics rows", function()
+  it("lists the logistics queue's shipments as stockouts and logistics rows, one stockout_id each", function()
     emu:enqueue { logistics = 5 }
     local f = { start_time = bj(now - DAY + 60), end_time = bj(now + 60), status = 20 }
-    local body = query("wms.stockout.Sales.searchLogistics", f)
+    local body = query("wms.stockout.Sales.searchLogistics", f, { page_size = 100, calc_total = 1 })
     assert.are.equal(emu:state().tenants.apidevnew2.logistics.size, body.data.total_count)
     assert.is_true(body.data.total_count >= 5)
-    assert.matches("^T%d+$", body.data.order_list[1].src_tids)
+    assert.matches("^CK%d+$", body.data.order_list[1].stockout_no)
+    f.start_time, f.status = bj(now - HOUR + 60), nil
+    local stockouts = query("wms.stockout.Sales.queryWithDetail", f, { page_size = 100, calc_total = 1 })
+    local ids = {}
+    for _, r in ipairs(stockouts.data.order) do ids[r.stockout_id] = r.order_no end
+    for _, r in ipairs(body.data.order_list) do assert.are.equal(r.stockout_no, ids[r.stockout_id]) end
   end)
 
   it("rows: explicit rows keep their fields; bad requests are refused with 400", function()

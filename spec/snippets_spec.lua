@@ -29,6 +29,9 @@ local EXPECTED_OUTPUT = {
   ["doc/reliability.md"] = { "^0\t50\n0\n0\t49\n$" },
   ["doc/performance.md"] = { "^1\tok\n2\tok\n3\t.*\n[01]\n$" },
   ["doc/emulator.md"] = { "\n200\t0[.0]*\t130[.0]*\t1\tapplication/json" },  -- cjson: floats
+  ["doc/api.md"] = { "^179\n仓库查询\tquery\t1000\nparams.type\tint\t1\t普通\n", "\nnil\n",
+                     "\nnil\tinvalid\tparams.end_time\n", "查询时间不能大于30天%) %(结束时间: 采购单修改时间%); nothing was sent\n",
+                     "\ntable\ntrue\n$" },
 }
 
 -- Stand-ins for what the text says is yours.

@@ -458,6 +458,7 @@ describe("sync loops", function()
       local st = sstate()
       assert.equal(30, st.synced)
       assert.equal(0, st.size)
+      assert.equal(0, st.short_info)   -- every report held all 16 fields of the page's table
       assert.equal(3, calls("sales.StockSync.batchCalcStock"))    -- a call per page of 10
       assert.equal(0, calls("sales.StockSync.calcStock"))
       assert.equal(30, calls("sales.StockSync.syncSuccess"))

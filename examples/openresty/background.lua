@@ -4,9 +4,11 @@
 -- platform (push_to_platform below) and reporting every outcome back to the ERP.
 --
 -- Started from init_worker_by_lua (see nginx.conf). Only worker 0 runs it, and a run never
--- overlaps the previous one. Timers have cosockets, so the sync goes through the ngx
--- transport and does not hold up the worker. The last summary is kept in the shared dict
--- `wdt_sync` and served as JSON by GET /sync/status (background.status).
+-- overlaps the previous one; when nginx stops or reloads, a run in progress stops after the
+-- page it is on (what it handled is reported) instead of syncing on in the old worker.
+-- Timers have cosockets, so the sync goes through the ngx transport and does not hold up
+-- the worker. The last summary is kept in the shared dict `wdt_sync` and served as JSON by
+-- GET /sync/status (background.status).
 local wdt = require "wdt"
 local config = require "openresty.config"
 
@@ -34,9 +36,13 @@ end
 
 local function sync_once()
   local s = config.settings()
-  local client = config.client()
+  local client = config.client(nil, "background")
   local transport = config.transport_of(client)
-  local summary, err = client:sync_logistics { shop_no = s.shop_no, handler = push_to_platform }
+  local summary, err = client:sync_logistics { shop_no = s.shop_no, handler = push_to_platform,
+    on_progress = function()
+      -- raising here stops the run cleanly (kind "callback"), after reporting what it handled
+      if ngx.worker.exiting() then error("nginx is stopping this worker", 0) end
+    end }
   local dict = ngx.shared.wdt_sync
   local runs = 1
   if dict then
@@ -51,7 +57,10 @@ local function sync_once()
              failed = summary.failed, deferred = summary.deferred, refused = summary.refused,
              unreported = #summary.unreported, last_error = wdt.null }
   else
-    ngx.log(ngx.ERR, "wdt sync: ", tostring(err))
+    -- another run holds the shop's lock (a callback's sync, another nginx), or this worker
+    -- is stopping: normal outcomes, not errors
+    local normal = err.kind == "locked" or (err.kind == "callback" and ngx.worker.exiting())
+    ngx.log(normal and ngx.NOTICE or ngx.ERR, "wdt sync: ", tostring(err))
     record { runs = runs, ok = false, transport = transport, at = ngx.now(),
              last_error = config.error_table(err),
              unreported = err.summary and #err.summary.unreported or 0 }

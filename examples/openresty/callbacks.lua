@@ -7,6 +7,9 @@
 --   200 {"reported":true,"accepted":false,"refused":["…88951…"],"transport":"ngx"}
 --         (the ERP answered, but refused the item: its messages are in `refused`)
 --   502 {"reported":false,"error":{"kind":"network",…},"transport":"ngx"}   (504 on timeouts)
+--   429 {"reported":false,"error":{"kind":"rate_limited","retryable":true,"retry_after":…}}
+--         with Retry-After: the seller's rate budget is spent (WDT_RATE_*); nothing was sent
+--   503 {"reported":false,"error":{"kind":"shm_full",…}}: the wdt_rate dict is too small
 --   400 / 405 / 413 / 500 {"reported":false,"error":{"kind":"request","message":…}}
 --
 -- Inside this content handler the client sends through nginx cosockets, so a slow ERP
@@ -20,10 +23,11 @@ local callbacks = {}
 
 local SYNCED, FAILED = 0, 2
 
-local function answer(status, t, transport)
+local function answer(status, t, transport, retry_after)
   ngx.status = status
   ngx.header["Content-Type"] = "application/json"
   if transport then ngx.header["X-Wdt-Transport"] = transport end
+  if retry_after then ngx.header["Retry-After"] = tostring(retry_after) end
   ngx.print(wdt.json.encode(t))
   return ngx.exit(status)
 end
@@ -44,7 +48,7 @@ function callbacks.shipped()
   ngx.req.read_body()
   local raw = ngx.req.get_body_data()
   if raw == nil then
-    if ngx.req.get_body_file() then return bad(413, "body too large") end
+    if ngx.req.get_body_file() then return callbacks.too_large() end
     return bad(400, "a JSON body expected")
   end
   local msg, derr = wdt.json.safe.decode(raw)
@@ -78,8 +82,9 @@ function callbacks.shipped()
   })
   if data == nil then
     ngx.log(ngx.WARN, "reporting sync_id ", msg.sync_id, ": ", tostring(err))
-    return answer(err.kind == "timeout" and 504 or 502,
-      { reported = false, error = config.error_table(err), transport = transport }, transport)
+    local status, retry_after = config.status_of(err)
+    return answer(status, { reported = false, error = config.error_table(err), transport = transport },
+                  transport, retry_after)
   end
   -- status 0 with a list of refusal messages (empty: all accepted)
   local refused = wdt.array()
@@ -88,6 +93,12 @@ function callbacks.shipped()
   end
   return answer(200, { reported = true, accepted = #refused == 0, refused = refused,
                        transport = transport }, transport)
+end
+
+-- A body over client_max_body_size: nginx.conf sends its 413 here (error_page), so that the
+-- caller gets JSON rather than nginx's HTML page.
+function callbacks.too_large()
+  return bad(413, "body too large (over client_max_body_size)")
 end
 
 -- GET /wdt/stats: this worker's cosocket counters (requests, new connections, pooled reuses),

@@ -5,19 +5,25 @@
 --   200 {"pushed":true,"outcome":"new","transport":"ngx"}            (or "changed": same tid again)
 --   422 {"pushed":false,"outcome":"invalid","field":"receiver_mobile","reason":"required"}
 --   409 {"pushed":false,"outcome":"failed","error":"<the ERP's message>"}
+--   422 {"pushed":false,"outcome":"invalid","reason":"not a JSON object"}   (a JSON array)
 --   502 {"pushed":false,"outcome":"unreported","error":{"kind":"network",…}}   (504 on timeouts)
+--   429 {"pushed":false,"outcome":"unreported","error":{"kind":"rate_limited",…}} with
+--         Retry-After: the seller's rate budget is spent, nothing was sent (503: kind shm_full)
+--   400 {"pushed":false,"error":{"kind":"request",…}}: not JSON; 405: not POST; 413: too large
 --
--- "unreported" means the ERP's answer never came: push the order again later (pushSelf2
--- creates or updates by tid, so a second push never creates a second order). Inside this
--- content handler the call goes through nginx cosockets.
+-- "unreported" means the ERP's answer never came (or the call was not made): push the
+-- order again later (pushSelf2 creates or updates by tid, so a second push never creates a
+-- second order). Inside this content handler the call goes through nginx cosockets, with
+-- the inline time budget of config.lua (about 12 s at most).
 local wdt = require "wdt"
 local config = require "openresty.config"
 
 local checkout = {}
 
-local function answer(status, t)
+local function answer(status, t, retry_after)
   ngx.status = status
   ngx.header["Content-Type"] = "application/json"
+  if retry_after then ngx.header["Retry-After"] = tostring(retry_after) end
   ngx.print(wdt.json.encode(t))
   return ngx.exit(status)
 end
@@ -32,6 +38,9 @@ function checkout.order()
   if type(order) ~= "table" then
     return answer(400, { pushed = false, error = { kind = "request",
                          message = "a JSON object expected" .. (derr and (": " .. derr) or "") } })
+  end
+  if getmetatable(order) ~= nil or order[1] ~= nil then     -- a JSON array (empty or not)
+    return answer(422, { pushed = false, outcome = "invalid", reason = "not a JSON object" })
   end
   local s = config.settings()
   local okc, client = pcall(config.client)
@@ -52,9 +61,11 @@ function checkout.order()
     return answer(409, { pushed = false, outcome = "failed", error = sum.failures[1].error, transport = transport })
   end
   ngx.log(ngx.WARN, "pushing order ", tostring(order.tid), ": ", tostring(err or sum.unreported_items[1].error))
-  return answer(err and err.kind == "timeout" and 504 or 502, { pushed = false, outcome = "unreported",
+  local status, retry_after = 502, nil
+  if err then status, retry_after = config.status_of(err) end
+  return answer(status, { pushed = false, outcome = "unreported",
     error = err and config.error_table(err) or { kind = "unconfirmed", message = sum.unreported_items[1].error },
-    transport = transport })
+    transport = transport }, retry_after)
 end
 
 return checkout

@@ -9,11 +9,17 @@
 --   WDT_SECRET          appsecret "secret:salt"  (required)
 --   WDT_SHOP_NO         shop whose queue the background sync drains (required for the sync)
 --   WDT_SYNC_INTERVAL   seconds between background syncs; 0 or unset: no background sync
---   WDT_TIMEOUT         total seconds per request (default 30)
---   WDT_CONNECT_TIMEOUT seconds to connect (default 10)
---   WDT_RETRIES         retries per call (default 3)
---   WDT_BACKOFF         first retry delay in seconds (default 0.5)
+--   WDT_TIMEOUT         total seconds per try (default: 5 inline, 30 in the background sync)
+--   WDT_CONNECT_TIMEOUT seconds to connect (default: 2 inline, 10 in the background sync)
+--   WDT_RETRIES         retries per call (default: 1 inline, 3 in the background sync)
+--   WDT_BACKOFF         first retry delay in seconds (default: 0.2 inline, 0.5 background)
 --   WDT_TRANSPORT       auto (default), ngx or curl
+--   WDT_RATE_PER_MINUTE, WDT_RATE_CONCURRENCY   the seller's budget, kept for all workers in
+--                       the `wdt_rate` shared dict (unset: none)
+--   WDT_RATE_WAIT       seconds a call may wait for the budget (default: 2 inline, 60 background)
+--
+-- Inline (a callback waiting for its answer) the defaults keep one call within about
+-- 2 + 5 + 0.2 + 5 = 12 s: a web request's budget, not the client's 30 s × 4 tries.
 local wdt = require "wdt"
 
 local config = {}
@@ -45,23 +51,45 @@ function config.settings()
     retries = number("WDT_RETRIES"),
     backoff = number("WDT_BACKOFF"),
     transport = env("WDT_TRANSPORT", "auto"),
+    rate_per_minute = number("WDT_RATE_PER_MINUTE"),
+    rate_concurrency = number("WDT_RATE_CONCURRENCY"),
+    rate_wait = number("WDT_RATE_WAIT"),
   }
+end
+
+-- The defaults of a call made while a callback waits, and of the background sync.
+local DEFAULTS = {
+  inline = { timeout = 5, connect_timeout = 2, retries = 1, backoff = 0.2, rate_wait = 2 },
+  background = { timeout = 30, connect_timeout = 10, retries = 3, backoff = 0.5, rate_wait = 60 },
+}
+
+local function pick(v, default)
+  if v == nil then return default end
+  return v
 end
 
 local clients = {}   -- per worker: module state lives in the worker's Lua VM
 
--- config.client(transport): the worker's client for that transport choice ("auto" when nil).
-function config.client(transport)
+-- config.client(transport, use): the worker's client for that transport choice ("auto"
+-- when nil) and use ("inline", the default, or "background").
+function config.client(transport, use)
   local s = config.settings()
-  transport = transport or s.transport
-  local c = clients[transport]
+  transport, use = transport or s.transport, use or "inline"
+  local d = assert(DEFAULTS[use], "use: inline or background expected")
+  local name = transport .. "/" .. use
+  local c = clients[name]
   if c == nil then
+    local rate
+    if s.rate_per_minute or s.rate_concurrency then
+      rate = { per_minute = s.rate_per_minute, concurrency = s.rate_concurrency,
+               wait = pick(s.rate_wait, d.rate_wait) }
+    end
     c = wdt.client {
-      url = s.url, sid = s.sid, key = s.key, secret = s.secret,
-      timeout = s.timeout, connect_timeout = s.connect_timeout,
-      retries = s.retries, backoff = s.backoff, transport = transport,
+      url = s.url, sid = s.sid, key = s.key, secret = s.secret, transport = transport,
+      timeout = pick(s.timeout, d.timeout), connect_timeout = pick(s.connect_timeout, d.connect_timeout),
+      retries = pick(s.retries, d.retries), backoff = pick(s.backoff, d.backoff), rate = rate,
     }
-    clients[transport] = c
+    clients[name] = c
   end
   return c
 end
@@ -76,8 +104,19 @@ function config.error_table(err)
   return {
     kind = err.kind, message = err.message, method = err.method, status = err.status,
     http_status = err.http_status, sent = err.sent, retryable = err.retryable, tries = err.tries,
-    text = tostring(err),
+    limit = err.limit, retry_after = err.retry_after, text = tostring(err),
   }
+end
+
+-- The HTTP status for a call that failed with `err`, and the Retry-After header's value
+-- (or nil): 429 when the seller's rate budget is spent (nothing was sent; come back in
+-- Retry-After seconds), 503 when the budget cannot be kept (its shared dict is full), 504
+-- on timeouts, 502 otherwise.
+function config.status_of(err)
+  if err.kind == "rate_limited" then return 429, math.max(1, math.ceil(err.retry_after or 1)) end
+  if err.kind == "shm_full" then return 503 end
+  if err.kind == "timeout" then return 504 end
+  return 502
 end
 
 return config

@@ -23,14 +23,11 @@
 -- sees them all. Bad input (not a list, an unknown option, a bad method name or pager,
 -- arguments that cannot be encoded) raises before anything is sent.
 --
--- How: outside nginx, each request runs the very loop of client:request in a coroutine
--- whose sends and back-off sleeps are handed to a scheduler; every round sends all the
--- waiting tries in one libcurl multi batch (cl:send_many) over the client's connection
--- pool (connections are reused across rounds, calls and batches), then resumes each
--- request with its answer. A retry is signed anew; a request waiting out its back-off does
--- not hold the others. Inside nginx (cosockets), the requests run in `concurrency`
--- light threads (ngx.thread.spawn) through client:request, or one after the other where
--- light threads are not available.
+-- How: outside nginx, each request runs client:request's loop in a coroutine whose
+-- executor hands its sends and back-off sleeps to a scheduler; every round sends the
+-- waiting tries in one libcurl multi batch (cl:send_many, the client's connection pool),
+-- then resumes each request with its answer. Inside nginx, `concurrency` light threads
+-- (ngx.thread.spawn) run client:request, or one after the other without light threads.
 local core = require "wdt.core"
 local check = require "wdt.check"
 local options = require "wdt.options"

@@ -127,8 +127,4 @@ function check.method_message(fname, method, name)
     .. (type(method) == "string" and ("%q"):format(method) or type(method)))
 end
 
-function check.method(fname, method, name)
-  if not check.is_method(method) then check.raise(check.method_message(fname, method, name)) end
-end
-
 return check

@@ -28,7 +28,7 @@ end
 
 local function new(opts)
   if type(opts) ~= "table" then
-    error("bad argument #1 to 'wdt.client' (options table expected, got " .. type(opts) .. ")", 2)
+    check.fail("wdt.client", "options", "options table expected, got " .. type(opts), 2)
   end
   local ok, o = check.run(options.client, "wdt.client", opts)
   if not ok then error(o, 2) end
@@ -59,6 +59,18 @@ function Client:_timestamp()
   return clock.timestamp(self._clock_offset)
 end
 
+-- error()'s level, for the function that calls this, of the first caller outside wdt's
+-- own Lua files (and C): a set-up mistake found deep inside a call is its caller's.
+local function level_outside_wdt()
+  local level = 3                     -- 1 here, 2 the function raising, 3 its caller
+  while true do
+    local info = debug.getinfo(level, "S")
+    if not info then return 2 end
+    if info.source ~= "=[C]" and not info.source:find("^@.-wdt/[%w_/]+%.lua$") then return level - 1 end
+    level = level + 1
+  end
+end
+
 -- Which transport sends this request: cosockets inside an nginx request or timer,
 -- libcurl everywhere else, unless the client's `transport` option forces one.
 -- A forced "ngx" where nginx has no cosockets is a mistake in the caller's set-up: it
@@ -70,19 +82,18 @@ function Client:transport()
   if choice == "ngx" and not cosockets then
     local phase = clock.phase()
     error("wdt.client: transport 'ngx' is forced, but " .. (phase and ("nginx's " .. phase .. " phase")
-      or "this Lua outside nginx") .. " has no cosockets", 3)
+      or "this Lua outside nginx") .. " has no cosockets", level_outside_wdt())
   end
   return choice
 end
 
--- An executor: how the tries of a request go out and how it waits, chosen once per
--- request (or given by a view: wdt.batch's scheduler, a flow's wait hook):
---   send(client, url, body, opts) -> answer {status, body, date} | nil, failure {kind,
---        message, sent}: the transport contract (src/core/wdt_core_client.c, wdt.transport.ngx)
---   post(client, method, args, pager, timestamp, opts): prepare and send in one, in C (the
---        body never a Lua string); optional, send is used without it
---   sleep(seconds): the back-off and rate waits (blocks outside nginx, ngx.sleep inside)
---   wait(seconds, reason): optional, told of each slice of a rate wait (seconds nil: over)
+-- An executor: how a request's tries go out and how it waits, chosen once per request
+-- (or carried by a view: wdt.batch's scheduler, a flow's wait hook):
+--   send(client, url, body, opts) -> answer | nil, failure: the transport contract
+--   post(client, method, args, pager, timestamp, opts): prepare and send in one, in C;
+--        optional (send is used without it)
+--   sleep(seconds): the back-off and rate waits
+--   wait(seconds, reason): optional, told of each slice of a rate wait (nil: over)
 local curl = {
   send = function(c, url, body, o) return c._core:send(url, body, o) end,
   post = function(c, method, args, pager, timestamp, o) return c._core:post(method, args, pager, timestamp, o) end,
@@ -157,7 +168,7 @@ local request_fields = { method = true, args = true, pager = true }
 -- retry); the offset is kept for later calls. err.tries is the number of tries made.
 function Client:request(req)
   if type(req) ~= "table" then
-    error("bad argument #1 to 'request' (table expected, got " .. type(req) .. ")", 2)
+    check.fail("request", "request", "table expected, got " .. type(req), 2)
   end
   if not is_method(req.method) then error(method_message("request", req.method), 2) end
   local args = req.args
@@ -222,7 +233,8 @@ function Client:_request(method, args, pager, c)
   local base = self._base or self          -- a `with` view keeps the clock on its client
   local tries, limit, resigned = 0, retries + 1, false
   local exec = self:executor()
-  local pace = self._opts.rate and rate.start(self, exec)   -- wdt.rate: the seller's budget, when set
+  -- wdt.rate: the seller's budget, when set (a concurrency slot lives as long as a try)
+  local pace = self._opts.rate and rate.start(self, exec, send_opts and send_opts.timeout)
   while true do
     tries = tries + 1
     if pace then
@@ -268,7 +280,7 @@ end
 -- The view shares the client's connection, credentials and clock offset.
 function Client:with(opts)
   if type(opts) ~= "table" then
-    error("bad argument #1 to 'with' (options table expected, got " .. type(opts) .. ")", 2)
+    check.fail("with", "options", "options table expected, got " .. type(opts), 2)
   end
   local merged = {}
   for k, v in pairs(self._call_opts or {}) do merged[k] = v end
@@ -356,21 +368,20 @@ end
 -- The flows (wdt.flow; doc/sync.md, doc/push.md, doc/scan.md): each public method checks
 -- its options here, so that a bad one names the caller's line, then runs the flow:
 -- module.options(opts, arg) -> checked options, module.run(client, checked, arg).
-local function flow_method(name, field, arg)
+local function flow_method(name, arg)
   return function(self, opts)
     local m = require(name)
-    if field then m = m[field] end
     local ok, o = check.run(m.options, opts, arg)
     if not ok then error(o, 2) end
     return m.run(self, o, arg)
   end
 end
 
-Client.sync_logistics = flow_method("wdt.sync", "logistics")   -- -> summary | nil, err
-Client.sync_stock = flow_method("wdt.sync", "stock")
-Client.push_orders = flow_method("wdt.push", nil, "orders")     -- -> summary | nil, err
-Client.push_refunds = flow_method("wdt.push", nil, "refunds")
-Client.upload_goods = flow_method("wdt.push", nil, "goods")
+Client.sync_logistics = flow_method("wdt.sync.logistics")   -- -> summary | nil, err
+Client.sync_stock = flow_method("wdt.sync.stock")
+Client.push_orders = flow_method("wdt.push", "orders")      -- -> summary | nil, err
+Client.push_refunds = flow_method("wdt.push", "refunds")
+Client.upload_goods = flow_method("wdt.push", "goods")
 -- for row, err in client:scan{ method =, from =, to =, checkpoint = } do … end
 Client.scan = flow_method("wdt.scan")
 

@@ -17,7 +17,8 @@ errors.KINDS = {
   decode = "an answer that is not what the method answers (not JSON, no status, a wrong shape)",
   too_large = "an answer over the client's max_body",
   tls = "the peer's certificate did not verify (never retried)",
-  rate_limited = "the rate budget (option rate) allows no more waiting for this request",
+  rate_limited = "the rate budget (option rate) allows no more waiting for this request; nothing was "
+    .. "sent (err.limit, err.retry_after)",
   interrupted = "a flow stopped by SIGINT after settling what it had handled (err.summary)",
   callback = "a flow's on_progress raised; the flow stopped (err.summary)",
   source = "a push's items iterator or source raised or gave a page that is not a list",
@@ -25,8 +26,10 @@ errors.KINDS = {
   store = "a state, checkpoint or lock file could not be read, written or locked",
   locked = "a run lock is held by another run (err.holder), or was lost while running",
   shm = "an nginx lua_shared_dict a lock or rate budget needs is missing or failed",
+  shm_full = "the rate budget's nginx lua_shared_dict is full: nothing was sent (doc/openresty.md: its size)",
   redis = "the Redis server of a lock or rate budget failed or refused a command",
   scan = "a scan window whose rows kept changing, or a row without its key",
+  invalid = "arguments the method's page forbids, never sent (wdt.api.check: err.field, err.meaning)",
 }
 
 local function describe(e)

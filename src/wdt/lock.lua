@@ -130,6 +130,10 @@ local Expiring = {}
 Expiring.__index = Expiring
 
 function Expiring:touch(force)
+  if self.lost then
+    return nil, errors.new { kind = "locked", name = self.name,
+      message = ("the run lock '%s' could not be kept (%s); stopping"):format(self.name, self.lost) }
+  end
   if self.released then return true end
   local now = core.monotonic()
   if not force and now - self.renewed < self.ttl / 3 then return true end
@@ -150,16 +154,70 @@ function Expiring:release()
   self.ops.release(self)
 end
 
--- Inside nginx a timer renews the lock while the worker lives: a dead worker's lock expires.
-local function start_renewal(h)
-  local n = clock.ngx()
-  if not (n and n.timer and n.timer.at) then return end
-  local function tick(premature)
-    if premature or h.released then return end
-    h:touch(true)
-    if not h.released then ngx.timer.at(h.ttl / 3, tick) end
+-- Inside nginx one timer per worker renews every shm/Redis lock the worker holds, so that a
+-- dead worker's locks expire and a live one's do not. One for all: a timer per lock stayed
+-- pending for ttl/3 after its release, and a few thousand short locks filled
+-- lua_max_pending_timers (a renewal that could then not be scheduled let the lock expire
+-- under its living holder). The timer runs while the worker holds a lock, waking at least
+-- every RENEW_SLEEP seconds; a handle nobody refers to any more (dropped unreleased) is
+-- not renewed (weak keys).
+lock.RENEW_SLEEP = 1
+local held = setmetatable({}, { __mode = "k" })   -- handle -> true
+local renewer_running = false
+
+local function renew_due(now)
+  local wake, list = now + lock.RENEW_SLEEP, {}
+  for h in pairs(held) do list[#list + 1] = h end   -- a Redis renewal yields: held may change
+  for _, h in ipairs(list) do
+    if h.released then
+      held[h] = nil
+    else
+      local due = h.renewed + h.ttl / 3
+      if due <= now then
+        local ok, err = h:touch(true)
+        if ok == nil and not h.released then   -- Redis out of reach: again at the next wake
+          ngx.log(ngx.WARN, "wdt: renewing the run lock '", h.name, "': ", tostring(err))
+        end
+        due = h.renewed + h.ttl / 3
+      end
+      if not h.released and due < wake then wake = due end
+    end
   end
-  ngx.timer.at(h.ttl / 3, tick)
+  return wake
+end
+
+local function renewer(premature)
+  if not premature then
+    while true do
+      local now = core.monotonic()
+      local wake = renew_due(now)
+      if next(held) == nil then break end
+      ngx.sleep(math.max(wake - now, 0.01))
+    end
+  end
+  renewer_running = false
+  for h in pairs(held) do h:_lose("nginx is stopping this worker") end
+end
+
+-- Keeps `h` renewed inside nginx. -> true | nil, why (no timer to renew it: the lock is lost)
+local function keep_renewed(h)
+  local n = clock.ngx()
+  if not (n and n.timer and n.timer.at) then return true end
+  held[h] = true
+  if renewer_running then return true end
+  local okc, ok, err = pcall(n.timer.at, 0, renewer)
+  if not (okc and ok) then
+    held[h] = nil
+    return nil, okc and err or ok
+  end
+  renewer_running = true
+  return true
+end
+
+-- A lock that can no longer be renewed: it expires after its ttl, and its holder's next
+-- touch stops it.
+function Expiring:_lose(why)
+  if not self.released then self.lost = why end
 end
 
 local shm_ops = {}
@@ -171,14 +229,16 @@ function shm_ops.try(o)
       message = "no lua_shared_dict '" .. o.dict .. "' (declare it in nginx.conf)" }
   end
   local token = new_token()
-  local ok, err = dict:add(o.name, token, o.ttl)
+  -- safe_add, safe_set: a full dict refuses rather than evict another run's lock
+  local ok, err = dict:safe_add(o.name, token, o.ttl)
   if ok then return { dict = dict, token = token } end
   if err ~= "exists" then return nil, errors.new { kind = "shm", message = "lock: " .. tostring(err) } end
   return false, holder_of(dict:get(o.name))
 end
 function shm_ops.renew(h)
   if h.dict:get(h.name) ~= h.token then return false end
-  h.dict:set(h.name, h.token, h.ttl)
+  local ok, err = h.dict:safe_set(h.name, h.token, h.ttl)
+  if not ok then return nil, errors.new { kind = "shm", message = "renewing the lock: " .. tostring(err) } end
   return true
 end
 function shm_ops.release(h)
@@ -214,7 +274,12 @@ local function try_expiring(ops)
     if not h then return h, holder end
     h.name, h.ttl, h.ops, h.renewed = o.name, o.ttl, ops, core.monotonic()
     setmetatable(h, Expiring)
-    start_renewal(h)
+    local ok, why = keep_renewed(h)
+    if not ok then
+      ops.release(h)
+      return nil, errors.new { kind = "locked", name = o.name, message =
+        ("'%s' was free but cannot be kept: no timer to renew it (%s)"):format(o.name, tostring(why)) }
+    end
     return h
   end
 end

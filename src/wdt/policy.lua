@@ -32,11 +32,15 @@ policy.read_prefixes = { "get", "query", "search", "list", "count" }
 policy.idempotent_methods["sales.StockSync.calcStock"] = true          -- recomputes, same answer
 policy.idempotent_methods["sales.StockSync.calcStockWithAuth"] = true
 
--- The name rule: the last part of the method name starts with a read prefix. Read on
--- every call, so edits of policy.idempotent_methods and policy.read_prefixes count at once.
+-- The table above, else the catalogue's kind (wdt.api), else the name rule: the last part
+-- of the method name starts with a read prefix. Read on every call, so edits of
+-- policy.idempotent_methods and policy.read_prefixes count at once.
 function policy.is_idempotent(method)
   local v = policy.idempotent_methods[method]
   if v ~= nil then return v end
+  -- a method of the catalogue (wdt.api): its page says whether it is a query
+  local known = require("wdt.api").summary(method)
+  if known then return known.kind == "query" end
   -- the last part, after the last '.' ("^.*()%." backtracks once; "[^.]+$" would be tried
   -- at every position)
   local last = method:sub((method:match("^.*()%.") or 0) + 1):lower()

@@ -13,9 +13,11 @@
 -- across nginx workers (a lua_shared_dict), across hosts (Redis). Before each try it waits
 -- for a slot; a rate-limit answer is waited out (the window plus up to 10% jitter) instead
 -- of being retried at once, and does not count as a retry. When the next wait would go past
--- `wait`, the request fails with kind "rate_limited". See doc/reliability.md ("Rate pacing").
+-- `wait`, the request fails with kind "rate_limited" (retryable: nothing was sent; err.limit
+-- names the full limit, err.retry_after the seconds until a slot frees). The shm backend is
+-- wdt.rate_shm (a full dict: kind "shm_full"). See doc/reliability.md ("Rate pacing").
 --
--- client.lua calls, around each try:   pace = rate.start(client, executor)   (nil without `rate`)
+-- client.lua calls, around each try:   pace = rate.start(client, executor, timeout)   (nil without `rate`)
 --   pace:before() -> true | nil, err    pace:after()    pace:limited(err) -> true | nil, err
 local core = require "wdt.core"
 local errors = require "wdt.errors"
@@ -33,7 +35,9 @@ rate.DEFAULT_DICT = "wdt_rate"
 rate.MARGIN = 0.05
 rate.MIN_SLEEP = 0.01    -- seconds: the shortest wait for a slot (no busy loop at an edge)
 rate.SLICE = 5           -- seconds: a long wait is slept in slices, telling on_wait each time
-rate.IN_FLIGHT_TTL = 600 -- seconds after which a slot of a dead holder counts as free again
+rate.IN_FLIGHT_TTL = 600 -- local backend: seconds after which a slot that was never given back is free
+rate.CONCURRENCY_POLL = 0.05  -- seconds between two looks for a free concurrency slot
+rate.now = core.unix_time
 
 local specs = {
   per_minute = { "number", min = 1, max = 1000000, integer = true },
@@ -60,8 +64,10 @@ function rate.check(fname, spec)
 end
 
 ---------------------------------------------------------------------------- backends
--- take(key, o) -> 0 (a slot was taken) | seconds to wait before asking again | nil, err
--- give(key, o, slot)  gives a concurrency slot back
+-- take(key, o, member, span, slot_ttl) -> 0, ticket (a slot was taken; give gets the ticket)
+--   | seconds to wait before asking again, "per_minute" or "concurrency" (the limit that is
+--   full) | nil, err
+-- give(key, o, member, ticket)  gives a concurrency slot back
 
 local function new_member()
   return ("%d-%d-%d"):format(math.floor(core.unix_time() * 1e6), math.random(0, 1e9), math.random(0, 1e9))
@@ -75,12 +81,12 @@ local function take_in(state, o, now, member, span)
   if o.concurrency then
     local n = 0
     for _ in pairs(fly) do n = n + 1 end
-    if n >= o.concurrency then return 0.05 end
+    if n >= o.concurrency then return rate.CONCURRENCY_POLL, "concurrency" end
   end
-  if o.per_minute and #log >= o.per_minute then return log[1] + span - now end
+  if o.per_minute and #log >= o.per_minute then return log[1] + span - now, "per_minute" end
   log[#log + 1] = now
   if o.concurrency then fly[member] = now + rate.IN_FLIGHT_TTL end
-  return 0
+  return 0, member
 end
 
 local budgets = {}        -- local backend: sid -> {log, fly}
@@ -96,37 +102,7 @@ function local_backend.give(key, _, member)
   if st then st.fly[member] = nil end
 end
 
--- shm: the same state, encoded in the dict, changed under a short mutex (dict:add).
-local shm_backend = {}
-local function with_dict(o, key, fn)
-  local dict = ngx.shared[o.dict]
-  if not dict then
-    return nil, errors.new { kind = "shm",
-      message = "no lua_shared_dict '" .. o.dict .. "' (declare it in nginx.conf)" }
-  end
-  local mutex = key .. "#mutex"
-  local spins = 0
-  while not dict:add(mutex, true, 1) do
-    spins = spins + 1
-    if spins > 2000 then return nil, errors.new { kind = "shm", message = "rate budget mutex stuck" } end
-    ngx.sleep(0.001)
-  end
-  local text = dict:get(key)
-  local st = text and core.decode(text) or { log = {}, fly = {} }
-  if next(st.fly) == nil then st.fly = {} end
-  local r = fn(st)
-  dict:set(key, core.encode(st), o.window * 2 + rate.IN_FLIGHT_TTL)
-  dict:delete(mutex)
-  return r
-end
-function shm_backend.take(key, o, member, span)
-  -- the real time, not ngx.now(): nginx's cached time may not move while a worker sleeps
-  -- briefly, and a stale "now" would find the same slot busy again and again
-  return with_dict(o, key, function(st) return take_in(st, o, core.unix_time(), member, span) end)
-end
-function shm_backend.give(key, o, member)
-  with_dict(o, key, function(st) st.fly[member] = nil end)
-end
+local shm_backend = require("wdt.rate_shm").backend(rate)
 
 -- Redis: one script takes a slot atomically, on the server's clock (TIME), so hosts whose
 -- clocks differ share one window.
@@ -136,7 +112,7 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local window, limit, conc, member = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
-if conc > 0 and redis.call('ZCARD', KEYS[2]) >= conc then return 50 end
+if conc > 0 and redis.call('ZCARD', KEYS[2]) >= conc then return -50 end
 if limit > 0 and redis.call('ZCARD', KEYS[1]) >= limit then
   local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
   return math.max(1, tonumber(first[2]) + window - now)
@@ -151,11 +127,16 @@ return 0
 ]]
 
 local redis_backend = {}
-function redis_backend.take(key, o, member, span)
+-- A slot expires after its try's timeout twice over plus a margin: outside nginx a try of
+-- client:call_many may wait for the round before it (a libcurl multi batch) to be sent.
+function redis_backend.take(key, o, member, span, slot_ttl)
+  local ttl = 2 * slot_ttl + require("wdt.rate_shm").SLOT_MARGIN
   local ms, err = require("wdt.redis").call(o.redis, 2, "EVAL", TAKE, 2, key, key .. "#inflight",
-    math.floor(span * 1000), o.per_minute or 0, o.concurrency or 0, member, rate.IN_FLIGHT_TTL * 1000)
+    math.floor(span * 1000), o.per_minute or 0, o.concurrency or 0, member, math.floor(ttl * 1000))
   if ms == nil then return nil, err end
-  return ms / 1000
+  if ms < 0 then return -ms / 1000, "concurrency" end
+  if ms > 0 then return ms / 1000, "per_minute" end
+  return 0, member
 end
 function redis_backend.give(key, o, member)
   require("wdt.redis").call(o.redis, 2, "ZREM", key .. "#inflight", member)
@@ -178,19 +159,32 @@ Pace.__index = Pace
 
 -- The pacing of one request of `client` (whose `rate` option was checked), or nil. It
 -- waits with the request's executor (wdt.client): its sleep, and its wait hook.
-function rate.start(client, exec)
+-- `timeout`: the request's total timeout per try (the client's when nil), the life of a
+-- concurrency slot in a shared budget.
+function rate.start(client, exec, timeout)
   local o = client._opts.rate
   if not o then return nil end
   local budget = o.wait or (clock.in_cosocket_context() and rate.DEFAULT_WAIT_NGX or rate.DEFAULT_WAIT)
   return setmetatable({ client = client, exec = exec, o = o, span = o.window * (1 + rate.MARGIN),
                         backend = backends[pick_backend(o)], budget = budget,
+                        slot_ttl = timeout or client._opts.timeout or 30,
                         key = ("wdt.rate/%s/%g"):format(client.sid, o.window),
                         deadline = core.monotonic() + budget }, Pace)
 end
 
-local function out_of_budget(self, why)
-  return nil, errors.new { kind = "rate_limited", retryable = false, message =
+-- kind "rate_limited": nothing was sent, and trying again after `retry_after` seconds may
+-- go through (`limit`: "per_minute", "concurrency" or "server", the limit that was hit).
+local function out_of_budget(self, why, limit, retry_after)
+  return nil, errors.new { kind = "rate_limited", retryable = true, limit = limit,
+    retry_after = retry_after, message =
     ("%s; the rate budget allows %gs of waiting per request (rate.wait)"):format(why, self.budget) }
+end
+
+local function spent(self, limit)
+  if limit == "concurrency" then
+    return ("all %d concurrent calls of the budget are in flight (rate.concurrency)"):format(self.o.concurrency)
+  end
+  return ("the budget of %d calls per %gs is spent (rate.per_minute)"):format(self.o.per_minute, self.o.window)
 end
 
 -- Sleeps `seconds` in slices, telling the executor's wait hook (a flow's: its progress
@@ -212,12 +206,15 @@ function Pace:before()
   if not (self.o.per_minute or self.o.concurrency) then return true end
   while true do
     self.member = new_member()
-    local wait, err = self.backend.take(self.key, self.o, self.member, self.span)
-    if wait == nil then return nil, err end
-    if wait <= 0 then self.holding = self.o.concurrency ~= nil return true end
+    local wait, got = self.backend.take(self.key, self.o, self.member, self.span, self.slot_ttl)
+    if wait == nil then return nil, got end
+    if wait <= 0 then
+      self.holding, self.ticket = self.o.concurrency ~= nil, got
+      return true
+    end
     if core.monotonic() + wait > self.deadline then
-      return out_of_budget(self, ("the budget of %d calls per %gs is spent")
-        :format(self.o.per_minute or 0, self.o.window))
+      -- a concurrency slot frees when a call ends: a second is a fair guess
+      return out_of_budget(self, spent(self, got), got, got == "concurrency" and 1 or wait)
     end
     self:sleep(math.max(wait, rate.MIN_SLEEP), "pacing")
   end
@@ -226,7 +223,7 @@ end
 function Pace:after()
   if self.holding then
     self.holding = false
-    self.backend.give(self.key, self.o, self.member)
+    self.backend.give(self.key, self.o, self.member, self.ticket)
   end
 end
 
@@ -235,7 +232,7 @@ end
 function Pace:limited(err)
   local wait = self.o.window * (1 + 0.1 * math.random())
   if core.monotonic() + wait > self.deadline then
-    local _, e = out_of_budget(self, "rate limited: " .. tostring(err.message))
+    local _, e = out_of_budget(self, "rate limited: " .. tostring(err.message), "server", wait)
     e.method, e.status, e.cause, e.tries = err.method, err.status, err, err.tries
     return nil, e
   end

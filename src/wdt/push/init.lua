@@ -44,7 +44,8 @@ for flow_name, field in pairs(items_field) do
     shop_no = { "string" }, source = { "function" }, state = { "table" },
     max_tries = { "number", min = 1, integer = true },
     batch = { "number", min = 1, max = 100, integer = true },   -- the vendor's limit is 100
-    [field] = { "table|function" },
+    [field] = { "table|function" }, lock = flow.LOCK, on_progress = flow.ON_PROGRESS,
+    concurrency = flow.CONCURRENCY,
   }
 end
 
@@ -112,9 +113,7 @@ function push.run(client, opts, flow_name)
                                           summary = r.summary, on_progress = opts.on_progress,
                                           concurrency = opts.concurrency })
   if not frun then return nil, lerr end
-  r.concurrency = opts.concurrency
-  r.calls = function(requests, view) return frun:calls(requests, view) end
-  r.client = frun.client:with { idempotent = true }
+  r.frun = frun
   r.progress = function() frun:progress() end
   r.stop = function(err) frun:stop(err.kind, err.message, err) end
   return frun:guard(function()

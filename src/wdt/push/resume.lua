@@ -37,10 +37,8 @@ local function same(a, b)
   return ok1 and ok2 and ea == eb
 end
 
-local function fail(kind, message, fields)
-  local e = { kind = kind, message = message }
-  for k, v in pairs(fields or {}) do e[k] = v end
-  return errors.new(e)
+local function fail(kind, message)
+  return errors.new { kind = kind, message = message }
 end
 
 local function load_state(store, flow, shop_no)

@@ -4,7 +4,7 @@
 -- sending, with the field and reason) or unreported (sent, but its outcome is unknown).
 --
 --   local r = run.new(flow, opts)     -- opts: shop_no, batch
---   r.client, r.progress = the client to send with, progress()   (wdt.push sets them)
+--   r.frun, r.progress = the flow run (wdt.flow) and its progress()   (wdt.push sets them)
 --   r:push(next_item, on_batch) -> true | nil, err
 --       next_item() -> item | nil at the end; on_batch(settled) after every batch, settled
 --       a list of wdt.flow outcome records {key=, outcome="accepted"|"failed"|"unreported"|
@@ -22,7 +22,6 @@ local run = {}
 
 local is_integer = require("wdt.check").is_integer
 local array_mt = core.array_mt
-local unpack = table.unpack or unpack  -- luacheck: ignore (5.1 global)
 
 -- true | nil, the codec's message (where in the value, what)
 local function encodable(v)
@@ -52,7 +51,7 @@ function run.new(flow_name, opts)
   }, Run)
 end
 
--- The lists' builder of the k-th batch of a round becomes the one written to: a taken
+-- The lists' builder of the k-th batch of a window becomes the one written to: a taken
 -- batch's lists read their builder's text until it is written again, so each batch in
 -- flight has its own (wdt.core.push_batch).
 function Run:use_builder(k)
@@ -158,73 +157,14 @@ function Run:match(b, data, settled)
   end
 end
 
--- One batch's answer (data) or error settles its items. Returns true, or nil, err when the
--- run must stop.
-function Run:answer(b, data, err, settled)
-  if data ~= nil then
-    self:match(b, data, settled)
-    return true
-  end
-  local msg = err.message or tostring(err.kind)
-  if err.kind == "api" and not err.retryable then
-    -- refused as a whole (e.g. 店铺平台不是自有平台): every item of it failed
-    self:settle_all(b, settled, "failed", ("status %s: %s"):format(tostring(err.status), msg))
-    return true
-  end
-  self:settle_all(b, settled, "unreported", err.kind .. ": " .. msg)
-  return nil, err
-end
-
--- Send the round's batches (each with its call's arguments in b.args) at once, at most
--- `concurrency` in flight (wdt.flow's run:calls); settles their items, each batch's into
--- its b.settled. Returns true, or nil and the first error that stops the run (the other
--- batches of the round settled all the same).
-function Run:send_round(round)
-  local s, method = self.summary, self.spec.method
-  s.calls = s.calls + #round
-  local ok, results
-  if #round == 1 then
-    local a = round[1].args
-    local data, err
-    ok, data, err = pcall(self.client.call, self.client, method, unpack(a, 1, a.n))
-    results = { { data = data, err = err } }
-  else
-    local requests = {}
-    for i, b in ipairs(round) do
-      local a = b.args
-      requests[i] = { method, n = a.n + 1, unpack(a, 1, a.n) }
-    end
-    ok, results = pcall(self.calls, requests, self.client)
-  end
-  if not ok then
-    -- stopped while sending (SIGINT, the run lock lost while waiting for the rate budget):
-    -- the round is unreported, and the run stops after recording it
-    local stop = flow.stop_error(results)
-    if not stop then error(results, 0) end
-    for _, b in ipairs(round) do self:settle_all(b, b.settled, "unreported", "interrupted while sending") end
-    return nil, stop
-  end
-  local first_err
-  for i, b in ipairs(round) do
-    local r = results[i]
-    local data = r.data
-    if data == nil and not r.err then data = core.null end
-    local done, err = self:answer(b, data, r.err, b.settled)
-    if not done and not first_err then first_err = err end
-  end
-  if first_err then return nil, first_err end
-  return true
-end
-
-
 -- An item the C pass left to the Lua side: checked by validate.prepare, which words the
 -- reason of an invalid one, and written by the codec. -> key | false (its key is in the
 -- batch already: send the batch first) | nil (listed as invalid).
-function Run:add_checked(item, b, settled, in_round)
+function Run:add_checked(item, b, settled, in_window)
   local s, flow_name = self.summary, self.flow
   local p, field, reason = validate.prepare(flow_name, item)
   if p then
-    if in_round[p.key] then return false end
+    if in_window[p.key] then return false end
     local d, ok, why = p.discounts, true, nil
     if d and d[1] ~= nil then ok, why = encodable(d) end
     if ok then ok, why = self.add(p.trade or p.record, p.lines) end
@@ -248,80 +188,84 @@ end
 
 local function new_batch() return { keys = {}, items = {}, in_batch = {}, settled = {} } end
 
--- The items go out in batches of `batch`, up to `concurrency` batches at once (a round).
--- An item whose key is in a batch of the round not yet sent (the same tid twice in the
--- input) sends the round first and goes in the next one: its later version is never in
--- flight beside, or ahead of, its earlier one, and each error_list names one item.
--- on_batch gets each batch's outcomes in input order once the whole round settled.
+-- Pushes the items next_item() returns, on the flow runner (r.frun:batches, up to
+-- `concurrency` calls in flight): a batch is read into its builder until it holds
+-- batch_size items, an item whose key a batch of the window holds already (that one starts
+-- the next window, sent once this one settled: its later version is never in flight
+-- beside or ahead of the earlier one, and error_list names one item), or the end; one
+-- call sends it, and its answer settles its items. on_batch(settled) after every batch,
+-- in input order. -> true | nil, err (the run must stop)
 function Run:push(next_item, on_batch)
-  local s = self.summary
-  local size, width = self.batch_size, self.concurrency or 1
-  local add_fast = self:use_builder(1)
-  local round, in_round = {}, {}             -- batches built, not sent; the keys in them
-  local b, n = new_batch(), 0
+  local s, size, add_fast = self.summary, self.batch_size, nil
   self.want_settled = on_batch ~= nil
-  self.unsent = { b }
-  local function close_batch()
-    if n == 0 then return end
-    b.args = self:arguments(b)
-    round[#round + 1] = b
-    b, n = new_batch(), 0
-    self.unsent[#self.unsent + 1] = b
-    add_fast = self:use_builder(#round + 1)
-  end
-  local function flush()
-    close_batch()
-    local ok, err = true, nil
-    local sending = round
-    if sending[1] then ok, err = self:send_round(sending) end
-    if b.settled[1] then sending[#sending + 1] = b end        -- invalid items read after them
-    round, in_round = {}, {}
-    b, n = new_batch(), 0            -- settled now: an interrupt from here on is not theirs
-    self.unsent = { b }
-    add_fast = self:use_builder(1)
-    for _, done in ipairs(sending) do
-      if on_batch and done.settled[1] then on_batch(done.settled) end
-    end
-    self.progress()
-    return ok, err
-  end
-  local read = s.read
-  while true do
-    local item = next_item()
-    if item == nil then break end
-    read = read + 1
-    s.read = read
-    self.reading = item                     -- read, in no bucket yet (see abandon)
-    local key = add_fast(item, in_round)
-    if key == nil then key = self:add_checked(item, b, b.settled, in_round) end
-    if key == false then
-      -- the same key twice in one round: the later version goes in the next round, once
-      -- the earlier one settled
-      local ok, err = flush()
-      if not ok then
-        local left = {}
-        self:settle(left, validate.raw_key(self.flow, item), item, "unreported", "not sent: the run stopped")
-        self.reading = nil
-        if on_batch then on_batch(left) end
-        return nil, err
-      end
-      key = add_fast(item, in_round)
-      if key == nil then key = self:add_checked(item, b, b.settled, in_round) end
-    end
+  local carry, ended              -- carry: the item that starts the next window
+  local in_window = {}            -- the keys in the window's batches
+  local steps = {}
+  local function add(b, item)     -- -> false when its key is in the window already
+    local key = add_fast(item, in_window)
+    if key == nil then key = self:add_checked(item, b, b.settled, in_window) end
+    if key == false then return false end
     if key then
-      n = n + 1
-      b.keys[n], b.items[n], b.in_batch[key], in_round[key] = key, item, true, true
+      local n = #b.keys + 1
+      b.keys[n], b.items[n], b.in_batch[key], in_window[key] = key, item, true, true
     end
-    self.reading = nil
-    if key and n >= size then
-      close_batch()
-      if #round >= width then
-        local ok, err = flush()
-        if not ok then return nil, err end
+    return true
+  end
+  function steps.next(k)
+    if k == 1 then in_window, self.unsent = {}, {} end
+    add_fast = self:use_builder(k)
+    local b = new_batch()
+    self.unsent[#self.unsent + 1] = b
+    if carry ~= nil then
+      add(b, carry)
+      carry, self.reading = nil, nil
+    end
+    while not ended and #b.keys < size do
+      local item = next_item()
+      if item == nil then ended = true break end
+      s.read = s.read + 1
+      self.reading = item                   -- read, in no bucket yet (see abandon)
+      if not add(b, item) then carry = item break end
+      self.reading = nil
+    end
+    if #b.keys == 0 and #b.settled == 0 then return nil end
+    return b, carry ~= nil
+  end
+  function steps.call(b)
+    if #b.keys == 0 then return nil end
+    s.calls = s.calls + 1
+    return { method = self.spec.method, args = self:arguments(b), idempotent = true }
+  end
+  function steps.settle(b, resp, err)
+    local ok = true
+    if resp then
+      local data = resp.data
+      if data == nil then data = core.null end
+      self:match(b, data, b.settled)
+    elseif #b.keys > 0 then
+      local msg = err.message or tostring(err.kind)
+      if err.kind == "api" and not err.retryable then
+        -- refused as a whole (e.g. 店铺平台不是自有平台): every item of it failed
+        self:settle_all(b, b.settled, "failed", ("status %s: %s"):format(tostring(err.status), msg))
+      else
+        self:settle_all(b, b.settled, "unreported", err.kind .. ": " .. msg)
+        ok = nil
       end
     end
+    b.done = true                           -- settled: an interrupt from here on is not its
+    if on_batch then on_batch(b.settled) end
+    self.progress()
+    if ok then return true end
+    return nil, err
   end
-  return flush()
+  local ok, err = self.frun:batches(steps)
+  if not ok and carry ~= nil then           -- the item read for the next batch, never sent
+    local left = {}
+    self:settle(left, validate.raw_key(self.flow, carry), carry, "unreported", "not sent: the run stopped")
+    self.reading = nil
+    if on_batch then on_batch(left) end
+  end
+  return ok, err
 end
 
 -- After an interrupt outside a call: the items gathered for the next call, not sent, are
@@ -329,7 +273,9 @@ end
 function Run:abandon()
   local unsent, item = self.unsent, self.reading
   self.unsent, self.reading = nil, nil
-  for _, b in ipairs(unsent or {}) do self:settle_all(b, {}, "unreported", "not sent: interrupted") end
+  for _, b in ipairs(unsent or {}) do
+    if not b.done then self:settle_all(b, {}, "unreported", "not sent: interrupted") end
+  end
   -- stopped between reading an item and putting it in a bucket (the counts tell: it may
   -- have landed just before): unreported too
   local s = self.summary

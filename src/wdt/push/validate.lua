@@ -16,6 +16,11 @@ local null = core.null
 -- characters of a UTF-8 string: its bytes but the continuation bytes
 local function chars(s) return #(s:gsub("[\128-\191]", "")) end
 
+-- A list entry that is no table, named: JSON's null is "null", not "userdata".
+local function not_a_table(v)
+  return "table expected, got " .. (v == null and "null" or type(v))
+end
+
 local function int_value(v)
   if type(v) == "number" then
     if is_integer(v) and v > -2 ^ 53 and v < 2 ^ 53 then return v end
@@ -146,7 +151,7 @@ local function prepare_discounts(list, tid, lines_in, n)
   for i = 1, count do
     local d = list[i]
     local at = ("discounts[%d]"):format(i)
-    if type(d) ~= "table" then return nil, at, "table expected, got " .. type(d) end
+    if type(d) ~= "table" then return nil, at, not_a_table(d) end
     local rec, f, r = record("discount", d, nil, false, "tid", tid)
     if not rec then return nil, at .. "." .. f, r end
     if d.tid ~= nil and d.tid ~= tid then return nil, at .. ".tid", "is not the order's tid '" .. tid .. "'" end
@@ -156,9 +161,14 @@ local function prepare_discounts(list, tid, lines_in, n)
   return out
 end
 
+local TRADE_TID = fields.trade[1]      -- { "tid", "string", req = true, max = 40 }
+
 local function prepare_order(item)
   local tid = item.tid
   if type(tid) ~= "string" or tid == "" then return nil, "tid", "required (a non-empty string)" end
+  -- the order's own, before its lines (which take it over) report it as theirs
+  local bad_tid = check_value(TRADE_TID, tid)
+  if bad_tid then return nil, "tid", bad_tid end
   local lines_in = item.orders
   if type(lines_in) ~= "table" or lines_in[1] == nil then
     return nil, "orders", "the order's lines are required (a non-empty list under 'orders')"
@@ -167,7 +177,7 @@ local function prepare_order(item)
   local seen = n > 1 and {} or nil
   for i = 1, n do
     local l = lines_in[i]
-    if type(l) ~= "table" then return nil, ("orders[%d]"):format(i), "table expected, got " .. type(l) end
+    if type(l) ~= "table" then return nil, ("orders[%d]"):format(i), not_a_table(l) end
     local line = encode_line(l, false, "tid", tid)     -- the order's tid when absent
     if not line then
       local f, r

@@ -39,6 +39,7 @@ local option_specs = {
   method = { "string" }, filter = { "table" }, from = { "any" }, to = { "any" },
   checkpoint = { "any" }, page_size = { "number" }, lag = { "number", 120, min = 0, integer = true },
   overlap = { "number", 60, min = 0, integer = true }, window = { "number" }, facts = { "table" },
+  lock = flow.LOCK, concurrency = flow.CONCURRENCY,
 }
 
 local FACT_TYPES = { from = "string", to = "string", limit = "number", list = "string",
@@ -86,7 +87,7 @@ function scan.options(opts)
   local cp = type(opts) == "table" and opts.checkpoint
   local o = flow.options(FN, opts, option_specs, cp ~= nil)
   if cp == nil and o.lock then check.fail(FN, "lock", "applies only with 'checkpoint'") end
-  check.method(FN, o.method)
+  if not check.is_method(o.method) then check.raise(check.method_message(FN, o.method)) end
   local s = { method = o.method, facts = facts_for(o.method, o.facts),
               filter = o.filter or {} }
   local f = s.facts

@@ -8,10 +8,12 @@
 --   modified     the row's last-modified field (a UTC+8 string, or milliseconds)
 --   page_size    the largest page wdt asks for
 --   required     filter fields the server insists on (wdt asks for them up front)
--- A method not listed here can be scanned by passing these facts to client:scan.
+-- Any other query method of the catalogue (wdt.api) with a time window is scanned with
+-- facts read off its page (from_catalogue below); a fact the page does not give (a row
+-- without an id or a modified time) is passed to client:scan as `facts`.
 local HOUR, DAY = 3600, 86400
 
-return {
+local known = {
   ["sales.TradeQuery.querySelfOrderWithDetail"] = {
     from = "start_time", to = "end_time", limit = HOUR, list = "order",
     key = "trade_id", modified = "modified", page_size = 1000,
@@ -43,3 +45,54 @@ return {
     key = "rec_id", modified = "modified", page_size = 1000,
   },
 }
+
+-- The row node of a query's answer: data's first list of objects.
+local function rows_node(e)
+  for _, n in ipairs(e.response) do
+    if n.name == "data" and n.type == "object" then
+      for _, c in ipairs(n.children or {}) do
+        if c.type == "list" and c.of == "object" and c.children then return c end
+      end
+    end
+  end
+end
+
+local function field(nodes, test)
+  for _, n in ipairs(nodes) do if test(n) then return n.name end end
+end
+
+-- The facts of a catalogue method, or nil when it is no query with a window over a filter
+-- object. Facts the page does not give are left out (client:scan asks for them).
+local function from_catalogue(method)
+  local api = require "wdt.api"
+  local e = api.summary(method) and api.get(method)
+  if not e or e.kind ~= "query" or not e.window or not e.paging then return nil end
+  local w = e.window
+  local holder = e.args[w.arg]
+  if w.arg ~= 1 or not holder or holder.type ~= "object" then return nil end
+  local f = { from = w.from, to = w.to, limit = w.max_seconds,
+              page_size = math.min(1000, e.paging.max_page_size) }
+  local rows = rows_node(e)
+  if rows then
+    local cols = rows.children
+    f.list = rows.name
+    f.key = field(cols, function(n) return n.name == "rec_id" end)
+      or field(cols, function(n) return n.type == "int" and n.name:find("_id$") end)
+    f.modified = field(cols, function(n) return n.name == "modified" end)
+      or field(cols, function(n) return n.type == "string" and n.name:find("modified") end)
+  end
+  local required = {}
+  for _, c in ipairs(holder.children or {}) do
+    if c.required and c.name ~= w.from and c.name ~= w.to then required[#required + 1] = c.name end
+  end
+  if #required > 0 then f.required = required end
+  return f
+end
+
+-- the seven above by pairs(); any other method of the catalogue by name
+return setmetatable(known, { __index = function(t, method)
+  if type(method) ~= "string" then return nil end
+  -- not kept in the table: pairs() lists the seven alone
+  local _ = t
+  return from_catalogue(method)
+end })

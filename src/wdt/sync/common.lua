@@ -16,7 +16,6 @@ common.count_field = { [SYNCED] = "synced", [FAILED] = "failed", [DEFERRED] = "d
 
 function common.append(list, v) list[#list + 1] = v end
 
-common.is_interrupt = errors.is_interrupt
 
 -- Valid UTF-8 (invalid bytes become '?'), at most MAX_MESSAGE characters, so that the
 -- report can always be encoded and is not refused for its length.
@@ -59,7 +58,7 @@ end
 function common.outcome(handler, row)
   local ok, result, message = pcall(handler, row)
   if not ok then
-    if common.is_interrupt(result) then error(result, 0) end
+    if errors.is_interrupt(result) then error(result, 0) end
     return FAILED, common.clean_message("handler error: " .. tostring(result))
   end
   if message ~= nil then message = common.clean_message(message) end

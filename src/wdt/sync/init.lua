@@ -8,12 +8,11 @@
 --     -> summary | nil, err (err.summary holds the summary so far)
 --
 -- handler(item) returns true (synced), false, message (failed) or nil, message (try
--- later); a handler that raises counts as failed with its error as the message.
--- See doc/sync.md. The pieces: wdt.sync.common (outcome, summary, errors, interrupts),
--- wdt.sync.logistics, wdt.sync.stock.
+-- later); raising counts as failed. See doc/sync.md. The pieces: wdt.sync.common (outcome,
+-- summary, what a stopped run had in hand), wdt.sync.logistics, wdt.sync.stock; the run is
+-- wdt.flow's.
 local common = require "wdt.sync.common"
 local logistics = require "wdt.sync.logistics"
-local stock = require "wdt.sync.stock"
 
 local sync = {}
 
@@ -21,10 +20,5 @@ sync.MAX_MESSAGE = common.MAX_MESSAGE      -- (read-only: change common.MAX_MESS
 
 sync.outcome = common.outcome
 sync.check_item = logistics.check_item
-
--- The two flows, each with .options(opts) (checked at client:sync_logistics and
--- client:sync_stock) and .run(client, checked_options).
-sync.logistics = logistics
-sync.stock = stock
 
 return sync

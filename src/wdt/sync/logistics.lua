@@ -92,12 +92,11 @@ local function settle(s, chunk, data, tries)
   end
 end
 
--- Report run.pending in batches of `batch`, up to `concurrency` update calls in flight.
--- Items that fail the check are never sent and are listed as unreported with the reason;
--- a batch whose call failed after the client's retries is listed unreported (its answer
--- unclear: unconfirmed), and the loop stops once every batch settled.
+-- Report run.pending in batches (on the flow runner: run:batches). Items that fail the
+-- check are never sent and are listed as unreported with the reason; on a failure that
+-- retries did not cure, the rest is too.
 local function report(run)
-  local s, batch = run.summary, run.opts.batch or 100
+  local s, size = run.summary, run.opts.batch or 100
   local valid = {}
   for _, item in ipairs(run.pending) do
     local ok, why = logistics.check_item(item)
@@ -105,40 +104,55 @@ local function report(run)
     else item.message = why append(s.unreported, item) end
   end
   run.pending = valid
-  if not valid[1] then return true end
-  local chunks, requests = {}, {}
-  for i = 1, #valid, batch do
-    local chunk, wire = {}, {}
-    for j = i, math.min(i + batch - 1, #valid) do
-      local it = valid[j]
-      chunk[#chunk + 1] = it
-      wire[#wire + 1] = { sync_id = it.sync_id, status = it.status, error_msg = it.error_msg }
-    end
-    chunks[#chunks + 1], requests[#requests + 1] = chunk, { UPDATE, wire }
+  -- run.pending[1..taken] are in calls of the window (settled in order, from the front)
+  local taken = 0
+  local function drop_front(n)
+    local rest = {}
+    for j = n + 1, #run.pending do rest[#rest + 1] = run.pending[j] end
+    run.pending, taken = rest, taken - n
   end
-  run.in_report = true
-  local results = run:calls(requests)
-  run.in_report = false
-  run.pending = {}
-  local first_err
-  for k, chunk in ipairs(chunks) do
-    local r = results[k]
-    if r.err then
-      for _, it in ipairs(chunk) do append(s.unreported, it) end
-      first_err = first_err or r.err
-    elseif not paging.is_list(r.data) then
-      -- not the answer update gives: whether the chunk was applied is unknown
-      for _, it in ipairs(chunk) do append(s.unconfirmed, it) end
-      first_err = first_err or errors.new { kind = "decode", method = UPDATE,
-        message = ("the answer's data is %s, not a list of refusals: %d item(s) unconfirmed")
-          :format(type(r.data), #chunk) }
-    else
-      -- `tries` > 1 tells that an earlier try may have been applied (update is retried)
-      settle(s, chunk, r.data, r.tries or 1)
-    end
+  local ok, err = run:batches {
+    next = function()
+      if taken >= #run.pending then return nil end
+      local chunk, wire = {}, {}
+      for j = taken + 1, math.min(taken + size, #run.pending) do
+        local it = run.pending[j]
+        chunk[#chunk + 1], wire[#wire + 1] = it, { sync_id = it.sync_id, status = it.status, error_msg = it.error_msg }
+      end
+      taken = taken + #chunk
+      chunk.wire = wire
+      return chunk
+    end,
+    call = function(chunk)
+      run.in_report = true
+      return { method = UPDATE, args = { n = 1, chunk.wire } }
+    end,
+    -- `tries` > 1 tells that an earlier try may have been applied (update is retried)
+    settle = function(chunk, resp, tries)
+      run.in_report = false
+      drop_front(#chunk)
+      if resp == nil then
+        -- the run stops: this chunk and what no call of the window carries are unreported
+        for _, it in ipairs(chunk) do append(s.unreported, it) end
+        for j = taken + 1, #run.pending do append(s.unreported, run.pending[j]) run.pending[j] = nil end
+        return nil, tries                         -- the error
+      end
+      if not paging.is_list(resp.data) then
+        -- not the answer update gives: whether the chunk was applied is unknown
+        for _, it in ipairs(chunk) do append(s.unconfirmed, it) end
+        return nil, errors.new { kind = "decode", method = UPDATE,
+          message = ("the answer's data is %s, not a list of refusals: %d item(s) unconfirmed")
+            :format(type(resp.data), #chunk) }
+      end
+      settle(s, chunk, resp.data, tries or 1)
+      return true
+    end,
+  }
+  if not ok then            -- the run stops: what no call carried is unreported
+    for _, it in ipairs(run.pending) do append(s.unreported, it) end
+    run.pending = {}
   end
-  if first_err then return nil, first_err end
-  return true
+  return ok, err
 end
 
 local FN = "sync_logistics"
@@ -147,6 +161,7 @@ local option_specs = {
   batch = { "number", min = 1, max = 1000, integer = true },
   page_size = { "number", min = 1, max = 1000, integer = true }, tid = { "string" },
   logistics_no = { "string" }, is_part_sync = { "number" }, dry_run = { "boolean" },
+  lock = flow.LOCK, on_progress = flow.ON_PROGRESS, concurrency = flow.CONCURRENCY,
 }
 
 -- client:sync_logistics's options, checked (wdt.check) and defaulted.

@@ -121,7 +121,8 @@ local FN = "sync_stock"
 local option_specs = {
   handler = { "function" }, count = { "number", min = 10, max = 5000, integer = true },
   batch = { "number", min = 10, max = 5000, integer = true },
-  force_sync = { "boolean" }, dry_run = { "boolean" },
+  force_sync = { "boolean" }, dry_run = { "boolean" }, lock = flow.LOCK, on_progress = flow.ON_PROGRESS,
+  concurrency = flow.CONCURRENCY,
 }
 
 -- client:sync_stock's options, checked (wdt.check) and defaulted.

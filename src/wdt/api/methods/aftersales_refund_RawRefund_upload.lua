@@ -34,11 +34,12 @@ return {
           length = 4,
           required = true,
           values = {
-            {value = 0, meaning = "取消订单1退款"},
-            {value = 2, meaning = "退货3换货4退款不退货"},
+            {value = 0, meaning = "取消订单"},
+            {value = 1, meaning = "退款"},
+            {value = 2, meaning = "退货"},
+            {value = 3, meaning = "换货"},
+            {value = 4, meaning = "退款不退货"},
           },
-          values_open = true,
-          note = "the page's example sends 1, not among its listed values",
         },
         {
           name = "status",

@@ -34,11 +34,12 @@ return {
           length = 4,
           required = true,
           values = {
-            {value = 0, meaning = "取消订单1退款"},
-            {value = 2, meaning = "退货3换货4退款不退货"},
+            {value = 0, meaning = "取消订单"},
+            {value = 1, meaning = "退款"},
+            {value = 2, meaning = "退货"},
+            {value = 3, meaning = "换货"},
+            {value = 4, meaning = "退款不退货"},
           },
-          values_open = true,
-          note = "the page's example sends 1, not among its listed values",
         },
         {
           name = "status",
@@ -74,8 +75,8 @@ return {
           length = 1,
           required = true,
           values = {
-            {value = 0, meaning = "��否"},
-            {value = 1, meaning = "��是"},
+            {value = 0, meaning = "否"},
+            {value = 1, meaning = "是"},
           },
         },
         {name = "reason", title = "退款原因", description = "退款原因", type = "string", type_on_page = "String", length = 255, required = true},

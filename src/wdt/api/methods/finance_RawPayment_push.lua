@@ -35,9 +35,9 @@ return {
           length = 4,
           required = false,
           values = {
-            {value = 0, meaning = "��其他"},
-            {value = 1, meaning = "��收款"},
-            {value = 2, meaning = "��退款"},
+            {value = 0, meaning = "其他"},
+            {value = 1, meaning = "收款"},
+            {value = 2, meaning = "退款"},
           },
         },
         {name = "in_amount", title = "收入金额", description = "收入金额", type = "decimal", type_on_page = "Decimal(19,4)", required = false},

@@ -31,8 +31,8 @@ return {
           type_on_page = "Int",
           required = false,
           values = {
-            {value = 1, meaning = "��收付时间"},
-            {value = 2, meaning = "��下载时间"},
+            {value = 1, meaning = "收付时间"},
+            {value = 2, meaning = "下载时间"},
           },
         },
         {
@@ -44,9 +44,9 @@ return {
           length = 4,
           required = false,
           values = {
-            {value = 0, meaning = "��其他"},
-            {value = 1, meaning = "��收款"},
-            {value = 2, meaning = "��退款"},
+            {value = 0, meaning = "其他"},
+            {value = 1, meaning = "收款"},
+            {value = 2, meaning = "退款"},
           },
         },
         {name = "start_time", title = "时间起始", description = "时间起始", type = "string", type_on_page = "String", length = 40, required = true},
@@ -88,9 +88,9 @@ return {
               length = 4,
               required = true,
               values = {
-                {value = 0, meaning = "��其他"},
-                {value = 1, meaning = "��收款"},
-                {value = 2, meaning = "��退款"},
+                {value = 0, meaning = "其他"},
+                {value = 1, meaning = "收款"},
+                {value = 2, meaning = "退款"},
               },
             },
             {name = "order_no", title = "关联单号", description = "关联单号", type = "string", type_on_page = "String", length = 40, required = true},

@@ -85,7 +85,19 @@ return {
             {name = "payer_phone", title = "付款方联系电话", description = "付款方联系电话", type = "string", type_on_page = "String", length = 40, required = true},
             {name = "payee_receiver", title = "收款人", description = "收款人", type = "string", type_on_page = "String", length = 20, required = true},
             {name = "invoice_amount", title = "开票金额", description = "实际合计金额+实际合计税额", type = "decimal", type_on_page = "Decimal(19,4)", required = true},
-            {name = "is_red", title = "红蓝票", description = "false：蓝票 true：红票", type = "bool", type_on_page = "boolean", length = 1, required = true},
+            {
+              name = "is_red",
+              title = "红蓝票",
+              description = "false：蓝票 true：红票",
+              type = "bool",
+              type_on_page = "boolean",
+              length = 1,
+              required = true,
+              values = {
+                {value = false, meaning = "蓝票"},
+                {value = true, meaning = "红票"},
+              },
+            },
             {
               name = "invoice_type",
               title = "发票类型",
@@ -115,8 +127,8 @@ return {
               length = 4,
               required = true,
               values = {
-                {value = 0, meaning = "��商家对于个人开具"},
-                {value = 1, meaning = "��商家对于企业开具"},
+                {value = 0, meaning = "商家对于个人开具"},
+                {value = 1, meaning = "商家对于企业开具"},
               },
             },
             {name = "payer_register_no", title = "付款方税务登记号", description = "付款方税务登记号", type = "string", type_on_page = "String", length = 40, required = true},

@@ -34,8 +34,8 @@ return {
       required = false,
       required_on_page = true,
       values = {
-        {value = 60, meaning = "��开票成功"},
-        {value = 85, meaning = "��线下开票失败"},
+        {value = 60, meaning = "开票成功"},
+        {value = 85, meaning = "线下开票失败"},
       },
       note = "required on the page, left out by the page's example",
     },

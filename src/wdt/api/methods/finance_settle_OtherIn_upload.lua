@@ -55,8 +55,8 @@ return {
           type_on_page = "boolean",
           required = false,
           values = {
-            {value = false, meaning = "正品<br>默认false"},
-            {value = true, meaning = "残次品<br>false:正品<br>默认false"},
+            {value = false, meaning = "正品"},
+            {value = true, meaning = "残次品"},
           },
         },
         {name = "stockin_price", title = "入库价", description = "匹配对应入库价的明细，没有则按照商家编码+残次品的维度匹配", type = "decimal", type_on_page = "Decimal(19,4)", required = false},

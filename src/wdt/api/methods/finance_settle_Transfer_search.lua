@@ -36,8 +36,8 @@ return {
           type_on_page = "Int",
           required = false,
           values = {
-            {value = 0, meaning = "��创建时间"},
-            {value = 1, meaning = "��修改时间"},
+            {value = 0, meaning = "创建时间"},
+            {value = 1, meaning = "修改时间"},
           },
         },
       },
@@ -136,7 +136,7 @@ return {
                   required = true,
                   values = {
                     {value = false, meaning = "正品"},
-                    {value = true, meaning = "残次品<br>false:正品"},
+                    {value = true, meaning = "残次品"},
                   },
                 },
                 {name = "num", title = "调拨数量", description = "调拨数量", type = "decimal", type_on_page = "Decimal(19,4)", required = true},

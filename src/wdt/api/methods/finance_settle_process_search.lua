@@ -73,8 +73,8 @@ return {
               type_on_page = "Int",
               required = true,
               values = {
-                {value = 0, meaning = "��否"},
-                {value = 1, meaning = "��是"},
+                {value = 0, meaning = "否"},
+                {value = 1, meaning = "是"},
               },
             },
             {
@@ -121,8 +121,8 @@ return {
                   type_on_page = "Int",
                   required = true,
                   values = {
-                    {value = 0, meaning = "��正品"},
-                    {value = 1, meaning = "��残次品"},
+                    {value = 0, meaning = "正品"},
+                    {value = 1, meaning = "残次品"},
                   },
                 },
                 {name = "batch_no", title = "批次号", description = "批次号", type = "string", type_on_page = "String", required = true},

@@ -41,9 +41,9 @@ return {
               type_on_page = "Int",
               required = false,
               values = {
-                {value = 0, meaning = "��删除"},
-                {value = 1, meaning = "��在架"},
-                {value = 2, meaning = "��下架"},
+                {value = 0, meaning = "删除"},
+                {value = 1, meaning = "在架"},
+                {value = 2, meaning = "下架"},
               },
             },
             {name = "goods_name", title = "货品名称", description = "平台货品名称, 不传默认为空", type = "string", type_on_page = "String", length = 255, required = false},

@@ -29,8 +29,8 @@ return {
           type_on_page = "Int",
           required = false,
           values = {
-            {value = 1, meaning = "��新增"},
-            {value = 2, meaning = "��更新"},
+            {value = 1, meaning = "新增"},
+            {value = 2, meaning = "更新"},
           },
         },
         {name = "num", title = "数量", description = "默认1", type = "int", type_on_page = "Int", required = false},

@@ -62,9 +62,9 @@ return {
               length = 1,
               required = true,
               values = {
-                {value = 0, meaning = "��正常"},
-                {value = 1, meaning = "��类目已删除"},
-                {value = 2, meaning = "��无效类目"},
+                {value = 0, meaning = "正常"},
+                {value = 1, meaning = "类目已删除"},
+                {value = 2, meaning = "无效类目"},
               },
             },
             {name = "cid", title = "类目id", description = "类目id", type = "string", type_on_page = "String", length = 40, required = true},

@@ -59,8 +59,8 @@ return {
               type_on_page = "Int",
               required = true,
               values = {
-                {value = 0, meaning = "��启用"},
-                {value = 1, meaning = "��停用"},
+                {value = 0, meaning = "启用"},
+                {value = 1, meaning = "停用"},
               },
             },
             {name = "remark", title = "备注", description = "备注", type = "string", type_on_page = "String", required = true},

@@ -32,8 +32,8 @@ return {
           length = 20,
           required = false,
           values = {
-            {value = 0, meaning = "¼šå¦"},
-            {value = 1, meaning = "¼šæ˜¯"},
+            {value = 0, meaning = "å¦"},
+            {value = 1, meaning = "æ˜¯"},
           },
         },
       },

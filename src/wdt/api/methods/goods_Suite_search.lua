@@ -89,9 +89,9 @@ return {
               length = 1,
               required = true,
               values = {
-                {value = 0, meaning = "��组合装明细"},
-                {value = 1, meaning = "��组合装及明细"},
-                {value = 2, meaning = "��组合装"},
+                {value = 0, meaning = "组合装明细"},
+                {value = 1, meaning = "组合装及明细"},
+                {value = 2, meaning = "组合装"},
               },
             },
             {name = "deleted", title = "是否已删除", description = "大于0表示已删除，删除后自增生成的id值", type = "int", type_on_page = "Int", length = 11, required = true},
@@ -132,7 +132,7 @@ return {
                   required = true,
                   values = {
                     {value = false, meaning = "否"},
-                    {value = true, meaning = "是<br>false:否"},
+                    {value = true, meaning = "是"},
                   },
                 },
                 {name = "modified", title = "组合装明细修改时间", description = "组合装明细修改时间", type = "string", type_on_page = "String", length = 40, required = true},

@@ -46,8 +46,8 @@ return {
           type_on_page = "Int",
           required = false,
           values = {
-            {value = 0, meaning = "��分步生产"},
-            {value = 1, meaning = "��快速生产"},
+            {value = 0, meaning = "分步生产"},
+            {value = 1, meaning = "快速生产"},
           },
         },
         {
@@ -100,8 +100,8 @@ return {
           type_on_page = "Int",
           required = true,
           values = {
-            {value = 0, meaning = "��操作全部成功"},
-            {value = 20, meaning = "��审核失败"},
+            {value = 0, meaning = "操作全部成功"},
+            {value = 20, meaning = "审核失败"},
           },
         },
         {name = "message", title = "信息", description = "默认返回空串，审核失败返回具体信息", type = "string", type_on_page = "String", required = true},

@@ -47,8 +47,8 @@ return {
           length = 1,
           required = false,
           values = {
-            {value = false, meaning = "受【 �"},
-            {value = true, meaning = "提交后状态是 待�"},
+            {value = false, meaning = "受【 开启采购申请量确认流程  】配置影响"},
+            {value = true, meaning = "提交后状态是 待引用 "},
           },
         },
       },

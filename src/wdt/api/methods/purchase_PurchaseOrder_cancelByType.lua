@@ -27,9 +27,9 @@ return {
           length = 3,
           required = true,
           values = {
-            {value = 0, meaning = "��采购单取消"},
-            {value = 1, meaning = "��采购单停止等待"},
-            {value = 2, meaning = "��wms停止等待"},
+            {value = 0, meaning = "采购单取消"},
+            {value = 1, meaning = "采购单停止等待"},
+            {value = 2, meaning = "wms停止等待"},
           },
         },
         {name = "purchase_no_list", title = "采购单批量列表节点", description = "采购单号", type = "list", of = "string", type_on_page = "List<String>", required = true},
@@ -42,8 +42,8 @@ return {
           length = 1,
           required = false,
           values = {
-            {value = 0, meaning = "��待审核"},
-            {value = 1, meaning = "��待审核"},
+            {value = 0, meaning = "待审核"},
+            {value = 1, meaning = "待审核"},
           },
         },
       },

@@ -125,8 +125,8 @@ return {
           type_on_page = "Int",
           required = true,
           values = {
-            {value = 0, meaning = "��操作全部成功"},
-            {value = 20, meaning = "��审核失败"},
+            {value = 0, meaning = "操作全部成功"},
+            {value = 20, meaning = "审核失败"},
           },
         },
         {name = "message", title = "返回信息", description = "成功返回创建成功的采购单号,否则返回错误信息", type = "string", type_on_page = "String", required = true},

@@ -42,8 +42,8 @@ return {
           type_on_page = "Int",
           required = false,
           values = {
-            {value = 0, meaning = "��不取消"},
-            {value = 1, meaning = "��审核失败后取消"},
+            {value = 0, meaning = "不取消"},
+            {value = 1, meaning = "审核失败后取消"},
           },
         },
       },
@@ -73,7 +73,7 @@ return {
           required = false,
           values = {
             {value = false, meaning = "正品"},
-            {value = true, meaning = "残次品<br>false:正品"},
+            {value = true, meaning = "残次品"},
           },
         },
         {name = "remark", title = "备注", description = "备注", type = "string", type_on_page = "String", length = 255, required = false},
@@ -105,8 +105,8 @@ return {
       type_on_page = "Int",
       required = true,
       values = {
-        {value = 0, meaning = "��操作全部成功"},
-        {value = 20, meaning = "��审核失败"},
+        {value = 0, meaning = "操作全部成功"},
+        {value = 20, meaning = "审核失败"},
       },
     },
   },

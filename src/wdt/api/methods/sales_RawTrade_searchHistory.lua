@@ -36,8 +36,8 @@ return {
           length = 1,
           required = false,
           values = {
-            {value = 1, meaning = "��返回优惠明细"},
-            {value = 0, meaning = "��不返回优惠明细"},
+            {value = 1, meaning = "返回优惠明细"},
+            {value = 0, meaning = "不返回优惠明细"},
           },
         },
       },
@@ -208,9 +208,9 @@ return {
               length = 4,
               required = true,
               values = {
-                {value = 1, meaning = "��款到发货"},
-                {value = 2, meaning = "��货到付款"},
-                {value = 3, meaning = "��分期付款"},
+                {value = 1, meaning = "款到发货"},
+                {value = 2, meaning = "货到付款"},
+                {value = 3, meaning = "分期付款"},
               },
             },
             {
@@ -222,9 +222,9 @@ return {
               length = 4,
               required = true,
               values = {
-                {value = 1, meaning = "��担保交易"},
-                {value = 2, meaning = "��非担保交易"},
-                {value = 3, meaning = "��非担保在线交易"},
+                {value = 1, meaning = "担保交易"},
+                {value = 2, meaning = "非担保交易"},
+                {value = 3, meaning = "非担保在线交易"},
               },
             },
             {

@@ -60,8 +60,8 @@ return {
               length = 4,
               required = true,
               values = {
-                {value = 1, meaning = "¼šç”·"},
-                {value = 2, meaning = "¼šå¥³"},
+                {value = 1, meaning = "ç”·"},
+                {value = 2, meaning = "å¥³"},
               },
               values_open = true,
               note = "the page's example sends 0, not among its listed values",

@@ -44,8 +44,8 @@ return {
           required = false,
           also = {"bool"},
           values = {
-            {value = 1, meaning = "��预设审核"},
-            {value = 0, meaning = "��不审核"},
+            {value = 1, meaning = "预设审核"},
+            {value = 0, meaning = "不审核"},
           },
           note = "the page's example sends bool (int in its table)",
         },
@@ -69,8 +69,8 @@ return {
           type_on_page = "Int",
           required = false,
           values = {
-            {value = 1, meaning = "��审核"},
-            {value = 0, meaning = "��不审核"},
+            {value = 1, meaning = "审核"},
+            {value = 0, meaning = "不审核"},
           },
         },
       },
@@ -113,8 +113,8 @@ return {
           type_on_page = "Int",
           required = true,
           values = {
-            {value = 0, meaning = "��操作全部成功"},
-            {value = 20, meaning = "��审核失败"},
+            {value = 0, meaning = "操作全部成功"},
+            {value = 20, meaning = "审核失败"},
           },
         },
       },

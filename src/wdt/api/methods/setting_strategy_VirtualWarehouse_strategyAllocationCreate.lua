@@ -26,8 +26,8 @@ return {
           type_on_page = "Int",
           required = true,
           values = {
-            {value = 0, meaning = "��指定单据"},
-            {value = 1, meaning = "��所有单据"},
+            {value = 0, meaning = "指定单据"},
+            {value = 1, meaning = "所有单据"},
           },
         },
         {
@@ -38,9 +38,9 @@ return {
           type_on_page = "Int",
           required = true,
           values = {
-            {value = 0, meaning = "��货品"},
-            {value = 1, meaning = "��全局"},
-            {value = 2, meaning = "��品牌"},
+            {value = 0, meaning = "货品"},
+            {value = 1, meaning = "全局"},
+            {value = 2, meaning = "品牌"},
           },
         },
         {name = "rule_no", title = "规则编码", description = "规则编码", type = "string", type_on_page = "String", required = true},

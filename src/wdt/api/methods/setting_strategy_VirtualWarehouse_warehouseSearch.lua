@@ -58,8 +58,8 @@ return {
               type_on_page = "Int",
               required = true,
               values = {
-                {value = 0, meaning = "��普通店铺"},
-                {value = 1, meaning = "��分销模式"},
+                {value = 0, meaning = "普通店铺"},
+                {value = 1, meaning = "分销模式"},
               },
             },
             {name = "virtual_warehouse_no", title = "虚拟仓编号", description = "虚拟仓编号", type = "string", type_on_page = "String", required = true},
@@ -73,8 +73,8 @@ return {
               type_on_page = "Int",
               required = true,
               values = {
-                {value = 0, meaning = "��正常"},
-                {value = 1, meaning = "��停用"},
+                {value = 0, meaning = "正常"},
+                {value = 1, meaning = "停用"},
               },
             },
             {name = "remark", title = "备注", description = "备注", type = "string", type_on_page = "String", required = true},
@@ -99,8 +99,8 @@ return {
                   type_on_page = "Int",
                   required = true,
                   values = {
-                    {value = 0, meaning = "��未启用"},
-                    {value = 1, meaning = "��已启用"},
+                    {value = 0, meaning = "未启用"},
+                    {value = 1, meaning = "已启用"},
                   },
                 },
                 {name = "warehouse_no", title = "实体仓编号", description = "实体仓编号", type = "string", type_on_page = "String", required = true},

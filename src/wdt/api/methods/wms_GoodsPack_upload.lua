@@ -29,8 +29,8 @@ return {
           type_on_page = "byte",
           required = true,
           values = {
-            {value = 0, meaning = "��未入库"},
-            {value = 2, meaning = "��已入库"},
+            {value = 0, meaning = "未入库"},
+            {value = 2, meaning = "已入库"},
           },
         },
         {name = "pack_barcode", title = "箱码", description = "箱码（不传值则自动生成）", type = "string", type_on_page = "String", required = false},

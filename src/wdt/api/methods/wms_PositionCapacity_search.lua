@@ -62,7 +62,7 @@ return {
               required = true,
               values = {
                 {value = false, meaning = "正品"},
-                {value = true, meaning = "残次品<br>false:正品"},
+                {value = true, meaning = "残次品"},
               },
             },
             {name = "stock_num", title = "总库存", description = "总库存", type = "decimal", type_on_page = "Decimal(19,4)", required = true},

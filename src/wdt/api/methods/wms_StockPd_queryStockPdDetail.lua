@@ -78,8 +78,8 @@ return {
               type_on_page = "Int",
               required = true,
               values = {
-                {value = 0, meaning = "��正品"},
-                {value = 1, meaning = "��残次品"},
+                {value = 0, meaning = "正品"},
+                {value = 1, meaning = "残次品"},
               },
             },
           },

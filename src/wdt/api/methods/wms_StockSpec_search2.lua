@@ -49,8 +49,8 @@ return {
           length = 1,
           required = false,
           values = {
-            {value = 0, meaning = "��否"},
-            {value = 1, meaning = "��是"},
+            {value = 0, meaning = "否"},
+            {value = 1, meaning = "是"},
           },
         },
       },
@@ -166,9 +166,9 @@ return {
               type_on_page = "Int",
               required = true,
               values = {
-                {value = 0, meaning = "��未启用"},
-                {value = 1, meaning = "��启用"},
-                {value = 2, meaning = "��停用"},
+                {value = 0, meaning = "未启用"},
+                {value = 1, meaning = "启用"},
+                {value = 2, meaning = "停用"},
               },
             },
             {name = "today_num", title = "今日销量", description = "今日销量 请求参数：mask（掩码）传为1和3时返回", type = "decimal", type_on_page = "Decimal(19,4)", required = true},

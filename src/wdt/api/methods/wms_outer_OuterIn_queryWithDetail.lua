@@ -142,7 +142,7 @@ return {
                   required = true,
                   values = {
                     {value = false, meaning = "正品"},
-                    {value = true, meaning = "残次品<br>false:正品"},
+                    {value = true, meaning = "残次品"},
                   },
                 },
                 {name = "remark", title = "备注", description = "备注", type = "string", type_on_page = "String", length = 255, required = true},

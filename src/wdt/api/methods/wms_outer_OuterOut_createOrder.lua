@@ -64,8 +64,8 @@ return {
           type_on_page = "Int",
           required = false,
           values = {
-            {value = 0, meaning = "��不开启"},
-            {value = 1, meaning = "��开启"},
+            {value = 0, meaning = "不开启"},
+            {value = 1, meaning = "开启"},
           },
         },
         {name = "sn_list", title = "序列号列表", description = "序列号列表，多个序列号用\",\"分隔， 例如：\"xxx1,xxx2,xxx3\"，开启序列号后序列号数量要与出库数量保持一致", type = "string", type_on_page = "String", required = false},
@@ -92,8 +92,8 @@ return {
           type_on_page = "Int",
           required = true,
           values = {
-            {value = 0, meaning = "��表示操作全部成功"},
-            {value = 20, meaning = "��审核失败"},
+            {value = 0, meaning = "表示操作全部成功"},
+            {value = 20, meaning = "审核失败"},
           },
         },
         {name = "message", title = "返回信息", description = "status = 0时,返回创建成功的单号;否则返回错误信息", type = "string", type_on_page = "String", required = true},

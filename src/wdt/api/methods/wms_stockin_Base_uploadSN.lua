@@ -28,9 +28,9 @@ return {
           type_on_page = "byte",
           required = true,
           values = {
-            {value = 2, meaning = "��调拨入库"},
-            {value = 6, meaning = "��生产成品入库"},
-            {value = 20, meaning = "��其他入库"},
+            {value = 2, meaning = "调拨入库"},
+            {value = 6, meaning = "生产成品入库"},
+            {value = 20, meaning = "其他入库"},
           },
         },
       },

@@ -20,8 +20,8 @@ return {
       type_on_page = "boolean",
       required = true,
       values = {
-        {value = false, meaning = "仅可以取消�"},
-        {value = true, meaning = "待审核的单据�"},
+        {value = false, meaning = "仅可以取消编辑中状态"},
+        {value = true, meaning = "待审核的单据会先返回编辑然后再取消"},
       },
     },
   },

@@ -32,8 +32,8 @@ return {
           type_on_page = "Int",
           required = false,
           values = {
-            {value = 1, meaning = "��已提交/待审核"},
-            {value = 2, meaning = "��已审核"},
+            {value = 1, meaning = "已提交/待审核"},
+            {value = 2, meaning = "已审核"},
           },
           values_open = true,
           note = "the page's example sends 0, not among its listed values",

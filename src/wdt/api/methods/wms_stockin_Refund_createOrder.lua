@@ -33,11 +33,22 @@ return {
           type_on_page = "Int",
           required = false,
           values = {
-            {value = 1, meaning = "��已提交"},
-            {value = 2, meaning = "��已审核"},
+            {value = 1, meaning = "已提交"},
+            {value = 2, meaning = "已审核"},
           },
         },
-        {name = "is_create_batch", title = "是否创建批次", description = "true：创建 false：不创建 默认不创建", type = "bool", type_on_page = "boolean", required = false},
+        {
+          name = "is_create_batch",
+          title = "是否创建批次",
+          description = "true：创建 false：不创建 默认不创建",
+          type = "bool",
+          type_on_page = "boolean",
+          required = false,
+          values = {
+            {value = false, meaning = "不创建"},
+            {value = true, meaning = "创建"},
+          },
+        },
         {
           name = "detail_list",
           title = "单据明细",
@@ -48,7 +59,18 @@ return {
           required = true,
           children = {
             {name = "num", title = "数量", description = "数量", type = "decimal", type_on_page = "Decimal(19,4)", required = true},
-            {name = "defect", title = "是否残次品", description = "true：残次品 false：正品 默认false", type = "bool", type_on_page = "boolean", required = false},
+            {
+              name = "defect",
+              title = "是否残次品",
+              description = "true：残次品 false：正品 默认false",
+              type = "bool",
+              type_on_page = "boolean",
+              required = false,
+              values = {
+                {value = false, meaning = "正品"},
+                {value = true, meaning = "残次品"},
+              },
+            },
             {name = "sn_strings", title = "sn码", description = "多个之间使用英文逗号分隔，当传入sn信息时，create_mode需要传为0", type = "string", type_on_page = "String", required = false},
             {name = "batch_no", title = "批次号", description = "批次号", type = "string", type_on_page = "String", length = 20, required = false},
             {name = "expire_date", title = "有效期", description = "有效期", type = "string", type_on_page = "String", length = 40, required = false},

@@ -37,7 +37,7 @@ return {
           required = false,
           values = {
             {value = 0, meaning = "修改时间"},
-            {value = 1, meaning = "入库时间 不传默认为0"},
+            {value = 1, meaning = "入库时间 不传默认为"},
           },
         },
         {name = "start_time", title = "开始时间", description = "起始时间, yyyy-MM-dd HH:mm:ss格式", type = "string", type_on_page = "String", length = 40, required = true},

@@ -31,8 +31,8 @@ return {
           length = 40,
           required = false,
           values = {
-            {value = 1, meaning = "��创建时间"},
-            {value = 2, meaning = "��最后修改时间"},
+            {value = 1, meaning = "创建时间"},
+            {value = 2, meaning = "最后修改时间"},
           },
         },
         {name = "start_time", title = "开始时间", description = "起始时间，若无业务单号，则为必填。 yyyy-MM-dd HH:mm:ss格式", type = "string", type_on_page = "String", length = 40, required = true},
@@ -161,7 +161,7 @@ return {
                   required = true,
                   values = {
                     {value = false, meaning = " 正品"},
-                    {value = true, meaning = " 残次品<br>false:  正品"},
+                    {value = true, meaning = " 残次品"},
                   },
                 },
                 {name = "modified_date", title = "修改时间", description = "修改时间", type = "string", type_on_page = "String", required = true},

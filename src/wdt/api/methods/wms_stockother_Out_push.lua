@@ -48,8 +48,8 @@ return {
           length = 1,
           required = false,
           values = {
-            {value = 0, meaning = "��创建单据时校验可用库存"},
-            {value = 1, meaning = "��审核单据时校验可用库存"},
+            {value = 0, meaning = "创建单据时校验可用库存"},
+            {value = 1, meaning = "审核单据时校验可用库存"},
           },
         },
       },
@@ -104,8 +104,8 @@ return {
           type_on_page = "Int",
           required = true,
           values = {
-            {value = 0, meaning = "��表示操作全部成功"},
-            {value = 20, meaning = "��审核失败"},
+            {value = 0, meaning = "表示操作全部成功"},
+            {value = 20, meaning = "审核失败"},
           },
         },
         {name = "message", title = "返回信息", description = "status = 0时,返回创建成功的单号;否则返回错误信息", type = "string", type_on_page = "String", required = true},

@@ -31,9 +31,9 @@ return {
           length = 40,
           required = false,
           values = {
-            {value = 1, meaning = "��发货时间"},
-            {value = 2, meaning = "��创建时间"},
-            {value = 3, meaning = "��最后修改时间"},
+            {value = 1, meaning = "发货时间"},
+            {value = 2, meaning = "创建时间"},
+            {value = 3, meaning = "最后修改时间"},
           },
         },
         {name = "start_time", title = "开始时间", description = "起始时间，若无出库单号或源单号，则为必填。", type = "string", type_on_page = "String", length = 40, required = true},
@@ -156,7 +156,7 @@ return {
                   required = true,
                   values = {
                     {value = false, meaning = " 正品"},
-                    {value = true, meaning = " 残次品<br>false:  正品"},
+                    {value = true, meaning = " 残次品"},
                   },
                 },
                 {name = "cost_price", title = "成本价", description = "成本价", type = "decimal", type_on_page = "Decimal(19,4)", required = true},

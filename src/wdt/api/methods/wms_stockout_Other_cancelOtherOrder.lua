@@ -20,8 +20,8 @@ return {
       type_on_page = "boolean",
       required = true,
       values = {
-        {value = false, meaning = "仅可以取未确认状态<br>true:待审核的单据�"},
-        {value = true, meaning = "待审核的单据�"},
+        {value = false, meaning = "仅可以取未确认状态"},
+        {value = true, meaning = "待审核的单据会先返回编辑然后再取消"},
       },
     },
   },

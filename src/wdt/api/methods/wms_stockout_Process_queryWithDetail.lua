@@ -134,9 +134,9 @@ return {
                   length = 4,
                   required = true,
                   values = {
-                    {value = 0, meaning = "��未验货"},
-                    {value = 1, meaning = "��扫描验货"},
-                    {value = 2, meaning = "��手工验货"},
+                    {value = 0, meaning = "未验货"},
+                    {value = 1, meaning = "扫描验货"},
+                    {value = 2, meaning = "手工验货"},
                   },
                 },
                 {
@@ -149,7 +149,7 @@ return {
                   required = true,
                   values = {
                     {value = false, meaning = "正品"},
-                    {value = true, meaning = "残次品<br>false:正品"},
+                    {value = true, meaning = "残次品"},
                   },
                 },
                 {name = "expire_date", title = "有效期", description = "指定出库货品有效期", type = "string", type_on_page = "String", length = 40, required = false},

@@ -29,8 +29,8 @@ return {
           type_on_page = "Int",
           required = false,
           values = {
-            {value = 1, meaning = "��已提交/待审核"},
-            {value = 2, meaning = "��已审核"},
+            {value = 1, meaning = "已提交/待审核"},
+            {value = 2, meaning = "已审核"},
           },
           values_open = true,
           note = "the page's example sends 0, not among its listed values",
@@ -72,7 +72,7 @@ return {
           required = false,
           values = {
             {value = false, meaning = "正品"},
-            {value = true, meaning = "残次品<br>false:正品"},
+            {value = true, meaning = "残次品"},
           },
         },
         {name = "remark", title = "备注", description = "备注", type = "string", type_on_page = "String", length = 255, required = false},

@@ -171,7 +171,7 @@ return {
                   required = true,
                   values = {
                     {value = false, meaning = " 正品"},
-                    {value = true, meaning = " 残次品<br>false:  正品"},
+                    {value = true, meaning = " 残次品"},
                   },
                 },
                 {name = "position_no", title = "货位编号", description = "货位编号", type = "string", type_on_page = "String", length = 20, required = true},
