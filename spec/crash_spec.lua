@@ -1,5 +1,5 @@
--- The crash test of the sync loop: `wdt sync logistics` against the emulator is killed at
--- random points (SIGKILL mostly, SIGINT sometimes), then run again, until one run is let
+-- The crash test of the sync loop: `wdt sync logistics` (reports 4 calls at a time) against
+-- the emulator is killed at random points (SIGKILL mostly, SIGINT sometimes), then run again, until one run is let
 -- finish. Afterwards the queue must be empty and every row reported exactly once: the
 -- emulator counts each acknowledged row once, acked == rows at the start, and it counts
 -- reports of rows that had already left the queue (`repeated`), which must stay 0; every
@@ -64,7 +64,7 @@ end
       "WDT_URL=" .. sh(emu.url), "WDT_SID=" .. sh(SID), "WDT_KEY=" .. sh(KEY),
       "WDT_SECRET=" .. sh(APPSECRET), "PUSH_LOG=" .. sh(dir .. "/pushed.log"),
       "exec", sh(root .. "/bin/wdt"), "sync", "logistics", "--shop", "s1",
-      "--handler", sh(dir .. "/handler.lua"), "--batch", "7", "--page-size", "25", "--json",
+      "--handler", sh(dir .. "/handler.lua"), "--batch", "7", "--page-size", "25", "--concurrency", "4", "--json",
       ">" .. sh(dir .. "/run" .. run .. ".out"), "2>" .. sh(dir .. "/run" .. run .. ".err"),
     }, " ")
   end

@@ -166,10 +166,10 @@ describe("wdt scan", function()
     os.execute("rm -rf " .. sh.quote(locks))
   end)
 
-  it("killed with SIGKILL, resumed from its checkpoint, delivers the rest", function()
+  it("killed with SIGKILL (4 pages in flight), resumed from its checkpoint, delivers the rest", function()
     local created = rows { method = TRADES, count = 400, from = from, to = to }
     local cp, out1, out2 = dir .. "/cp.json", dir .. "/run1", dir .. "/run2"
-    local args = ("scan %s --checkpoint %s --since %d --to %d --page-size 10"):format(TRADES,
+    local args = ("scan %s --checkpoint %s --since %d --to %d --page-size 10 --concurrency 4"):format(TRADES,
       sh.quote(cp), from, to)
     -- a slow reader on a pipe: wdt blocks in a write in the middle of a window, where a
     -- kill tells whether the checkpoint ran ahead of what was printed
