@@ -1,10 +1,11 @@
 -- The crash test of the sync loop: `wdt sync logistics` (reports 4 calls at a time) against
 -- the emulator is killed at random points (SIGKILL mostly, SIGINT sometimes), then run
--- again, until one run is let finish. Afterwards the queue must be empty and every row reported exactly once: the
--- emulator counts each acknowledged row once, acked == rows at the start, and it counts
--- reports of rows that had already left the queue (`repeated`), which must stay 0; every
--- row was handed to the handler at least once. Most kills wait until some rows were
--- reported, so that they land mid-queue; the others land anywhere in the first moments.
+-- again, until one run is let finish. Afterwards the queue must be empty and every row
+-- reported exactly once: the emulator counts each acknowledged row once, acked == rows at
+-- the start, and it counts reports of rows that had already left the queue (`repeated`),
+-- which must stay 0; every row was handed to the handler at least once. Most kills wait
+-- until some rows were reported, so that they land mid-queue; the others land anywhere in
+-- the first moments.
 --
 -- WDT_CRASH_SEED=N reproduces a run (the seed is printed); WDT_CRASH_KILLS=N sets the
 -- number of killed runs (default 8).
