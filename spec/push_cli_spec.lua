@@ -170,7 +170,7 @@ end
     assert.equal(0, (wdt("push orders --shop s1 " .. sh.quote(dir .. "/orders.jsonl"))))
   end)
 
-  it("kill -9 at any moment of a push with 4 calls in flight: the next run loses nothing and creates nothing twice", function()
+  it("kill -9 at any moment, 4 calls in flight: the next run loses nothing and creates nothing twice", function()
     local seed = tonumber(os.getenv("WDT_CRASH_SEED") or "") or os.time()
     math.randomseed(seed)
     print(("\npush crash test: WDT_CRASH_SEED=%d"):format(seed))
