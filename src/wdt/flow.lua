@@ -170,73 +170,94 @@ function Run:calls(requests, client)
   return results
 end
 
--- client:request's table -> client:call_many's request
-local function many_request(req)
+-- client:request's table -> a flight's request (wdt.batch's build, unchecked input)
+local function many_request(req, i)
   local args = req.args or { n = 0 }
   local r = { req.method, n = (args.n or #args) + 1 }
-  for i = 1, r.n - 1 do r[i + 1] = args[i] end
+  for k = 1, r.n - 1 do r[k + 1] = args[k] end
   for k, v in pairs(req) do
     if k ~= "method" and k ~= "args" then r[k] = v end
   end
-  return r
+  return require("wdt.batch").build(i, r, {}, {})
 end
 
 -- Runs a flow's calls, one for each batch its steps build (a push's batches, the logistics
--- sync's reports), up to run.concurrency of them in flight (a window):
---   steps.next(k) -> batch, ends | nil at the end. k: the batch's place in the window (1
---        starts a new window, whose earlier batches all settled); `ends`: send the window
---        after this batch (what comes next must wait for its answers: a key it holds)
+-- sync's reports), up to run.concurrency batches built and not yet settled (a window that
+-- slides: a batch is built and its call started as soon as the oldest one settled):
+--   steps.next(slot, idle) -> batch, ends | nil at the end. slot: 1..concurrency, free
+--        (no batch of the window holds it: a push writes each batch's lists in the
+--        builder of its slot); idle: no batch is in the window. `ends`: build nothing more
+--        until the window is empty (what comes next must wait for these answers: a key
+--        a batch in flight holds)
 --   steps.call(batch) -> a request (client:request's table) | nil: nothing to send for it
 --   steps.settle(batch, response | nil, tries | err) -> true | nil, err: the run stops
--- The window's calls go out together (run:calls), and every batch of it is settled, in the
--- order built, once all its answers are in; a batch whose settle stops the run stops it
--- after the others of its window settled. The stop marker or SIGINT raised while the calls
--- are out settles each batch of the window with that error (its items unreported), then
--- goes on up to run:guard.
+-- Batches are settled in the order built, each once its answer is in and all before it
+-- settled; answers arriving out of order wait. A call refused by the seller's limits
+-- (status 100 per-minute or concurrency message, HTTP 429: nothing applied) after the
+-- client's own waits is sent again with one call fewer in the window (up to RESENDS
+-- times), and the window grows back by one with each call that gets through. A settle that
+-- stops the run stops the building; the calls out are answered and settled first. The
+-- stop marker or SIGINT raised meanwhile abandons the calls out and settles every batch of
+-- the window with that error (its items unreported), then goes on up to run:guard.
 function Run:batches(steps)
-  local width = self.concurrency or 1
-  while true do
-    local window, requests, of, ended = {}, {}, {}, false
-    for k = 1, width do
-      local b, ends = steps.next(k)
-      if b == nil then ended = true break end
-      local req = steps.call(b)
-      window[k] = b
-      if req then requests[#requests + 1], of[#requests + 1] = req, k end
-      if ends then break end
-    end
-    if not window[1] then return true end
-    local answers, ok, res = {}, true, nil
-    if #requests == 1 then
-      local resp, err
-      ok, resp, err = pcall(self.client.request, self.client, requests[1])
-      if ok then answers[of[1]] = { resp, err } else res = resp end
-    elseif requests[2] then
-      local list = {}
-      for i, req in ipairs(requests) do list[i] = many_request(req) end
-      ok, res = pcall(self.calls, self, list)
-      if ok then
-        for i, r in ipairs(res) do
-          answers[of[i]] = r.err and { nil, r.err } or { r.response, r.tries }
+  local most = self.concurrency or 1
+  local width, f = most, require("wdt.batch").flight(self.client, most)
+  local window, by_call, free = {}, {}, {}
+  for k = most, 1, -1 do free[#free + 1] = k end
+  local ended, draining, first_err = false, false, nil
+  local function send(w)
+    w.tries_left = w.tries_left or flow.RESENDS
+    by_call[f:add(many_request(w.req, #window))] = w
+  end
+  local function body()
+    while true do
+      while not ended and not draining and not first_err and #window < width do
+        local slot = table.remove(free)
+        local b, ends = steps.next(slot, window[1] == nil)
+        if b == nil then
+          ended = true
+          free[#free + 1] = slot
+          break
+        end
+        local w = { b = b, slot = slot, req = steps.call(b) }
+        window[#window + 1] = w
+        if w.req then send(w) else w.done = true end
+        if ends then draining = true end
+      end
+      while window[1] and window[1].done do    -- settle from the oldest
+        local w = table.remove(window, 1)
+        free[#free + 1] = w.slot
+        local ok, serr = steps.settle(w.b, w.resp, w.second)
+        if not ok then first_err = first_err or serr end
+      end
+      if not window[1] then
+        if first_err then return nil, first_err end
+        if ended then return true end
+        draining = false
+      else
+        local i, r = f:next()
+        local w = by_call[i]
+        by_call[i] = nil
+        if r.err and policy.is_rate_limit(r.err) and w.tries_left > 0 then
+          w.tries_left = w.tries_left - 1
+          self.summary.resent = (self.summary.resent or 0) + 1
+          width = math.max(1, width - 1)
+          send(w)
+        else
+          if not r.err and width < most then width = width + 1 end
+          w.done, w.resp, w.second = true, r.response, r.err or r.tries
         end
       end
     end
-    if not ok then
-      local stop = flow.stop_error(res)
-      if stop then
-        for _, b in ipairs(window) do steps.settle(b, nil, stop) end
-      end
-      error(res, 0)
-    end
-    local first_err
-    for k, b in ipairs(window) do
-      local a = answers[k] or {}
-      local done, serr = steps.settle(b, a[1], a[2])
-      if not done then first_err = first_err or serr end
-    end
-    if first_err then return nil, first_err end
-    if ended then return true end
   end
+  local ok, a, b = pcall(body)
+  if ok then return a, b end
+  f:close()
+  local stop = flow.stop_error(a)
+  if stop then
+    for _, w in ipairs(window) do steps.settle(w.b, nil, stop) end
+  end
+  error(a, 0)
 end
 
 -- The error a raised stop marker or interrupt (SIGINT) stands for (fields for run:fail),

@@ -189,17 +189,18 @@ end
 local function new_batch() return { keys = {}, items = {}, in_batch = {}, settled = {} } end
 
 -- Pushes the items next_item() returns, on the flow runner (r.frun:batches, up to
--- `concurrency` calls in flight): a batch is read into its builder until it holds
--- batch_size items, an item whose key a batch of the window holds already (that one starts
--- the next window, sent once this one settled: its later version is never in flight
--- beside or ahead of the earlier one, and error_list names one item), or the end; one
--- call sends it, and its answer settles its items. on_batch(settled) after every batch,
--- in input order. -> true | nil, err (the run must stop)
+-- `concurrency` batches in the window): a batch is read into its slot's builder until it
+-- holds batch_size items, an item whose key a batch of the window holds already (that one
+-- waits until the window is empty, and starts the next batch: its later version is never
+-- in flight beside or ahead of the earlier one, and error_list names one item), or the
+-- end; one call sends it, and its answer settles its items. on_batch(settled) after every
+-- batch, in input order. -> true | nil, err (the run must stop)
 function Run:push(next_item, on_batch)
   local s, size, add_fast = self.summary, self.batch_size, nil
   self.want_settled = on_batch ~= nil
-  local carry, ended              -- carry: the item that starts the next window
+  local carry, ended              -- carry: the item read that must wait for the window
   local in_window = {}            -- the keys in the window's batches
+  self.unsent = {}
   local steps = {}
   local function add(b, item)     -- -> false when its key is in the window already
     local key = add_fast(item, in_window)
@@ -211,11 +212,13 @@ function Run:push(next_item, on_batch)
     end
     return true
   end
-  function steps.next(k)
-    if k == 1 then in_window, self.unsent = {}, {} end
-    add_fast = self:use_builder(k)
+  function steps.next(slot, idle)
+    if idle then in_window = {} end
+    local unsent = self.unsent              -- the batches settled leave the list
+    while unsent[1] and unsent[1].done do table.remove(unsent, 1) end
+    add_fast = self:use_builder(slot)
     local b = new_batch()
-    self.unsent[#self.unsent + 1] = b
+    unsent[#unsent + 1] = b
     if carry ~= nil then
       add(b, carry)
       carry, self.reading = nil, nil
@@ -252,6 +255,7 @@ function Run:push(next_item, on_batch)
         ok = nil
       end
     end
+    for _, key in ipairs(b.keys) do in_window[key] = nil end
     b.done = true                           -- settled: an interrupt from here on is not its
     if on_batch then on_batch(b.settled) end
     self.progress()
