@@ -211,6 +211,13 @@ function Run:batches(steps)
   end
   local function body()
     while true do
+      while window[1] and window[1].done do    -- settle from the oldest
+        local w = table.remove(window, 1)
+        free[#free + 1] = w.slot
+        local ok, serr = steps.settle(w.b, w.resp, w.second)
+        if not ok then first_err = first_err or serr end
+      end
+      if not window[1] then draining = false end
       while not ended and not draining and not first_err and #window < width do
         local slot = table.remove(free)
         local b, ends = steps.next(slot, window[1] == nil)
@@ -224,17 +231,10 @@ function Run:batches(steps)
         if w.req then send(w) else w.done = true end
         if ends then draining = true end
       end
-      while window[1] and window[1].done do    -- settle from the oldest
-        local w = table.remove(window, 1)
-        free[#free + 1] = w.slot
-        local ok, serr = steps.settle(w.b, w.resp, w.second)
-        if not ok then first_err = first_err or serr end
-      end
       if not window[1] then
         if first_err then return nil, first_err end
-        if ended then return true end
-        draining = false
-      else
+        return true                             -- ended: nothing built, nothing out
+      elseif not window[1].done then
         local i, r = f:next()
         local w = by_call[i]
         by_call[i] = nil
