@@ -125,17 +125,18 @@ function Run:fail(err, what)
   return nil, errors.new(e)
 end
 
--- A call refused by the seller's limits after the client's own waits (wdt.rate) is sent
--- again this many times in a row with nothing else getting through, then left refused.
+-- A call refused for the seller's limit of calls at once (after the client's own retries)
+-- is sent again this many times with fewer calls in flight, then left refused. (A refusal
+-- of the per-minute budget is the `rate` option's to wait out: wdt.rate.)
 flow.RESENDS = 5
 
 -- run:calls(requests[, client]) -> results: client:call_many's requests and results (in
 -- request order), up to run.concurrency calls in flight, through the run's client (or a
 -- view of it: its wait hook, its rate budget; inside nginx, cosocket light threads). A
--- call the seller's limits refused (status 100 with the per-minute or concurrency message,
--- HTTP 429: nothing was applied) is sent again with the window narrowed to the calls that
--- got through, so a flow asking more than the seller allows is paced down and loses
--- nothing. The stop marker or an interrupt raised while waiting passes through.
+-- call refused for the seller's limit of calls at once (status 100,
+-- 超过每分钟最大并发次数限制: nothing was applied) is sent again with the window narrowed
+-- to the calls that got through, so a flow asking more than the seller allows is paced
+-- down and loses nothing. The stop marker or an interrupt raised while waiting passes through.
 function Run:calls(requests, client)
   client = client or self.client
   local results, todo, width, idle = {}, {}, self.concurrency, 0
@@ -147,7 +148,7 @@ function Run:calls(requests, client)
     local again, through = {}, 0
     for k, i in ipairs(todo) do
       local r = got[k]
-      local refused = r.err and policy.is_rate_limit(r.err)
+      local refused = r.err and policy.is_concurrency_limit(r.err)
       if refused and idle < flow.RESENDS then
         again[#again + 1] = i
       else
@@ -192,9 +193,9 @@ end
 --   steps.call(batch) -> a request (client:request's table) | nil: nothing to send for it
 --   steps.settle(batch, response | nil, tries | err) -> true | nil, err: the run stops
 -- Batches are settled in the order built, each once its answer is in and all before it
--- settled; answers arriving out of order wait. A call refused by the seller's limits
--- (status 100 per-minute or concurrency message, HTTP 429: nothing applied) after the
--- client's own waits is sent again with one call fewer in the window (up to RESENDS
+-- settled; answers arriving out of order wait. A call refused for the seller's limit of
+-- calls at once (status 100, 超过每分钟最大并发次数限制: nothing applied) after the
+-- client's own retries is sent again with one call fewer in the window (up to RESENDS
 -- times), and the window grows back by one with each call that gets through. A settle that
 -- stops the run stops the building; the calls out are answered and settled first. The
 -- stop marker or SIGINT raised meanwhile abandons the calls out and settles every batch of
@@ -238,7 +239,7 @@ function Run:batches(steps)
         local i, r = f:next()
         local w = by_call[i]
         by_call[i] = nil
-        if r.err and policy.is_rate_limit(r.err) and w.tries_left > 0 then
+        if r.err and policy.is_concurrency_limit(r.err) and w.tries_left > 0 then
           w.tries_left = w.tries_left - 1
           self.summary.resent = (self.summary.resent or 0) + 1
           width = math.max(1, width - 1)
