@@ -97,20 +97,16 @@ local function attempt(s, a, b, found)
   if total <= #rows then return count(keys) >= total end
   -- the other pages, from the last to page 1, up to `concurrency` of them in flight
   -- (wdt.flow's run:calls); their rows are taken in that order
-  local stable, no, width = true, math.ceil(total / size) - 1, s.run and s.run.concurrency or 1
-  while no >= 1 do
-    local requests = {}
-    for k = no, math.max(1, no - width + 1), -1 do
-      requests[#requests + 1] = { s.method, params, pager = { page_size = size, page_no = k, calc_total = true } }
-    end
-    s.stats.pages = s.stats.pages + #requests
-    local results = s.run:calls(requests, s.client)
-    for _, r in ipairs(results) do
-      local page, err = took(r.data, r.err)
-      if not page then return nil, err end
-      if page.total ~= total then stable = false end
-    end
-    no = no - #requests
+  local requests = {}
+  for no = math.ceil(total / size) - 1, 1, -1 do
+    requests[#requests + 1] = { s.method, params, pager = { page_size = size, page_no = no, calc_total = true } }
+  end
+  s.stats.pages = s.stats.pages + #requests
+  local stable = true
+  for _, r in ipairs(s.run:calls(requests, s.client)) do
+    local page, err = took(r.data, r.err)
+    if not page then return nil, err end
+    if page.total ~= total then stable = false end
   end
   return stable and count(keys) == total
 end
