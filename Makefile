@@ -11,7 +11,7 @@ BUILD      ?= build
 DEB_PACKAGES = lua5.4 liblua5.4-dev lua-cjson lua-busted luarocks libcurl4-openssl-dev \
                libssl-dev nginx-light libnginx-mod-http-lua libluajit2-5.1-dev lua-socket \
                lua-check cmake gcc make curl zlib1g-dev locales gettext-base openssl procps \
-               redis-server
+               redis-server faketime strace
 
 # The version, from its one source (CMakeLists.txt's project line).
 WDT_VERSION := $(shell sed -n "/^project.wdt VERSION/s/.*VERSION \([0-9.]*\) .*/\1/p" CMakeLists.txt)

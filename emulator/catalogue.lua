@@ -4,6 +4,9 @@
 -- wdt's code: the checks here are a second, independent reading of the same facts.
 --   catalogue.check_request(method, args, pager) -> nil | {status, message}
 --   catalogue.handler(method) -> function(tenant, args, pager, sid, fault) or nil
+--   catalogue.max_page_size(method) -> the page size its page allows, or nil
+--   catalogue.check_values(method, args) -> nil | {status, message}: lengths and values
+--     alone, for the stateful queries
 -- Runs in nginx's LuaJIT (Lua 5.1 syntax).
 local json = require "emulator.json"
 local data = require "emulator.catalogue_data"
@@ -54,21 +57,26 @@ local function mismatch() return { status = 1, message = "argument type mismatch
 
 local check_value
 
-local function check_fields(nodes, obj)
+-- `only_values`: lengths and allowed values alone (for the stateful handlers, whose own
+-- checks of presence, types and windows come with their documented words)
+local function check_fields(nodes, obj, only_values)
   for _, n in ipairs(nodes) do
     local v = obj[n.name]
     if v == nil then       -- null is a value: the pages ask for it ("若无则传null")
-      if n.required then return missing(n.name) end
+      if n.required and not only_values then return missing(n.name) end
     else
-      local bad = check_value(n, v)
+      local bad = check_value(n, v, only_values)
       if bad then return bad end
     end
   end
 end
 
-function check_value(n, v)
+function check_value(n, v, only_values)
   local k = kind_of(v)
-  if not accepts(n, k) then return mismatch() end
+  if not accepts(n, k) then
+    if only_values then return nil end
+    return mismatch()
+  end
   local main = ACCEPTS[n.type]
   if k == "null" or (main and not main[k]) then return nil end   -- a type only the example uses
   if n.type == "string" and k == "string" and n.length and chars(v) > n.length then
@@ -79,13 +87,13 @@ function check_value(n, v)
     for _, a in ipairs(n.values) do if a.value == v then ok = true end end
     if not ok then return { status = 100, message = n.name .. "的值" .. tostring(v) .. "不在允许的范围内" } end
   end
-  if n.children and n.type == "object" and k == "object" then return check_fields(n.children, v) end
+  if n.children and n.type == "object" and k == "object" then return check_fields(n.children, v, only_values) end
   if n.children and n.type == "list" and k == "list" then
     for _, item in ipairs(v) do
       if kind_of(item) == "object" then
-        local bad = check_fields(n.children, item)
+        local bad = check_fields(n.children, item, only_values)
         if bad then return bad end
-      elseif kind_of(item) ~= "empty" then
+      elseif kind_of(item) ~= "empty" and not only_values then
         return mismatch()
       end
     end
@@ -266,6 +274,25 @@ local function write_answer(e)
   resp = resp or json.object({ status = 0 })
   if resp.message == nil then resp.message = "" end
   return complete(e.response, resp)
+end
+
+-- the largest page the method's page allows, or nil (no paging, or no such method)
+function M.max_page_size(method)
+  local e = data.get(method)
+  return e and e.paging and e.paging.max_page_size or nil
+end
+
+-- A stateful query's filter against its page: too long a string or a value outside the
+-- page's list; nil when it passes, else the answer to give.
+function M.check_values(method, args)
+  local e = data.get(method)
+  if not e or e.kind ~= "query" then return nil end
+  for i, n in ipairs(positional(e)) do
+    if args[i] ~= nil then
+      local bad = check_value(n, args[i], true)
+      if bad then return bad end
+    end
+  end
 end
 
 local handlers = {}

@@ -31,11 +31,12 @@ end
 
 -- Paging parameters from the query string: page_size (1..1000), page_no (>= 0), calc_total.
 -- Absent ones take the defaults page_size 30, page_no 0, calc_total 0.
-function M.pager(params)
+function M.pager(params, max_page_size)
   local p = { page_size = 30, page_no = 0, calc_total = false }
+  local max = max_page_size or 1000
   if params.page_size ~= nil then
     local n = int_arg(params.page_size)
-    if not n or n < 1 or n > 1000 then return nil, "page_size必须是1到1000之间的整数" end
+    if not n or n < 1 or n > max then return nil, "page_size必须是1到" .. max .. "之间的整数" end
     p.page_size = n
   end
   if params.page_no ~= nil then

@@ -204,12 +204,18 @@ local function handle(params, body, skew, fault)
     return { status = 1, message = "请求体必须是JSON数组(按位置传递的参数)" }
   end
   -- the stateful handlers first; every other method of the catalogue from emulator/catalogue.lua
-  local handler = methods.table[params.method] or catalogue.handler(params.method)
+  local stateful = methods.table[params.method]
+  local handler = stateful or catalogue.handler(params.method)
   if not handler then
     return { status = 1, message = "接口" .. params.method .. "不存在" }
   end
-  local pager, perr = methods.pager(params)
+  -- 1000 rows a page, or what the method's page allows (2000 for a few)
+  local pager, perr = methods.pager(params, not stateful and catalogue.max_page_size(params.method) or nil)
   if not pager then return { status = 2, message = perr } end
+  if stateful then   -- its filters' lengths and values as its page lists them
+    local bad = catalogue.check_values(params.method, args)
+    if bad then return bad end
+  end
   return handler(state.s.tenants[params.sid], args, pager, params.sid, fault)
 end
 

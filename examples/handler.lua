@@ -8,7 +8,8 @@
 --   false, "why"      your platform refused it             -> reported as failed (2)
 --   nil, "why"        your platform could not take it now  -> reported as "try later" (-100);
 --                                                             the ERP offers it again next run
--- and anything it raises counts as failed, with the error as the message.
+-- Anything it raises (or another answer) is a bug here, not a refusal: that shipment is not
+-- reported, stays in the ERP's queue, is listed with the error, and the run exits 1.
 --
 -- This one is the demo's stand-in for your platform: it takes every shipment except a few,
 -- chosen by sync_id so that every run fails and defers some on purpose. Set

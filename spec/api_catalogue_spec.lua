@@ -117,4 +117,47 @@ describe("the catalogue", function()
       io.write(n)']]):read("*a")
     assert.are.equal("0", out)
   end)
+
+  it("is what the push checks: wdt.push.fields is a view of it, with the push's additions", function()
+    local fields = require "wdt.push.fields"
+    local lists = { trade = { "sales.RawTrade.pushSelf2", "rawTradeList" },
+                    line = { "sales.RawTrade.pushSelf2", "rawTradeOrderList" },
+                    discount = { "sales.RawTrade.pushSelf2", "discountList" },
+                    refund = { "aftersales.refund.RawRefund.upload2", "order_list" },
+                    goods = { "goods.ApiGoods.upload", "param.goods_list" } }
+    local additions = {}
+    for list, where in pairs(lists) do
+      local names, by = {}, {}
+      api.walk(api.get(where[1]).args, function(n, p)
+        local parent = p:match("^(.*)%.[^.]+$")
+        if parent == where[2] or parent == where[2] .. "[]" then
+          names[#names + 1] = n.name
+          by[n.name] = n
+        end
+      end)
+      local got = {}
+      for _, f in ipairs(fields[list]) do
+        got[#got + 1] = f[1]
+        local n = by[f[1]]
+        if f[2] ~= n.type then additions[#additions + 1] = list .. "." .. f[1] .. ": " .. f[2] end
+        if (f.req or false) ~= (n.required or n.required_on_page or false) then
+          additions[#additions + 1] = list .. "." .. f[1] .. ": required"
+        end
+        if f.max ~= (f[2] == "string" and (n.length or n.length_on_page) or nil) then
+          additions[#additions + 1] = list .. "." .. f[1] .. ": max"
+        end
+        if (f.values ~= nil) ~= (n.values ~= nil and not n.values_open) then
+          additions[#additions + 1] = list .. "." .. f[1] .. ": values"
+        end
+      end
+      assert.are.same(names, got, list)
+    end
+    table.sort(additions)
+    assert.are.same({ "goods.goods_id: required", "goods.spec_id: required", "refund.current_phase_timeout: time",
+                      "refund.refund_time: time", "trade.end_time: time", "trade.pay_time: time",
+                      "trade.remark_flag: values", "trade.trade_time: time" }, additions)
+    local pay = {}
+    for _, f in ipairs(fields.trade) do if f[1] == "pay_method" then pay = f.values end end
+    assert.is_true(pay[7] and not pay[9])
+  end)
 end)

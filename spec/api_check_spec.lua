@@ -7,6 +7,7 @@ local cjson = require "cjson"
 local wdt = require "wdt"
 local emulator = require "spec.support.emulator"
 local fixtures = require "spec.support.fixtures"
+local compat = require "spec.support.compat"
 
 local function sink()
   local buf = {}
@@ -104,6 +105,23 @@ describe("the catalogue's checks", function()
       local results, failed = client:call_many { { "setting.Shop.queryShop", long } }
       assert.are.equal(1, failed)
       assert.are.equal("params.shop_no", results[1].err.field)
+      assert.are.equal(before, requests())
+    end)
+
+    it("send nothing for a missing field, a value out of its set, a long string or a wide window", function()
+      local before = requests()
+      local wide = { start_time = "2026-01-01 00:00:00", end_time = "2026-01-01 01:00:01" }
+      local cases = {
+        { "sales.TradeQuery.querySelfOrderWithDetail", { wide }, "params.end_time" },
+        { "setting.Warehouse.queryWarehouse", { { type = 5 } }, "params.type" },
+        { "setting.Warehouse.queryWarehouse", { { warehouse_no = ("仓"):rep(41) } }, "params.warehouse_no" },
+        { "wms.stockout.Sales.weighingExt", { nil, "", 1, 0, false, n = 5 }, "logisticsOrTradeNo" },
+      }
+      for _, c in ipairs(cases) do
+        local data, err = client:call(c[1], compat.unpack(c[2], 1, c[2].n or #c[2]))
+        assert.is_nil(data)
+        assert.are.same({ "invalid", c[3] }, { err.kind, err.field })
+      end
       assert.are.equal(before, requests())
     end)
 

@@ -134,12 +134,28 @@ describe("the emulator and the catalogue", function()
         100, "Data truncation: Data too long for column 'warehouse_no'" },
       { "setting.Warehouse.queryWarehouse", { type = "1" }, 1, "argument type mismatch" },
       { "setting.Warehouse.queryWarehouse", { type = 5 }, 100, "type的值5不在允许的范围内" },
+      -- the stateful queries too: lengths and values of their filters
+      { "sales.TradeQuery.querySelfOrderWithDetail",
+        { start_time = "2026-01-01 00:00:00", end_time = "2026-01-01 00:30:00", shop_no = ("s"):rep(21) },
+        100, "Data truncation: Data too long for column 'shop_no'" },
+      { "aftersales.refund.Refund.search",
+        { modified_from = "2026-01-01 00:00:00", modified_to = "2026-01-02 00:00:00", status = 77 },
+        100, "status的值77不在允许的范围内" },
     }
     for _, c in ipairs(cases) do
       local page, err = raw:page_call(c[1], { page_size = 10 }, c[2])
       assert.is_nil(page)
       assert.are.same({ c[3], c[4] }, { err.status, err.message })
     end
+    -- a page that allows 2000 rows: 1500 answered, 2001 refused with the page's limit
+    local outer, window = "wms.outer.OuterIn.queryWithDetail",
+      { start_time = "2026-01-01 00:00:00", end_time = "2026-01-02 00:00:00" }
+    local big, berr = client:page_call(outer, { page_size = 1500, calc_total = true }, window)
+    assert.is_truthy(big, tostring(berr))
+    assert.are.equal(3, #big.rows)
+    big, berr = raw:page_call(outer, { page_size = 2001 }, window)
+    assert.is_nil(big)
+    assert.are.same({ 2, "page_size必须是1到2000之间的整数" }, { berr.status, berr.message })
     local args = example_args(api.get("wms.stockout.Other.createOther"))
     args[1].goods_list[1].spec_no = nil
     local data, err = raw:call("wms.stockout.Other.createOther", unpack(args, 1, args.n))
@@ -187,6 +203,24 @@ describe("the emulator and the catalogue", function()
     assert.are.equal(0, code, table.concat(err))
     local lines = select(2, table.concat(out):gsub("\n", ""))
     assert.are.equal(rows, lines)
+    -- rows without an id (the stock's change log): known by all their fields, `created` the time
+    local log = "wms.StockSpec.queryChangeHistory"
+    local seen, n = {}, 0
+    for row, serr in client:scan { method = log, from = "2026-01-01 00:00:00", to = "2026-01-01 02:00:00" } do
+      assert.is_truthy(row, tostring(serr))
+      n = n + 1
+      seen[row.stockio_no .. "@" .. row.created] = true
+    end
+    distinct = 0
+    for _ in pairs(seen) do distinct = distinct + 1 end
+    assert.are.same({ 6, 6 }, { n, distinct })   -- two windows of 60 min, three rows each
+    out, err = {}, {}
+    code = require("wdt.cli").main({ "scan", log, "--from", "2026-01-01 00:00:00", "--to", "2026-01-01 02:00:00",
+                                     "--count" },
+      { WDT_URL = emu.url, WDT_SID = fixtures.SID, WDT_KEY = fixtures.KEY, WDT_SECRET = fixtures.APPSECRET },
+      { stdout = sink(out), stderr = sink(err), stderr_tty = false })
+    assert.are.equal(0, code, table.concat(err))
+    assert.are.equal("6\n", table.concat(out))
     -- the catalogue's kind decides retries: a query is safe to repeat, a write is not
     local policy = require "wdt.policy"
     assert.is_true(policy.is_idempotent("wms.StockSpec.stockDetailSearch"))

@@ -56,7 +56,8 @@ describe("wdt command", function()
   before_each(function()
     emu:reset()
     emu:faults {}
-    env = { WDT_URL = emu.url, WDT_SID = SID, WDT_KEY = KEY, WDT_SECRET = APPSECRET }
+    env = { WDT_URL = emu.url, WDT_SID = SID, WDT_KEY = KEY, WDT_SECRET = APPSECRET,
+            WDT_LOCK_DIR = os.getenv("WDT_LOCK_DIR") }
   end)
 
   local handler_file = tmpfile("return function(row) return _G.__wdt_cli_spec_handler(row) end\n")
@@ -118,7 +119,7 @@ describe("wdt command", function()
         end
         n = n + 1
       end
-      assert.equal(9, n)
+      assert.equal(10, n)
       -- a command's option before its word is named as such; --count is per command
       local code, _, err = run({ "--shop", "s1", "sync", "logistics" })
       assert.equal(2, code)
@@ -164,7 +165,8 @@ describe("wdt command", function()
       local code, _, err = run({ "sync", "logistics", "--shop", "s1", "--handler", bad })
       os.remove(bad)
       assert.equal(2, code)
-      assert.matches("must return a function %(it returned number%)", err)
+      assert.matches("must return a function, or a table with handle%(item%) or batch%(items%) "
+                     .. "%(it returned number%)", err)
       local broken = tmpfile("return function(\n")
       code, _, err = run({ "sync", "logistics", "--shop", "s1", "--handler", broken })
       os.remove(broken)

@@ -359,6 +359,28 @@ describe("wdt inside nginx (examples/openresty)", function()
     assert.equal(1, r.a_reused, raw)         -- the first seller's stayed in its own pool
   end)
 
+  it("counts the API calls from the client's on_response hook (GET /metrics, Prometheus-style)", function()
+    local function counters()
+      local code, raw = emulator.exchange(ngx_srv.base .. "/metrics", "GET", nil, nil, 10)
+      assert.equal(200, code, raw)
+      local t = {}
+      for k, v in raw:gmatch("(wdt_[^\n ]+) ([^\n]+)\n") do t[k] = tonumber(v) end
+      return t, raw
+    end
+    local before = counters()
+    local ok_key = 'wdt_requests_total{method="sales.LogisticsSync.update",outcome="ok"}'
+    local api_key = 'wdt_requests_total{method="sales.LogisticsSync.update",outcome="api"}'
+    local tries = 'wdt_request_tries_total{method="sales.LogisticsSync.update"}'
+    assert.equal(200, (ngx_srv:callback { sync_id = 1, ok = true }))   -- refused as unknown, status 0
+    emu:faults { mode = "rate_limit", count = 1, method = "sales.LogisticsSync.update" }
+    assert.equal(502, (ngx_srv:callback { sync_id = 1, ok = true }))   -- status 100: not applied
+    local after, raw = counters()
+    assert.equal((before[ok_key] or 0) + 1, after[ok_key], raw)
+    assert.equal((before[api_key] or 0) + 1, after[api_key], raw)
+    assert.equal((before[tries] or 0) + 2, after[tries], raw)
+    assert.is_nil(raw:find(APPSECRET:match("^[^:]+"), 1, true))
+  end)
+
   it("loads wdt and the LuaJIT build of wdt.core in the nginx worker", function()
     local code, stats = ngx_srv:get_json("/wdt/stats")
     assert.equal(200, code)
@@ -608,5 +630,29 @@ describe("wdt inside nginx (examples/openresty)", function()
       _, q = pending_ids(emu)
     until q.size == 0 or socket.gettime() > deadline
     assert.equal(0, q.size)
+  end)
+
+  it("stops a background sync in progress when nginx reloads: the old worker exits", function()
+    ngx_srv:stop()
+    ngx_srv = nil
+    emu:enqueue { sid = SID, logistics = 500, shop_no = SHOP }
+    -- every call takes 1 s (the timeout is 2 s): a whole run over 5 pages, each read and
+    -- reported, takes 10 s
+    emu:faults { mode = "delay", count = 20, delay_ms = 1000 }
+    ngx_srv = start_nginx(emu, { WDT_SYNC_INTERVAL = "1" })
+    local _, stats = ngx_srv:get_json("/wdt/stats")
+    local old = ("%d"):format(stats.pid)
+    local deadline = socket.gettime() + 15
+    repeat socket.sleep(0.1) until emu:state().faults[1].count <= 17 or socket.gettime() > deadline
+    assert.is_true(emu:state().faults[1].count <= 17, "the sync did not start")
+    os.execute("kill -HUP " .. ngx_srv.pid)
+    local t0 = socket.gettime()
+    while alive(old) and socket.gettime() - t0 < 20 do socket.sleep(0.05) end
+    local took = socket.gettime() - t0
+    assert.is_false(alive(old), "the old worker still syncs")
+    assert.is_true(took < 4, ("the old worker went on for %.1f s"):format(took))
+    assert.is_true(pending_ids(emu) ~= nil and select(2, pending_ids(emu)).size > 100, "the run was not cut short")
+    assert.matches("wdt sync: [^\n]*nginx is stopping this worker", ngx_srv:log())
+    emu:faults {}
   end)
 end)

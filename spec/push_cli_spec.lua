@@ -102,11 +102,14 @@ end
     assert.matches("line 3: %(line%): not JSON", out)
   end)
 
-  it("exits 1 with the ERP's message when the shop is not self-owned", function()
-    local code, out = wdt("push orders --shop tb1 " .. sh.quote(dir .. "/orders.jsonl"))
-    assert.equal(1, code)
-    assert.matches("failed +" .. N, out)
-    assert.matches("店铺平台不是自有平台", out)
+  it("exits 2 naming the shop when it is not self-owned or does not exist; nothing is read or sent", function()
+    for _, shop in ipairs({ "tb1", "typo" }) do
+      local code, out, err = wdt("push orders --shop " .. shop .. " " .. sh.quote(dir .. "/orders.jsonl"))
+      assert.equal(2, code, err)
+      assert.equal("", out)
+      assert.matches("wdt push orders: shop '" .. shop .. "' ", err, 1, true)
+      assert.matches(shop == "tb1" and "not a self%-owned platform's" or "does not exist", err)
+    end
   end)
 
   it("a --state that is not a push state's JSON exits 1 (not a network failure); the file is kept", function()

@@ -214,11 +214,13 @@ describe("push", function()
       assert.same({ 20, 20, 0 }, { sum.read, sum.unreported, sum.new })
     end)
 
-    it("unreported: an answer whose counts do not add up", function()
+    it("unreported: an answer without data is a decode error that stops the push", function()
       emu:faults { mode = "no_data", count = 1 }
-      local s = assert(client:push_orders { shop_no = "s1", orders = orders(1, 5) })
-      assert.same({ 0, 5 }, { s.new, s.unreported })
-      assert.equal(1, #s.anomalies)
+      local s, err = client:push_orders { shop_no = "s1", orders = orders(1, 5) }
+      assert.is_nil(s)
+      assert.equal("decode", err.kind)
+      assert.same({ 0, 5 }, { err.summary.new, err.summary.unreported })
+      assert.equal(1, #err.summary.anomalies)
       s = assert(client:push_orders { shop_no = "s1", orders = orders(1, 5) })   -- pushed again: safe
       assert.same({ 0, 5 }, { s.new, s.changed })
       assert.equal(5, tenant(emu).raw_trades)
@@ -458,9 +460,10 @@ describe("push", function()
     it("unreported orders are kept and pushed again on the next run", function()
       local state = store.file(dir .. "/state.json")
       emu:faults { mode = "no_data", count = 1 }
+      local _, err = client:push_orders { shop_no = "s1", source = pages_of(orders(1, 8), 100), state = state }
+      assert.equal("decode", err.kind)
+      assert.same({ 8, 8 }, { err.summary.unreported, err.summary.pending })
       local s = assert(client:push_orders { shop_no = "s1", source = pages_of(orders(1, 8), 100), state = state })
-      assert.same({ 8, 8 }, { s.unreported, s.pending })
-      s = assert(client:push_orders { shop_no = "s1", source = pages_of(orders(1, 8), 100), state = state })
       -- the ERP had carried out the first call (the fault dropped only its answer)
       assert.same({ 8, 8, 0, 0 }, { s.retried, s.changed, s.new, s.pending })
     end)

@@ -54,6 +54,45 @@ describe("Redis URLs", function()
     c:close()
   end)
 
+  it("a password holding '@' is the userinfo up to the authority's last '@' (RFC 3986), never shown", function()
+    local port = emulator.free_port()
+    local spec = assert(redis.parse_url(("redis://:p@ss%sW0rd@127.0.0.1:%d/3"):format(PW, port)))
+    assert.same({ host = "127.0.0.1", port = port, password = "p@ss" .. PW .. "W0rd", db = 3 }, spec)
+    assert.equal("p@ss/x", redis.parse_url("redis://:p%40ss%2Fx@h").password)
+    local url = ("redis://:p@ss%s@127.0.0.1:%d"):format(PW, port)
+    local h, err = lock.acquire { name = "n", redis = url }
+    assert.is_nil(h)
+    assert.is_nil(tostring(err):find(PW, 1, true), tostring(err))
+    assert.truthy(tostring(err):find("cannot connect to 127.0.0.1:" .. port, 1, true), tostring(err))
+    -- what fails to parse is masked whole, '@' or not
+    for _, bad in ipairs({ "redis://:" .. PW, "redis://:" .. PW .. "@h:x", "redis://" .. PW .. " h" }) do
+      local msg = raised(function() lock.acquire { name = "n", redis = bad } end)
+      assert.is_nil(msg:find(PW, 1, true), msg)
+    end
+  end)
+
+  it("a real redis-server with a password holding '@': the lock is taken, from a URL, WDT_REDIS or --config", function()
+    local r = require("spec.support.redis").start()
+    local ok, err = pcall(function()
+      local pw = "p@ss" .. PW
+      assert.equal("+OK", r:command("CONFIG", "SET", "requirepass", pw))
+      local url = ("redis://:%s@127.0.0.1:%d"):format(pw, r.port)
+      local h = assert(lock.acquire { name = "n", redis = url })
+      h:release()
+      -- the command line: the URL in a config file (ps shows no password)
+      local sh = require "spec.support.sh"
+      local dir = sh.tmpdir()
+      sh.write_file(dir .. "/conf", "WDT_REDIS=" .. url .. "\n")
+      os.execute("chmod 600 " .. sh.quote(dir .. "/conf"))
+      local config = require "wdt.cli.config"
+      assert.equal(url, config.redis_url({ config = dir .. "/conf" }, {}))
+      assert.equal(url, config.lock_spec({ config = dir .. "/conf" }, {}).redis)
+      os.execute("rm -rf " .. sh.quote(dir))
+    end)
+    r:stop()
+    assert(ok, err)
+  end)
+
   it("masks what stands before the last '@'", function()
     assert.equal("redis://***@h:1/0", redis.masked("redis://:p@ss@h:1/0"))
     assert.equal("redis://h:1", redis.masked("redis://h:1"))

@@ -91,8 +91,18 @@ describe("the release", function()
   end)
 end)
 
+-- A tree unpacked from the source rock has no .git: `luarocks test` there runs every spec,
+-- and packing a rock needs the git history, so that one says why it does not run.
+local function in_git_checkout()
+  return compat.execute("test -e " .. sh.quote(ROOT .. "/.git") .. " && git -C " .. sh.quote(ROOT)
+                        .. " rev-parse >/dev/null 2>&1") == true
+end
+
 describe("a checkout", function()
-  it("packs a source rock with luarocks pack, offline (make rock)", function()
+  local packs = "packs a source rock with luarocks pack, offline (make rock)"
+  if not in_git_checkout() then
+    pending(packs .. ": skipped, " .. ROOT .. " is not a git checkout (a tree unpacked from the rock)")
+  else it(packs, function()
     local v = cmake_version()
     local dir = sh.tmpdir()
     -- any try to reach the network fails: a proxy that is not there, git limited to file://
@@ -109,7 +119,7 @@ describe("a checkout", function()
     end
     assert.is_nil(listing:find("wdt/.git/", 1, true))
     run("rm -rf " .. sh.quote(dir))
-  end)
+  end) end
 
   it("is usable from any folder after eval \"$(make env)\"", function()
     local rc, out = run("eval \"$(make -s env)\" && cd / && " ..

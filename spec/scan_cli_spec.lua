@@ -190,6 +190,11 @@ describe("wdt scan", function()
     while sh.alive(reader) do socket.sleep(0.02) end       -- it reads what wdt wrote, to EOF
     local first = sh.lines(sh.read_file(out1))
     assert.is_true(#first >= 130 and #first < 400, "run 1 printed " .. #first)
+    -- stdout was a pipe: the position waits in cp.uncommitted until the consumer confirms;
+    -- this one read everything to EOF, so its pipeline commits
+    assert.is_nil(io.open(cp, "r"))
+    local ccode, _, cerr = wdt(("scan %s --checkpoint %s --commit"):format(TRADES, sh.quote(cp)))
+    assert.are.equal(0, ccode, cerr)
     -- the checkpoint never claims a row that was not printed
     local doc = require("wdt.store").file(cp):load()
     local printed = {}

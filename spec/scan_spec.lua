@@ -295,5 +295,7 @@ describe("client:scan", function()
     assert.has_error(function() client:scan { method = "wms.stockout.Sales.searchLogistics", from = from } end,
       "bad argument 'filter' to 'scan' (wms.stockout.Sales.searchLogistics needs 'status')")
     assert.has_error(function() client:scan { method = TRADES, from = from, colour = 1 } end)
+    assert.has_error(function() client:scan { method = TRADES, from = from, facts = { key = {} } } end,
+      "bad argument 'facts' to 'scan' ('key' must be a string or a list of strings)")
   end)
 end)

@@ -118,6 +118,29 @@ describe("documentation snippets", function()
     os.remove(dir)
   end)
 
+  it("runs README's first sync snippet literally, without a my_platform_ship: nothing fails in the ERP", function()
+    -- the reader who copies it as shown calls an undefined function for every shipment: a
+    -- bug in the glue, not a refusal by the platform; every shipment stays in the queue
+    local blocks, lines = snippets_of(ROOT .. "/README.md")
+    local block
+    for _, b in ipairs(blocks) do
+      for i = b.first, b.last do if lines[i]:find("my_platform_ship(row)", 1, true) then block = b end end
+    end
+    assert.truthy(block, "README.md has no snippet calling my_platform_ship")
+    local emu = emulator.start()
+    local url = emu.url:match("^(http://[^/]+)")
+    local printed = {}
+    local env = setmetatable({ print = function(...) printed[#printed + 1] = table.concat({ ... }, "\t") end },
+                             { __index = _G })   -- no stand-ins: my_platform_ship is undefined
+    local fn = assert(compat.load(chunk_of({ block }, lines, url), "@README.md", env))
+    local ok, err = pcall(fn)
+    local st = emu:state().tenants[emulator.DEMO.sid].logistics
+    emu:stop()
+    assert(ok, tostring(err))
+    assert.same({ "0\t0\t0\t0\t0" }, printed)        -- synced, failed, deferred, refused, unconfirmed
+    assert.same({ 0, 0, 50 }, { st.acked, st.failed, #st.pending })
+  end)
+
   for _, doc in ipairs(documents()) do
     local blocks, lines = snippets_of(ROOT .. "/" .. doc)
     if #blocks > 0 then

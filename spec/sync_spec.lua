@@ -78,7 +78,7 @@ describe("sync loops", function()
       assert.equal(50, st.acked)
     end)
 
-    it("maps true / false / nil / raise / bad returns to statuses 0 / 2 / -100 / 2 / 2", function()
+    it("maps true / false / nil to statuses 0 / 2 / -100; a raise or a bad return is not reported", function()
       local by_id, i = {}, 0
       local summary = assert(client:sync_logistics { shop_no = "s1", page_size = 10,
         handler = function(row)
@@ -96,17 +96,103 @@ describe("sync loops", function()
       for _, k in pairs(by_id) do want[k] = want[k] + 1 end
       assert.equal(50, summary.read)
       assert.equal(want[0], summary.synced)
-      assert.equal(want[1] + want[3] + want[4], summary.failed)
+      assert.equal(want[1], summary.failed)
       assert.equal(want[2] + want[5], summary.deferred)
       assert.equal(0, summary.refused)
-      -- the emulator agrees, and only the deferred rows are still pending
+      -- the glue's bugs: not reported, listed with the error, the rows still in the queue
+      assert.equal(want[3] + want[4], summary.handler_errors)
+      assert.equal(want[3] + want[4], #summary.unreported)
+      for _, u in ipairs(summary.unreported) do
+        assert.equal("handler", u.kind)
+        local k = by_id[u.sync_id]
+        assert.matches(k == 3 and "^handler error: .*platform client crashed$"
+                       or "^handler error: it returned number %(expected true, false or nil%)$", u.message)
+      end
+      -- every item not synced is in summary.outcomes, in one shape: key, id, outcome, message
+      local by_outcome = {}
+      for _, o in ipairs(summary.outcomes) do
+        by_outcome[o.outcome] = (by_outcome[o.outcome] or 0) + 1
+        assert.is_number(o.key)
+        assert.is_string(o.id)      -- the row's tid
+        if o.outcome == "failed" then assert.equal("refused by the platform", o.message) end
+      end
+      assert.same({ failed = want[1], deferred = want[2] + want[5], unreported = want[3] + want[4] }, by_outcome)
+      -- the emulator agrees: nothing failed but the refusals, the rest still pending
       local st = lstate()
       assert.equal(summary.synced, st.acked)
       assert.equal(summary.failed, st.failed)
       assert.equal(summary.deferred, st.kept)
-      local deferred = {}
-      for id, k in pairs(by_id) do if k == 2 or k == 5 then deferred[#deferred + 1] = id end end
-      assert.same(sorted(deferred), sorted(st.pending))
+      local left = {}
+      for id, k in pairs(by_id) do if k >= 2 then left[#left + 1] = id end end
+      assert.same(sorted(left), sorted(st.pending))
+    end)
+
+    it("runs the README's first snippet literally: an undefined my_platform_ship fails nothing", function()
+      -- the snippet calls my_platform_ship, which it does not define: every call raises
+      local summary = assert(client:sync_logistics {
+        shop_no = "s1",
+        handler = function(row)                  -- row.sync_id, row.tid, row.logistics_no, …
+          return my_platform_ship(row)           -- luacheck: ignore (undefined, as in the README)
+        end,
+      })
+      assert.same({ 50, 0, 0, 0, 0, 50 }, { summary.read, summary.synced, summary.failed, summary.deferred,
+                                           summary.reported, summary.handler_errors })
+      assert.matches("my_platform_ship", summary.unreported[1].message)
+      local st = lstate()
+      assert.same({ 0, 0, 50 }, { st.acked, st.failed, #st.pending })
+      assert.equal(0, calls(UPDATE))
+    end)
+
+    it("takes a handler module: handle or batch (a page at once), and finish(summary) at the end", function()
+      local pages, finished = {}, nil
+      local summary = assert(client:sync_logistics { shop_no = "s1", page_size = 20, handler = {
+        batch = function(rows)
+          pages[#pages + 1] = #rows
+          local out = {}
+          for i, row in ipairs(rows) do
+            local k = row.sync_id % 5
+            if k == 0 then out[i] = true
+            elseif k == 1 then out[i] = { ok = false, message = "bulk refused" }
+            elseif k == 2 then out[i] = { ok = nil, message = "bulk later" }
+            elseif k == 3 then out[i] = false
+            end                                  -- k == 4: no outcome, a bug: not reported
+          end
+          return out
+        end,
+        finish = function(s) finished = s end,
+      } })
+      -- each read's new rows at once (the queue is read again from page 0 after each report)
+      local total = 0
+      for _, n in ipairs(pages) do total = total + n end
+      assert.same({ 20, 50 }, { pages[1], total })
+      assert.equal(summary, finished)
+      assert.same({ 10, 20, 10, 10 }, { summary.synced, summary.failed, summary.deferred, summary.handler_errors })
+      assert.matches("batch gave no outcome for item %d+ %(nil%)", summary.unreported[1].message)
+      -- a batch that raises leaves its whole page unreported; a finish that raises is an error
+      emu:reset()
+      local _, err = client:sync_logistics { shop_no = "s1", handler = {
+        batch = function() error("bulk API down") end,
+        finish = function() error("commit failed") end,
+      } }
+      assert.equal("handler", err.kind)
+      assert.matches("finish%(summary%) raised: .*commit failed", err.message)
+      assert.same({ 0, 50 }, { err.summary.reported, err.summary.handler_errors })
+      assert.equal(50, #lstate().pending)
+      local ok, berr = pcall(client.sync_logistics, client, { shop_no = "s1", handler = { finish = print } })
+      assert.is_false(ok)
+      assert.matches("'handler' to 'sync_logistics' %(a function, or a table with handle%(item%) or batch", berr)
+    end)
+
+    it("gives every item's outcome to on_outcome, the synced ones too", function()
+      local seen = {}
+      local summary = assert(client:sync_logistics { shop_no = "s1",
+        handler = function(row) if row.sync_id % 2 == 0 then return true end return false, "odd" end,
+        on_outcome = function(o) seen[#seen + 1] = o end })
+      assert.equal(50, #seen)
+      assert.equal(25, #summary.outcomes)
+      local n = 0
+      for _, o in ipairs(seen) do if o.outcome == "synced" then n = n + 1 end end
+      assert.equal(25, n)
     end)
 
     it("builds the reported status and message from the handler's answer", function()
@@ -116,13 +202,16 @@ describe("sync loops", function()
       assert.same({ 2, "failed" }, { sync.outcome(f(false), {}) })
       assert.same({ -100, "later" }, { sync.outcome(f(nil, "later"), {}) })
       assert.same({ -100, "deferred" }, { sync.outcome(f(), {}) })
-      assert.same({ 2, "handler returned number (expected true, false or nil)" }, { sync.outcome(f(1), {}) })
-      assert.same({ 2, "handler returned string (expected true, false or nil)" }, { sync.outcome(f("ok"), {}) })
+      -- a raise or another answer is the glue's bug: nil (not reported) and the error
+      assert.same({ nil, "handler error: it returned number (expected true, false or nil)" },
+                  { sync.outcome(f(1), {}) })
+      assert.same({ nil, "handler error: it returned string (expected true, false or nil)" },
+                  { sync.outcome(f("ok"), {}) })
       local st, msg = sync.outcome(function() error("boom") end, {})
-      assert.equal(2, st)
+      assert.is_nil(st)
       assert.matches("^handler error: .*boom$", msg)
       st, msg = sync.outcome(function() error({ code = 1 }) end, {})
-      assert.equal(2, st)
+      assert.is_nil(st)
       assert.matches("^handler error: table", msg)
       -- messages are made valid UTF-8 and cut, so the report can always be sent
       assert.same({ 2, "bad ? byte, 中文" }, { sync.outcome(f(false, "bad \255 byte, 中文"), {}) })
@@ -464,7 +553,7 @@ describe("sync loops", function()
       assert.equal(30, calls("sales.StockSync.syncSuccess"))
     end)
 
-    it("maps true / false / nil / raise to syncSuccess / syncFail / left waiting / syncFail", function()
+    it("maps true / false / nil / raise to syncSuccess / syncFail / left waiting / not reported", function()
       local kind, n = {}, 0
       local summary = assert(client:sync_stock { count = 10, force_sync = true, handler = function(item)
         n = n + 1
@@ -478,18 +567,23 @@ describe("sync loops", function()
       local want = { [0] = 0, 0, 0, 0 }
       for _, k in pairs(kind) do want[k] = want[k] + 1 end
       assert.equal(want[0], summary.synced)
-      assert.equal(want[1] + want[3], summary.failed)
+      assert.equal(want[1], summary.failed)
       assert.equal(want[2], summary.deferred)
-      assert.equal(30, summary.reported)
+      assert.equal(want[3], summary.handler_errors)
+      assert.equal(30 - want[3], summary.reported)
+      for _, u in ipairs(summary.unreported) do
+        assert.same({ "handler", 3 }, { u.kind, kind[u.api_goods_id] })
+        assert.matches("crash$", u.message)
+      end
       local st = sstate()
       assert.equal(summary.synced, st.synced)
       assert.equal(summary.failed, st.failed)
-      local deferred = {}
-      for id, k in pairs(kind) do if k == 2 then deferred[#deferred + 1] = id end end
-      assert.same(sorted(deferred), sorted(st.pending))
-      -- the next run is offered the deferred goods again
+      local waiting = {}
+      for id, k in pairs(kind) do if k >= 2 then waiting[#waiting + 1] = id end end
+      assert.same(sorted(waiting), sorted(st.pending))
+      -- the next run is offered the deferred and the unreported goods again
       local again = assert(client:sync_stock { handler = function() return true end })
-      assert.equal(#deferred, again.synced)
+      assert.equal(#waiting, again.synced)
       assert.equal(0, sstate().size)
     end)
 

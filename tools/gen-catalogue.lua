@@ -120,16 +120,30 @@ local function parse_values(desc, ty)
   end
   s = s:gsub("%.(%d)", ",%1"):gsub("%s+(%-?%d)", ",%1")
   s = s:gsub("([\128-\255])(%d)", "%1,%2")   -- "0未付款1部分付款": a code right after a meaning
+  s = s:gsub(":(%-?%d)", ",%1")                 -- "状态:1:编辑中", "40已推送:80:已结算"
   local vals, seen = {}, {}
   for token in (s .. ","):gmatch("([^,]*),") do
     local num, meaning = token:match("^%s*(%-?%d+)%s*[:：=]?%s*(.-)%s*$")
     local v = tonumber(num)
+    -- a trailing "无则填…" / "默认为…" is the default's phrase, not part of this meaning
+    for _, tail in ipairs({ "无则填", "不传默认", "默认为", "默认" }) do
+      local at = meaning and meaning:find(tail, 1, true)
+      if at and at > 1 then meaning = meaning:sub(1, at - 1):gsub("%s+$", "") end
+    end
     if v and meaning ~= "" and not meaning:find("^%d") and not seen[v] then
       seen[v] = true
       vals[#vals + 1] = { value = v, meaning = meaning }
     end
   end
   if #vals < 2 then return nil end
+  -- a default the page names outside its list ("不传默认为0", "无则填0") is allowed too
+  for _, pat in ipairs({ "默认为?%s*(%-?%d+)", "无则填%s*(%-?%d+)" }) do
+    local d = tonumber(desc:match(pat))
+    if d and not seen[d] then
+      seen[d] = true
+      vals[#vals + 1] = { value = d, meaning = "默认" }
+    end
+  end
   return vals
 end
 
@@ -187,7 +201,8 @@ local function find_node(list, name, want_empty, loose)
     local same = n.name == name or (loose == "case" and n.name:lower() == name:lower())
       or (loose == "prefix" and n.name:sub(1, #name) == name)
       or (loose == "typename" and (n.type_on_page or ""):find("<" .. name .. ">", 1, true))
-    if same and (n.type == "object" or n.type == "list" or n.type == nil)
+      or (loose == "squash" and n.name:lower():gsub("_", "") == name:lower():gsub("_", ""))
+    if same and (n.type == "object" or n.type == "list" or n.type == "pager" or n.type == nil)
        and (not want_empty or not n.children) then
       return n
     end
@@ -231,6 +246,7 @@ local function parse_page(name, text)
       end
       if flat:find("^3%.2") or flat:find("公共请求参数") then part = "public"; heading = nil end
       if flat:find("^3%.3") or flat:find("业务请求参数") then part = "args"; heading = nil; section = "3" end
+      if flat == "响应参数" then section, part = "4", "response" end
       if flat:find("^6%.1") then example_kind = "response" end
       if flat:find("^6%.2") then example_kind = "error" end
       -- a table's heading: the field it describes, bold or not ("**rawTradeList**", "params")
@@ -271,32 +287,39 @@ local function parse_page(name, text)
     elseif (section == "3" or section == "4") and lines[i + 1] and lines[i + 1]:find("^|%s*:?%-%-%-") then
       local map = column_map(cells(l))
       i = i + 2
-      local rows = {}
+      -- the rows' owner: the public table, the arguments or answer, or the fields of the
+      -- node a heading names (before the table, or as a row of its own: "| **suite** | | |")
+      local function owner(h)
+        if part == "public" then return public end
+        local root = part == "response" and response or args
+        if not h then return root end
+        local n = find_node(root, h, true) or find_node(root, h, false)
+          or find_node(root, h, true, "case") or find_node(root, h, true, "prefix")
+          or find_node(root, h, true, "typename") or find_node(root, h, true, "squash")
+        if n and n.name ~= h then
+          warn(name, "table '" .. h .. "' taken as the fields of '" .. n.name .. "'")
+        end
+        if not n then
+          orphans[#orphans + 1] = h
+          return {}   -- its rows are dropped: no field to hang them on
+        end
+        n.children = n.children or {}
+        return n.children
+      end
+      local target = owner(heading)
       while lines[i] and lines[i]:find("^|") do
-        if map then rows[#rows + 1] = read_row(map, cells(lines[i])) end
+        local c = cells(lines[i])
+        local inline = c[1] and plain(c[1]):match("^([%a_][%w_]*)$")
+        local rest = table.concat(c, "", 2):gsub("%s", "")
+        if inline and rest == "" then
+          target = owner(inline)
+        elseif not map then      -- an empty header line, the real one as the first row
+          map = column_map(c)
+        elseif not column_map(c) then   -- (not a header row repeated inside the table)
+          target[#target + 1] = read_row(map, c)
+        end
         i = i + 1
       end
-      local target
-      if part == "public" then target = public
-      elseif heading then
-        local root = part == "response" and response or args
-        local n = find_node(root, heading, true) or find_node(root, heading, false)
-          or find_node(root, heading, true, "case") or find_node(root, heading, true, "prefix")
-          or find_node(root, heading, true, "typename")
-        if n and n.name ~= heading then
-          warn(name, "table '" .. heading .. "' taken as the fields of '" .. n.name .. "'")
-        end
-        if n then
-          n.children = n.children or {}
-          target = n.children
-        else
-          orphans[#orphans + 1] = heading
-          target = {}
-        end
-      else
-        target = part == "response" and response or args
-      end
-      for _, r in ipairs(rows) do target[#target + 1] = r end
       heading = nil
     elseif (section == "5" or section == "6") and example_kind then
       local c = cells(l)
@@ -381,22 +404,25 @@ local function window_of(e)
 end
 
 local function paging_of(e)
-  local page_size, pager_arg
+  -- page_size among the public parameters and in the Pager's table: the limit from either
+  local sizes = {}
   for _, p in ipairs(e.public) do
-    if p.name == "page_size" then page_size = p end
+    if p.name == "page_size" then sizes[#sizes + 1] = p end
   end
-  for idx, a in ipairs(e.args) do
+  for _, a in ipairs(e.args) do
     if a.type == "pager" then
-      pager_arg = idx
       for _, c in ipairs(a.children or {}) do
-        if c.name == "page_size" then page_size = page_size or c end
+        if c.name == "page_size" then sizes[#sizes + 1] = c end
       end
     end
   end
-  if not page_size then return nil end
-  local desc = page_size.description or ""
-  local max = tonumber(desc:match("不能超过%s*(%d+)") or desc:match("最大不?超?过?%s*(%d+)")
-                      or desc:match("不超%s*(%d+)"))
+  if #sizes == 0 then return nil end
+  local max
+  for _, size in ipairs(sizes) do
+    local desc = size.description or ""
+    max = max or tonumber(desc:match("不能超过%s*(%d+)") or desc:match("最大不?超?过?%s*(%d+)")
+                         or desc:match("不超%s*(%d+)"))
+  end
   local calc = false
   for _, p in ipairs(e.public) do if p.name == "calc_total" then calc = true end end
   return { max_page_size = max or 1000, max_page_size_on_page = max ~= nil, calc_total = calc }
@@ -411,11 +437,21 @@ local OPEN_VALUES = {
     "the page's list lost the value 1 (its start_time row names status_type 1, 2, 3 and 0)",
 }
 
+-- 1, 2 and 4 without 3: flags that add up (modify_flag: 1新订单 2状态变化 4金额变化)
+local function bit_mask(values)
+  local has = {}
+  for _, v in ipairs(values) do has[v.value] = true end
+  return has[1] and has[2] and has[4] and not has[3]
+end
+
 local function open_values(e)
   local function walk(nodes, prefix)
     for _, n in ipairs(nodes) do
       local path = prefix and (prefix .. "." .. n.name) or n.name
       local why = OPEN_VALUES[e.name .. " " .. path]
+      if not why and n.values and n.type == "int" and bit_mask(n.values) then
+        why = "the values look like flags that add up: sums are not checked"
+      end
       if why and n.values then
         n.values_open = true
         n.note = (n.note and n.note .. "; " or "") .. why
@@ -760,7 +796,12 @@ local function read_guide(which, text)
       addresses[({ province = "provinces", city = "cities", district = "districts" })[map] or map] = list
     end
   elseif which == "qjbguide_signsf" then
-    guide.signing = { url = url, note = "the page is empty in the copy the catalogue was made from" }
+    -- the rule as the vendor's SDKs apply it and its worked example confirms (checked by
+    -- spec/sign_spec.lua against an independent MD5), written here in wdt's words
+    guide.signing = { url = url, note = "the page is empty in the copy the catalogue was made from",
+      rule = "every public parameter but sign (paging ones included), plus body = the exact body bytes; "
+        .. "sorted by key, byte-wise; key then value, no separators; secret + that + secret; "
+        .. "MD5, 32 lowercase hex digits (secret: the appsecret before its first ':', salt: after)" }
   end
 end
 local function strip(nodes)

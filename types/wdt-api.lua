@@ -283,7 +283,7 @@
 ---@field settle_to? string 结束时间; at most 40
 ---@field agree_from? string 审核起始时间; at most 40
 ---@field agree_to? string 审核结束时间; at most 40
----@field status? integer 退换单状态; at most 4; 10=已取消 20=待审核 30=已审核 40=已推送:80:已结算 81=待回传 85=待过账 86=已过账 87=成本确认 90=已完成
+---@field status? integer 退换单状态; at most 4; 10=已取消 20=待审核 30=已审核 40=已推送 80=已结算 81=待回传 85=待过账 86=已过账 87=成本确认 90=已完成
 ---@field stockin_status? integer 入库状态; at most 4; 0=无需入库 1=待入库 2=部分入库 3=全部入库 4=终止入库
 ---@field return_warehouse_nos? string 退回仓库编号; at most 1000
 ---@field type? integer 退换单类型; at most 4; 1=售前退款 2=退货 3=换货 4=退款不退货 6=保价退款
@@ -777,6 +777,40 @@
 ---@field start_time? string 开始时间; at most 40
 ---@field end_time? string 结束时间; at most 40
 
+--- 组合装信息
+---@class wdt.api.goods.Suite.upload2.suite
+---@field suite_name string 组合装名称
+---@field suite_no string 组合装编号
+---@field class_name? string 分类名称
+---@field brand_name? string 品牌名称
+---@field unit_name? string 基本单位名称
+---@field aux_unit_name? string 辅助单位名称
+---@field short_name? string 简称
+---@field barcode? string 条码
+---@field weight? number 重量
+---@field prop1? string 货品自定义属性1
+---@field prop2? string 货品自定义属性2
+---@field prop3? string 货品自定义属性3
+---@field prop4? string 货品自定义属性4
+---@field prop5? string 货品自定义属性5
+---@field prop6? string 货品自定义属性6
+---@field retail_price? number 零售价
+---@field wholesale_price? number 批发价
+---@field member_price? number 会员价
+---@field market_price? number 市场价
+---@field remark? string 备注
+---@field print_suite_mode? integer 打印模式; 0=组合装明细 1=组合装及明细 2=组合装
+---@field goods_label_name string 货品标签
+---@field large_type? integer 拆分属性; 0=非大件 1=普通大件 2=独立大件
+
+--- 组合装明细
+---@class wdt.api.goods.Suite.upload2.suite_detail_list
+---@field spec_no string 商家编码
+---@field is_fixed_price? boolean 是否固定价格
+---@field num number 数量
+---@field fixed_price? number 固定价格
+---@field ratio? number 金额占比
+
 --- 查询参数
 ---@class wdt.api.process.Bom.search.params
 ---@field start_time? string 开始时间; at most 40
@@ -1054,7 +1088,7 @@
 ---@field delivery_term integer 发货条件; at most 4; 1=款到发货 2=货到付款
 ---@field pay_id? string 平台支付订单ID; at most 40
 ---@field remark? string 客服备注; at most 1024
----@field remark_flag? integer 客服备注标记; at most 11; 1=红 2=黄 3=绿 4=蓝 5=紫 无则填
+---@field remark_flag? integer 客服备注标记; at most 11; 1=红 2=黄 3=绿 4=蓝 5=紫 0=默认
 ---@field cod_amount? number|string 货到付款金额
 ---@field is_auto_wms boolean 是否是自流转
 ---@field warehouse_no? string 仓库编号; at most 40
@@ -1141,7 +1175,7 @@
 ---@field delivery_term integer 发货条件; at most 4; 1=款到发货 2=货到付款 3=分期付款
 ---@field pay_id? string 平台支付订单ID; at most 40
 ---@field remark? string 客服备注; at most 1024
----@field remark_flag? integer 客服备注标记; at most 11; 1=红 2=黄 3=绿 4=蓝 5=紫 无则填
+---@field remark_flag? integer 客服备注标记; at most 11; 1=红 2=黄 3=绿 4=蓝 5=紫 0=默认
 ---@field cod_amount? number|string 货到付款金额
 ---@field is_auto_wms boolean 是否是自流转
 ---@field warehouse_no? string 仓库编号; at most 40
@@ -1456,7 +1490,7 @@
 ---@field address? string 地址; at most 128
 ---@field arrive_cycle_days? integer 到货天数; at most 11
 ---@field remark? string 备注; at most 256
----@field is_disabled? integer 是否停用; at most 1; 0=否 1=是 默认为
+---@field is_disabled? integer 是否停用; at most 1; 0=否 1=是
 ---@field account_bank_no? string 银行卡号; at most 30
 ---@field account_bank? string 收款银行; at most 30
 ---@field collect_name? string 收款人; at most 64
@@ -1728,7 +1762,7 @@
 ---@field end_time? string 结束时间; at most 40
 ---@field spec_nos? string[] 商家编码; at most 40
 ---@field warehouse_no? string 仓库编号; at most 40
----@field mask? integer 掩码; at most 11; 1=返回销量统计数据 2=返回成本价数据 3=返回销售统计数据和成本价数据
+---@field mask? integer 掩码; at most 11; 1=返回销量统计数据 2=返回成本价数据 3=返回销售统计数据和成本价数据 0=默认
 ---@field need_alarm_info? integer 是否需要警戒相关信息; at most 1; 0=否 1=是
 
 --- 查询参数
@@ -1737,7 +1771,7 @@
 ---@field end_time? string 结束时间; at most 40
 ---@field spec_nos? string[] 商家编码; at most 40
 ---@field warehouse_no? string 仓库编号; at most 40
----@field mask? integer 掩码; at most 11; 1=返回销量统计数据 2=返回成本价数据 3=返回销售统计数据和成本价数据
+---@field mask? integer 掩码; at most 11; 1=返回销量统计数据 2=返回成本价数据 3=返回销售统计数据和成本价数据 0=默认
 ---@field need_alarm_info? integer 是否需要警戒相关信息; at most 1; 0=否 1=是
 
 --- 查询参数
@@ -2033,7 +2067,7 @@
 ---@field refund_no? string 退换单号; at most 40
 ---@field shop_nos? string 店铺编号; at most 255
 ---@field status? string 入库单状态; at most 255
----@field time_type? integer 时间条件类型; at most 1; 0=修改时间 1=入库时间 不传默认为
+---@field time_type? integer 时间条件类型; at most 1; 0=修改时间 1=入库时间
 ---@field start_time string 开始时间; at most 40
 ---@field end_time string 结束时间; at most 40
 ---@field is_slave? boolean 是否使用从库查询; at most 1
@@ -2046,7 +2080,7 @@
 ---@field refund_no? string 退换单号; at most 40
 ---@field shop_nos? string 店铺编号; at most 255
 ---@field status? string 入库单状态; at most 255
----@field time_type? integer 时间条件类型; at most 1; 0=修改时间 1=入库时间 不传默认为
+---@field time_type? integer 时间条件类型; at most 1; 0=修改时间 1=入库时间
 ---@field start_time string 开始时间; at most 40
 ---@field end_time string 结束时间; at most 40
 ---@field is_slave? boolean 是否使用从库查询; at most 1
@@ -2066,6 +2100,12 @@
 ---@field tid string 原始单号; at most 40
 ---@field return_warehouse_no string 退货入库仓编号; at most 40
 ---@field remark string 退货备注; at most 255
+
+--- 退货货品详细信息
+---@class wdt.api.wms.stockin.SmartRefund.upload.detailMapList
+---@field spec_no string 商家编码; at most 40
+---@field stockin_num number 入库数量
+---@field remark string 备注; at most 255
 
 --- 调拨入库单单据信息
 ---@class wdt.api.wms.stockin.Transfer.createOrder.orderInfo
@@ -2250,7 +2290,7 @@
 ---@field warehouse_no? string 仓库编号; at most 40
 ---@field src_order_no? string 业务单号; at most 40
 ---@field stockout_no? string 出库单号; at most 40
----@field status? integer 业务单据状态; at most 4; 10=待审核 20=已审核 60=部分出库 65=待结算 70=已完成 80=已取消
+---@field status? integer 业务单据状态; at most 4; 1=编辑中 10=待审核 20=已审核 60=部分出库 65=待结算 70=已完成 80=已取消
 ---@field reason_name? string 出库原因
 
 --- 查询参数
@@ -2471,7 +2511,7 @@ local Client = {}
 ---@overload fun(self: wdt.Client, method: "goods.GoodsClass.search", params: wdt.api.goods.GoodsClass.search.params): any, any
 ---@overload fun(self: wdt.Client, method: "goods.GoodsClass.upload", params: wdt.api.goods.GoodsClass.upload.params): any, any
 ---@overload fun(self: wdt.Client, method: "goods.Suite.search", params: wdt.api.goods.Suite.search.params): any, any
----@overload fun(self: wdt.Client, method: "goods.Suite.upload2", suite: table, suite_detail_list: any[], suite_name?: string, suite_no?: string, class_name?: string, brand_name?: string, unit_name?: string, aux_unit_name?: string, short_name?: string, barcode?: string, weight?: number, prop1?: string, prop2?: string, prop3?: string, prop4?: string, prop5?: string, prop6?: string, retail_price?: number, wholesale_price?: number, member_price?: number, market_price?: number, remark?: string, print_suite_mode?: integer, goods_label_name?: string, large_type?: integer, arg26?: string, spec_no?: string, is_fixed_price?: boolean, num?: number, fixed_price?: number, ratio?: number, status?: integer, data?: integer, message?: string): any, any
+---@overload fun(self: wdt.Client, method: "goods.Suite.upload2", suite: wdt.api.goods.Suite.upload2.suite, suite_detail_list: wdt.api.goods.Suite.upload2.suite_detail_list[]): any, any
 ---@overload fun(self: wdt.Client, method: "process.Bom.search", params: wdt.api.process.Bom.search.params): any, any
 ---@overload fun(self: wdt.Client, method: "process.Bom.upload", param: wdt.api.process.Bom.upload.param): any, any
 ---@overload fun(self: wdt.Client, method: "process.Process.search", params: wdt.api.process.Process.search.params): any, any
@@ -2579,7 +2619,7 @@ local Client = {}
 ---@overload fun(self: wdt.Client, method: "wms.stockin.Refund.queryHisWithDetail", params: wdt.api.wms.stockin.Refund.queryHisWithDetail.params): any, any
 ---@overload fun(self: wdt.Client, method: "wms.stockin.Refund.queryWithDetail", params: wdt.api.wms.stockin.Refund.queryWithDetail.params): any, any
 ---@overload fun(self: wdt.Client, method: "wms.stockin.Refund.returnLogisticsPackageQuery", params: wdt.api.wms.stockin.Refund.returnLogisticsPackageQuery.params): any, any
----@overload fun(self: wdt.Client, method: "wms.stockin.SmartRefund.upload", refundInfo: wdt.api.wms.stockin.SmartRefund.upload.refundInfo, detailMapList: any[], createPreStockin: boolean): any, any
+---@overload fun(self: wdt.Client, method: "wms.stockin.SmartRefund.upload", refundInfo: wdt.api.wms.stockin.SmartRefund.upload.refundInfo, detailMapList: wdt.api.wms.stockin.SmartRefund.upload.detailMapList[], createPreStockin: boolean): any, any
 ---@overload fun(self: wdt.Client, method: "wms.stockin.Transfer.cancelOrder", transfer_in_no: string): any, any
 ---@overload fun(self: wdt.Client, method: "wms.stockin.Transfer.createOrder", orderInfo: wdt.api.wms.stockin.Transfer.createOrder.orderInfo, detailList: wdt.api.wms.stockin.Transfer.createOrder.detailList[], is_check?: boolean): any, any
 ---@overload fun(self: wdt.Client, method: "wms.stockin.Transfer.queryWithDetail", params: wdt.api.wms.stockin.Transfer.queryWithDetail.params): any, any
@@ -2655,7 +2695,7 @@ function Client:call(method, ...) end
 ---@overload fun(self: wdt.Client, method: "goods.GoodsClass.search", pager: wdt.Pager, params: wdt.api.goods.GoodsClass.search.params): any, any
 ---@overload fun(self: wdt.Client, method: "goods.GoodsClass.upload", pager: wdt.Pager, params: wdt.api.goods.GoodsClass.upload.params): any, any
 ---@overload fun(self: wdt.Client, method: "goods.Suite.search", pager: wdt.Pager, params: wdt.api.goods.Suite.search.params): any, any
----@overload fun(self: wdt.Client, method: "goods.Suite.upload2", pager: wdt.Pager, suite: table, suite_detail_list: any[], suite_name?: string, suite_no?: string, class_name?: string, brand_name?: string, unit_name?: string, aux_unit_name?: string, short_name?: string, barcode?: string, weight?: number, prop1?: string, prop2?: string, prop3?: string, prop4?: string, prop5?: string, prop6?: string, retail_price?: number, wholesale_price?: number, member_price?: number, market_price?: number, remark?: string, print_suite_mode?: integer, goods_label_name?: string, large_type?: integer, arg26?: string, spec_no?: string, is_fixed_price?: boolean, num?: number, fixed_price?: number, ratio?: number, status?: integer, data?: integer, message?: string): any, any
+---@overload fun(self: wdt.Client, method: "goods.Suite.upload2", pager: wdt.Pager, suite: wdt.api.goods.Suite.upload2.suite, suite_detail_list: wdt.api.goods.Suite.upload2.suite_detail_list[]): any, any
 ---@overload fun(self: wdt.Client, method: "process.Bom.search", pager: wdt.Pager, params: wdt.api.process.Bom.search.params): any, any
 ---@overload fun(self: wdt.Client, method: "process.Bom.upload", pager: wdt.Pager, param: wdt.api.process.Bom.upload.param): any, any
 ---@overload fun(self: wdt.Client, method: "process.Process.search", pager: wdt.Pager, params: wdt.api.process.Process.search.params): any, any
@@ -2763,7 +2803,7 @@ function Client:call(method, ...) end
 ---@overload fun(self: wdt.Client, method: "wms.stockin.Refund.queryHisWithDetail", pager: wdt.Pager, params: wdt.api.wms.stockin.Refund.queryHisWithDetail.params): any, any
 ---@overload fun(self: wdt.Client, method: "wms.stockin.Refund.queryWithDetail", pager: wdt.Pager, params: wdt.api.wms.stockin.Refund.queryWithDetail.params): any, any
 ---@overload fun(self: wdt.Client, method: "wms.stockin.Refund.returnLogisticsPackageQuery", pager: wdt.Pager, params: wdt.api.wms.stockin.Refund.returnLogisticsPackageQuery.params): any, any
----@overload fun(self: wdt.Client, method: "wms.stockin.SmartRefund.upload", pager: wdt.Pager, refundInfo: wdt.api.wms.stockin.SmartRefund.upload.refundInfo, detailMapList: any[], createPreStockin: boolean): any, any
+---@overload fun(self: wdt.Client, method: "wms.stockin.SmartRefund.upload", pager: wdt.Pager, refundInfo: wdt.api.wms.stockin.SmartRefund.upload.refundInfo, detailMapList: wdt.api.wms.stockin.SmartRefund.upload.detailMapList[], createPreStockin: boolean): any, any
 ---@overload fun(self: wdt.Client, method: "wms.stockin.Transfer.cancelOrder", pager: wdt.Pager, transfer_in_no: string): any, any
 ---@overload fun(self: wdt.Client, method: "wms.stockin.Transfer.createOrder", pager: wdt.Pager, orderInfo: wdt.api.wms.stockin.Transfer.createOrder.orderInfo, detailList: wdt.api.wms.stockin.Transfer.createOrder.detailList[], is_check?: boolean): any, any
 ---@overload fun(self: wdt.Client, method: "wms.stockin.Transfer.queryWithDetail", pager: wdt.Pager, params: wdt.api.wms.stockin.Transfer.queryWithDetail.params): any, any

@@ -88,6 +88,7 @@ function config.client(transport, use)
       url = s.url, sid = s.sid, key = s.key, secret = s.secret, transport = transport,
       timeout = pick(s.timeout, d.timeout), connect_timeout = pick(s.connect_timeout, d.connect_timeout),
       retries = pick(s.retries, d.retries), backoff = pick(s.backoff, d.backoff), rate = rate,
+      on_response = require("openresty.metrics").on_response,   -- GET /metrics
     }
     clients[name] = c
   end

@@ -1,12 +1,17 @@
 /* The file bindings of wdt.core, for durable state (wdt.store) and run locks:
- *   core.write_atomic(path, bytes)  -> true | nil, message
+ *   core.write_atomic(path, bytes[, exclusive]) -> true | nil, message; exclusive: false,
+ *                                   "exists" when path exists already (nothing written)
  *   core.lock(path)                 -> lock | false, holder_pid | nil, message
  *   lock:release()                  idempotent; also __gc (and __close on 5.4)
  *   core.private_dir(path)          -> true | nil, message
- *   core.stat(path)                 -> {mode=, uid=, dir=} | nil, message
+ *   core.stat(path)                 -> {mode=, uid=, dir=, regular=} | nil, message
+ *   core.sync_output(fd)            -> true (a regular file, fsync'd) | false, "a pipe" (or
+ *                                      "a terminal", ...: nothing to sync) | nil, message
+ *   core.ignore_sigpipe()           a write to a closed pipe fails with EPIPE, not a signal
  *   core.euid()                     -> the effective user id
  * The mechanics, and why they are safe against crashes, are in wdt_fs.h. */
 #include <errno.h>
+#include <signal.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -35,8 +40,37 @@ static int l_write_atomic(lua_State *L)
     size_t len;
     const char *path = luaL_checkstring(L, 1);
     const char *data = luaL_checklstring(L, 2, &len);
+    int exclusive = lua_toboolean(L, 3), rc;
     char err[512];
-    return push_outcome(L, wdt_fs_write_atomic(path, data, len, err, sizeof err), err);
+    rc = wdt_fs_write_new_or_atomic(path, data, len, exclusive, err, sizeof err);
+    if (rc == 1) {
+        lua_pushboolean(L, 0);
+        lua_pushliteral(L, "exists");
+        return 2;
+    }
+    return push_outcome(L, rc, err);
+}
+
+static int l_sync_output(lua_State *L)
+{
+    int fd = (int)luaL_checkinteger(L, 1);
+    const char *kind;
+    int rc = wdt_fs_sync_fd(fd, &kind);
+    if (rc < 0) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "cannot sync the output (%s): %s", kind, strerror(errno));
+        return 2;
+    }
+    lua_pushboolean(L, rc == 0);
+    lua_pushstring(L, kind);
+    return 2;
+}
+
+static int l_ignore_sigpipe(lua_State *L)
+{
+    (void)L;
+    signal(SIGPIPE, SIG_IGN);
+    return 0;
 }
 
 static int l_lock(lua_State *L)
@@ -89,8 +123,8 @@ static int l_stat(lua_State *L)
     const char *path = luaL_checkstring(L, 1);
     unsigned mode;
     long uid;
-    int is_dir;
-    if (wdt_fs_stat(path, &mode, &uid, &is_dir) != 0) {
+    int kind;
+    if (wdt_fs_stat(path, &mode, &uid, &kind) != 0) {
         lua_pushnil(L);
         lua_pushfstring(L, "%s: %s", path, strerror(errno));
         return 2;
@@ -100,8 +134,10 @@ static int l_stat(lua_State *L)
     lua_setfield(L, -2, "mode");
     lua_pushinteger(L, (lua_Integer)uid);
     lua_setfield(L, -2, "uid");
-    lua_pushboolean(L, is_dir);
+    lua_pushboolean(L, kind == 2);
     lua_setfield(L, -2, "dir");
+    lua_pushboolean(L, kind == 0);
+    lua_setfield(L, -2, "regular");
     return 1;
 }
 
@@ -131,6 +167,8 @@ static const luaL_Reg fs_funcs[] = {
     { "private_dir",  l_private_dir },
     { "stat",         l_stat },
     { "euid",         l_euid },
+    { "sync_output",  l_sync_output },
+    { "ignore_sigpipe", l_ignore_sigpipe },
     { NULL, NULL }
 };
 

@@ -63,6 +63,12 @@ static int sync_parent(const char *path)
 
 int wdt_fs_write_atomic(const char *path, const char *data, size_t len, char *err, size_t errlen)
 {
+    return wdt_fs_write_new_or_atomic(path, data, len, 0, err, errlen);
+}
+
+int wdt_fs_write_new_or_atomic(const char *path, const char *data, size_t len, int exclusive,
+                               char *err, size_t errlen)
+{
     size_t plen = strlen(path);
     char *tmp = malloc(plen + 32);
     int fd;
@@ -90,7 +96,18 @@ int wdt_fs_write_atomic(const char *path, const char *data, size_t len, char *er
         free(tmp);
         return -1;
     }
-    if (rename(tmp, path) != 0) {
+    if (exclusive) {
+        /* link(2) fails with EEXIST when path exists: of two first runs, one creates it */
+        int rc = link(tmp, path), e = errno;
+        unlink(tmp);
+        if (rc != 0) {
+            free(tmp);
+            if (e == EEXIST)
+                return 1;
+            errno = e;
+            return fail(err, errlen, "cannot create", path);
+        }
+    } else if (rename(tmp, path) != 0) {
         fail(err, errlen, "cannot replace", path);
         unlink(tmp);
         free(tmp);
@@ -177,6 +194,21 @@ int wdt_fs_stat(const char *path, unsigned *mode, long *uid, int *is_dir)
         return -1;
     *mode = (unsigned)(st.st_mode & 07777);
     *uid = (long)st.st_uid;
-    *is_dir = S_ISDIR(st.st_mode) ? 1 : 0;
+    *is_dir = S_ISDIR(st.st_mode) ? 2 : S_ISREG(st.st_mode) ? 0 : 1;
     return 0;
+}
+
+int wdt_fs_sync_fd(int fd, const char **kind)
+{
+    struct stat st;
+    *kind = "?";
+    if (fstat(fd, &st) != 0)
+        return -1;
+    if (!S_ISREG(st.st_mode)) {
+        *kind = S_ISFIFO(st.st_mode) ? "a pipe" : S_ISSOCK(st.st_mode) ? "a socket"
+              : isatty(fd) ? "a terminal" : S_ISCHR(st.st_mode) ? "a device" : "not a file";
+        return 1;
+    }
+    *kind = "a file";
+    return fsync(fd) == 0 ? 0 : -1;
 }

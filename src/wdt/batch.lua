@@ -104,17 +104,17 @@ local function build(i, r, defaults, pagers)
   return { method = method, args = args, pager = pager, opts = opts }
 end
 
--- client:_request's resp, tries | nil, err -> the result of one request
-local function outcome(resp, err, pager, method)
+-- client:_request's resp, tries, sent_before | nil, err -> the result of one request
+local function outcome(resp, err, pager, method, sent_before)
   if not resp then return { err = err } end
   if pager then
     local page, perr = paging.page(resp, pager, method)
     if not page then return { err = perr } end
-    return { data = page, response = resp, tries = err }
+    return { data = page, response = resp, tries = err, sent_before = sent_before }
   end
   local data = resp.data
   if data == nil then data = core.null end
-  return { data = data, response = resp, tries = err }
+  return { data = data, response = resp, tries = err, sent_before = sent_before }
 end
 
 -- ---- a flight: requests added one at a time, each handed back as soon as it is done ------
@@ -154,7 +154,7 @@ function Curl:step(i, ...)
   if not ok then bad_request(i, what) end        -- prepare raised, or a stop passes through
   if coroutine.status(co) == "dead" then
     self.cos[i] = nil
-    self.done[#self.done + 1] = { i, outcome(what, a, self.reqs[i].pager, self.reqs[i].method) }
+    self.done[#self.done + 1] = { i, outcome(what, a, self.reqs[i].pager, self.reqs[i].method, b) }
     self.reqs[i] = nil
   elseif what == "send" then
     self.queued[#self.queued + 1] = { i, a, b, c }
@@ -250,8 +250,8 @@ local function ngx_flight(client, concurrency, nginx)
 end
 
 local function run_one(client, i, r)
-  local resp, err = client:_request(r.method, r.args, r.pager, r.opts)
-  return i, outcome(resp, err, r.pager, r.method)
+  local resp, err, sent_before = client:_request(r.method, r.args, r.pager, r.opts)
+  return i, outcome(resp, err, r.pager, r.method, sent_before)
 end
 
 function Ngx:pump()

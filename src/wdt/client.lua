@@ -220,10 +220,48 @@ function Client:_settings(method, c)
          idempotent, send_opts
 end
 
+-- The hooks on_request(info) and on_response(info), for logs and metrics: once per request,
+-- around all its tries. info: method, request_id (this process's, to pair the two), sid;
+-- on_response adds ok, elapsed (seconds, all tries and waits), tries, status (the API's),
+-- http_status, kind (the error's), message (the error's). Never the URL, the body or a
+-- credential. A hook that raises is logged and does not change the call.
+local request_seq = 0
+local ID_PREFIX = ("%06x"):format(math.random(0, 0xffffff))
+
+local function run_hook(fn, name, info)
+  local ok, err = pcall(fn, info)
+  if not ok then
+    if errors.is_interrupt(err) then error(err, 0) end
+    warn("wdt: the client's " .. name .. " raised an error: " .. tostring(err))
+  end
+end
+
+function Client:_request(method, args, pager, c)
+  local o = self._opts
+  if not (o.on_request or o.on_response) then return self:_tries(method, args, pager, c) end
+  request_seq = request_seq + 1
+  local info = { method = method, sid = self.sid, request_id = ID_PREFIX .. "-" .. request_seq }
+  if o.on_request then run_hook(o.on_request, "on_request", info) end
+  local started = core.monotonic()
+  local resp, b = self:_tries(method, args, pager, c)
+  if o.on_response then
+    local done = { method = method, sid = self.sid, request_id = info.request_id, ok = resp ~= nil,
+                   elapsed = core.monotonic() - started }
+    if resp then
+      done.tries, done.status, done.http_status = b, resp.status, 200
+    else
+      done.tries, done.status, done.http_status, done.kind = b.tries, b.status, b.http_status, b.kind
+      done.message = b.message
+    end
+    run_hook(o.on_response, "on_response", done)
+  end
+  return resp, b
+end
+
 -- The loop of `request` for input already checked: a method name, args with `n`, a pager
 -- as paging.check returns it (or nil), per-call options as options.call returns them (or
 -- nil). call, page_call, pages and wdt.batch come here without checking twice.
-function Client:_request(method, args, pager, c)
+function Client:_tries(method, args, pager, c)
   -- the catalogue's checks (wdt.api.check): a violation sends nothing
   if pick(c, self._call_opts, self._opts, "check") ~= false then
     local ok, cerr = require("wdt.api.check").request(method, args, pager)
@@ -232,6 +270,9 @@ function Client:_request(method, args, pager, c)
   local retries, backoff, max_backoff, idempotent, send_opts = self:_settings(method, c)
   local base = self._base or self          -- a `with` view keeps the clock on its client
   local tries, limit, resigned = 0, retries + 1, false
+  -- an earlier try of this call may have been carried out (sent, and not a refusal): the
+  -- third result on success, err.sent_before on failure (a push counts its tries by it)
+  local sent_before = false
   local exec = self:executor()
   -- wdt.rate: the seller's budget, when set (a concurrency slot lives as long as a try)
   local pace = self._opts.rate and rate.start(self, exec, send_opts and send_opts.timeout)
@@ -249,9 +290,11 @@ function Client:_request(method, args, pager, c)
       answer, failure = exec.send(self, url, body, send_opts)
     end
     if pace then pace:after() end
+    if answer and answer.date then base._server_date = answer.date end   -- the server's clock (scan)
     local resp, err = self:_outcome(method, answer, failure)
-    if resp then return resp, tries end
-    err.tries = tries
+    if resp then return resp, tries, sent_before end
+    err.tries, err.sent_before = tries, sent_before or nil
+    sent_before = sent_before or (err.sent ~= false and err.kind ~= "api" and not policy.is_rate_limit(err))
     -- status 7 with a Date header: the clock was off and the call refused, not applied;
     -- learn the server's clock and re-sign at once (once per request, not a retry)
     local resign = err.status == 7 and not resigned and clock.learn(base, answer.date)

@@ -30,6 +30,8 @@ errors.KINDS = {
   redis = "the Redis server of a lock or rate budget failed or refused a command",
   scan = "a scan window whose rows kept changing, or a row without its key",
   invalid = "arguments the method's page forbids, never sent (wdt.api.check: err.field, err.meaning)",
+  shop = "a shop that does not exist, is disabled or is not self-owned (wdt.shop: err.shop_no, err.reason)",
+  handler = "a sync handler raised or answered nonsense (its item listed unreported), or its finish raised",
 }
 
 local function describe(e)
@@ -73,6 +75,35 @@ function errors.scrub(message)
     if CREDENTIALS[name:lower()] and value ~= "***" then return name .. sep .. "***" end
   end)
   return (message:gsub("%f[%x]" .. ("%x"):rep(32) .. "%f[^%x]", "***"))
+end
+
+-- What a failure probably means, for the operator (nil when nothing more is known): wrong
+-- credentials and a wrong URL path answer with messages that do not say which setting is
+-- wrong. Looks through `cause` (a flow's error wraps the client's).
+local API_HINTS = {
+  { "验证失败", "the appkey (WDT_KEY), or the secret or salt of the appsecret 'secret:salt' "
+    .. "(WDT_SECRET), is wrong for this sid; 'wdt doctor' tells which, as far as the answers show" },
+  { "sid is not", "the sid (WDT_SID) is unknown at this URL: a sid of the production ERP "
+    .. "against a test URL, or the reverse?" },
+  { "app auth fail", "the appkey (WDT_KEY) is wrong, or this sid or IP is not allowed for it" },
+  { "ip限制", "this host's IP is not in the seller's allow list (IP 白名单)" },
+}
+
+function errors.hint(err)
+  local seen = 0
+  while type(err) == "table" and seen < 5 do
+    if err.kind == "api" and type(err.message) == "string" then
+      for _, h in ipairs(API_HINTS) do
+        if err.message:find(h[1], 1, true) then return h[2] end
+      end
+      if err.status == 7 then return "this host's clock is off the server's by more than 2 minutes" end
+    elseif err.kind == "http" and err.http_status == 404 then
+      return "nothing answers at this URL's path: the API's URL ends in /openapi "
+        .. "(production: http://wdt.wangdian.cn/openapi)"
+    end
+    err, seen = err.cause, seen + 1
+  end
+  return nil
 end
 
 function errors.new(fields)

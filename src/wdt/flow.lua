@@ -87,12 +87,16 @@ function Run:progress()
   local s = self.summary
   s.elapsed = core.monotonic() - s.started
   self:touch()
-  if self.on_progress then
-    local ok, perr = pcall(self.on_progress, s)
-    if not ok then
-      if errors.is_interrupt(perr) then error(perr, 0) end
-      self:stop("callback", "on_progress raised an error: " .. tostring(perr))
-    end
+  if self.on_progress then self:callback("on_progress", self.on_progress, s) end
+end
+
+-- Calls the caller's callback `name` (on_progress, on_outcome) with `arg`; one that raises
+-- stops the run the same clean way (kind "callback").
+function Run:callback(name, fn, arg)
+  local ok, err = pcall(fn, arg)
+  if not ok then
+    if errors.is_interrupt(err) then error(err, 0) end
+    self:stop("callback", name .. " raised an error: " .. tostring(err))
   end
 end
 
@@ -191,7 +195,8 @@ end
 --        until the window is empty (what comes next must wait for these answers: a key
 --        a batch in flight holds)
 --   steps.call(batch) -> a request (client:request's table) | nil: nothing to send for it
---   steps.settle(batch, response | nil, tries | err) -> true | nil, err: the run stops
+--   steps.settle(batch, response | nil, tries | err, sent_before) -> true | nil, err: the
+--     run stops (sent_before: an earlier try of the call may have been applied)
 -- Batches are settled in the order built, each once its answer is in and all before it
 -- settled; answers arriving out of order wait. A call refused for the seller's limit of
 -- calls at once (status 100, 超过每分钟最大并发次数限制: nothing applied) after the
@@ -215,7 +220,7 @@ function Run:batches(steps)
       while window[1] and window[1].done do    -- settle from the oldest
         local w = table.remove(window, 1)
         free[#free + 1] = w.slot
-        local ok, serr = steps.settle(w.b, w.resp, w.second)
+        local ok, serr = steps.settle(w.b, w.resp, w.second, w.sent_before)
         if not ok then first_err = first_err or serr end
       end
       if not window[1] then draining = false end
@@ -246,7 +251,7 @@ function Run:batches(steps)
           send(w)
         else
           if not r.err and width < most then width = width + 1 end
-          w.done, w.resp, w.second = true, r.response, r.err or r.tries
+          w.done, w.resp, w.second, w.sent_before = true, r.response, r.err or r.tries, r.sent_before
         end
       end
     end
@@ -277,13 +282,10 @@ end
 -- is released however it ends; other errors pass through.
 function Run:guard(body, settle)
   local ok, a, b = pcall(body)
-  if ok then
-    self:release()
-    return a, b
-  end
-  local err = flow.stop_error(a)
+  local err = not ok and flow.stop_error(a)
   if not err then
     self:release()
+    if ok then return a, b end
     error(a, 0)
   end
   if settle then settle(self) end

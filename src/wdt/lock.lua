@@ -13,8 +13,8 @@
 --   h:release()                      idempotent
 --
 -- file:  flock(2) on DIR/NAME.lock (wdt.store.lock); the kernel frees a dead holder's lock
---        at once. DIR: `dir`, else $WDT_LOCK_DIR, else $XDG_RUNTIME_DIR/wdt-locks, else
---        /tmp/wdt-locks-UID; made 0700 and refused when another user could enter it.
+--        at once. DIR: `dir`, else $WDT_LOCK_DIR, else /tmp/wdt-locks-UID (whatever
+--        $XDG_RUNTIME_DIR says: cron has none); made 0700 and refused when another user could enter it.
 -- shm:   an nginx lua_shared_dict (`dict`, default "wdt_locks"), so the lock spans workers;
 --        it expires after `ttl` unless renewed (a timer renews it every ttl/3 while the
 --        holder lives), so the lock of a worker that died is taken over after ttl.
@@ -79,8 +79,8 @@ function lock.default_dir(env)
   env = env or os.getenv
   local d = env("WDT_LOCK_DIR")
   if d and d ~= "" then return d end
-  local xdg = env("XDG_RUNTIME_DIR")
-  if xdg and xdg ~= "" then return xdg .. "/wdt-locks" end
+  -- not $XDG_RUNTIME_DIR: a login shell has it and cron has not, and two runs of one flow
+  -- must find one lock whatever started them
   return "/tmp/wdt-locks-" .. core.euid()
 end
 
@@ -141,8 +141,12 @@ function Expiring:touch(force)
   if ok == nil then return nil, err end
   if not ok then
     self.released = true
+    -- gone (not another's): a Redis restarted without persistence, or flushed, forgot it;
+    -- another run may have taken it since, so this one stops all the same
+    local how = err == "gone" and "is gone from Redis (restarted without persistence, or flushed?)"
+      or "expired and was taken over"
     return nil, errors.new { kind = "locked", name = self.name,
-      message = ("the run lock '%s' expired and was taken over; stopping"):format(self.name) }
+      message = ("the run lock '%s' %s; stopping"):format(self.name, how) }
   end
   self.renewed = now
   return true
@@ -245,8 +249,8 @@ function shm_ops.release(h)
   if h.dict:get(h.name) == h.token then h.dict:delete(h.name) end
 end
 
-local RENEW = "if redis.call('get', KEYS[1]) == ARGV[1] then "
-  .. "return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0"
+local RENEW = "local v = redis.call('get', KEYS[1]) if v == ARGV[1] then "
+  .. "return redis.call('pexpire', KEYS[1], ARGV[2]) elseif not v then return -1 end return 0"
 local DELETE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
 
 local redis_ops = {}
@@ -262,6 +266,7 @@ end
 function redis_ops.renew(h)
   local r, err = require("wdt.redis").call(h.redis, 2, "EVAL", RENEW, 1, h.name, h.token, math.floor(h.ttl * 1000))
   if r == nil then return nil, err end
+  if r == -1 then return false, "gone" end
   return r == 1
 end
 function redis_ops.release(h)

@@ -7,6 +7,11 @@ local options = {}
 
 options.PRODUCTION_URL = "http://wdt.wangdian.cn/openapi"
 
+-- Targets by name: `url = "production"` says where the calls go as plainly as the URL does
+-- (the `wdt` command requires a URL or one of these names; the library's default is
+-- production).
+options.TARGETS = { production = options.PRODUCTION_URL, emulator = "http://127.0.0.1:8080/openapi" }
+
 local MAX_SECONDS = 24 * 24 * 3600     -- libcurl takes timeouts as a long of milliseconds
 
 -- Per-call options of request, with and call_many (wdt.check's option specs).
@@ -37,6 +42,8 @@ local client_specs = {
   pool_size       = { "number", 16, min = 1, integer = true },  -- cosocket pool size per worker (nginx)
   rate            = { "table" },          -- rate pacing per seller (wdt.rate)
   check           = { "boolean", true },  -- check arguments against the catalogue (wdt.api)
+  on_request      = { "function" },       -- hooks for logs and metrics (wdt.client: Client:_request)
+  on_response     = { "function" },
 }
 
 -- The base URL: http(s)://host[:port][/path]. Refused: a query (it would not be signed), a
@@ -64,6 +71,7 @@ function options.client(fname, opts)
   for _, name in ipairs({ "sid", "key", "secret" }) do
     if out[name] == nil or out[name] == "" then check.fail(fname, name, "a non-empty string is required") end
   end
+  out.url = options.TARGETS[out.url] or out.url
   if out.rate ~= nil then out.rate = require("wdt.rate").check(fname, out.rate) end
   local problem = options.url_problem(out.url)
   if problem then check.fail(fname, "url", problem) end

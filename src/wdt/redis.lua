@@ -18,15 +18,29 @@ local function redis_error(message, reply)
 end
 
 -- The URL as it may be shown: what stands before the last '@' (the password, a user)
--- masked, whatever the scheme ("rediss://:pw@h" -> "rediss://***@h").
+-- masked, whatever the scheme ("rediss://:pw@h" -> "rediss://***@h"); a URL without '@'
+-- that is not plainly scheme://host[:port][/db] is masked whole after its scheme (a
+-- password typed without its '@' would otherwise be shown).
+local PLAIN = "^[%w%.%-]+:?%d*/?%d*$"   -- host[:port][/db]
 function redis.masked(url)
+  local scheme = url:match("^%a[%w+.-]*://") or ""
   local at = url:match("^.*()@")
-  if not at then return url end
-  return (url:match("^%a[%w+.-]*://") or "") .. "***" .. url:sub(at)
+  if at then
+    local tail = url:sub(at)
+    return scheme .. "***" .. (tail:sub(2):match(PLAIN) and tail or "@...")
+  end
+  if url:sub(#scheme + 1):match(PLAIN) then return url end
+  return scheme .. "***"
+end
+
+local function percent_decoded(s)
+  return (s:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
 end
 
 -- "redis://[:password@]host[:port][/db]" -> {host, port, password, db} | nil, message
--- (the message shows the URL masked: it may carry the password)
+-- (the message shows the URL masked: it may carry the password). As RFC 3986 reads it:
+-- the authority ends at the first '/', '?' or '#', its userinfo at the authority's last
+-- '@', so a password may hold '@' (or write it %40); %XX in the password is decoded.
 function redis.parse_url(url)
   if type(url) ~= "string" then return nil, "a redis:// URL string expected" end
   local rest = url:match("^redis://(.+)$")
@@ -34,12 +48,14 @@ function redis.parse_url(url)
     local tls = url:match("^rediss://") and " (rediss://, Redis over TLS, is not supported)" or ""
     return nil, ("a redis:// URL expected%s, got '%s'"):format(tls, redis.masked(url))
   end
-  local password, hostpart = rest:match("^:?([^@]*)@(.*)$")
-  if not password then hostpart = rest end
-  local hostport, db = hostpart:match("^([^/]+)/?(%d*)$")
-  if not hostport then return nil, "bad redis URL '" .. redis.masked(url) .. "'" end
-  local host, port = hostport:match("^(.-):(%d+)$")
-  if not host then host, port = hostport, "6379" end
+  local authority, path = rest:match("^([^/?#]*)(.*)$")
+  local userinfo, hostport = authority:match("^(.*)@(.*)$")
+  if not userinfo then hostport = authority end
+  local db = path:match("^/?(%d*)$")
+  local host, port = hostport:match("^([%w%.%-]+):(%d+)$")
+  if not host then host, port = hostport:match("^[%w%.%-]+$"), "6379" end
+  if not (db and host) then return nil, "bad redis URL '" .. redis.masked(url) .. "'" end
+  local password = userinfo and percent_decoded(userinfo:match("^:?(.*)$")) or ""
   return { host = host, port = tonumber(port), password = password ~= "" and password or nil,
            db = tonumber(db) }
 end

@@ -5,6 +5,8 @@
 --   s:load()      -> value | nil (no file yet) | nil, err
 --   s:save(value) -> true | nil, err   -- atomic and durable (wdt_fs.h): a crash leaves the
 --                                      -- old document or the new one, never a mix
+--   s:create(value) -> true | false (exists) | nil, err   -- save, unless one exists
+-- load refuses what is not a regular file, or larger than store.MAX_BYTES (64 MiB).
 --   store.lock(path) -> lock | nil, err   -- err.kind "locked" (err.holder: the holder's pid)
 --   lock:release()                        -- idempotent; the kernel also drops it when the
 --                                         -- holder dies, so a dead holder's lock is free
@@ -23,14 +25,40 @@ end
 local File = {}
 File.__index = File
 
+-- A state document larger than this is refused rather than read (a damaged file, or a
+-- device named by mistake must not take the memory).
+store.MAX_BYTES = 64 * 1024 * 1024
+
+-- A folder that is not there is said plainly (the OS says only "No such file or
+-- directory" about a temporary file's name), when the load finds nothing saved yet: before
+-- any work that would be lost at the first save.
+local function missing_folder(path)
+  local dir = path:match("^(.*)/[^/]*$")
+  if dir == nil or dir == "" then return nil end
+  local st = core.stat(dir)
+  if st and st.dir then return nil end
+  return store_error(("the folder %s of %s does not exist%s: create it (mkdir -p %s)")
+    :format(dir, path, st and " (it is a file)" or "", dir), { path = path })
+end
+
 function File:load()
+  -- looked at before opening: opening a FIFO to read waits for a writer
+  local st = core.stat(self.path)
+  if st and not st.regular then        -- /dev/zero, a FIFO, a folder: never a document
+    return nil, store_error(self.path .. " is not a regular file")
+  end
   local f, oerr, errno = io.open(self.path, "rb")
   if not f then
-    if errno == 2 then return nil end   -- ENOENT: nothing saved yet
+    if errno == 2 then return nil, missing_folder(self.path) end   -- ENOENT: nothing saved yet
     return nil, store_error("cannot read " .. tostring(oerr))
   end
-  local text = f:read("*a")
+  local text, rerr = f:read(store.MAX_BYTES + 1)
   f:close()
+  if text == nil and rerr then return nil, store_error("cannot read " .. self.path .. ": " .. tostring(rerr)) end
+  text = text or ""
+  if #text > store.MAX_BYTES then
+    return nil, store_error(("%s is larger than %d bytes: not a wdt state document"):format(self.path, store.MAX_BYTES))
+  end
   local ok, value = pcall(core.decode, text)
   if not ok then
     return nil, store_error(self.path .. " is not a wdt state document: " .. tostring(value))
@@ -42,8 +70,17 @@ function File:save(value)
   local ok, text = pcall(core.encode, value)
   if not ok then return nil, store_error("cannot encode the state: " .. tostring(text)) end
   local done, err = core.write_atomic(self.path, text)
-  if not done then return nil, store_error(err) end
+  if not done then return nil, missing_folder(self.path) or store_error(err) end
   return true
+end
+
+-- Like save, only when no document exists yet: true | false (one exists) | nil, err.
+function File:create(value)
+  local ok, text = pcall(core.encode, value)
+  if not ok then return nil, store_error("cannot encode the state: " .. tostring(text)) end
+  local done, err = core.write_atomic(self.path, text, true)
+  if done == nil then return nil, store_error(err) end
+  return done
 end
 
 function store.file(path)

@@ -65,40 +65,55 @@ local function fail(method, path, node, problem)
                            message = msg .. "; nothing was sent" }
 end
 
+-- The checks below answer nil when a value is fine, else the node at fault, what is wrong
+-- and the path's pieces from the inside out ({"pay_method", "[3]"}): the path is written
+-- only for a value that fails, so a passing call builds no strings.
 local check_node
 
-local function check_fields(method, nodes, obj, path)
+local function check_fields(nodes, obj)
   for _, n in ipairs(nodes) do
     local v = obj[n.name]
-    local p = path .. "." .. n.name
     if v == nil then
-      if n.required then return fail(method, p, n, "required, missing") end
+      if n.required then return n, "required, missing", { n.name } end
     else
-      local ok, err = check_node(method, n, v, p)
-      if not ok then return nil, err end
+      local bad, problem, parts = check_node(n, v)
+      if bad then
+        parts[#parts + 1] = n.name
+        return bad, problem, parts
+      end
     end
   end
-  return true
 end
 
 local function also(n, jt)
-  for _, a in ipairs(n.also or {}) do
+  if not n.also then return false end
+  for _, a in ipairs(n.also) do
     if a == jt or (a == "list" and jt == "empty") or (a == "object" and jt == "empty") then return true end
   end
   return false
 end
 
-function check_node(method, n, v, path)
+function check_node(n, v)
+  -- the common cases first: a scalar of its type (characters are never more than bytes:
+  -- counted only for a string that may be too long)
+  local t, vt = n.type, type(v)
+  if vt == "string" and t == "string" then
+    if n.length and #v > n.length and chars(v) > n.length then
+      return n, ("at most %d characters, got %d"):format(n.length, chars(v)), {}
+    end
+    return nil
+  elseif vt == "number" and (t == "decimal" or (t == "int" and not n.values and v == floor(v))) then
+    return nil
+  elseif vt == "boolean" and t == "bool" and not n.values then
+    return nil
+  end
   local jt = json_type(v)
   -- null, the pager, and what JSON cannot carry (the encoder raises for a function)
-  if OPAQUE[jt] or n.type == "pager" then return true end
-  if also(n, jt) then return true end
+  if OPAQUE[jt] or n.type == "pager" then return nil end
+  if also(n, jt) then return nil end
   local fits = FITS[n.type]
   if fits and not fits[jt] then
-    return fail(method, path, n, ("%s expected, got %s"):format(n.type, jt == "empty" and "{}" or jt))
-  end
-  if n.type == "string" and n.length and chars(v) > n.length then
-    return fail(method, path, n, ("at most %d characters, got %d"):format(n.length, chars(v)))
+    return n, ("%s expected, got %s"):format(n.type, jt == "empty" and "{}" or jt), {}
   end
   if n.values and not n.values_open and (jt == "int" or jt == "bool") then
     local known = false
@@ -106,29 +121,43 @@ function check_node(method, n, v, path)
     if not known then
       local list = {}
       for _, a in ipairs(n.values) do list[#list + 1] = tostring(a.value) .. " " .. a.meaning end
-      return fail(method, path, n, ("%s is not one of %s"):format(tostring(v), table.concat(list, ", ")))
+      return n, ("%s is not one of %s"):format(tostring(v), table.concat(list, ", ")), {}
     end
   end
   if n.type == "object" and n.children and jt == "object" then
-    return check_fields(method, n.children, v, path)
+    local bad, problem, parts = check_fields(n.children, v)
+    if bad then parts[#parts] = "." .. parts[#parts] end
+    return bad, problem, parts
   end
   if n.type == "list" and jt == "list" then
     for i, item in ipairs(v) do
-      local ip = ("%s[%d]"):format(path, i)
       local ijt = json_type(item)
+      local bad, problem, parts
       if OPAQUE[ijt] then       -- luacheck: ignore 542
       elseif n.of == "object" and n.children then
         if ijt ~= "object" and ijt ~= "empty" then
-          return fail(method, ip, n, "an object expected, got " .. ijt)
+          bad, problem, parts = n, "an object expected, got " .. ijt, {}
+        else
+          bad, problem, parts = check_fields(n.children, item)
+          if bad then parts[#parts] = "." .. parts[#parts] end
         end
-        local ok, err = check_fields(method, n.children, item, ip)
-        if not ok then return nil, err end
       elseif n.of and FITS[n.of] and not FITS[n.of][ijt] then
-        return fail(method, ip, n, n.of .. " expected, got " .. ijt)
+        bad, problem, parts = n, n.of .. " expected, got " .. ijt, {}
+      end
+      if bad then
+        parts[#parts + 1] = "[" .. i .. "]"
+        return bad, problem, parts
       end
     end
   end
-  return true
+  return nil
+end
+
+-- a failing value's answer: the path from its pieces (outermost last)
+local function failed(method, top, bad, problem, parts)
+  local path = top
+  for i = #parts, 1, -1 do path = path .. parts[i] end
+  return fail(method, path, bad, problem)
 end
 
 -- "YYYY-MM-DD HH:MM:SS" (or a date alone) -> seconds on a common scale (no zone needed:
@@ -150,18 +179,22 @@ local function seconds(s)
 end
 M.seconds = seconds
 
+-- args: the positional arguments (the Pager, which is not among them, skipped)
 local function check_window(method, e, args)
   local w = e.window
-  local holder = args[w.arg]
-  local node = e.args[w.arg]
+  local k, holder = 0, nil
   local from, to, path
-  if type(holder) == "table" and holder ~= null then
-    from, to, path = holder[w.from], holder[w.to], node.name .. "." .. w.to
-  else     -- the window's fields are positional arguments themselves
-    for i, n in ipairs(e.args) do
-      if n.name == w.from then from = args[i] end
-      if n.name == w.to then to, path = args[i], n.name end
+  for i, n in ipairs(e.args) do
+    if n.type ~= "pager" then
+      k = k + 1
+      if i == w.arg then holder = args[k] end
+      -- the window's fields as positional arguments themselves
+      if n.name == w.from then from = args[k] end
+      if n.name == w.to then to, path = args[k], n.name end
     end
+  end
+  if type(holder) == "table" and holder ~= null then
+    from, to = holder[w.from], holder[w.to]
   end
   local a, b = seconds(from), seconds(to)
   if a and b and b - a > w.max_seconds then
@@ -192,18 +225,13 @@ function M.request(method, args, pager)
           return fail(method, n.name, n, "required, missing")
         end
       else
-        local ok, err = check_node(method, n, v, n.name)
-        if not ok then return nil, err end
+        local bad, problem, parts = check_node(n, v)
+        if bad then return failed(method, n.name, bad, problem, parts) end
       end
     end
   end
   if e.window then
-    local positional = {}
-    local k = 0
-    for i, n in ipairs(e.args) do
-      if n.type ~= "pager" then k = k + 1; positional[i] = args[k] end
-    end
-    local ok, err = check_window(method, e, positional)
+    local ok, err = check_window(method, e, args)
     if not ok then return nil, err end
   end
   if pager and e.paging and pager.page_size and pager.page_size > e.paging.max_page_size then

@@ -1440,6 +1440,6 @@ return {
       },
     },
   },
-  signing = {url = "https://open.wangdian.cn/qjb/open/guide?path=qjbguide_signsf", note = "the page is empty in the copy the catalogue was made from"},
+  signing = {url = "https://open.wangdian.cn/qjb/open/guide?path=qjbguide_signsf", note = "the page is empty in the copy the catalogue was made from", rule = "every public parameter but sign (paging ones included), plus body = the exact body bytes; sorted by key, byte-wise; key then value, no separators; secret + that + secret; MD5, 32 lowercase hex digits (secret: the appsecret before its first ':', salt: after)"},
   source = "80048127cae778ff07fb01ddeea8563e845ab6bd",
 }

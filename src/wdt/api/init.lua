@@ -56,7 +56,7 @@
 --
 -- The guide: { errors = { url, codes = { { code, message, remedy } } },
 --   platforms = { url, list = { { id, name, sub = { { id, name } } } } },
---   logistics_types = { url, list = { { value, name } } }, signing = { url, note } }
+--   logistics_types = { url, list = { { value, name } } }, signing = { url, note, rule } }
 local M = {}
 
 local index, entries, guide, addresses = nil, {}, nil, nil

@@ -20,12 +20,19 @@ local usage = args.usage
 
 function args.is_usage_error(e) return getmetatable(e) == UsageError end
 
+-- A word given on the command line (a shop name) that can be sent: valid UTF-8.
+function args.is_utf8(s)
+  if utf8 and utf8.len then return utf8.len(s) ~= nil end   -- luacheck: ignore (5.3+ global)
+  return require("wdt.sync.common").clean_message(s) == s
+end
+
 function args.usage_error(message) return setmetatable({ message = message }, UsageError) end
 
 -- The options of every command (cli.config reads them).
 args.GLOBAL_FLAGS = {
   { "--config FILE", "read url/sid/key/secret from FILE (JSON object, or KEY=VALUE lines)" },
-  { "--url URL", "the API endpoint (default: WDT_URL, else production)" },
+  { "--url URL", "the API endpoint, or 'production' or 'emulator' (default: WDT_URL;\n"
+                  .. "one of them is required)" },
   { "--timeout SECONDS", "per-request timeout (default 30)" },
   { "--retries N", "retries of a failed request (default 3)" },
   { "--rate-per-minute N", "pace the calls under the seller's limit of N calls per window" },
@@ -48,9 +55,8 @@ end
 args.LOCK_FLAGS = {
   { "--wait SECONDS", "wait this long for another run that holds the run lock to end;\n"
                       .. "by default exit 75 at once" },
-  { "--lock-dir DIR", "folder of the run locks (default $WDT_LOCK_DIR,\n"
-                      .. "$XDG_RUNTIME_DIR/wdt-locks, /tmp/wdt-locks-UID); with --redis\n"
-                      .. "the lock is in Redis" },
+  { "--lock-dir DIR", "folder of the run locks (default $WDT_LOCK_DIR, else\n"
+                      .. "/tmp/wdt-locks-UID); with --redis the lock is in Redis" },
   { "--no-lock", "take no run lock (you keep runs apart yourself)" },
 }
 

@@ -57,7 +57,7 @@ local function run(ctx, opts, words)
               page_no = args.int_option(opts, "page-no", 0, 1e9, 0),
               calc_total = opts.total and true or false }
   end
-  local client = config.new_client(opts, ctx.env)
+  local client = config.new_client(opts, ctx.env, ctx)
   local wdt = require "wdt"
   local unpack = table.unpack or unpack  -- luacheck: ignore
   local data, err
@@ -80,7 +80,7 @@ local function run(ctx, opts, words)
   end
   client:close()
   if data == nil then
-    ctx.err(output.one_line(tostring(err)) .. "\n")
+    ctx.err(output.error_lines(err))
     return exit.for_error(err)
   end
   ctx.out(wdt.json.encode(data) .. "\n")

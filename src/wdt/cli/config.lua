@@ -5,8 +5,9 @@ local args = require "wdt.cli.args"
 local config = {}
 local usage = args.usage
 
-local config_keys = { url = "url", sid = "sid", key = "key", secret = "secret",
-                      WDT_URL = "url", WDT_SID = "sid", WDT_KEY = "key", WDT_SECRET = "secret" }
+local config_keys = { url = "url", sid = "sid", key = "key", secret = "secret", redis = "redis",
+                      WDT_URL = "url", WDT_SID = "sid", WDT_KEY = "key", WDT_SECRET = "secret",
+                      WDT_REDIS = "redis" }
 
 -- The config file must be a file that only its owner can read or write: it holds the
 -- appsecret. Like ssh with a private key, a file others can read is refused, not used.
@@ -75,14 +76,24 @@ function config.credentials(opts, env)
   if not c.secret:find(":", 1, true) then
     usage("the appsecret (WDT_SECRET) must have the form 'secret:salt'")
   end
-  local problem = c.url and require("wdt.options").url_problem(c.url)   -- the client's rule
+  -- no URL is not production in silence: the target is named, or given as a URL
+  local targets = require("wdt.options").TARGETS
+  if not c.url then
+    usage("no URL: set WDT_URL (or --url, or url in --config) to the ERP's URL, or to "
+          .. "'production' (%s) or 'emulator' (%s)", targets.production, targets.emulator)
+  end
+  c.target = targets[c.url] and c.url or nil
+  c.url = targets[c.url] or c.url
+  local problem = require("wdt.options").url_problem(c.url)   -- the client's rule
   if problem then usage("the URL: %s", problem) end
   return c
 end
 
--- The Redis server shared by several hosts (locks and rate budget): --redis or WDT_REDIS.
+-- The Redis server shared by several hosts (locks and rate budget): --redis, WDT_REDIS, or
+-- `redis` in the --config file (a password on the command line is shown by `ps`).
 function config.redis_url(opts, env)
   local url = opts.redis or env.WDT_REDIS
+  if (url == nil or url == "") and opts.config then url = config.read(opts.config).redis end
   if url == "" then url = nil end
   if url and not require("wdt.redis").parse_url(url) then
     usage("--redis wants a URL redis://[:password@]host[:port][/db]")
@@ -91,8 +102,8 @@ function config.redis_url(opts, env)
 end
 
 -- The run lock of a flow's command (wdt.lock's options, without the name): in Redis with
--- --redis/WDT_REDIS, else a file in --lock-dir, $WDT_LOCK_DIR, $XDG_RUNTIME_DIR/wdt-locks
--- or /tmp/wdt-locks-UID. --wait SECONDS waits for a held lock; --no-lock: false (none).
+-- --redis/WDT_REDIS, else a file in --lock-dir, $WDT_LOCK_DIR or /tmp/wdt-locks-UID.
+-- --wait SECONDS waits for a held lock; --no-lock: false (none).
 --   local spec = config.lock_spec(opts, env)
 --   spec.name = require("wdt.lock").run_name("push.orders", sid, shop)   -- then acquire
 function config.lock_spec(opts, env)
@@ -116,8 +127,12 @@ function config.rate(opts, env)
   return r
 end
 
-function config.new_client(opts, env)
+-- The client of a command's run; on a terminal, where it goes is said first on stderr.
+function config.new_client(opts, env, ctx)
   local c = config.credentials(opts, env)
+  if ctx and ctx.stderr_tty then
+    ctx.err(("wdt: %s%s, sid %s\n"):format(c.target and (c.target .. " ") or "", c.url, c.sid))
+  end
   local copts = { sid = c.sid, key = c.key, secret = c.secret, url = c.url }
   copts.timeout = args.number_option(opts, "timeout", 0.001)
   copts.retries = args.int_option(opts, "retries", 0, 100, nil)
@@ -125,6 +140,26 @@ function config.new_client(opts, env)
   if opts["no-check"] then copts.check = false end   -- wdt call --no-check
   local wdt = require "wdt"
   return wdt.client(copts)
+end
+
+-- The preflight of a flow's run against a shop (wdt.shop, once per run): nil when the
+-- shop can serve, else the exit code after saying why (2 for a shop that does not exist,
+-- is disabled or is not self-owned: the command line names the wrong shop).
+-- `exists_only`: only a shop that does not exist refuses (a scan may read a disabled or
+-- other platform's shop's rows).
+function config.preflight_shop(ctx, client, shop_no, command, exists_only)
+  local row, err = require("wdt.shop").check(client, shop_no)
+  if row then return nil end
+  local exit = require "wdt.cli.exit"
+  if err.kind == "shop" and exists_only and err.reason ~= "missing" then return nil end
+  if err.kind == "shop" then
+    ctx.err(("%s: %s; nothing was read or sent (the shops: 'wdt call setting.Shop.queryShop')\n")
+      :format(command, err.message))
+    return exit.USAGE
+  end
+  ctx.err(("%s: the shop check (setting.Shop.queryShop) failed: "):format(command)
+    .. require("wdt.cli.output").error_lines(err))
+  return exit.for_error(err)
 end
 
 return config

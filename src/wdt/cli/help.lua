@@ -39,7 +39,9 @@ local MAIN_ABOUT = "A client for the WangDianTong (旺店通) flagship open API.
 
 local CREDENTIALS = [[
 Credentials come from the environment: WDT_URL, WDT_SID, WDT_KEY, WDT_SECRET
-(appsecret, "secret:salt"), or from --config FILE, whose values override them.]]
+(appsecret, "secret:salt"), or from --config FILE, whose values override them.
+The URL is required: a URL, or 'production' (http://wdt.wangdian.cn/openapi) or
+'emulator' (http://127.0.0.1:8080/openapi); on a terminal it is printed first.]]
 
 local EXIT_CODES = [[
 Exit codes: 0 success, 1 the API refused something (an error status, or refused

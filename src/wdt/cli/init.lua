@@ -48,6 +48,7 @@ local COMMANDS = {
   require "wdt.cli.methods",
   require "wdt.cli.describe",
   require "wdt.cli.emulator",
+  require "wdt.cli.doctor",
   require("wdt.cli.help").command,
 }
 

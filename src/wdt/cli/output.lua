@@ -76,6 +76,9 @@ function output.summary_text(kind, s, dry_run)
     add("  failed    %d", s.failed or 0)
     add("  deferred  %d", s.deferred or 0)
     add("  refused   %d", s.refused or 0)
+    if (s.handler_errors or 0) > 0 then
+      add("  handler errors %d (not reported: still in the ERP's queue)", s.handler_errors)
+    end
   end
   local elapsed = s.elapsed or 0
   if elapsed > 0 then
@@ -86,8 +89,20 @@ function output.summary_text(kind, s, dry_run)
   list("refused by the ERP", s.refused_items, function(r)
     return ("%s %s: %s"):format(idf, id_text(r[idf]), one_line(r.message))
   end)
+  local function with_message(r)
+    local id = just_id(r)
+    if r.message and r.message ~= "" then id = id .. ": " .. one_line(r.message) end
+    return id
+  end
+  local failed, deferred = {}, {}
+  for _, o in ipairs(s.outcomes or {}) do
+    local into = o.outcome == "failed" and failed or o.outcome == "deferred" and deferred
+    if into then into[#into + 1] = { [idf] = o.key, message = o.message } end
+  end
+  list("failed (reported as refused by the platform)", failed, with_message)
+  list("deferred (left in the ERP's queue for the next run)", deferred, with_message)
   list("unconfirmed (the ERP's answer did not say whether it took them)", s.unconfirmed, just_id)
-  list("unreported (still in the ERP's queue)", s.unreported, just_id)
+  list("unreported (still in the ERP's queue)", s.unreported, with_message)
   list("invalid rows from the ERP (not handled)", s.invalid, function(r)
     return one_line(r.message)
   end)
@@ -113,11 +128,43 @@ function output.summary_json(s)
   return {
     kind = s.kind, read = s.read, reported = s.reported, synced = s.synced, failed = s.failed,
     deferred = s.deferred, refused = s.refused, total = s.total, elapsed = s.elapsed,
-    dry_run = s.dry_run or false,
+    dry_run = s.dry_run or false, handler_errors = s.handler_errors or 0,
+    outcomes = output.outcomes_json(s.outcomes, idf),
     refused_items = items(s.refused_items), unreported = items(s.unreported),
     invalid = items(s.invalid), unconfirmed = items(s.unconfirmed),
     confirmed_on_retry = confirmed,
   }
+end
+
+-- Outcome records (wdt.flow.outcome) as JSON values: key, id, outcome, message, and the
+-- key under its own name (`idf`: sync_id, api_goods_id, tid) when given.
+function output.outcome_json(o, idf)
+  local null = require("wdt").null
+  local j = { key = o.key == nil and null or o.key, id = o.id == nil and null or o.id,
+              outcome = o.outcome, message = o.message == nil and null or o.message }
+  if idf then j[idf] = j.key end
+  return j
+end
+
+function output.outcomes_json(list, idf)
+  local out = require("wdt").array()
+  for i, o in ipairs(list or {}) do out[i] = output.outcome_json(o, idf) end
+  return out
+end
+
+-- The outcome log of --log FILE: on_outcome(record) appending one JSON line per item and
+-- outcome ({time, flow, key, id, outcome, message}), flushed line by line; and close().
+function output.outcome_log(path, flow)
+  local f, err = io.open(path, "ab")
+  if not f then require("wdt.cli.args").usage("--log: cannot open %s", one_line(err)) end
+  local encode = require("wdt").json.encode
+  local function on_outcome(o)
+    local j = output.outcome_json(o)
+    j.time, j.flow = os.date("!%Y-%m-%dT%H:%M:%SZ"), flow
+    assert(f:write(encode(j), "\n"))
+    f:flush()
+  end
+  return on_outcome, function() f:close() end
 end
 
 -- Progress on stderr, redrawn in place at most 10 times a second, only on a terminal.
@@ -148,7 +195,13 @@ function output.failure_line(command, err)
     return ("wdt: another '%s' is running: %s; exiting (--wait SECONDS waits for it)\n")
       :format(command, output.one_line(err.message))
   end
-  return output.one_line(tostring(err)) .. "\n"
+  return output.error_lines(err)
+end
+
+-- An error, and on a line of its own what it probably means (wdt.errors.hint).
+function output.error_lines(err)
+  local hint = require("wdt.errors").hint(err)
+  return output.one_line(tostring(err)) .. "\n" .. (hint and ("wdt: hint: " .. hint .. "\n") or "")
 end
 
 return output

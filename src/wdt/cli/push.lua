@@ -33,21 +33,27 @@ local function json_lines(ctx, path)
   local bad, line_of, n, read = {}, {}, 0, 0
   local function next_item()
     while true do
-      local line = f:read("*l")
+      local line, rerr = f:read("*l")
       if line == nil then
         if path ~= "-" then f:close() end
+        -- a read error (EIO, a folder given as the file) is no end of file: the push stops
+        -- there as after a source that raised, the lines after it never taken as absent
+        if rerr then
+          error(("cannot read %s after line %d: %s"):format(path == "-" and "stdin" or path, n, rerr), 0)
+        end
         return nil
       end
       n = n + 1
       if n == 1 and line:sub(1, 3) == BOM then line = line:sub(4) end
       if line:match("%S") then
         local v, err = json.safe.decode(line)
-        if type(v) == "table" and getmetatable(v) == nil then
+        -- an object: a table the codec gave no array mark, and no list ([1,2] decodes bare)
+        if type(v) == "table" and getmetatable(v) == nil and v[1] == nil then
           read = read + 1
           line_of[read] = n
           return v
         end
-        bad[#bad + 1] = { line = n, reason = v == nil and err or "not a JSON object" }
+        bad[#bad + 1] = { line = n, reason = v == nil and err and ("not JSON: " .. err) or "not a JSON object" }
       end
     end
   end
@@ -59,19 +65,41 @@ local function key_text(k)
   return (tostring(k):gsub("%z", "/"))
 end
 
-local function merge_bad(s, bad, line_of)
+-- The lines that were not items join the summary (and the outcome log): invalid, by line.
+-- An outcome's id (the item's position) becomes its line in the input.
+local function merge_bad(s, bad, line_of, on_outcome)
   for _, x in ipairs(s.invalids) do x.line = line_of[x.index] end
+  for _, o in ipairs(s.outcomes or {}) do
+    if o.id and line_of[o.id] then o.id = line_of[o.id] end
+    if o.key ~= nil then o.key = key_text(o.key) end
+  end
   for _, b in ipairs(bad) do
     s.read, s.invalid = s.read + 1, s.invalid + 1
-    s.invalids[#s.invalids + 1] = { line = b.line, field = "(line)", reason = "not JSON: " .. b.reason }
+    s.invalids[#s.invalids + 1] = { line = b.line, field = "(line)", reason = b.reason }
+    local o = require("wdt.flow").outcome(nil, b.line, "invalid", "(line): " .. b.reason)
+    if s.outcomes then s.outcomes[#s.outcomes + 1] = o end
+    if on_outcome then on_outcome(o) end
   end
 end
 
-local function summary_text(flow, s)
+-- The command that pushes the given-up items again (listed under them).
+local function retry_command(flow, s, opts)
+  if not (opts and opts.source and opts.state) then return nil end
+  local q = function(v) return "'" .. tostring(v):gsub("'", "'\\''") .. "'" end
+  return ("wdt push %s --shop %s --source %s --state %s --retry-given-up"):format(flow, q(s.shop_no),
+    q(opts.source), q(opts.state))
+end
+
+local function summary_text(flow, s, opts)
   local add, list, text = output.lines()
   add("%s push to shop %s: %d read, %d call(s)", flow, s.shop_no, s.read, s.calls)
   for _, b in ipairs({ "new", "changed", "failed", "invalid", "unreported" }) do
-    add("  %-11s %d", b, s[b])
+    if b == "changed" and (s.changed_maybe_new or 0) > 0 then
+      add("  %-11s %d (%d of them may be new: their call was tried again after a try that may "
+        .. "have been applied)", b, s[b], s.changed_maybe_new)
+    else
+      add("  %-11s %d", b, s[b])
+    end
   end
   if s.retried then
     add("  %-11s %d (from earlier runs)", "retried", s.retried)
@@ -94,9 +122,11 @@ local function summary_text(flow, s)
          or "unreported (outcome unknown; nothing keeps them: push them again, safe as the ERP overwrites by key)",
        s.unreported_items,
        function(x) return ("%s %s: %s"):format(kn, key_text(x.key), x.error) end)
-  list("given up", s.given_up, function(x)
+  list("given up (kept in the state, listed on every run)", s.given_up, function(x)
     return ("%s %s after %d tries: %s"):format(kn, key_text(x.key), x.tries, tostring(x.error))
   end)
+  local again = s.given_up and #s.given_up > 0 and retry_command(flow, s, opts)
+  if again then add("  to push them again: %s", again) end
   list("answers that did not add up", s.anomalies, function(x) return x end)
   return text()
 end
@@ -121,11 +151,12 @@ local function summary_json(flow, s)
   local j = {
     flow = flow, method = s.method, shop_no = s.shop_no, read = s.read, calls = s.calls,
     new = s.new, changed = s.changed, failed = s.failed, invalid = s.invalid,
-    unreported = s.unreported, elapsed = s.elapsed,
+    unreported = s.unreported, elapsed = s.elapsed, changed_maybe_new = s.changed_maybe_new,
     failures = strip(s.failures, { "key", "error" }),
     invalids = strip(s.invalids, { "index", "line", "key", "field", "reason" }),
     unreported_items = strip(s.unreported_items, { "key", "error" }),
     anomalies = anomalies,
+    outcomes = output.outcomes_json(s.outcomes),
   }
   if s.retried then
     j.retried, j.skipped, j.pages, j.pending = s.retried, s.skipped, s.pages, s.pending or 0
@@ -137,6 +168,7 @@ end
 
 local function run(ctx, flow, opts, words)
   if not opts.shop or opts.shop == "" then usage("'--shop SHOP' is required") end
+  if not args.is_utf8(opts.shop) then usage("'--shop' is not valid UTF-8") end
   local input = words[1]
   if #words > 1 then usage("unexpected argument '%s'", words[2]) end
   local popts = { shop_no = opts.shop, batch = args.int_option(opts, "batch", 1, 100, nil),
@@ -148,31 +180,47 @@ local function run(ctx, flow, opts, words)
     popts.source = args.load_function(opts.source, "source")
     popts.state = require("wdt.store").file(opts.state)
     popts.max_tries = args.int_option(opts, "max-tries", 1, 1000, nil)
+    popts.retry_given_up = opts["retry-given-up"] or nil
+    popts.source_name = require("wdt.scan").checkpoint_id(opts.source)   -- the absolute path
   else
     if not input then usage("'wdt push %s' needs FILE.jsonl, '-' or --source FILE.lua", flow) end
-    if opts.state or opts["max-tries"] then usage("'--state' and '--max-tries' go with '--source'") end
+    if opts.state or opts["max-tries"] or opts["retry-given-up"] then
+      usage("'--state', '--max-tries' and '--retry-given-up' go with '--source'")
+    end
     popts[flow], bad, line_of = json_lines(ctx, input)
   end
   -- the run lock (wdt.lock), per seller + shop + flow, taken by the push itself, for a
   -- JSON-lines file as for a source: "wdt.push.orders/SID/SHOP"
   popts.lock = config.lock_spec(opts, ctx.env)
-  local client = config.new_client(opts, ctx.env)
+  local client = config.new_client(opts, ctx.env, ctx)
+  local refused = config.preflight_shop(ctx, client, opts.shop, "wdt push " .. flow)
+  if refused then client:close() return refused end
   local draw, finish = output.progress_drawer(ctx, flow)
   if draw then
     popts.on_progress = function(s)
       draw({ read = s.read, failed = s.failed, deferred = s.unreported, elapsed = s.elapsed })
     end
   end
+  local log, close_log
+  if opts.log then
+    log, close_log = output.outcome_log(opts.log, "push." .. flow)
+    popts.on_outcome = function(o)
+      if o.id and line_of and line_of[o.id] then o.id = line_of[o.id] end
+      if o.key ~= nil then o.key = key_text(o.key) end
+      log(o)
+    end
+  end
   local summary, err = client[FLOW_FN[flow]](client, popts)
   client:close()
   local s = summary or (err and err.summary)
   if finish then finish() end
+  if s then merge_bad(s, bad, line_of, log) end
+  if close_log then close_log() end
   if s then
-    merge_bad(s, bad, line_of)
     if opts.json then
       ctx.out(require("wdt").json.encode(summary_json(flow, s)) .. "\n")
     else
-      ctx.out(summary_text(flow, s))
+      ctx.out(summary_text(flow, s, opts))
     end
   end
   if not summary then
@@ -200,10 +248,13 @@ FILE.jsonl holds one item per line, a JSON object; an order carries its lines un
     { "--source FILE.lua", "FILE returns function(cursor) return items, next_cursor end; wdt pulls\n"
                            .. "until it gets no items" },
     { "--state STATE", "with --source: the resumable state (cursor, failed and unreported\nitems to retry)" },
-    { "--max-tries N", "with --source: attempts before a failed item is given up (default 5)" },
+    { "--max-tries N", "with --source: attempts that reached the ERP before an item is given\n"
+                       .. "up (default 5); given-up items stay in the state, listed by every run" },
+    { "--retry-given-up", "with --source: put the given-up items back to be pushed again" },
     { "--batch N", "items per call (1..100, default 100)" },
     args.CONCURRENCY_FLAG,
     { "--json", "print the summary as JSON" },
+    { "--log FILE", "append one JSON line per item and outcome to FILE (an audit log)" },
   }, args.LOCK_FLAGS),
   footer = [[
 One run at a time per seller, shop and flow (the run lock wdt.push.FLOW/SID/SHOP, as for

@@ -19,6 +19,7 @@ end
 
 local function scan_options(opts, words, env)
   local method, filter_json = args.method_words(words, "scan", "FILTER_JSON")
+  if opts.commit and not opts.checkpoint then usage("--commit goes with --checkpoint FILE") end
   if opts.checkpoint then
     if opts.from then usage("--from is for runs without --checkpoint; use --since") end
   else
@@ -46,16 +47,88 @@ end
 -- --since starts a new checkpoint; an existing one decides where the scan resumes
 -- (client:scan's from_ignored). Said once on stderr, before any row, and the scan goes on:
 -- a cron line that keeps its first run's --since must keep running.
-local function say_since_unused(ctx, opts, so, scan)
+local function say_since_unused(ctx, opts, scan)
   if not scan.from_ignored then return end
   local resumed = scan.resumed
   ctx.err(("wdt: warning: --since %s not used: the checkpoint %s resumes at %s (%d); "
-    .. "--since applies only to a new checkpoint\n"):format(one_line(opts.since), one_line(so.checkpoint),
+    .. "--since applies only to a new checkpoint\n"):format(one_line(opts.since), one_line(opts.checkpoint),
     require("wdt.scan.time").format(resumed), resumed))
 end
 
+-- Where a run's checkpoint saves go (see the help's "Delivery"): -> the store client:scan
+-- is given, and the word for stdout when the saves are staged in FILE.uncommitted (nil
+-- when they move FILE: stdout is a file synced before each save, or no process stdout).
+local function delivery(ctx, opts, so)
+  local store = require "wdt.store"
+  local real, staged = store.file(so.checkpoint), so.checkpoint .. ".uncommitted"
+  -- a stage left by a run whose consumer failed would be committed by this run's commit
+  local gone, why, errno = os.remove(staged)
+  if not gone and errno ~= 2 then usage("cannot remove %s: %s", staged, one_line(why)) end
+  if opts.count or ctx.streams.stdout ~= io.stdout then return real, nil end
+  local core = require "wdt.core"
+  local _, kind = core.sync_output(1)
+  local target = kind == "a file" and real or store.file(staged)
+  return { path = so.checkpoint, load = function() return real:load() end,
+           save = function(_, doc)
+             local flushed, ferr = io.stdout:flush()
+             if not flushed then ctx.write_error = ctx.write_error or ferr return nil, ferr end
+             local synced, serr = core.sync_output(1)
+             if synced == nil then ctx.write_error = ctx.write_error or serr return nil, serr end
+             return target:save(doc)
+           end }, kind ~= "a file" and kind or nil
+end
+
+-- `--commit`: FILE.uncommitted moved over FILE, under the scan's run lock, after checking
+-- it is a checkpoint of this METHOD and seller that does not move FILE back.
+local function commit(ctx, opts, so)
+  local store = require "wdt.store"
+  local staged_path = so.checkpoint .. ".uncommitted"
+  local cid = config.credentials(opts, ctx.env)
+  local function refuse(fmt, ...)
+    ctx.err("wdt scan --commit: " .. one_line(fmt:format(...)) .. "\n")
+    return exit.API
+  end
+  local lock, held, lerr = require "wdt.lock", false, nil
+  if so.lock then
+    held, lerr = lock.take_run(lock.check_options(so.lock, "scan", "lock"), "scan." .. so.method, cid.sid,
+      require("wdt.scan").checkpoint_id(so.checkpoint))
+  end
+  if held == nil then
+    ctx.err(output.failure_line("wdt scan --commit", lerr))
+    return exit.for_error(lerr)
+  end
+  local function done(code) if held then held:release() end return code end
+  local doc, err = store.file(staged_path):load()
+  if err then return done(refuse("%s", tostring(err))) end
+  if doc == nil then
+    ctx.err(("wdt scan --commit: nothing to commit (no %s)\n"):format(staged_path))
+    return done(exit.OK)
+  end
+  if type(doc) ~= "table" or doc.method ~= so.method or doc.sid ~= cid.sid or type(doc.next) ~= "number" then
+    return done(refuse("%s is not a checkpoint of a scan of %s for seller %s", staged_path, so.method, cid.sid))
+  end
+  local cur = store.file(so.checkpoint):load()
+  if type(cur) == "table" and type(cur.next) == "number" and cur.next > doc.next then
+    os.remove(staged_path)
+    return done(refuse("%s is behind %s; removed", staged_path, so.checkpoint))
+  end
+  local ok, serr = store.file(so.checkpoint):save(doc)
+  if not ok then return done(refuse("%s", tostring(serr))) end
+  os.remove(staged_path)
+  ctx.err(("wdt scan --commit: %s now at %s (%d)\n"):format(so.checkpoint,
+    require("wdt.scan.time").format(doc.next), doc.next))
+  return done(exit.OK)
+end
+
 local function run(ctx, opts, so)
-  local client = config.new_client(opts, ctx.env)
+  if opts.commit then return commit(ctx, opts, so) end
+  local staged_to
+  if so.checkpoint then so.checkpoint, staged_to = delivery(ctx, opts, so) end
+  local client = config.new_client(opts, ctx.env, ctx)
+  local shop_no = type(so.filter) == "table" and so.filter.shop_no
+  local refused = type(shop_no) == "string"
+    and config.preflight_shop(ctx, client, shop_no, "wdt scan " .. so.method, true)   -- exists only
+  if refused then client:close() return refused end
   local ok, it, scan = pcall(client.scan, client, so)   -- checks the options; reads nothing yet
   if not ok then
     client:close()
@@ -67,7 +140,7 @@ local function run(ctx, opts, so)
   local stdout = ctx.streams.stdout
   local n, failure, said = 0, nil, false
   for row, err in it do
-    if not said then said = true say_since_unused(ctx, opts, so, scan) end
+    if not said then said = true say_since_unused(ctx, opts, scan) end
     if not row then failure = err break end
     n = n + 1
     if not opts.count then
@@ -82,8 +155,20 @@ local function run(ctx, opts, so)
     end
   end
   client:close()
-  if not said then say_since_unused(ctx, opts, so, scan) end   -- the scan had no row
+  if not said then say_since_unused(ctx, opts, scan) end   -- the scan had no row
   if opts.count then ctx.out(n .. "\n") end
+  local odd = scan.stats.bad_modified
+  if odd > 0 then
+    table.sort(scan.bad_modified)
+    ctx.err(("wdt: warning: %d row(s) without a usable '%s' (%s%s): each printed once, in the first "
+      .. "window that returned it\n"):format(odd, scan.facts.modified, table.concat(scan.bad_modified, ", "),
+      odd > #scan.bad_modified and ", ..." or ""))
+  end
+  if staged_to then
+    ctx.err(("wdt: stdout is %s: the checkpoint %s stays where it was until the consumer confirms; "
+      .. "after it succeeded: wdt scan %s --checkpoint %s --commit (doc/scan.md, \"Delivery\")\n")
+      :format(staged_to, opts.checkpoint, so.method, opts.checkpoint))
+  end
   if failure then
     ctx.err(output.failure_line("wdt scan " .. so.method, failure))
     return exit.for_error(failure)
@@ -118,9 +203,21 @@ T is "YYYY-MM-DD HH:MM:SS" in the ERP's zone (UTC+8) or Unix seconds.]],
     { "--page-size N", "rows per page (default and most: 1000)" },
     args.CONCURRENCY_FLAG,
     { "--count", "print only the number of rows" },
+    { "--commit", "move the checkpoint to where the last run into a pipe stopped\n"
+                  .. "(FILE.uncommitted), once its consumer succeeded; reads nothing" },
   }, args.LOCK_FLAGS),
   footer = [[
 The run lock options go with --checkpoint (a scan without one takes no lock).
+
+Delivery with --checkpoint (doc/scan.md, "Delivery"): rows go to stdout; when stdout is a
+file, it is synced to disk before the checkpoint moves past them. When it is a pipe (or a
+terminal, a device), wdt cannot know what the reader took: the run leaves its position in
+FILE.uncommitted and FILE stays, so the next run prints those rows again (at least once);
+once the consumer succeeded, move the checkpoint with
+  wdt scan METHOD --checkpoint FILE --commit
+e.g. wdt scan METHOD --checkpoint FILE | consumer && wdt scan METHOD --checkpoint FILE --commit
+(run the pipeline and its commit one at a time: a run started before the commit is
+committed with it).
 
 Methods wdt knows: sales.TradeQuery.querySelfOrderWithDetail, sales.RawTrade.searchSelfOrder,
 aftersales.refund.Refund.search, aftersales.refund.RawRefund.search,

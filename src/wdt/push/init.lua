@@ -8,7 +8,9 @@
 --     (the sub-order fields) as a list under `orders`.
 --   The same with source=function(cursor) return items, next_cursor end and
 --   state=wdt.store.file(path) (and max_tries=5) instead of the list: resumable
---   (wdt.push.resume).
+--   (wdt.push.resume). source_name: what the source is (a path), recorded in the state,
+--   which then refuses another source; retry_given_up = true: the items given up go back
+--   to pending, tries counted from 0.
 --     -> summary | nil, err (err.summary holds the summary so far)
 --   concurrency: calls in flight at once (default 4, wdt.flow): batches go out that many
 --   at a time; an item's key is never in two calls in flight, its later version never
@@ -43,7 +45,9 @@ for flow_name, field in pairs(items_field) do
   option_specs[flow_name] = {
     shop_no = { "string" }, source = { "function" }, state = { "table" },
     max_tries = { "number", min = 1, integer = true },
+    source_name = { "string" }, retry_given_up = { "boolean" },
     batch = { "number", min = 1, max = 100, integer = true },   -- the vendor's limit is 100
+    on_outcome = { "function" },   -- every item's outcome record (wdt.flow.outcome)
     [field] = { "table|function" }, lock = flow.LOCK, on_progress = flow.ON_PROGRESS,
     concurrency = flow.CONCURRENCY,
   }
@@ -82,8 +86,8 @@ function push.options(opts, flow_name)
   else
     if items == nil then check.fail(f, field, "a list or an iterator function expected, got nil") end
     if type(items) == "table" then check_list(f, field, flow_name, items) end
-    if o.state ~= nil or o.max_tries ~= nil then
-      check.fail(f, o.state ~= nil and "state" or "max_tries", "applies only with 'source'")
+    for _, k in ipairs({ "state", "max_tries", "source_name", "retry_given_up" }) do
+      if o[k] ~= nil then check.fail(f, k, "applies only with 'source'") end
     end
   end
   return o

@@ -14,9 +14,11 @@
 -- not yet read stay unread. pushSelf2, upload2 and ApiGoods.upload create or overwrite by
 -- key, so the client retries them and a later run may push them again safely.
 local core = require "wdt.core"
+local errors = require "wdt.errors"
 local flow = require "wdt.flow"
 local fields = require "wdt.push.fields"
 local validate = require "wdt.push.validate"
+local paging = require "wdt.paging"
 
 local run = {}
 
@@ -41,6 +43,7 @@ function run.new(flow_name, opts)
     flow = flow_name, method = spec.method, shop_no = opts.shop_no, read = 0, calls = 0,
     new = 0, changed = 0, failed = 0, invalid = 0, unreported = 0,
     failures = {}, invalids = {}, unreported_items = {}, anomalies = {},
+    outcomes = {},   -- wdt.flow.outcome records of the items not pushed (failed, invalid, unreported, given up)
   }
   local add_fast, add, take = validate.batch(flow_name)
   return setmetatable({
@@ -77,9 +80,20 @@ function Run:arguments(b)
   return { { shop_no = shop, goods_list = list1 }, n = 1 }
 end
 
-function Run:settle(settled, key, item, outcome, message)
+-- One item's outcome: counted, listed, given to the on_outcome option (every item).
+function Run:record(key, id, outcome, message)
+  if outcome ~= "accepted" then append(self.summary.outcomes, flow.outcome(key, id, outcome, message)) end
+  local cb = self.opts.on_outcome
+  if cb then self.frun:callback("on_outcome", cb, flow.outcome(key, id, outcome, message)) end
+end
+
+-- unsent: the item never reached the ERP (a resumable push does not count it as a try)
+function Run:settle(settled, key, item, outcome, message, unsent)
   local s = self.summary
-  if outcome == "accepted" and not self.want_settled then return end   -- nobody reads it
+  if outcome == "accepted" and not self.want_settled then   -- nobody reads it but on_outcome
+    if self.opts.on_outcome then self:record(key, nil, outcome, message) end
+    return
+  end
   if outcome == "failed" then
     s.failed = s.failed + 1
     append(s.failures, { key = key, error = message, item = item })
@@ -87,14 +101,15 @@ function Run:settle(settled, key, item, outcome, message)
     s.unreported = s.unreported + 1
     append(s.unreported_items, { key = key, error = message, item = item })
   end
+  self:record(key, nil, outcome, message)
   local e = flow.outcome(key, nil, outcome, message)
-  e.item = item
+  e.item, e.unsent = item, unsent
   append(settled, e)
 end
 
 -- Every item of the batch (keys, items) settled alike.
-function Run:settle_all(b, settled, outcome, message)
-  for i = 1, #b.keys do self:settle(settled, b.keys[i], b.items[i], outcome, message) end
+function Run:settle_all(b, settled, outcome, message, unsent)
+  for i = 1, #b.keys do self:settle(settled, b.keys[i], b.items[i], outcome, message, unsent) end
 end
 
 local function whole_count(v)
@@ -103,23 +118,59 @@ local function whole_count(v)
   return nil
 end
 
--- Match an answer's data to the batch. Returns nothing; settles every item.
+-- What is wrong with the shape of an answer's data (nil: nothing). Checked as strictly as
+-- the sync answers: an `error_list` that is no list, a count that is no whole number, a
+-- goods answer whose own status is not 0 or whose rec_ids are not n ids would otherwise
+-- read as "all taken".
+local function is_id(v)
+  return (type(v) == "number" and v > 0 and v % 1 == 0) or (type(v) == "string" and v:match("^%d+$") ~= nil)
+end
+local function shape_problem(flow_name, data, n)
+  if type(data) ~= "table" or paging.is_list(data) then return "the answer's data is no object" end
+  if flow_name == "goods" then
+    if data.status ~= nil and data.status ~= 0 then return "the answer's data says status " .. tostring(data.status) end
+    local ids = data.rec_ids
+    if not paging.is_list(ids) and not (type(ids) == "table" and next(ids) == nil) then
+      return "the answer's rec_ids is no list"
+    end
+    if #ids ~= n then return ("the answer lists %d rec_ids for %d goods"):format(#ids, n) end
+    for i = 1, n do
+      if not is_id(ids[i]) then return ("rec_ids[%d] is no id: %s"):format(i, tostring(ids[i])) end
+    end
+    return nil
+  end
+  local list = data.error_list
+  if list ~= nil and list ~= core.null and not paging.is_list(list)
+     and not (type(list) == "table" and next(list) == nil) then
+    return "error_list is no list: " .. (type(list) == "table" and "an object" or tostring(list))
+  end
+  for i, e in ipairs(type(list) == "table" and list or {}) do
+    if type(e) ~= "table" or paging.is_list(e) then return ("error_list[%d] is no object"):format(i) end
+  end
+  return nil
+end
+
+-- A wrong answer: every item of the batch unreported, the run stopped with a decode error.
+function Run:wrong_answer(b, settled, why)
+  local s = self.summary
+  append(s.anomalies, why)
+  self:settle_all(b, settled, "unreported", "decode: " .. why)
+  return nil, errors.new { kind = "decode", method = self.spec.method, retryable = false, message = why }
+end
+
+-- Match an answer's data to the batch. Returns true, or nil, err for an answer of the
+-- wrong shape; settles every item.
 function Run:match(b, data, settled)
   local s, keys, n = self.summary, b.keys, #b.keys
+  local problem = shape_problem(self.flow, data, n)
+  if problem then return self:wrong_answer(b, settled, problem) end
   if self.flow == "goods" then
-    local ids = type(data) == "table" and data.rec_ids
-    if type(ids) == "table" and #ids == n then
-      self:settle_all(b, settled, "accepted")
-      s.changed = s.changed + n
-    else
-      local why = ("the answer lists %s rec_ids for %d goods"):format(type(ids) == "table" and #ids or "no", n)
-      append(s.anomalies, why)
-      self:settle_all(b, settled, "unreported", why)
-    end
-    return
+    self:settle_all(b, settled, "accepted")
+    s.changed = s.changed + n
+    return true
   end
   local in_batch, refused, n_refused, strays = b.in_batch, {}, 0, 0
-  local list = type(data) == "table" and data.error_list
+  local list = data.error_list
   if type(list) ~= "table" then list = {} end
   for _, e in ipairs(list) do
     local no = type(e) == "table" and e.no
@@ -146,8 +197,9 @@ function Run:match(b, data, settled)
     append(s.anomalies, why)
   else
     s.new, s.changed = s.new + nc, s.changed + cc
+    if b.sent_before and cc > 0 then s.changed_maybe_new = (s.changed_maybe_new or 0) + cc end
   end
-  if adds_up and n_refused == 0 and not self.want_settled then return end   -- nothing to record
+  if adds_up and n_refused == 0 and not self.want_settled then return true end   -- nothing to record
   local items = b.items
   for i = 1, n do
     local key = keys[i]
@@ -155,6 +207,7 @@ function Run:match(b, data, settled)
     elseif adds_up then self:settle(settled, key, items[i], "accepted")
     else self:settle(settled, key, items[i], "unreported", why) end
   end
+  return true
 end
 
 -- An item the C pass left to the Lua side: checked by validate.prepare, which words the
@@ -180,6 +233,7 @@ function Run:add_checked(item, b, settled, in_window)
   s.invalid = s.invalid + 1
   local key = p and p.key or validate.raw_key(flow_name, item)
   append(s.invalids, { index = s.read, key = key, field = field, reason = reason, item = item })
+  self:record(key, s.read, "invalid", field .. ": " .. reason)
   local e = flow.outcome(key, s.read, "invalid", field .. ": " .. reason)
   e.item = item
   append(settled, e)
@@ -239,19 +293,22 @@ function Run:push(next_item, on_batch)
     s.calls = s.calls + 1
     return { method = self.spec.method, args = self:arguments(b), idempotent = true }
   end
-  function steps.settle(b, resp, err)
+  function steps.settle(b, resp, err, sent_before)
     local ok = true
     if resp then
       local data = resp.data
       if data == nil then data = core.null end
-      self:match(b, data, b.settled)
+      b.sent_before = sent_before   -- what this answer calls changed an earlier try may have made
+      ok, err = self:match(b, data, b.settled)
     elseif #b.keys > 0 then
       local msg = err.message or tostring(err.kind)
       if err.kind == "api" and not err.retryable then
         -- refused as a whole (e.g. 店铺平台不是自有平台): every item of it failed
         self:settle_all(b, b.settled, "failed", ("status %s: %s"):format(tostring(err.status), msg))
       else
-        self:settle_all(b, b.settled, "unreported", err.kind .. ": " .. msg)
+        -- refused connection, DNS, connect timeout on every try: nothing reached the ERP
+        self:settle_all(b, b.settled, "unreported", err.kind .. ": " .. msg,
+                        err.sent == false and not err.sent_before)
         ok = nil
       end
     end

@@ -12,8 +12,9 @@
 -- `nil, err`). The second value returned by scan is the run's state: .stats, .from, .to,
 -- .resumed and .from_ignored (after the first step, with a checkpoint that existed: its
 -- position, and the `from` given that was not used since the run resumed elsewhere),
--- and :close() (releases the run lock of a scan left before its end; Lua 5.4's `for`
--- calls it on `break`).
+-- .bad_modified (up to 20 keys of rows whose `modified` is no time: each delivered once a
+-- run, counted in .stats.bad_modified), and :close() (releases the run lock of a scan left
+-- before its end; Lua 5.4's `for` calls it on `break`).
 --
 -- With a checkpoint, the scan holds a run lock (wdt.lock) from its first row to its end:
 -- option `lock` as client:sync_logistics's (nil/true the defaults, a table wdt.lock's
@@ -31,7 +32,12 @@ local time = require "wdt.scan.time"
 local window = require "wdt.scan.window"
 local known = require "wdt.scan.methods"
 
+local clock = require "wdt.clock"
+
 local scan = { methods = known }
+
+local MAX_TIME = 2 ^ 40       -- a checkpoint's `next` beyond this is no time
+local FUTURE_MARGIN = 600     -- seconds a checkpoint may be ahead of the server's now
 
 local FN = "scan"
 
@@ -45,6 +51,16 @@ local option_specs = {
 local FACT_TYPES = { from = "string", to = "string", limit = "number", list = "string",
                      key = "string", modified = "string", page_size = "number", required = "table" }
 local FACT_ORDER = { "from", "to", "limit", "list", "key", "modified", "page_size" }
+local function fact_type(k) return k == "key" and "string or a list of strings" or FACT_TYPES[k] end
+
+-- a composite key: a non-empty list of field names
+local function is_names(v)
+  if type(v) ~= "table" or #v == 0 then return false end
+  for k, name in pairs(v) do
+    if type(k) ~= "number" or type(name) ~= "string" then return false end
+  end
+  return true
+end
 
 -- The method's facts: the table's, with the caller's `facts` over them.
 local function facts_for(method, given)
@@ -52,12 +68,14 @@ local function facts_for(method, given)
   for k, v in pairs(known[method] or {}) do f[k] = v end
   for k, v in pairs(given or {}) do
     if not FACT_TYPES[k] then check.fail(FN, "facts", "unknown fact '" .. tostring(k) .. "'") end
-    if type(v) ~= FACT_TYPES[k] then check.fail(FN, "facts", ("'%s' must be a %s"):format(k, FACT_TYPES[k])) end
+    if type(v) ~= FACT_TYPES[k] and not (k == "key" and is_names(v)) then
+      check.fail(FN, "facts", ("'%s' must be a %s"):format(k, fact_type(k)))
+    end
     f[k] = v
   end
   for _, k in ipairs(FACT_ORDER) do
     if f[k] == nil then
-      check.fail(FN, "facts", ("'%s' is unknown to wdt: give facts.%s (a %s)"):format(method, k, FACT_TYPES[k]))
+      check.fail(FN, "facts", ("'%s' is unknown to wdt: give facts.%s (a %s)"):format(method, k, fact_type(k)))
     end
   end
   check.number(FN, "facts.limit", f.limit, 1, nil, true)
@@ -81,6 +99,8 @@ local function checkpoint_id(cp)
   if path:sub(1, 1) ~= "/" and pwd and pwd:sub(1, 1) == "/" then path = pwd .. "/" .. path end
   return (path:gsub("/%./", "/"):gsub("//+", "/"))
 end
+
+scan.checkpoint_id = checkpoint_id   -- wdt scan --commit takes the same lock
 
 -- client:scan's options, checked (wdt.check): the scan's state.
 function scan.options(opts)
@@ -123,7 +143,8 @@ function scan.options(opts)
     end
   end
   s.stats = { windows = 0, pages = 0, rereads = 0, splits = 0, rows = 0, overlap_dropped = 0,
-              unverified = 0 }
+              unverified = 0, bad_modified = 0 }
+  s.unstamped, s.bad_modified = {}, {}    -- keys of rows without a usable modified time
   return s
 end
 
@@ -140,7 +161,8 @@ local function load_checkpoint(s)
     return nil, errors.new { kind = "store", message =
       "there is no checkpoint yet: give `from` (where the first run starts)" }
   end
-  if type(doc) ~= "table" or doc.method ~= s.method or type(doc.next) ~= "number" then
+  if type(doc) ~= "table" or doc.method ~= s.method or type(doc.next) ~= "number"
+     or doc.next % 1 ~= 0 or doc.next < 0 or doc.next > MAX_TIME then
     return nil, errors.new { kind = "store", message =
       "the checkpoint is not one of a scan of " .. s.method }
   end
@@ -165,6 +187,30 @@ local function load_checkpoint(s)
   return true
 end
 
+-- The server's now: the `Date` of a one-row query (the window's end must not follow a
+-- local clock that runs ahead), else the local clock with the client's learned offset.
+local function server_now(s, a)
+  local params = {}
+  for k, v in pairs(s.filter) do params[k] = v end
+  params[s.facts.from], params[s.facts.to] = time.format(a), time.format(a + 1)
+  local base = s.client._base or s.client
+  base._server_date = nil
+  local page, err = s.client:page_call(s.method, { page_size = 1, page_no = 0, calc_total = false }, params)
+  if not page then return nil, err end
+  return clock.parse_http_date(base._server_date) or math.floor(core.unix_time() + (base._clock_offset or 0))
+end
+
+-- A checkpoint past the server's now (a clock that ran ahead once, a hand edit) would pass
+-- over every row modified until then: refused.
+local function check_future(s, now)
+  if s.resumed and s.resumed > now + FUTURE_MARGIN then
+    return nil, errors.new { kind = "store", message = ("the checkpoint is at %s, after the server's now %s "
+      .. "(more than %d s ahead): refused, it would pass over the rows until then"):format(
+      time.format(s.resumed), time.format(now), FUTURE_MARGIN) }
+  end
+  return true
+end
+
 local function save_checkpoint(s, next_start)
   if not s.store then return true end
   -- a run that stops short of the last one's end (a longer lag) does not move it back
@@ -183,7 +229,16 @@ end
 local function window_rows(s, found, a, b)
   local list = {}
   for _, e in pairs(found) do
-    if e.m == nil or (e.m >= a and e.m < b) then
+    local inside = e.m ~= nil and e.m >= a and e.m < b
+    if e.m == nil and not s.unstamped[e.key] then
+      -- no usable `modified` (null, "garbage", -1, ISO "…T…"): no window is its own, and
+      -- the server may return it in every one: delivered once a run, by key, and reported
+      inside = true
+      s.unstamped[e.key] = true
+      s.stats.bad_modified = s.stats.bad_modified + 1
+      if #s.bad_modified < 20 then s.bad_modified[#s.bad_modified + 1] = e.key end
+    end
+    if inside then
       local id = e.key .. "@" .. (e.m or "")
       if s.seen[id] then
         s.stats.overlap_dropped = s.stats.overlap_dropped + 1
@@ -255,7 +310,11 @@ function scan.run(client, s)
       local ok, err = load_checkpoint(s)
       if not ok then return fail(err) end
       a = s.from
-      stop = math.floor(core.unix_time()) - s.lag       -- never closer to now than the lag
+      local now, nerr = server_now(s, a)
+      if not now then return fail(nerr) end
+      ok, err = check_future(s, now)
+      if not ok then return fail(err) end
+      stop = now - s.lag               -- never closer to the server's now than the lag
       if s.to and s.to < stop then stop = s.to end
       s.to = stop
     end

@@ -4,7 +4,7 @@
 --   limit        the widest window the server accepts, in seconds (wider: status 100,
 --                "您的查询时间过宽,查询时间不能大于…")
 --   list         the key of the row list in `data` (beside total_count)
---   key          the row's unique key
+--   key          the row's unique key (a field, or a list of fields that together are)
 --   modified     the row's last-modified field (a UTC+8 string, or milliseconds)
 --   page_size    the largest page wdt asks for
 --   required     filter fields the server insists on (wdt asks for them up front)
@@ -57,6 +57,23 @@ local function rows_node(e)
   end
 end
 
+-- A row without an id is told apart by all its scalar fields (a composite key): right for
+-- rows that never change, such as a log's; a row that changes comes again as a new row.
+local function scalars(nodes)
+  local names = {}
+  for _, n in ipairs(nodes) do
+    if n.type ~= "object" and n.type ~= "list" then names[#names + 1] = n.name end
+  end
+  return #names > 0 and names or nil
+end
+
+-- Facts a page gives in words only. queryChangeHistory: a row of the stock's change log is
+-- written once, so its `created` is its last change (start_date/end_date are
+-- "最后更新时间"); its window is 30 days with a spec_no but 60 min without one (注意事项).
+local PAGE_GAPS = {
+  ["wms.StockSpec.queryChangeHistory"] = { modified = "created", limit = HOUR },
+}
+
 local function field(nodes, test)
   for _, n in ipairs(nodes) do if test(n) then return n.name end end
 end
@@ -78,9 +95,11 @@ local function from_catalogue(method)
     f.list = rows.name
     f.key = field(cols, function(n) return n.name == "rec_id" end)
       or field(cols, function(n) return n.type == "int" and n.name:find("_id$") end)
+      or scalars(cols)
     f.modified = field(cols, function(n) return n.name == "modified" end)
       or field(cols, function(n) return n.type == "string" and n.name:find("modified") end)
   end
+  for k, v in pairs(PAGE_GAPS[method] or {}) do f[k] = v end
   local required = {}
   for _, c in ipairs(holder.children or {}) do
     if c.required and c.name ~= w.from and c.name ~= w.to then required[#required + 1] = c.name end

@@ -15,6 +15,7 @@ local paging = require "wdt.paging"
 local window = {}
 
 local ATTEMPTS = 3
+local MAX_TOTAL = 2 ^ 31      -- rows one window may claim (more: a wrong answer)
 
 local function scan_error(method, message)
   return errors.new { kind = "scan", method = method, message = message }
@@ -33,22 +34,39 @@ local function page_rows(s, page)
     ("page %d: the answer holds no list '%s'"):format(page.page_no, s.facts.list) }
 end
 
+-- The row's key as text, or nil and the field it lacks. A composite key (a list of
+-- fields, for rows without an id) is its fields' values joined by " | ".
+local function row_key(row, key)
+  if type(row) ~= "table" then return nil, type(key) == "table" and key[1] or key end
+  if type(key) ~= "table" then
+    if row[key] == nil then return nil, key end
+    return key_text(row[key])
+  end
+  local parts = {}
+  for i, name in ipairs(key) do
+    if row[name] == nil then return nil, name end
+    parts[i] = key_text(row[name])
+  end
+  return table.concat(parts, " | ")
+end
+
 -- Keep the newest version of each key in `found` (key text -> {row, m}); `keys` collects
--- the keys this attempt saw. Returns an error for a row without its key.
+-- the keys this attempt saw. Returns an error for a row without its key, else nil and
+-- how many of the keys were new to this attempt.
 local function take(s, rows, found, keys)
   local facts = s.facts
+  local added = 0
   for _, row in ipairs(rows) do
-    local k = type(row) == "table" and row[facts.key]
-    if k == nil then
-      return scan_error(s.method, ("a row without its key '%s'"):format(facts.key))
+    local kt, lacks = row_key(row, facts.key)
+    if kt == nil then
+      return scan_error(s.method, ("a row without its key '%s'"):format(lacks))
     end
-    local kt = key_text(k)
     local m = time.modified(row[facts.modified])
     local old = found[kt]
     if not old or (m and (not old.m or m >= old.m)) then found[kt] = { row = row, m = m, key = kt } end
-    keys[kt] = true
+    if not keys[kt] then keys[kt] = true; added = added + 1 end
   end
-  return nil
+  return nil, added
 end
 
 local function count(t)
@@ -65,15 +83,17 @@ local function attempt(s, a, b, found)
   params[s.facts.to] = time.format(b)
   local size = s.page_size
   local keys = {}
-  -- a page read (or its error): its rows taken into `found`; the page and its rows, or nil, err
+  -- a page read (or its error): its rows taken into `found`; the page, its rows and how
+  -- many of them were new, or nil, err
   local function took(page, err)
     if not page then return nil, err end
     local rows
     rows, err = page_rows(s, page)
     if not rows then return nil, err end
-    err = take(s, rows, found, keys)
+    local added
+    err, added = take(s, rows, found, keys)
     if err then return nil, err end
-    return page, rows
+    return page, rows, added
   end
   local function read(no)
     s.stats.pages = s.stats.pages + 1
@@ -94,21 +114,47 @@ local function attempt(s, a, b, found)
     s.stats.unverified = s.stats.unverified + 1
     return true
   end
+  -- a total no count can be, or one its own page contradicts (a short page 0 that says
+  -- more rows follow), is a wrong answer: taken as given it passes rows over (a negative
+  -- total reads as complete) or asks for pages without end (10^11)
+  if type(total) ~= "number" or total < 0 or total % 1 ~= 0 or total > MAX_TOTAL
+     or (#rows < size and total > #rows) then
+    return nil, errors.new { kind = "decode", method = s.method, message =
+      ("page 0: total_count %s does not fit its %d row(s) of at most %d"):format(tostring(total), #rows, size) }
+  end
   if total <= #rows then return count(keys) >= total end
-  -- the other pages, from the last to page 1, up to `concurrency` of them in flight
-  -- (wdt.flow's run:calls); their rows are taken in that order
-  local requests = {}
-  for no = math.ceil(total / size) - 1, 1, -1 do
-    requests[#requests + 1] = { s.method, params, pager = { page_size = size, page_no = no, calc_total = true } }
-  end
-  s.stats.pages = s.stats.pages + #requests
-  local stable = true
-  for _, r in ipairs(s.run:calls(requests, s.client)) do
-    local page, err = took(r.data, r.err)
+  -- the other pages, from the last to page 1, `concurrency` at a time (wdt.flow's
+  -- run:calls), their rows taken in that order as if read one by one; a group is asked
+  -- for only once the one before it passed, so a wrong total reads at most one group more
+  local nos, width, top = {}, s.run.concurrency or 1, math.ceil(total / size) - 1
+  for no = top, math.max(1, top - width + 1), -1 do nos[#nos + 1] = no end
+  local k, results = 0, {}
+  while nos[k + 1] do
+    k = k + 1
+    if not results[k] then
+      local requests, last = {}, nos[#nos]
+      for j = k, #nos do
+        local pager = { page_size = size, page_no = nos[j], calc_total = true }
+        requests[#requests + 1] = { s.method, params, pager = pager }
+      end
+      s.stats.pages = s.stats.pages + #requests
+      for j, r in ipairs(s.run:calls(requests, s.client)) do results[k + j - 1] = r end
+      for no = last - 1, math.max(1, last - width), -1 do nos[#nos + 1] = no end   -- the next group
+    end
+    local no, r = nos[k], results[k]
+    local page, err, added = took(r.data, r.err)
     if not page then return nil, err end
-    if page.total ~= total then stable = false end
+    -- another total: the pages planned from the first no longer hold; read again
+    if page.total ~= total then return false end
+    -- the same total, so no row left the window (a changed row leaves it: its modified is
+    -- now), yet this page holds no row unseen: the total is not this window's (or it asks
+    -- for pages without end, 2*10^9 / 2 a page)
+    if added == 0 then
+      return nil, errors.new { kind = "decode", method = s.method, message =
+        ("page %d: only rows other pages held, while total_count %s stays"):format(no, tostring(total)) }
+    end
   end
-  return stable and count(keys) == total
+  return count(keys) == total
 end
 
 -- Read [a, b) completely into `found`; true | nil, err.

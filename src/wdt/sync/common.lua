@@ -1,5 +1,6 @@
 -- What both sync loops share: the handler's outcome, message cleaning, the summary, and
 -- what a stopped loop had in hand; the run itself is wdt.flow's.
+local check = require "wdt.check"
 local errors = require "wdt.errors"
 local flow = require "wdt.flow"
 
@@ -52,29 +53,110 @@ function common.clean_message(s)
   return table.concat(out)
 end
 
--- handler(row) -> true | false, message | nil, message; raising counts as failed.
--- Returns the status and error_msg to report. A missing or empty message takes the
--- default ("failed", "deferred").
+-- handler(row) -> true | false, message | nil, message. Returns the status and error_msg
+-- to report; a missing or empty message takes the default ("failed", "deferred"). A
+-- handler that raises, or answers anything else, is a bug in the glue, not a refusal by
+-- the platform: nil and the error, and the item is not reported (it stays in the ERP's
+-- queue, listed as unreported with the error).
 function common.outcome(handler, row)
   local ok, result, message = pcall(handler, row)
   if not ok then
     if errors.is_interrupt(result) then error(result, 0) end
-    return FAILED, common.clean_message("handler error: " .. tostring(result))
+    return nil, common.clean_message("handler error: " .. tostring(result))
   end
+  return common.answer(result, message)
+end
+
+-- One answer of a handler (result, message) -> status, error_msg | nil, the error.
+function common.answer(result, message)
   if message ~= nil then message = common.clean_message(message) end
   if message == "" then message = nil end
   if result == true then return SYNCED, "" end
   if result == false then return FAILED, message or "failed" end
   if result == nil then return DEFERRED, message or "deferred" end
-  return FAILED, "handler returned " .. type(result) .. " (expected true, false or nil)"
+  return nil, "handler error: it returned " .. type(result) .. " (expected true, false or nil)"
+end
+
+-- The handler option: a function (one item at a time), or a module table with
+-- handle(item) and/or batch(items) -> outcomes, and optionally finish(summary). Checked
+-- (wdt.check, naming `fname`'s option) and returned as such a table.
+function common.handler(fname, h)
+  if type(h) == "function" then return { handle = h } end
+  for _, k in ipairs({ "handle", "batch", "finish" }) do
+    if h[k] ~= nil and type(h[k]) ~= "function" then
+      check.fail(fname, "handler." .. k, "function expected, got " .. check.type_name(h[k]))
+    end
+  end
+  if not h.handle and not h.batch then
+    check.fail(fname, "handler", "a function, or a table with handle(item) or batch(items)")
+  end
+  return h
+end
+
+-- The outcomes of `items` from a batch handler: one status, message pair each
+-- ({ {status, message}, ... }). batch(items) returns a list as long as items, whose i-th
+-- entry is item i's answer: true, false, or a table { ok = true|false|nil, message = }.
+-- A raise, or an entry of another kind, leaves the items concerned unreported.
+function common.batch_outcomes(batch, items)
+  local ok, results = pcall(batch, items)
+  local out = {}
+  if not ok then
+    if errors.is_interrupt(results) then error(results, 0) end
+    local m = common.clean_message("handler error: " .. tostring(results))
+    for i = 1, #items do out[i] = { nil, m } end
+    return out
+  end
+  if type(results) ~= "table" then results = {} end
+  for i = 1, #items do
+    local r = results[i]
+    if r == true or r == false then out[i] = { common.answer(r) }
+    elseif type(r) == "table" then out[i] = { common.answer(r.ok, r.message) }
+    else
+      out[i] = { nil, ("handler error: batch gave no outcome for item %d (%s)"):format(i, check.type_name(r)) }
+    end
+  end
+  return out
+end
+
+-- One item's outcome in the run's record (wdt.flow.outcome: key, id, outcome, message):
+-- every item not synced is kept in summary.outcomes; every item goes to on_outcome.
+function common.record(run, key, id, outcome, message)
+  local rec = flow.outcome(key, id, outcome, message)
+  if outcome ~= "synced" then common.append(run.summary.outcomes, rec) end
+  if run.opts.on_outcome then run:callback("on_outcome", run.opts.on_outcome, rec) end
+end
+
+-- The end of a run (a summary, or nil, err): the items left unreported or invalid get
+-- their record; the handler module's finish(summary) runs. A finish that raises makes the
+-- run's result an error of kind "handler" (the summary kept).
+function common.conclude(run, idf, summary, err)
+  local s = run.summary
+  for _, it in ipairs(s.unreported) do
+    common.record(run, it[idf], it.row and it.row.tid, "unreported", it.message)
+  end
+  for _, it in ipairs(s.invalid) do common.record(run, it[idf], nil, "invalid", it.message) end
+  local finish = run.opts.handler and run.opts.handler.finish
+  if finish and not s.dry_run then
+    local ok, ferr = pcall(finish, s)
+    if not ok then
+      if errors.is_interrupt(ferr) then error(ferr, 0) end
+      if summary then
+        return nil, errors.new { kind = "handler", summary = s,
+                                 message = "the handler's finish(summary) raised: " .. tostring(ferr) }
+      end
+      err.message = err.message .. "; and the handler's finish(summary) raised: " .. tostring(ferr)
+    end
+  end
+  return summary, err
 end
 
 -- A sync run on the flow runner (wdt.flow): the summary, the outcomes waiting to be
--- reported (`pending`), the item being handled (`current`) and whether a report is in
+-- reported (`pending`), the items being handled (`current`, a list) and whether a report is in
 -- flight. `name` names its run lock, `scope` (the shop) too. run | nil, err.
 function common.start(client, kind, opts, name, scope)
   local summary = {
     kind = kind, read = 0, reported = 0, synced = 0, failed = 0, deferred = 0, refused = 0,
+    handler_errors = 0, outcomes = {},
     refused_items = {}, unreported = {}, invalid = {}, unconfirmed = {}, confirmed_on_retry = {},
     dry_run = opts.dry_run or false,
   }
@@ -94,7 +176,8 @@ function common.settle(run)
   end
   for _, item in ipairs(run.pending) do common.append(run.summary.unreported, item) end
   run.pending = {}
-  if run.current then common.append(run.summary.unreported, run.current) end
+  for _, item in ipairs(run.current or {}) do common.append(run.summary.unreported, item) end
+  run.current = nil
 end
 
 return common

@@ -8,9 +8,11 @@
 --     -> summary | nil, err (err.summary holds the summary so far)
 --
 -- handler(item) returns true (synced), false, message (failed) or nil, message (try
--- later); raising counts as failed. See doc/sync.md. The pieces: wdt.sync.common (outcome,
--- summary, what a stopped run had in hand), wdt.sync.logistics, wdt.sync.stock; the run is
--- wdt.flow's.
+-- later); a handler that raises (or answers anything else) leaves its item unreported, in
+-- the ERP's queue, listed with the error (kind "handler"). `handler` may also be a module:
+-- {handle=, batch=, finish=}. summary.outcomes: the records of every item not synced.
+-- See doc/sync.md. The pieces: wdt.sync.common (outcome, summary, what a stopped run had
+-- in hand), wdt.sync.logistics, wdt.sync.stock; the run is wdt.flow's.
 local common = require "wdt.sync.common"
 local logistics = require "wdt.sync.logistics"
 

@@ -57,7 +57,10 @@ end
 
 -- Sorts one answer of update about `chunk` into the summary. `tries` > 1: an earlier try
 -- may have been applied, so "unknown or already reported" is that try's success.
-local function settle(s, chunk, data, tries)
+local OUTCOME = { [SYNCED] = "synced", [FAILED] = "failed", [DEFERRED] = "deferred" }
+
+local function settle(run, chunk, data, tries)
+  local s = run.summary
   local refused, confirmed, anonymous = {}, {}, false
   if type(data) == "table" then
     for i = 1, #data do
@@ -78,16 +81,22 @@ local function settle(s, chunk, data, tries)
       end
     end
   end
+  local messages = {}
+  for _, r in ipairs(s.refused_items) do if r.sync_id ~= nil then messages[r.sync_id] = r.message end end
   for _, it in ipairs(chunk) do
     s.reported = s.reported + 1
-    local id = it.sync_id
+    local id, tid = it.sync_id, it.row and it.row.tid
     if anonymous and not refused[id] and not confirmed[id] then
       -- a refusal naming no item: any item it did not name may be the refused one
       append(s.unconfirmed, it)
+      common.record(run, id, tid, "unconfirmed", it.error_msg)
     elseif not refused[id] then                -- (refused ones are counted in `refused`)
       local f = common.count_field[it.status]
       s[f] = s[f] + 1
       if confirmed[id] then append(s.confirmed_on_retry, id) end
+      common.record(run, id, tid, OUTCOME[it.status], it.error_msg ~= "" and it.error_msg or nil)
+    else
+      common.record(run, id, tid, "refused", messages[id])
     end
   end
 end
@@ -144,7 +153,7 @@ local function report(run)
           message = ("the answer's data is %s, not a list of refusals: %d item(s) unconfirmed")
             :format(type(resp.data), #chunk) }
       end
-      settle(s, chunk, resp.data, tries or 1)
+      settle(run, chunk, resp.data, tries or 1)
       return true
     end,
   }
@@ -157,7 +166,7 @@ end
 
 local FN = "sync_logistics"
 local option_specs = {
-  shop_no = { "string" }, handler = { "function" },
+  shop_no = { "string" }, handler = { "function|table" }, on_outcome = { "function" },
   batch = { "number", min = 1, max = 1000, integer = true },
   page_size = { "number", min = 1, max = 1000, integer = true }, tid = { "string" },
   logistics_no = { "string" }, is_part_sync = { "number" }, dry_run = { "boolean" },
@@ -168,6 +177,7 @@ local option_specs = {
 function logistics.options(opts)
   local o = flow.options(FN, opts, option_specs, true)
   if not o.dry_run and o.handler == nil then check.fail(FN, "handler", "function expected, got nil") end
+  if o.handler ~= nil then o.handler = common.handler(FN, o.handler) end
   if o.shop_no == nil or o.shop_no == "" then check.fail(FN, "shop_no", "non-empty string expected") end
   if o.is_part_sync ~= nil and o.is_part_sync ~= 0 and o.is_part_sync ~= 1 then
     check.fail(FN, "is_part_sync", "0 or 1 expected")
@@ -193,11 +203,25 @@ local function page_key(rows)
   return table.concat(ids, ",")
 end
 
--- Counts the rows of a page not seen before and hands each to the handler (its outcome
--- joins run.pending); a row without an integer sync_id is listed as invalid once.
--- Returns how many rows went to the handler.
+-- An outcome of the handler for `row` (status, message from wdt.sync.common): to report
+-- (run.pending), or, when the handler failed as code (status nil), unreported with the
+-- error: the row stays in the ERP's queue.
+local function settle_handled(run, id, row, status, message)
+  if status == nil then
+    local s = run.summary
+    s.handler_errors = s.handler_errors + 1
+    append(s.unreported, { sync_id = id, row = row, kind = "handler", message = message })
+  else
+    append(run.pending, { sync_id = id, status = status, error_msg = message, row = row })
+  end
+end
+
+-- Counts the rows of a page not seen before and hands them to the handler (one by one, or
+-- the page's new rows at once to a batch handler); their outcomes join run.pending. A row
+-- without an integer sync_id is listed as invalid once. Returns how many rows were handed.
 local function take_rows(run, rows, seen)
-  local s, opts, fresh = run.summary, run.opts, 0
+  local s, opts = run.summary, run.opts
+  local fresh = {}
   for _, row in ipairs(rows) do
     local id = type(row) == "table" and row.sync_id
     if not is_integer(id) then
@@ -210,17 +234,27 @@ local function take_rows(run, rows, seen)
     elseif not seen[id] then
       seen[id] = true
       s.read = s.read + 1
-      if not opts.dry_run then
-        fresh = fresh + 1
-        run.current = { sync_id = id, row = row }
-        local status, message = common.outcome(opts.handler, row)
-        append(run.pending, { sync_id = id, status = status, error_msg = message, row = row })
-        run.current = nil
-        run:touch()
-      end
+      if not opts.dry_run then append(fresh, row) end
     end
   end
-  return fresh
+  local h = opts.handler
+  if #fresh > 0 and h and h.batch then
+    run.current = {}
+    for i, row in ipairs(fresh) do run.current[i] = { sync_id = row.sync_id, row = row } end
+    local outcomes = common.batch_outcomes(h.batch, fresh)
+    run.current = nil
+    for i, row in ipairs(fresh) do settle_handled(run, row.sync_id, row, outcomes[i][1], outcomes[i][2]) end
+    run:touch()
+  else
+    for _, row in ipairs(fresh) do
+      run.current = { { sync_id = row.sync_id, row = row } }
+      local status, message = common.outcome(h.handle, row)
+      run.current = nil
+      settle_handled(run, row.sync_id, row, status, message)
+      run:touch()
+    end
+  end
+  return #fresh
 end
 
 -- How many pages beyond the queue's size (as page 0 gave it) a pass may step: rows that
@@ -235,61 +269,66 @@ function logistics.run(client, opts)
   local run, lerr = common.start(client, "logistics", opts, "sync.logistics", opts.shop_no)
   if not run then return nil, lerr end
   run.report = report
-  local s, seen = run.summary, {}
+  local summary, err = run:guard(function() return logistics.passes(run, filter, page_size) end,
+                                 common.settle)
+  return common.conclude(run, "sync_id", summary, err)
+end
 
+-- The passes over the queue, until one finds nothing new -> run:finish() | run:fail(...).
+function logistics.passes(run, filter, page_size)
+  local s, seen = run.summary, {}
   -- A pass walks the queue from page 0. Handled rows are reported before the next read and
-  -- leave the queue (deferred ones stay in place), so the same page_no is read again; it
-  -- moves on only over a page of rows already seen. Passes repeat until one finds nothing
-  -- new; a pass that never left page 0 has seen the whole queue at once and is the last.
-  return run:guard(function()
-    repeat
-      local fresh_in_pass, page_no, stepped = 0, 0, false
-      local pass_total, last_key, just_stepped = 0, nil, false
-      while true do
-        local page, err = run.client:page_call(LIST, { page_size = page_size, page_no = page_no,
-          calc_total = page_no == 0 }, filter)
-        if not page then return run:fail(err, "reading the queue") end
-        local why = bad_page(page, page_no, page_size)
-        if why then
-          return run:fail({ kind = "decode", method = LIST, message = why }, "reading the queue")
-        end
-        local this_key = page_key(page.rows)
-        if just_stepped and #page.rows > 0 and this_key == last_key then
-          return run:fail { kind = "decode", method = LIST, message =
-            ("reading the queue: page %d is the same as page %d (the server ignores page_no?)")
-              :format(page_no, page_no - 1) }
-        end
-        last_key, just_stepped = this_key, false
-        if page_no == 0 then pass_total = page.total or 0 end
-        if page.total then
-          -- what this run will have read: rows read so far + rows pending that are new (of
-          -- the pending rows, the deferred and the invalid ones were read already)
-          local est = s.read + page.total - s.deferred - #s.invalid
-          if est < s.read then est = s.read end
-          s.total = est
-        end
-        local fresh = take_rows(run, page.rows, seen)
-        fresh_in_pass = fresh_in_pass + fresh
-        if fresh > 0 then
-          local ok, rerr = report(run)
-          if not ok then return run:fail(rerr, "reporting outcomes") end
-        elseif #page.rows < page_size then
-          break
-        else
-          page_no = page_no + 1
-          stepped, just_stepped = true, true
-          if page_no * page_size > math.max(pass_total, s.read) + SPARE_PAGES * page_size then
-            return run:fail { kind = "decode", method = LIST, message =
-              ("reading the queue: paging does not end (page %d of a queue of %d)"):format(page_no, pass_total) }
-          end
-        end
-        run:progress()
+  -- leave the queue (deferred and unreported ones stay in place), so the same page_no is
+  -- read again; it moves on only over a page of rows already seen. Passes repeat until one
+  -- finds nothing new; a pass that never left page 0 has seen the whole queue at once and
+  -- is the last.
+  repeat
+    local fresh_in_pass, page_no, stepped = 0, 0, false
+    local pass_total, last_key, just_stepped = 0, nil, false
+    while true do
+      local page, err = run.client:page_call(LIST, { page_size = page_size, page_no = page_no,
+        calc_total = page_no == 0 }, filter)
+      if not page then return run:fail(err, "reading the queue") end
+      local why = bad_page(page, page_no, page_size)
+      if why then
+        return run:fail({ kind = "decode", method = LIST, message = why }, "reading the queue")
       end
-    until fresh_in_pass == 0 or not stepped
-    if s.total == nil or s.total < s.read then s.total = s.read end
-    run:progress()
-    return run:finish()
-  end, common.settle)
+      local this_key = page_key(page.rows)
+      if just_stepped and #page.rows > 0 and this_key == last_key then
+        return run:fail { kind = "decode", method = LIST, message =
+          ("reading the queue: page %d is the same as page %d (the server ignores page_no?)")
+            :format(page_no, page_no - 1) }
+      end
+      last_key, just_stepped = this_key, false
+      if page_no == 0 then pass_total = page.total or 0 end
+      if page.total then
+        -- what this run will have read: rows read so far + rows pending that are new (of
+        -- the pending rows, the deferred and the invalid ones were read already)
+        local est = s.read + page.total - s.deferred - #s.invalid - s.handler_errors
+        if est < s.read then est = s.read end
+        s.total = est
+      end
+      local fresh = take_rows(run, page.rows, seen)
+      fresh_in_pass = fresh_in_pass + fresh
+      if fresh > 0 then
+        local ok, rerr = report(run)
+        if not ok then return run:fail(rerr, "reporting outcomes") end
+      elseif #page.rows < page_size then
+        break
+      else
+        page_no = page_no + 1
+        stepped, just_stepped = true, true
+        if page_no * page_size > math.max(pass_total, s.read) + SPARE_PAGES * page_size then
+          return run:fail { kind = "decode", method = LIST, message =
+            ("reading the queue: paging does not end (page %d of a queue of %d)"):format(page_no, pass_total) }
+        end
+      end
+      run:progress()
+    end
+  until fresh_in_pass == 0 or not stepped
+  if s.total == nil or s.total < s.read then s.total = s.read end
+  run:progress()
+  return run:finish()
 end
 
 return logistics

@@ -63,12 +63,6 @@ local function refuse(s, id, status, stage, err)
                             message = err.message or tostring(err) })
 end
 
-local function copy(t)
-  local c = {}
-  for k, v in pairs(t) do c[k] = v end
-  return c
-end
-
 -- The report call of one outcome, or nil for "try later" (nothing is sent: the good stays
 -- waiting in the ERP and comes again on the next run).
 local function report_request(item)
@@ -99,10 +93,11 @@ local function report(run)
   run.pending = {}
   local first_err
   for i, item in ipairs(items) do
-    local r = by_item[i]
+    local r, id = by_item[i], item.api_goods_id
     if r and r.err then
       if refuses_item(r.err) then
-        refuse(s, item.api_goods_id, item.status, item.status == SYNCED and SUCCESS or FAIL, r.err)
+        refuse(s, id, item.status, item.status == SYNCED and SUCCESS or FAIL, r.err)
+        common.record(run, id, nil, "refused", r.err.message)
       else
         append(s.unreported, item)
         first_err = first_err or r.err
@@ -111,6 +106,7 @@ local function report(run)
       s.reported = s.reported + 1
       local f = common.count_field[item.status]
       s[f] = s[f] + 1
+      common.record(run, id, nil, f, item.status ~= SYNCED and item.error_msg or nil)
     end
   end
   if first_err then return nil, first_err end
@@ -119,7 +115,8 @@ end
 
 local FN = "sync_stock"
 local option_specs = {
-  handler = { "function" }, count = { "number", min = 10, max = 5000, integer = true },
+  handler = { "function|table" }, on_outcome = { "function" },
+  count = { "number", min = 10, max = 5000, integer = true },
   batch = { "number", min = 10, max = 5000, integer = true },
   force_sync = { "boolean" }, dry_run = { "boolean" }, lock = flow.LOCK, on_progress = flow.ON_PROGRESS,
   concurrency = flow.CONCURRENCY,
@@ -129,6 +126,7 @@ local option_specs = {
 function stock.options(opts)
   local o = flow.options(FN, opts, option_specs, true)
   if not o.dry_run and o.handler == nil then check.fail(FN, "handler", "function expected, got nil") end
+  if o.handler ~= nil then o.handler = common.handler(FN, o.handler) end
   return o
 end
 
@@ -152,9 +150,9 @@ local BATCH_CALC = "sales.StockSync.batchCalcStock"
 stock.CALC_CHUNK = 100   -- goods per batchCalcStock call (its page names no limit)
 
 -- The stock of `ids` computed: calcs[id] = calcStock's object, or refusals[id] = the error
--- about that good. batchCalcStock in chunks where the vendor offers it (a refusal of the
--- method itself, an API error that is not a rate limit, turns to calcStock for the rest of
--- the run), else calcStock a good a call; either way up to `concurrency` calls in flight.
+-- about that good. batchCalcStock in chunks where the vendor offers it (an API error about
+-- the call itself, no such method on an older ERP, turns to calcStock for the rest of the
+-- run), else calcStock a good a call; either way up to `concurrency` calls in flight.
 -- Returns calcs, refusals, or nil, err when the run must stop.
 local function compute(run, ids, force)
   local calcs, refusals = {}, {}
@@ -167,12 +165,10 @@ local function compute(run, ids, force)
       end
       requests[#requests + 1] = { BATCH_CALC, params }
     end
-    local results = run:calls(requests)
     local offered = true
-    for _, r in ipairs(results) do
+    for _, r in ipairs(run:calls(requests)) do
       if r.err then
-        -- an API answer about the call (no such method on this ERP, a refused parameter):
-        -- calcStock instead; anything else (network, rate limits after waiting) stops
+        -- anything but an API answer about the call (network, rate limits after waiting) stops
         if r.err.kind ~= "api" or policy.is_rate_limit(r.err) then return nil, r.err end
         offered = false
       else
@@ -193,8 +189,7 @@ local function compute(run, ids, force)
   end
   local requests = {}
   for i, id in ipairs(ids) do requests[i] = { CALC, id, force } end
-  local results = run:calls(requests)
-  for i, r in ipairs(results) do
+  for i, r in ipairs(run:calls(requests)) do
     if r.err then
       if not refuses_item(r.err) then return nil, r.err end
       refusals[ids[i]] = r.err
@@ -205,40 +200,76 @@ local function compute(run, ids, force)
   return calcs, refusals
 end
 
--- The fresh goods of one wait-list page: computed (compute), handed to the handler one by
--- one in list order, their outcomes reported (report). true, or the loop's nil, err.
-local function handle_page(run, ids, force)
-  local s = run.summary
+-- A handler's outcome for one computed good, to report (a handler that failed as code,
+-- status nil: nothing reported, listed unreported with the error).
+local function settle_handled(run, item, calc, status, message)
+  if status == nil then
+    local s = run.summary
+    s.handler_errors = s.handler_errors + 1
+    append(s.unreported, { api_goods_id = item.api_goods_id, kind = "handler", message = message })
+    return
+  end
+  append(run.pending, { api_goods_id = item.api_goods_id, status = status, error_msg = message, calc = calc })
+end
+
+-- The new goods of one wait-list page: counted as read, computed together (compute),
+-- handed to the handler one by one in list order (a batch handler: all at once), then
+-- their outcomes reported together (report). run.current holds the goods in hand
+-- (unreported if the run stops there). true, or the loop's nil, err.
+local function handle(run, ids, force)
+  if not ids[1] then return true end
+  local s, h = run.summary, run.opts.handler
+  s.read = s.read + #ids
+  run.current = {}
+  for i, id in ipairs(ids) do run.current[i] = { api_goods_id = id } end
   local calcs, refusals = compute(run, ids, force)
   if not calcs then
-    -- the goods stay waiting in the ERP: listed as unreported, offered again next run
-    local err = refusals
-    for _, id in ipairs(ids) do
-      append(s.unreported, { api_goods_id = id,
-                             message = "stock not computed: " .. (err.message or tostring(err.kind)) })
+    local err = refusals     -- the goods stay waiting in the ERP: offered again next run
+    for _, it in ipairs(run.current) do
+      it.message = "stock not computed: " .. (err.message or tostring(err.kind))
+      append(s.unreported, it)
     end
+    run.current = nil
     return run:fail(err, "computing the stock")
   end
+  local computed = {}
   for _, id in ipairs(ids) do
-    local calc, problem = calcs[id], nil
+    local calc = calcs[id]
     if refusals[id] then
       refuse(s, id, nil, run.batch_calc == false and CALC or BATCH_CALC, refusals[id])
+      common.record(run, id, nil, "refused", refusals[id].message)
     else
-      problem = calc == nil and "nothing for this good" or calc_problem(calc)
+      local problem = calc == nil and "nothing for this good" or calc_problem(calc)
+      if problem then
+        -- not handed over, nothing reported: the good stays waiting in the ERP
+        append(s.invalid, { api_goods_id = id, kind = "decode", message = "calcStock answered " .. problem })
+      else
+        local item = {}               -- the handler's own copy
+        for k, v in pairs(calc) do item[k] = v end
+        item.api_goods_id = id
+        append(computed, { item, calc })
+      end
     end
-    if problem then
-      -- not handed over, nothing reported: the good stays waiting in the ERP
-      append(s.invalid, { api_goods_id = id, kind = "decode", message = "calcStock answered " .. problem })
-    elseif calc ~= nil and not refusals[id] then
-      run.current = { api_goods_id = id }
-      local item = copy(calc)
-      item.api_goods_id = id
-      local status, message = common.outcome(run.opts.handler, item)
-      append(run.pending, { api_goods_id = id, status = status, error_msg = message, calc = calc })
-      run.current = nil
+  end
+  run.current = {}
+  for i, c in ipairs(computed) do run.current[i] = { api_goods_id = c[1].api_goods_id } end
+  if h.batch then
+    local items = {}
+    for i, c in ipairs(computed) do items[i] = c[1] end
+    local outcomes = common.batch_outcomes(h.batch, items)
+    for i, c in ipairs(computed) do
+      table.remove(run.current, 1)
+      settle_handled(run, c[1], c[2], outcomes[i][1], outcomes[i][2])
+    end
+  else
+    for _, c in ipairs(computed) do
+      local status, message = common.outcome(h.handle, c[1])
+      table.remove(run.current, 1)
+      settle_handled(run, c[1], c[2], status, message)
       run:touch()
     end
   end
+  run.current = nil
   local ok, rerr = report(run)
   if not ok then return run:fail(rerr, "reporting the outcome") end
   return true
@@ -251,13 +282,18 @@ function stock.run(client, opts)
   local run, lerr = common.start(client, "stock", opts, "sync.stock")
   if not run then return nil, lerr end
   run.report = report
-  local s, seen = run.summary, {}
+  local summary, err = run:guard(function() return stock.walk(run, count, force) end, common.settle)
+  return common.conclude(run, "api_goods_id", summary, err)
+end
 
+-- The wait list's cursor walked to its end -> run:finish() | run:fail(...).
+function stock.walk(run, count, force)
+  local s, seen = run.summary, {}
   -- getSelfWaitSyncIdListOpen is a cursor: it lists waiting goods after `position` and
   -- answers the position to continue from. Goods that become waiting during the run get a
   -- later position and are read in this run; a good left waiting (deferred) is not read
   -- again before the next run, which starts from position 0.
-  return run:guard(function()
+  do
     local position = 0
     while true do
       local data, err = run.client:call(WAIT_LIST, count, position)
@@ -265,11 +301,11 @@ function stock.run(client, opts)
       local ids = type(data) == "table" and data.id_list
       local next_pos = type(data) == "table" and data.position
       if type(ids) ~= "table" or (#ids > 0 and not is_integer(next_pos)) then
-        return run:fail({ kind = "decode", method = WAIT_LIST, message = "the answer has no id_list/position" },
-                        "reading the wait list")
+        return run:fail({ kind = "decode", method = WAIT_LIST,
+                          message = "the answer has no id_list/position" }, "reading the wait list")
       end
       if #ids == 0 then break end
-      local fresh, todo = 0, {}
+      local fresh, new_ids = 0, {}
       for i = 1, #ids do
         local id = ids[i]
         if not is_integer(id) then
@@ -282,14 +318,16 @@ function stock.run(client, opts)
         elseif not seen[id] then
           seen[id] = true
           fresh = fresh + 1
-          s.read = s.read + 1
-          todo[#todo + 1] = id
+          if run.opts.dry_run then
+            s.read = s.read + 1
+            run:progress()
+          else
+            append(new_ids, id)
+          end
         end
       end
-      if todo[1] and not opts.dry_run then
-        local ok, herr = handle_page(run, todo, force)
-        if not ok then return nil, herr end
-      end
+      local ok, herr = handle(run, new_ids, force)
+      if not ok then return nil, herr end
       if fresh == 0 and next_pos <= position then break end   -- the cursor does not move
       if next_pos > position then position = next_pos end
       run:progress()
@@ -297,7 +335,7 @@ function stock.run(client, opts)
     s.total = s.read
     run:progress()
     return run:finish()
-  end, common.settle)
+  end
 end
 
 return stock

@@ -102,6 +102,8 @@ return {
             {value = 2, meaning = "状态变化"},
             {value = 4, meaning = "金额变化"},
           },
+          values_open = true,
+          note = "the values look like flags that add up: sums are not checked",
         },
       },
     },

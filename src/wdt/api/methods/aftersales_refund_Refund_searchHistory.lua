@@ -44,7 +44,18 @@ return {
         {name = "status", title = "退换单状态", description = "用逗号分隔开数字的字符串。10：已取消；90：已完成", type = "string", type_on_page = "String", length = 4, required = false},
       },
     },
-    {name = "pager", title = "分页", description = "分页", type = "pager", type_on_page = "pager", required = true},
+    {
+      name = "pager",
+      title = "分页",
+      description = "分页",
+      type = "pager",
+      type_on_page = "pager",
+      required = true,
+      children = {
+        {name = "page_size", title = "分页大小", description = "分页大小（单量较大的卖家，page_size建议200以下）", type = "int", type_on_page = "Int", length = 4, required = false},
+        {name = "page_no", title = "页号", description = "从0开始", type = "int", type_on_page = "Int", length = 4, required = false},
+      },
+    },
   },
   response = {
     {name = "status", title = "状态码", description = "状态码:0表示成功,在调用错误时不返回该值", type = "int", type_on_page = "Int", required = false},

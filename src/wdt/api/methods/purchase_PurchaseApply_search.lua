@@ -26,7 +26,18 @@ return {
         {name = "purchase_apply_no", title = "采购申请单号", description = "采购申请单号 V1.5.1.0版本以上支持", type = "string", type_on_page = "String", required = false},
       },
     },
-    {name = "pager", title = "分页", description = "分页", type = "pager", type_on_page = "Pager", required = true},
+    {
+      name = "pager",
+      title = "分页",
+      description = "分页",
+      type = "pager",
+      type_on_page = "Pager",
+      required = true,
+      children = {
+        {name = "page_size", title = "分页大小", description = "分页大小", type = "int", type_on_page = "Int", length = 4, required = false},
+        {name = "page_no", title = "页号", description = "从0开始", type = "int", type_on_page = "Int", length = 4, required = false},
+      },
+    },
   },
   response = {
     {name = "status", title = "状态码", description = "状态码,0表示调用成功", type = "int", type_on_page = "Int", required = true},

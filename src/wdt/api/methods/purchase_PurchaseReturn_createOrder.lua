@@ -94,19 +94,20 @@ return {
       type = "object",
       type_on_page = "Map<String, Object>",
       required = true,
-      children = {},
-    },
-    {name = "message", title = "返回信息", description = "如果创建/修改成功message内容为OK,否则为错误信息", type = "string", type_on_page = "String", required = true},
-    {
-      name = "status",
-      title = "状态码",
-      description = "0：操作全部成功 20：审核失败",
-      type = "int",
-      type_on_page = "Int",
-      required = true,
-      values = {
-        {value = 0, meaning = "操作全部成功"},
-        {value = 20, meaning = "审核失败"},
+      children = {
+        {name = "message", title = "返回信息", description = "如果创建/修改成功message内容为OK,否则为错误信息", type = "string", type_on_page = "String", required = true},
+        {
+          name = "status",
+          title = "状态码",
+          description = "0：操作全部成功 20：审核失败",
+          type = "int",
+          type_on_page = "Int",
+          required = true,
+          values = {
+            {value = 0, meaning = "操作全部成功"},
+            {value = 20, meaning = "审核失败"},
+          },
+        },
       },
     },
   },

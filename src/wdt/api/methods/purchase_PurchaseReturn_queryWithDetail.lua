@@ -45,7 +45,18 @@ return {
         {name = "fuzzy_query", title = "模糊查询", description = "默认false，业务单号进行模糊查询匹配，匹配数量大于1条时会报错", type = "bool", type_on_page = "boolean", length = 1, required = false},
       },
     },
-    {name = "pager", title = "分页", description = "分页", type = "pager", type_on_page = "pager", required = true},
+    {
+      name = "pager",
+      title = "分页",
+      description = "分页",
+      type = "pager",
+      type_on_page = "pager",
+      required = true,
+      children = {
+        {name = "page_size", title = "分页大小", description = "分页大小", type = "int", type_on_page = "Int", length = 4, required = false},
+        {name = "page_no", title = "页号", description = "从0开始", type = "int", type_on_page = "Int", length = 4, required = false},
+      },
+    },
   },
   response = {
     {name = "status", title = "状态", description = "0表示调用成功,在调用错误时候不返回该值。", type = "int", type_on_page = "Int", required = true},

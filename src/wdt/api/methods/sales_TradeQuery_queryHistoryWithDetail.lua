@@ -49,7 +49,18 @@ return {
         {name = "accurate_query", title = "是否强制指定src_tid精准查询", description = "是否精准查询（客户端V1.5.6.8及以上版本支持） 0：否 1：是 默认0", type = "bool", type_on_page = "boolean", length = 1, required = false},
       },
     },
-    {name = "pager", title = "分页", description = "分页", type = "pager", type_on_page = "Pager", required = true},
+    {
+      name = "pager",
+      title = "分页",
+      description = "分页",
+      type = "pager",
+      type_on_page = "Pager",
+      required = true,
+      children = {
+        {name = "page_size", title = "分页大小", description = "分页大小（单量较大的卖家，page_size建议200以下）", type = "int", type_on_page = "Int", length = 4, required = false},
+        {name = "page_no", title = "页号", description = "从0开始", type = "int", type_on_page = "Int", length = 4, required = false},
+      },
+    },
   },
   response = {
     {name = "status", title = "状态码", description = "状态码,0表示调用成功", type = "int", type_on_page = "Int", required = true},

@@ -65,7 +65,18 @@ return {
         {name = "cut_logistics_no", title = "是否截取物流单号", description = "0: (默认值) 不截取 1：截取", type = "bool", type_on_page = "boolean", length = 1, required = false},
       },
     },
-    {name = "pager", title = "分页", description = "分页", type = "pager", type_on_page = "Pager", required = true},
+    {
+      name = "pager",
+      title = "分页",
+      description = "分页",
+      type = "pager",
+      type_on_page = "Pager",
+      required = true,
+      children = {
+        {name = "page_size", title = "分页大小", description = "分页大小（单量较大的卖家，page_size建议200以下）", type = "int", type_on_page = "Int", length = 4, required = false},
+        {name = "page_no", title = "页号", description = "从0开始", type = "int", type_on_page = "Int", length = 4, required = false},
+      },
+    },
   },
   response = {
     {name = "status", title = "状态码", description = "状态码,0表示调用成功", type = "int", type_on_page = "Int", required = true},

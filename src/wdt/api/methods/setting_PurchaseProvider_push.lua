@@ -44,7 +44,7 @@ return {
           required = false,
           values = {
             {value = 0, meaning = "否"},
-            {value = 1, meaning = "是 默认为"},
+            {value = 1, meaning = "是"},
           },
         },
         {name = "account_bank_no", title = "银行卡号", description = "银行卡号", type = "string", type_on_page = "String", length = 30, required = false},

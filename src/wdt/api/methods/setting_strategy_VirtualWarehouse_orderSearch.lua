@@ -42,7 +42,18 @@ return {
         },
       },
     },
-    {name = "pager", title = "分页", description = "分页", type = "pager", type_on_page = "Pager", required = true},
+    {
+      name = "pager",
+      title = "分页",
+      description = "分页",
+      type = "pager",
+      type_on_page = "Pager",
+      required = true,
+      children = {
+        {name = "page_size", title = "分页大小", description = "分页大小", type = "int", type_on_page = "Int", length = 4, required = false},
+        {name = "page_no", title = "页号", description = "从0开始", type = "int", type_on_page = "Int", length = 4, required = false},
+      },
+    },
   },
   response = {
     {name = "status", title = "状态码", description = "状态码,0表示正常", type = "int", type_on_page = "Int", required = true},

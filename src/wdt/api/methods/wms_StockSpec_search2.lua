@@ -11,7 +11,7 @@ return {
   incremental = "支持增量获取",
   notes = {"注意事项：【权限校验】：仓库权限 销量统计数据字段说明及计算方式， 点击链接查看 库存量字段说明， 点击链接查看"},
   url = "https://open.wangdian.cn/qjb/open/apidoc/doc?path=wms.StockSpec.search2",
-  paging = {max_page_size = 1000, max_page_size_on_page = false, calc_total = true},
+  paging = {max_page_size = 1000, max_page_size_on_page = true, calc_total = true},
   window = {from = "start_time", to = "end_time", arg = 1, max_seconds = 2592000, text = "start_time和end_time最大跨度为30天", message = "您的查询时间过宽,查询时间不能大于30天"},
   args = {
     {
@@ -38,6 +38,7 @@ return {
             {value = 1, meaning = "返回销量统计数据"},
             {value = 2, meaning = "返回成本价数据"},
             {value = 3, meaning = "返回销售统计数据和成本价数据"},
+            {value = 0, meaning = "默认"},
           },
         },
         {
@@ -55,7 +56,18 @@ return {
         },
       },
     },
-    {name = "pager", title = "分页", description = "分页", type = "pager", type_on_page = "Pager", required = true},
+    {
+      name = "pager",
+      title = "分页",
+      description = "分页",
+      type = "pager",
+      type_on_page = "Pager",
+      required = true,
+      children = {
+        {name = "page_size", title = "分页大小", description = "分页大小（最大不超1000）", type = "int", type_on_page = "Int", length = 4, required = false},
+        {name = "page_no", title = "页号", description = "从0开始", type = "int", type_on_page = "Int", length = 4, required = false},
+      },
+    },
   },
   response = {
     {name = "status", title = "状态码", description = "返回0为正常", type = "int", type_on_page = "Int", length = 11, required = true},

@@ -10,7 +10,7 @@ return {
   version = "客户端 V1.6.0.10及以上版本",
   notes = {"注意事项：【权限校验】：仓库权限 传入参数如果没有入库单号，就必须传入时间，和时间类型作为参数"},
   url = "https://open.wangdian.cn/qjb/open/apidoc/doc?path=wms.outer.OuterIn.queryWithDetail",
-  paging = {max_page_size = 1000, max_page_size_on_page = false, calc_total = true},
+  paging = {max_page_size = 2000, max_page_size_on_page = true, calc_total = true},
   window = {from = "start_time", to = "end_time", arg = 1, max_seconds = 2592000, text = "start_time和end_time最大跨度为30天", message = "您的查询时间过宽,查询时间不能大于30天"},
   args = {
     {
@@ -60,7 +60,18 @@ return {
         {name = "status", title = "状态", description = "用逗号分隔开数字的字符串，状态码 10，已取消 20，编辑中 30，待审核 40，待结算 50，已完成", type = "string", type_on_page = "String", length = 255, required = false},
       },
     },
-    {name = "pager", title = "分页", description = "分页", type = "pager", type_on_page = "Pager", required = true},
+    {
+      name = "pager",
+      title = "分页",
+      description = "分页",
+      type = "pager",
+      type_on_page = "Pager",
+      required = true,
+      children = {
+        {name = "page_size", title = "分页大小", description = "分页大小不能超过2000", type = "int", type_on_page = "Int", length = 4, required = false},
+        {name = "page_no", title = "页号", description = "从0开始", type = "int", type_on_page = "Int", length = 4, required = false},
+      },
+    },
   },
   response = {
     {name = "status", title = "状态码", description = "返回0为正常", type = "int", type_on_page = "Int", required = true},

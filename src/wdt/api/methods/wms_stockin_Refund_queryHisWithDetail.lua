@@ -37,7 +37,7 @@ return {
           required = false,
           values = {
             {value = 0, meaning = "修改时间"},
-            {value = 1, meaning = "入库时间 不传默认为"},
+            {value = 1, meaning = "入库时间"},
           },
         },
         {name = "start_time", title = "开始时间", description = "起始时间, yyyy-MM-dd HH:mm:ss格式", type = "string", type_on_page = "String", length = 40, required = true},
@@ -46,7 +46,18 @@ return {
         {name = "need_sn", title = "是否返回sn信息", description = "返回：true 不返回：false", type = "bool", type_on_page = "boolean", length = 1, required = false},
       },
     },
-    {name = "pager", title = "分页", description = "分页", type = "pager", type_on_page = "pager", required = true},
+    {
+      name = "pager",
+      title = "分页",
+      description = "分页",
+      type = "pager",
+      type_on_page = "pager",
+      required = true,
+      children = {
+        {name = "page_size", title = "分页大小", description = "分页大小", type = "int", type_on_page = "Int", length = 4, required = false},
+        {name = "page_no", title = "页号", description = "从0开始", type = "int", type_on_page = "Int", length = 4, required = false},
+      },
+    },
   },
   response = {
     {name = "status", title = "状态码", description = "返回0为正常", type = "int", type_on_page = "Int", required = true},

@@ -32,7 +32,11 @@ return {
       of = "object",
       type_on_page = "List<Map<String, Object>>",
       required = true,
-      children = {},
+      children = {
+        {name = "spec_no", title = "商家编码", description = "商家编码", type = "string", type_on_page = "String", length = 40, required = true},
+        {name = "stockin_num", title = "入库数量", description = "入库数量", type = "decimal", type_on_page = "Decimal", required = true},
+        {name = "remark", title = "备注", description = "备注,无备注可以传空字符串", type = "string", type_on_page = "String", length = 255, required = true},
+      },
     },
     {name = "createPreStockin", title = "是否允许退货货品数量大于购买数量", description = "是否允许退货货品数量大于购买数量", type = "bool", type_on_page = "boolean", length = 1, required = true},
   },

@@ -50,6 +50,7 @@ return {
           length = 4,
           required = false,
           values = {
+            {value = 1, meaning = "编辑中"},
             {value = 10, meaning = "待审核"},
             {value = 20, meaning = "已审核"},
             {value = 60, meaning = "部分出库"},
@@ -61,7 +62,18 @@ return {
         {name = "reason_name", title = "出库原因", description = "出库原因", type = "string", type_on_page = "String", required = false},
       },
     },
-    {name = "pager", title = "分页", description = "分页", type = "pager", type_on_page = "Pager", required = true},
+    {
+      name = "pager",
+      title = "分页",
+      description = "分页",
+      type = "pager",
+      type_on_page = "Pager",
+      required = true,
+      children = {
+        {name = "page_size", title = "分页大小", description = "分页大小", type = "int", type_on_page = "Int", length = 4, required = false},
+        {name = "page_no", title = "页号", description = "从0开始", type = "int", type_on_page = "Int", length = 4, required = false},
+      },
+    },
   },
   response = {
     {name = "status", title = "状态码", description = "返回0为正常", type = "int", type_on_page = "Int", required = true},

@@ -89,10 +89,11 @@ return {
       type = "object",
       type_on_page = "Map<String, Object>",
       required = true,
-      children = {},
+      children = {
+        {name = "message", title = "返回信息", description = "如果创建成功message内容为单号,否则为错误信息", type = "string", type_on_page = "String", required = true},
+        {name = "status", title = "状态码", description = "0表示成功推送", type = "int", type_on_page = "Int", required = true},
+      },
     },
-    {name = "message", title = "返回信息", description = "如果创建成功message内容为单号,否则为错误信息", type = "string", type_on_page = "String", required = true},
-    {name = "status", title = "状态码", description = "0表示成功推送", type = "int", type_on_page = "Int", required = true},
   },
   examples = {response = "{\n\"status\": 0,\n\"data\": {\n\"message\":\"CH20220414136\",\n\"status\": 0\n}\n}", request = "[{\n\"return_no\":\"1001\",\n\"warehouse_no\":\"1001\",\n\"create_mode\": 0\n},\n[{\n\"spec_no\":\"daba1\",\n\"num\":\"1\"\n}]\n]", error = "{\n\"status\": 100,\n\"message\":\"仓库编号为 wdtapi3-test11 的仓库不存在!\"\n}"},
 }

@@ -43,7 +43,18 @@ return {
         {name = "status", title = "出库单状态", description = "由逗号分隔的整数数组 出库单状态: 5已取消 48 未确认 50 待审核 77 拣货中,PDA拣货后 110已完成", type = "string", type_on_page = "String", length = 40, required = false},
       },
     },
-    {name = "pager", title = "分页", description = "分页", type = "pager", type_on_page = "Pager", required = true},
+    {
+      name = "pager",
+      title = "分页",
+      description = "分页",
+      type = "pager",
+      type_on_page = "Pager",
+      required = true,
+      children = {
+        {name = "page_size", title = "分页大小", description = "分页大小", type = "int", type_on_page = "Int", length = 4, required = false},
+        {name = "page_no", title = "页号", description = "从0开始", type = "int", type_on_page = "Int", length = 4, required = false},
+      },
+    },
   },
   response = {
     {name = "status", title = "状态码", description = "返回0为正常", type = "int", type_on_page = "Int", required = true},

@@ -68,7 +68,7 @@ return {
           type_on_page = "byte",
           required = false,
           values = {
-            {value = 0, meaning = "自由/默认"},
+            {value = 0, meaning = "自由/"},
             {value = 1, meaning = "逐个扫描"},
           },
         },
