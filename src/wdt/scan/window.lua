@@ -123,36 +123,44 @@ local function attempt(s, a, b, found)
       ("page 0: total_count %s does not fit its %d row(s) of at most %d"):format(tostring(total), #rows, size) }
   end
   if total <= #rows then return count(keys) >= total end
-  -- the other pages, from the last to page 1, `concurrency` at a time (wdt.flow's
-  -- run:calls), their rows taken in that order as if read one by one; a group is asked
-  -- for only once the one before it passed, so a wrong total reads at most one group more
-  local nos, width, top = {}, s.run.concurrency or 1, math.ceil(total / size) - 1
-  for no = top, math.max(1, top - width + 1), -1 do nos[#nos + 1] = no end
-  local k, results = 0, {}
-  while nos[k + 1] do
-    k = k + 1
-    if not results[k] then
-      local requests, last = {}, nos[#nos]
-      for j = k, #nos do
-        local pager = { page_size = size, page_no = nos[j], calc_total = true }
-        requests[#requests + 1] = { s.method, params, pager = pager }
+  -- the other pages, from the last to page 1, on the flow runner's window (run:batches: up
+  -- to `concurrency` calls out, a page's call started as soon as the oldest page settled),
+  -- their rows taken in that order as if read one by one; once a page decides the attempt
+  -- (another total, a page of nothing new, an error) nothing more is asked for
+  local no, verdict = math.ceil(total / size) - 1, nil
+  local ok, err = s.run:batches {
+    next = function()
+      if no < 1 or verdict ~= nil then return nil end
+      no = no - 1
+      return { no = no + 1, pager = { page_size = size, page_no = no + 1, calc_total = true } }
+    end,
+    call = function(pg)
+      s.stats.pages = s.stats.pages + 1
+      return { method = s.method, args = { n = 1, params }, pager = pg.pager }
+    end,
+    settle = function(pg, resp, rerr)
+      if verdict ~= nil then return true end      -- decided: what was still out is dropped
+      local page, perr = resp, rerr
+      if resp then page, perr = paging.page(resp, paging.check(pg.pager), s.method) end
+      local added
+      page, perr, added = took(page, perr)
+      if not page then verdict = "error" return nil, perr end
+      -- another total: the pages planned from the first no longer hold; read again
+      if page.total ~= total then verdict = "again" return nil, "again" end
+      -- the same total, so no row left the window (a changed row leaves it: its modified is
+      -- now), yet this page holds no row unseen: the total is not this window's (or it asks
+      -- for pages without end, 2*10^9 / 2 a page)
+      if added == 0 then
+        verdict = "error"
+        return nil, errors.new { kind = "decode", method = s.method, message =
+          ("page %d: only rows other pages held, while total_count %s stays"):format(pg.no, tostring(total)) }
       end
-      s.stats.pages = s.stats.pages + #requests
-      for j, r in ipairs(s.run:calls(requests, s.client)) do results[k + j - 1] = r end
-      for no = last - 1, math.max(1, last - width), -1 do nos[#nos + 1] = no end   -- the next group
-    end
-    local no, r = nos[k], results[k]
-    local page, err, added = took(r.data, r.err)
-    if not page then return nil, err end
-    -- another total: the pages planned from the first no longer hold; read again
-    if page.total ~= total then return false end
-    -- the same total, so no row left the window (a changed row leaves it: its modified is
-    -- now), yet this page holds no row unseen: the total is not this window's (or it asks
-    -- for pages without end, 2*10^9 / 2 a page)
-    if added == 0 then
-      return nil, errors.new { kind = "decode", method = s.method, message =
-        ("page %d: only rows other pages held, while total_count %s stays"):format(no, tostring(total)) }
-    end
+      return true
+    end,
+  }
+  if not ok then
+    if verdict == "again" then return false end
+    return nil, err
   end
   return count(keys) == total
 end
