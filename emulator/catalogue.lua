@@ -59,11 +59,20 @@ local check_value
 
 -- `only_values`: lengths and allowed values alone (for the stateful handlers, whose own
 -- checks of presence, types and windows come with their documented words)
+-- required, unless one of the fields the page names instead is given (`unless`)
+local function needed(n, obj)
+  if not n.required then return false end
+  for _, k in ipairs(n.unless or {}) do
+    if obj[k] ~= nil then return false end
+  end
+  return true
+end
+
 local function check_fields(nodes, obj, only_values)
   for _, n in ipairs(nodes) do
     local v = obj[n.name]
     if v == nil then       -- null is a value: the pages ask for it ("若无则传null")
-      if n.required and not only_values then return missing(n.name) end
+      if needed(n, obj) and not only_values then return missing(n.name) end
     else
       local bad = check_value(n, v, only_values)
       if bad then return bad end

@@ -80,6 +80,26 @@ describe("the catalogue", function()
     assert.is_true(windows > 50)
   end)
 
+  it("names the fields that stand in for a conditionally required one among its siblings", function()
+    local conditional = 0
+    for _, name in ipairs(api.names()) do
+      for _, a in ipairs(api.get(name).args) do
+        local siblings = {}
+        for _, c in ipairs(a.children or {}) do siblings[c.name] = true end
+        for _, c in ipairs(a.children or {}) do
+          if c.unless then
+            conditional = conditional + 1
+            assert.is_true(c.required, name .. " " .. c.name)
+            for _, k in ipairs(c.unless) do assert.is_true(siblings[k], name .. " " .. c.name .. " " .. k) end
+          end
+        end
+      end
+    end
+    assert.is_true(conditional >= 40)
+    local times = api.get("sales.TradeQuery.querySelfOrderWithDetail").args[1].children
+    assert.are.same({ "trade_no", "logistics_no", "src_tid" }, times[1].unless)
+  end)
+
   it("knows setting.Warehouse.queryWarehouse as its page shows it", function()
     local e = api.get("setting.Warehouse.queryWarehouse")
     assert.are.equal("仓库查询", e.title)

@@ -73,6 +73,14 @@ describe("the catalogue's checks", function()
     assert.matches("您的查询时间过宽,查询时间不能大于60分钟", err.message)
     assert.is_true(check.request("sales.TradeQuery.querySelfOrderWithDetail",
       { n = 1, { start_time = "2026-01-01 00:00:00", end_time = "2026-01-01 01:00:00" } }))
+    -- times the page requires unless an order number stands in for them
+    for _, key in ipairs({ "trade_no", "src_tid", "logistics_no" }) do
+      assert.is_true(check.request("sales.TradeQuery.querySelfOrderWithDetail", { n = 1, { [key] = "X1" } }), key)
+    end
+    assert.is_true(check.request("wms.stockout.Sales.queryWithDetail", { n = 1, { src_order_no = "JY1" } }))
+    err = refused("sales.TradeQuery.querySelfOrderWithDetail", { shop_no = "s1" })
+    assert.are.equal("params.start_time", err.field)
+    assert.matches("required without trade_no or logistics_no or src_tid, missing", err.message)
     local ok, perr = check.request("setting.Warehouse.queryWarehouse", { n = 1, {} }, { page_size = 1001 })
     assert.is_nil(ok)
     assert.are.equal("pager.page_size", perr.field)
@@ -126,14 +134,20 @@ describe("the catalogue's checks", function()
     end)
 
     it("can be turned off for a client or for one call", function()
+      -- sent unchecked: the emulator's own refusal of the page's length comes back
       local long = { shop_no = ("s"):rep(41) }
+      local truncated = "Data truncation: Data too long for column 'shop_no'"
       local before = requests()
-      assert.is_truthy(client:with({ check = false }):call("setting.Shop.queryShop", long))
+      local function sent(data, err)
+        assert.is_nil(data)
+        assert.are.same({ "api", 100, truncated }, { err.kind, err.status, err.message })
+      end
+      sent(client:with({ check = false }):call("setting.Shop.queryShop", long))
       local off = fixtures.client(emu, { check = false })
-      assert.is_truthy(off:call("setting.Shop.queryShop", long))
+      sent(off:call("setting.Shop.queryShop", long))
       off:close()
       local results = client:call_many { { "setting.Shop.queryShop", long, check = false } }
-      assert.is_truthy(results[1].data)
+      sent(results[1].data, results[1].err)
       assert.are.equal(before + 3, requests())
     end)
   end)
@@ -194,8 +208,10 @@ describe("wdt methods, describe, call --example", function()
       assert.are.equal(2, code)
       assert.matches("params.shop_no: at most 20 characters, got 41 (店铺编号); nothing was sent", err, 1, true)
       assert.are.equal(before + 1, emu:state().requests)
-      code = run({ "call", "setting.Shop.queryShop", '[{"shop_no":"' .. ("s"):rep(41) .. '"}]', "--no-check" }, env)
-      assert.are.equal(0, code)
+      code, _, err = run({ "call", "setting.Shop.queryShop", '[{"shop_no":"' .. ("s"):rep(41) .. '"}]', "--no-check" },
+                         env)
+      assert.are.equal(1, code)   -- sent: the emulator refuses it as the server would
+      assert.matches("Data too long for column 'shop_no'", err, 1, true)
       assert.are.equal(before + 2, emu:state().requests)
     end)
   end)

@@ -134,6 +134,7 @@ describe("the emulator and the catalogue", function()
         100, "Data truncation: Data too long for column 'warehouse_no'" },
       { "setting.Warehouse.queryWarehouse", { type = "1" }, 1, "argument type mismatch" },
       { "setting.Warehouse.queryWarehouse", { type = 5 }, 100, "type的值5不在允许的范围内" },
+      { "wms.stockin.Other.queryWithDetail", { warehouse_no = "W1" }, 100, "start_time不能为空" },
       -- the stateful queries too: lengths and values of their filters
       { "sales.TradeQuery.querySelfOrderWithDetail",
         { start_time = "2026-01-01 00:00:00", end_time = "2026-01-01 00:30:00", shop_no = ("s"):rep(21) },
@@ -147,6 +148,9 @@ describe("the emulator and the catalogue", function()
       assert.is_nil(page)
       assert.are.same({ c[3], c[4] }, { err.status, err.message })
     end
+    -- times the page asks for only without an order number
+    local by_no, nerr = raw:page_call("wms.stockin.Other.queryWithDetail", { page_size = 10 }, { stockin_no = "RK1" })
+    assert.is_truthy(by_no, tostring(nerr))
     -- a page that allows 2000 rows: 1500 answered, 2001 refused with the page's limit
     local outer, window = "wms.outer.OuterIn.queryWithDetail",
       { start_time = "2026-01-01 00:00:00", end_time = "2026-01-02 00:00:00" }
@@ -221,6 +225,16 @@ describe("the emulator and the catalogue", function()
       { stdout = sink(out), stderr = sink(err), stderr_tty = false })
     assert.are.equal(0, code, table.concat(err))
     assert.are.equal("6\n", table.concat(out))
+    -- windows on the time the page names, not a modified field
+    for _, named in ipairs({ "wms.GoodsSN.queryWithDetail", "finance.settle.Transfer.search",
+                             "wms.stockout.Transfer.queryWithDetail" }) do
+      local got = 0
+      for row, serr in client:scan { method = named, from = "2026-01-01 00:00:00", to = "2026-01-01 00:30:00" } do
+        assert.is_truthy(row, named .. ": " .. tostring(serr))
+        got = got + 1
+      end
+      assert.are.equal(3, got, named)
+    end
     -- the catalogue's kind decides retries: a query is safe to repeat, a write is not
     local policy = require "wdt.policy"
     assert.is_true(policy.is_idempotent("wms.StockSpec.stockDetailSearch"))

@@ -88,6 +88,24 @@ describe("wdt-emulator launcher", function()
     assert.is_nil(io.open(prefix .. "nginx.conf"))
   end)
 
+  it("start() takes another port when the free one it picked was taken before nginx bound it", function()
+    -- many specs at once: two may be handed one port; the second nginx cannot bind it
+    local first = emulator.start()
+    local picks, real = 0, emulator.free_port
+    emulator.free_port = function()
+      picks = picks + 1
+      if picks == 1 then return first.port end
+      return real()
+    end
+    local ok, second = pcall(emulator.start)
+    emulator.free_port = real
+    first:stop()
+    assert.is_true(ok, tostring(second))
+    assert.is_true(second.port ~= first.port)
+    assert.equal(200, (second:request { method = "setting.Shop.queryShop", args_json = "[]" }))
+    second:stop()
+  end)
+
   it("stops cleanly on SIGINT", function()
     local port = emulator.free_port()
     local tmp = os.tmpname()

@@ -182,6 +182,20 @@ describe("run locks of push and scan", function()
       assert.equal(0, count(client:scan { method = TRADES, to = to, checkpoint = cp, lock = { dir = locks } }))
     end)
 
+    it("renews its Redis lock while waiting for the rate budget (issue 22 item 8)", function()
+      local redis = redis_server.start()
+      local paced = fixtures.client(emu, { rate = { per_minute = 1, window = 1.5, backend = "local" } })
+      -- a look at the server's clock and two windows: two waits of ~1.5 s, each longer than
+      -- the lock's ttl; a lock not renewed is gone at the next renewal and stops the scan
+      local n, err = count(paced:scan { method = TRADES, from = from, to = to, window = HOUR, checkpoint = cp,
+                                        lock = { backend = "redis", redis = redis.url, ttl = 0.6 } })
+      local windows = emu:state().calls[SID][TRADES]
+      paced:close()
+      redis:stop()
+      assert.equal(40, n, tostring(err))
+      assert.is_true(windows >= 3, windows)
+    end)
+
     it("a scan left before its end lets go of the lock on close(); without a checkpoint, no lock", function()
       local it, st = client:scan { method = TRADES, from = from, to = to, checkpoint = cp, lock = { dir = locks } }
       assert.is_table(it())

@@ -28,6 +28,7 @@ http {
     lua_package_path "ROOT/src/?.lua;ROOT/src/?/init.lua;;";
     lua_package_cpath "ROOT/build-luajit/?.so;;";
     lua_shared_dict wdt_rate 16k;
+    lua_shared_dict wdt_rate_rounds 16k;
     lua_shared_dict wdt_rate_probe 256k;
     lua_shared_dict wdt_rate_big 1m;
     server {
@@ -154,6 +155,29 @@ describe("the rate budget inside nginx (shared dict)", function()
     local _, lines = srv:log():gsub("lua_shared_dict 'wdt_rate' %(%d+ KB%) is full[^\n]*"
       .. "e%.g%. `lua_shared_dict wdt_rate %d+k;`", "")
     assert.is_true(lines >= 1 and lines <= 2, srv:log())
+  end)
+
+  it("sellers taking turns in a full dict: none goes over (a full dict evicted the others' windows)", function()
+    -- round after round, one call of each seller: once the dict is full, a write that
+    -- evicts instead of failing drops the windows of the sellers before, and they start
+    -- afresh in the next round (a 300 s window: the rounds end well within it, however slow)
+    emu:reset()
+    local seen = {}
+    for _ = 1, PER_WINDOW + 1 do
+      for i = 1, SELLERS do
+        local a = srv:get(("/calls?sid=seller%d&n=1&pm=%d&window=300&wait=0&dict=wdt_rate_rounds")
+          :format(i, PER_WINDOW))
+        local outcome = a:match("\nok\n$") and "ok" or a:match("\nerror (%S+ %S+)")
+        assert.truthy(outcome == "ok" or outcome == "rate_limited per_minute" or outcome == "shm_full nil", a)
+        seen[outcome] = true
+      end
+    end
+    assert.is_true(seen.ok and seen["shm_full nil"] and seen["rate_limited per_minute"] or false)
+    local state = emu:state()
+    for i = 1, SELLERS do
+      local calls = (state.calls["seller" .. i] or {})["sales.StockSync.getSelfWaitSyncIdListOpen"] or 0
+      assert.is_true(calls <= PER_WINDOW, "seller" .. i .. " went over its budget: " .. calls)
+    end
   end)
 
   it("a dict sized by doc/openresty.md's rule holds that many sellers' full windows", function()

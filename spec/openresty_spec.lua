@@ -593,6 +593,18 @@ describe("wdt inside nginx (examples/openresty)", function()
     assert.is_string(headers["retry-after"])
   end)
 
+  it("refuses to make a client without WDT_URL: an unset URL never means production", function()
+    ngx_srv:stop()
+    ngx_srv = start_nginx(emu, { WDT_URL = "" })
+    local ids = {}
+    for id in pairs(pending_ids(emu)) do ids[#ids + 1] = id end
+    table.sort(ids)
+    local code = ngx_srv:callback { sync_id = ids[1], ok = true }
+    assert.equal(500, code)
+    assert.truthy(ngx_srv:log():find("WDT_URL is not set", 1, true), ngx_srv:log())
+    assert.is_true(pending_ids(emu)[ids[1]])
+  end)
+
   it("runs the background sync one interval after start, not at once", function()
     ngx_srv:stop()
     ngx_srv = start_nginx(emu, { WDT_SYNC_INTERVAL = "60" })

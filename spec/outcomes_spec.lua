@@ -127,4 +127,20 @@ describe("outcomes", function()
     for _, o in ipairs(logged) do if o.outcome == "accepted" then accepted = o end end
     assert.same({ "push.goods", "GID001/SID001" }, { accepted.flow, accepted.key })
   end)
+
+  it("wdt push orders --log: the accepted orders are logged too, one line each", function()
+    -- the orders' answer (new_count, chg_count, error_list) names no accepted order; the log
+    -- must still have every one of them
+    local platform = dofile(sh.repo_root() .. "/examples/sample_platform.lua")
+    local input, log = dir .. "/orders.jsonl", dir .. "/orders-log.jsonl"
+    sh.write_file(input, cjson.encode(platform.order(1)) .. "\n" .. cjson.encode(platform.order(2)) .. "\n")
+    local code = run({ "push", "orders", "--shop", "s1", input, "--log", log })
+    assert.equal(0, code)
+    local logged = {}
+    for _, l in ipairs(sh.lines(sh.read_file(log))) do
+      local o = cjson.decode(l)
+      logged[#logged + 1] = o.outcome .. " " .. o.key
+    end
+    assert.same({ "accepted " .. platform.order(1).tid, "accepted " .. platform.order(2).tid }, logged)
+  end)
 end)

@@ -31,7 +31,7 @@ local EXPECTED_OUTPUT = {
   ["doc/emulator.md"] = { "\n200\t0[.0]*\t130[.0]*\t1\tapplication/json" },  -- cjson: floats
   ["doc/api.md"] = { "^179\n仓库查询\tquery\t1000\nparams.type\tint\t1\t普通\n", "\nnil\n",
                      "\nnil\tinvalid\tparams.end_time\n", "查询时间不能大于30天%) %(结束时间: 采购单修改时间%); nothing was sent\n",
-                     "\ntable\ntrue\n$" },
+                     "\nnil\t100\ntrue\n$" },
 }
 
 -- Stand-ins for what the text says is yours.
@@ -118,27 +118,42 @@ describe("documentation snippets", function()
     os.remove(dir)
   end)
 
-  it("runs README's first sync snippet literally, without a my_platform_ship: nothing fails in the ERP", function()
-    -- the reader who copies it as shown calls an undefined function for every shipment: a
-    -- bug in the glue, not a refusal by the platform; every shipment stays in the queue
-    local blocks, lines = snippets_of(ROOT .. "/README.md")
+  -- The first sync snippet of `doc` (the block calling `call`), run as the reader who copies
+  -- it as shown: the function it calls is undefined, a bug in the glue, not a refusal by the
+  -- platform. Every shipment stays in the queue, the error is raised (lua prints it and
+  -- exits 1) and names the undefined function.
+  local function first_sync_snippet_literally(doc, call, undefined)
+    local blocks, lines = snippets_of(ROOT .. "/" .. doc)
     local block
     for _, b in ipairs(blocks) do
-      for i = b.first, b.last do if lines[i]:find("my_platform_ship(row)", 1, true) then block = b end end
+      for i = b.first, b.last do if not block and lines[i]:find(call, 1, true) then block = b end end
     end
-    assert.truthy(block, "README.md has no snippet calling my_platform_ship")
+    assert.truthy(block, doc .. " has no snippet calling " .. call)
     local emu = emulator.start()
     local url = emu.url:match("^(http://[^/]+)")
     local printed = {}
     local env = setmetatable({ print = function(...) printed[#printed + 1] = table.concat({ ... }, "\t") end },
-                             { __index = _G })   -- no stand-ins: my_platform_ship is undefined
-    local fn = assert(compat.load(chunk_of({ block }, lines, url), "@README.md", env))
+                             { __index = _G })   -- no stand-ins: the platform's function is undefined
+    local fn = assert(compat.load(chunk_of({ block }, lines, url), "@" .. doc, env))
     local ok, err = pcall(fn)
     local st = emu:state().tenants[emulator.DEMO.sid].logistics
     emu:stop()
-    assert(ok, tostring(err))
-    assert.same({ "0\t0\t0\t0\t0" }, printed)        -- synced, failed, deferred, refused, unconfirmed
+    assert.is_false(ok, "the snippet ended without an error")
+    assert.matches("50 handler error", tostring(err))
+    assert.matches(undefined, tostring(err))
     assert.same({ 0, 0, 50 }, { st.acked, st.failed, #st.pending })
+    return printed
+  end
+
+  it("runs README's first sync snippet literally, without a my_platform_ship: it fails,"
+    .. " nothing fails in the ERP", function()
+    local printed = first_sync_snippet_literally("README.md", "my_platform_ship(row)", "my_platform_ship")
+    assert.same("0\t0\t0\t0\t0", printed[1])        -- synced, failed, deferred, refused, unconfirmed
+  end)
+
+  it("runs doc/sync.md's first snippet literally, without a my_platform: it fails, nothing fails in the ERP", function()
+    local printed = first_sync_snippet_literally("doc/sync.md", "my_platform.ship(", "my_platform")
+    assert.same("0\t0\t0", printed[1])
   end)
 
   for _, doc in ipairs(documents()) do

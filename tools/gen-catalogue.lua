@@ -601,6 +601,53 @@ local function reconcile_args(e, body)
   end
 end
 
+-- Fields required only when other keys are absent: a query's times that an order number
+-- stands in for. The page says so on the times ("若无订单编号/原始单号/物流单号，则为必填",
+-- "上同开始时间") or on the keys ("传入出库单号可以不传时间条件"). Such a field gets
+-- `unless`: the keys (by name) any one of which makes it optional.
+local function bare(title) return (title:gsub("编", ""):gsub("码", ""):gsub("号", "")) end
+
+local function conditional_required(e)
+  for _, a in ipairs(e.args) do
+    local kids = a.type == "object" and a.children or {}
+    local keys, seen, conditional = {}, {}, {}
+    local function add(name)
+      if not seen[name] then seen[name] = true; keys[#keys + 1] = name end
+    end
+    for _, c in ipairs(kids) do
+      local d = c.description or ""
+      if d:find("不传时间") or d:find("不传入时间") then add(c.name) end
+      local phrase = d:match("若无(.-)则为?必填")
+      if phrase then
+        phrase = phrase:gsub("，$", ""):gsub(",$", "")
+        conditional[c] = "named"
+        -- the keys by their titles, give or take 编/码/号 (订单号: 订单编号; 生产单编码: 生产单号)
+        local parts = {}
+        for part in (phrase:gsub("或", "/"):gsub("、", "/")):gmatch("[^/]+") do parts[bare(part)] = true end
+        for _, k in ipairs(kids) do
+          if k ~= c and k.title and k.title ~= "" and (phrase:find(k.title, 1, true) or parts[bare(k.title)]) then
+            add(k.name)
+          end
+        end
+      elseif d:find("上同开始时间") then
+        conditional[c] = "as start"
+      end
+    end
+    local w = e.window
+    for _, c in ipairs(kids) do
+      if c.required and (conditional[c] or (#keys > 0 and w and (c.name == w.from or c.name == w.to))) then
+        if #keys == 0 and conditional[c] == "named" then
+          warn(e.name, c.name .. ": required unless… names no field: " .. (c.description or ""))
+        elseif #keys > 0 then
+          c.unless = keys
+          c.note = (c.note and c.note .. "; " or "") .. "required unless "
+            .. (#keys == 1 and keys[1] or "one of " .. table.concat(keys, ", ")) .. " is given (the page's words)"
+        end
+      end
+    end
+  end
+end
+
 -- An example whose window is wider than the page's own limit: move its end in (in place);
 -- returns the old window as text, or nil when it fits.
 local function narrow_window(e, body)
@@ -657,7 +704,7 @@ end
 
 local KEY_ORDER = { "name", "title", "category", "group", "kind", "description", "version", "deprecated",
   "incremental", "window_text", "notes", "url", "type", "of", "type_on_page", "length", "length_on_page",
-  "required", "required_on_page", "also", "values", "values_open", "note", "children", "paging", "window",
+  "required", "required_on_page", "unless", "also", "values", "values_open", "note", "children", "paging", "window",
   "args", "response", "examples", "value", "meaning", "from", "to", "arg", "max_seconds", "text",
   "message", "max_page_size", "max_page_size_on_page", "calc_total", "request", "error", "example_notes" }
 local RANK = {}
@@ -843,6 +890,7 @@ for _, path in ipairs(files) do
     end
     e.window_text = nil
     if req then reconcile_args(e, req) end
+    conditional_required(e)
     open_values(e)
     e.examples = { request = req_text, response = resp_text, error = err_text }
     local narrowed = req and e.window and narrow_window(e, req)

@@ -49,7 +49,7 @@ local function classes(method, nodes, path, title)
   for _, n in ipairs(nodes) do
     local p = path ~= "" and (path .. "." .. n.name) or n.name
     if n.name:find("^[%a_][%w_]*$") then
-      say(("---@field %s%s %s %s"):format(n.name, n.required and "" or "?", type_of(method, n, p), doc(n)))
+      say(("---@field %s%s %s %s"):format(n.name, (n.required and not n.unless) and "" or "?", type_of(method, n, p), doc(n)))
     end
   end
   for _, n in ipairs(nodes) do

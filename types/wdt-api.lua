@@ -349,8 +349,8 @@
 
 --- 查询参数
 ---@class wdt.api.finance.StockCost.search.params
----@field start_time string 开始时间; at most 40
----@field end_time string 结束时间; at most 40
+---@field start_time? string 开始时间; at most 40
+---@field end_time? string 结束时间; at most 40
 ---@field warehouse_no? string 仓库编码; at most 40
 ---@field spec_nos? string 商家编码; at most 40
 
@@ -455,8 +455,8 @@
 ---@field settle_no? string 结算单号; at most 64
 ---@field transfer_no? string 调拨单号; at most 20
 ---@field status? string 结算单状态; at most 4
----@field start_time string 开始时间; at most 40
----@field end_time string 结束时间; at most 40
+---@field start_time? string 开始时间; at most 40
+---@field end_time? string 结束时间; at most 40
 ---@field time_type? integer 时间类型; 0=创建时间 1=修改时间
 
 --- 查询参数
@@ -1364,8 +1364,8 @@
 --- 查询参数
 ---@class wdt.api.sales.TradeQuery.queryHistorySelfOrderWithDetail.params
 ---@field time_type? integer 时间类型; at most 4; 1=修改时间 2=支付时间 3=下单时间
----@field start_time string 开始时间; at most 40
----@field end_time string 结束时间; at most 40
+---@field start_time? string 开始时间; at most 40
+---@field end_time? string 结束时间; at most 40
 ---@field warehouse_no? string 仓库编号; at most 40
 ---@field status? string 订单状态; at most 255
 ---@field trade_no? string 订单编号; at most 40
@@ -1378,8 +1378,8 @@
 --- 查询参数
 ---@class wdt.api.sales.TradeQuery.queryHistoryWithDetail.params
 ---@field time_type? integer 时间类型; at most 4; 1=修改时间 2=支付时间 3=下单时间
----@field start_time string 开始时间; at most 40
----@field end_time string 结束时间; at most 40
+---@field start_time? string 开始时间; at most 40
+---@field end_time? string 结束时间; at most 40
 ---@field warehouse_no? string 仓库编号; at most 40
 ---@field status? string 订单状态; at most 255
 ---@field trade_no? string 订单编号; at most 40
@@ -1392,8 +1392,8 @@
 
 --- 查询参数
 ---@class wdt.api.sales.TradeQuery.querySelfOrderWithDetail.params
----@field start_time string 开始时间; at most 40
----@field end_time string 结束时间; at most 40
+---@field start_time? string 开始时间; at most 40
+---@field end_time? string 结束时间; at most 40
 ---@field warehouse_no? string 仓库编号; at most 40
 ---@field status? string 订单状态; at most 255
 ---@field trade_no? string 订单编号; at most 40
@@ -1411,8 +1411,8 @@
 
 --- 查询参数
 ---@class wdt.api.sales.TradeQuery.queryWithDetail.params
----@field start_time string 开始时间; at most 40
----@field end_time string 结束时间; at most 40
+---@field start_time? string 开始时间; at most 40
+---@field end_time? string 结束时间; at most 40
 ---@field warehouse_no? string 仓库编号; at most 40
 ---@field status? string 订单状态; at most 255
 ---@field trade_no? string 订单编号; at most 40
@@ -1635,8 +1635,8 @@
 
 --- 查询参数
 ---@class wdt.api.statistic.StockoutCollect.queryCostWithDetail.params
----@field start_time string 开始时间; at most 40
----@field end_time string 结束时间; at most 40
+---@field start_time? string 开始时间; at most 40
+---@field end_time? string 结束时间; at most 40
 ---@field warehouse_no? string 仓库编号; at most 40
 ---@field stockout_no? string 出库单号; at most 40
 
@@ -1698,8 +1698,8 @@
 
 --- 查询参数
 ---@class wdt.api.wms.StockPd.queryStockPdInDetail.params
----@field start_time string 开始时间; at most 40
----@field end_time string 结束时间; at most 40
+---@field start_time? string 开始时间; at most 40
+---@field end_time? string 结束时间; at most 40
 ---@field time_type? integer 时间类型; at most 4; 1=最后修改时间 2=审核时间
 ---@field status? string 入库单状态; at most 255
 ---@field warehouse_no? string 仓库编号; at most 40
@@ -1708,8 +1708,8 @@
 
 --- 查询参数
 ---@class wdt.api.wms.StockPd.queryStockPdOutDetail.params
----@field start_time string 开始时间; at most 40
----@field end_time string 结束时间; at most 40
+---@field start_time? string 开始时间; at most 40
+---@field end_time? string 结束时间; at most 40
 ---@field time_type? integer 时间类型; at most 4; 1=最后修改时间 2=发货时间
 ---@field warehouse_no? string 仓库编号; at most 40
 ---@field stockout_no? string 出库单号; at most 40
@@ -1804,8 +1804,8 @@
 ---@class wdt.api.wms.outer.OuterIn.queryWithDetail.params
 ---@field outer_in_no? string 入库单号; at most 40
 ---@field warehouse_no? string 仓库编号; at most 40
----@field start_time string 开始时间; at most 40
----@field end_time string 结束时间; at most 40
+---@field start_time? string 开始时间; at most 40
+---@field end_time? string 结束时间; at most 40
 ---@field time_type? integer 时间类型; at most 4; 1=为建单时间 2=为修改时间
 ---@field logistics_no? string 物流单号; at most 40
 ---@field src_order_type? integer 入库类型; at most 4; 0=调整入库 2=调拨入库 4=盘点入库 10=采购入库 12=退货入库
@@ -1836,8 +1836,8 @@
 ---@class wdt.api.wms.outer.OuterOut.queryWithDetail.params
 ---@field outer_out_no string 出库单号; at most 40
 ---@field warehouse_no? string 仓库编号; at most 40
----@field start_time string 开始时间; at most 40
----@field end_time string 结束时间; at most 40
+---@field start_time? string 开始时间; at most 40
+---@field end_time? string 结束时间; at most 40
 ---@field time_type? integer 时间类型; at most 4; 1=为建单时间 2=为修改时间
 ---@field logistics_no? string 物流单号; at most 40
 ---@field order_type? integer 出库类型; at most 4
@@ -1943,8 +1943,8 @@
 
 --- 查询参数
 ---@class wdt.api.wms.stockin.Other.queryWithDetail.params
----@field start_time string 开始时间; at most 40
----@field end_time string 结束时间; at most 40
+---@field start_time? string 开始时间; at most 40
+---@field end_time? string 结束时间; at most 40
 ---@field status? string 入库单状态; at most 255
 ---@field warehouse_no? string 仓库编号; at most 40
 ---@field stockin_no? string 入库单号; at most 20
@@ -1990,8 +1990,8 @@
 
 --- 查询参数
 ---@class wdt.api.wms.stockin.Process.queryWithDetail.params
----@field start_time string 开始时间; at most 40
----@field end_time string 结束时间; at most 40
+---@field start_time? string 开始时间; at most 40
+---@field end_time? string 结束时间; at most 40
 ---@field time_type? integer|string 时间类型; 1=为建单时间 2=为审核时间 3=为最后修改时间
 ---@field warehouse_no? string 仓库编号; at most 40
 ---@field stockin_no? string 入库单号
@@ -2131,8 +2131,8 @@
 
 --- 查询参数
 ---@class wdt.api.wms.stockin.Transfer.queryWithDetail.params
----@field start_time string 开始时间; at most 40
----@field end_time string 结束时间; at most 40
+---@field start_time? string 开始时间; at most 40
+---@field end_time? string 结束时间; at most 40
 ---@field status? string 入库单状态; at most 255
 ---@field warehouse_no? string 仓库编号; at most 40
 ---@field stockin_no? string 入库单号; at most 20
@@ -2171,8 +2171,8 @@
 --- 查询参数
 ---@class wdt.api.wms.stockother.InQuery.queryWithDetail.params
 ---@field time_type? integer 时间类型; at most 40; 1=创建时间 2=最后修改时间
----@field start_time string 开始时间; at most 40
----@field end_time string 结束时间; at most 40
+---@field start_time? string 开始时间; at most 40
+---@field end_time? string 结束时间; at most 40
 ---@field warehouse_no? string 仓库编号; at most 40
 ---@field other_in_no? string 业务单号; at most 40
 ---@field status? string 业务单据状态; at most 4
@@ -2217,8 +2217,8 @@
 --- 查询参数
 ---@class wdt.api.wms.stockother.OutQuery.queryWithDetail.params
 ---@field time_type? integer 时间类型; at most 40; 1=创建时间 2=最后修改时间
----@field start_time string 开始时间; at most 40
----@field end_time string 结束时间; at most 40
+---@field start_time? string 开始时间; at most 40
+---@field end_time? string 结束时间; at most 40
 ---@field warehouse_no? string 仓库编号; at most 40
 ---@field other_out_no? string 业务单号; at most 40
 ---@field status? string 业务单据状态; at most 4
@@ -2226,8 +2226,8 @@
 
 --- 查询参数
 ---@class wdt.api.wms.stockout.Base.search.params
----@field start_time string 开始时间; at most 40
----@field end_time string 结束时间; at most 40
+---@field start_time? string 开始时间; at most 40
+---@field end_time? string 结束时间; at most 40
 ---@field order_type? integer 单据类型; 2=调拨出库 4=盘点出库 5=生产出库 8=正残转换出库 9=jit出库 14=采购退货 21=其它出库 24=外仓调整出库 34=初始化出库
 ---@field status? integer 状态; 5=已取消 10=待放回 48=未确认 50=待审核 51=缺货 53=wms已接单 54=获取面单 58=档口锁定 60=待分配 61=排队中 63=待补货 65=待处理 70=待发货 73=爆款锁定 75=待拣货 77=拣货中 79=已拣货 90=延时发货 110=已完成
 ---@field warehouse_no? string 仓库编号; at most 40
@@ -2285,8 +2285,8 @@
 --- 查询参数
 ---@class wdt.api.wms.stockout.OtherQuery.queryWithDetail.params
 ---@field time_type? integer 时间类型; at most 40; 1=发货时间 2=创建时间 3=最后修改时间
----@field start_time string 开始时间; at most 40
----@field end_time string 结束时间; at most 40
+---@field start_time? string 开始时间; at most 40
+---@field end_time? string 结束时间; at most 40
 ---@field warehouse_no? string 仓库编号; at most 40
 ---@field src_order_no? string 业务单号; at most 40
 ---@field stockout_no? string 出库单号; at most 40
@@ -2304,8 +2304,8 @@
 
 --- 查询参数
 ---@class wdt.api.wms.stockout.Process.queryWithDetail.params
----@field start_time string 开始时间; at most 40
----@field end_time string 结束时间; at most 40
+---@field start_time? string 开始时间; at most 40
+---@field end_time? string 结束时间; at most 40
 ---@field time_type? integer|string 时间类型; at most 4; 1=为建单时间 2=为出库时间 3=为最后修改时间
 ---@field warehouse_no? string 仓库编号; at most 40
 ---@field stockout_no? string 出库单号; at most 40
@@ -2353,8 +2353,8 @@
 
 --- 查询参数
 ---@class wdt.api.wms.stockout.Sales.queryWithDetail.params
----@field start_time string 开始时间; at most 40
----@field end_time string 结束时间; at most 40
+---@field start_time? string 开始时间; at most 40
+---@field end_time? string 结束时间; at most 40
 ---@field status_type? integer 出库单状态; at most 4; 2=.在企业版状态中对应status=55 3=.按照指定的status状态字段查询 0=.延时发货&已完成
 ---@field status? string 出库单状态详细
 ---@field warehouse_no? string 仓库编号; at most 40
@@ -2431,8 +2431,8 @@
 
 --- 查询参数
 ---@class wdt.api.wms.stockout.Transfer.queryWithDetail.params
----@field start_time string 开始时间; at most 40
----@field end_time string 结束时间; at most 40
+---@field start_time? string 开始时间; at most 40
+---@field end_time? string 结束时间; at most 40
 ---@field warehouse_no? string 仓库编号; at most 40
 ---@field src_order_no? string 调拨单号; at most 40
 ---@field stockout_no? string 出库单号; at most 40

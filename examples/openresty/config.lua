@@ -4,7 +4,8 @@
 -- nginx clears the environment of its workers: every variable used here must be named by an
 -- `env NAME;` line in nginx.conf (the example's nginx.conf has them).
 --
---   WDT_URL             API endpoint             (default: the vendor's production URL)
+--   WDT_URL             API endpoint, or the name 'production' or 'emulator' (required: unset,
+--                       the example refuses to start a client rather than call production)
 --   WDT_SID, WDT_KEY    seller account, appkey   (required)
 --   WDT_SECRET          appsecret "secret:salt"  (required)
 --   WDT_SHOP_NO         shop whose queue the background sync drains (required for the sync)
@@ -79,6 +80,10 @@ function config.client(transport, use)
   local name = transport .. "/" .. use
   local c = clients[name]
   if c == nil then
+    if not s.url then
+      error("WDT_URL is not set: give the ERP's URL, or 'production' or 'emulator' (an unset URL "
+            .. "never means production)", 2)
+    end
     local rate
     if s.rate_per_minute or s.rate_concurrency then
       rate = { per_minute = s.rate_per_minute, concurrency = s.rate_concurrency,

@@ -70,9 +70,9 @@ end
 local Emulator = {}
 Emulator.__index = Emulator
 
-function M.start(opts)
-  opts = opts or {}
-  local port = opts.port or M.free_port()
+-- One launch on `port`: the emulator, or nil and the launcher's stderr when it exited
+-- before answering.
+local function launch(opts, port)
   local tmp = os.tmpname()
   local e = setmetatable({ port = port, url = ("http://127.0.0.1:%d/openapi"):format(port),
                            base = ("http://127.0.0.1:%d"):format(port),
@@ -104,22 +104,38 @@ function M.start(opts)
 
   local deadline = socket.gettime() + (opts.timeout or 10)
   while true do
-    local code = exchange(e.base .. "/__emulator/state", "GET", nil, nil, 2)
-    if code == 200 and read_file(e.out_path):find("listening on", 1, true) then break end
+    -- its own "listening on" first: another server may answer on the port
+    if read_file(e.out_path):find("listening on", 1, true)
+       and exchange(e.base .. "/__emulator/state", "GET", nil, nil, 2) == 200 then
+      return e
+    end
     if not alive(e.pid) then
       local err = read_file(e.err_path)
       e:_cleanup()
-      error("wdt-emulator exited before answering; its stderr:\n" .. err, 2)
+      return nil, err
     end
     if socket.gettime() > deadline then
       local err = read_file(e.err_path)
       e:stop()
       error("wdt-emulator did not answer within " .. (opts.timeout or 10) .. " s; its stderr:\n"
-            .. err, 2)
+            .. err, 3)
     end
     socket.sleep(0.05)
   end
-  return e
+end
+
+function M.start(opts)
+  opts = opts or {}
+  -- a free port is free when looked at: another spec running at the same time may take it
+  -- before this nginx binds it; then another port (unless the caller chose this one)
+  for _ = 1, opts.port and 1 or 5 do
+    local e, err = launch(opts, opts.port or M.free_port())
+    if e then return e end
+    if opts.port or not err:find("Address already in use", 1, true) then
+      error("wdt-emulator exited before answering; its stderr:\n" .. err, 2)
+    end
+  end
+  error("wdt-emulator: five free ports in a row were taken before it could bind them", 2)
 end
 
 function Emulator:stderr() return read_file(self.err_path) end

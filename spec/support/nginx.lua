@@ -71,14 +71,19 @@ function nginx.start(conf)
   assert(compat.execute(nginx.BIN .. " -p " .. sh.quote(self.prefix .. "/") .. " -c nginx.conf " .. user
     .. "</dev/null >" .. sh.quote(self.prefix .. "/logs/start.out") .. " 2>&1"),
     sh.read_file(self.prefix .. "/logs/start.out"))
-  for _ = 1, 200 do
+  local deadline = socket.gettime() + 20
+  while true do
     self.master = tonumber((sh.read_file(self.prefix .. "/logs/nginx.pid") or ""):match("%d+"))
     if self.master and emulator.exchange(("http://127.0.0.1:%d/ping"):format(self.port), "GET", nil, nil, 2) then
-      break
+      return self
+    end
+    if socket.gettime() > deadline then   -- a failure now, not every request's timeout later
+      local log = self:log()
+      self:stop()
+      error("nginx did not answer GET /ping within 20 s; its error.log:\n" .. log, 2)
     end
     socket.sleep(0.05)
   end
-  return self
 end
 
 return nginx

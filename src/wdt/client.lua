@@ -17,13 +17,10 @@ local Client = {}
 Client.__index = Client
 Client.__name = "wdt.client"
 
+-- A warning: nginx's error log inside nginx, stderr elsewhere.
 local function warn(msg)
   local n = clock.ngx()
-  if n then
-    n.log(n.WARN, msg)
-  else
-    io.stderr:write(msg, "\n")
-  end
+  if n then n.log(n.WARN, msg) else io.stderr:write(msg, "\n") end
 end
 
 local function new(opts)
@@ -158,6 +155,20 @@ end
 
 local request_fields = { method = true, args = true, pager = true }
 
+-- The method, args (a list, or with `n`) and pager (or nil) of request and prepare, as
+-- _request takes them; raises (wdt.check) naming the bad one.
+local function checked_call(fname, method, args, pager)
+  if not is_method(method) then check.raise(method_message(fname, method)) end
+  if type(args) ~= "table" then check.fail(fname, "args", "table expected, got " .. type(args)) end
+  if args.n == nil then args = { n = #args, unpack(args) } end
+  local why
+  if pager ~= nil then
+    pager, why = paging.check(pager)
+    if not pager then check.fail(fname, "pager", why) end
+  end
+  return args, pager
+end
+
 -- One request with the retry policy around it (see wdt.policy and doc/reliability.md).
 --   client:request{ method =, args = {n =, ...}, pager =,
 --                   timeout =, connect_timeout =, retries =, backoff =, max_backoff =,
@@ -170,20 +181,14 @@ function Client:request(req)
   if type(req) ~= "table" then
     check.fail("request", "request", "table expected, got " .. type(req), 2)
   end
-  if not is_method(req.method) then error(method_message("request", req.method), 2) end
   local args = req.args
   if args == nil then args = { n = 0 } end
-  if type(args) ~= "table" then check.fail("request", "args", "table expected, got " .. type(args), 2) end
-  if args.n == nil then args = { n = #args, unpack(args) } end
-  local pager, why = req.pager
-  if pager ~= nil then
-    pager, why = paging.check(pager)
-    if not pager then check.fail("request", "pager", why, 2) end
-  end
+  local ok, pager
+  ok, args, pager = check.run(checked_call, "request", req.method, args, req.pager)
+  if not ok then error(args, 2) end
   local c                                   -- per-call options, only when there are any
   for k in pairs(req) do
     if not request_fields[k] then
-      local ok
       ok, c = check.run(options.call, "request", req, {}, request_fields)
       if not ok then error(c, 2) end
       break
@@ -385,14 +390,9 @@ end
 
 -- The bytes `call` would send, for other transports: {url, body, headers}.
 function Client:prepare(method, args, pager)
-  if not is_method(method) then error(method_message("prepare", method), 2) end
-  if type(args) ~= "table" then check.fail("prepare", "args", "table expected, got " .. type(args), 2) end
-  if args.n == nil then args = { n = #args, unpack(args) } end
-  if pager ~= nil then
-    local why
-    pager, why = paging.check(pager)
-    if not pager then check.fail("prepare", "pager", why, 2) end
-  end
+  local ok
+  ok, args, pager = check.run(checked_call, "prepare", method, args, pager)
+  if not ok then error(args, 2) end
   local url, body = self._core:prepare(method, args, pager, self:_timestamp())
   return { url = url, body = body, headers = { ["Content-Type"] = "application/json" } }
 end

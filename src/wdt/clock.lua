@@ -1,6 +1,7 @@
 -- Time and place: the API timestamp, the offset to the server's clock learned from a `Date`
--- header, civil-date arithmetic, sleeping, and whether this code runs inside nginx (the one
--- place that asks: every other module goes through clock.ngx / clock.in_cosocket_context).
+-- header, civil-date arithmetic, sleeping, this process's id, and whether this code runs
+-- inside nginx (the one place that asks: every other module goes through clock.ngx /
+-- clock.in_cosocket_context).
 local core = require "wdt.core"
 
 local clock = {}
@@ -69,6 +70,17 @@ end
 function clock.ngx()
   if type(ngx) == "table" and type(ngx.get_phase) == "function" then return ngx end
   return nil
+end
+
+-- This process's id: the nginx worker's inside nginx, else /proc/self/stat's (Linux); nil
+-- when neither says.
+function clock.pid()
+  local n = clock.ngx()
+  if n and n.worker and n.worker.pid then return n.worker.pid() end
+  local f = io.open("/proc/self/stat", "r")
+  local pid = f and (f:read("*l") or ""):match("^(%d+)")
+  if f then f:close() end
+  return pid
 end
 
 -- The nginx phase, or nil outside nginx.

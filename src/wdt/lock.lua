@@ -52,19 +52,10 @@ local function hostname()
   return h or "?"
 end
 
-local function worker_pid()
-  local n = clock.ngx()
-  if n and n.worker and n.worker.pid then return n.worker.pid() end
-  local f = io.open("/proc/self/stat", "r")
-  local pid = f and (f:read("*l") or ""):match("^(%d+)")
-  if f then f:close() end
-  return pid or "?"
-end
-
 -- What a shm or Redis lock holds: who holds it (for messages) and a random part, so that
 -- only the holder renews or deletes it.
 local function new_token()
-  return ("process %s on %s #%d%06d"):format(worker_pid(), hostname(),
+  return ("process %s on %s #%d%06d"):format(clock.pid() or "?", hostname(),
     math.floor(core.unix_time() * 1000) % 1000000, math.random(0, 999999))
 end
 
@@ -310,11 +301,7 @@ function lock.check_options(opts, fname, what)
   if not what and (o.name == nil or o.name == "") then bad("name", "a non-empty string is required") end
   o.backend = o.backend or lock.default_backend(o)
   if not tries[o.backend] then bad("backend", "'file', 'shm' or 'redis' expected") end
-  if o.backend == "redis" and not o.redis then bad("redis", "a redis:// URL is required") end
-  if o.redis ~= nil then   -- at once, not at the first try (the message masks the password)
-    local ok, why = require("wdt.redis").parse_url(o.redis)
-    if not ok then bad("redis", why) end
-  end
+  require("wdt.redis").check_option(fname or FN, what and (what .. ".redis") or "redis", o)
   return o
 end
 

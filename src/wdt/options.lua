@@ -65,6 +65,11 @@ function options.url_problem(url)
   return nil
 end
 
+-- The appsecret is "secret:salt", both parts needed (the salt itself may hold ':').
+function options.secret_ok(secret)
+  return secret:find("^[^:]+:.") ~= nil
+end
+
 -- wdt.client's options, checked and defaulted; raises (wdt.check) naming the first bad one.
 function options.client(fname, opts)
   local out = check.options(fname, opts, client_specs)
@@ -78,8 +83,7 @@ function options.client(fname, opts)
   if out.transport ~= "auto" and out.transport ~= "curl" and out.transport ~= "ngx" then
     check.fail(fname, "transport", "one of 'auto', 'curl', 'ngx' expected")
   end
-  -- the appsecret is "secret:salt", both parts needed (the salt itself may hold ':')
-  if not out.secret:find("^[^:]+:.") then
+  if not options.secret_ok(out.secret) then
     check.fail(fname, "secret", "the appsecret has the form 'secret:salt', both non-empty")
   end
   return out

@@ -53,13 +53,7 @@ function rate.check(fname, spec)
   if o.backend ~= nil and o.backend ~= "local" and o.backend ~= "shm" and o.backend ~= "redis" then
     check.fail(fname, "rate.backend", "'local', 'shm' or 'redis' expected")
   end
-  if o.backend == "redis" and not o.redis then
-    check.fail(fname, "rate.redis", "a redis:// URL is required")
-  end
-  if o.redis ~= nil then   -- at once, not at the first call (the message masks the password)
-    local ok, why = require("wdt.redis").parse_url(o.redis)
-    if not ok then check.fail(fname, "rate.redis", why) end
-  end
+  require("wdt.redis").check_option(fname, "rate.redis", o)
   return o
 end
 

@@ -60,6 +60,16 @@ function redis.parse_url(url)
            db = tonumber(db) }
 end
 
+-- The `redis` option of a lock or a rate budget, checked at once rather than at its first
+-- use (required with backend "redis"); raises (wdt.check) under `name`, the password masked.
+function redis.check_option(fname, name, o)
+  local check = require "wdt.check"
+  if o.backend == "redis" and not o.redis then check.fail(fname, name, "a redis:// URL is required") end
+  if o.redis == nil then return end
+  local ok, why = redis.parse_url(o.redis)
+  if not ok then check.fail(fname, name, why) end
+end
+
 local function new_socket()
   if require("wdt.clock").in_cosocket_context() then return ngx.socket.tcp(), true end
   return require("socket").tcp(), false

@@ -70,11 +70,23 @@ end
 -- only for a value that fails, so a passing call builds no strings.
 local check_node
 
+-- a field the page requires unless one of `unless` is given (an order number for the times)
+local function needed(n, obj)
+  if not n.required then return false end
+  for _, k in ipairs(n.unless or {}) do
+    if obj[k] ~= nil then return false end
+  end
+  return true
+end
+
 local function check_fields(nodes, obj)
   for _, n in ipairs(nodes) do
     local v = obj[n.name]
     if v == nil then
-      if n.required then return n, "required, missing", { n.name } end
+      if needed(n, obj) then
+        return n, n.unless and "required without " .. table.concat(n.unless, " or ") .. ", missing"
+          or "required, missing", { n.name }
+      end
     else
       local bad, problem, parts = check_node(n, v)
       if bad then

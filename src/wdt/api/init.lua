@@ -45,6 +45,9 @@
 --   required     true when the page says 是/Y and its example agrees
 --   required_on_page  true when the page says required but its own example leaves it out
 --                (then required is false: the example is followed)
+--   unless       for a required field: sibling fields any one of which makes it optional
+--                (a query's times, when an order number is given: "若无订单编号…，则为必填",
+--                "传入出库单号可以不传时间条件")
 --   also         other JSON types the page's example uses for it ({ "string" } for a
 --                Decimal sent as ""); a value of one of them passes the checks
 --   values       allowed values with meanings: { { value = 10, meaning = "待递交" }, … }

@@ -1,5 +1,5 @@
 -- The `wdt` command line: flags declared as help lines, parsing against a command's flags,
--- usage errors, number options, ARGS_JSON.
+-- usage errors, number options, --shop, JSON words (ARGS_JSON, FILTER_JSON).
 --
 -- A flag is declared as { "--name ARG", "what it does" } (ARG present: it takes a value,
 -- as --name ARG or --name=ARG) or { "-h, --help", "..." } (a one-letter alias). The first
@@ -9,24 +9,25 @@ local output = require "wdt.cli.output"
 local args = {}
 
 -- Usage errors travel as a raised table, caught in cli.main.
-local UsageError = {}
-UsageError.__index = UsageError
-UsageError.__tostring = function(e) return e.message end
+local UsageError = { __tostring = function(e) return e.message end }
 
-function args.usage(fmt, ...)
-  error(setmetatable({ message = fmt:format(...) }, UsageError), 0)
-end
+function args.usage_error(message) return setmetatable({ message = message }, UsageError) end
+function args.is_usage_error(e) return getmetatable(e) == UsageError end
+function args.usage(fmt, ...) error(args.usage_error(fmt:format(...)), 0) end
 local usage = args.usage
 
-function args.is_usage_error(e) return getmetatable(e) == UsageError end
-
 -- A word given on the command line (a shop name) that can be sent: valid UTF-8.
-function args.is_utf8(s)
+local function is_utf8(s)
   if utf8 and utf8.len then return utf8.len(s) ~= nil end   -- luacheck: ignore (5.3+ global)
   return require("wdt.sync.common").clean_message(s) == s
 end
 
-function args.usage_error(message) return setmetatable({ message = message }, UsageError) end
+-- `--shop SHOP` of the flows that take one: given, and a word that can be sent.
+function args.shop(opts)
+  if not opts.shop or opts.shop == "" then usage("'--shop SHOP' is required") end
+  if not is_utf8(opts.shop) then usage("'--shop' is not valid UTF-8") end
+  return opts.shop
+end
 
 -- The options of every command (cli.config reads them).
 args.GLOBAL_FLAGS = {
@@ -69,24 +70,17 @@ function args.flags(...)
   return out
 end
 
--- One declared flag -> its name, whether it takes a value, its one-letter alias or nil.
-function args.flag_parts(flag)
-  local short, name, rest = flag[1]:match("^%-(%a), %-%-([%w%-]+)(.*)$")
-  if not short then name, rest = flag[1]:match("^%-%-([%w%-]+)(.*)$") end
-  return name, rest:match("%S") ~= nil, short
-end
-
 -- flag lists -> { name = takes_value }, { letter = name }. The same name declared twice
 -- with a different arity is a mistake in the declarations: raised at once.
 function args.flag_index(...)
   local takes, short = {}, {}
-  for i = 1, select("#", ...) do
-    for _, f in ipairs((select(i, ...))) do
-      local name, value, letter = args.flag_parts(f)
-      assert(takes[name] == nil or takes[name] == value, "--" .. name .. " declared twice, differently")
-      takes[name] = value
-      if letter then short[letter] = name end
-    end
+  for _, f in ipairs(args.flags(...)) do
+    local letter, name, rest = f[1]:match("^%-(%a), %-%-([%w%-]+)(.*)$")
+    if not letter then name, rest = f[1]:match("^%-%-([%w%-]+)(.*)$") end
+    local value = rest:match("%S") ~= nil
+    assert(takes[name] == nil or takes[name] == value, "--" .. name .. " declared twice, differently")
+    takes[name] = value
+    if letter then short[letter] = name end
   end
   return takes, short
 end
@@ -122,23 +116,22 @@ end
 local function is_option(a) return a:sub(1, 1) == "-" and #a > 1 and not a:match("^%-%d") end
 
 -- argv from index `from` -> opts (name -> value or true), words (the rest, in order),
--- by the flag index of args.flag_index. `stop(word)`: the words at which parsing stops
--- (the rest is left to the caller): the index of that word, else nil.
-function args.parse(argv, from, takes, short, unknown, stop)
-  unknown = unknown or function(name) usage("unknown option '--%s'", name) end
+-- by the flag index of args.flag_index; unknown(name) raises for an option it lacks.
+-- `first_word`: stop at the first word (the command's), -> opts, words, its index.
+function args.parse(argv, from, takes, short, unknown, first_word)
   local opts, words = {}, {}
   local i = from
   while i <= #argv do
     local a = argv[i]
     if a == "--" then
-      if stop then usage("'--' goes after the COMMAND") end
+      if first_word then usage("'--' goes after the COMMAND") end
       for j = i + 1, #argv do words[#words + 1] = argv[j] end
       break
     elseif is_option(a) then
       i = take_option(argv, i, opts, takes, short, unknown)
     else
       words[#words + 1] = a
-      if stop and stop(a) then return opts, words, i end
+      if first_word then return opts, words, i end
       i = i + 1
     end
   end
@@ -157,7 +150,6 @@ end
 function args.int_option(opts, name, min, max, default)
   local v = opts[name]
   if v == nil then return default end
-  if v == true then usage("option '--%s' needs a value", name) end
   local n = tonumber(v)
   if not n or not require("wdt.check").is_integer(n) or n < min or n > max then
     usage("option '--%s' wants a whole number from %d to %d, got '%s'", name, min, max, v)
@@ -181,34 +173,48 @@ function args.method_words(words, command, what)
   local method = words[1]
   if not method then usage("'wdt %s' needs a METHOD", command) end
   if #words > 2 then usage("'wdt %s' takes METHOD and at most one %s", command, what) end
-  if not method:match("^[%w_][%w%._]*$") then usage("'%s' is not a method name", method) end
+  if not require("wdt.check").is_method(method) then usage("'%s' is not a method name", method) end
   return method, words[2]
 end
 
--- Load FILE.lua, which returns a function (a handler, a source): the function, or a usage
--- error naming `what`.
-function args.load_function(path, what)
+-- A word quoted for sh: 'it'\''s'.
+function args.shell_quote(v)
+  return "'" .. tostring(v):gsub("'", "'\\''") .. "'"
+end
+
+-- Load FILE.lua, which returns a function (a handler, a source): that function, or a usage
+-- error naming `what`. A table that module(t) accepts is taken too (`module_text` says
+-- which, for the message).
+function args.load_function(path, what, module, module_text)
   local chunk, err = loadfile(path)
   if not chunk then usage("cannot load the %s: %s", what, output.one_line(err)) end
   local ok, fn = pcall(chunk)
   if not ok then usage("the %s file raised an error: %s", what, output.one_line(fn)) end
-  if type(fn) ~= "function" then
-    usage("the %s file %s must return a function (it returned %s)", what, path, type(fn))
-  end
-  return fn
+  if type(fn) == "function" or (module and type(fn) == "table" and module(fn)) then return fn end
+  usage("the %s file %s must return a function%s (it returned %s)", what, path,
+        module and (", or " .. module_text) or "", type(fn))
+end
+
+-- A decoded JSON object: a table without the codec's array mark, and no list ([1,2]
+-- decodes bare).
+function args.is_json_object(v)
+  return type(v) == "table" and getmetatable(v) == nil and v[1] == nil
+end
+
+-- JSON text of the command line (`what` names it: "ARGS_JSON") -> the value it holds.
+function args.json(text, what)
+  local v, err = require("wdt").json.safe.decode(text)
+  if v == nil and err then usage("%s is not valid JSON: %s", what, output.one_line(err)) end
+  return v
 end
 
 -- ARGS_JSON -> the positional arguments and their number: an array of arguments, or one
 -- object taken as the only argument.
 function args.decode_args(text)
-  local wdt = require "wdt"
-  local v, err = wdt.json.safe.decode(text)
-  if v == nil and err then usage("ARGS_JSON is not valid JSON: %s", output.one_line(err)) end
+  local v = args.json(text, "ARGS_JSON")
   if type(v) ~= "table" then usage("ARGS_JSON must be a JSON array of arguments (or one object)") end
-  local core = require "wdt.core"
-  local is_array = getmetatable(v) == core.array_mt or v[1] ~= nil
-  if is_array then return v, #v end
-  return { v }, 1
+  if args.is_json_object(v) then return { v }, 1 end
+  return v, #v
 end
 
 return args

@@ -51,8 +51,7 @@ local function run(ctx, opts, words)
     args_json, pager = example(method)
   end
   if args_json then list, n = args.decode_args(args_json) end
-  local paged = opts["page-size"] or opts["page-no"] or opts.all or opts.total
-  if paged then
+  if opts["page-size"] or opts["page-no"] or opts.all or opts.total then
     pager = { page_size = args.int_option(opts, "page-size", 1, 100000, 100),
               page_no = args.int_option(opts, "page-no", 0, 1e9, 0),
               calc_total = opts.total and true or false }
@@ -79,10 +78,7 @@ local function run(ctx, opts, words)
     data, err = client:call(method, unpack(list, 1, n))
   end
   client:close()
-  if data == nil then
-    ctx.err(output.error_lines(err))
-    return exit.for_error(err)
-  end
+  if data == nil then return output.fail(ctx, "wdt call", err) end
   ctx.out(wdt.json.encode(data) .. "\n")
   local refused = not pager and require("wdt.cli.refusals").count(method, data) or 0
   if refused > 0 then

@@ -23,7 +23,7 @@ end
 
 -- A config file: a JSON object {"url","sid","key","secret"} or KEY=VALUE lines (the
 -- WDT_* names or the short ones), '#' comments, optional quotes around values.
-function config.read(path)
+local function read_file(path)
   check_private(path)
   local f, err = io.open(path, "rb")
   if not f then usage("cannot read the config file: %s", err) end
@@ -62,7 +62,7 @@ function config.credentials(opts, env)
     url = env.WDT_URL, sid = env.WDT_SID, key = env.WDT_KEY, secret = env.WDT_SECRET,
   }
   if opts.config then
-    for k, v in pairs(config.read(opts.config)) do c[k] = v end
+    for k, v in pairs(read_file(opts.config)) do c[k] = v end
   end
   if opts.url then c.url = opts.url end
   for k, v in pairs(c) do if v == "" then c[k] = nil end end
@@ -73,18 +73,19 @@ function config.credentials(opts, env)
   if #missing > 0 then
     usage("missing credentials: set %s (or use --config FILE)", table.concat(missing, ", "))
   end
-  if not c.secret:find(":", 1, true) then
-    usage("the appsecret (WDT_SECRET) must have the form 'secret:salt'")
+  local options = require "wdt.options"   -- the client's rules
+  if not options.secret_ok(c.secret) then
+    usage("the appsecret (WDT_SECRET) must have the form 'secret:salt', both non-empty")
   end
   -- no URL is not production in silence: the target is named, or given as a URL
-  local targets = require("wdt.options").TARGETS
+  local targets = options.TARGETS
   if not c.url then
     usage("no URL: set WDT_URL (or --url, or url in --config) to the ERP's URL, or to "
           .. "'production' (%s) or 'emulator' (%s)", targets.production, targets.emulator)
   end
   c.target = targets[c.url] and c.url or nil
   c.url = targets[c.url] or c.url
-  local problem = require("wdt.options").url_problem(c.url)   -- the client's rule
+  local problem = options.url_problem(c.url)
   if problem then usage("the URL: %s", problem) end
   return c
 end
@@ -93,7 +94,7 @@ end
 -- `redis` in the --config file (a password on the command line is shown by `ps`).
 function config.redis_url(opts, env)
   local url = opts.redis or env.WDT_REDIS
-  if (url == nil or url == "") and opts.config then url = config.read(opts.config).redis end
+  if (url == nil or url == "") and opts.config then url = read_file(opts.config).redis end
   if url == "" then url = nil end
   if url and not require("wdt.redis").parse_url(url) then
     usage("--redis wants a URL redis://[:password@]host[:port][/db]")
@@ -101,11 +102,9 @@ function config.redis_url(opts, env)
   return url
 end
 
--- The run lock of a flow's command (wdt.lock's options, without the name): in Redis with
--- --redis/WDT_REDIS, else a file in --lock-dir, $WDT_LOCK_DIR or /tmp/wdt-locks-UID.
--- --wait SECONDS waits for a held lock; --no-lock: false (none).
---   local spec = config.lock_spec(opts, env)
---   spec.name = require("wdt.lock").run_name("push.orders", sid, shop)   -- then acquire
+-- The run lock of a flow's command: the flow's `lock` option (wdt.lock's options; the flow
+-- names it). In Redis with --redis/WDT_REDIS, else a file in --lock-dir, $WDT_LOCK_DIR or
+-- /tmp/wdt-locks-UID; --wait SECONDS waits for a held lock; --no-lock: false (none).
 function config.lock_spec(opts, env)
   if opts["no-lock"] then return false end
   local spec = { wait = args.number_option(opts, "wait", 0) or 0, redis = config.redis_url(opts, env) }
@@ -114,17 +113,6 @@ function config.lock_spec(opts, env)
     spec.dir = opts["lock-dir"] or require("wdt.lock").default_dir(function(k) return env[k] end)
   end
   return spec
-end
-
--- The command's rate pacing: a cron job may wait long for the budget (--rate-wait, default
--- 600 s); --rate-per-minute paces the calls under the seller's limit.
-config.DEFAULT_RATE_WAIT = 600
-function config.rate(opts, env)
-  local r = { wait = args.number_option(opts, "rate-wait", 0) or config.DEFAULT_RATE_WAIT,
-              window = args.number_option(opts, "rate-window", 0.001),
-              per_minute = args.int_option(opts, "rate-per-minute", 1, 1000000, nil),
-              redis = config.redis_url(opts, env) }
-  return r
 end
 
 -- The client of a command's run; on a terminal, where it goes is said first on stderr.
@@ -136,10 +124,13 @@ function config.new_client(opts, env, ctx)
   local copts = { sid = c.sid, key = c.key, secret = c.secret, url = c.url }
   copts.timeout = args.number_option(opts, "timeout", 0.001)
   copts.retries = args.int_option(opts, "retries", 0, 100, nil)
-  copts.rate = config.rate(opts, env)
+  -- a cron job may wait long for the rate budget (--rate-wait, default 600 s)
+  copts.rate = { wait = args.number_option(opts, "rate-wait", 0) or 600,
+                 window = args.number_option(opts, "rate-window", 0.001),
+                 per_minute = args.int_option(opts, "rate-per-minute", 1, 1000000, nil),
+                 redis = config.redis_url(opts, env) }
   if opts["no-check"] then copts.check = false end   -- wdt call --no-check
-  local wdt = require "wdt"
-  return wdt.client(copts)
+  return require("wdt").client(copts)
 end
 
 -- The preflight of a flow's run against a shop (wdt.shop, once per run): nil when the

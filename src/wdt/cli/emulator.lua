@@ -1,15 +1,7 @@
 -- `wdt emulator ...`: hand the arguments, untouched, to bin/wdt-emulator (a passthrough
 -- command: the dispatcher parses nothing after its word).
+local args = require "wdt.cli.args"
 local exit = require "wdt.cli.exit"
-
--- This process's id (Linux): /proc/self is whoever reads it.
-local function own_pid()
-  local f = io.open("/proc/self/stat", "r")
-  if not f then return nil end
-  local pid = (f:read("*l") or ""):match("^(%d+)")
-  f:close()
-  return pid
-end
 
 local function run(ctx, argv)
   local launcher = ctx.emulator_path
@@ -17,16 +9,16 @@ local function run(ctx, argv)
     ctx.err("wdt: the emulator is not available here (no bin/wdt-emulator)\n")
     return exit.USAGE
   end
-  local quoted = { "'" .. launcher:gsub("'", "'\\''") .. "'" }
+  local quoted = { args.shell_quote(launcher) }
   -- The launcher runs as a child of this process, which cannot exec it: tell it to stop
   -- when this process goes, so that a `kill` of `wdt emulator` leaves nothing behind.
-  local pid = own_pid()
+  local pid = require("wdt.clock").pid()
   local watched = false
   for _, a in ipairs(argv) do
     if a == "--watch-pid" or a:match("^%-%-watch%-pid=") then watched = true end
   end
   if pid and not watched then quoted[#quoted + 1] = "--watch-pid " .. pid end
-  for _, a in ipairs(argv) do quoted[#quoted + 1] = "'" .. a:gsub("'", "'\\''") .. "'" end
+  for _, a in ipairs(argv) do quoted[#quoted + 1] = args.shell_quote(a) end
   local r1, how, r3 = os.execute(table.concat(quoted, " "))
   if type(r1) == "number" then return math.floor(r1 / 256) end   -- Lua 5.1
   if how == "signal" then return 128 + r3 end

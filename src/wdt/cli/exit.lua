@@ -1,5 +1,5 @@
--- The exit codes of the `wdt` commands (listed in wdt.cli's header), and the code of the
--- error a run stopped on: one table for `wdt call`, `wdt sync`, `wdt push` and `wdt scan`.
+-- The exit codes of the `wdt` commands (`wdt --help` says what each means), and the code
+-- of the error a run stopped on: one table for `wdt call`, `wdt sync`, `wdt push` and `wdt scan`.
 local exit = {
   OK = 0, API = 1, USAGE = 2, NETWORK = 3, INTERNAL = 70, IO = 74, LOCKED = 75, INTERRUPTED = 130,
 }

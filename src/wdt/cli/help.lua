@@ -24,11 +24,9 @@ end
 
 -- A command's (or sub-command's) help page.
 function help.render(def)
-  local parts = {}
-  for i, u in ipairs(def.usage) do
-    parts[#parts + 1] = (i == 1 and "Usage: wdt " or "       wdt ") .. u
-  end
-  parts = { table.concat(parts, "\n") }
+  local lines = {}
+  for i, u in ipairs(def.usage) do lines[i] = (i == 1 and "Usage: wdt " or "       wdt ") .. u end
+  local parts = { table.concat(lines, "\n") }
   if def.about then parts[#parts + 1] = def.about end
   if def.flags and #def.flags > 0 then parts[#parts + 1] = "Options:\n" .. flag_lines(def.flags) end
   if def.footer then parts[#parts + 1] = def.footer end
@@ -70,15 +68,17 @@ function help.main(commands)
   }, "\n\n") .. "\n"
 end
 
--- words ("sync", "logistics") -> the definition they name in the table, or nil
-function help.find(commands, words)
-  local def
-  for _, d in ipairs(commands) do if d.name == words[1] then def = d end end
-  if def and words[2] and def.subcommands then
-    local sub
-    for _, s in ipairs(def.subcommands) do if s.name == words[2] then sub = s end end
-    return sub, 2
+-- The definition named `name` in a list of them (commands, sub-commands), or nil.
+function help.named(list, name)
+  for _, def in ipairs(list) do
+    if def.name == name then return def end
   end
+end
+
+-- words ("sync", "logistics") -> the definition they name in the table, or nil
+local function find(commands, words)
+  local def = help.named(commands, words[1])
+  if def and words[2] and def.subcommands then return help.named(def.subcommands, words[2]), 2 end
   return def, 1
 end
 
@@ -91,7 +91,7 @@ help.command = {
   flags = {},
   run = function(ctx, _, words)
     if #words == 0 then ctx.out(help.main(ctx.commands)) return exit.OK end
-    local def, used = help.find(ctx.commands, words)
+    local def, used = find(ctx.commands, words)
     if not def or #words > used or not def.usage then
       args.usage("no help on '%s'", table.concat(words, " "))
     end

@@ -2,14 +2,10 @@
 -- of the table below (`wdt --help` lists them). Testable as a function:
 --   require("wdt.cli").main(argv, env, streams) -> exit code
 -- argv: the arguments without the program name; env: a table of environment variables
--- (os.getenv when nil); streams: {stdout=, stderr=, stderr_tty=} (the process's when nil).
---
--- Exit codes (wdt.cli.exit): 0 success, 1 the API refused something, 2 usage error,
--- 3 network (no valid answer), 74 the output could not be written, 75 another run holds
--- the run lock, 130 interrupted, 70 internal error (a bug: please report it).
--- The pieces: this file (the table, dispatch, main), one module per command, and
--- wdt.cli.args (flags, parsing), wdt.cli.config (credentials, client, run lock),
--- wdt.cli.output (progress, summaries), wdt.cli.help (help built from the table).
+-- (os.getenv when nil); streams: {stdout=, stderr=, stderr_tty=} (the process's when nil);
+-- exit codes: wdt.cli.exit. The pieces: this file (the table, dispatch, main), one module
+-- per command, wdt.cli.args (flags, parsing), wdt.cli.config (credentials, client, run
+-- lock), wdt.cli.output (progress, summaries), wdt.cli.help (help built from the table).
 local check = require "wdt.check"
 local args = require "wdt.cli.args"
 local output = require "wdt.cli.output"
@@ -18,9 +14,8 @@ local exit = require "wdt.cli.exit"
 
 local cli = {}
 
-local VERSION = require("wdt")._VERSION
-
 local usage, one_line = args.usage, output.one_line
+local unpack = table.unpack or unpack   -- luacheck: ignore (5.1 global)
 
 cli.progress_line = output.progress_line   -- the progress line of the flows, for specs
 
@@ -56,11 +51,7 @@ local COMMANDS = {
 
 local GLOBAL_TAKES, SHORT = args.flag_index(args.GLOBAL_FLAGS)
 
-local function named(list, name)
-  for _, def in ipairs(list) do
-    if def.name == name then return def end
-  end
-end
+local named = help.named
 
 -- "'a', 'b' or 'c'" (quote "'") or "a, b or c" (quote "")
 local function one_of(defs, quote)
@@ -78,17 +69,16 @@ local function declaring(name)
   end
 end
 
--- An option before the command's word that is not a global one.
-local function before_command(name)
-  local def = declaring(name)
-  if def then usage("option '--%s' goes after the command ('wdt %s ... --%s')", name, def.name, name) end
-  usage("unknown option '--%s'", name)
-end
-
--- An option that the command does not know (no arity: it cannot be parsed past).
-local function not_for(command)
+-- An option the parse does not know: one that another command declares goes after that
+-- command's word (`command` nil: before any) or does not apply to `command`; else unknown.
+-- (It has no arity: the parse cannot go on past it.)
+local function misplaced(command)
   return function(name)
-    if declaring(name) then usage("option '--%s' does not apply to 'wdt %s'", name, command) end
+    local def = declaring(name)
+    if def and not command then
+      usage("option '--%s' goes after the command ('wdt %s ... --%s')", name, def.name, name)
+    end
+    if def then usage("option '--%s' does not apply to 'wdt %s'", name, command) end
     usage("unknown option '--%s'", name)
   end
 end
@@ -97,24 +87,19 @@ end
 local function flag_index(def)
   local lists = { args.GLOBAL_FLAGS, def.flags or {} }
   for _, sub in ipairs(def.subcommands or {}) do lists[#lists + 1] = sub.flags end
-  return args.flag_index((table.unpack or unpack)(lists))   -- luacheck: ignore
+  return args.flag_index(unpack(lists))
 end
 
 local function dispatch(ctx, argv)
-  local opts, words, at = args.parse(argv, 1, GLOBAL_TAKES, SHORT, before_command,
-                                     function() return true end)
+  local opts, words, at = args.parse(argv, 1, GLOBAL_TAKES, SHORT, misplaced(nil), true)
   local def = words[1] and named(COMMANDS, words[1])
-  if def and def.passthrough then
-    local rest = {}
-    for i = at + 1, #argv do rest[#rest + 1] = argv[i] end
-    return def.run(ctx, rest)
-  end
+  if def and def.passthrough then return def.run(ctx, { unpack(argv, at + 1) }) end
   if def then
     local more
-    more, words = args.parse(argv, at + 1, flag_index(def), SHORT, not_for(def.name))
+    more, words = args.parse(argv, at + 1, flag_index(def), SHORT, misplaced(def.name))
     for k, v in pairs(more) do opts[k] = v end
   end
-  if opts.version then ctx.out(VERSION .. "\n") return exit.OK end
+  if opts.version then ctx.out(require("wdt")._VERSION .. "\n") return exit.OK end
   if not def then
     if words[1] then usage("unknown command '%s'", words[1]) end
     if opts.help then ctx.out(help.main(COMMANDS)) return exit.OK end
@@ -140,23 +125,18 @@ end
 
 ---------------------------------------------------------------------------- main
 
-local function is_tty_stderr()
-  local r = os.execute("test -t 2")
-  return r == true or r == 0
-end
-
 local FN = "wdt.cli.main"
 
 local function check_main_args(argv, env, streams)
-  if type(argv) ~= "table" then check.fail(FN, "argv", "table expected, got " .. type(argv), 3) end
-  for i = 1, #argv do
-    if type(argv[i]) ~= "string" then
-      check.fail(FN, "argv", ("strings expected, argv[%d] is %s"):format(i, type(argv[i])), 3)
-    end
+  local given = { argv = argv, env = env, streams = streams }
+  for _, name in ipairs({ "argv", "env", "streams" }) do
+    local v = given[name]
+    if v ~= nil and type(v) ~= "table" then check.fail(FN, name, "table expected, got " .. type(v)) end
   end
-  if env ~= nil and type(env) ~= "table" then check.fail(FN, "env", "table expected, got " .. type(env), 3) end
-  if streams ~= nil and type(streams) ~= "table" then
-    check.fail(FN, "streams", "table expected, got " .. type(streams), 3)
+  for i = 1, #(argv or {}) do
+    if type(argv[i]) ~= "string" then
+      check.fail(FN, "argv", ("strings expected, argv[%d] is %s"):format(i, type(argv[i])))
+    end
   end
 end
 
@@ -182,10 +162,10 @@ local function run(ctx, argv, env)
   return exit.INTERNAL
 end
 
-
 function cli.main(argv, env, streams)
+  local checked, bad = check.run(check_main_args, argv, env, streams)
+  if not checked then error(bad, 2) end
   argv = argv or {}
-  check_main_args(argv, env, streams)
   if env == nil then
     env = setmetatable({}, { __index = function(_, k) return os.getenv(k) end })
   end
@@ -196,10 +176,10 @@ function cli.main(argv, env, streams)
     if not ok then ctx.write_error = ctx.write_error or werr end
   end
   ctx.err = function(s) streams.stderr:write(s) end
-  if streams.stderr_tty == nil then
-    ctx.stderr_tty = streams.stderr == io.stderr and is_tty_stderr()
-  else
-    ctx.stderr_tty = streams.stderr_tty
+  ctx.stderr_tty = streams.stderr_tty
+  if ctx.stderr_tty == nil and streams.stderr == io.stderr then
+    local r = os.execute("test -t 2")
+    ctx.stderr_tty = r == true or r == 0
   end
 
   local code = run(ctx, argv, env)

@@ -9,10 +9,9 @@ local config = require "wdt.cli.config"
 local output = require "wdt.cli.output"
 local exit = require "wdt.cli.exit"
 
-local usage, one_line = args.usage, output.one_line
+local usage, one_line, key_text = args.usage, output.one_line, output.id_text
 
 local FLOW_FN = { orders = "push_orders", refunds = "push_refunds", goods = "upload_goods" }
-local WHAT = { orders = "orders", refunds = "refunds", goods = "goods" }
 local KEY_NAME = { orders = "tid", refunds = "refund_no", goods = "goods_id/spec_id" }
 
 -- The UTF-8 byte order mark Windows editors write at the start of a file.
@@ -47,8 +46,7 @@ local function json_lines(ctx, path)
       if n == 1 and line:sub(1, 3) == BOM then line = line:sub(4) end
       if line:match("%S") then
         local v, err = json.safe.decode(line)
-        -- an object: a table the codec gave no array mark, and no list ([1,2] decodes bare)
-        if type(v) == "table" and getmetatable(v) == nil and v[1] == nil then
+        if args.is_json_object(v) then
           read = read + 1
           line_of[read] = n
           return v
@@ -60,19 +58,18 @@ local function json_lines(ctx, path)
   return next_item, bad, line_of
 end
 
-local function key_text(k)
-  if k == nil then return "?" end
-  return (tostring(k):gsub("%z", "/"))
+-- An outcome record as the input knows it: its id (the item's position) its line in the
+-- input, its key as printed.
+local function as_input(o, line_of)
+  if o.id and line_of[o.id] then o.id = line_of[o.id] end
+  if o.key ~= nil then o.key = key_text(o.key) end
+  return o
 end
 
 -- The lines that were not items join the summary (and the outcome log): invalid, by line.
--- An outcome's id (the item's position) becomes its line in the input.
 local function merge_bad(s, bad, line_of, on_outcome)
   for _, x in ipairs(s.invalids) do x.line = line_of[x.index] end
-  for _, o in ipairs(s.outcomes or {}) do
-    if o.id and line_of[o.id] then o.id = line_of[o.id] end
-    if o.key ~= nil then o.key = key_text(o.key) end
-  end
+  for _, o in ipairs(s.outcomes or {}) do as_input(o, line_of) end
   for _, b in ipairs(bad) do
     s.read, s.invalid = s.read + 1, s.invalid + 1
     s.invalids[#s.invalids + 1] = { line = b.line, field = "(line)", reason = b.reason }
@@ -85,13 +82,13 @@ end
 -- The command that pushes the given-up items again (listed under them).
 local function retry_command(flow, s, opts)
   if not (opts and opts.source and opts.state) then return nil end
-  local q = function(v) return "'" .. tostring(v):gsub("'", "'\\''") .. "'" end
+  local q = args.shell_quote
   return ("wdt push %s --shop %s --source %s --state %s --retry-given-up"):format(flow, q(s.shop_no),
     q(opts.source), q(opts.state))
 end
 
-local function summary_text(flow, s, opts)
-  local add, list, text = output.lines()
+local function summary_text(s, opts)
+  local flow, add, list, text = s.flow, output.lines()
   add("%s push to shop %s: %d read, %d call(s)", flow, s.shop_no, s.read, s.calls)
   for _, b in ipairs({ "new", "changed", "failed", "invalid", "unreported" }) do
     if b == "changed" and (s.changed_maybe_new or 0) > 0 then
@@ -108,7 +105,7 @@ local function summary_text(flow, s, opts)
     add("  %-11s %d", "given up", #s.given_up)
   end
   if (s.elapsed or 0) > 0 then
-    add("  %-11s %.1fs (%.0f %s/s)", "elapsed", s.elapsed, s.read / s.elapsed, WHAT[flow])
+    add("  %-11s %.1fs (%.0f %s/s)", "elapsed", s.elapsed, s.read / s.elapsed, flow)
   end
   local kn = KEY_NAME[flow]
   list("refused by the ERP", s.failures, function(x) return ("%s %s: %s"):format(kn, key_text(x.key), x.error) end)
@@ -131,17 +128,14 @@ local function summary_text(flow, s, opts)
   return text()
 end
 
-local function summary_json(flow, s)
+local function summary_json(s)
   local wdt = require "wdt"
   local function strip(list, fields)
     local out = wdt.array()
     for i, x in ipairs(list or {}) do
       local o = {}
-      for _, f in ipairs(fields) do
-        local v = x[f]
-        if f == "key" then v = x.key ~= nil and key_text(x.key) or nil end
-        o[f] = v
-      end
+      for _, f in ipairs(fields) do o[f] = x[f] end
+      if o.key ~= nil then o.key = key_text(o.key) end
       out[i] = o
     end
     return out
@@ -149,7 +143,7 @@ local function summary_json(flow, s)
   local anomalies = wdt.array()
   for i, a in ipairs(s.anomalies) do anomalies[i] = a end
   local j = {
-    flow = flow, method = s.method, shop_no = s.shop_no, read = s.read, calls = s.calls,
+    flow = s.flow, method = s.method, shop_no = s.shop_no, read = s.read, calls = s.calls,
     new = s.new, changed = s.changed, failed = s.failed, invalid = s.invalid,
     unreported = s.unreported, elapsed = s.elapsed, changed_maybe_new = s.changed_maybe_new,
     failures = strip(s.failures, { "key", "error" }),
@@ -167,11 +161,9 @@ local function summary_json(flow, s)
 end
 
 local function run(ctx, flow, opts, words)
-  if not opts.shop or opts.shop == "" then usage("'--shop SHOP' is required") end
-  if not args.is_utf8(opts.shop) then usage("'--shop' is not valid UTF-8") end
-  local input = words[1]
+  local shop, input = args.shop(opts), words[1]
   if #words > 1 then usage("unexpected argument '%s'", words[2]) end
-  local popts = { shop_no = opts.shop, batch = args.int_option(opts, "batch", 1, 100, nil),
+  local popts = { shop_no = shop, batch = args.int_option(opts, "batch", 1, 100, nil),
                   concurrency = args.concurrency(opts) }
   local bad, line_of = {}, {}
   if opts.source then
@@ -204,29 +196,16 @@ local function run(ctx, flow, opts, words)
   local log, close_log
   if opts.log then
     log, close_log = output.outcome_log(opts.log, "push." .. flow)
-    popts.on_outcome = function(o)
-      if o.id and line_of and line_of[o.id] then o.id = line_of[o.id] end
-      if o.key ~= nil then o.key = key_text(o.key) end
-      log(o)
-    end
+    popts.on_outcome = function(o) log(as_input(o, line_of)) end
   end
   local summary, err = client[FLOW_FN[flow]](client, popts)
   client:close()
+  finish()
   local s = summary or (err and err.summary)
-  if finish then finish() end
   if s then merge_bad(s, bad, line_of, log) end
   if close_log then close_log() end
-  if s then
-    if opts.json then
-      ctx.out(require("wdt").json.encode(summary_json(flow, s)) .. "\n")
-    else
-      ctx.out(summary_text(flow, s, opts))
-    end
-  end
-  if not summary then
-    ctx.err(output.failure_line("wdt push " .. flow, err))
-    return exit.for_error(err)
-  end
+  if s then ctx.out(opts.json and require("wdt").json.encode(summary_json(s)) .. "\n" or summary_text(s, opts)) end
+  if not summary then return output.fail(ctx, "wdt push " .. flow, err) end
   if s.failed > 0 or s.invalid > 0 or s.unreported > 0 or #(s.given_up or {}) > 0 then return exit.API end
   return exit.OK
 end

@@ -7,16 +7,6 @@ local exit = require "wdt.cli.exit"
 
 local usage, one_line = args.usage, output.one_line
 
-local function filter_of(text)
-  if not text then return nil end
-  local v, err = require("wdt").json.safe.decode(text)
-  if v == nil and err then usage("FILTER_JSON is not valid JSON: %s", one_line(err)) end
-  if type(v) ~= "table" or v[1] ~= nil or getmetatable(v) == require("wdt.core").array_mt then
-    usage("FILTER_JSON must be one JSON object")
-  end
-  return v
-end
-
 local function scan_options(opts, words, env)
   local method, filter_json = args.method_words(words, "scan", "FILTER_JSON")
   if opts.commit and not opts.checkpoint then usage("--commit goes with --checkpoint FILE") end
@@ -26,7 +16,9 @@ local function scan_options(opts, words, env)
     if opts.since then usage("--since goes with --checkpoint") end
     if not opts.from then usage("'wdt scan' needs --from T or --checkpoint FILE") end
   end
-  local so = { method = method, filter = filter_of(filter_json), from = opts.from or opts.since,
+  local filter = filter_json and args.json(filter_json, "FILTER_JSON")
+  if filter_json and not args.is_json_object(filter) then usage("FILTER_JSON must be one JSON object") end
+  local so = { method = method, filter = filter, from = opts.from or opts.since,
                to = opts.to, checkpoint = opts.checkpoint,
                lag = args.int_option(opts, "lag", 0, 10 * 86400, nil),
                window = args.int_option(opts, "window", 1, 365 * 86400, nil),
@@ -93,10 +85,7 @@ local function commit(ctx, opts, so)
     held, lerr = lock.take_run(lock.check_options(so.lock, "scan", "lock"), "scan." .. so.method, cid.sid,
       require("wdt.scan").checkpoint_id(so.checkpoint))
   end
-  if held == nil then
-    ctx.err(output.failure_line("wdt scan --commit", lerr))
-    return exit.for_error(lerr)
-  end
+  if held == nil then return output.fail(ctx, "wdt scan --commit", lerr) end
   local function done(code) if held then held:release() end return code end
   local doc, err = store.file(staged_path):load()
   if err then return done(refuse("%s", tostring(err))) end
@@ -132,8 +121,8 @@ local function run(ctx, opts, so)
   local ok, it, scan = pcall(client.scan, client, so)   -- checks the options; reads nothing yet
   if not ok then
     client:close()
-    local msg = tostring(it):match("bad argument '([^']*)' to 'scan' %((.*)%)$")
-    if msg then usage("%s", (tostring(it):gsub("^.-bad argument '([^']*)' to 'scan' %((.*)%)$", "%1: %2"))) end
+    local name, why = tostring(it):match("bad argument '([^']*)' to 'scan' %((.*)%)$")
+    if name then usage("%s: %s", name, why) end
     error(it, 0)
   end
   local encode = require("wdt").json.encode
@@ -169,10 +158,7 @@ local function run(ctx, opts, so)
       .. "after it succeeded: wdt scan %s --checkpoint %s --commit (doc/scan.md, \"Delivery\")\n")
       :format(staged_to, opts.checkpoint, so.method, opts.checkpoint))
   end
-  if failure then
-    ctx.err(output.failure_line("wdt scan " .. so.method, failure))
-    return exit.for_error(failure)
-  end
+  if failure then return output.fail(ctx, "wdt scan " .. so.method, failure) end
   return exit.OK
 end
 

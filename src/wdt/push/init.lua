@@ -36,19 +36,18 @@ local resume = require "wdt.push.resume"
 
 local push = {}
 
-local items_field = { orders = "orders", refunds = "refunds", goods = "goods" }
 local fname = { orders = "push_orders", refunds = "push_refunds", goods = "upload_goods" }
 local item_name = { orders = "an order", refunds = "a refund", goods = "a good" }
 
-local option_specs = {}
-for flow_name, field in pairs(items_field) do
+local option_specs = {}   -- the items come under the flow's name: orders, refunds, goods
+for flow_name in pairs(fname) do
   option_specs[flow_name] = {
     shop_no = { "string" }, source = { "function" }, state = { "table" },
     max_tries = { "number", min = 1, integer = true },
     source_name = { "string" }, retry_given_up = { "boolean" },
     batch = { "number", min = 1, max = 100, integer = true },   -- the vendor's limit is 100
     on_outcome = { "function" },   -- every item's outcome record (wdt.flow.outcome)
-    [field] = { "table|function" }, lock = flow.LOCK, on_progress = flow.ON_PROGRESS,
+    [flow_name] = { "table|function" }, lock = flow.LOCK, on_progress = flow.ON_PROGRESS,
     concurrency = flow.CONCURRENCY,
   }
 end
@@ -71,7 +70,7 @@ end
 -- client:push_*'s options, checked (wdt.check) and defaulted. The run lock is on by
 -- default with `source` (see the header).
 function push.options(opts, flow_name)
-  local f, field = fname[flow_name], items_field[flow_name]
+  local f, field = fname[flow_name], flow_name
   local o = flow.options(f, opts, option_specs[flow_name], type(opts) == "table" and opts.source ~= nil)
   if o.shop_no == nil or o.shop_no == "" then
     check.fail(f, "shop_no", "non-empty string expected, got " .. type(o.shop_no))
@@ -125,7 +124,7 @@ function push.run(client, opts, flow_name)
     if opts.source then
       ok, err = resume.run(r, opts)
     else
-      ok, err = r:push(reader(frun, opts[items_field[flow_name]]))
+      ok, err = r:push(reader(frun, opts[flow_name]))
     end
     if not ok then return frun:fail(err) end
     return frun:finish()

@@ -135,7 +135,11 @@ local function shape_problem(flow_name, data, n)
     end
     if #ids ~= n then return ("the answer lists %d rec_ids for %d goods"):format(#ids, n) end
     for i = 1, n do
-      if not is_id(ids[i]) then return ("rec_ids[%d] is no id: %s"):format(i, tostring(ids[i])) end
+      if not is_id(ids[i]) then
+        local v = ids[i]
+        return ("rec_ids[%d] is no id: %s"):format(i, v == core.null and "null" or type(v) == "table" and "a table"
+          or tostring(v))
+      end
     end
     return nil
   end
@@ -199,7 +203,9 @@ function Run:match(b, data, settled)
     s.new, s.changed = s.new + nc, s.changed + cc
     if b.sent_before and cc > 0 then s.changed_maybe_new = (s.changed_maybe_new or 0) + cc end
   end
-  if adds_up and n_refused == 0 and not self.want_settled then return true end   -- nothing to record
+  if adds_up and n_refused == 0 and not self.want_settled and not self.opts.on_outcome then
+    return true                                           -- nothing to record
+  end
   local items = b.items
   for i = 1, n do
     local key = keys[i]

@@ -70,8 +70,13 @@ end
 -- Facts a page gives in words only. queryChangeHistory: a row of the stock's change log is
 -- written once, so its `created` is its last change (start_date/end_date are
 -- "最后更新时间"); its window is 30 days with a spec_no but 60 min without one (注意事项).
+-- The others: the window is on the time the page names ("sn创建开始时间", "默认创建时间",
+-- "按照发货时间返回"), a field of the row.
 local PAGE_GAPS = {
   ["wms.StockSpec.queryChangeHistory"] = { modified = "created", limit = HOUR },
+  ["wms.GoodsSN.queryWithDetail"] = { modified = "created" },
+  ["finance.settle.Transfer.search"] = { modified = "created" },
+  ["wms.stockout.Transfer.queryWithDetail"] = { modified = "consign_time" },
 }
 
 local function field(nodes, test)
