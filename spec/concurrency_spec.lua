@@ -73,6 +73,17 @@ describe("calls in flight", function()
     assert.equal(120, tenant(emu).raw_trades)
   end)
 
+  it("answers that arrive out of order are settled in input order", function()
+    -- the first call is held 300 ms, the next ones answered at once: they come back first
+    emu:faults { { mode = "delay", delay_ms = 300, count = 1, method = PUSH },
+                 { mode = "delay", delay_ms = 0, count = 100, method = PUSH } }
+    local list, order = platform.orders(1, 60), {}
+    local s = assert(client:push_orders { shop_no = "s1", batch = 10, concurrency = 4, orders = list,
+                                          on_outcome = function(r) order[#order + 1] = r.key end })
+    assert.same({ 60, 60 }, { s.new, #order })
+    for i, o in ipairs(list) do assert.equal(o.tid, order[i]) end
+  end)
+
   it("the same tid twice (A then B) ends as B under every concurrency", function()
     for _, n in ipairs({ 1, 2, 3, 4, 8 }) do
       emu:reset()
