@@ -437,6 +437,9 @@ local ok, err = pcall(function()
     local lines = { "# in flight, orders/s, the bound N x 100 / (time of a call)" }
     for _, p in ipairs(series) do lines[#lines + 1] = ("%d %.1f %.1f"):format(p[1], p[2], p[3]) end
     write_file(opt.out .. "/flows.dat", table.concat(lines, "\n") .. "\n")
+    local rc = os.execute(("gnuplot -e \"datafile='%s'; outfile='%s'\" '%s/bench/flows.gp'")
+      :format(opt.out .. "/flows.dat", opt.out .. "/flows.png", here))
+    if rc ~= true and rc ~= 0 then log("gnuplot failed: no flows chart") end
   end
 end)
 local emu_state = emu:state()
