@@ -143,6 +143,23 @@ describe("wdt.lock", function()
     local r
 
     setup(function() r = redis_server.start() end)
+
+    it("(spec/support/redis) a free port taken by another redis-server first: its own on another port", function()
+      -- specs running at once may be handed one port: the second redis-server cannot bind
+      -- it, and the first one's PONG must not pass for its own (their locks would collide)
+      local picks, real = 0, require("spec.support.emulator").free_port
+      require("spec.support.emulator").free_port = function()
+        picks = picks + 1
+        return picks == 1 and r.port or real()
+      end
+      local ok, other = pcall(redis_server.start)
+      require("spec.support.emulator").free_port = real
+      assert.is_true(ok, tostring(other))
+      assert.is_true(other.port ~= r.port)
+      assert.equal("+OK", other:command("SET", "whose", "other"))
+      assert.equal("$-1", r:command("GET", "whose"))
+      other:stop()
+    end)
     teardown(function() if r then r:stop() end end)
 
     it("one holder across processes; a killed holder's lock is taken over after its ttl", function()

@@ -83,6 +83,8 @@ describe("nothing lost", function()
       local code, _, err = scan("", "| { head -1 >/dev/null; sleep 1; }")
       assert.equal(74, code, err)
       assert.truthy(err:find("cannot write the output", 1, true), err)
+      -- the commit command is said only when a window went whole into the pipe
+      assert.equal(io.open(cp .. ".uncommitted", "r") ~= nil, err:find("--commit", 1, true) ~= nil, err)
       local code2, out, err2 = scan("")
       assert.equal(0, code2, err2)
       assert.equal(300, #sh.lines(out))

@@ -153,7 +153,10 @@ local function run(ctx, opts, so)
       .. "window that returned it\n"):format(odd, scan.facts.modified, table.concat(scan.bad_modified, ", "),
       odd > #scan.bad_modified and ", ..." or ""))
   end
-  if staged_to then
+  -- the commit is said when there is one to make (a pipe closed at once staged nothing)
+  local staged = staged_to and io.open(opts.checkpoint .. ".uncommitted", "rb")
+  if staged then
+    staged:close()
     ctx.err(("wdt: stdout is %s: the checkpoint %s stays where it was until the consumer confirms; "
       .. "after it succeeded: wdt scan %s --checkpoint %s --commit (doc/scan.md, \"Delivery\")\n")
       :format(staged_to, opts.checkpoint, so.method, opts.checkpoint))
