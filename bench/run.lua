@@ -3,7 +3,7 @@
 --
 --   lua5.4 bench/run.lua [--time S] [--rounds N] [--out DIR] [--md5ref PATH] [--curlref PATH]
 --                        [--memory-calls N] [--chart-rounds N]
---                        [--only sign,codec,network,push,memory,chart]
+--                        [--only sign,codec,network,push,memory,chart,flows]
 --
 -- Each pair (wdt, reference) is measured in alternation, `rounds` times, for about `time`
 -- seconds each; the best of the rounds counts on both sides (the least disturbed run:
@@ -21,7 +21,7 @@ local emulator = require "spec.support.emulator"
 
 -- ---- options ----------------------------------------------------------------------------
 local opt = { time = 2, rounds = 3, out = here .. "/build/bench", md5ref = nil,
-              memory_calls = 100000, chart_rounds = 2, only = "sign,codec,network,push,memory,chart" }
+              memory_calls = 100000, chart_rounds = 2, only = "sign,codec,network,push,memory,chart,flows" }
 do
   local i = 1
   while i <= #arg do
@@ -384,7 +384,8 @@ local function bench_push()
     collectgarbage()
     collectgarbage()
     local e0, cpu0, wall0 = tree_cpu(emu.pid), os.clock(), now()
-    local s = assert(client:push_orders { shop_no = "s1", orders = list })
+    -- one call at a time, as the row has always measured (the flow rows take N in flight)
+    local s = assert(client:push_orders { shop_no = "s1", orders = list, concurrency = 1 })
     local c, w, e1 = os.clock() - cpu0, now() - wall0, tree_cpu(emu.pid)
     assert(s.new == n, "not every order was created: " .. s.new)
     list = nil                                           -- luacheck: ignore
@@ -430,6 +431,16 @@ local ok, err = pcall(function()
   if only.push then bench_push() end
   if only.memory then bench_memory() end
   if only.chart then bench_chart() end
+  if only.flows then     -- bench/flows.lua: the flows over a modelled link, N calls in flight
+    local series = require("bench.flows") { emu = emu, new_client = new_client, row = row, log = log,
+                                            now = now, here = here }
+    local lines = { "# in flight, orders/s, the bound N x 100 / (time of a call)" }
+    for _, p in ipairs(series) do lines[#lines + 1] = ("%d %.1f %.1f"):format(p[1], p[2], p[3]) end
+    write_file(opt.out .. "/flows.dat", table.concat(lines, "\n") .. "\n")
+    local rc = os.execute(("gnuplot -e \"datafile='%s'; outfile='%s'\" '%s/bench/flows.gp'")
+      :format(opt.out .. "/flows.dat", opt.out .. "/flows.png", here))
+    if rc ~= true and rc ~= 0 then log("gnuplot failed: no flows chart") end
+  end
 end)
 local emu_state = emu:state()
 emu:stop()

@@ -9,6 +9,8 @@ local json = require "emulator.json"
 local state = require "emulator.state"
 local methods = require "emulator.methods"
 local catalogue = require "emulator.catalogue"
+local inflight = require "emulator.inflight"
+require "emulator.batch_calc"      -- registers sales.StockSync.batchCalcStock
 
 local ngx = ngx
 local M = {}
@@ -69,6 +71,7 @@ function M.init_worker(ready_path, launcher_pid, prefix, watch_pid)
 end
 
 local function send(http_status, body, content_type, date_offset)
+  inflight.leave()
   ngx.status = http_status
   ngx.header["Content-Type"] = content_type or "application/json; charset=utf-8"
   ngx.header["Content-Length"] = #body
@@ -220,6 +223,8 @@ function M.openapi()
   local params = ngx.req.get_uri_args(100)
   local sid, method = params.sid, params.method
   count_call(type(sid) == "string" and sid or nil, type(method) == "string" and method or nil)
+  -- the seller's limit of calls at once (emulator/inflight.lua)
+  if not inflight.enter(sid) then return answer({ status = 100, message = inflight.MESSAGE }) end
 
   local fault = take_fault(method)
   local skew, truncate, no_data, data
@@ -229,6 +234,7 @@ function M.openapi()
       return send(500, "<html><head><title>500 Internal Server Error</title></head><body>"
                   .. "<h1>500 Internal Server Error</h1></body></html>\n", "text/html")
     elseif mode == "reset" then
+      inflight.leave()
       return ngx.exit(444) -- nginx closes the connection without an answer
     elseif mode == "non_json" then
       return send(200, "<html><body>502 Bad Gateway: upstream error</body></html>\n", "text/html")

@@ -42,7 +42,8 @@ local function normalize(c)
       error(("config: tenants[%d].secret must be \"secret:salt\""):format(i), 0)
     end
     out.tenants[t.sid] = { sid = t.sid, key = t.key,
-                           secret = t.secret:sub(1, colon - 1), salt = t.secret:sub(colon + 1) }
+                           secret = t.secret:sub(1, colon - 1), salt = t.secret:sub(colon + 1),
+                           concurrency = require("emulator.inflight").check_limit(t.concurrency, i) }
   end
   for _, kind in ipairs({ "logistics", "stock" }) do
     local q = c[kind]
@@ -279,6 +280,7 @@ function M.view()
       rate_limited = s.rate_limited[sid] or 0,
     }
     require("emulator.push").view(t, out.tenants[sid])
+    require("emulator.inflight").view(sid, out.tenants[sid])
   end
   return out
 end

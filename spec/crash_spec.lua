@@ -1,10 +1,11 @@
--- The crash test of the sync loop: `wdt sync logistics` against the emulator is killed at
--- random points (SIGKILL mostly, SIGINT sometimes), then run again, until one run is let
--- finish. Afterwards the queue must be empty and every row reported exactly once: the
--- emulator counts each acknowledged row once, acked == rows at the start, and it counts
--- reports of rows that had already left the queue (`repeated`), which must stay 0; every
--- row was handed to the handler at least once. Most kills wait until some rows were
--- reported, so that they land mid-queue; the others land anywhere in the first moments.
+-- The crash test of the sync loop: `wdt sync logistics` (reports 4 calls at a time) against
+-- the emulator is killed at random points (SIGKILL mostly, SIGINT sometimes), then run
+-- again, until one run is let finish. Afterwards the queue must be empty and every row
+-- reported exactly once: the emulator counts each acknowledged row once, acked == rows at
+-- the start, and it counts reports of rows that had already left the queue (`repeated`),
+-- which must stay 0; every row was handed to the handler at least once. Most kills wait
+-- until some rows were reported, so that they land mid-queue; the others land anywhere in
+-- the first moments.
 --
 -- WDT_CRASH_SEED=N reproduces a run (the seed is printed); WDT_CRASH_KILLS=N sets the
 -- number of killed runs (default 8).
@@ -64,7 +65,7 @@ end
       "WDT_URL=" .. sh(emu.url), "WDT_SID=" .. sh(SID), "WDT_KEY=" .. sh(KEY),
       "WDT_SECRET=" .. sh(APPSECRET), "PUSH_LOG=" .. sh(dir .. "/pushed.log"),
       "exec", sh(root .. "/bin/wdt"), "sync", "logistics", "--shop", "s1",
-      "--handler", sh(dir .. "/handler.lua"), "--batch", "7", "--page-size", "25", "--json",
+      "--handler", sh(dir .. "/handler.lua"), "--batch", "7", "--page-size", "25", "--concurrency", "4", "--json",
       ">" .. sh(dir .. "/run" .. run .. ".out"), "2>" .. sh(dir .. "/run" .. run .. ".err"),
     }, " ")
   end
@@ -142,5 +143,91 @@ end
     end
     print(("crash test: %d of %d kills landed mid-queue; %d pushes for %d rows")
       :format(killed_mid, kills, #read_lines(dir .. "/pushed.log"), ROWS))
+  end)
+end)
+
+-- The same for `wdt sync stock` with 4 calls in flight (batchCalcStock, the reports of a
+-- page together): killed at random points, run again, let finish; every good leaves the
+-- queue synced once (the emulator counts a good when it leaves), none is left waiting,
+-- and every good reached the handler.
+describe("crash test: wdt sync stock (4 calls in flight) killed at random points", function()
+  local GOODS = 200
+  local emu, dir, root
+
+  setup(function()
+    emu = emulator.start { config = {
+      tenants = { { sid = SID, key = KEY, secret = APPSECRET } },
+      stock = { [SID] = { pending = GOODS } },
+    } }
+    dir = shell.tmpdir()
+    root = shell.repo_root()
+    local f = assert(io.open(dir .. "/handler.lua", "wb"))
+    f:write([[
+local socket = require "socket"
+local log = assert(io.open(os.getenv("PUSH_LOG"), "a"))
+return function(item)
+  log:write(string.format("%d\n", item.api_goods_id))
+  log:flush()
+  socket.sleep(0.002)
+  return true
+end
+]])
+    f:close()
+  end)
+
+  teardown(function()
+    if emu then emu:stop() end
+    if dir then os.execute("rm -rf " .. sh(dir)) end
+  end)
+
+  local function command(run)
+    return table.concat({
+      "WDT_URL=" .. sh(emu.url), "WDT_SID=" .. sh(SID), "WDT_KEY=" .. sh(KEY),
+      "WDT_SECRET=" .. sh(APPSECRET), "PUSH_LOG=" .. sh(dir .. "/pushed.log"),
+      "exec", sh(root .. "/bin/wdt"), "sync", "stock", "--handler", sh(dir .. "/handler.lua"),
+      "--count", "20", "--concurrency", "4", "--json",
+      ">" .. sh(dir .. "/run" .. run .. ".out"), "2>" .. sh(dir .. "/run" .. run .. ".err"),
+    }, " ")
+  end
+
+  it("ends with no good waiting, each synced once, every good handed over", function()
+    local seed = tonumber(os.getenv("WDT_CRASH_SEED") or "") or os.time()
+    print(("\nstock crash test: WDT_CRASH_SEED=%d"):format(seed))
+    math.randomseed(seed)
+    emu:reset()
+    local start = emu:state().tenants[SID].stock
+    assert.equal(GOODS, start.size)
+    local mid = 0
+    for run = 1, 6 do
+      local before = emu:state().tenants[SID].stock.size
+      emu:faults { mode = "delay", delay_ms = 30, count = math.random(0, 6) }
+      local p = io.popen(command(run) .. " & echo $!")
+      local pid = tonumber(p:read("*l"))
+      p:close()
+      local target, deadline = math.random(1, 40), socket.gettime() + 10
+      while before - emu:state().tenants[SID].stock.size < target and shell.alive(pid)
+            and socket.gettime() < deadline do
+        socket.sleep(0.005)
+      end
+      socket.sleep(math.random() * 0.02)
+      os.execute(("kill -KILL %d 2>/dev/null"):format(pid))
+      while shell.alive(pid) do socket.sleep(0.01) end
+      socket.sleep(0.1)                   -- a report in flight is still applied by the server
+      local after = emu:state().tenants[SID].stock.size
+      if after < before and after > 0 then mid = mid + 1 end
+    end
+    emu:faults {}
+    local final = 7
+    local ok = compat.execute("timeout 60 sh -c " .. sh(command(final)))
+    assert.is_true(ok, table.concat(read_lines(dir .. "/run" .. final .. ".err"), "\n"))
+    local st = emu:state().tenants[SID].stock
+    assert.equal(0, st.size, "goods left waiting")
+    assert.equal(GOODS, st.synced, "each good synced once")
+    assert.is_true(mid >= 3, "too few kills landed mid-queue: " .. mid)
+    local handed = {}
+    for _, l in ipairs(read_lines(dir .. "/pushed.log")) do handed[l] = true end
+    for _, id in ipairs(start.pending) do
+      assert.is_true(handed[("%d"):format(id)], "good " .. ("%d"):format(id) .. " never handed over")
+    end
   end)
 end)

@@ -21,13 +21,13 @@ end
 local it_here = _VERSION == "Lua 5.4" and it or pending
 
 describe("doc/emulator.md's configuration example", function()
-  it_here("runs `wdt sync stock` as the page shows: 40 goods synced, the limit waited out", function()
+  it_here("runs `wdt sync stock` as the page shows: 80 goods synced, the limit waited out", function()
     local page = sh.read_file(PAGE)
     local config = block_after(page, "## Configuration", "json")
     assert.truthy(config:find('"rate_limit": { "per_minute": 60 }', 1, true))
     local emu = emulator.start { config = config }
     -- the page's commands: the first starts the emulator (done above, on a free port)
-    local commands = block_after(page, "the 40 goods take a", "sh")
+    local commands = block_after(page, "the 80 goods take a", "sh")
     local run = assert(commands:match("\n(WDT_URL=.*)$"), "the wdt command")
     run = run:gsub(DOC_URL:gsub("%p", "%%%0"), emu.base)
     local out = sh.tmpdir()

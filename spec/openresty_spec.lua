@@ -88,6 +88,18 @@ local function start_nginx(emu, env)
             }
         }
 
+        location = /spec/push_window {
+            content_by_lua_block {
+                local wdt = require "wdt"
+                local platform = dofile("]] .. ROOT .. [[/examples/sample_platform.lua")
+                local client = require("openresty.config").client()
+                local s, err = client:push_orders { shop_no = ngx.var.arg_shop, batch = 10, concurrency = 4,
+                                                    orders = platform.orders(9001, 9060) }
+                s = s or err.summary
+                ngx.print(wdt.json.encode({ new = s.new, calls = s.calls, unreported = s.unreported }))
+            }
+        }
+
         location = /spec/scan {
             content_by_lua_block {
                 local wdt = require "wdt"
@@ -415,6 +427,16 @@ describe("wdt inside nginx (examples/openresty)", function()
     local code, ans = ngx_srv:get_json(("/spec/scan?from=%d&to=%d"):format(now - 50 * 86400, now))
     assert.equal(200, code)
     assert.same({ rows = 40, first = 8000000001, transport = "ngx" }, ans)
+  end)
+
+  it("pushes with 4 calls in flight from a request (cosocket threads)", function()
+    emu:faults { mode = "delay", delay_ms = 200, count = 100, method = "sales.RawTrade.pushSelf2" }
+    local code, ans = ngx_srv:get_json("/spec/push_window?shop=" .. SHOP)
+    emu:faults {}
+    assert.equal(200, code)
+    assert.same({ new = 60, calls = 6, unreported = 0 }, ans)
+    -- counted at the emulator (the example's background sync may add a call of its own)
+    assert.is_true(emu:state().tenants[SID].in_flight.most >= 4)
   end)
 
   it("rejects bad callbacks before calling the ERP", function()

@@ -201,12 +201,17 @@ describe("push", function()
 
     it("unreported: no answer after the client's retries stops the run", function()
       emu:faults { mode = "reset", count = 100 }
-      local s, err = client:push_orders { shop_no = "s1", batch = 10, orders = orders(1, 30) }
+      local s, err = client:push_orders { shop_no = "s1", batch = 10, orders = orders(1, 30), concurrency = 1 }
       assert.is_nil(s)
       assert.equal("network", err.kind)
       local sum = err.summary
       assert.same({ 10, 10, 0 }, { sum.read, sum.unreported, sum.new })
       assert.matches("10 item%(s%) left unreported", err.message)
+      -- two calls in flight: both batches of the round are unreported, nothing more is read
+      s, err = client:push_orders { shop_no = "s1", batch = 10, orders = orders(1, 30), concurrency = 2 }
+      assert.is_nil(s)
+      sum = err.summary
+      assert.same({ 20, 20, 0 }, { sum.read, sum.unreported, sum.new })
     end)
 
     it("unreported: an answer without data is a decode error that stops the push", function()
@@ -253,7 +258,7 @@ describe("push", function()
 
     it("an iterator that raises stops the push; what was gathered is listed unreported", function()
       local list, i = orders(1, 150), 0
-      local s, err = client:push_orders { shop_no = "s1", orders = function()
+      local s, err = client:push_orders { shop_no = "s1", concurrency = 1, orders = function()
         i = i + 1
         if i == 131 then error("feed broke") end
         return list[i]

@@ -548,7 +548,8 @@ describe("sync loops", function()
       assert.equal(30, st.synced)
       assert.equal(0, st.size)
       assert.equal(0, st.short_info)   -- every report held all 16 fields of the page's table
-      assert.equal(30, calls("sales.StockSync.calcStock"))
+      assert.equal(3, calls("sales.StockSync.batchCalcStock"))    -- a call per page of 10
+      assert.equal(0, calls("sales.StockSync.calcStock"))
       assert.equal(30, calls("sales.StockSync.syncSuccess"))
     end)
 
@@ -607,57 +608,55 @@ describe("sync loops", function()
       assert.equal(30, summary.synced)
       assert.equal(1, summary.refused)
       assert.equal(ghost, summary.refused_items[1].api_goods_id)
-      assert.equal("sales.StockSync.calcStock", summary.refused_items[1].stage)
+      assert.equal("sales.StockSync.batchCalcStock", summary.refused_items[1].stage)
       assert.truthy(summary.refused_items[1].message:find(("%d"):format(ghost), 1, true))
       assert.equal(0, sstate().size)
     end)
 
-    it("lists the good whose stock it could not compute when that stops the loop", function()
-      local n = 0
-      local summary, err = client:sync_stock { count = 10, handler = function()
-        n = n + 1
-        -- the report of good 3 goes through, then calcStock of good 4 fails 3 times
-        if n == 3 then emu:faults { { mode = "delay", delay_ms = 0 }, { mode = "http_500", count = 3 } } end
-        return true
-      end }
+    it("lists the goods whose stock it could not compute when that stops the loop", function()
+      local BATCH = "sales.StockSync.batchCalcStock"
+      -- the first page goes through, the computing of the second fails 3 times
+      emu:faults { { mode = "delay", delay_ms = 0, method = BATCH }, { mode = "http_500", count = 3, method = BATCH } }
+      local summary, err = client:sync_stock { count = 10, handler = function() return true end }
       assert.is_nil(summary)
       assert.equal("http", err.kind)
-      assert.equal("sales.StockSync.calcStock", err.method)
-      assert.matches("1 item%(s%) left unreported", tostring(err))
+      assert.equal(BATCH, err.method)
+      assert.matches("10 item%(s%) left unreported", tostring(err))
       local s = err.summary
-      assert.equal(4, s.read)
-      assert.equal(3, s.reported)
-      assert.equal(1, #s.unreported)
+      assert.equal(20, s.read)
+      assert.equal(10, s.reported)
+      assert.equal(10, #s.unreported)
       assert.equal(s.read, s.reported + #s.unreported + #s.invalid)
       local pending = {}
       for _, id in ipairs(sstate().pending) do pending[id] = true end
       assert.is_true(pending[s.unreported[1].api_goods_id])
     end)
 
-    it("lists a good whose calcStock answer is no object as invalid, and goes on", function()
-      local n = 0
-      local summary = assert(client:sync_stock { count = 10, handler = function()
-        n = n + 1
-        if n == 3 then emu:faults { { mode = "delay", delay_ms = 0 }, { mode = "no_data" } } end
-        return true
-      end })
+    it("lists the goods a batchCalcStock answer without data leaves out as invalid, and goes on", function()
+      local BATCH = "sales.StockSync.batchCalcStock"
+      emu:faults { { mode = "delay", delay_ms = 0, method = BATCH }, { mode = "no_data", method = BATCH } }
+      local summary = assert(client:sync_stock { count = 10, handler = function() return true end })
       assert.equal(30, summary.read)
-      assert.equal(29, summary.reported)
-      assert.equal(29, summary.synced)
-      assert.equal(1, #summary.invalid)
+      assert.equal(20, summary.reported)
+      assert.equal(20, summary.synced)
+      assert.equal(10, #summary.invalid)
       assert.equal(summary.read, summary.reported + #summary.unreported + #summary.invalid)
-      assert.same({ summary.invalid[1].api_goods_id }, sstate().pending)
+      local left = {}
+      for i, bad in ipairs(summary.invalid) do left[i] = bad.api_goods_id end
+      assert.same(sorted(left), sorted(sstate().pending))
     end)
 
     it("a calcStock answer without syn_stock or stock_change_count: invalid (decode), nothing sent", function()
       local CALC = "sales.StockSync.calcStock"
       emu:faults {
+        -- an ERP without batchCalcStock (an API error about the call): calcStock a good a call
+        { mode = "echo", method = "sales.StockSync.batchCalcStock" },
         { mode = "data", method = CALC, data = {} },
         { mode = "data", method = CALC, data = { syn_stock = 5 } },
         { mode = "data", method = CALC, data = { syn_stock = "5", stock_change_count = 2 } },
       }
       local handed = {}
-      local summary = assert(client:sync_stock { count = 10, handler = function(item)
+      local summary = assert(client:sync_stock { count = 10, concurrency = 1, handler = function(item)
         handed[item.api_goods_id] = true
         assert.is_number(item.syn_stock)
         return true
@@ -684,19 +683,15 @@ describe("sync loops", function()
     end)
 
     it("lists the good it could not report after retries and returns an error", function()
-      local n = 0
-      local summary, err = client:sync_stock { count = 10, handler = function()
-        n = n + 1
-        if n == 4 then emu:faults { mode = "http_500", count = 3 } end
-        return true
-      end }
+      -- the reports of the first page (10 goods, 3 tries each) all fail; nothing more is read
+      emu:faults { mode = "http_500", count = 30, method = "sales.StockSync.syncSuccess" }
+      local summary, err = client:sync_stock { count = 10, handler = function() return true end }
       assert.is_nil(summary)
       assert.equal("http", err.kind)
       assert.equal("sales.StockSync.syncSuccess", err.method)
       local s = err.summary
-      assert.equal(3, s.synced)
-      assert.equal(1, #s.unreported)
-      assert.equal(27, sstate().size)
+      assert.same({ 10, 0, 10 }, { s.read, s.synced, #s.unreported })
+      assert.equal(30, sstate().size)
       local pending = {}
       for _, id in ipairs(sstate().pending) do pending[id] = true end
       assert.is_true(pending[s.unreported[1].api_goods_id])

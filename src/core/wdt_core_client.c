@@ -18,6 +18,8 @@
  *       fresh_connect (a new connection: libcurl silently sends a request once more when a
  *       reused connection dies before any answer byte, not for writes that must not be
  *       repeated; see doc/reliability.md). list items are {url, body, ...}.
+ *   cl:start(url, body, opts) -> id | nil, failure; cl:wait(seconds) -> done; cl:abort():
+ *       transfers started one at a time, each handed back as soon as it is done (below)
  *   cl:redact(s) -> s with every occurrence of the client's secret, salt and key (those of
  *       at least 4 bytes: shorter ones would blank ordinary text) replaced by "***", for
  *       messages a server may have built from the request.
@@ -90,6 +92,8 @@ static void free_secret(char **p, size_t n)
     *p = NULL;
 }
 
+static void free_jobs(wdt_http_job **done, size_t n);
+
 static void client_release(wdt_client *c)
 {
     free_secret(&c->secret, c->id.secret_len);
@@ -107,8 +111,12 @@ static void client_release(wdt_client *c)
     wdt_buf_free(&c->body);
     wdt_buf_wipe(&c->query);            /* the URL held the salt */
     wdt_buf_free(&c->query);
-    if (c->pool_ready)
+    if (c->pool_ready) {
+        wdt_http_job *done[WDT_HTTP_MAX_CONCURRENCY];
+        size_t slot[WDT_HTTP_MAX_CONCURRENCY];
+        free_jobs(done, wdt_http_pool_abort(&c->pool, "the client was closed", done, slot));
         wdt_http_pool_free(&c->pool);
+    }
     c->pool_ready = 0;
     c->closed = 1;
     /* c->sid stays for __tostring; freed in __gc */
@@ -585,6 +593,117 @@ static int l_client_send_many(lua_State *L)
     return 1;
 }
 
+/* ---- cl:start, cl:wait, cl:abort: transfers started one at a time ----------------------
+ *
+ *   cl:start(url, body, opts) -> id | nil, failure    (opts as send's)
+ *   cl:wait(seconds) -> list of the transfers done, each an answer or a failure with `id`;
+ *       empty when none finished within `seconds` (0: only what can move now)
+ *   cl:abort() -> the same list for every transfer still active, failed
+ * A job carries its own copies of the URL and body (freed when it is handed back), so
+ * the Lua strings need not outlive the call to start. */
+
+static wdt_http_job *new_job(const char *url, size_t url_len, const char *body, size_t body_len)
+{
+    wdt_http_job *j = calloc(1, sizeof *j + url_len + 1 + body_len + 1);
+    if (j == NULL)
+        return NULL;
+    char *u = (char *)(j + 1), *b = u + url_len + 1;
+    memcpy(u, url, url_len);
+    memcpy(b, body, body_len);
+    j->url = u;
+    j->body = b;
+    j->body_len = body_len;
+    return j;
+}
+
+/* the jobs handed back, as a list of answers and failures with their ids; the jobs freed */
+static int push_done(lua_State *L, wdt_http_job **done, const size_t *slot, size_t n)
+{
+    lua_createtable(L, (int)n, 0);
+    for (size_t k = 0; k < n; k++) {
+        wdt_http_job *j = done[k];
+        if (j->res.kind == WDT_HTTP_OK)
+            push_answer(L, j->res.status, &j->answer, j->date);
+        else
+            push_failure(L, &j->res);
+        lua_pushinteger(L, (lua_Integer)slot[k] + 1);
+        lua_setfield(L, -2, "id");
+        lua_rawseti(L, -2, (int)(k + 1));
+        wdt_buf_free(&j->answer);
+        free(j);
+        done[k] = NULL;
+    }
+    return 1;
+}
+
+static void free_jobs(wdt_http_job **done, size_t n)
+{
+    for (size_t k = 0; k < n; k++) {
+        wdt_buf_free(&done[k]->answer);
+        free(done[k]);
+    }
+}
+
+static int l_client_start(lua_State *L)
+{
+    wdt_client *c = check_open_client(L);
+    size_t url_len, body_len;
+    const char *url = check_str(L, 2, 2, "url", &url_len);
+    const char *body = check_str(L, 3, 3, "body", &body_len);
+    send_opts so = { 0, 0, 0 };            /* 0 ms: the client's timeouts */
+    if (!lua_isnoneornil(L, 4)) {
+        check_table(L, 4, "opts");
+        read_send_opts(L, 4, 4, &so);
+    }
+    wdt_http_result res;
+    wdt_http_pool *pool = client_pool(c);
+    wdt_http_job *j = pool ? new_job(url, url_len, body, body_len) : NULL;
+    if (j == NULL) {
+        no_pool(&res);
+        lua_pushnil(L);
+        push_failure(L, &res);
+        return 2;
+    }
+    j->timeout_ms = so.timeout_ms;
+    j->connect_timeout_ms = so.connect_timeout_ms;
+    j->fresh_connect = so.fresh_connect;
+    int slot = wdt_http_pool_start(pool, j, c->timeout_ms, c->connect_timeout_ms);
+    if (slot < 0) {
+        res = j->res;
+        wdt_buf_free(&j->answer);
+        free(j);
+        lua_pushnil(L);
+        push_failure(L, &res);
+        return 2;
+    }
+    lua_pushinteger(L, (lua_Integer)slot + 1);
+    return 1;
+}
+
+static int l_client_wait(lua_State *L)
+{
+    wdt_client *c = check_open_client(L);
+    double seconds = luaL_optnumber(L, 2, 1.0);
+    long ms = !(seconds > 0) ? 0L : seconds * 1000.0 > MAX_MS ? (long)MAX_MS : (long)(seconds * 1000.0);
+    wdt_http_job *done[WDT_HTTP_MAX_CONCURRENCY];
+    size_t slot[WDT_HTTP_MAX_CONCURRENCY];
+    size_t n = c->pool_ready ? wdt_http_pool_wait(&c->pool, ms, done, slot) : 0;
+    if (!lua_checkstack(L, 4)) {
+        free_jobs(done, n);
+        return luaL_error(L, "out of memory");
+    }
+    return push_done(L, done, slot, n);
+}
+
+static int l_client_abort(lua_State *L)
+{
+    wdt_client *c = check_client(L);
+    wdt_http_job *done[WDT_HTTP_MAX_CONCURRENCY];
+    size_t slot[WDT_HTTP_MAX_CONCURRENCY];
+    size_t n = c->pool_ready ? wdt_http_pool_abort(&c->pool, "aborted", done, slot) : 0;
+    return push_done(L, done, slot, n);
+}
+
 /* ---- cl:redact ------------------------------------------------------------------------- */
 
 static size_t match_at(const char *s, size_t n, size_t i, const char *w, size_t wn)
@@ -628,6 +747,9 @@ static const luaL_Reg client_methods[] = {
     { "send",      l_client_send },
     { "post",      l_client_post },
     { "send_many", l_client_send_many },
+    { "start",     l_client_start },
+    { "wait",      l_client_wait },
+    { "abort",     l_client_abort },
     { "redact",    l_client_redact },
     { "close",     l_client_close },
     { NULL, NULL }

@@ -118,6 +118,10 @@ typedef struct wdt_http_pool {
     long           timer_ms;          /* -1: none; else due at timer_at */
     double         timer_at;
     int            oom;               /* the socket set could not grow */
+    /* transfers started one at a time (wdt_http_pool_start), each on the handle of its
+     * slot until wdt_http_pool_wait hands it back */
+    wdt_http_job  *active[WDT_HTTP_MAX_CONCURRENCY];
+    size_t         nactive;
 } wdt_http_pool;
 
 /* 0, or -1 (out of memory). No easy handle is created yet. */
@@ -138,5 +142,21 @@ wdt_http_kind wdt_http_pool_post(wdt_http_pool *p, const char *url, const char *
  * (out of memory, libcurl failure): every job's res then says why, with sent = 0. */
 int  wdt_http_pool_run(wdt_http_pool *p, wdt_http_job *jobs, size_t njobs, size_t concurrency,
                        long timeout_ms, long connect_timeout_ms);
+
+/* Transfers started one at a time and run together, each handed back as soon as it is
+ * done (a window that slides, where wdt_http_pool_run is a batch that ends together).
+ * While any is active, wdt_http_pool_post and _run fail their jobs (sent = 0).
+ *   start: j (its url and body kept valid by the caller until j is handed back) on the
+ *     lowest free handle -> the slot (0..WDT_HTTP_MAX_CONCURRENCY-1), or -1 with j->res
+ *     saying why (nothing started). j->timeout_ms / connect_timeout_ms > 0 override the
+ *     given ones.
+ *   wait: runs the active transfers until at least one is done or wait_ms passed (0: only
+ *     what can move now) -> how many were handed back: done[k] the job (res, answer,
+ *     date filled as by _run), slot[k] its slot. done and slot hold
+ *     WDT_HTTP_MAX_CONCURRENCY entries.
+ *   abort: every active transfer removed, its job handed back failed with `why`. */
+int    wdt_http_pool_start(wdt_http_pool *p, wdt_http_job *j, long timeout_ms, long connect_timeout_ms);
+size_t wdt_http_pool_wait(wdt_http_pool *p, long wait_ms, wdt_http_job **done, size_t *slot);
+size_t wdt_http_pool_abort(wdt_http_pool *p, const char *why, wdt_http_job **done, size_t *slot);
 
 #endif

@@ -126,17 +126,17 @@ static int pool_grow(wdt_http_pool *p, size_t want)
     return 0;
 }
 
-/* Wait for the watched sockets or libcurl's timer (at most 1 s), then let libcurl run the
- * transfers that can move. */
-static CURLMcode pool_step(wdt_http_pool *p)
+/* Wait for the watched sockets or libcurl's timer (at most cap_ms), then let libcurl run
+ * the transfers that can move. */
+static CURLMcode pool_step(wdt_http_pool *p, long cap_ms)
 {
     int running = 0;
-    long wait_ms = 1000;
+    long wait_ms = cap_ms;
     if (p->timer_ms >= 0) {
         double left = p->timer_at - mono_now();
         wait_ms = left <= 0 ? 0 : (long)(left * 1000.0) + 1;
-        if (wait_ms > 1000)
-            wait_ms = 1000;
+        if (wait_ms > cap_ms)
+            wait_ms = cap_ms;
     }
     int ready = 0;
     if (wait_ms > 0 || p->npfds > 0) {
@@ -194,6 +194,12 @@ static int pool_drive(wdt_http_pool *p, wdt_http_job *jobs, size_t njobs, size_t
         conc = njobs;
     if (njobs == 0)
         return 0;
+    if (p->nactive > 0) {                     /* the handles belong to those transfers */
+        for (size_t i = 0; i < njobs; i++)
+            wdt_http_fail_result(&jobs[i].res, WDT_HTTP_NETWORK, 0,
+                                 "the client has transfers in flight (a call_many or a flow)");
+        return -1;
+    }
     if (p->multi == NULL || pool_grow(p, conc) != 0) {
         for (size_t i = 0; i < njobs; i++)
             wdt_http_fail_result(&jobs[i].res, WDT_HTTP_NETWORK, 0,
@@ -229,7 +235,7 @@ static int pool_drive(wdt_http_pool *p, wdt_http_job *jobs, size_t njobs, size_t
         if (inflight == 0)
             break;
 
-        CURLMcode mc = pool_step(p);
+        CURLMcode mc = pool_step(p, 1000);
         if (mc != CURLM_OK) {
             fatal = curl_multi_strerror(mc);
             break;
@@ -297,4 +303,104 @@ int wdt_http_pool_run(wdt_http_pool *p, wdt_http_job *jobs, size_t njobs, size_t
                       long timeout_ms, long connect_timeout_ms)
 {
     return pool_drive(p, jobs, njobs, concurrency, timeout_ms, connect_timeout_ms, 1);
+}
+
+/* ---- transfers started one at a time ------------------------------------------------------ */
+
+int wdt_http_pool_start(wdt_http_pool *p, wdt_http_job *j, long timeout_ms, long connect_timeout_ms)
+{
+    size_t s = 0;
+    memset(&j->res, 0, sizeof j->res);
+    wdt_buf_init(&j->answer);
+    j->date[0] = '\0';
+    while (s < WDT_HTTP_MAX_CONCURRENCY && p->active[s] != NULL)
+        s++;
+    if (s == WDT_HTTP_MAX_CONCURRENCY) {
+        wdt_http_fail_result(&j->res, WDT_HTTP_NETWORK, 0, "too many transfers in flight");
+        return -1;
+    }
+    if (p->multi == NULL || pool_grow(p, s + 1) != 0) {
+        wdt_http_fail_result(&j->res, WDT_HTTP_NETWORK, 0,
+                             "cannot create the libcurl handles (out of memory?)");
+        return -1;
+    }
+    wdt_http_req *r = p->reqs[s];
+    if (wdt_http_prepare(r, j->url, j->body, j->body_len,
+                         j->timeout_ms > 0 ? j->timeout_ms : timeout_ms,
+                         j->connect_timeout_ms > 0 ? j->connect_timeout_ms : connect_timeout_ms,
+                         &j->res) != 0)
+        return -1;
+    curl_easy_setopt(r->easy, CURLOPT_FRESH_CONNECT, j->fresh_connect ? 1L : 0L);
+    CURLMcode mc = curl_multi_add_handle(p->multi, r->easy);
+    if (mc != CURLM_OK) {
+        wdt_http_fail_result(&j->res, WDT_HTTP_NETWORK, 0, curl_multi_strerror(mc));
+        return -1;
+    }
+    p->active[s] = j;
+    p->nactive++;
+    return (int)s;
+}
+
+/* slot s handed back: its handle out of the multi handle, its job into done[k] */
+static size_t hand_back(wdt_http_pool *p, size_t s, wdt_http_job **done, size_t *slot, size_t k)
+{
+    curl_multi_remove_handle(p->multi, p->reqs[s]->easy);
+    done[k] = p->active[s];
+    slot[k] = s;
+    p->active[s] = NULL;
+    p->nactive--;
+    return k + 1;
+}
+
+size_t wdt_http_pool_abort(wdt_http_pool *p, const char *why, wdt_http_job **done, size_t *slot)
+{
+    size_t k = 0;
+    for (size_t s = 0; s < WDT_HTTP_MAX_CONCURRENCY && p->nactive > 0; s++) {
+        if (p->active[s] == NULL)
+            continue;
+        wdt_http_fail_result(&p->active[s]->res, WDT_HTTP_NETWORK, p->reqs[s]->reached, why);
+        wdt_buf_reset(&p->reqs[s]->body);
+        k = hand_back(p, s, done, slot, k);
+    }
+    return k;
+}
+
+size_t wdt_http_pool_wait(wdt_http_pool *p, long wait_ms, wdt_http_job **done, size_t *slot)
+{
+    size_t k = 0;
+    double until = mono_now() + (double)wait_ms / 1000.0;
+    while (p->nactive > 0 && k == 0) {
+        double left_s = until - mono_now();
+        long left = left_s <= 0 ? 0 : (long)(left_s * 1000.0) + 1;
+        CURLMcode mc = pool_step(p, left);
+        if (mc != CURLM_OK)                   /* the multi handle failed: fail them all */
+            return wdt_http_pool_abort(p, curl_multi_strerror(mc), done, slot);
+        int queued = 0;
+        CURLMsg *msg;
+        while ((msg = curl_multi_info_read(p->multi, &queued)) != NULL) {
+            if (msg->msg != CURLMSG_DONE)
+                continue;
+            CURL *e = msg->easy_handle;
+            CURLcode rc = msg->data.result;   /* read before the handle is removed */
+            size_t s = 0;
+            while (s < WDT_HTTP_MAX_CONCURRENCY && !(p->active[s] && p->reqs[s]->easy == e))
+                s++;
+            if (s == WDT_HTTP_MAX_CONCURRENCY) {
+                curl_multi_remove_handle(p->multi, e);
+                continue;                     /* not ours: cannot happen */
+            }
+            wdt_http_req *r = p->reqs[s];
+            wdt_http_job *j = p->active[s];
+            wdt_http_finish(r, rc, &j->res);
+            if (j->res.kind == WDT_HTTP_OK) {
+                memcpy(j->date, r->date, sizeof j->date);
+                j->answer = r->body;          /* hand the buffer over, no copy */
+                wdt_buf_init(&r->body);
+            }
+            k = hand_back(p, s, done, slot, k);
+        }
+        if (left == 0)
+            break;
+    }
+    return k;
 }

@@ -17,17 +17,18 @@
 -- `opts`: `concurrency` (1..256, default 8: transfers in flight) and the same per-call
 -- options as defaults for every request.
 --
--- Returns `results, failed`: results[i] is `{ data = …, response = … }` (data as client:call
+-- Returns `results, failed`: results[i] is `{ data = …, response = …, tries = … }` (data as client:call
 -- returns it, `wdt.null` when the answer has none; a page for a paged request) or
 -- `{ err = <wdt error> }`; `failed` counts the errors. Every slot is a table, so ipairs
 -- sees them all. Bad input (not a list, an unknown option, a bad method name or pager,
 -- arguments that cannot be encoded) raises before anything is sent.
 --
--- How: outside nginx, each request runs client:request's loop in a coroutine whose
--- executor hands its sends and back-off sleeps to a scheduler; every round sends the
--- waiting tries in one libcurl multi batch (cl:send_many, the client's connection pool),
--- then resumes each request with its answer. Inside nginx, `concurrency` light threads
--- (ngx.thread.spawn) run client:request, or one after the other without light threads.
+-- How: a flight (batch.flight, below; a flow's window of calls runs on one too). Outside
+-- nginx, each request runs client:request's loop in a coroutine whose executor hands its
+-- sends and back-off sleeps to the flight, which starts each send on the client's pool
+-- (cl:start) as soon as a slot is free and resumes the request with its answer as soon
+-- as it is in (cl:wait): no round waits for its slowest call. Inside nginx, `concurrency`
+-- light threads (ngx.thread.spawn) run client:request, or one after the other without.
 local core = require "wdt.core"
 local check = require "wdt.check"
 local options = require "wdt.options"
@@ -44,7 +45,9 @@ local function bad(name, msg) check.fail(FN, name, msg) end
 
 -- A request that raised while prepared (arguments that cannot be encoded) is bad input:
 -- "path/file.lua:12: message" -> "requests[i]: message" (i, when known)
+-- A flow's stop marker or an interrupt (SIGINT) raised in a request passes through as it is.
 local function bad_request(i, msg)
+  if require("wdt.flow").stop_error(msg) then error(msg, 0) end
   if type(msg) == "string" then msg = msg:gsub("^[^:\n]+:%d+: ", "") end
   check.raise((i and ("requests[%d]: "):format(i) or "") .. tostring(msg))
 end
@@ -101,131 +104,206 @@ local function build(i, r, defaults, pagers)
   return { method = method, args = args, pager = pager, opts = opts }
 end
 
-local function outcome(resp, err, pager, method)
+-- client:_request's resp, tries, sent_before | nil, err -> the result of one request
+local function outcome(resp, err, pager, method, sent_before)
   if not resp then return { err = err } end
   if pager then
     local page, perr = paging.page(resp, pager, method)
     if not page then return { err = perr } end
-    return { data = page, response = resp }
+    return { data = page, response = resp, tries = err, sent_before = sent_before }
   end
   local data = resp.data
   if data == nil then data = core.null end
-  return { data = data, response = resp }
+  return { data = data, response = resp, tries = err, sent_before = sent_before }
 end
 
--- ---- outside nginx: coroutines over cl:send_many ------------------------------------------
+-- ---- a flight: requests added one at a time, each handed back as soon as it is done ------
+--
+--   local f = batch.flight(client, concurrency)
+--   local i = f:add(req)        -- req as build() returns it; i: its number in this flight
+--   local i, result = f:next()  -- the next request done (any order), its result as in
+--                               -- call_many; nil when none is left
+--   f:close()                   -- what is still out is abandoned (its transfers aborted)
+-- At most `concurrency` transfers are out at once; a request waiting out a back-off or a
+-- rate wait holds no slot. A flow's window (wdt.flow) and call_many run on it.
 
--- Inside the coroutines the requests run on a view of the client whose executor yields
--- its sends and back-off sleeps to the scheduler (a back-off wait holds no other request).
+-- Outside nginx each request runs the loop of client:_request in a coroutine on a view of
+-- the client whose executor yields its sends and sleeps to the flight, which starts the
+-- sends on the client's pool (cl:start) and resumes each request with its answer as soon
+-- as it is in (cl:wait).
 local scheduled = {
   send = function(_, url, body, o) return coroutine.yield("send", url, body, o) end,
   sleep = function(seconds) return coroutine.yield("sleep", seconds) end,
 }
 
-local function run_curl(client, reqs, concurrency)
-  local n = #reqs
-  local results, view = {}, client:_using(scheduled)
-  local sleep = client:executor().sleep        -- the scheduler's own waits
-  local function runner(req)
-    return view:_request(req.method, req.args, req.pager, req.opts)
-  end
-  local cos = {}
-  local s_idx, s_item, ns = {}, {}, 0       -- the tries waiting to be sent
-  local timeout, connect_timeout = client._opts.timeout, client._opts.connect_timeout
-  local sleepers = {}                       -- requests in back-off: {i, wake}
+local Curl = {}
+Curl.__index = Curl
 
-  local function step(i, co, ok, what, a, b, c)
-    if not ok then bad_request(i, what) end      -- prepare raised
-    if what == "send" and coroutine.status(co) == "suspended" then
-      local item = { a, b }
-      if c then           -- the client's own timeouts are the C side's defaults already
-        if c.timeout ~= timeout then item.timeout = c.timeout end
-        if c.connect_timeout ~= connect_timeout then item.connect_timeout = c.connect_timeout end
-        if c.fresh_connect then item.fresh_connect = true end
-      end
-      ns = ns + 1
-      s_idx[ns], s_item[ns] = i, item
-    elseif coroutine.status(co) == "dead" then
-      results[i] = outcome(what, a, reqs[i].pager, reqs[i].method)
-      cos[i] = nil
-    elseif what == "sleep" then
-      sleepers[#sleepers + 1] = { i, core.monotonic() + (tonumber(a) or 0) }
+local function curl_flight(client, concurrency)
+  local view = client:_using(scheduled)
+  return setmetatable({ client = client, view = view, width = concurrency, n = 0, reqs = {},
+                        cos = {}, queued = {}, active = {}, out = 0, sleepers = {}, done = {},
+                        sleep = client:executor().sleep }, Curl)
+end
+
+-- Resumes request i's coroutine and files what it yields: a send to start, a sleep, or
+-- its end (a result).
+function Curl:step(i, ...)
+  local co = self.cos[i]
+  local ok, what, a, b, c = coroutine.resume(co, ...)
+  if not ok then bad_request(i, what) end        -- prepare raised, or a stop passes through
+  if coroutine.status(co) == "dead" then
+    self.cos[i] = nil
+    self.done[#self.done + 1] = { i, outcome(what, a, self.reqs[i].pager, self.reqs[i].method, b) }
+    self.reqs[i] = nil
+  elseif what == "send" then
+    self.queued[#self.queued + 1] = { i, a, b, c }
+  elseif what == "sleep" then
+    self.sleepers[#self.sleepers + 1] = { i, core.monotonic() + (tonumber(a) or 0) }
+  else
+    error("wdt.batch: unexpected yield from a request: " .. tostring(what), 0)
+  end
+end
+
+function Curl:add(req)
+  local i = self.n + 1
+  self.n, self.reqs[i] = i, req
+  local view = self.view
+  self.cos[i] = coroutine.create(function(r) return view:_request(r.method, r.args, r.pager, r.opts) end)
+  self:step(i, req)                              -- validation and the first prepare, now
+  return i
+end
+
+-- Starts the queued sends while slots are free; a send that cannot start is answered with
+-- its failure at once.
+function Curl:pump()
+  local cl = self.client._core
+  while self.out < self.width and self.queued[1] do
+    local q = table.remove(self.queued, 1)
+    local o, item = q[4], nil
+    if o then
+      item = { timeout = o.timeout, connect_timeout = o.connect_timeout, fresh_connect = o.fresh_connect or nil }
+    end
+    local id, failure = cl:start(q[2], q[3], item)
+    if id then
+      self.active[id], self.out = q[1], self.out + 1
     else
-      error("wdt.batch: unexpected yield from a request: " .. tostring(what), 0)
+      self:step(q[1], nil, failure)
     end
   end
+end
 
-  -- Start every request: validation and the first prepare happen here, before any send.
-  for i = 1, n do
-    local co = coroutine.create(runner)
-    cos[i] = co
-    step(i, co, coroutine.resume(co, reqs[i]))
+-- The sleepers whose wait is over, resumed.
+function Curl:wake()
+  if not self.sleepers[1] then return end
+  local now, still, woken = core.monotonic(), {}, {}
+  for _, sl in ipairs(self.sleepers) do
+    if sl[2] <= now then woken[#woken + 1] = sl[1] else still[#still + 1] = sl end
   end
+  self.sleepers = still
+  for _, i in ipairs(woken) do self:step(i) end
+end
 
-  while ns > 0 or #sleepers > 0 do
-    if ns > 0 then
-      local idx, items, count = s_idx, s_item, ns
-      s_idx, s_item, ns = {}, {}, 0
-      local answers = client._core:send_many(items, concurrency)
-      for k = 1, count do
-        local i, r = idx[k], answers[k]
-        if r.status then                    -- an answer, else a failure: cl:send's contract
-          step(i, cos[i], coroutine.resume(cos[i], r))
-        else
-          step(i, cos[i], coroutine.resume(cos[i], nil, r))
-        end
+function Curl:next()
+  local cl = self.client._core
+  while true do
+    if self.done[1] then
+      local d = table.remove(self.done, 1)
+      return d[1], d[2]
+    end
+    self:pump()
+    local first
+    for _, sl in ipairs(self.sleepers) do
+      if not first or sl[2] < first then first = sl[2] end
+    end
+    if self.out > 0 then
+      local wait = first and math.max(0, first - core.monotonic()) or 1
+      for _, r in ipairs(cl:wait(math.min(wait, 1))) do
+        local i = self.active[r.id]
+        self.active[r.id], self.out = nil, self.out - 1
+        if r.status then self:step(i, r) else self:step(i, nil, r) end
       end
-    else
-      local first = sleepers[1][2]
-      for k = 2, #sleepers do
-        if sleepers[k][2] < first then first = sleepers[k][2] end
-      end
+    elseif first then
       local wait = first - core.monotonic()
-      if wait > 0 then sleep(wait) end      -- nothing to send: the scheduler waits
+      if wait > 0 then self.sleep(wait) end      -- nothing out: the flight itself waits
+    elseif not self.queued[1] then
+      return nil
     end
-    if #sleepers > 0 then     -- wake those whose back-off is over: on to their next send
-      local now, still, woken = core.monotonic(), {}, {}
-      for k = 1, #sleepers do
-        local sl = sleepers[k]
-        if sl[2] <= now then woken[#woken + 1] = sl[1] else still[#still + 1] = sl end
-      end
-      sleepers = still
-      for k = 1, #woken do
-        local i = woken[k]
-        step(i, cos[i], coroutine.resume(cos[i]))
-      end
-    end
+    self:wake()
   end
-  return results
 end
 
--- ---- inside nginx: light threads over the cosocket transport -------------------------------
+function Curl:close()
+  if self.out > 0 then self.client._core:abort() end
+  self.out, self.active, self.queued, self.sleepers, self.cos = 0, {}, {}, {}, {}
+end
 
-local function run_ngx(client, reqs, concurrency)
-  local n, results, next_i = #reqs, {}, 1
-  local function work()
-    while next_i <= n do
-      local i = next_i
-      next_i = next_i + 1
-      local r = reqs[i]
-      local resp, err = client:_request(r.method, r.args, r.pager, r.opts)
-      results[i] = outcome(resp, err, r.pager, r.method)
+-- Inside nginx (cosockets) each request runs client:_request in a light thread
+-- (ngx.thread.spawn), at most `concurrency` at once; without light threads, one after the
+-- other as they are asked for.
+local Ngx = {}
+Ngx.__index = Ngx
+
+local function ngx_flight(client, concurrency, nginx)
+  return setmetatable({ client = client, width = concurrency, nginx = nginx, n = 0, queued = {},
+                        threads = {}, index = {} }, Ngx)
+end
+
+local function run_one(client, i, r)
+  local resp, err, sent_before = client:_request(r.method, r.args, r.pager, r.opts)
+  return i, outcome(resp, err, r.pager, r.method, sent_before)
+end
+
+function Ngx:pump()
+  local spawn = self.nginx.thread and self.nginx.thread.spawn
+  while spawn and #self.threads < self.width and self.queued[1] do
+    local q = table.remove(self.queued, 1)
+    local t = spawn(run_one, self.client, q[1], q[2])
+    self.threads[#self.threads + 1], self.index[t] = t, q[1]
+  end
+end
+
+function Ngx:add(req)
+  local i = self.n + 1
+  self.n = i
+  self.queued[#self.queued + 1] = { i, req }
+  self:pump()
+  return i
+end
+
+function Ngx:next()
+  self:pump()
+  if not self.threads[1] then
+    local q = table.remove(self.queued, 1)      -- no light threads here: one at a time
+    if not q then return nil end
+    return run_one(self.client, q[1], q[2])
+  end
+  local ok, i, result = self.nginx.thread.wait(unpack(self.threads))
+  if not ok then bad_request(nil, i) end
+  for k, t in ipairs(self.threads) do           -- the one that ended leaves the list
+    if self.index[t] == i then
+      table.remove(self.threads, k)
+      self.index[t] = nil
+      break
     end
   end
-  local nginx = require("wdt.clock").ngx()
-  local spawn = nginx and nginx.thread and nginx.thread.spawn
-  if not spawn or concurrency == 1 or n <= 1 then
-    work()
-    return results
-  end
-  local threads = {}
-  for t = 1, math.min(concurrency, n) do threads[t] = spawn(work) end
-  for t = 1, #threads do
-    local ok, err = nginx.thread.wait(threads[t])
-    if not ok then bad_request(nil, err) end
-  end
-  return results
+  self:pump()
+  return i, result
 end
+
+function Ngx:close()
+  for _, t in ipairs(self.threads) do self.nginx.thread.kill(t) end
+  self.threads, self.queued = {}, {}
+end
+
+-- A flight of requests on `client` (see above).
+function M.flight(client, concurrency)
+  if client:transport() == "ngx" then
+    return ngx_flight(client, concurrency, require("wdt.clock").ngx())
+  end
+  return curl_flight(client, concurrency)
+end
+M.build = build
 
 -- The length of the list; a hole (a nil before the last request) is bad input: the
 -- requests after it would be dropped silently.
@@ -255,11 +333,18 @@ function M.call_many(client, requests, opts)
   local reqs, pagers = {}, {}
   for i = 1, n do reqs[i] = build(i, requests[i], defaults, pagers) end
 
-  local results
-  if client:transport() == "ngx" then
-    results = run_ngx(client, reqs, concurrency)
-  else
-    results = run_curl(client, reqs, concurrency)
+  local results, f = {}, M.flight(client, concurrency)
+  local ok, err = pcall(function()
+    for i = 1, n do f:add(reqs[i]) end         -- every request checked and prepared first
+    while true do
+      local i, r = f:next()
+      if not i then break end
+      results[i] = r
+    end
+  end)
+  if not ok then
+    f:close()
+    error(err, 0)
   end
   local failed = 0
   for i = 1, n do

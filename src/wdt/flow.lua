@@ -5,17 +5,24 @@
 -- (checked at the public method), the run lock and its renewal from one place (run:touch,
 -- called on progress and from the executor's wait hook, so also while a call waits for
 -- the rate budget), one stop marker, one nil, err with err.summary, progress, and the
--- per-item outcome record. Several calls in flight belong here too: a window of N built
--- calls whose answers are settled in order, the steps unchanged.
+-- per-item outcome record, and the window of calls in flight (run:batches, run:calls: up
+-- to `concurrency` calls at once, their answers settled in order).
 local core = require "wdt.core"
 local check = require "wdt.check"
 local errors = require "wdt.errors"
 local lock = require "wdt.lock"
+local policy = require "wdt.policy"
 
-local flow = {}
+-- DEFAULT_CONCURRENCY: calls in flight when the caller does not say. 4 takes a flow from
+-- one round trip per call to a quarter of that (push, scan and stock sync wait on the
+-- server's time, not on wdt), while staying under the seller's own limit of calls at once
+-- on the vendor's side (unpublished; the emulator's default tenant has none) and leaving
+-- room for the seller's other integrations. MAX_CONCURRENCY bounds what one flow may ask.
+local flow = { DEFAULT_CONCURRENCY = 4, MAX_CONCURRENCY = 64 }
 
--- The option specs (wdt.check) every flow lists: `lock` (below), `on_progress`.
+-- The option specs (wdt.check) every flow lists: `lock` (below), `on_progress`, `concurrency`.
 flow.LOCK, flow.ON_PROGRESS = { "boolean|table" }, { "function" }
+flow.CONCURRENCY = { "number", flow.DEFAULT_CONCURRENCY, min = 1, max = flow.MAX_CONCURRENCY, integer = true }
 
 -- The flow's options checked (wdt.check: raises a Bad for check.run at the public method)
 -- and defaulted. o.lock becomes false or wdt.lock's checked options; `lock_default` is
@@ -41,11 +48,13 @@ local Run = {}
 Run.__index = Run
 
 -- flow.start(client, { name = "sync.logistics", scope = shop or checkpoint, lock = o.lock,
---                      summary = {...}, on_progress = f }) -> run | nil, err (the lock held)
+--                      summary = {...}, on_progress = f, concurrency = n })
+--   -> run | nil, err (the lock held)
 function flow.start(client, def)
   local s = def.summary
   s.started = core.monotonic()
-  local run = setmetatable({ summary = s, on_progress = def.on_progress }, Run)
+  local run = setmetatable({ summary = s, on_progress = def.on_progress,
+                             concurrency = def.concurrency or 1 }, Run)
   if def.lock then
     local held, err = lock.take_run(def.lock, def.name, client.sid, def.scope)
     if not held then return nil, err end
@@ -120,32 +129,141 @@ function Run:fail(err, what)
   return nil, errors.new(e)
 end
 
+-- A call refused for the seller's limit of calls at once (after the client's own retries)
+-- is sent again this many times with fewer calls in flight, then left refused. (A refusal
+-- of the per-minute budget is the `rate` option's to wait out: wdt.rate.)
+flow.RESENDS = 5
+
+-- run:calls(requests[, client]) -> results: client:call_many's requests and results (in
+-- request order), up to run.concurrency calls in flight, through the run's client (or a
+-- view of it: its wait hook, its rate budget; inside nginx, cosocket light threads). A
+-- call refused for the seller's limit of calls at once (status 100,
+-- 超过每分钟最大并发次数限制: nothing was applied) is sent again with the window narrowed
+-- to the calls that got through, so a flow asking more than the seller allows is paced
+-- down and loses nothing. The stop marker or an interrupt raised while waiting passes through.
+function Run:calls(requests, client)
+  client = client or self.client
+  local results, todo, width, idle = {}, {}, self.concurrency, 0
+  for i = 1, #requests do todo[i] = i end
+  while todo[1] do
+    local batch = {}
+    for k, i in ipairs(todo) do batch[k] = requests[i] end
+    local got = client:call_many(batch, { concurrency = width })
+    local again, through = {}, 0
+    for k, i in ipairs(todo) do
+      local r = got[k]
+      local refused = r.err and policy.is_concurrency_limit(r.err)
+      if refused and idle < flow.RESENDS then
+        again[#again + 1] = i
+      else
+        results[i] = r
+        if not refused then through = through + 1 end
+      end
+    end
+    if again[1] then
+      self.summary.resent = (self.summary.resent or 0) + #again
+      if through > 0 then
+        idle, width = 0, math.max(1, math.min(width, through))
+      else
+        idle, width = idle + 1, 1
+        client:executor().sleep(policy.delay(idle, 0.5, 8))
+      end
+      self:touch()
+    end
+    todo = again
+  end
+  return results
+end
+
+-- client:request's table -> a flight's request (wdt.batch's build, unchecked input)
+local function many_request(req, i)
+  local args = req.args or { n = 0 }
+  local r = { req.method, n = (args.n or #args) + 1 }
+  for k = 1, r.n - 1 do r[k + 1] = args[k] end
+  for k, v in pairs(req) do
+    if k ~= "method" and k ~= "args" then r[k] = v end
+  end
+  return require("wdt.batch").build(i, r, {}, {})
+end
+
 -- Runs a flow's calls, one for each batch its steps build (a push's batches, the logistics
--- sync's reports):
---   steps.next() -> batch | nil at the end
+-- sync's reports), up to run.concurrency batches built and not yet settled (a window that
+-- slides: a batch is built and its call started as soon as the oldest one settled):
+--   steps.next(slot, idle) -> batch, ends | nil at the end. slot: 1..concurrency, free
+--        (no batch of the window holds it: a push writes each batch's lists in the
+--        builder of its slot); idle: no batch is in the window. `ends`: build nothing more
+--        until the window is empty (what comes next must wait for these answers: a key
+--        a batch in flight holds)
 --   steps.call(batch) -> a request (client:request's table) | nil: nothing to send for it
 --   steps.settle(batch, response | nil, tries | err, sent_before) -> true | nil, err: the
 --     run stops (sent_before: an earlier try of the call may have been applied)
--- The stop marker or SIGINT raised while a call is out settles its batch with that error
--- (its items unreported), then goes on up to run:guard. The one place a flow's batch calls
--- go out: a window of N calls in flight goes here, their answers settled in order.
+-- Batches are settled in the order built, each once its answer is in and all before it
+-- settled; answers arriving out of order wait. A call refused for the seller's limit of
+-- calls at once (status 100, 超过每分钟最大并发次数限制: nothing applied) after the
+-- client's own retries is sent again with one call fewer in the window (up to RESENDS
+-- times), and the window grows back by one with each call that gets through. A settle that
+-- stops the run stops the building; the calls out are answered and settled first. The
+-- stop marker or SIGINT raised meanwhile abandons the calls out and settles every batch of
+-- the window with that error (its items unreported), then goes on up to run:guard.
 function Run:batches(steps)
-  while true do
-    local b = steps.next()
-    if b == nil then return true end
-    local req, resp, err, sent_before = steps.call(b), nil, nil, nil
-    if req then
-      local ok
-      ok, resp, err, sent_before = pcall(self.client.request, self.client, req)
-      if not ok then
-        local stop = flow.stop_error(resp)
-        if stop then steps.settle(b, nil, stop) end
-        error(resp, 0)
+  local most = self.concurrency or 1
+  local width, f = most, require("wdt.batch").flight(self.client, most)
+  local window, by_call, free = {}, {}, {}
+  for k = most, 1, -1 do free[#free + 1] = k end
+  local ended, draining, first_err = false, false, nil
+  local function send(w)
+    w.tries_left = w.tries_left or flow.RESENDS
+    by_call[f:add(many_request(w.req, #window))] = w
+  end
+  local function body()
+    while true do
+      while window[1] and window[1].done do    -- settle from the oldest
+        local w = table.remove(window, 1)
+        free[#free + 1] = w.slot
+        local ok, serr = steps.settle(w.b, w.resp, w.second, w.sent_before)
+        if not ok then first_err = first_err or serr end
+      end
+      if not window[1] then draining = false end
+      while not ended and not draining and not first_err and #window < width do
+        local slot = table.remove(free)
+        local b, ends = steps.next(slot, window[1] == nil)
+        if b == nil then
+          ended = true
+          free[#free + 1] = slot
+          break
+        end
+        local w = { b = b, slot = slot, req = steps.call(b) }
+        window[#window + 1] = w
+        if w.req then send(w) else w.done = true end
+        if ends then draining = true end
+      end
+      if not window[1] then
+        if first_err then return nil, first_err end
+        return true                             -- ended: nothing built, nothing out
+      elseif not window[1].done then
+        local i, r = f:next()
+        local w = by_call[i]
+        by_call[i] = nil
+        if r.err and policy.is_concurrency_limit(r.err) and w.tries_left > 0 then
+          w.tries_left = w.tries_left - 1
+          self.summary.resent = (self.summary.resent or 0) + 1
+          width = math.max(1, width - 1)
+          send(w)
+        else
+          if not r.err and width < most then width = width + 1 end
+          w.done, w.resp, w.second, w.sent_before = true, r.response, r.err or r.tries, r.sent_before
+        end
       end
     end
-    local ok, serr = steps.settle(b, resp, err, sent_before)
-    if not ok then return nil, serr end
   end
+  local ok, a, b = pcall(body)
+  if ok then return a, b end
+  f:close()
+  local stop = flow.stop_error(a)
+  if stop then
+    for _, w in ipairs(window) do steps.settle(w.b, nil, stop) end
+  end
+  error(a, 0)
 end
 
 -- The error a raised stop marker or interrupt (SIGINT) stands for (fields for run:fail),

@@ -68,6 +68,13 @@ function policy.is_rate_limit(err)
   return false
 end
 
+-- The refusal of a call over the seller's limit of calls at once (the second message):
+-- a flow with several calls in flight narrows its window and sends it again (wdt.flow).
+function policy.is_concurrency_limit(err)
+  return err.kind == "api" and err.status == 100 and type(err.message) == "string"
+    and err.message:find(policy.rate_limit_messages[2], 1, true) ~= nil
+end
+
 -- May this failure be retried? `idempotent` says whether the call may be repeated after
 -- the server may have seen it. Returns true/false and a short reason (for logs and docs).
 function policy.retryable(err, idempotent)

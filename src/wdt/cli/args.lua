@@ -46,6 +46,13 @@ args.GLOBAL_FLAGS = {
 
 -- The run lock of a flow's command (sync, push, scan), for its own flag list;
 -- wdt.cli.config.lock_spec turns them into wdt.lock's options.
+-- A flow's calls in flight (wdt.flow's `concurrency`): the flag and its value.
+args.CONCURRENCY_FLAG = { "--concurrency N", "calls in flight at once, 1..64 (default 4; the seller's rate\n"
+                                             .. "budget and limit of calls at once still apply)" }
+function args.concurrency(opts)
+  return args.int_option(opts, "concurrency", 1, require("wdt.flow").MAX_CONCURRENCY, nil)
+end
+
 args.LOCK_FLAGS = {
   { "--wait SECONDS", "wait this long for another run that holds the run lock to end;\n"
                       .. "by default exit 75 at once" },

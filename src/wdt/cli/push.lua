@@ -163,7 +163,8 @@ end
 local function run(ctx, flow, opts, words)
   local shop, input = args.shop(opts), words[1]
   if #words > 1 then usage("unexpected argument '%s'", words[2]) end
-  local popts = { shop_no = shop, batch = args.int_option(opts, "batch", 1, 100, nil) }
+  local popts = { shop_no = shop, batch = args.int_option(opts, "batch", 1, 100, nil),
+                  concurrency = args.concurrency(opts) }
   local bad, line_of = {}, {}
   if opts.source then
     if input then usage("give FILE.jsonl or --source, not both") end
@@ -230,6 +231,7 @@ FILE.jsonl holds one item per line, a JSON object; an order carries its lines un
                        .. "up (default 5); given-up items stay in the state, listed by every run" },
     { "--retry-given-up", "with --source: put the given-up items back to be pushed again" },
     { "--batch N", "items per call (1..100, default 100)" },
+    args.CONCURRENCY_FLAG,
     { "--json", "print the summary as JSON" },
     { "--log FILE", "append one JSON line per item and outcome to FILE (an audit log)" },
   }, args.LOCK_FLAGS),

@@ -22,7 +22,8 @@ local function scan_options(opts, words, env)
                to = opts.to, checkpoint = opts.checkpoint,
                lag = args.int_option(opts, "lag", 0, 10 * 86400, nil),
                window = args.int_option(opts, "window", 1, 365 * 86400, nil),
-               page_size = args.int_option(opts, "page-size", 1, 100000, nil) }
+               page_size = args.int_option(opts, "page-size", 1, 100000, nil),
+               concurrency = args.concurrency(opts) }
   -- the run lock, per seller + method + checkpoint (client:scan's `lock`; none without one)
   if opts.checkpoint then
     so.lock = config.lock_spec(opts, env)
@@ -189,6 +190,7 @@ T is "YYYY-MM-DD HH:MM:SS" in the ERP's zone (UTC+8) or Unix seconds.]],
     { "--lag SECONDS", "stay this far behind the server's now (default 120)" },
     { "--window SECONDS", "window width (default and most: the method's limit)" },
     { "--page-size N", "rows per page (default and most: 1000)" },
+    args.CONCURRENCY_FLAG,
     { "--count", "print only the number of rows" },
     { "--commit", "move the checkpoint to where the last run into a pipe stopped\n"
                   .. "(FILE.uncommitted), once its consumer succeeded; reads nothing" },

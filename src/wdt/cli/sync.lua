@@ -82,7 +82,8 @@ local function run_sync(ctx, kind, opts, words)
   if opts.handler then   -- a dry run's is checked, not called
     handler = args.load_function(opts.handler, "handler", is_module, "a table with handle(item) or batch(items)")
   end
-  local sopts = { handler = handler, dry_run = dry_run or nil, lock = config.lock_spec(opts, ctx.env) }
+  local sopts = { handler = handler, dry_run = dry_run or nil, lock = config.lock_spec(opts, ctx.env),
+                  concurrency = args.concurrency(opts) }
   if kind == "logistics" then
     sopts.shop_no = args.shop(opts)
     sopts.batch = args.int_option(opts, "batch", 1, 1000, nil)
@@ -142,6 +143,7 @@ true, false or { ok = true|false|nil, message = }; finish: once, at the end).]],
     { "--handler FILE", "the handler file (required)" },
     { "--batch N", "outcomes per update call, 1..1000 (default 100)" },
     { "--page-size N", "rows per read, 1..1000 (default 100)" },
+    args.CONCURRENCY_FLAG,
     DRY_RUN, JSON, LOG,
   }, args.LOCK_FLAGS),
   footer = [[
@@ -171,6 +173,7 @@ reports the outcome: syncSuccess (true) or syncFail (false, message). For nil, m
                         .. "api_goods_id, syn_stock, stock_change_count and calcStock's other fields" },
     { "--count N", "ids per read, 10..5000 (default 100)" },
     { "--force", "calcStock with force_sync = true" },
+    args.CONCURRENCY_FLAG,
     DRY_RUN, JSON, LOG,
   }, args.LOCK_FLAGS),
   footer = "The run lock is per seller (wdt.sync.stock/SID). Exit codes as for 'wdt sync logistics'.",

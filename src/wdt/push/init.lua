@@ -12,6 +12,9 @@
 --   which then refuses another source; retry_given_up = true: the items given up go back
 --   to pending, tries counted from 0.
 --     -> summary | nil, err (err.summary holds the summary so far)
+--   concurrency: calls in flight at once (default 4, wdt.flow): batches go out that many
+--   at a time; an item's key is never in two calls in flight, its later version never
+--   ahead of its earlier one (doc/push.md, "Calls in flight").
 --   lock: the run lock (wdt.lock), per seller + shop + flow ("wdt.push.orders/SID/SHOP"),
 --   held for the whole push and renewed as it goes (as client:sync_logistics's): false none,
 --   true the defaults, a table wdt.lock.acquire's options. On by default with `source`
@@ -45,6 +48,7 @@ for flow_name in pairs(fname) do
     batch = { "number", min = 1, max = 100, integer = true },   -- the vendor's limit is 100
     on_outcome = { "function" },   -- every item's outcome record (wdt.flow.outcome)
     [flow_name] = { "table|function" }, lock = flow.LOCK, on_progress = flow.ON_PROGRESS,
+    concurrency = flow.CONCURRENCY,
   }
 end
 
@@ -109,7 +113,8 @@ end
 function push.run(client, opts, flow_name)
   local r = run.new(flow_name, opts)
   local frun, lerr = flow.start(client, { name = "push." .. flow_name, scope = opts.shop_no, lock = opts.lock,
-                                          summary = r.summary, on_progress = opts.on_progress })
+                                          summary = r.summary, on_progress = opts.on_progress,
+                                          concurrency = opts.concurrency })
   if not frun then return nil, lerr end
   r.frun = frun
   r.progress = function() frun:progress() end

@@ -50,7 +50,18 @@ function run.new(flow_name, opts)
     flow = flow_name, spec = spec, opts = opts,
     batch_size = opts.batch or 100, summary = summary,
     add_fast = add_fast, add = add, take = take,
+    builders = { { add_fast, add, take } },
   }, Run)
+end
+
+-- The lists' builder of the k-th batch of a window becomes the one written to: a taken
+-- batch's lists read their builder's text until it is written again, so each batch in
+-- flight has its own (wdt.core.push_batch).
+function Run:use_builder(k)
+  local bs = self.builders
+  if not bs[k] then bs[k] = { validate.batch(self.flow) } end
+  self.add_fast, self.add, self.take = bs[k][1], bs[k][2], bs[k][3]
+  return self.add_fast
 end
 
 -- The method's positional arguments for the batch written so far (the builder is emptied;
@@ -208,11 +219,11 @@ end
 -- An item the C pass left to the Lua side: checked by validate.prepare, which words the
 -- reason of an invalid one, and written by the codec. -> key | false (its key is in the
 -- batch already: send the batch first) | nil (listed as invalid).
-function Run:add_checked(item, b, settled)
+function Run:add_checked(item, b, settled, in_window)
   local s, flow_name = self.summary, self.flow
   local p, field, reason = validate.prepare(flow_name, item)
   if p then
-    if b.in_batch[p.key] then return false end
+    if in_window[p.key] then return false end
     local d, ok, why = p.discounts, true, nil
     if d and d[1] ~= nil then ok, why = encodable(d) end
     if ok then ok, why = self.add(p.trade or p.record, p.lines) end
@@ -237,29 +248,37 @@ end
 
 local function new_batch() return { keys = {}, items = {}, in_batch = {}, settled = {} } end
 
--- Pushes the items next_item() returns, on the flow runner (r.frun:batches): a batch is
--- read into the builder until it holds batch_size items, an item whose key it holds
--- already (that one starts the next batch: error_list could not tell the two apart), or
--- the end; one call sends it, and its answer settles its items. on_batch(settled) after
--- every batch. -> true | nil, err (the run must stop)
+-- Pushes the items next_item() returns, on the flow runner (r.frun:batches, up to
+-- `concurrency` batches in the window): a batch is read into its slot's builder until it
+-- holds batch_size items, an item whose key a batch of the window holds already (that one
+-- waits until the window is empty, and starts the next batch: its later version is never
+-- in flight beside or ahead of the earlier one, and error_list names one item), or the
+-- end; one call sends it, and its answer settles its items. on_batch(settled) after every
+-- batch, in input order. -> true | nil, err (the run must stop)
 function Run:push(next_item, on_batch)
-  local s, size, add_fast = self.summary, self.batch_size, self.add_fast
+  local s, size, add_fast = self.summary, self.batch_size, nil
   self.want_settled = on_batch ~= nil
-  local carry, ended              -- carry: the item that starts the next batch
+  local carry, ended              -- carry: the item read that must wait for the window
+  local in_window = {}            -- the keys in the window's batches
+  self.unsent = {}
   local steps = {}
-  local function add(b, item)     -- -> false when its key is in the batch already
-    local key = add_fast(item, b.in_batch)
-    if key == nil then key = self:add_checked(item, b, b.settled) end
+  local function add(b, item)     -- -> false when its key is in the window already
+    local key = add_fast(item, in_window)
+    if key == nil then key = self:add_checked(item, b, b.settled, in_window) end
     if key == false then return false end
     if key then
       local n = #b.keys + 1
-      b.keys[n], b.items[n], b.in_batch[key] = key, item, true
+      b.keys[n], b.items[n], b.in_batch[key], in_window[key] = key, item, true, true
     end
     return true
   end
-  function steps.next()
+  function steps.next(slot, idle)
+    if idle then in_window = {} end
+    local unsent = self.unsent              -- the batches settled leave the list
+    while unsent[1] and unsent[1].done do table.remove(unsent, 1) end
+    add_fast = self:use_builder(slot)
     local b = new_batch()
-    self.unsent = b
+    unsent[#unsent + 1] = b
     if carry ~= nil then
       add(b, carry)
       carry, self.reading = nil, nil
@@ -273,7 +292,7 @@ function Run:push(next_item, on_batch)
       self.reading = nil
     end
     if #b.keys == 0 and #b.settled == 0 then return nil end
-    return b
+    return b, carry ~= nil
   end
   function steps.call(b)
     if #b.keys == 0 then return nil end
@@ -299,7 +318,8 @@ function Run:push(next_item, on_batch)
         ok = nil
       end
     end
-    self.unsent = nil                       -- settled: an interrupt from here on is not its
+    for _, key in ipairs(b.keys) do in_window[key] = nil end
+    b.done = true                           -- settled: an interrupt from here on is not its
     if on_batch then on_batch(b.settled) end
     self.progress()
     if ok then return true end
@@ -320,7 +340,9 @@ end
 function Run:abandon()
   local unsent, item = self.unsent, self.reading
   self.unsent, self.reading = nil, nil
-  if unsent then self:settle_all(unsent, {}, "unreported", "not sent: interrupted") end
+  for _, b in ipairs(unsent or {}) do
+    if not b.done then self:settle_all(b, {}, "unreported", "not sent: interrupted") end
+  end
   -- stopped between reading an item and putting it in a bucket (the counts tell: it may
   -- have landed just before): unreported too
   local s = self.summary

@@ -44,7 +44,7 @@ local option_specs = {
   method = { "string" }, filter = { "table" }, from = { "any" }, to = { "any" },
   checkpoint = { "any" }, page_size = { "number" }, lag = { "number", 120, min = 0, integer = true },
   overlap = { "number", 60, min = 0, integer = true }, window = { "number" }, facts = { "table" },
-  lock = flow.LOCK,
+  lock = flow.LOCK, concurrency = flow.CONCURRENCY,
 }
 
 local FACT_TYPES = { from = "string", to = "string", limit = "number", list = "string",
@@ -121,7 +121,7 @@ function scan.options(opts)
   check.number(FN, "page_size", s.page_size, 1, f.page_size, true)
   s.width = o.window or f.limit
   check.number(FN, "window", s.width, 1, f.limit, true)
-  s.lag, s.overlap = o.lag, o.overlap
+  s.lag, s.overlap, s.concurrency = o.lag, o.overlap, o.concurrency
   s.from, s.to = check_time("from", o.from), check_time("to", o.to)
   if s.from and s.to and s.to < s.from then check.fail(FN, "to", "is before `from`") end
   if type(cp) == "string" then
@@ -259,7 +259,7 @@ end
 local function hold(s)
   if s.run then return s.run:touch() end
   local run, err = flow.start(s.client, { name = "scan." .. s.method, scope = s.lock_id, lock = s.lock,
-                                          summary = s.stats })
+                                          summary = s.stats, concurrency = s.concurrency })
   if not run then return err end
   s.run, s.client = run, run.client
 end

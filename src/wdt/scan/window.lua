@@ -3,10 +3,11 @@
 -- One attempt: page 0 with calc_total, which gives total_count T; when T fits on that
 -- page the answer is one snapshot and complete. Otherwise the other pages are read from
 -- the last to page 1 (back to front, as the vendor advises: a row that leaves the window
--- then shifts only pages already read). The attempt is complete when every page reported
--- the same T and T distinct keys were seen. An incomplete attempt is read again (its rows
--- are kept: they were in the window); after `ATTEMPTS` the window is split in two and each
--- half read the same way, down to windows of one second.
+-- then shifts only pages already read), `concurrency` pages in flight at a time. The
+-- attempt is complete when every page reported the same T and T distinct keys were seen.
+-- An incomplete attempt is read again (its rows are kept: they were in the window); after
+-- `ATTEMPTS` the window is split in two and each half read the same way, down to windows
+-- of one second.
 local time = require "wdt.scan.time"
 local errors = require "wdt.errors"
 local paging = require "wdt.paging"
@@ -82,10 +83,9 @@ local function attempt(s, a, b, found)
   params[s.facts.to] = time.format(b)
   local size = s.page_size
   local keys = {}
-  -- page `no` read and its rows taken into `found`: the page and its rows, or nil, err
-  local function read(no)
-    s.stats.pages = s.stats.pages + 1
-    local page, err = s.client:page_call(s.method, { page_size = size, page_no = no, calc_total = true }, params)
+  -- a page read (or its error): its rows taken into `found`; the page, its rows and how
+  -- many of them were new, or nil, err
+  local function took(page, err)
     if not page then return nil, err end
     local rows
     rows, err = page_rows(s, page)
@@ -94,6 +94,10 @@ local function attempt(s, a, b, found)
     err, added = take(s, rows, found, keys)
     if err then return nil, err end
     return page, rows, added
+  end
+  local function read(no)
+    s.stats.pages = s.stats.pages + 1
+    return took(s.client:page_call(s.method, { page_size = size, page_no = no, calc_total = true }, params))
   end
   local first, rows = read(0)
   if not first then return nil, rows end
@@ -119,18 +123,44 @@ local function attempt(s, a, b, found)
       ("page 0: total_count %s does not fit its %d row(s) of at most %d"):format(tostring(total), #rows, size) }
   end
   if total <= #rows then return count(keys) >= total end
-  for no = math.ceil(total / size) - 1, 1, -1 do
-    local page, err, added = read(no)
-    if not page then return nil, err end
-    -- another total: the pages planned from the first no longer hold; read again
-    if page.total ~= total then return false end
-    -- the same total, so no row left the window (a changed row leaves it: its modified is
-    -- now), yet this page holds no row unseen: the total is not this window's (or it asks
-    -- for pages without end, 2*10^9 / 2 a page)
-    if added == 0 then
-      return nil, errors.new { kind = "decode", method = s.method, message =
-        ("page %d: only rows other pages held, while total_count %s stays"):format(no, tostring(total)) }
-    end
+  -- the other pages, from the last to page 1, on the flow runner's window (run:batches: up
+  -- to `concurrency` calls out, a page's call started as soon as the oldest page settled),
+  -- their rows taken in that order as if read one by one; once a page decides the attempt
+  -- (another total, a page of nothing new, an error) nothing more is asked for
+  local no, verdict = math.ceil(total / size) - 1, nil
+  local ok, err = s.run:batches {
+    next = function()
+      if no < 1 or verdict ~= nil then return nil end
+      no = no - 1
+      return { no = no + 1, pager = { page_size = size, page_no = no + 1, calc_total = true } }
+    end,
+    call = function(pg)
+      s.stats.pages = s.stats.pages + 1
+      return { method = s.method, args = { n = 1, params }, pager = pg.pager }
+    end,
+    settle = function(pg, resp, rerr)
+      if verdict ~= nil then return true end      -- decided: what was still out is dropped
+      local page, perr = resp, rerr
+      if resp then page, perr = paging.page(resp, paging.check(pg.pager), s.method) end
+      local added
+      page, perr, added = took(page, perr)
+      if not page then verdict = "error" return nil, perr end
+      -- another total: the pages planned from the first no longer hold; read again
+      if page.total ~= total then verdict = "again" return nil, "again" end
+      -- the same total, so no row left the window (a changed row leaves it: its modified is
+      -- now), yet this page holds no row unseen: the total is not this window's (or it asks
+      -- for pages without end, 2*10^9 / 2 a page)
+      if added == 0 then
+        verdict = "error"
+        return nil, errors.new { kind = "decode", method = s.method, message =
+          ("page %d: only rows other pages held, while total_count %s stays"):format(pg.no, tostring(total)) }
+      end
+      return true
+    end,
+  }
+  if not ok then
+    if verdict == "again" then return false end
+    return nil, err
   end
   return count(keys) == total
 end

@@ -161,7 +161,8 @@ function common.start(client, kind, opts, name, scope)
     dry_run = opts.dry_run or false,
   }
   local run, err = flow.start(client, { name = name, scope = scope, summary = summary,
-                                        lock = not opts.dry_run and opts.lock, on_progress = opts.on_progress })
+                                        lock = not opts.dry_run and opts.lock, on_progress = opts.on_progress,
+                                        concurrency = opts.concurrency })
   if not run then return nil, err end
   run.opts, run.pending, run.in_report = opts, {}, false
   return run

@@ -113,14 +113,22 @@ local function report(run)
     else item.message = why append(s.unreported, item) end
   end
   run.pending = valid
-  return run:batches {
+  -- run.pending[1..taken] are in calls of the window (settled in order, from the front)
+  local taken = 0
+  local function drop_front(n)
+    local rest = {}
+    for j = n + 1, #run.pending do rest[#rest + 1] = run.pending[j] end
+    run.pending, taken = rest, taken - n
+  end
+  local ok, err = run:batches {
     next = function()
-      if #run.pending == 0 then return nil end
+      if taken >= #run.pending then return nil end
       local chunk, wire = {}, {}
-      for j = 1, math.min(size, #run.pending) do
+      for j = taken + 1, math.min(taken + size, #run.pending) do
         local it = run.pending[j]
-        chunk[j], wire[j] = it, { sync_id = it.sync_id, status = it.status, error_msg = it.error_msg }
+        chunk[#chunk + 1], wire[#wire + 1] = it, { sync_id = it.sync_id, status = it.status, error_msg = it.error_msg }
       end
+      taken = taken + #chunk
       chunk.wire = wire
       return chunk
     end,
@@ -131,26 +139,29 @@ local function report(run)
     -- `tries` > 1 tells that an earlier try may have been applied (update is retried)
     settle = function(chunk, resp, tries)
       run.in_report = false
+      drop_front(#chunk)
       if resp == nil then
-        for _, it in ipairs(run.pending) do append(s.unreported, it) end
-        run.pending = {}
+        -- the run stops: this chunk and what no call of the window carries are unreported
+        for _, it in ipairs(chunk) do append(s.unreported, it) end
+        for j = taken + 1, #run.pending do append(s.unreported, run.pending[j]) run.pending[j] = nil end
         return nil, tries                         -- the error
       end
       if not paging.is_list(resp.data) then
         -- not the answer update gives: whether the chunk was applied is unknown
-        for j, it in ipairs(run.pending) do append(j <= #chunk and s.unconfirmed or s.unreported, it) end
-        run.pending = {}
+        for _, it in ipairs(chunk) do append(s.unconfirmed, it) end
         return nil, errors.new { kind = "decode", method = UPDATE,
           message = ("the answer's data is %s, not a list of refusals: %d item(s) unconfirmed")
             :format(type(resp.data), #chunk) }
       end
       settle(run, chunk, resp.data, tries or 1)
-      local rest = {}
-      for j = #chunk + 1, #run.pending do rest[#rest + 1] = run.pending[j] end
-      run.pending = rest
       return true
     end,
   }
+  if not ok then            -- the run stops: what no call carried is unreported
+    for _, it in ipairs(run.pending) do append(s.unreported, it) end
+    run.pending = {}
+  end
+  return ok, err
 end
 
 local FN = "sync_logistics"
@@ -159,7 +170,7 @@ local option_specs = {
   batch = { "number", min = 1, max = 1000, integer = true },
   page_size = { "number", min = 1, max = 1000, integer = true }, tid = { "string" },
   logistics_no = { "string" }, is_part_sync = { "number" }, dry_run = { "boolean" },
-  lock = flow.LOCK, on_progress = flow.ON_PROGRESS,
+  lock = flow.LOCK, on_progress = flow.ON_PROGRESS, concurrency = flow.CONCURRENCY,
 }
 
 -- client:sync_logistics's options, checked (wdt.check) and defaulted.

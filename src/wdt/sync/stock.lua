@@ -1,6 +1,7 @@
 -- The stock sync loop: walk sales.StockSync.getSelfWaitSyncIdListOpen's cursor, compute
--- each waiting good's stock (calcStock), hand it to the handler, report the outcome with
--- syncSuccess / syncFail (nothing for "try later"). See doc/sync.md.
+-- the waiting goods' stock (batchCalcStock, or calcStock a good a call where the vendor does
+-- not offer it), hand each to the handler, report the outcome with syncSuccess / syncFail
+-- (nothing for "try later"), up to `concurrency` calls in flight. See doc/sync.md.
 local core = require "wdt.core"
 local check = require "wdt.check"
 local policy = require "wdt.policy"
@@ -62,41 +63,53 @@ local function refuse(s, id, status, stage, err)
                             message = err.message or tostring(err) })
 end
 
--- Report one stock outcome (run.pending holds at most the one item being reported).
-local function report(run)
-  local s = run.summary
-  local item = run.pending[1]
-  if not item then return true end
-  if item.status == DEFERRED then
-    -- nothing to send: the good stays waiting in the ERP and comes again on the next run
-    s.reported = s.reported + 1
-    s.deferred = s.deferred + 1
-    run.pending = {}
-    common.record(run, item.api_goods_id, nil, "deferred", item.error_msg)
-    return true
-  end
+-- The report call of one outcome, or nil for "try later" (nothing is sent: the good stays
+-- waiting in the ERP and comes again on the next run).
+local function report_request(item)
+  if item.status == DEFERRED then return nil end
   local method = item.status == SYNCED and SUCCESS or FAIL
-  local info = sync_info(item.calc, item.status == SYNCED, item.error_msg)
-  run.in_report = true
   -- A repeated report of the same outcome (same stock_change_count) changes nothing on
   -- the ERP's side, so the report may be retried after a timeout.
-  local resp, err = run.client:request { method = method, idempotent = true,
-                                         args = { n = 2, item.api_goods_id, info } }
-  run.in_report = false
-  run.pending = {}
-  if not resp then
-    if refuses_item(err) then
-      refuse(s, item.api_goods_id, item.status, method, err)
-      common.record(run, item.api_goods_id, nil, "refused", err.message)
-      return true
-    end
-    append(s.unreported, item)
-    return nil, err
+  return { method, item.api_goods_id, sync_info(item.calc, item.status == SYNCED, item.error_msg),
+           idempotent = true }
+end
+
+-- Report run.pending (the outcomes of a page, in list order), up to `concurrency` reports
+-- in flight; each outcome is settled once: counted, refused, or (the run stops) unreported.
+local function report(run)
+  local s, items, requests, of = run.summary, run.pending, {}, {}
+  for i, item in ipairs(items) do
+    local req = report_request(item)
+    if req then requests[#requests + 1], of[#requests + 1] = req, i end
   end
-  s.reported = s.reported + 1
-  local f = common.count_field[item.status]
-  s[f] = s[f] + 1
-  common.record(run, item.api_goods_id, nil, f, item.status ~= SYNCED and item.error_msg or nil)
+  local results = {}
+  if requests[1] then
+    run.in_report = true
+    results = run:calls(requests)
+    run.in_report = false
+  end
+  local by_item = {}
+  for k, r in ipairs(results) do by_item[of[k]] = r end
+  run.pending = {}
+  local first_err
+  for i, item in ipairs(items) do
+    local r, id = by_item[i], item.api_goods_id
+    if r and r.err then
+      if refuses_item(r.err) then
+        refuse(s, id, item.status, item.status == SYNCED and SUCCESS or FAIL, r.err)
+        common.record(run, id, nil, "refused", r.err.message)
+      else
+        append(s.unreported, item)
+        first_err = first_err or r.err
+      end
+    else
+      s.reported = s.reported + 1
+      local f = common.count_field[item.status]
+      s[f] = s[f] + 1
+      common.record(run, id, nil, f, item.status ~= SYNCED and item.error_msg or nil)
+    end
+  end
+  if first_err then return nil, first_err end
   return true
 end
 
@@ -106,6 +119,7 @@ local option_specs = {
   count = { "number", min = 10, max = 5000, integer = true },
   batch = { "number", min = 10, max = 5000, integer = true },
   force_sync = { "boolean" }, dry_run = { "boolean" }, lock = flow.LOCK, on_progress = flow.ON_PROGRESS,
+  concurrency = flow.CONCURRENCY,
 }
 
 -- client:sync_stock's options, checked (wdt.check) and defaulted.
@@ -132,87 +146,132 @@ local function calc_problem(calc)
   return nil
 end
 
--- One good read from the wait list: its stock computed -> the item for the handler, or
--- false (refused or invalid: listed), or nil, err when the loop must stop.
-local function compute(run, id, force)
-  local s = run.summary
-  local calc, cerr = run.client:call(CALC, id, force)
-  if calc == nil then
-    if not refuses_item(cerr) then
-      -- the good stays waiting in the ERP: listed as unreported, offered again next run
-      append(s.unreported, { api_goods_id = id,
-                             message = "stock not computed: " .. (cerr.message or tostring(cerr.kind)) })
-      return run:fail(cerr, "computing the stock")
+local BATCH_CALC = "sales.StockSync.batchCalcStock"
+stock.CALC_CHUNK = 100   -- goods per batchCalcStock call (its page names no limit)
+
+-- The stock of `ids` computed: calcs[id] = calcStock's object, or refusals[id] = the error
+-- about that good. batchCalcStock in chunks where the vendor offers it (an API error about
+-- the call itself, no such method on an older ERP, turns to calcStock for the rest of the
+-- run), else calcStock a good a call; either way up to `concurrency` calls in flight.
+-- Returns calcs, refusals, or nil, err when the run must stop.
+local function compute(run, ids, force)
+  local calcs, refusals = {}, {}
+  if run.batch_calc ~= false then
+    local requests = {}
+    for i = 1, #ids, stock.CALC_CHUNK do
+      local params = {}
+      for j = i, math.min(i + stock.CALC_CHUNK - 1, #ids) do
+        params[#params + 1] = { api_goods_id = ids[j], force_sync = force }
+      end
+      requests[#requests + 1] = { BATCH_CALC, params }
     end
-    refuse(s, id, nil, CALC, cerr)
-    common.record(run, id, nil, "refused", cerr.message)
-    return false
+    local offered = true
+    for _, r in ipairs(run:calls(requests)) do
+      if r.err then
+        -- anything but an API answer about the call (network, rate limits after waiting) stops
+        if r.err.kind ~= "api" or policy.is_rate_limit(r.err) then return nil, r.err end
+        offered = false
+      else
+        local d = type(r.data) == "table" and r.data or {}
+        for _, c in ipairs(type(d.success_date) == "table" and d.success_date or {}) do
+          if type(c) == "table" and c.rec_id ~= nil then calcs[c.rec_id] = c end
+        end
+        for _, e in ipairs(type(d.error_date) == "table" and d.error_date or {}) do
+          if type(e) == "table" and e.rec_id ~= nil then
+            refusals[e.rec_id] = { kind = "api", message = tostring(e.err_msg or "refused") }
+          end
+        end
+      end
+    end
+    if offered then return calcs, refusals end
+    run.batch_calc = false
+    calcs, refusals = {}, {}
   end
-  local problem = calc_problem(calc)
-  if problem then
-    -- not handed over, nothing reported: the good stays waiting in the ERP
-    append(s.invalid, { api_goods_id = id, kind = "decode", message = "calcStock answered " .. problem })
-    return false
+  local requests = {}
+  for i, id in ipairs(ids) do requests[i] = { CALC, id, force } end
+  for i, r in ipairs(run:calls(requests)) do
+    if r.err then
+      if not refuses_item(r.err) then return nil, r.err end
+      refusals[ids[i]] = r.err
+    else
+      calcs[ids[i]] = r.data
+    end
   end
-  local item = {}                   -- the handler's own copy
-  for k, v in pairs(calc) do item[k] = v end
-  item.api_goods_id = id
-  return item, calc
+  return calcs, refusals
 end
 
--- A handler's outcome for one computed good, reported at once (a handler that failed as
--- code, status nil: nothing reported, listed unreported with the error). true | nil, err.
+-- A handler's outcome for one computed good, to report (a handler that failed as code,
+-- status nil: nothing reported, listed unreported with the error).
 local function settle_handled(run, item, calc, status, message)
   if status == nil then
     local s = run.summary
     s.handler_errors = s.handler_errors + 1
     append(s.unreported, { api_goods_id = item.api_goods_id, kind = "handler", message = message })
-    return true
+    return
   end
   append(run.pending, { api_goods_id = item.api_goods_id, status = status, error_msg = message, calc = calc })
-  local ok, rerr = report(run)
-  if not ok then return run:fail(rerr, "reporting the outcome") end
-  return true
 end
 
--- The new goods of one wait-list page: each counted as read, computed, handed over and
--- reported in turn; for a batch handler, all computed, handed over at once, then reported.
--- run.current holds the goods in hand (unreported if the run stops there).
+-- The new goods of one wait-list page: counted as read, computed together (compute),
+-- handed to the handler one by one in list order (a batch handler: all at once), then
+-- their outcomes reported together (report). run.current holds the goods in hand
+-- (unreported if the run stops there). true, or the loop's nil, err.
 local function handle(run, ids, force)
-  local s, h, computed = run.summary, run.opts.handler, {}
+  if not ids[1] then return true end
+  local s, h = run.summary, run.opts.handler
+  s.read = s.read + #ids
   run.current = {}
-  for _, id in ipairs(ids) do
-    s.read = s.read + 1
-    append(run.current, { api_goods_id = id })
-    local item, calc = compute(run, id, force)
-    if item == nil then table.remove(run.current) run.current = nil return nil, calc end
-    if not item then
-      table.remove(run.current)
-    elseif h.batch then
-      append(computed, { item, calc })
-    else
-      local status, message = common.outcome(h.handle, item)
-      table.remove(run.current)
-      local ok, err = settle_handled(run, item, calc, status, message)
-      if not ok then run.current = nil return nil, err end
+  for i, id in ipairs(ids) do run.current[i] = { api_goods_id = id } end
+  local calcs, refusals = compute(run, ids, force)
+  if not calcs then
+    local err = refusals     -- the goods stay waiting in the ERP: offered again next run
+    for _, it in ipairs(run.current) do
+      it.message = "stock not computed: " .. (err.message or tostring(err.kind))
+      append(s.unreported, it)
     end
-    run:progress()
+    run.current = nil
+    return run:fail(err, "computing the stock")
   end
-  if #computed > 0 then
+  local computed = {}
+  for _, id in ipairs(ids) do
+    local calc = calcs[id]
+    if refusals[id] then
+      refuse(s, id, nil, run.batch_calc == false and CALC or BATCH_CALC, refusals[id])
+      common.record(run, id, nil, "refused", refusals[id].message)
+    else
+      local problem = calc == nil and "nothing for this good" or calc_problem(calc)
+      if problem then
+        -- not handed over, nothing reported: the good stays waiting in the ERP
+        append(s.invalid, { api_goods_id = id, kind = "decode", message = "calcStock answered " .. problem })
+      else
+        local item = {}               -- the handler's own copy
+        for k, v in pairs(calc) do item[k] = v end
+        item.api_goods_id = id
+        append(computed, { item, calc })
+      end
+    end
+  end
+  run.current = {}
+  for i, c in ipairs(computed) do run.current[i] = { api_goods_id = c[1].api_goods_id } end
+  if h.batch then
     local items = {}
     for i, c in ipairs(computed) do items[i] = c[1] end
     local outcomes = common.batch_outcomes(h.batch, items)
     for i, c in ipairs(computed) do
       table.remove(run.current, 1)
-      local ok, err = settle_handled(run, c[1], c[2], outcomes[i][1], outcomes[i][2])
-      if not ok then
-        for _, rest in ipairs(run.current) do append(s.unreported, rest) end
-        run.current = nil
-        return nil, err
-      end
+      settle_handled(run, c[1], c[2], outcomes[i][1], outcomes[i][2])
+    end
+  else
+    for _, c in ipairs(computed) do
+      local status, message = common.outcome(h.handle, c[1])
+      table.remove(run.current, 1)
+      settle_handled(run, c[1], c[2], status, message)
+      run:touch()
     end
   end
   run.current = nil
+  local ok, rerr = report(run)
+  if not ok then return run:fail(rerr, "reporting the outcome") end
   return true
 end
 
