@@ -188,6 +188,7 @@ function M.add_stock(sid, n, ids)
   for k = 1, n + #ids do
     local g, i = append_good(s, q)
     if k > n then g.rec_id = ids[k - n] end
+    g.match_target_id = i
     g.stock_change_count = 1 + i % 5
     g.syn_stock = (i * 37) % 500
     g.goods_id = ("G%06d"):format(i)
