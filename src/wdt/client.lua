@@ -63,7 +63,10 @@ local function level_outside_wdt()
   while true do
     local info = debug.getinfo(level, "S")
     if not info then return 2 end
-    if info.source ~= "=[C]" and not info.source:find("^@.-wdt/[%w_/]+%.lua$") then return level - 1 end
+    -- C frames, and Lua 5.1's "(tail call)" frames, have no line to point at
+    if info.source ~= "=[C]" and info.what ~= "tail" and not info.source:find("^@.-wdt/[%w_/]+%.lua$") then
+      return level - 1
+    end
     level = level + 1
   end
 end
