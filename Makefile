@@ -1,6 +1,6 @@
 # Thin wrapper for the README commands. CMakeLists.txt is the build definition.
 #   make demo   install what is missing, build, run the whole cycle against the emulator
-#   make check  the quick path: build, lint, run the specs (2-3 minutes)
+#   make check  the quick path: build, lint, run the specs (about 4 minutes)
 #   make test   check, then the specs under Lua 5.1, 5.2 and 5.3, under sanitizers and valgrind,
 #               and a brief fuzz (installs clang and valgrind; several minutes)
 #   eval "$$(make env)"   LUA_PATH/LUA_CPATH/PATH for using this checkout without installing
