@@ -172,7 +172,11 @@ describe("the rate budget inside nginx (shared dict)", function()
         seen[outcome] = true
       end
     end
-    assert.is_true(seen.ok and seen["shm_full nil"] and seen["rate_limited per_minute"] or false)
+    local outcomes = {}
+    for k in pairs(seen) do outcomes[#outcomes + 1] = k end
+    table.sort(outcomes)
+    assert.is_true(seen.ok and seen["shm_full nil"] and seen["rate_limited per_minute"] or false,
+      "outcomes seen: " .. table.concat(outcomes, ", "))
     local state = emu:state()
     for i = 1, SELLERS do
       local calls = (state.calls["seller" .. i] or {})["sales.StockSync.getSelfWaitSyncIdListOpen"] or 0
