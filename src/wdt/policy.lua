@@ -72,7 +72,7 @@ end
 -- a flow with several calls in flight narrows its window and sends it again (wdt.flow).
 function policy.is_concurrency_limit(err)
   return err.kind == "api" and err.status == 100 and type(err.message) == "string"
-    and err.message:find(policy.rate_limit_messages[2], 1, true) ~= nil
+    and err.message:find(rate_limit_messages[2], 1, true) ~= nil
 end
 
 -- May this failure be retried? `idempotent` says whether the call may be repeated after
