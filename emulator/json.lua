@@ -141,8 +141,14 @@ local function decode_array(s, pos, compact, depth)
   end
 end
 
+-- LuaJIT's table.new: an object is made with room for as many keys as the one before it
+-- (a request's objects come in lists of one kind), not grown key by key
+local ok_new, new_tab = pcall(require, "table.new")
+if not ok_new then new_tab = function() return {} end end
+local last_keys = 0
+
 local function decode_object(s, pos, compact, depth)
-  local t = setmetatable({}, OBJECT)
+  local t, n = setmetatable(new_tab(0, last_keys), OBJECT), 0
   pos = skip(s, pos + 1, compact)
   if byte(s, pos) == 125 then return t, pos + 1 end
   while true do
@@ -155,9 +161,10 @@ local function decode_object(s, pos, compact, depth)
     local v
     v, pos = decode_value(s, pos, compact, depth)
     t[k] = v
+    n = n + 1
     pos = skip(s, pos, compact)
     local c = byte(s, pos)
-    if c == 125 then return t, pos + 1 end
+    if c == 125 then last_keys = n; return t, pos + 1 end
     if c ~= 44 then fail(pos, "expected ',' or '}'") end
     pos = skip(s, pos + 1, compact)
   end

@@ -343,7 +343,7 @@ local function push_trades(t, args, _, sid)
     else
       seen[tid] = true
       local old = t.raw_trades[tid]
-      local rec = copy_fields({}, tr)
+      local rec = setmetatable(tr, nil)   -- the decoded trade itself (made for this call alone)
       rec.shop_no, rec.modified = shop_no, now
       rec.orders = {}
       rec.discounts = discounts_of[tid]      -- a push of the trade replaces them
@@ -361,7 +361,8 @@ local function push_trades(t, args, _, sid)
       local shipped = {}
       if old then for _, ol in ipairs(old.orders) do shipped[ol.oid] = ol._shipped end end
       for i, l in ipairs(by_tid[tid]) do
-        rec.orders[i] = copy_fields({ _shipped = shipped[l.oid] }, l)
+        setmetatable(l, nil)._shipped = shipped[l.oid]
+        rec.orders[i] = l
         oid_owner[l.oid] = tid
       end
       t.raw_trades[tid] = rec
