@@ -208,7 +208,14 @@ local function escape_char(c)
 end
 
 local function encode_string(s)
-  return '"' .. s:gsub('[%c"\\]', escape_char) .. '"'
+  -- a loop over bytes first (LuaJIT compiles it; gsub it does not): most strings need no escape
+  for i = 1, #s do
+    local c = byte(s, i)
+    if c < 32 or c == 34 or c == 92 or c == 127 then
+      return '"' .. s:gsub('[%c"\\]', escape_char) .. '"'
+    end
+  end
+  return '"' .. s .. '"'
 end
 M.encode_string = encode_string
 
@@ -225,6 +232,25 @@ local function encode_number(x)
 end
 
 local encode_value
+
+-- An answer's objects come in lists of one shape: the sorted keys of each shape, and each
+-- key's text, are kept (the keys in the order pairs gave them name the shape; a hit is
+-- checked against the object, so two key sets that join alike cannot be mixed up).
+local shapes, key_texts = {}, {}
+local shape_count, key_count = 0, 0
+local function sorted_keys(t, keys, k)
+  local shape = concat(keys, "\0", 1, k)
+  local cached = shapes[shape]
+  if cached and #cached == k then
+    local same = true
+    for i = 1, k do if t[cached[i]] == nil then same = false; break end end
+    if same then return cached end
+  end
+  table.sort(keys)
+  if shape_count < 1000 then shapes[shape] = keys; shape_count = shape_count + 1 end
+  return keys
+end
+
 local function encode_table(t, out, n, depth)
   if depth > 200 then error("cannot encode: too deep") end
   local mt = getmetatable(t)
@@ -245,12 +271,17 @@ local function encode_table(t, out, n, depth)
       if type(key) ~= "string" then error("cannot encode: object key is not a string") end
       k = k + 1; keys[k] = key
     end
-    table.sort(keys)
+    keys = sorted_keys(t, keys, k)
     n = n + 1; out[n] = "{"
     for i = 1, k do
       if i > 1 then n = n + 1; out[n] = "," end
-      n = n + 1; out[n] = encode_string(keys[i])
-      n = n + 1; out[n] = ":"
+      local key = keys[i]
+      local text = key_texts[key]
+      if not text then
+        text = encode_string(key) .. ":"
+        if key_count < 10000 then key_texts[key] = text; key_count = key_count + 1 end
+      end
+      n = n + 1; out[n] = text
       n = encode_value(t[keys[i]], out, n, depth + 1)
     end
     n = n + 1; out[n] = "}"
