@@ -76,13 +76,14 @@ end
 
 local function control_entries(t, q, method, out)
   for _, r in ipairs(q.rows[method] or {}) do
-    -- its key and builder made once, on the row: every query lists every row
-    local skey, build = r._skey, r._build
-    if not skey then
-      skey, build = "c\0" .. r.id, function(m) return r.build(t, m) end
-      r._skey, r._build = skey, build
+    -- its entry made once, on the row (every query lists every row); its time as stored
+    local e = r._entry
+    if not e then
+      e = { skey = "c\0" .. r.id, keys = r.fields, build = function(m) return r.build(t, m) end }
+      r._entry = e
     end
-    out[#out + 1] = { skey = skey, m = r.modified, keys = r.fields, build = build }
+    e.m = r.modified
+    out[#out + 1] = e
   end
 end
 
