@@ -24,7 +24,10 @@ local function calc_each(t, args, pager, sid, fault)
     end
     local r = calc(t, { p.api_goods_id, p.force_sync }, pager, sid, fault)
     if r.status == 0 then
-      ok_list[#ok_list + 1] = r.data
+      -- this page's answer has true/false where calcStock's has 1/0
+      local d = r.data
+      d.is_auto_listing, d.is_auto_delisting = d.is_auto_listing == 1, d.is_auto_delisting == 1
+      ok_list[#ok_list + 1] = d
     else
       err_list[#err_list + 1] = { rec_id = p.api_goods_id, err_msg = r.message }
     end

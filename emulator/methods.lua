@@ -207,7 +207,7 @@ local function stock_calc(t, args)
   return { status = 0, data = {
     rec_id = g.rec_id, goods_id = g.goods_id, spec_id = g.spec_id,
     outer_id = g.goods_id, spec_outer_id = g.spec_id, match_code = g.spec_id,
-    match_target_id = g.rec_id - state.REC_ID_BASE, match_target_type = 1,
+    match_target_id = g.match_target_id or g.rec_id - state.REC_ID_BASE, match_target_type = 1,
     syn_stock = g.syn_stock, stock_change_count = g.stock_change_count,
     stock_num = g.syn_stock, last_syn_num = -1, last_syn_time = "",
     stock_syn_rule_id = -10000, stock_syn_rule_no = "", stock_syn_mask = 0,

@@ -391,8 +391,10 @@ function M.control()
     if v.shop_no ~= nil and type(v.shop_no) ~= "string" then
       return control_reply(400, { ok = false, error = "shop_no must be a string" })
     end
+    local ids_err = v.stock_ids ~= nil and state.stock_ids_error(v.stock_ids, t.stock.by_id)
+    if ids_err then return control_reply(400, { ok = false, error = "stock_ids: " .. ids_err }) end
     state.add_logistics(sid, nl, v.shop_no)
-    state.add_stock(sid, ns)
+    state.add_stock(sid, ns, v.stock_ids)
     local ghosts = state.add_stock_ghosts(sid, ng)
     return control_reply(200, { ok = true, sid = sid, logistics = t.logistics.size,
                                 stock = t.stock.size, stock_ghost = ghosts })

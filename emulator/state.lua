@@ -60,6 +60,11 @@ local function normalize(c)
           error(("config: %s.%s.shop_no must be a string"):format(kind, sid), 0)
         end
         out[kind][sid] = { pending = spec.pending, shop_no = spec.shop_no or "s1" }
+        if kind == "stock" and spec.ids ~= nil then
+          local e = M.stock_ids_error(spec.ids, {})
+          if e then error(("config: stock.%s.ids: %s"):format(sid, e), 0) end
+          out.stock[sid].ids = spec.ids
+        end
       end
     end
   end
@@ -167,12 +172,31 @@ local function append_good(s, q)
   return g, s.seq_stock
 end
 
--- Append n goods waiting for a stock sync.
-function M.add_stock(sid, n)
+-- Why a list of api_goods_ids cannot be seeded (nil when it can): whole numbers from 1,
+-- below the emulator's own ids, none twice nor already a good (known: rec_id -> good).
+function M.stock_ids_error(ids, known)
+  if not json.is_array(ids) then return "must be a list" end
+  local seen = {}
+  for i = 1, #ids do
+    local id = ids[i]
+    if not is_int(id) or id < 1 or id >= M.REC_ID_BASE then
+      return ("ids[%d] must be a whole number from 1 to %.0f"):format(i, M.REC_ID_BASE - 1)
+    end
+    if seen[id] or known[id] then return ("%.0f is already a good"):format(id) end
+    seen[id] = true
+  end
+end
+
+-- Append goods waiting for a stock sync: n with new ids, then one for each id of `ids`
+-- (checked by stock_ids_error), as goods a page's example or a test names.
+function M.add_stock(sid, n, ids)
   local s = M.s
   local q = s.tenants[sid].stock
-  for _ = 1, n do
+  ids = ids or {}
+  for k = 1, n + #ids do
     local g, i = append_good(s, q)
+    if k > n then g.rec_id = ids[k - n] end
+    g.match_target_id = i
     g.stock_change_count = 1 + i % 5
     g.syn_stock = (i * 37) % 500
     g.goods_id = ("G%06d"):format(i)
@@ -244,7 +268,7 @@ function M.reset()
     local lc = config.logistics[sid]
     if lc then M.add_logistics(sid, lc.pending) end
     local sc = config.stock[sid]
-    if sc then M.add_stock(sid, sc.pending) end
+    if sc then M.add_stock(sid, sc.pending, sc.ids) end
   end
 end
 

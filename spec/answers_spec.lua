@@ -32,7 +32,8 @@ describe("answers checked in the loops", function()
 
   local function lstate() return emu:state().tenants[emulator.DEMO.sid].logistics end
   local function sync(extra)
-    local o = { shop_no = "s1", lock = false, batch = 5, handler = function() return true end }
+    -- one call at a time: the first bad answer stops the run before any other batch is sent
+    local o = { shop_no = "s1", lock = false, batch = 5, concurrency = 1, handler = function() return true end }
     for k, v in pairs(extra or {}) do o[k] = v end
     return client:sync_logistics(o)
   end

@@ -137,6 +137,10 @@ describe("wdt-emulator launcher", function()
     ok, err = pcall(emulator.start, { config = "{not json" })
     assert.is_false(ok)
     assert.truthy(tostring(err):find("is not JSON", 1, true), err)
+    ok, err = pcall(emulator.start, { config = '{"tenants":[{"sid":"a","key":"k","secret":"s:t"}],'
+                                      .. '"stock":{"a":{"pending":0,"ids":[5,5]}}}' })
+    assert.is_false(ok)
+    assert.truthy(tostring(err):find("config: stock.a.ids: 5 is already a good", 1, true), err)
   end)
 end)
 
@@ -573,6 +577,26 @@ describe("wdt-emulator", function()
       local _, w = e:request{ method = "sales.StockSync.getSelfWaitSyncIdListOpen", args_json = "[100,0]" }
       assert.equal(23, #w.data.id_list)
       assert.has_error(function() e:enqueue{ sid = "nobody", logistics = 1 } end)
+    end)
+
+    it("enqueues goods under the ids given, as goods waiting for a sync", function()
+      local r = e:enqueue{ stock = 1, stock_ids = { 2447, 178238 } }
+      assert.equal(23, r.stock)
+      local _, w = e:request{ method = "sales.StockSync.getSelfWaitSyncIdListOpen", args_json = "[100,0]" }
+      assert.same({ 2447, 178238 }, { w.data.id_list[22], w.data.id_list[23] })
+      local _, calc = e:request{ method = "sales.StockSync.calcStock", args_json = "[2447,false]" }
+      assert.same({ 0, 2447 }, { calc.status, calc.data.rec_id })
+      local _, cancel = e:request{ method = "sales.StockSync.cancelSync",
+                                   args_json = ("[2447,%d]"):format(calc.data.stock_change_count) }
+      assert.equal(0, cancel.status)
+      local st = e:state().tenants.apidevnew2.stock
+      assert.same({ 22, 1 }, { st.size, st.cancelled })
+      for _, bad in ipairs{ { 178238 }, { 0 }, { 7000000001 }, { 1.5 }, "2447" } do
+        local ok, err = pcall(e.enqueue, e, { stock_ids = bad })
+        assert.is_false(ok)
+        assert.truthy(tostring(err):find("stock_ids: ", 1, true), err)
+      end
+      assert.equal(22, e:state().tenants.apidevnew2.stock.size)
     end)
 
     it("enqueues ghost goods: listed once, unknown to calcStock, not in the queue's size", function()
