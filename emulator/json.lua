@@ -44,7 +44,10 @@ local function fail(pos, msg) error({ at = pos, msg = msg }, 0) end
 
 local decode_value
 
+-- a byte test first: most positions have no whitespace, and a pattern costs far more
 local function skip(s, pos, compact)
+  local c = byte(s, pos)
+  if c ~= 32 and c ~= 10 and c ~= 13 and c ~= 9 then return pos end
   local _, e = find(s, "^[ \t\r\n]+", pos)
   if e then
     if compact then fail(pos, "whitespace outside a string (the body must be compact JSON)") end
@@ -54,7 +57,15 @@ local function skip(s, pos, compact)
 end
 
 local function decode_string(s, pos)
-  -- pos is at the opening quote
+  -- pos is at the opening quote; most strings have no escape: taken whole, by a loop over
+  -- bytes (LuaJIT compiles it; a pattern search it does not)
+  local q = pos + 1
+  while true do
+    local c = byte(s, q)
+    if c == 34 then return sub(s, pos + 1, q - 1), q + 1 end
+    if c == nil or c == 92 or c < 32 or c == 127 then break end
+    q = q + 1
+  end
   local parts, n, i = {}, 0, pos + 1
   while true do
     local a, b = find(s, '^[^"\\%c]+', i)
@@ -93,6 +104,13 @@ local function decode_string(s, pos)
 end
 
 local function decode_number(s, pos)
+  -- the common case first: an integer without a leading zero, ended by , ] or }
+  local i, c = pos, byte(s, pos)
+  if c == 45 then i = i + 1; c = byte(s, i) end
+  if c and c >= 49 and c <= 57 then
+    repeat i = i + 1; c = byte(s, i) until not c or c < 48 or c > 57
+    if c == 44 or c == 93 or c == 125 then return tonumber(sub(s, pos, i - 1)), i end
+  end
   local a, b = find(s, "^-?%d+%.?%d*[eE]?[-+]?%d*", pos)
   if not a then fail(pos, "unexpected character") end
   local text = sub(s, a, b)
@@ -123,8 +141,14 @@ local function decode_array(s, pos, compact, depth)
   end
 end
 
+-- LuaJIT's table.new: an object is made with room for as many keys as the one before it
+-- (a request's objects come in lists of one kind), not grown key by key
+local ok_new, new_tab = pcall(require, "table.new")
+if not ok_new then new_tab = function() return {} end end
+local last_keys = 0
+
 local function decode_object(s, pos, compact, depth)
-  local t = setmetatable({}, OBJECT)
+  local t, n = setmetatable(new_tab(0, last_keys), OBJECT), 0
   pos = skip(s, pos + 1, compact)
   if byte(s, pos) == 125 then return t, pos + 1 end
   while true do
@@ -137,9 +161,10 @@ local function decode_object(s, pos, compact, depth)
     local v
     v, pos = decode_value(s, pos, compact, depth)
     t[k] = v
+    n = n + 1
     pos = skip(s, pos, compact)
     local c = byte(s, pos)
-    if c == 125 then return t, pos + 1 end
+    if c == 125 then last_keys = n; return t, pos + 1 end
     if c ~= 44 then fail(pos, "expected ',' or '}'") end
     pos = skip(s, pos + 1, compact)
   end
@@ -183,7 +208,14 @@ local function escape_char(c)
 end
 
 local function encode_string(s)
-  return '"' .. s:gsub('[%c"\\]', escape_char) .. '"'
+  -- a loop over bytes first (LuaJIT compiles it; gsub it does not): most strings need no escape
+  for i = 1, #s do
+    local c = byte(s, i)
+    if c < 32 or c == 34 or c == 92 or c == 127 then
+      return '"' .. s:gsub('[%c"\\]', escape_char) .. '"'
+    end
+  end
+  return '"' .. s .. '"'
 end
 M.encode_string = encode_string
 
@@ -200,6 +232,25 @@ local function encode_number(x)
 end
 
 local encode_value
+
+-- An answer's objects come in lists of one shape: the sorted keys of each shape, and each
+-- key's text, are kept (the keys in the order pairs gave them name the shape; a hit is
+-- checked against the object, so two key sets that join alike cannot be mixed up).
+local shapes, key_texts = {}, {}
+local shape_count, key_count = 0, 0
+local function sorted_keys(t, keys, k)
+  local shape = concat(keys, "\0", 1, k)
+  local cached = shapes[shape]
+  if cached and #cached == k then
+    local same = true
+    for i = 1, k do if t[cached[i]] == nil then same = false; break end end
+    if same then return cached end
+  end
+  table.sort(keys)
+  if shape_count < 1000 then shapes[shape] = keys; shape_count = shape_count + 1 end
+  return keys
+end
+
 local function encode_table(t, out, n, depth)
   if depth > 200 then error("cannot encode: too deep") end
   local mt = getmetatable(t)
@@ -220,12 +271,17 @@ local function encode_table(t, out, n, depth)
       if type(key) ~= "string" then error("cannot encode: object key is not a string") end
       k = k + 1; keys[k] = key
     end
-    table.sort(keys)
+    keys = sorted_keys(t, keys, k)
     n = n + 1; out[n] = "{"
     for i = 1, k do
       if i > 1 then n = n + 1; out[n] = "," end
-      n = n + 1; out[n] = encode_string(keys[i])
-      n = n + 1; out[n] = ":"
+      local key = keys[i]
+      local text = key_texts[key]
+      if not text then
+        text = encode_string(key) .. ":"
+        if key_count < 10000 then key_texts[key] = text; key_count = key_count + 1 end
+      end
+      n = n + 1; out[n] = text
       n = encode_value(t[keys[i]], out, n, depth + 1)
     end
     n = n + 1; out[n] = "}"

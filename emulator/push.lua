@@ -181,34 +181,47 @@ local function enum_of(f)
   return enum(list, table.concat(words, " "))
 end
 
--- nil, or the message for the first field that is missing, of the wrong type, too long or
--- outside its enumeration (required fields first)
-local function field_error(obj, fields, enums)
-  local function check(f)
-    local v = obj[f.name]
-    if v == nil or (v == json.null and f.ty ~= "n") then
-      return f.required and f.name .. "不能为空" or nil
-    end
-    if not CHECK[f.ty](v) then return f.name .. "类型错误,应为" .. TYPE_NAME[f.ty] end
-    if f.len and type(v) == "string" and chars(v) > f.len then
-      return ("%s长度不能超过%d"):format(f.name, f.len)
-    end
-    local e = enums and enums[f.name] or enum_of(f)
-    if e and not e.set[tonumber(v)] then
-      return ("%s取值错误: %s (%s)"):format(f.name, tostring(v), e.words)
-    end
-    return nil
-  end
+-- The fields of a record as checked: required fields first (their errors come first), each
+-- with its enumeration and type test resolved once here rather than per record.
+local function checks_of(fields, enums)
+  local out = {}
   for pass = 1, 2 do
     for _, f in ipairs(fields) do
       if f.required == (pass == 1) then
-        local e = check(f)
-        if e then return e end
+        out[#out + 1] = { name = f.name, ty = f.ty, len = f.len, required = f.required,
+                          test = CHECK[f.ty], enum = enums and enums[f.name] or enum_of(f) }
+      end
+    end
+  end
+  return out
+end
+
+-- nil, or the message for the first field that is missing, of the wrong type, too long or
+-- outside its enumeration (required fields first)
+local function field_error(obj, checks)
+  for i = 1, #checks do
+    local f = checks[i]
+    local v = obj[f.name]
+    if v == nil or (v == json.null and f.ty ~= "n") then
+      if f.required then return f.name .. "不能为空" end
+    else
+      if not f.test(v) then return f.name .. "类型错误,应为" .. TYPE_NAME[f.ty] end
+      -- characters never outnumber bytes: counted only when the bytes exceed the limit
+      if f.len and type(v) == "string" and #v > f.len and chars(v) > f.len then
+        return ("%s长度不能超过%d"):format(f.name, f.len)
+      end
+      local e = f.enum
+      if e and not e.set[tonumber(v)] then
+        return ("%s取值错误: %s (%s)"):format(f.name, tostring(v), e.words)
       end
     end
   end
   return nil
 end
+
+local TRADE_CHECKS, LINE_CHECKS = checks_of(TRADE_FIELDS, TRADE_ENUMS), checks_of(LINE_FIELDS, LINE_ENUMS)
+local DISCOUNT_CHECKS, REFUND_CHECKS = checks_of(DISCOUNT_FIELDS), checks_of(REFUND_FIELDS, REFUND_ENUMS)
+local GOODS_CHECKS = checks_of(GOODS_FIELDS, GOODS_ENUMS)
 
 local beijing_time = query.beijing_seconds
 local stamp = state.stamp
@@ -228,7 +241,7 @@ end
 
 -- one trade of the call, its lines given -> nil, or the error_list message
 local function trade_error(t, shop_no, tr, lines, oid_owner)
-  local e = field_error(tr, TRADE_FIELDS, TRADE_ENUMS)
+  local e = field_error(tr, TRADE_CHECKS)
   if e then return e end
   if tr.is_auto_wms == true and (type(tr.warehouse_no) ~= "string" or tr.warehouse_no == "") then
     return "仓库编号不可为空"
@@ -245,7 +258,7 @@ local function trade_error(t, shop_no, tr, lines, oid_owner)
   if #lines == 0 then return "原始单没有子订单,原始单号为：" .. tr.tid end
   local goods, mine = 0, {}
   for _, l in ipairs(lines) do
-    e = field_error(l, LINE_FIELDS, LINE_ENUMS)
+    e = field_error(l, LINE_CHECKS)
     if e then return "子订单" .. tostring(l.oid) .. ": " .. e end
     if mine[l.oid] then return ("子订单编号%s重复"):format(l.oid) end
     mine[l.oid] = true
@@ -268,7 +281,7 @@ local function call_discounts(discounts, by_tid, errs)
   local discounts_of, problem = {}, {}
   for _, d in ipairs(discounts or {}) do
     local tid = json.is_object(d) and type(d.tid) == "string" and d.tid or nil
-    local e = not json.is_object(d) and "优惠信息格式错误" or field_error(d, DISCOUNT_FIELDS)
+    local e = not json.is_object(d) and "优惠信息格式错误" or field_error(d, DISCOUNT_CHECKS)
     if tid and not by_tid[tid] then
       errs[#errs + 1] = { no = tid, error = "优惠信息" .. (type(d.sn) == "string" and d.sn or "") .. "的原始单不在本次推送中" }
     elseif not tid then
@@ -330,7 +343,7 @@ local function push_trades(t, args, _, sid)
     else
       seen[tid] = true
       local old = t.raw_trades[tid]
-      local rec = copy_fields({}, tr)
+      local rec = setmetatable(tr, nil)   -- the decoded trade itself (made for this call alone)
       rec.shop_no, rec.modified = shop_no, now
       rec.orders = {}
       rec.discounts = discounts_of[tid]      -- a push of the trade replaces them
@@ -348,7 +361,8 @@ local function push_trades(t, args, _, sid)
       local shipped = {}
       if old then for _, ol in ipairs(old.orders) do shipped[ol.oid] = ol._shipped end end
       for i, l in ipairs(by_tid[tid]) do
-        rec.orders[i] = copy_fields({ _shipped = shipped[l.oid] }, l)
+        setmetatable(l, nil)._shipped = shipped[l.oid]
+        rec.orders[i] = l
         oid_owner[l.oid] = tid
       end
       t.raw_trades[tid] = rec
@@ -369,7 +383,7 @@ local function push_refunds(t, args, _, sid)
   for _, r in ipairs(args[2]) do
     if not json.is_object(r) then return { status = 2, message = "order_list" } end
     -- a shop the seller may not push to: each refund is refused, as the page's example shows
-    local e = refused and "店铺权限不足" or field_error(r, REFUND_FIELDS, REFUND_ENUMS)
+    local e = refused and "店铺权限不足" or field_error(r, REFUND_CHECKS)
     local trade = not e and t.raw_trades[r.tid]
     if not e and not trade then e = "原始单" .. r.tid .. "不存在" end
     if not e then
@@ -409,7 +423,7 @@ local function upload_goods(t, args, _, sid)
   if not json.is_array(p.goods_list) then return { status = 2, message = "goods_list" } end
   for i, g in ipairs(p.goods_list) do   -- no per-item error list on this method: all or nothing
     if not json.is_object(g) then return { status = 2, message = ("goods_list[%d]"):format(i - 1) } end
-    local e = field_error(g, GOODS_FIELDS, GOODS_ENUMS)
+    local e = field_error(g, GOODS_CHECKS)
     if e then return { status = 100, message = ("goods_list[%d]: %s"):format(i - 1, e) } end
   end
   local ids, now, s = json.array(), ngx.time(), state.s

@@ -111,9 +111,17 @@ end
 function M.config() return config end
 
 -- Unix seconds -> "YYYY-MM-DD HH:MM:SS": the vendor's clock is Beijing time (UTC+8)
+-- (kept per second: a query's rows repeat a few times, and os.date makes a table a call)
+local stamps, stamp_count = {}, 0
 function M.stamp(t)
-  local d = os.date("!*t", math.floor(t) + 8 * 3600)
-  return ("%04d-%02d-%02d %02d:%02d:%02d"):format(d.year, d.month, d.day, d.hour, d.min, d.sec)
+  t = math.floor(t)
+  local text = stamps[t]
+  if text then return text end
+  local d = os.date("!*t", t + 8 * 3600)
+  text = ("%04d-%02d-%02d %02d:%02d:%02d"):format(d.year, d.month, d.day, d.hour, d.min, d.sec)
+  if stamp_count >= 100000 then stamps, stamp_count = {}, 0 end
+  stamps[t], stamp_count = text, stamp_count + 1
+  return text
 end
 
 local stamp = M.stamp
