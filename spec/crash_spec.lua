@@ -29,48 +29,58 @@ local function read_lines(path)
   return out
 end
 
-describe("crash test: wdt sync logistics killed at random points", function()
-  local emu, dir, root
 
+-- A describe's set-up: an emulator with `config`, a folder with handler.lua (logs the
+-- item's `field` to $PUSH_LOG, takes `pause` seconds, succeeds), and fx.command(run): the
+-- shell command of one `wdt` run with `words` and that handler, its output in the folder.
+local function crash_fixture(config, field, pause, words)
+  local fx = {}
   setup(function()
-    emu = emulator.start { config = {
-      tenants = { { sid = SID, key = KEY, secret = APPSECRET } },
-      logistics = { [SID] = { pending = ROWS, shop_no = "s1" } },
-    } }
-    dir = shell.tmpdir()
-    root = shell.repo_root()
-    -- the handler logs every row it is given (the "push to the platform"), then succeeds;
-    -- it takes a little time per row so that kills land everywhere in the loop
-    local f = assert(io.open(dir .. "/handler.lua", "wb"))
-    f:write([[
+    fx.emu = emulator.start { config = config }
+    fx.dir = shell.tmpdir()
+    local f = assert(io.open(fx.dir .. "/handler.lua", "wb"))
+    f:write(([[
 local socket = require "socket"
 local log = assert(io.open(os.getenv("PUSH_LOG"), "a"))
-return function(row)
-  log:write(string.format("%d\n", row.sync_id))
+return function(item)
+  log:write(string.format("%%d\n", item.%s))
   log:flush()
-  socket.sleep(0.004)
+  socket.sleep(%s)
   return true
 end
-]])
+]]):format(field, pause))
     f:close()
   end)
-
   teardown(function()
-    if emu then emu:stop() end
-    if dir then os.execute("rm -rf " .. sh(dir)) end
+    if fx.emu then fx.emu:stop() end
+    if fx.dir then os.execute("rm -rf " .. sh(fx.dir)) end
   end)
-
-  local function command(run)
-    return table.concat({
-      "WDT_URL=" .. sh(emu.url), "WDT_SID=" .. sh(SID), "WDT_KEY=" .. sh(KEY),
+  function fx.command(run)
+    local dir = fx.dir
+    local parts = {
+      "WDT_URL=" .. sh(fx.emu.url), "WDT_SID=" .. sh(SID), "WDT_KEY=" .. sh(KEY),
       "WDT_SECRET=" .. sh(APPSECRET), "PUSH_LOG=" .. sh(dir .. "/pushed.log"),
-      "exec", sh(root .. "/bin/wdt"), "sync", "logistics", "--shop", "s1",
-      "--handler", sh(dir .. "/handler.lua"), "--batch", "7", "--page-size", "25", "--concurrency", "4", "--json",
-      ">" .. sh(dir .. "/run" .. run .. ".out"), "2>" .. sh(dir .. "/run" .. run .. ".err"),
-    }, " ")
+      "exec", sh(shell.repo_root() .. "/bin/wdt") }
+    for _, w in ipairs(words) do parts[#parts + 1] = w end
+    for _, w in ipairs { "--handler", sh(dir .. "/handler.lua"), ">" .. sh(dir .. "/run" .. run .. ".out"),
+                         "2>" .. sh(dir .. "/run" .. run .. ".err") } do
+      parts[#parts + 1] = w
+    end
+    return table.concat(parts, " ")
   end
+  return fx
+end
+
+describe("crash test: wdt sync logistics killed at random points", function()
+  -- the handler takes a little time per row so that kills land everywhere in the loop
+  local fx = crash_fixture({
+    tenants = { { sid = SID, key = KEY, secret = APPSECRET } },
+    logistics = { [SID] = { pending = ROWS, shop_no = "s1" } },
+  }, "sync_id", "0.004", { "sync", "logistics", "--shop", "s1", "--batch", "7", "--page-size", "25",
+                          "--concurrency", "4", "--json" })
 
   it("ends with an empty queue and every row reported once", function()
+    local emu, dir, command = fx.emu, fx.dir, fx.command
     local seed = tonumber(os.getenv("WDT_CRASH_SEED") or "") or os.time()
     local kills = tonumber(os.getenv("WDT_CRASH_KILLS") or "") or 8
     print(("\ncrash test: WDT_CRASH_SEED=%d, %d killed runs"):format(seed, kills))
@@ -152,45 +162,13 @@ end)
 -- and every good reached the handler.
 describe("crash test: wdt sync stock (4 calls in flight) killed at random points", function()
   local GOODS = 200
-  local emu, dir, root
-
-  setup(function()
-    emu = emulator.start { config = {
-      tenants = { { sid = SID, key = KEY, secret = APPSECRET } },
-      stock = { [SID] = { pending = GOODS } },
-    } }
-    dir = shell.tmpdir()
-    root = shell.repo_root()
-    local f = assert(io.open(dir .. "/handler.lua", "wb"))
-    f:write([[
-local socket = require "socket"
-local log = assert(io.open(os.getenv("PUSH_LOG"), "a"))
-return function(item)
-  log:write(string.format("%d\n", item.api_goods_id))
-  log:flush()
-  socket.sleep(0.002)
-  return true
-end
-]])
-    f:close()
-  end)
-
-  teardown(function()
-    if emu then emu:stop() end
-    if dir then os.execute("rm -rf " .. sh(dir)) end
-  end)
-
-  local function command(run)
-    return table.concat({
-      "WDT_URL=" .. sh(emu.url), "WDT_SID=" .. sh(SID), "WDT_KEY=" .. sh(KEY),
-      "WDT_SECRET=" .. sh(APPSECRET), "PUSH_LOG=" .. sh(dir .. "/pushed.log"),
-      "exec", sh(root .. "/bin/wdt"), "sync", "stock", "--handler", sh(dir .. "/handler.lua"),
-      "--count", "20", "--concurrency", "4", "--json",
-      ">" .. sh(dir .. "/run" .. run .. ".out"), "2>" .. sh(dir .. "/run" .. run .. ".err"),
-    }, " ")
-  end
+  local fx = crash_fixture({
+    tenants = { { sid = SID, key = KEY, secret = APPSECRET } },
+    stock = { [SID] = { pending = GOODS } },
+  }, "api_goods_id", "0.002", { "sync", "stock", "--count", "20", "--concurrency", "4", "--json" })
 
   it("ends with no good waiting, each synced once, every good handed over", function()
+    local emu, dir, command = fx.emu, fx.dir, fx.command
     local seed = tonumber(os.getenv("WDT_CRASH_SEED") or "") or os.time()
     print(("\nstock crash test: WDT_CRASH_SEED=%d"):format(seed))
     math.randomseed(seed)
