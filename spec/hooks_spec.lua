@@ -56,6 +56,17 @@ describe("client hooks", function()
     assert.matches("on_response raised an error: .*metrics down", table.concat(said))
   end)
 
+  it("a client with hooks still tells a push that an earlier try was applied (maybe new)", function()
+    emu:reset()
+    emu:faults { mode = "truncated", method = "sales.RawTrade.pushSelf2", count = 1 }
+    local platform = dofile(require("spec.support.sh").repo_root() .. "/examples/sample_platform.lua")
+    local seen = 0
+    local client = fixtures.client(emu, { retries = 2, on_response = function() seen = seen + 1 end })
+    local s = assert(client:push_orders { shop_no = "s1", orders = platform.orders(1, 10), lock = false })
+    client:close()
+    assert.same({ 0, 10, 10, 1 }, { s.new, s.changed, s.changed_maybe_new, seen })
+  end)
+
   it("refuses a hook that is not a function, naming it", function()
     assert.has_error(function() fixtures.client(emu, { on_request = "log" }) end)
     local ok, err = pcall(fixtures.client, emu, { on_response = 1 })

@@ -251,7 +251,7 @@ function Client:_request(method, args, pager, c)
   local info = { method = method, sid = self.sid, request_id = ID_PREFIX .. "-" .. request_seq }
   if o.on_request then run_hook(o.on_request, "on_request", info) end
   local started = core.monotonic()
-  local resp, b = self:_tries(method, args, pager, c)
+  local resp, b, sent_before = self:_tries(method, args, pager, c)   -- all three passed on
   if o.on_response then
     local done = { method = method, sid = self.sid, request_id = info.request_id, ok = resp ~= nil,
                    elapsed = core.monotonic() - started }
@@ -263,7 +263,7 @@ function Client:_request(method, args, pager, c)
     end
     run_hook(o.on_response, "on_response", done)
   end
-  return resp, b
+  return resp, b, sent_before
 end
 
 -- The loop of `request` for input already checked: a method name, args with `n`, a pager
