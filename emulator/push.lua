@@ -28,7 +28,7 @@ local rows = require "emulator.rows"
 
 local M = {}
 local floor = math.floor
-local OWN_PLATFORM = 127
+local OWN_PLATFORM = state.OWN_PLATFORM
 M.OWN_PLATFORM = OWN_PLATFORM
 local TRADE_ID_PUSHED = 6100000000   -- trade_id of pushed trades (above the queue's)
 

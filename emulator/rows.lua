@@ -15,7 +15,7 @@ local pages = require "emulator.pages"
 
 local M = {}
 local stamp = state.stamp
-local OWN = 127
+local OWN = state.OWN_PLATFORM
 
 -- ids derived from a shipment's sync_id (sync ids are 5000000001…)
 local STOCKOUT_BASE, LOGISTICS_REC_BASE = 9000000000, 9100000000

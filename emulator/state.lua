@@ -13,6 +13,8 @@ M.TRADE_ID_BASE = 6000000000
 M.REC_ID_BASE = 7000000000
 M.CURSOR_BASE = 239000000
 
+M.OWN_PLATFORM = 127           -- platform_id of the self-owned platform (自有平台)
+
 M.DEMO = {
   tenants = { { sid = "apidevnew2", key = "test2-xx", secret = "12345:abcde" } },
   logistics = { apidevnew2 = { pending = 50, shop_no = "s1" } },
