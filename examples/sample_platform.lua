@@ -14,9 +14,10 @@
 --     DIR/refunds.jsonl (one refund per refunded order), DIR/goods.jsonl (the catalog)
 local platform = { GOODS = 40 }
 
-local function beijing_now()
-  return os.date("!%Y-%m-%d %H:%M:%S", os.time() + 8 * 3600 - 3600)   -- an hour ago
-end
+-- An hour before this file was loaded, in Beijing time: taken once, so that order(i) is the
+-- same order however often it is built in one run (a resumed push must see the same items,
+-- not new versions of them whenever a second passed between two builds).
+local HOUR_AGO = os.date("!%Y-%m-%d %H:%M:%S", os.time() + 8 * 3600 - 3600)
 
 function platform.tid(i) return ("P%08d"):format(i) end
 
@@ -26,7 +27,7 @@ function platform.order(i, opts)
   local nlines = opts.lines or (i % 7 == 0 and 3 or (i % 3 == 0 and 2 or 1))
   local o = {
     tid = tid, process_status = 10, trade_status = 30, refund_status = 0, pay_status = 2,
-    pay_method = 7, trade_time = opts.time or beijing_now(), pay_time = opts.time or beijing_now(),
+    pay_method = 7, trade_time = opts.time or HOUR_AGO, pay_time = opts.time or HOUR_AGO,
     buyer_nick = "buyer" .. i % 97, buyer_message = "", receiver_name = "收件人" .. i % 13,
     receiver_area = "北京 北京市 朝阳区", receiver_address = "春天街道" .. i .. "号",
     receiver_mobile = ("138%08d"):format(i), post_amount = 0, discount = 0,
