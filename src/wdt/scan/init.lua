@@ -29,7 +29,7 @@ local core = require "wdt.core"
 local errors = require "wdt.errors"
 local flow = require "wdt.flow"
 local time = require "wdt.scan.time"
-local window = require "wdt.scan.window"
+local ahead = require "wdt.scan.ahead"
 local known = require "wdt.scan.methods"
 local clock = require "wdt.clock"
 
@@ -37,6 +37,11 @@ local scan = { methods = known }
 
 local MAX_TIME = 2 ^ 40       -- a checkpoint's `next` beyond this is no time
 local FUTURE_MARGIN = 600     -- seconds a checkpoint may be ahead of the server's now
+-- A run's end is planned on the local clock and fixed by the server's Date in the first
+-- answer: earlier when the local clock runs ahead; later only when it is behind by more
+-- than this (a window of the seconds between would cost one call more for nothing: the
+-- next run reads them)
+local CLOCK_SLACK = 60
 
 local FN = "scan"
 
@@ -185,17 +190,26 @@ local function load_checkpoint(s)
   return true
 end
 
+local function base_of(s) return s.client._base or s.client end
+
+-- The local clock with the client's learned offset to the server's.
+local function local_now(s)
+  return math.floor(core.unix_time() + (base_of(s)._clock_offset or 0))
+end
+
 -- The server's now: the `Date` of a one-row query (the window's end must not follow a
 -- local clock that runs ahead), else the local clock with the client's learned offset.
+-- Only asked when the local clock says there is nothing to read (else the first page's
+-- answer says it: see scan.run).
 local function server_now(s, a)
   local params = {}
   for k, v in pairs(s.filter) do params[k] = v end
   params[s.facts.from], params[s.facts.to] = time.format(a), time.format(a + 1)
-  local base = s.client._base or s.client
+  local base = base_of(s)
   base._server_date = nil
   local page, err = s.client:page_call(s.method, { page_size = 1, page_no = 0, calc_total = false }, params)
   if not page then return nil, err end
-  return clock.parse_http_date(base._server_date) or math.floor(core.unix_time() + (base._clock_offset or 0))
+  return clock.parse_http_date(base._server_date) or local_now(s)
 end
 
 -- A checkpoint past the server's now (a clock that ran ahead once, a hand edit) would pass
@@ -267,6 +281,7 @@ end
 local State = {}
 State.__index = State
 function State:close()
+  if self.reader then self.reader:close() end
   if self.run then self.run:release() end
 end
 State.__close = State.close
@@ -279,12 +294,55 @@ function scan.run(client, s)
   s.recent = {}
   local failed, done = false, false
   local pending, pi, next_start      -- the window being delivered
-  local a, stop
+  local to_given = s.to
 
   local function fail(err)
     failed = true
     s:close()
     return false, err
+  end
+
+  -- where the run stops by the clock `now`: never closer to it than the lag
+  local function stop_at(now)
+    local stop = now - s.lag
+    if to_given and to_given < stop then stop = to_given end
+    return stop
+  end
+
+  -- the end planned on the local clock, fixed at the first answer that carries the
+  -- server's Date (wdt.scan.ahead); a checkpoint past the server's now is refused then,
+  -- before any row is delivered
+  local function confirm(planned, must)
+    local now = clock.parse_http_date(base_of(s)._server_date)
+    if not now and not must then return false end
+    now = now or local_now(s)
+    local ok, err = check_future(s, now)
+    if not ok then return nil, err end
+    local stop = stop_at(now)
+    if stop > planned and stop <= planned + CLOCK_SLACK then stop = planned end
+    s.to = stop
+    return stop
+  end
+
+  local function start()
+    local ok, err = load_checkpoint(s)
+    if not ok then return nil, err end
+    local a = s.from
+    local stop, confirmed = stop_at(local_now(s)), false
+    if stop <= a then
+      -- nothing to read by the local clock: the server's says, from a one-row call
+      local now, nerr = server_now(s, a)
+      if not now then return nil, nerr end
+      ok, err = check_future(s, now)
+      if not ok then return nil, err end
+      stop, confirmed = stop_at(now), true
+    else
+      base_of(s)._server_date = nil           -- the first page's answer brings it
+    end
+    s.to = stop
+    s.reader = ahead.new(s, a, stop, confirm)
+    s.reader.confirmed = confirmed
+    return true
   end
 
   local function next_row()
@@ -303,30 +361,25 @@ function scan.run(client, s)
       local ok, err = save_checkpoint(s, next_start)
       if not ok then return fail(err) end
     end
-    if not a then
-      local ok, err = load_checkpoint(s)
+    if not s.reader then
+      local ok, err = start()
       if not ok then return fail(err) end
-      a = s.from
-      local now, nerr = server_now(s, a)
-      if not now then return fail(nerr) end
-      ok, err = check_future(s, now)
-      if not ok then return fail(err) end
-      stop = now - s.lag               -- never closer to the server's now than the lag
-      if s.to and s.to < stop then stop = s.to end
-      s.to = stop
     end
-    while a < stop do
-      local b = math.min(a + s.width, stop)
-      local found = {}
-      local ok, err = window.read(s, a, b, found)
-      if not ok then return fail(err) end
+    -- windows in order, read ahead while earlier ones are delivered (wdt.scan.ahead)
+    while true do
+      local w, err = s.reader:next_window()
+      if not w then
+        if err then return fail(err) end
+        break
+      end
+      if not w.ok then return fail(w.err) end
       s.stats.windows = s.stats.windows + 1
-      pending, pi, next_start = window_rows(s, found, a, b), 0, b
-      a = b
+      local b = w.upto or w.b
+      pending, pi, next_start = window_rows(s, w.found, w.a, b), 0, b
       if pending[1] then return next_row() end
       pending = nil
-      ok, err = save_checkpoint(s, b)
-      if not ok then return fail(err) end
+      local ok, serr = save_checkpoint(s, b)
+      if not ok then return fail(serr) end
     end
     done = true
     s:close()

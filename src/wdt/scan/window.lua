@@ -3,8 +3,9 @@
 -- One attempt: page 0 with calc_total, which gives total_count T; when T fits on that
 -- page the answer is one snapshot and complete. Otherwise the other pages are read from
 -- the last to page 1 (back to front, as the vendor advises: a row that leaves the window
--- then shifts only pages already read), `concurrency` pages in flight at a time. The
+-- then shifts only pages already read), up to `concurrency` pages in flight. The
 -- attempt is complete when every page reported the same T and T distinct keys were seen.
+-- The calls go through `io` (wdt.scan.ahead), which runs several windows' reads at once.
 -- An incomplete attempt is read again (its rows are kept: they were in the window); after
 -- `ATTEMPTS` the window is split in two and each half read the same way, down to windows
 -- of one second.
@@ -75,15 +76,21 @@ local function count(t)
   return n
 end
 
--- One attempt over [a, b]: true when complete, false when not, or nil, err.
-local function attempt(s, a, b, found)
+-- One attempt over [a, b]: true when complete, false when not, or nil, err. `io` sends the
+-- page calls (wdt.scan.ahead: io.send(pager, params) -> a handle at once, io.await(handle)
+-- -> page | nil, err, io.drop(handle): its answer is not wanted).
+local function attempt(s, a, b, found, io)
   local params = {}
   for k, v in pairs(s.filter) do params[k] = v end
   params[s.facts.from] = time.format(a)
   params[s.facts.to] = time.format(b)
   local size = s.page_size
   local keys = {}
-  -- a page read (or its error): its rows taken into `found`; the page, its rows and how
+  local function send(no)
+    s.stats.pages = s.stats.pages + 1
+    return io.send({ page_size = size, page_no = no, calc_total = true }, params)
+  end
+  -- a page answered (or its error): its rows taken into `found`; the page, its rows and how
   -- many of them were new, or nil, err
   local function took(page, err)
     if not page then return nil, err end
@@ -95,11 +102,7 @@ local function attempt(s, a, b, found)
     if err then return nil, err end
     return page, rows, added
   end
-  local function read(no)
-    s.stats.pages = s.stats.pages + 1
-    return took(s.client:page_call(s.method, { page_size = size, page_no = no, calc_total = true }, params))
-  end
-  local first, rows = read(0)
+  local first, rows = took(io.await(send(0)))
   if not first then return nil, rows end
   local total = first.total
   if total == nil then
@@ -108,7 +111,7 @@ local function attempt(s, a, b, found)
     while #rows >= size do
       no = no + 1
       local page
-      page, rows = read(no)
+      page, rows = took(io.await(send(no)))
       if not page then return nil, rows end
     end
     s.stats.unverified = s.stats.unverified + 1
@@ -123,53 +126,44 @@ local function attempt(s, a, b, found)
       ("page 0: total_count %s does not fit its %d row(s) of at most %d"):format(tostring(total), #rows, size) }
   end
   if total <= #rows then return count(keys) >= total end
-  -- the other pages, from the last to page 1, on the flow runner's window (run:batches: up
-  -- to `concurrency` calls out, a page's call started as soon as the oldest page settled),
-  -- their rows taken in that order as if read one by one; once a page decides the attempt
-  -- (another total, a page of nothing new, an error) nothing more is asked for
-  local no, verdict = math.ceil(total / size) - 1, nil
-  local ok, err = s.run:batches {
-    next = function()
-      if no < 1 or verdict ~= nil then return nil end
+  -- the other pages, from the last to page 1, up to `concurrency` asked for ahead of the
+  -- one taken next, their rows taken in that order as if read one by one; once a page
+  -- decides the attempt (another total, a page of nothing new, an error) the answers still
+  -- out are dropped and nothing more is asked for
+  local no, out = math.ceil(total / size) - 1, {}
+  while no >= 1 or out[1] do
+    while no >= 1 and #out < s.concurrency do
+      out[#out + 1] = { no = no, handle = send(no) }
       no = no - 1
-      return { no = no + 1, pager = { page_size = size, page_no = no + 1, calc_total = true } }
-    end,
-    call = function(pg)
-      s.stats.pages = s.stats.pages + 1
-      return { method = s.method, args = { n = 1, params }, pager = pg.pager }
-    end,
-    settle = function(pg, resp, rerr)
-      if verdict ~= nil then return true end      -- decided: what was still out is dropped
-      local page, perr = resp, rerr
-      if resp then page, perr = paging.page(resp, paging.check(pg.pager), s.method) end
-      local added
-      page, perr, added = took(page, perr)
-      if not page then verdict = "error" return nil, perr end
-      -- another total: the pages planned from the first no longer hold; read again
-      if page.total ~= total then verdict = "again" return nil, "again" end
+    end
+    local pg = table.remove(out, 1)
+    local page, perr, added = took(io.await(pg.handle))
+    local verdict
+    if not page then
+      verdict = perr
+    elseif page.total ~= total then
+      verdict = false            -- another total: the pages planned from the first no longer hold
+    elseif added == 0 then
       -- the same total, so no row left the window (a changed row leaves it: its modified is
       -- now), yet this page holds no row unseen: the total is not this window's (or it asks
       -- for pages without end, 2*10^9 / 2 a page)
-      if added == 0 then
-        verdict = "error"
-        return nil, errors.new { kind = "decode", method = s.method, message =
-          ("page %d: only rows other pages held, while total_count %s stays"):format(pg.no, tostring(total)) }
-      end
-      return true
-    end,
-  }
-  if not ok then
-    if verdict == "again" then return false end
-    return nil, err
+      verdict = errors.new { kind = "decode", method = s.method, message =
+        ("page %d: only rows other pages held, while total_count %s stays"):format(pg.no, tostring(total)) }
+    end
+    if verdict ~= nil then
+      for _, o in ipairs(out) do io.drop(o.handle) end
+      if verdict == false then return false end
+      return nil, verdict
+    end
   end
   return count(keys) == total
 end
 
 -- Read [a, b) completely into `found`; true | nil, err.
-function window.read(s, a, b, found)
+function window.read(s, a, b, found, io)
   for i = 1, ATTEMPTS do
     if i > 1 then s.stats.rereads = s.stats.rereads + 1 end
-    local done, err = attempt(s, a, b, found)
+    local done, err = attempt(s, a, b, found, io)
     if done == nil then return nil, err end
     if done then return true end
   end
@@ -179,9 +173,9 @@ function window.read(s, a, b, found)
   end
   s.stats.splits = s.stats.splits + 1
   local mid = a + math.floor((b - a) / 2)
-  local ok, err = window.read(s, a, mid, found)
+  local ok, err = window.read(s, a, mid, found, io)
   if not ok then return nil, err end
-  return window.read(s, mid, b, found)
+  return window.read(s, mid, b, found, io)
 end
 
 return window
