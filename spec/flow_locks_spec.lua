@@ -185,9 +185,9 @@ describe("run locks of push and scan", function()
     it("renews its Redis lock while waiting for the rate budget (issue 22 item 8)", function()
       local redis = redis_server.start()
       local paced = fixtures.client(emu, { rate = { per_minute = 1, window = 1.5, backend = "local" } })
-      -- a look at the server's clock and two windows: two waits of ~1.5 s, each longer than
+      -- three windows (their page 0s the only calls): two waits of ~1.5 s, each longer than
       -- the lock's ttl; a lock not renewed is gone at the next renewal and stops the scan
-      local n, err = count(paced:scan { method = TRADES, from = from, to = to, window = HOUR, checkpoint = cp,
+      local n, err = count(paced:scan { method = TRADES, from = from, to = to, window = 2400, checkpoint = cp,
                                         lock = { backend = "redis", redis = redis.url, ttl = 0.6 } })
       local windows = emu:state().calls[SID][TRADES]
       paced:close()

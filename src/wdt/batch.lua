@@ -139,11 +139,19 @@ local scheduled = {
 local Curl = {}
 Curl.__index = Curl
 
+-- Several flights may share a client's pool (a scan keeps its read-ahead out between rows,
+-- while its caller runs a call_many or a push on the same client): the pool's transfer ->
+-- the flight that started it, so that one flight's wait hands another's answers over
+-- (its inbox) instead of taking them.
+local owners_of = setmetatable({}, { __mode = "k" })
+
 local function curl_flight(client, concurrency)
   local view = client:_using(scheduled)
+  local cl = client._core
+  owners_of[cl] = owners_of[cl] or {}
   return setmetatable({ client = client, view = view, width = concurrency, n = 0, reqs = {},
                         cos = {}, queued = {}, active = {}, out = 0, sleepers = {}, done = {},
-                        sleep = client:executor().sleep }, Curl)
+                        inbox = {}, owners = owners_of[cl], sleep = client:executor().sleep }, Curl)
 end
 
 -- Resumes request i's coroutine and files what it yields: a send to start, a sleep, or
@@ -186,7 +194,7 @@ function Curl:pump()
     end
     local id, failure = cl:start(q[2], q[3], item)
     if id then
-      self.active[id], self.out = q[1], self.out + 1
+      self.active[id], self.out, self.owners[id] = q[1], self.out + 1, self
     else
       self:step(q[1], nil, failure)
     end
@@ -204,9 +212,34 @@ function Curl:wake()
   for _, i in ipairs(woken) do self:step(i) end
 end
 
+-- The pool's answers (cl:wait, cl:abort) to the flights that started them: this one's
+-- taken, another's put in its inbox.
+function Curl:route(results)
+  for _, r in ipairs(results) do
+    local owner = self.owners[r.id]
+    self.owners[r.id] = nil
+    if owner and owner ~= self then
+      owner.inbox[#owner.inbox + 1] = r
+    else
+      self:arrived(r)
+    end
+  end
+end
+
+function Curl:arrived(r)
+  local i = self.active[r.id]
+  self.active[r.id], self.out = nil, self.out - 1
+  if r.status then self:step(i, r) else self:step(i, nil, r) end
+end
+
 function Curl:next()
   local cl = self.client._core
   while true do
+    if self.inbox[1] then                        -- answers another flight's wait took in
+      local got = self.inbox
+      self.inbox = {}
+      for _, r in ipairs(got) do self:arrived(r) end
+    end
     if self.done[1] then
       local d = table.remove(self.done, 1)
       return d[1], d[2]
@@ -218,11 +251,7 @@ function Curl:next()
     end
     if self.out > 0 then
       local wait = first and math.max(0, first - core.monotonic()) or 1
-      for _, r in ipairs(cl:wait(math.min(wait, 1))) do
-        local i = self.active[r.id]
-        self.active[r.id], self.out = nil, self.out - 1
-        if r.status then self:step(i, r) else self:step(i, nil, r) end
-      end
+      self:route(cl:wait(math.min(wait, 1)))
     elseif first then
       local wait = first - core.monotonic()
       if wait > 0 then self.sleep(wait) end      -- nothing out: the flight itself waits
@@ -233,9 +262,20 @@ function Curl:next()
   end
 end
 
+-- The pool aborts every transfer out: another flight's are handed to it as failed (its
+-- requests try again as their retry rules say).
 function Curl:close()
-  if self.out > 0 then self.client._core:abort() end
-  self.out, self.active, self.queued, self.sleepers, self.cos = 0, {}, {}, {}, {}
+  if self.out > 0 then
+    for _, r in ipairs(self.client._core:abort()) do
+      local owner = self.owners[r.id]
+      self.owners[r.id] = nil
+      if owner and owner ~= self then owner.inbox[#owner.inbox + 1] = r end
+    end
+  end
+  for id in pairs(self.active) do
+    if self.owners[id] == self then self.owners[id] = nil end
+  end
+  self.out, self.active, self.queued, self.sleepers, self.cos, self.inbox = 0, {}, {}, {}, {}, {}
 end
 
 -- Inside nginx (cosockets) each request runs client:_request in a light thread
