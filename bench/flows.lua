@@ -10,10 +10,12 @@
 -- with no delay at N in flight); the ratio says how much of it wdt reaches. One run per
 -- setting (they take seconds, not milliseconds).
 --
---   require("bench.flows")(env) with env = { emu, new_client, row, log, now, here, thousands }
---   -> the push series (N, orders/s) for the chart
+--   require("bench.flows")(env) with env = { emu, new_client, row, log, now, here, thousands,
+--                                            parts = { push = true, scan = true, ... } }
+--   -> the push series (N, orders/s) for the chart (empty without the push)
 return function(env)
   local emu, row, log, now = env.emu, env.row, env.log, env.now
+  local parts = env.parts
   local platform = dofile(env.here .. "/examples/sample_platform.lua")
   local SID = "apidevnew2"
   local N = 8
@@ -48,6 +50,7 @@ return function(env)
   local n_orders = 3000
   local client = env.new_client()
   local series = {}
+  if parts.push then
   local function push_at(n, first, ms)
     delay(ms or 200, PUSH)
     local list = platform.orders(first, first + n_orders - 1)
@@ -71,26 +74,40 @@ return function(env)
         { text = "≥ 0.7 of the bound", ratio = 0.7 })
     end
   end
+  end
 
-  -- ---- scan: 3,000 rows in one window, pages of 100, 200 ms a page ----------------------------
+  -- ---- scan: 3,000 rows in one window, and 24 windows of ~50 rows, pages of 100, 200 ms a call --
+  -- (each run its own hours: rows of one run are not in another's windows)
   local TRADES = "sales.TradeQuery.querySelfOrderWithDetail"
-  local function scan_at(n, ms)
+  local scan_runs = 0
+  local function scan_at(n, ms, rows, hours)
     delay(ms or 200, TRADES)
-    local to = math.floor(os.time() / 3600) * 3600 - 3600
-    emu:control("POST", "rows", { method = TRADES, count = 3000, from = to - 3500, to = to - 100 })
+    scan_runs = scan_runs + 1
+    local to = math.floor(os.time() / 3600) * 3600 - 3600 - (scan_runs - 1) * 48 * 3600
+    local from = to - hours * 3600
+    emu:control("POST", "rows", { method = TRADES, count = rows, from = from + 100, to = to - 100 })
     local t0, got = now(), 0
-    for r, err in client:scan { method = TRADES, from = to - 3600, to = to, page_size = 100, concurrency = n } do
+    for r, err in client:scan { method = TRADES, from = from, to = to, page_size = 100, concurrency = n } do
       assert(r, tostring(err))
       got = got + 1
     end
     local wall = now() - t0
-    assert(got == 3000, "the scan delivered " .. got .. " rows")
+    assert(got == rows, "the scan delivered " .. got .. " rows")
     return { items = got, wall = wall, calls = calls_of(TRADES) }
   end
-  log("flows: scan 3,000 rows, pages of 100, 200 ms a page")
-  local s1, s8, s0 = scan_at(1), scan_at(N), scan_at(N, 0)
-  flow_row("flow-scan", "scan 3,000 rows, pages of 100, 200 ms a page", "rows", 100, s1, s8, s0,
-    { text = "≥ 4× one at a time", met = function(_, speedup) return speedup >= 4 end })
+  if parts.scan then
+    log("flows: scan 3,000 rows, pages of 100, 200 ms a page")
+    local s1, s8, s0 = scan_at(1, nil, 3000, 1), scan_at(N, nil, 3000, 1), scan_at(N, 0, 3000, 1)
+    flow_row("flow-scan", "scan 3,000 rows, pages of 100, 200 ms a page", "rows", 100, s1, s8, s0,
+      { text = "≥ 4× one at a time", met = function(_, speedup) return speedup >= 4 end })
+  end
+  if parts.windows then
+    log("flows: scan 24 windows of an hour, 1,200 rows, pages of 100, 200 ms a page")
+    local w1, w8, w0 = scan_at(1, nil, 1200, 24), scan_at(N, nil, 1200, 24), scan_at(N, 0, 1200, 24)
+    flow_row("flow-scan-windows", "scan 24 windows of 1 h, 1,200 rows, pages of 100, 200 ms a page", "rows",
+      w1.items / w1.calls, w1, w8, w0,
+      { text = "≥ 4× one at a time", met = function(_, speedup) return speedup >= 4 end })
+  end
 
   -- ---- stock sync: 60 goods, 100 ms every call ------------------------------------------------
   -- (the demo tenant starts with goods and rows of its own: they are synced too, and counted)
@@ -103,10 +120,12 @@ return function(env)
     assert(s.synced >= 60 and s.reported == s.read, "synced " .. s.synced)
     return { items = s.synced, wall = wall, calls = emu:state().requests }
   end
-  log("flows: stock sync of 60 goods, 100 ms every call")
-  local k1, k8, k0 = stock_at(1), stock_at(N), stock_at(N, 0)
-  flow_row("flow-stock", "sync_stock 60 goods, 100 ms a call", "goods", 1, k1, k8, k0,
-    { text = "≥ 4× one at a time", met = function(_, speedup) return speedup >= 4 end })
+  if parts.stock then
+    log("flows: stock sync of 60 goods, 100 ms every call")
+    local k1, k8, k0 = stock_at(1), stock_at(N), stock_at(N, 0)
+    flow_row("flow-stock", "sync_stock 60 goods, 100 ms a call", "goods", 1, k1, k8, k0,
+      { text = "≥ 4× one at a time", met = function(_, speedup) return speedup >= 4 end })
+  end
 
   -- ---- logistics sync: 300 rows, pages of 100, reports of 20, 100 ms every call ----------------
   local function logistics_at(n, ms)
@@ -119,9 +138,11 @@ return function(env)
     assert(s.synced >= 300 and s.reported == s.read, "synced " .. s.synced)
     return { items = s.synced, wall = wall, calls = emu:state().requests }
   end
-  log("flows: logistics sync of 300 rows, pages of 100, reports of 20, 100 ms every call")
-  local l1, l8, l0 = logistics_at(1), logistics_at(N), logistics_at(N, 0)
-  flow_row("flow-logistics", "sync_logistics 300 rows, reports of 20, 100 ms a call", "rows", 20, l1, l8, l0)
+  if parts.logistics then
+    log("flows: logistics sync of 300 rows, pages of 100, reports of 20, 100 ms every call")
+    local l1, l8, l0 = logistics_at(1), logistics_at(N), logistics_at(N, 0)
+    flow_row("flow-logistics", "sync_logistics 300 rows, reports of 20, 100 ms a call", "rows", 20, l1, l8, l0)
+  end
   emu:reset()
   emu:faults {}
   client:close()

@@ -4,6 +4,7 @@
 --   lua5.4 bench/run.lua [--time S] [--rounds N] [--out DIR] [--md5ref PATH] [--curlref PATH]
 --                        [--memory-calls N] [--chart-rounds N]
 --                        [--only sign,codec,network,push,memory,chart,flows]
+--                        [--flows push,scan,windows,stock,logistics]   (the flow rows run)
 --
 -- Each pair (wdt, reference) is measured in alternation, `rounds` times, for about `time`
 -- seconds each; the best of the rounds counts on both sides (the least disturbed run:
@@ -21,7 +22,8 @@ local emulator = require "spec.support.emulator"
 
 -- ---- options ----------------------------------------------------------------------------
 local opt = { time = 2, rounds = 3, out = here .. "/build/bench", md5ref = nil,
-              memory_calls = 100000, chart_rounds = 2, only = "sign,codec,network,push,memory,chart,flows" }
+              memory_calls = 100000, chart_rounds = 2, only = "sign,codec,network,push,memory,chart,flows",
+              flows = "push,scan,windows,stock,logistics" }
 do
   local i = 1
   while i <= #arg do
@@ -432,8 +434,11 @@ local ok, err = pcall(function()
   if only.memory then bench_memory() end
   if only.chart then bench_chart() end
   if only.flows then     -- bench/flows.lua: the flows over a modelled link, N calls in flight
+    local parts = {}
+    for part in tostring(opt.flows):gmatch("[^,]+") do parts[part] = true end
     local series = require("bench.flows") { emu = emu, new_client = new_client, row = row, log = log,
-                                            now = now, here = here }
+                                            now = now, here = here, parts = parts }
+    if not series[1] then return end          -- no push rows: no chart
     local lines = { "# in flight, orders/s, the bound N x 100 / (time of a call)" }
     for _, p in ipairs(series) do lines[#lines + 1] = ("%d %.1f %.1f"):format(p[1], p[2], p[3]) end
     write_file(opt.out .. "/flows.dat", table.concat(lines, "\n") .. "\n")

@@ -5,6 +5,7 @@ local fixtures = require "spec.support.fixtures"
 local sh = require "spec.support.sh"
 local compat = require "spec.support.compat"
 local time = require "wdt.scan.time"
+local socket = require "socket"
 
 local TRADES = "sales.TradeQuery.querySelfOrderWithDetail"
 local HOUR = 3600
@@ -108,19 +109,75 @@ describe("client:scan", function()
     for k in pairs(inside) do if not seen[k] then missed = missed + 1 end end
     assert.is_true(missed >= 12, "the naive reader missed " .. missed)
 
-    emu:reset()
-    emu:faults { mode = "drift", count = 100000 }
-    inside = keys_of(rows { method = TRADES, count = 600, from = from, to = to })
-    local list, times, s = run_scan { method = TRADES, from = from, to = to, page_size = 25 }
-    assert.are.equal(600, #list)
-    for k in pairs(inside) do assert.are.equal(1, times[k], k) end
-    assert.is_true(s.stats.rereads > 0)
-    -- each row delivered is its newest version: the drift moved it to its window's end
-    local moved = 0
-    for _, r in ipairs(list) do
-      if time.parse(r.modified) % HOUR == (to - 1) % HOUR then moved = moved + 1 end
+    -- one page at a time, and 8 in flight over windows read ahead
+    for _, n in ipairs({ 1, 8 }) do
+      emu:reset()
+      emu:faults { mode = "drift", count = 100000 }
+      inside = keys_of(rows { method = TRADES, count = 600, from = from, to = to })
+      local list, times, s = run_scan { method = TRADES, from = from, to = to, page_size = 25, concurrency = n }
+      assert.are.equal(600, #list)
+      for k in pairs(inside) do assert.are.equal(1, times[k], k) end
+      assert.is_true(s.stats.rereads > 0)
+      -- each row delivered is its newest version: the drift moved it to its window's end
+      local moved = 0
+      for _, r in ipairs(list) do
+        if time.parse(r.modified) % HOUR == (to - 1) % HOUR then moved = moved + 1 end
+      end
+      assert.is_true(moved > 20, "moved " .. moved)
     end
-    assert.is_true(moved > 20, "moved " .. moved)
+  end)
+
+  it("windows in flight (concurrency 1, 4, 8): the rows of a sequential scan, in window order", function()
+    -- 24 windows of 15 min, 10 rows each: one page each, so only windows read ahead put
+    -- calls together; each run's first call is held longest, so later windows answer first
+    rows { method = TRADES, count = 240, from = from, to = to }
+    local runs, most = {}, {}
+    for _, n in ipairs({ 1, 4, 8 }) do
+      emu:faults { { mode = "delay", delay_ms = 300, count = 1, method = TRADES },
+                   { mode = "delay", delay_ms = 40, count = 1000, method = TRADES } }
+      local list, _, s = run_scan { method = TRADES, from = from, to = to, window = 900, page_size = 100,
+                                    concurrency = n }
+      assert.are.equal(24, s.stats.windows)
+      local seq = {}
+      for i, r in ipairs(list) do seq[i] = id(r.trade_id) .. "@" .. r.modified end
+      runs[n] = seq
+      most[n] = emu:state().tenants[fixtures.SID].in_flight.most    -- the most so far
+    end
+    assert.are.equal(240, #runs[1])
+    assert.are.same(runs[1], runs[4])
+    assert.are.same(runs[1], runs[8])
+    assert.are.equal(1, most[1])
+    assert.is_true(most[4] >= 3 and most[4] <= 4, "most in flight at 4: " .. most[4])
+    assert.is_true(most[8] >= 6 and most[8] <= 8, "most in flight at 8: " .. most[8])
+  end)
+
+  it("a window read ahead and not yet delivered never moves the checkpoint", function()
+    local inside = keys_of(rows { method = TRADES, count = 240, from = from, to = to })
+    emu:faults { mode = "delay", delay_ms = 30, count = 1000, method = TRADES }
+    local dir = sh.tmpdir()
+    local cp = dir .. "/cp.json"
+    local o = { method = TRADES, from = from, to = to, window = 900, page_size = 100, concurrency = 8,
+                checkpoint = cp }
+    local got, n = {}, 0
+    local it, st = client:scan(o)
+    for row in it do
+      got[id(row.trade_id)] = true
+      n = n + 1
+      if n % 5 == 0 then socket.sleep(0.03) end   -- a slow consumer: windows are read meanwhile
+      if n == 25 then break end                   -- in the third window
+    end
+    st:close()
+    local calls = emu:state().calls[fixtures.SID][TRADES]
+    assert.is_true(calls >= 8, "calls " .. calls)            -- windows read ahead of the third
+    assert.are.equal(from + 2 * 900, require("wdt.store").file(cp):load().next)
+    local _, times = run_scan(o)
+    local again = 0
+    for k in pairs(inside) do
+      assert.is_true(got[k] or times[k] == 1, k)
+      if got[k] and times[k] then again = again + 1 end
+    end
+    assert.are.equal(5, again)                   -- the third window's rows taken before the break
+    os.execute("rm -rf " .. sh.quote(dir))
   end)
 
   it("drift to now: rows that left the range while read come in the next run, not twice", function()

@@ -123,6 +123,7 @@ end
 --   local i = f:add(req)        -- req as build() returns it; i: its number in this flight
 --   local i, result = f:next()  -- the next request done (any order), its result as in
 --                               -- call_many; nil when none is left
+--   f:poll(); f:ready()         -- a step without waiting; the next request done, or nil
 --   f:close()                   -- what is still out is abandoned (its transfers aborted)
 -- At most `concurrency` transfers are out at once; a request waiting out a back-off or a
 -- rate wait holds no slot. A flow's window (wdt.flow) and call_many run on it.
@@ -232,18 +233,32 @@ function Curl:arrived(r)
   if r.status then self:step(i, r) else self:step(i, nil, r) end
 end
 
+-- The next request done, without waiting: nil when none is (yet).
+function Curl:ready()
+  if self.inbox[1] then                          -- answers another flight's wait took in
+    local got = self.inbox
+    self.inbox = {}
+    for _, r in ipairs(got) do self:arrived(r) end
+  end
+  local d = table.remove(self.done, 1)
+  if d then return d[1], d[2] end
+end
+
+-- One step without waiting: the sends that can start started, what is in taken in (for
+-- f:ready), the sleepers due resumed. A caller that keeps calls out while it does other
+-- work calls it now and then, so that they go on meanwhile.
+function Curl:poll()
+  self:pump()
+  if self.out > 0 then self:route(self.client._core:wait(0)) end
+  self:wake()
+  self:pump()
+end
+
 function Curl:next()
   local cl = self.client._core
   while true do
-    if self.inbox[1] then                        -- answers another flight's wait took in
-      local got = self.inbox
-      self.inbox = {}
-      for _, r in ipairs(got) do self:arrived(r) end
-    end
-    if self.done[1] then
-      local d = table.remove(self.done, 1)
-      return d[1], d[2]
-    end
+    local di, dr = self:ready()
+    if di then return di, dr end
     self:pump()
     local first
     for _, sl in ipairs(self.sleepers) do
@@ -330,6 +345,10 @@ function Ngx:next()
   self:pump()
   return i, result
 end
+
+-- Light threads go on by themselves: nothing to do without waiting.
+function Ngx:ready() return nil end
+function Ngx:poll() self:pump() end
 
 function Ngx:close()
   for _, t in ipairs(self.threads) do self.nginx.thread.kill(t) end

@@ -9,6 +9,7 @@
 --
 --   local r = ahead.new(s, from, stop, confirm)
 --   local w = r:next_window()  -- { a, b, upto, found, ok, err } | nil at the end | nil, err
+--   r:poll()                   -- between rows: reading goes on without waiting
 --   r:close()                  -- what is still out is abandoned
 --
 -- The run's end may be provisional (planned on the local clock): confirm(stop, must) is
@@ -188,6 +189,26 @@ function Reader:next_window()
     local ok, err = self:take(h, res)
     if not ok then return nil, err end
   end
+end
+
+-- A step without waiting, between rows delivered: the answers in taken, the windows they
+-- move on, more planned and their calls started, so that reading goes on while the caller
+-- works on the rows. true | nil, err (the end refused).
+function Reader:poll()
+  if not self.f then return true end
+  self.f:poll()
+  while true do
+    local i, res = self.f:ready()
+    if not i then break end
+    local h = self.by_id[i]
+    self.by_id[i] = nil
+    local ok, err = self:take(h, res)
+    if not ok then return nil, err end
+  end
+  self:plan()
+  self:start()
+  self.f:poll()
+  return true
 end
 
 function Reader:close()

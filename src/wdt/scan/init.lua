@@ -42,6 +42,7 @@ local FUTURE_MARGIN = 600     -- seconds a checkpoint may be ahead of the server
 -- than this (a window of the seconds between would cost one call more for nothing: the
 -- next run reads them)
 local CLOCK_SLACK = 60
+local POLL_EVERY = 0.002      -- seconds between looks at the calls out while rows are delivered
 
 local FN = "scan"
 
@@ -295,6 +296,7 @@ function scan.run(client, s)
   local failed, done = false, false
   local pending, pi, next_start      -- the window being delivered
   local to_given = s.to
+  local polled = 0
 
   local function fail(err)
     failed = true
@@ -355,6 +357,12 @@ function scan.run(client, s)
       if e then
         s.stats.rows = s.stats.rows + 1
         if e.m then s.recent[e.id] = e.m end
+        local t = core.monotonic()
+        if t >= polled + POLL_EVERY then        -- the windows ahead go on while rows are taken
+          polled = t
+          local ok, err = s.reader:poll()
+          if not ok then return fail(err) end
+        end
         return e.row
       end
       pending = nil                    -- the caller took every row: the window is done
