@@ -222,16 +222,17 @@ describe("wdt scan", function()
     assert.is_true(again <= 100, "printed again: " .. again)   -- the window in flight at most
   end)
 
-  it("killed with SIGKILL at random points again and again (4 pages in flight): nothing lost, "
-    .. "the checkpoint never past a row not printed", function()
+  it("killed with SIGKILL at random points again and again (8 calls in flight, windows read ahead): "
+    .. "nothing lost, the checkpoint never past a row not printed", function()
     local seed = tonumber(os.getenv("WDT_CRASH_SEED") or "") or os.time()
     math.randomseed(seed)
     print(("\nscan crash test: WDT_CRASH_SEED=%d"):format(seed))
     local created = rows { method = TRADES, count = 600, from = from, to = to }
     local cp = dir .. "/cp-kills.json"
-    local args = ("scan %s --checkpoint %s --since %d --to %d --page-size 10 --concurrency 4"):format(TRADES,
-      sh.quote(cp), from, to)
-    emu:faults { mode = "delay", delay_ms = 20, count = 100000, method = TRADES }   -- pages overlap
+    -- 12 windows of 20 min, 5 pages each: up to 8 windows held, their calls out together
+    local args = ("scan %s --checkpoint %s --since %d --to %d --window 1200 --page-size 10 --concurrency 8")
+      :format(TRADES, sh.quote(cp), from, to)
+    emu:faults { mode = "delay", delay_ms = 60, count = 100000, method = TRADES }   -- calls overlap
     local printed, runs, mid = {}, 6, 0
     local function take(path)
       for _, l in ipairs(sh.lines(sh.read_file(path) or "")) do
