@@ -8,6 +8,7 @@ local sh = require "spec.support.sh"
 local platform = dofile(sh.repo_root() .. "/examples/sample_platform.lua")
 local SID, LIMITED = fixtures.SID, "limitedsid"
 local PUSH = "sales.RawTrade.pushSelf2"
+local TRADES = "sales.TradeQuery.querySelfOrderWithDetail"
 
 local CONFIG = {
   tenants = { { sid = SID, key = fixtures.KEY, secret = fixtures.APPSECRET },
@@ -118,6 +119,37 @@ describe("calls in flight", function()
     assert.is_true(t.in_flight.refused > 0)
   end)
 
+  -- 12 windows of 30 min, 25 rows each in pages of 10: every key once, in window order
+  local function scan_all(c, n)
+    local to = os.time() - 7200
+    local from = to - 6 * 3600
+    local keys, last, rows = {}, nil, 0
+    for r, err in c:scan { method = TRADES, from = from, to = to, window = 1800, page_size = 10, concurrency = n } do
+      assert(r, tostring(err))
+      assert.is_nil(keys[r.trade_id])
+      assert.is_true(last == nil or r.modified >= last)
+      keys[r.trade_id], last, rows = true, r.modified, rows + 1
+    end
+    return rows, from, to
+  end
+  local function trade_rows(e, sid)
+    local to = os.time() - 7200
+    e:control("POST", "rows", { sid = sid, method = TRADES, count = 300, from = to - 6 * 3600, to = to })
+  end
+
+  it("a scan of many windows at 8 in flight against a seller's limit of 2: paced down, every row once", function()
+    trade_rows(emu, LIMITED)
+    emu:faults { mode = "delay", delay_ms = 50, count = 10000, method = TRADES }
+    local limited = fixtures.client(emu, { sid = LIMITED, key = "lk", secret = "ls:lsalt" })
+    local ok, rows = pcall(scan_all, limited, 8)
+    limited:close()
+    assert(ok, rows)
+    assert.equal(300, rows)
+    local t = tenant(emu, LIMITED)
+    assert.equal(2, t.in_flight.most)
+    assert.is_true(t.in_flight.refused > 0)
+  end)
+
   it("with a rate budget, concurrent calls never exceed per_minute (counted at the emulator)", function()
     local e2 = emulator.start { config = {
       tenants = { { sid = SID, key = fixtures.KEY, secret = fixtures.APPSECRET } },
@@ -130,6 +162,12 @@ describe("calls in flight", function()
       local st = e2:state()
       assert.equal(0, st.tenants[SID].rate_limited)
       assert.equal(18, st.calls[SID][PUSH])
+      -- a scan of windows read ahead, 8 in flight: 12 windows of 3 pages, under the same budget
+      trade_rows(e2, SID)
+      assert.equal(300, scan_all(paced, 8))
+      st = e2:state()
+      assert.equal(0, st.tenants[SID].rate_limited)
+      assert.equal(36, st.calls[SID][TRADES])
     end)
     paced:close()
     e2:stop()
