@@ -3,7 +3,8 @@
 -- share one flight of at most `concurrency` calls. A call waiting for a slot goes out in
 -- window order (the earliest window's pages before a later window's page 0), so the
 -- window delivered next is never held up by read-ahead. At most `concurrency` windows are
--- held (being read, or read and not yet handed out): the memory of read-ahead. Windows
+-- held (being read, read and not yet handed out, or being delivered): the memory of
+-- read-ahead. Windows
 -- are handed out in order, each once read completely (or failed); what is done with them
 -- (delivery, the checkpoint) is the caller's, in that order.
 --
@@ -49,9 +50,9 @@ local function unqueue(r, h)
   end
 end
 
--- The window's io (window.read's page calls): a handle at once, its answer awaited by
+-- The window's wire (window.read's page calls): a handle at once, its answer awaited by
 -- yielding to the reader, which resumes the window with it.
-local function io_of(r, w)
+local function wire_of(r, w)
   local s = r.s
   return {
     send = function(pager, params)
@@ -83,16 +84,17 @@ local function resume(w, ...)
   end
 end
 
--- Plans and starts windows while fewer than `concurrency` are held.
+-- Plans and starts windows while fewer than `concurrency` are held (the one being
+-- delivered counts: at concurrency 1 no window is read ahead).
 function Reader:plan()
   local s = self.s
-  while #self.wins < self.most and self.next_a < self.stop do
+  while #self.wins + (self.delivering and 1 or 0) < self.most and self.next_a < self.stop do
     local a = self.next_a
     local b = math.min(a + s.width, self.stop)
     self.seq = self.seq + 1
     local w = { a = a, b = b, found = {}, seq = self.seq }
-    local io = io_of(self, w)
-    w.co = coroutine.create(function() return window.read(s, a, b, w.found, io) end)
+    local wire = wire_of(self, w)
+    w.co = coroutine.create(function() return window.read(s, a, b, w.found, wire) end)
     self.wins[#self.wins + 1] = w
     self.next_a = b
     resume(w)                                   -- up to its first await
@@ -168,6 +170,7 @@ end
 -- The next window, read completely (w.ok) or failed (w.ok nil, w.err), in order; nil at
 -- the end; nil, err when the end was refused.
 function Reader:next_window()
+  self.delivering = nil                         -- the caller is done with the one before
   while true do
     self:plan()
     self:start()
@@ -180,6 +183,7 @@ function Reader:next_window()
     if not w then return nil end
     if w.done then
       table.remove(self.wins, 1)
+      self.delivering = true
       return w
     end
     assert(self.out > 0, "wdt.scan.ahead: a window waits with nothing out")

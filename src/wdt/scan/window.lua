@@ -5,7 +5,7 @@
 -- the last to page 1 (back to front, as the vendor advises: a row that leaves the window
 -- then shifts only pages already read), up to `concurrency` pages in flight. The
 -- attempt is complete when every page reported the same T and T distinct keys were seen.
--- The calls go through `io` (wdt.scan.ahead), which runs several windows' reads at once.
+-- The calls go through `wire` (wdt.scan.ahead), which runs several windows' reads at once.
 -- An incomplete attempt is read again (its rows are kept: they were in the window); after
 -- `ATTEMPTS` the window is split in two and each half read the same way, down to windows
 -- of one second.
@@ -76,10 +76,10 @@ local function count(t)
   return n
 end
 
--- One attempt over [a, b]: true when complete, false when not, or nil, err. `io` sends the
--- page calls (wdt.scan.ahead: io.send(pager, params) -> a handle at once, io.await(handle)
--- -> page | nil, err, io.drop(handle): its answer is not wanted).
-local function attempt(s, a, b, found, io)
+-- One attempt over [a, b]: true when complete, false when not, or nil, err. `wire` sends the
+-- page calls (wdt.scan.ahead: wire.send(pager, params) -> a handle at once, wire.await(handle)
+-- -> page | nil, err, wire.drop(handle): its answer is not wanted).
+local function attempt(s, a, b, found, wire)
   local params = {}
   for k, v in pairs(s.filter) do params[k] = v end
   params[s.facts.from] = time.format(a)
@@ -88,7 +88,7 @@ local function attempt(s, a, b, found, io)
   local keys = {}
   local function send(no)
     s.stats.pages = s.stats.pages + 1
-    return io.send({ page_size = size, page_no = no, calc_total = true }, params)
+    return wire.send({ page_size = size, page_no = no, calc_total = true }, params)
   end
   -- a page answered (or its error): its rows taken into `found`; the page, its rows and how
   -- many of them were new, or nil, err
@@ -102,7 +102,7 @@ local function attempt(s, a, b, found, io)
     if err then return nil, err end
     return page, rows, added
   end
-  local first, rows = took(io.await(send(0)))
+  local first, rows = took(wire.await(send(0)))
   if not first then return nil, rows end
   local total = first.total
   if total == nil then
@@ -111,7 +111,7 @@ local function attempt(s, a, b, found, io)
     while #rows >= size do
       no = no + 1
       local page
-      page, rows = took(io.await(send(no)))
+      page, rows = took(wire.await(send(no)))
       if not page then return nil, rows end
     end
     s.stats.unverified = s.stats.unverified + 1
@@ -137,7 +137,7 @@ local function attempt(s, a, b, found, io)
       no = no - 1
     end
     local pg = table.remove(out, 1)
-    local page, perr, added = took(io.await(pg.handle))
+    local page, perr, added = took(wire.await(pg.handle))
     local verdict
     if not page then
       verdict = perr
@@ -151,7 +151,7 @@ local function attempt(s, a, b, found, io)
         ("page %d: only rows other pages held, while total_count %s stays"):format(pg.no, tostring(total)) }
     end
     if verdict ~= nil then
-      for _, o in ipairs(out) do io.drop(o.handle) end
+      for _, o in ipairs(out) do wire.drop(o.handle) end
       if verdict == false then return false end
       return nil, verdict
     end
@@ -160,10 +160,10 @@ local function attempt(s, a, b, found, io)
 end
 
 -- Read [a, b) completely into `found`; true | nil, err.
-function window.read(s, a, b, found, io)
+function window.read(s, a, b, found, wire)
   for i = 1, ATTEMPTS do
     if i > 1 then s.stats.rereads = s.stats.rereads + 1 end
-    local done, err = attempt(s, a, b, found, io)
+    local done, err = attempt(s, a, b, found, wire)
     if done == nil then return nil, err end
     if done then return true end
   end
@@ -173,9 +173,9 @@ function window.read(s, a, b, found, io)
   end
   s.stats.splits = s.stats.splits + 1
   local mid = a + math.floor((b - a) / 2)
-  local ok, err = window.read(s, a, mid, found, io)
+  local ok, err = window.read(s, a, mid, found, wire)
   if not ok then return nil, err end
-  return window.read(s, mid, b, found, io)
+  return window.read(s, mid, b, found, wire)
 end
 
 return window
