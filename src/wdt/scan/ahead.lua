@@ -4,9 +4,8 @@
 -- window order (the earliest window's pages before a later window's page 0), so the
 -- window delivered next is never held up by read-ahead. At most `concurrency` windows are
 -- held (being read, read and not yet handed out, or being delivered): the memory of
--- read-ahead. Windows
--- are handed out in order, each once read completely (or failed); what is done with them
--- (delivery, the checkpoint) is the caller's, in that order.
+-- read-ahead. Windows are handed out in order, each once read completely (or failed);
+-- what is done with them (delivery, the checkpoint) is the caller's, in that order.
 --
 --   local r = ahead.new(s, from, stop, confirm)
 --   local w = r:next_window()  -- { a, b, upto, found, ok, err } | nil at the end | nil, err
@@ -16,10 +15,9 @@
 -- The run's end may be provisional (planned on the local clock): confirm(stop, must) is
 -- called at each answer until one carried the server's Date (and with `must` before the
 -- first window is handed out) and returns the confirmed end, false (no Date yet), or
--- nil, err (the scan stops, nothing delivered). An end
--- earlier than planned drops the windows past it and cuts the one across it (w.upto: the
--- rows of [a, upto) of a window read completely are that window's, read completely); a
--- later one plans more windows.
+-- nil, err (the scan stops, nothing delivered). An end earlier than planned drops the
+-- windows past it and cuts the one across it (w.upto: the rows of [a, upto) of a window
+-- read completely are that part's rows, read completely); a later one plans more windows.
 local window = require "wdt.scan.window"
 local batch = require "wdt.batch"
 local paging = require "wdt.paging"
