@@ -193,9 +193,10 @@ end
 
 local function base_of(s) return s.client._base or s.client end
 
--- The local clock with the client's learned offset to the server's.
+-- The local clock with the client's learned offset to the server's. os.time (time(2)),
+-- not the finer clock: that one can be a second ahead of a time(2) read just after it.
 local function local_now(s)
-  return math.floor(core.unix_time() + (base_of(s)._clock_offset or 0))
+  return math.floor(os.time() + (base_of(s)._clock_offset or 0))
 end
 
 -- The server's now: the `Date` of a one-row query (the window's end must not follow a
