@@ -112,6 +112,18 @@ describe("the catalogue", function()
     assert.is_truthy(paths["data.details[].purchase_address"])
   end)
 
+  it("calls a method paged only when it has a Pager or its answer counts a total", function()
+    -- their pages copy page_size into the public table, but they answer goods asked for by id
+    for _, name in ipairs { "sales.StockSync.calcStock", "sales.StockSync.batchCalcStock",
+                            "sales.StockSync.getSelfWaitSyncIdListOpen" } do
+      assert.is_nil(api.get(name).paging, name)
+      assert.is_nil(api.summary(name).paged, name)
+    end
+    -- no Pager argument, but total_count in its answer: paged by the public parameters
+    assert.are.equal(true, api.summary("sales.TradeQuery.getTradeMergedLog").paged)
+    assert.are.equal(true, api.summary("sales.TradeQuery.querySelfOrderWithDetail").paged)
+  end)
+
   it("reads the meanings of numeric codes", function()
     local e = api.get("sales.RawTrade.pushSelf2")
     local pay

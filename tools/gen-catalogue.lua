@@ -403,20 +403,33 @@ local function window_of(e)
            text = plain(text), message = msg }
 end
 
+-- Whether the response tree holds a total_count (a paged answer says how many rows in all).
+local function counts_total(fields)
+  for _, f in ipairs(fields or {}) do
+    if f.name == "total_count" or counts_total(f.children) then return true end
+  end
+  return false
+end
+
 local function paging_of(e)
   -- page_size among the public parameters and in the Pager's table: the limit from either
-  local sizes = {}
+  local sizes, pager = {}, false
   for _, p in ipairs(e.public) do
     if p.name == "page_size" then sizes[#sizes + 1] = p end
   end
   for _, a in ipairs(e.args) do
     if a.type == "pager" then
+      pager = true
       for _, c in ipairs(a.children or {}) do
         if c.name == "page_size" then sizes[#sizes + 1] = c end
       end
     end
   end
   if #sizes == 0 then return nil end
+  -- many pages copy the public table with page_size in it ("分页查询必传": when paged);
+  -- without a Pager argument a method is paged only if its answer counts a total
+  -- (calcStock, batchCalcStock answer goods asked for by id, not pages)
+  if not pager and not counts_total(e.response) then return nil end
   local max
   for _, size in ipairs(sizes) do
     local desc = size.description or ""
@@ -627,6 +640,14 @@ local function conditional_required(e)
         for _, k in ipairs(kids) do
           if k ~= c and k.title and k.title ~= "" and (phrase:find(k.title, 1, true) or parts[bare(k.title)]) then
             add(k.name)
+          end
+        end
+        -- else a key whose own description opens with the phrase: the page titles a field
+        -- 入库单号 and describes it "出库单号，…" (StockinCollect.queryCostWithDetail)
+        if #keys == 0 then
+          for _, k in ipairs(kids) do
+            local kd = k.description or ""
+            if k ~= c and phrase ~= "" and kd:sub(1, #phrase) == phrase then add(k.name) end
           end
         end
       elseif d:find("上同开始时间") then

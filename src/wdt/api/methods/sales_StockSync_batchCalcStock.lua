@@ -9,7 +9,6 @@ return {
   description = "批量库存同步计算查询",
   version = "客户端V1.5.3.9以上版本",
   url = "https://open.wangdian.cn/qjb/open/apidoc/doc?path=sales.StockSync.batchCalcStock",
-  paging = {max_page_size = 1000, max_page_size_on_page = false, calc_total = true},
   args = {
     {
       name = "params",

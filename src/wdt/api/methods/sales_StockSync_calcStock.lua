@@ -10,7 +10,6 @@ return {
   version = "客户端V1.3.3.1以上版本",
   notes = {"注意事项：原sales.StockSync.calcStockWithAuth替代接口（仅支持自有平台推送）如需批量查询请用下面接口： 库存同步计算查询(支持批量查询)\")"},
   url = "https://open.wangdian.cn/qjb/open/apidoc/doc?path=sales.StockSync.calcStock",
-  paging = {max_page_size = 1000, max_page_size_on_page = false, calc_total = true},
   args = {
     {name = "apiGoodsId", title = "平台货品的rec_id", description = "平台货品的rec_id", type = "int", type_on_page = "long", required = true},
     {name = "forceSync", title = "货品是否开启检测", description = "True开启；False未开启，（主要用于被停用平台货品或临时停止库存同步时强制同步库存，无该逻辑传false即可）", type = "bool", type_on_page = "Boolean", required = true},

@@ -10,7 +10,6 @@ return {
   version = "客户端V1.3.9.1以上版本",
   notes = {"注意事项：【权限校验】：店铺权限"},
   url = "https://open.wangdian.cn/qjb/open/apidoc/doc?path=sales.StockSync.getSelfWaitSyncIdListOpen",
-  paging = {max_page_size = 1000, max_page_size_on_page = false, calc_total = true},
   args = {
     {
       name = "count",

@@ -10,7 +10,6 @@ return {
   version = "客户端V1.5.3.3及以上版本",
   notes = {"注意事项：【权限校验】：仓库权限。"},
   url = "https://open.wangdian.cn/qjb/open/apidoc/doc?path=wms.stockout.SalesPick.pickListOverviewForApi",
-  paging = {max_page_size = 1000, max_page_size_on_page = false, calc_total = true},
   args = {
     {name = "pick_no", title = "波次单编号", description = "波次单编号", type = "string", type_on_page = "String", required = true},
   },
