@@ -10,7 +10,7 @@
 --   local r = ahead.new(s, from, stop, confirm)
 --   local w = r:next_window()  -- { a, b, upto, found, ok, err } | nil at the end | nil, err
 --   r:poll()                   -- between rows: reading goes on without waiting
---   r:close()                  -- what is still out is abandoned
+--   r:close([abort])           -- what is still out is left to end (or aborted)
 --
 -- The run's end may be provisional (planned on the local clock): confirm(stop, must) is
 -- called at each answer until one carried the server's Date (and with `must` before the
@@ -213,8 +213,12 @@ function Reader:poll()
   return true
 end
 
-function Reader:close()
-  if self.f then self.f:close() end
+-- Done with: the calls still out (pages dropped, windows read ahead of a scan left by
+-- `break`) are left to end on the client's pool, their answers thrown away when they come
+-- (wdt.batch hands them to this flight, which no one asks again); `abort` (a stop or an
+-- interrupt raised) aborts the pool's transfers, as run:batches does.
+function Reader:close(abort)
+  if self.f and abort then self.f:close() end
   self.f, self.wins, self.queue, self.by_id, self.out = nil, {}, {}, {}, 0
 end
 

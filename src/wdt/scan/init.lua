@@ -399,6 +399,7 @@ function scan.run(client, s)
   local function step()
     local ok, row, err = pcall(next_row)
     if ok then return row, err end
+    if s.reader then s.reader:close(true) end   -- raised while calls were out: they are aborted
     local why = flow.stop_error(row)
     if not why or why.kind == "interrupted" then
       s:close()
