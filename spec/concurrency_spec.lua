@@ -174,6 +174,25 @@ describe("calls in flight", function()
     assert.is_true(t.in_flight.refused > 0)
   end)
 
+  it("a push inside a scan's loop on the same client: each flight gets its own answers", function()
+    trade_rows(emu, SID)
+    emu:faults { { mode = "delay", delay_ms = 30, count = 10000, method = TRADES },
+                 { mode = "delay", delay_ms = 30, count = 10000, method = PUSH } }
+    local pushed, n = 0, 0
+    local to = os.time() - 7200
+    for r, err in client:scan { method = TRADES, from = to - 6 * 3600, to = to, window = 1800, page_size = 10,
+                                concurrency = 8 } do
+      assert(r, tostring(err))
+      n = n + 1
+      if n % 60 == 1 then          -- the scan's windows ahead are out meanwhile
+        local s = assert(client:push_orders { shop_no = "s1", batch = 5, concurrency = 4,
+                                              orders = platform.orders(n, n + 19) })
+        pushed = pushed + s.new
+      end
+    end
+    assert.same({ 300, 100 }, { n, pushed })
+  end)
+
   it("with a rate budget, concurrent calls never exceed per_minute (counted at the emulator)", function()
     local e2 = emulator.start { config = {
       tenants = { { sid = SID, key = fixtures.KEY, secret = fixtures.APPSECRET } },
