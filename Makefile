@@ -43,8 +43,16 @@ $(LOCALE_DIR)/de_DE.UTF-8:
 
 # The run locks of the specs' syncs in this tree's build folder: two checkouts running
 # their specs at once do not share /tmp/wdt-locks-UID.
+# spec/emulator_doc_spec.lua waits out a real 60-second rate window, idle: it runs beside the
+# others (its own lock folder and log, shown after them), so the suite takes that minute less.
+SLOW_SPEC = spec/emulator_doc_spec.lua
 specs: build build-luajit $(LOCALE_DIR)/de_DE.UTF-8
-	LOCPATH=$(LOCALE_DIR) WDT_LOCK_DIR=$(CURDIR)/$(BUILD)/locks $(BUSTED)
+	@LOCPATH=$(LOCALE_DIR) WDT_LOCK_DIR=$(CURDIR)/$(BUILD)/locks-slow $(BUSTED) $(SLOW_SPEC) \
+	  >$(BUILD)/slow-spec.log 2>&1 & slow=$$!; \
+	LOCPATH=$(LOCALE_DIR) WDT_LOCK_DIR=$(CURDIR)/$(BUILD)/locks $(BUSTED) --exclude-pattern=emulator_doc_spec; \
+	rc=$$?; wait $$slow; slow_rc=$$?; \
+	echo "== $(SLOW_SPEC) (run beside the others)"; cat $(BUILD)/slow-spec.log; \
+	test $$rc = 0 && test $$slow_rc = 0
 
 # The quick path: build (Lua 5.4 and LuaJIT), lint, the specs.
 check: lint specs

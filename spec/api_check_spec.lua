@@ -78,6 +78,8 @@ describe("the catalogue's checks", function()
       assert.is_true(check.request("sales.TradeQuery.querySelfOrderWithDetail", { n = 1, { [key] = "X1" } }), key)
     end
     assert.is_true(check.request("wms.stockout.Sales.queryWithDetail", { n = 1, { src_order_no = "JY1" } }))
+    -- its page says 出库单号 for the stock-in number (the field titled 入库单号 is described so)
+    assert.is_true(check.request("statistic.StockinCollect.queryCostWithDetail", { n = 1, { stockin_no = "RK1" } }))
     err = refused("sales.TradeQuery.querySelfOrderWithDetail", { shop_no = "s1" })
     assert.are.equal("params.start_time", err.field)
     assert.matches("required without trade_no or logistics_no or src_tid, missing", err.message)

@@ -8,6 +8,7 @@ local sh = require "spec.support.sh"
 local platform = dofile(sh.repo_root() .. "/examples/sample_platform.lua")
 local SID, LIMITED = fixtures.SID, "limitedsid"
 local PUSH = "sales.RawTrade.pushSelf2"
+local LIST, UPDATE = "sales.LogisticsSync.getSyncListExt", "sales.LogisticsSync.update"
 
 local CONFIG = {
   tenants = { { sid = SID, key = fixtures.KEY, secret = fixtures.APPSECRET },
@@ -32,6 +33,30 @@ local function stored_nums(client, tid)
   end
 end
 
+-- A client that counts the queue's reads made while an update is out (its hooks see each
+-- request of a window once, around all its tries): client, function() -> reads, most updates out.
+local function counting_client(emu)
+  local out, most, overlapped = 0, 0, 0
+  local c = fixtures.client(emu, {
+    on_request = function(i)
+      if i.method == UPDATE then
+        out = out + 1
+        if out > most then most = out end
+      elseif i.method == LIST and out > 0 then
+        overlapped = overlapped + 1
+      end
+    end,
+    on_response = function(i) if i.method == UPDATE then out = out - 1 end end })
+  return c, function() return overlapped, most end
+end
+
+local function sorted(t)
+  local c = {}
+  for i, v in ipairs(t) do c[i] = v end
+  table.sort(c)
+  return c
+end
+
 describe("calls in flight", function()
   local emu, client
   setup(function()
@@ -45,7 +70,6 @@ describe("calls in flight", function()
   before_each(function() emu:reset(); emu:faults {} end)
 
   it("the emulator refuses a call over the tenant's limit of calls at once, applying nothing", function()
-    local LIST = "sales.LogisticsSync.getSyncListExt"
     emu:faults { mode = "delay", delay_ms = 200, count = 10, method = LIST }
     local limited = fixtures.client(emu, { sid = LIMITED, key = "lk", secret = "ls:lsalt", retries = 0 })
     local reqs = {}
@@ -134,5 +158,112 @@ describe("calls in flight", function()
     paced:close()
     e2:stop()
     if not ok then error(err, 0) end
+  end)
+
+  -- sync_logistics at 4 and 8 reads the queue's next page while a page's reports are out
+  -- (doc/sync.md, "Calls in flight"): reads of a queue that moves under them (every update
+  -- held 30 ms), rows arriving during the run, pages that do not divide the queue, deferred
+  -- rows that stay and push the pages on. The end of the run must not depend on those reads.
+  it("sync_logistics reads ahead while reports are out: each row handed over once, the queue emptied", function()
+    -- held: the updates only (a read is answered before the reports out are applied), or
+    -- every call (after some: the pages have moved)
+    local runs = {}
+    for _, size in ipairs({ 9, 25 }) do
+      runs[#runs + 1] = { size, 1, UPDATE }
+      for _, n in ipairs({ 4, 8 }) do
+        runs[#runs + 1] = { size, n, UPDATE }
+        runs[#runs + 1] = { size, n, false }
+      end
+    end
+    for _, r in ipairs(runs) do
+      local size, n, held = r[1], r[2], r[3]
+      do
+        local what = ("page_size %d, concurrency %d, %s held"):format(size, n, held or "every call")
+        emu:reset()
+        emu:faults { mode = "delay", delay_ms = 20, count = 100000, method = held or nil }
+        emu:enqueue { sid = SID, logistics = 137, shop_no = "s1" }
+        local first = tenant(emu).logistics.pending
+        local c, overlapped = counting_client(emu)
+        local handed, kept, count, added = {}, {}, 0, 0
+        local s = assert(c:sync_logistics { shop_no = "s1", page_size = size, batch = 4, concurrency = n,
+          handler = function(row)
+            handed[row.sync_id] = (handed[row.sync_id] or 0) + 1
+            count = count + 1
+            if count % 25 == 0 and added < 60 then            -- the queue grows meanwhile
+              emu:enqueue { sid = SID, logistics = 12, shop_no = "s1" }
+              added = added + 12
+            end
+            if row.sync_id % 7 == 0 then kept[#kept + 1] = row.sync_id return nil, "later" end
+            return true
+          end })
+        c:close()
+        local reads, most = overlapped()
+        local total = #first + added
+        assert.equal(60, added, what)
+        local ids = {}
+        for id, times in pairs(handed) do
+          assert.equal(1, times, what .. ": row handed over twice")
+          ids[#ids + 1] = id
+        end
+        assert.equal(total, #ids, what)
+        for _, id in ipairs(first) do assert.truthy(handed[id], what .. ": a row never handed over") end
+        assert.same({ total, total, total - #kept, #kept, 0, 0, 0 },
+          { s.read, s.reported, s.synced, s.deferred, s.failed, s.refused, #s.unreported }, what)
+        assert.equal(total, s.total, what)
+        local q = tenant(emu).logistics
+        assert.same(sorted(kept), sorted(q.pending), what .. ": the queue holds the deferred rows only")
+        assert.same({ total - #kept, #kept, 0 }, { q.acked, q.kept, q.repeated }, what)
+        if n == 1 then
+          assert.same({ 0, 1 }, { reads, most }, what)        -- one call at a time, as before
+        else
+          assert.is_true(reads > 0, what .. ": no page was read while reports were out")
+          assert.is_true(most > 1, what)
+        end
+      end
+    end
+  end)
+
+  it("sync_logistics drops a read-ahead that fails after retries, and the pass reads again", function()
+    emu:enqueue { sid = SID, logistics = 60, shop_no = "s1" }
+    local count = 0
+    local s = assert(client:sync_logistics { shop_no = "s1", page_size = 20, batch = 5, concurrency = 4,
+      handler = function()
+        count = count + 1
+        -- the page of rows 1..20 is full: the next read goes out beside its reports, and
+        -- fails 4 times (the client's 3 retries)
+        if count == 20 then emu:faults { mode = "http_500", count = 4, method = LIST } end
+        return true
+      end })
+    -- (a quiet read failing 4 times would have stopped the run)
+    assert.same({ 60, 60, 60, 0 }, { s.read, s.reported, s.synced, #s.unreported })
+    assert.equal(0, #emu:state().faults, "the read-ahead did not take the faults")
+    assert.same({ 0, 60 }, { tenant(emu).logistics.size, tenant(emu).logistics.acked })
+  end)
+
+  it("sync_logistics stops on a report that fails while a read-ahead is out, and loses nothing", function()
+    emu:enqueue { sid = SID, logistics = 80, shop_no = "s1" }
+    local handed, count = {}, 0
+    local s, err = client:sync_logistics { shop_no = "s1", page_size = 20, batch = 5, concurrency = 4,
+      handler = function(row)
+        handed[#handed + 1] = row.sync_id
+        count = count + 1
+        -- from the second page's reports on, every update fails (4 tries each)
+        if count == 40 then emu:faults { mode = "http_500", count = 1000, method = UPDATE } end
+        return true
+      end }
+    assert.is_nil(s)
+    assert.equal("http", err.kind)
+    s = err.summary
+    local q = tenant(emu).logistics
+    assert.equal(s.read, #handed)
+    assert.equal(s.read, s.reported + #s.unreported)
+    assert.same({ 20, 20 }, { s.synced, q.acked })
+    assert.equal(80 - 20, q.size)
+    local waiting = {}
+    for _, id in ipairs(q.pending) do waiting[id] = true end
+    for _, it in ipairs(s.unreported) do assert.is_true(waiting[it.sync_id]) end
+    emu:faults {}
+    local again = assert(client:sync_logistics { shop_no = "s1", handler = function() return true end })
+    assert.same({ 60, 0 }, { again.synced, tenant(emu).logistics.size })
   end)
 end)

@@ -1,11 +1,13 @@
--- The crash test of the sync loop: `wdt sync logistics` (reports 4 calls at a time) against
+-- The crash test of the sync loop: `wdt sync logistics` (4 calls at a time: a page of 21
+-- rows makes 3 reports of 7, and the read-ahead goes out beside them) against
 -- the emulator is killed at random points (SIGKILL mostly, SIGINT sometimes), then run
 -- again, until one run is let finish. Afterwards the queue must be empty and every row
 -- reported exactly once: the emulator counts each acknowledged row once, acked == rows at
 -- the start, and it counts reports of rows that had already left the queue (`repeated`),
 -- which must stay 0; every row was handed to the handler at least once. Most kills wait
--- until some rows were reported, so that they land mid-queue; the others land anywhere in
--- the first moments.
+-- until some rows were reported, so that they land mid-queue, some of them while a
+-- read-ahead (the next page read while a page's reports are out) is out; the others land
+-- anywhere in the first moments.
 --
 -- WDT_CRASH_SEED=N reproduces a run (the seed is printed); WDT_CRASH_KILLS=N sets the
 -- number of killed runs (default 8).
@@ -16,7 +18,8 @@ local shell = require "spec.support.sh"
 local compat = require "spec.support.compat"
 
 local SID, KEY, APPSECRET = "crashsid", "crashkey", "crashsecret:crashsalt"
-local ROWS = 300
+local LIST = "sales.LogisticsSync.getSyncListExt"
+local ROWS = 420
 
 local sh = shell.quote
 
@@ -76,7 +79,7 @@ describe("crash test: wdt sync logistics killed at random points", function()
   local fx = crash_fixture({
     tenants = { { sid = SID, key = KEY, secret = APPSECRET } },
     logistics = { [SID] = { pending = ROWS, shop_no = "s1" } },
-  }, "sync_id", "0.004", { "sync", "logistics", "--shop", "s1", "--batch", "7", "--page-size", "25",
+  }, "sync_id", "0.004", { "sync", "logistics", "--shop", "s1", "--batch", "7", "--page-size", "21",
                           "--concurrency", "4", "--json" })
 
   it("ends with an empty queue and every row reported once", function()
@@ -89,7 +92,7 @@ describe("crash test: wdt sync logistics killed at random points", function()
     local start = emu:state().tenants[SID].logistics
     assert.equal(ROWS, start.size)
 
-    local killed_mid = 0
+    local killed_mid, killed_reading = 0, 0
     for run = 1, kills do
       local before = emu:state().tenants[SID].logistics.size
       -- slow a few calls down, so that some kills land while a report is in flight (the
@@ -101,6 +104,28 @@ describe("crash test: wdt sync logistics killed at random points", function()
       if run % 3 == 1 then
         -- a random point early on: start-up, the first read, the first handling
         socket.sleep(0.02 + math.random() * 0.25)
+      elseif run % 3 == 0 then
+        -- while a read-ahead is out: once some rows were reported, every call is held
+        -- 300 ms; a read at the server together with another call is one (a quiet read
+        -- goes out alone). Killed there, its reports still land
+        local target, deadline = math.random(1, 30), socket.gettime() + 10
+        while before - emu:state().tenants[SID].logistics.size < target
+              and shell.alive(pid) and socket.gettime() < deadline do
+          socket.sleep(0.005)
+        end
+        emu:faults { mode = "delay", delay_ms = 300, count = 12 }
+        local reads0, read_at = emu:state().calls[SID][LIST], nil
+        deadline = socket.gettime() + 5
+        while shell.alive(pid) and socket.gettime() < deadline do
+          local st = emu:state()
+          if not read_at and st.calls[SID][LIST] > reads0 then read_at = socket.gettime() end
+          if read_at and socket.gettime() - read_at < 0.25 and st.tenants[SID].in_flight.now >= 2 then
+            killed_reading = killed_reading + 1
+            break
+          end
+          if read_at and socket.gettime() - read_at >= 0.25 then reads0, read_at = st.calls[SID][LIST], nil end
+          socket.sleep(0.005)
+        end
       else
         -- mid-queue: once a random number of rows was reported, a little later still
         local target, deadline = math.random(1, 60), socket.gettime() + 10
@@ -120,6 +145,8 @@ describe("crash test: wdt sync logistics killed at random points", function()
       -- the queue before, it would report those rows again, and the ERP would refuse the
       -- repeats as 不存在或已回传 (doc/sync.md, "After a crash").
       socket.sleep(0.15)
+      deadline = socket.gettime() + 2
+      while emu:state().tenants[SID].in_flight.now > 0 and socket.gettime() < deadline do socket.sleep(0.01) end
       local after = emu:state().tenants[SID].logistics.size
       if after < before and after > 0 then killed_mid = killed_mid + 1 end
       -- the queue only ever shrinks by rows that were handed to the handler
@@ -142,6 +169,7 @@ describe("crash test: wdt sync logistics killed at random points", function()
     assert.equal(ROWS, q.acked, "each row acknowledged once")
     assert.equal(0, q.repeated, "rows reported again after they had left the queue")
     assert.is_true(killed_mid >= math.floor(kills / 2), "too few kills landed mid-queue: " .. killed_mid)
+    if kills >= 3 then assert.is_true(killed_reading >= 1, "no kill landed while a read-ahead was out") end
     assert.equal(0, q.failed)
 
     -- every row was pushed at least once (a killed run may push a row again on re-run:
@@ -151,8 +179,8 @@ describe("crash test: wdt sync logistics killed at random points", function()
     for _, id in ipairs(start.pending) do
       assert.is_true(pushed[("%d"):format(id)], "row " .. ("%d"):format(id) .. " never pushed")
     end
-    print(("crash test: %d of %d kills landed mid-queue; %d pushes for %d rows")
-      :format(killed_mid, kills, #read_lines(dir .. "/pushed.log"), ROWS))
+    print(("crash test: %d of %d kills landed mid-queue, %d while a read-ahead was out; %d pushes for %d rows")
+      :format(killed_mid, kills, killed_reading, #read_lines(dir .. "/pushed.log"), ROWS))
   end)
 end)
 

@@ -642,6 +642,14 @@ local function conditional_required(e)
             add(k.name)
           end
         end
+        -- else a key whose own description opens with the phrase: the page titles a field
+        -- 入库单号 and describes it "出库单号，…" (StockinCollect.queryCostWithDetail)
+        if #keys == 0 then
+          for _, k in ipairs(kids) do
+            local kd = k.description or ""
+            if k ~= c and phrase ~= "" and kd:sub(1, #phrase) == phrase then add(k.name) end
+          end
+        end
       elseif d:find("上同开始时间") then
         conditional[c] = "as start"
       end

@@ -1627,8 +1627,8 @@
 
 --- 查询参数
 ---@class wdt.api.statistic.StockinCollect.queryCostWithDetail.params
----@field start_time string 开始时间; at most 40
----@field end_time string 结束时间; at most 40
+---@field start_time? string 开始时间; at most 40
+---@field end_time? string 结束时间; at most 40
 ---@field warehouse_no? string 仓库编号; at most 40
 ---@field time_type? integer 时间查询类型; at most 4; 1=创建时间 2=审核时间
 ---@field stockin_no? string 入库单号; at most 40

@@ -59,6 +59,8 @@ end
 -- may have been applied, so "unknown or already reported" is that try's success.
 local OUTCOME = { [SYNCED] = "synced", [FAILED] = "failed", [DEFERRED] = "deferred" }
 
+-- Returns how many of the chunk's items left the ERP's queue (all but the deferred and the
+-- refused ones; an unconfirmed one is counted as gone): the read-ahead's estimate.
 local function settle(run, chunk, data, tries)
   local s = run.summary
   local refused, confirmed, anonymous = {}, {}, false
@@ -83,8 +85,10 @@ local function settle(run, chunk, data, tries)
   end
   local messages = {}
   for _, r in ipairs(s.refused_items) do if r.sync_id ~= nil then messages[r.sync_id] = r.message end end
+  local left = 0
   for _, it in ipairs(chunk) do
     s.reported = s.reported + 1
+    if it.status ~= DEFERRED and not refused[it.sync_id] then left = left + 1 end
     local id, tid = it.sync_id, it.row and it.row.tid
     if anonymous and not refused[id] and not confirmed[id] then
       -- a refusal naming no item: any item it did not name may be the refused one
@@ -99,69 +103,7 @@ local function settle(run, chunk, data, tries)
       common.record(run, id, tid, "refused", messages[id])
     end
   end
-end
-
--- Report run.pending in batches (on the flow runner: run:batches). Items that fail the
--- check are never sent and are listed as unreported with the reason; on a failure that
--- retries did not cure, the rest is too.
-local function report(run)
-  local s, size = run.summary, run.opts.batch or 100
-  local valid = {}
-  for _, item in ipairs(run.pending) do
-    local ok, why = logistics.check_item(item)
-    if ok then append(valid, item)
-    else item.message = why append(s.unreported, item) end
-  end
-  run.pending = valid
-  -- run.pending[1..taken] are in calls of the window (settled in order, from the front)
-  local taken = 0
-  local function drop_front(n)
-    local rest = {}
-    for j = n + 1, #run.pending do rest[#rest + 1] = run.pending[j] end
-    run.pending, taken = rest, taken - n
-  end
-  local ok, err = run:batches {
-    next = function()
-      if taken >= #run.pending then return nil end
-      local chunk, wire = {}, {}
-      for j = taken + 1, math.min(taken + size, #run.pending) do
-        local it = run.pending[j]
-        chunk[#chunk + 1], wire[#wire + 1] = it, { sync_id = it.sync_id, status = it.status, error_msg = it.error_msg }
-      end
-      taken = taken + #chunk
-      chunk.wire = wire
-      return chunk
-    end,
-    call = function(chunk)
-      run.in_report = true
-      return { method = UPDATE, args = { n = 1, chunk.wire } }
-    end,
-    -- `tries` > 1 tells that an earlier try may have been applied (update is retried)
-    settle = function(chunk, resp, tries)
-      run.in_report = false
-      drop_front(#chunk)
-      if resp == nil then
-        -- the run stops: this chunk and what no call of the window carries are unreported
-        for _, it in ipairs(chunk) do append(s.unreported, it) end
-        for j = taken + 1, #run.pending do append(s.unreported, run.pending[j]) run.pending[j] = nil end
-        return nil, tries                         -- the error
-      end
-      if not paging.is_list(resp.data) then
-        -- not the answer update gives: whether the chunk was applied is unknown
-        for _, it in ipairs(chunk) do append(s.unconfirmed, it) end
-        return nil, errors.new { kind = "decode", method = UPDATE,
-          message = ("the answer's data is %s, not a list of refusals: %d item(s) unconfirmed")
-            :format(type(resp.data), #chunk) }
-      end
-      settle(run, chunk, resp.data, tries or 1)
-      return true
-    end,
-  }
-  if not ok then            -- the run stops: what no call carried is unreported
-    for _, it in ipairs(run.pending) do append(s.unreported, it) end
-    run.pending = {}
-  end
-  return ok, err
+  return left
 end
 
 local FN = "sync_logistics"
@@ -185,10 +127,11 @@ function logistics.options(opts)
   return o
 end
 
--- A page that is not what getSyncListExt answers: nil, or a message.
-local function bad_page(page, page_no, page_size)
+-- A page that is not what getSyncListExt answers: nil, or a message. `first`: page 0 with
+-- its total.
+local function bad_page(page, page_size, first)
   local total = page.response.total
-  if page_no == 0 and total ~= nil and (not is_integer(total) or total < #page.rows) then
+  if first and total ~= nil and (not is_integer(total) or total < #page.rows) then
     return ("total %s does not match the %d row(s) of the first page"):format(core.encode(total), #page.rows)
   end
   if #page.rows > page_size then
@@ -257,6 +200,115 @@ local function take_rows(run, rows, seen)
   return #fresh
 end
 
+-- Moves the items of run.pending that fail the check to `unreported` (never sent, with
+-- the reason). Only with none of them in a call.
+local function admit(run)
+  local valid = {}
+  for _, item in ipairs(run.pending) do
+    local ok, why = logistics.check_item(item)
+    if ok then append(valid, item)
+    else item.message = why append(run.summary.unreported, item) end
+  end
+  run.pending = valid
+end
+
+-- Report run.pending in batches (on the flow runner: run:batches); on a failure that
+-- retries did not cure, what is left is unreported. `ahead` (a pass's read-ahead, nil for
+-- none): while the reports of a full page are out, the queue's next page is read too, and
+-- once every call before it settled (it ends the window's building), its new rows go to the
+-- handler and their reports out, with the next read-ahead, until one brings nothing new.
+-- Such a read decides nothing about the end of the pass or of the run (doc/sync.md): its
+-- rows only go through `seen` like any other. ahead = { page_size, filter, seen, full (the
+-- last read was a full page), unread (where the first unread row is, assuming no report
+-- out was applied yet), fresh (rows it brought) }.
+local function report(run, ahead)
+  local s, size = run.summary, run.opts.batch or 100
+  admit(run)
+  -- run.pending[1..taken] are in calls of the window (settled in order, from the front);
+  -- `built`: a chunk was built since the last read, so a read-ahead has reports to overlap
+  -- with; `stopping`: a report failed, so the run stops once the window is empty
+  local taken, built, stopping = 0, false, false
+  local function drop_front(n)
+    local rest = {}
+    for j = n + 1, #run.pending do rest[#rest + 1] = run.pending[j] end
+    run.pending, taken = rest, taken - n
+  end
+  local ok, err = run:batches {
+    next = function()
+      if taken < #run.pending then
+        local chunk, wire = {}, {}
+        for j = taken + 1, math.min(taken + size, #run.pending) do
+          local it = run.pending[j]
+          chunk[#chunk + 1] = it
+          wire[#wire + 1] = { sync_id = it.sync_id, status = it.status, error_msg = it.error_msg }
+        end
+        taken, built = taken + #chunk, true
+        chunk.wire = wire
+        return chunk
+      end
+      if not (ahead and ahead.full and built) then return nil end
+      built = false
+      -- the page of the first unread row, counting the rows of the reports out as still in
+      -- the queue (they most likely are: the server has only just got them)
+      local out = 0
+      for j = 1, taken do if run.pending[j].status ~= DEFERRED then out = out + 1 end end
+      return { read_ahead = true, page_no = math.max(0, math.floor(ahead.unread / ahead.page_size)),
+               out = out }, true
+    end,
+    call = function(b)
+      if b.read_ahead then
+        return { method = LIST, args = { n = 1, ahead.filter },
+                 pager = { page_size = ahead.page_size, page_no = b.page_no, calc_total = false } }
+      end
+      run.in_report = true
+      return { method = UPDATE, args = { n = 1, b.wire } }
+    end,
+    -- `tries` > 1 tells that an earlier try may have been applied (update is retried)
+    settle = function(chunk, resp, tries)
+      if chunk.read_ahead then
+        -- every call before it settled and none is out. Failed, or not a page: dropped
+        -- (the quiet read that follows decides); and nothing more once the run stops
+        local page = not stopping and resp and paging.page(resp, { page_size = ahead.page_size,
+                                                                   page_no = chunk.page_no }, LIST)
+        if not page or bad_page(page, ahead.page_size) then ahead.full = false return true end
+        ahead.full = #page.rows >= ahead.page_size
+        ahead.unread = chunk.page_no * ahead.page_size + #page.rows - chunk.out  -- those left since
+        local fresh = take_rows(run, page.rows, ahead.seen)
+        ahead.fresh = ahead.fresh + fresh
+        admit(run)
+        if s.total and s.total < s.read then s.total = s.read end
+        run:progress()
+        return true
+      end
+      run.in_report = false
+      drop_front(#chunk)
+      if resp == nil then
+        -- the run stops: this chunk and what no call of the window carries are unreported
+        stopping = true
+        for _, it in ipairs(chunk) do append(s.unreported, it) end
+        for j = taken + 1, #run.pending do append(s.unreported, run.pending[j]) run.pending[j] = nil end
+        return nil, tries                         -- the error
+      end
+      if not paging.is_list(resp.data) then
+        -- not the answer update gives: whether the chunk was applied is unknown
+        stopping = true
+        for _, it in ipairs(chunk) do append(s.unconfirmed, it) end
+        return nil, errors.new { kind = "decode", method = UPDATE,
+          message = ("the answer's data is %s, not a list of refusals: %d item(s) unconfirmed")
+            :format(type(resp.data), #chunk) }
+      end
+      local left = settle(run, chunk, resp.data, tries or 1)
+      if ahead then ahead.unread = ahead.unread - left end
+      return true
+    end,
+  }
+  if not ok then            -- the run stops: what no call carried is unreported
+    for _, it in ipairs(run.pending) do append(s.unreported, it) end
+    run.pending = {}
+  end
+  return ok, err
+end
+
 -- How many pages beyond the queue's size (as page 0 gave it) a pass may step: rows that
 -- arrive during the pass, no more. Past that the paging does not end.
 local SPARE_PAGES = 10
@@ -281,7 +333,8 @@ function logistics.passes(run, filter, page_size)
   -- leave the queue (deferred and unreported ones stay in place), so the same page_no is
   -- read again; it moves on only over a page of rows already seen. Passes repeat until one
   -- finds nothing new; a pass that never left page 0 has seen the whole queue at once and
-  -- is the last.
+  -- is the last. These reads are made with no call out; the read-aheads of report() are
+  -- not: they move no page_no and end nothing.
   repeat
     local fresh_in_pass, page_no, stepped = 0, 0, false
     local pass_total, last_key, just_stepped = 0, nil, false
@@ -289,7 +342,7 @@ function logistics.passes(run, filter, page_size)
       local page, err = run.client:page_call(LIST, { page_size = page_size, page_no = page_no,
         calc_total = page_no == 0 }, filter)
       if not page then return run:fail(err, "reading the queue") end
-      local why = bad_page(page, page_no, page_size)
+      local why = bad_page(page, page_size, page_no == 0)
       if why then
         return run:fail({ kind = "decode", method = LIST, message = why }, "reading the queue")
       end
@@ -311,8 +364,13 @@ function logistics.passes(run, filter, page_size)
       local fresh = take_rows(run, page.rows, seen)
       fresh_in_pass = fresh_in_pass + fresh
       if fresh > 0 then
-        local ok, rerr = report(run)
+        -- with calls in flight, the pages after this one are read while its reports are out
+        -- (report's `ahead`: their rows are only handed over, they decide nothing here)
+        local ahead = run.concurrency > 1 and { page_size = page_size, filter = filter, seen = seen, fresh = 0,
+          full = #page.rows >= page_size, unread = page_no * page_size + #page.rows } or nil
+        local ok, rerr = report(run, ahead)
         if not ok then return run:fail(rerr, "reporting outcomes") end
+        if ahead then fresh_in_pass = fresh_in_pass + ahead.fresh end
       elseif #page.rows < page_size then
         break
       else
