@@ -54,6 +54,8 @@
 #define EPOCH_2012 1325347200LL
 #define MAX_MS     2147483647.0          /* libcurl takes a long of milliseconds */
 #define MAX_ITEMS  1000000
+#define MAX_SPARE  4                     /* body buffers kept for a window of calls (a
+                                            flow's default: 4 in flight) */
 
 typedef struct wdt_client {
     int          closed;
@@ -66,7 +68,8 @@ typedef struct wdt_client {
     long         connect_timeout_ms;
     wdt_buf      body;               /* prepare: the JSON body */
     wdt_buf      query;              /* prepare: the URL */
-    wdt_buf      spare;              /* a started job's body buffer, handed back for reuse */
+    wdt_buf      spare[MAX_SPARE];   /* done jobs' body buffers, for the next jobs */
+    size_t       nspare;
     wdt_signer   signer;             /* prepare: the MD5 context, reused */
     wdt_http_pool pool;              /* send, send_many */
 } wdt_client;
@@ -115,7 +118,8 @@ static void client_release(wdt_client *c)
     wdt_buf_free(&c->body);
     wdt_buf_wipe(&c->query);            /* the URL held the salt */
     wdt_buf_free(&c->query);
-    wdt_buf_free(&c->spare);
+    while (c->nspare > 0)
+        wdt_buf_free(&c->spare[--c->nspare]);
     if (c->pool_ready) {
         wdt_http_job *done[WDT_HTTP_MAX_CONCURRENCY];
         size_t slot[WDT_HTTP_MAX_CONCURRENCY];
@@ -227,7 +231,6 @@ static int l_client_new(lua_State *L)
     c->closed = 1;                       /* until everything is in place */
     wdt_buf_init(&c->body);
     wdt_buf_init(&c->query);
-    wdt_buf_init(&c->spare);
     compat_setmetatable(L, CLIENT_MT);   /* from here __gc frees whatever was copied */
 
     size_t secret_len = (size_t)(colon - app);
@@ -608,8 +611,8 @@ static int l_client_send_many(lua_State *L)
  *   cl:abort() -> the same list for every transfer still active, failed
  * A job owns its URL and body (freed when it is handed back), so no Lua string need
  * outlive the call to start. A body's buffer goes back to the client when its job is
- * done (c->spare), so a window of calls writes its bodies into the same memory: no
- * allocation, zeroing or copy of ~100 KB per push call. */
+ * done (c->spare, up to MAX_SPARE), so a window of calls writes its bodies into the same
+ * memory: no allocation, zeroing or copy of ~100 KB per push call. */
 
 typedef struct owned_job {
     wdt_http_job job;                 /* first: a job's address is its owned_job's */
@@ -635,17 +638,16 @@ static owned_job *alloc_job(const char *url, size_t url_len)
     return o;
 }
 
-/* The job freed; its body's buffer kept as the client's spare when larger (c may be
- * NULL: the buffer is freed). */
+/* The job freed; its body's buffer kept among the client's spares while there is room (c
+ * may be NULL: the buffer is freed). */
 static void free_job(wdt_client *c, wdt_http_job *j)
 {
     owned_job *o = (owned_job *)j;
     wdt_buf_free(&j->answer);
     wdt_request_wipe_free(o->url, o->url_len);
-    if (c != NULL && !c->closed && o->body.cap > c->spare.cap) {
-        wdt_buf_free(&c->spare);
-        c->spare = o->body;
-        wdt_buf_reset(&c->spare);
+    if (c != NULL && !c->closed && c->nspare < MAX_SPARE) {
+        wdt_buf_reset(&o->body);
+        c->spare[c->nspare++] = o->body;
     } else {
         wdt_buf_free(&o->body);
     }
@@ -708,7 +710,7 @@ static int job_gc(lua_State *L)
 
 /* cl:prepare_job(method, args, pager, timestamp) -> job: the request prepared as by
  * cl:prepare, its body's buffer taken over by the job (the client's next body goes into
- * the spare one) and the URL copied; nothing becomes a Lua string */
+ * a spare one, when there is one) and the URL copied; nothing becomes a Lua string */
 static int l_client_prepare_job(lua_State *L)
 {
     wdt_client *c = check_open_client(L);
@@ -724,8 +726,10 @@ static int l_client_prepare_job(lua_State *L)
         return luaL_error(L, "out of memory");
     }
     o->body = c->body;
-    c->body = c->spare;
-    wdt_buf_init(&c->spare);
+    if (c->nspare > 0)
+        c->body = c->spare[--c->nspare];
+    else
+        wdt_buf_init(&c->body);
     o->job.body = o->body.data;
     o->job.body_len = o->body.len;
     *box = &o->job;
