@@ -314,4 +314,58 @@ describe("client:call_many", function()
       assert.has_error(function() c:send_many({ { "http://x/", "[]", fresh_connect = 1 } }, 1) end)
     end)
   end)
+
+  describe("cl:prepare_job and cl:start(job) (a flight's tries)", function()
+    local function wait_one(c)
+      for _ = 1, 50 do
+        local done = c:wait(0.2)
+        if done[1] then return done end
+      end
+    end
+
+    it("sends the request cl:prepare makes, the body's buffer reused by the next job", function()
+      local c = client._core
+      local ids = {}
+      for page = 0, 2 do                         -- one after another: the spare buffer goes round
+        local job = c:prepare_job(LIST, { FILTER }, { page_size = 1, page_no = page })
+        local id = assert(c:start(job, { timeout = 5 }))
+        local done = assert(wait_one(c))
+        assert.equal(1, #done)
+        assert.equal(id, done[1].id)
+        assert.equal(200, done[1].status)
+        local answer = core.decode(done[1].body)
+        assert.equal(0, answer.status)
+        ids[#ids + 1] = answer.data[1].sync_id
+      end
+      assert.same({ FIRST_ID, FIRST_ID + 1, FIRST_ID + 2 }, ids)
+    end)
+
+    it("two jobs in flight at once, each answered for its own page", function()
+      local c = client._core
+      local a = c:prepare_job(LIST, { FILTER }, { page_size = 1, page_no = 0 })
+      local b = c:prepare_job(LIST, { FILTER }, { page_size = 1, page_no = 1 })
+      local ia, ib = assert(c:start(a)), assert(c:start(b))
+      local got = {}
+      while not (got[ia] and got[ib]) do
+        for _, r in ipairs(assert(wait_one(c))) do got[r.id] = core.decode(r.body).data[1].sync_id end
+      end
+      assert.equal(FIRST_ID, got[ia])
+      assert.equal(FIRST_ID + 1, got[ib])
+    end)
+
+    it("a job is used up by its start; one never started is freed with it; bad input raises", function()
+      local c = client._core
+      local job = c:prepare_job(LIST, { FILTER }, { page_size = 1 })
+      assert(c:start(job))
+      assert.has_error(function() c:start(job) end, "bad argument #1 to 'start' (job: started already)")
+      assert(wait_one(c))
+      c:prepare_job(LIST, { FILTER }, { page_size = 1 })     -- dropped: its __gc frees it
+      collectgarbage()
+      collectgarbage()
+      assert.has_error(function() c:prepare_job(LIST, { { bad = function() end } }) end)
+      assert.has_error(function() c:start(c:prepare_job(LIST, { FILTER }), { timeout = "1" }) end)
+      local p = client:prepare(LIST, { FILTER }, { page_size = 1 })   -- the client's buffers still whole
+      assert.truthy(p.body:find('"shop_no":"s1"', 1, true))
+    end)
+  end)
 end)

@@ -297,6 +297,26 @@ describe("push", function()
       assert.matches("bad argument 'orders' to 'push_orders' %(a list expected, got a table with the key", msg)
       assert.equal(0, emu:state().requests)
     end)
+
+    it("a list's length: the quick way for a plain list answers as the largest integer key", function()
+      local list_length = require("wdt.check").list_length
+      local function by_keys(t)                  -- the definition, key by key
+        local n = 0
+        for k in pairs(t) do if type(k) == "number" and k % 1 == 0 and k > n then n = k end end
+        for i = 1, n do if t[i] == nil then return nil, i, n end end
+        return n
+      end
+      local x = {}
+      local cases = { {}, { x }, { x, x, x }, { x, nil, x }, { x, nil, x, nil, nil, nil, x },
+                      { x, x, name = x }, { x, x, [2.5] = x }, { [0] = x, x }, { [-1] = x },
+                      { x, x, [4] = x }, { name = x } }
+      cases[#cases + 1] = setmetatable({ x, x }, { __len = function() return 5 end })
+      cases[#cases + 1] = setmetatable({ name = x }, { __index = function() return x end,
+                                                        __len = function() return 1 end })
+      for i, t in ipairs(cases) do
+        assert.same({ by_keys(t) }, { list_length(t) }, "case " .. i)
+      end
+    end)
   end)
 
   describe("the emulator's own checks (raw requests, signed by the spec's signer)", function()

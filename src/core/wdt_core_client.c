@@ -20,6 +20,8 @@
  *       repeated; see doc/reliability.md). list items are {url, body, ...}.
  *   cl:start(url, body, opts) -> id | nil, failure; cl:wait(seconds) -> done; cl:abort():
  *       transfers started one at a time, each handed back as soon as it is done (below)
+ *   cl:prepare_job(method, args, pager, timestamp) -> job: cl:prepare into C memory, for
+ *       cl:start(job, opts) (a call's body is never a Lua string, as with cl:post)
  *   cl:redact(s) -> s with every occurrence of the client's secret, salt and key (those of
  *       at least 4 bytes: shorter ones would blank ordinary text) replaced by "***", for
  *       messages a server may have built from the request.
@@ -48,9 +50,12 @@
 
 #define CLIENT_MT  "wdt.core.client"
 #define JOBS_MT    "wdt.core.jobs"
+#define JOB_MT     "wdt.core.job"
 #define EPOCH_2012 1325347200LL
 #define MAX_MS     2147483647.0          /* libcurl takes a long of milliseconds */
 #define MAX_ITEMS  1000000
+#define MAX_SPARE  4                     /* body buffers kept for a window of calls (a
+                                            flow's default: 4 in flight) */
 
 typedef struct wdt_client {
     int          closed;
@@ -63,6 +68,8 @@ typedef struct wdt_client {
     long         connect_timeout_ms;
     wdt_buf      body;               /* prepare: the JSON body */
     wdt_buf      query;              /* prepare: the URL */
+    wdt_buf      spare[MAX_SPARE];   /* done jobs' body buffers, for the next jobs */
+    size_t       nspare;
     wdt_signer   signer;             /* prepare: the MD5 context, reused */
     wdt_http_pool pool;              /* send, send_many */
 } wdt_client;
@@ -111,6 +118,8 @@ static void client_release(wdt_client *c)
     wdt_buf_free(&c->body);
     wdt_buf_wipe(&c->query);            /* the URL held the salt */
     wdt_buf_free(&c->query);
+    while (c->nspare > 0)
+        wdt_buf_free(&c->spare[--c->nspare]);
     if (c->pool_ready) {
         wdt_http_job *done[WDT_HTTP_MAX_CONCURRENCY];
         size_t slot[WDT_HTTP_MAX_CONCURRENCY];
@@ -596,28 +605,71 @@ static int l_client_send_many(lua_State *L)
 /* ---- cl:start, cl:wait, cl:abort: transfers started one at a time ----------------------
  *
  *   cl:start(url, body, opts) -> id | nil, failure    (opts as send's)
+ *   cl:start(job, opts): the same for a job of cl:prepare_job (used up by it)
  *   cl:wait(seconds) -> list of the transfers done, each an answer or a failure with `id`;
  *       empty when none finished within `seconds` (0: only what can move now)
  *   cl:abort() -> the same list for every transfer still active, failed
- * A job carries its own copies of the URL and body (freed when it is handed back), so
- * the Lua strings need not outlive the call to start. */
+ * A job owns its URL and body (freed when it is handed back), so no Lua string need
+ * outlive the call to start. A body's buffer goes back to the client when its job is
+ * done (c->spare, up to MAX_SPARE), so a window of calls writes its bodies into the same
+ * memory: no allocation, zeroing or copy of ~100 KB per push call. */
+
+typedef struct owned_job {
+    wdt_http_job job;                 /* first: a job's address is its owned_job's */
+    wdt_buf      body;                /* the body; job.body points into it */
+    char        *url;                 /* job.url: wiped when freed (it holds the salt) */
+    size_t       url_len;
+} owned_job;
+
+/* a job with a copy of the URL and an empty body buffer, or NULL (out of memory) */
+static owned_job *alloc_job(const char *url, size_t url_len)
+{
+    owned_job *o = malloc(sizeof *o);
+    if (o == NULL)
+        return NULL;
+    memset(o, 0, sizeof *o);
+    o->url = dup_bytes(url, url_len);
+    if (o->url == NULL) {
+        free(o);
+        return NULL;
+    }
+    o->url_len = url_len;
+    o->job.url = o->url;
+    return o;
+}
+
+/* The job freed; its body's buffer kept among the client's spares while there is room (c
+ * may be NULL: the buffer is freed). */
+static void free_job(wdt_client *c, wdt_http_job *j)
+{
+    owned_job *o = (owned_job *)j;
+    wdt_buf_free(&j->answer);
+    wdt_request_wipe_free(o->url, o->url_len);
+    if (c != NULL && !c->closed && c->nspare < MAX_SPARE) {
+        wdt_buf_reset(&o->body);
+        c->spare[c->nspare++] = o->body;
+    } else {
+        wdt_buf_free(&o->body);
+    }
+    free(o);
+}
 
 static wdt_http_job *new_job(const char *url, size_t url_len, const char *body, size_t body_len)
 {
-    wdt_http_job *j = calloc(1, sizeof *j + url_len + 1 + body_len + 1);
-    if (j == NULL)
+    owned_job *o = alloc_job(url, url_len);
+    if (o == NULL)
         return NULL;
-    char *u = (char *)(j + 1), *b = u + url_len + 1;
-    memcpy(u, url, url_len);
-    memcpy(b, body, body_len);
-    j->url = u;
-    j->body = b;
-    j->body_len = body_len;
-    return j;
+    if (wdt_buf_append(&o->body, body, body_len) != 0) {
+        free_job(NULL, &o->job);
+        return NULL;
+    }
+    o->job.body = o->body.data;
+    o->job.body_len = body_len;
+    return &o->job;
 }
 
 /* the jobs handed back, as a list of answers and failures with their ids; the jobs freed */
-static int push_done(lua_State *L, wdt_http_job **done, const size_t *slot, size_t n)
+static int push_done(lua_State *L, wdt_client *c, wdt_http_job **done, const size_t *slot, size_t n)
 {
     lua_createtable(L, (int)n, 0);
     for (size_t k = 0; k < n; k++) {
@@ -629,8 +681,7 @@ static int push_done(lua_State *L, wdt_http_job **done, const size_t *slot, size
         lua_pushinteger(L, (lua_Integer)slot[k] + 1);
         lua_setfield(L, -2, "id");
         lua_rawseti(L, -2, (int)(k + 1));
-        wdt_buf_free(&j->answer);
-        free(j);
+        free_job(c, j);
         done[k] = NULL;
     }
     return 1;
@@ -638,26 +689,83 @@ static int push_done(lua_State *L, wdt_http_job **done, const size_t *slot, size
 
 static void free_jobs(wdt_http_job **done, size_t n)
 {
-    for (size_t k = 0; k < n; k++) {
-        wdt_buf_free(&done[k]->answer);
-        free(done[k]);
+    for (size_t k = 0; k < n; k++)
+        free_job(NULL, done[k]);
+}
+
+/* A job of cl:prepare_job: a userdata holding it until cl:start takes it (NULL after). */
+static wdt_http_job **check_job(lua_State *L, int idx)
+{
+    return (wdt_http_job **)luaL_checkudata(L, idx, JOB_MT);
+}
+
+static int job_gc(lua_State *L)
+{
+    wdt_http_job **box = check_job(L, 1);
+    if (*box != NULL)
+        free_job(NULL, *box);
+    *box = NULL;
+    return 0;
+}
+
+/* cl:prepare_job(method, args, pager, timestamp) -> job: the request prepared as by
+ * cl:prepare, its body's buffer taken over by the job (the client's next body goes into
+ * a spare one, when there is one) and the URL copied; nothing becomes a Lua string */
+static int l_client_prepare_job(lua_State *L)
+{
+    wdt_client *c = check_open_client(L);
+    lua_settop(L, 5);
+    wdt_http_job **box = (wdt_http_job **)compat_newuserdata(L, sizeof *box);   /* at 6 */
+    *box = NULL;
+    compat_setmetatable(L, JOB_MT);
+    prepare_request(L, c);
+    owned_job *o = alloc_job(c->query.data, c->query.len);
+    wdt_buf_wipe_used(&c->query);
+    if (o == NULL) {
+        wdt_buf_reset(&c->body);
+        return luaL_error(L, "out of memory");
     }
+    o->body = c->body;
+    if (c->nspare > 0)
+        c->body = c->spare[--c->nspare];
+    else
+        wdt_buf_init(&c->body);
+    o->job.body = o->body.data;
+    o->job.body_len = o->body.len;
+    *box = &o->job;
+    return 1;
 }
 
 static int l_client_start(lua_State *L)
 {
     wdt_client *c = check_open_client(L);
-    size_t url_len, body_len;
-    const char *url = check_str(L, 2, 2, "url", &url_len);
-    const char *body = check_str(L, 3, 3, "body", &body_len);
+    wdt_http_job **box = NULL;
+    size_t url_len = 0, body_len = 0;
+    const char *url = NULL, *body = NULL;
+    int opts_at = 3;
+    if (lua_type(L, 2) == LUA_TUSERDATA) {
+        box = check_job(L, 2);
+        if (*box == NULL)
+            luaL_argerror(L, 2, "job: started already");
+    } else {
+        url = check_str(L, 2, 2, "url", &url_len);
+        body = check_str(L, 3, 3, "body", &body_len);
+        opts_at = 4;
+    }
     send_opts so = { 0, 0, 0 };            /* 0 ms: the client's timeouts */
-    if (!lua_isnoneornil(L, 4)) {
-        check_table(L, 4, "opts");
-        read_send_opts(L, 4, 4, &so);
+    if (!lua_isnoneornil(L, opts_at)) {
+        check_table(L, opts_at, "opts");
+        read_send_opts(L, opts_at, opts_at, &so);
     }
     wdt_http_result res;
     wdt_http_pool *pool = client_pool(c);
-    wdt_http_job *j = pool ? new_job(url, url_len, body, body_len) : NULL;
+    wdt_http_job *j = NULL;
+    if (pool != NULL && box != NULL) {      /* nothing raises from here on */
+        j = *box;
+        *box = NULL;
+    } else if (pool != NULL) {
+        j = new_job(url, url_len, body, body_len);
+    }
     if (j == NULL) {
         no_pool(&res);
         lua_pushnil(L);
@@ -670,8 +778,7 @@ static int l_client_start(lua_State *L)
     int slot = wdt_http_pool_start(pool, j, c->timeout_ms, c->connect_timeout_ms);
     if (slot < 0) {
         res = j->res;
-        wdt_buf_free(&j->answer);
-        free(j);
+        free_job(c, j);
         lua_pushnil(L);
         push_failure(L, &res);
         return 2;
@@ -692,7 +799,7 @@ static int l_client_wait(lua_State *L)
         free_jobs(done, n);
         return luaL_error(L, "out of memory");
     }
-    return push_done(L, done, slot, n);
+    return push_done(L, c, done, slot, n);
 }
 
 static int l_client_abort(lua_State *L)
@@ -701,7 +808,7 @@ static int l_client_abort(lua_State *L)
     wdt_http_job *done[WDT_HTTP_MAX_CONCURRENCY];
     size_t slot[WDT_HTTP_MAX_CONCURRENCY];
     size_t n = c->pool_ready ? wdt_http_pool_abort(&c->pool, "aborted", done, slot) : 0;
-    return push_done(L, done, slot, n);
+    return push_done(L, c, done, slot, n);
 }
 
 /* ---- cl:redact ------------------------------------------------------------------------- */
@@ -747,6 +854,7 @@ static const luaL_Reg client_methods[] = {
     { "send",      l_client_send },
     { "post",      l_client_post },
     { "send_many", l_client_send_many },
+    { "prepare_job", l_client_prepare_job },
     { "start",     l_client_start },
     { "wait",      l_client_wait },
     { "abort",     l_client_abort },
@@ -769,10 +877,16 @@ static const luaL_Reg jobs_meta[] = {
     { NULL, NULL }
 };
 
+static const luaL_Reg job_meta[] = {
+    { "__gc", job_gc },
+    { NULL, NULL }
+};
+
 void wdt_core_open_client(lua_State *L)
 {
     compat_register_mt(L, CLIENT_MT, client_meta, client_methods);
     compat_register_mt(L, JOBS_MT, jobs_meta, NULL);
+    compat_register_mt(L, JOB_MT, job_meta, NULL);
     lua_pushcfunction(L, l_client_new);
     lua_setfield(L, -2, "client_new");
 }

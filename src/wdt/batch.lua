@@ -131,9 +131,13 @@ end
 -- Outside nginx each request runs the loop of client:_request in a coroutine on a view of
 -- the client whose executor yields its sends and sleeps to the flight, which starts the
 -- sends on the client's pool (cl:start) and resumes each request with its answer as soon
--- as it is in (cl:wait).
+-- as it is in (cl:wait). A try is prepared in the coroutine, as a job in C memory
+-- (cl:prepare_job): a push call's ~100 KB body is never copied into a Lua string.
 local scheduled = {
   send = function(_, url, body, o) return coroutine.yield("send", url, body, o) end,
+  post = function(c, method, args, pager, timestamp, o)
+    return coroutine.yield("send", c._core:prepare_job(method, args, pager, timestamp), nil, o)
+  end,
   sleep = function(seconds) return coroutine.yield("sleep", seconds) end,
 }
 
@@ -193,7 +197,9 @@ function Curl:pump()
     if o then
       item = { timeout = o.timeout, connect_timeout = o.connect_timeout, fresh_connect = o.fresh_connect or nil }
     end
-    local id, failure = cl:start(q[2], q[3], item)
+    local id, failure
+    if q[3] == nil then id, failure = cl:start(q[2], item)      -- a job (scheduled.post)
+    else id, failure = cl:start(q[2], q[3], item) end
     if id then
       self.active[id], self.out, self.owners[id] = q[1], self.out + 1, self
     else

@@ -106,6 +106,12 @@ end
 -- holds a value. A hole (a nil before the last value) would drop what follows it silently:
 -- then nil, the first missing position and the last one.
 function check.list_length(t)
+  if getmetatable(t) == nil then   -- a plain list (the usual case: a push's 10,000 orders)
+    local n, count, i = #t, 0, 1
+    for _ in pairs(t) do count = count + 1 end
+    while i <= n and t[i] ~= nil do i = i + 1 end
+    if i > n and count == n then return n end   -- n keys, 1..n all there: nothing else
+  end
   local n = 0
   for k in pairs(t) do
     if check.is_integer(k) and k > n then n = k end

@@ -262,16 +262,6 @@ function Run:push(next_item, on_batch)
   local in_window = {}            -- the keys in the window's batches
   self.unsent = {}
   local steps = {}
-  local function add(b, item)     -- -> false when its key is in the window already
-    local key = add_fast(item, in_window)
-    if key == nil then key = self:add_checked(item, b, b.settled, in_window) end
-    if key == false then return false end
-    if key then
-      local n = #b.keys + 1
-      b.keys[n], b.items[n], b.in_batch[key], in_window[key] = key, item, true, true
-    end
-    return true
-  end
   function steps.next(slot, idle)
     if idle then in_window = {} end
     local unsent = self.unsent              -- the batches settled leave the list
@@ -279,19 +269,27 @@ function Run:push(next_item, on_batch)
     add_fast = self:use_builder(slot)
     local b = new_batch()
     unsent[#unsent + 1] = b
-    if carry ~= nil then
-      add(b, carry)
-      carry, self.reading = nil, nil
+    local keys, items, in_batch, settled = b.keys, b.items, b.in_batch, b.settled   -- b's, for the loop
+    local n, item = 0, carry
+    carry = nil
+    while n < size do
+      if item == nil then
+        if ended then break end
+        item = next_item()
+        if item == nil then ended = true break end
+        s.read = s.read + 1
+        self.reading = item                 -- read, in no bucket yet (see abandon)
+      end
+      local key = add_fast(item, in_window)
+      if key == nil then key = self:add_checked(item, b, settled, in_window) end
+      if key == false then carry = item break end   -- its key is in the window: waits for it
+      if key then
+        n = n + 1
+        keys[n], items[n], in_batch[key], in_window[key] = key, item, true, true
+      end
+      item, self.reading = nil, nil
     end
-    while not ended and #b.keys < size do
-      local item = next_item()
-      if item == nil then ended = true break end
-      s.read = s.read + 1
-      self.reading = item                   -- read, in no bucket yet (see abandon)
-      if not add(b, item) then carry = item break end
-      self.reading = nil
-    end
-    if #b.keys == 0 and #b.settled == 0 then return nil end
+    if n == 0 and #settled == 0 then return nil end
     return b, carry ~= nil
   end
   function steps.call(b)
