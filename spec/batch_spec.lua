@@ -315,6 +315,33 @@ describe("client:call_many", function()
     end)
   end)
 
+  describe("flights sharing the client's pool", function()
+    local batch = require "wdt.batch"
+    local function req(page_no) return batch.build(1, page_req(page_no), {}, {}) end
+
+    it("an answer another flight's wait took in goes to its request, its slot since reused or not", function()
+      emu:faults { mode = "delay", delay_ms = 300, count = 1, method = "sales.TradeQuery.querySelfOrderWithDetail" }
+      local a = batch.flight(client, 3)
+      local want = { [a:add(req(0))] = 0, [a:add(req(1))] = 1 }
+      a:poll()                                     -- both out, on the pool's first two slots
+      local b = batch.flight(client, 1)
+      b:add(batch.build(1, { "sales.TradeQuery.querySelfOrderWithDetail",
+        { start_time = "2026-01-01 00:00:00", end_time = "2026-01-01 00:01:00" },
+        pager = { page_size = 1, page_no = 0 } }, {}, {}))
+      assert.truthy(b:next())                      -- held 300 ms: a's answers came meanwhile
+      want[a:add(req(2))] = 2
+      a:poll()                                     -- starts on a slot b's wait freed
+      local got = {}
+      while true do
+        local i, r = a:next()
+        if not i then break end
+        assert.is_nil(r.err)
+        got[i] = r.data.page_no
+      end
+      assert.same(want, got)
+    end)
+  end)
+
   describe("cl:prepare_job and cl:start(job) (a flight's tries)", function()
     local function wait_one(c)
       for _ = 1, 50 do

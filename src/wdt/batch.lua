@@ -219,23 +219,30 @@ function Curl:wake()
   for _, i in ipairs(woken) do self:step(i) end
 end
 
+-- The transfer `r.id` of this flight is back: its request's number, its slot free (the
+-- pool may give the id to the next start at once).
+function Curl:landed(r)
+  local i = self.active[r.id]
+  self.active[r.id], self.out = nil, self.out - 1
+  return i
+end
+
 -- The pool's answers (cl:wait, cl:abort) to the flights that started them: this one's
--- taken, another's put in its inbox.
+-- taken, another's put in its inbox with its request's number (its id may be reused
+-- before that flight looks).
 function Curl:route(results)
   for _, r in ipairs(results) do
     local owner = self.owners[r.id]
     self.owners[r.id] = nil
     if owner and owner ~= self then
-      owner.inbox[#owner.inbox + 1] = r
+      owner.inbox[#owner.inbox + 1] = { owner:landed(r), r }
     else
-      self:arrived(r)
+      self:arrived(self:landed(r), r)
     end
   end
 end
 
-function Curl:arrived(r)
-  local i = self.active[r.id]
-  self.active[r.id], self.out = nil, self.out - 1
+function Curl:arrived(i, r)
   if r.status then self:step(i, r) else self:step(i, nil, r) end
 end
 
@@ -244,7 +251,7 @@ function Curl:ready()
   if self.inbox[1] then                          -- answers another flight's wait took in
     local got = self.inbox
     self.inbox = {}
-    for _, r in ipairs(got) do self:arrived(r) end
+    for _, x in ipairs(got) do self:arrived(x[1], x[2]) end
   end
   local d = table.remove(self.done, 1)
   if d then return d[1], d[2] end
@@ -290,7 +297,7 @@ function Curl:close()
     for _, r in ipairs(self.client._core:abort()) do
       local owner = self.owners[r.id]
       self.owners[r.id] = nil
-      if owner and owner ~= self then owner.inbox[#owner.inbox + 1] = r end
+      if owner and owner ~= self then owner.inbox[#owner.inbox + 1] = { owner:landed(r), r } end
     end
   end
   for id in pairs(self.active) do
