@@ -159,6 +159,44 @@ local function curl_flight(client, concurrency)
                         inbox = {}, owners = owners_of[cl], sleep = client:executor().sleep }, Curl)
 end
 
+-- The send options a started transfer takes (cl:start's, as cl:send's)
+local function start_opts(o)
+  if not o then return nil end
+  return { timeout = o.timeout, connect_timeout = o.connect_timeout, fresh_connect = o.fresh_connect or nil }
+end
+
+-- Whether flights have transfers out on this pool (cl): a scan's read-ahead stays out
+-- between rows, and after a `break` until answered. The pool's one-call run (cl:send,
+-- cl:post) refuses to run beside them: a plain call then goes through M.send_beside.
+function M.busy(cl)
+  local owners = owners_of[cl]
+  return owners ~= nil and next(owners) ~= nil
+end
+
+-- One try started beside the flights' transfers and waited for, their answers handed to
+-- their flights meanwhile (a job of cl:prepare_job and no body, or a URL and a body):
+-- answer | nil, failure, as cl:send.
+function M.send_beside(cl, job, body, o)
+  local id, failure
+  if body == nil then id, failure = cl:start(job, start_opts(o))
+  else id, failure = cl:start(job, body, start_opts(o)) end
+  if not id then return nil, failure end
+  local owners, mine = owners_of[cl], nil
+  while not mine do
+    for _, r in ipairs(cl:wait(1)) do
+      local owner = owners[r.id]
+      owners[r.id] = nil
+      if r.id == id then
+        mine = r
+      elseif owner then
+        owner.inbox[#owner.inbox + 1] = { owner:landed(r), r }
+      end
+    end
+  end
+  if mine.status then return mine end
+  return nil, mine
+end
+
 -- Resumes request i's coroutine and files what it yields: a send to start, a sleep, or
 -- its end (a result).
 function Curl:step(i, ...)
@@ -193,10 +231,7 @@ function Curl:pump()
   local cl = self.client._core
   while self.out < self.width and self.queued[1] do
     local q = table.remove(self.queued, 1)
-    local o, item = q[4], nil
-    if o then
-      item = { timeout = o.timeout, connect_timeout = o.connect_timeout, fresh_connect = o.fresh_connect or nil }
-    end
+    local item = start_opts(q[4])
     local id, failure
     if q[3] == nil then id, failure = cl:start(q[2], item)      -- a job (scheduled.post)
     else id, failure = cl:start(q[2], q[3], item) end

@@ -9,6 +9,7 @@ local clock = require "wdt.clock"
 local check = require "wdt.check"
 local options = require "wdt.options"
 local rate = require "wdt.rate"
+local batch = require "wdt.batch"
 
 local unpack = table.unpack or unpack  -- luacheck: ignore (5.1 global)
 local is_method, method_message = check.is_method, check.method_message
@@ -94,9 +95,19 @@ end
 --        optional (send is used without it)
 --   sleep(seconds): the back-off and rate waits
 --   wait(seconds, reason): optional, told of each slice of a rate wait (nil: over)
+-- (with flights' transfers out on the client's pool, e.g. a scan's read-ahead between its
+-- rows, a try is started beside them: wdt.batch.send_beside)
 local curl = {
-  send = function(c, url, body, o) return c._core:send(url, body, o) end,
-  post = function(c, method, args, pager, timestamp, o) return c._core:post(method, args, pager, timestamp, o) end,
+  send = function(c, url, body, o)
+    local cl = c._core
+    if batch.busy(cl) then return batch.send_beside(cl, url, body, o) end
+    return cl:send(url, body, o)
+  end,
+  post = function(c, method, args, pager, timestamp, o)
+    local cl = c._core
+    if batch.busy(cl) then return batch.send_beside(cl, cl:prepare_job(method, args, pager, timestamp), nil, o) end
+    return cl:post(method, args, pager, timestamp, o)
+  end,
   sleep = clock.sleep,
 }
 local cosocket = {
