@@ -50,4 +50,23 @@ describe("a scan's calls out between rows", function()
     local page, cerr = one_call()                      -- after leaving the scan
     assert(page, tostring(cerr))
   end)
+
+  it("give back the rate budget's concurrency slots when the scan is left by break", function()
+    emu:faults { mode = "delay", delay_ms = 300, count = 1000, method = TRADES }
+    local limited = fixtures.client(emu, { rate = { concurrency = 2, wait = 2 } })
+    local it, st = limited:scan { method = TRADES, from = from, to = to, window = 900, page_size = 100,
+                                  concurrency = 4 }
+    for _ = 1, 3 do
+      local row, err = it()
+      assert(row, tostring(err))
+      socket.sleep(0.05)
+    end
+    assert.is_true(require("wdt.batch").busy(limited._core))   -- windows read ahead are out
+    st:close()                                         -- left with them out
+    emu:faults {}
+    local page, cerr = limited:page_call(TRADES, { page_size = 1, page_no = 0 },
+      { start_time = "2026-01-01 00:00:00", end_time = "2026-01-01 00:01:00" })
+    assert(page, tostring(cerr))                       -- not: every slot of the budget taken for good
+    limited:close()
+  end)
 end)

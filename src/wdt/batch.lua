@@ -189,7 +189,7 @@ function M.send_beside(cl, job, body, o)
       if r.id == id then
         mine = r
       elseif owner then
-        owner.inbox[#owner.inbox + 1] = { owner:landed(r), r }
+        owner:hand_over(r)
       end
     end
   end
@@ -262,15 +262,26 @@ function Curl:landed(r)
   return i
 end
 
+-- Another flight's wait took this flight's answer r in: put in its inbox with its
+-- request's number (its id may be reused before this flight looks), or, this flight
+-- left, its request ended at once.
+function Curl:hand_over(r)
+  local i = self:landed(r)
+  if self.leaving then
+    if r.status then self:finish(i, r) else self:finish(i, nil, r) end
+  else
+    self.inbox[#self.inbox + 1] = { i, r }
+  end
+end
+
 -- The pool's answers (cl:wait, cl:abort) to the flights that started them: this one's
--- taken, another's put in its inbox with its request's number (its id may be reused
--- before that flight looks).
+-- taken, another's handed over.
 function Curl:route(results)
   for _, r in ipairs(results) do
     local owner = self.owners[r.id]
     self.owners[r.id] = nil
     if owner and owner ~= self then
-      owner.inbox[#owner.inbox + 1] = { owner:landed(r), r }
+      owner:hand_over(r)
     else
       self:arrived(self:landed(r), r)
     end
@@ -325,20 +336,70 @@ function Curl:next()
   end
 end
 
+-- A flight's request that will not be carried on (its flight closed or left): resumed
+-- with (...), then with a failure that sends nothing for each send it asks for, until it
+-- ends or sleeps. So what its try holds (a rate budget's concurrency slot, given back after
+-- the try) is given back, and nothing more goes out. An interrupt (SIGINT) raised meanwhile
+-- is returned, for the caller to raise once it is done.
+local LEFT = { kind = "network", sent = false, message = "not sent: the flight was closed" }
+function Curl:finish(i, ...)
+  local co = i and self.cos[i]
+  if not co then return end
+  self.cos[i], self.reqs[i] = nil, nil
+  local ok, what = coroutine.resume(co, ...)
+  while ok and what == "send" and coroutine.status(co) ~= "dead" do
+    ok, what = coroutine.resume(co, nil, LEFT)
+  end
+  if not ok and require("wdt.errors").is_interrupt(what) then return what end
+end
+
+-- Ends every request of the flight not out on the pool (queued, sleeping, answered and
+-- not yet taken): -> an interrupt raised meanwhile, or nil.
+function Curl:finish_idle()
+  local stop
+  for _, x in ipairs(self.inbox) do
+    if x[2].status then stop = self:finish(x[1], x[2]) or stop else stop = self:finish(x[1], nil, x[2]) or stop end
+  end
+  for _, q in ipairs(self.queued) do stop = self:finish(q[1], nil, LEFT) or stop end
+  self.queued, self.sleepers, self.inbox, self.done = {}, {}, {}, {}
+  return stop
+end
+
 -- The pool aborts every transfer out: another flight's are handed to it as failed (its
--- requests try again as their retry rules say).
+-- requests try again as their retry rules say); this one's requests are ended (finish).
 function Curl:close()
+  local stop = self:finish_idle()
   if self.out > 0 then
     for _, r in ipairs(self.client._core:abort()) do
       local owner = self.owners[r.id]
       self.owners[r.id] = nil
-      if owner and owner ~= self then owner.inbox[#owner.inbox + 1] = { owner:landed(r), r } end
+      if owner and owner ~= self then
+        owner:hand_over(r)
+      elseif self.active[r.id] then
+        stop = self:finish(self:landed(r), nil, r) or stop
+      end
     end
   end
   for id in pairs(self.active) do
     if self.owners[id] == self then self.owners[id] = nil end
   end
-  self.out, self.active, self.queued, self.sleepers, self.cos, self.inbox = 0, {}, {}, {}, {}, {}
+  self.out, self.active, self.cos = 0, {}, {}
+  return stop
+end
+
+-- Done with, the transfers out left to end (a scan left by `break`): each of its requests
+-- is ended (finish) when its answer comes back, whichever flight's wait takes it in; at
+-- once when no flight in use has transfers on the pool (the pool's are aborted then). Nothing
+-- more is sent for it. An interrupt raised meanwhile is raised after.
+function Curl:leave()
+  self.leaving = true
+  local stop = self:finish_idle()
+  local others = false
+  for _, owner in pairs(self.owners) do
+    if owner ~= self and not owner.leaving then others = true break end
+  end
+  if self.out > 0 and not others then stop = self:close() or stop end
+  if stop then error(stop, 0) end
 end
 
 -- Inside nginx (cosockets) each request runs client:_request in a light thread
@@ -397,6 +458,9 @@ end
 -- Light threads go on by themselves: nothing to do without waiting.
 function Ngx:ready() return nil end
 function Ngx:poll() self:pump() end
+
+-- Its light threads left to end (each gives back what it holds itself).
+function Ngx:leave() self.queued = {} end
 
 function Ngx:close()
   for _, t in ipairs(self.threads) do self.nginx.thread.kill(t) end

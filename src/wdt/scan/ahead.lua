@@ -215,10 +215,12 @@ end
 
 -- Done with: the calls still out (pages dropped, windows read ahead of a scan left by
 -- `break`) are left to end on the client's pool, their answers thrown away when they come
--- (wdt.batch hands them to this flight, which no one asks again); `abort` (a stop or an
--- interrupt raised) aborts the pool's transfers, as run:batches does.
+-- (wdt.batch's leave: aborted at once when no other flight has transfers there); `abort`
+-- (a stop or an interrupt raised) aborts the pool's transfers, as run:batches does.
 function Reader:close(abort)
-  if self.f and abort then self.f:close() end
+  if self.f then
+    if abort then self.f:close() else self.f:leave() end
+  end
   self.f, self.wins, self.queue, self.by_id, self.out = nil, {}, {}, {}, 0
 end
 
