@@ -340,6 +340,50 @@ describe("client:call_many", function()
       end
       assert.same(want, got)
     end)
+
+    it("an answer of another flight taken in by a wait whose own request raises is not lost", function()
+      local TRADES = "sales.TradeQuery.querySelfOrderWithDetail"
+      emu:faults { { mode = "delay", delay_ms = 200, count = 1, method = TRADES },
+                   { mode = "delay", delay_ms = 250, count = 2, method = LIST } }
+      -- an interrupt (SIGINT) raised in the request of TRADES: it passes through the wait
+      local c = new_client { on_response = function(info)
+        if info.method == TRADES then error("stdin:1: interrupted!", 0) end
+      end }
+      local b = batch.flight(c, 1)
+      b:add(batch.build(1, { TRADES, { start_time = "2026-01-01 00:00:00", end_time = "2026-01-01 00:01:00" },
+                             pager = { page_size = 1, page_no = 0 } }, {}, {}))
+      local a = batch.flight(c, 2)
+      local want = { [a:add(req(0))] = 0, [a:add(req(1))] = 1 }
+      local socket = require "socket"
+      local t0 = socket.gettime()
+      while socket.gettime() - t0 < 0.1 do         -- all three sent, none answered yet
+        b:poll()
+        a:poll()
+        socket.sleep(0.005)
+      end
+      socket.sleep(0.4)                            -- all three answered: one wait takes them in
+      local ok, err = pcall(b.next, b)
+      assert.is_false(ok)
+      assert.truthy(tostring(err):find("interrupted!", 1, true))
+      b:close()
+      local started = os.time()
+      debug.sethook(function()                     -- a's answers lost: its next() would spin
+        if os.time() - started > 5 then error("a's answers were lost") end
+      end, "", 100000)
+      local got = {}
+      local gok, gerr = pcall(function()
+        while true do
+          local i, r = a:next()
+          if not i then break end
+          assert.is_nil(r.err)
+          got[i] = r.data.page_no
+        end
+      end)
+      debug.sethook()
+      c:close()
+      assert(gok, gerr)
+      assert.same(want, got)
+    end)
   end)
 
   describe("cl:prepare_job and cl:start(job) (a flight's tries)", function()

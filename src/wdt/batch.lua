@@ -274,8 +274,10 @@ function Curl:hand_over(r)
   end
 end
 
--- The pool's answers (cl:wait, cl:abort) to the flights that started them: this one's
--- taken, another's handed over.
+-- The pool's answers (cl:wait, cl:abort) to the flights that started them: another's
+-- handed over, this one's filed in its inbox, all of them before any request is resumed
+-- (one that raises, a stop or an interrupt, loses none of the others: what is left in the
+-- inbox is ended by close), then this one's taken.
 function Curl:route(results)
   for _, r in ipairs(results) do
     local owner = self.owners[r.id]
@@ -283,8 +285,17 @@ function Curl:route(results)
     if owner and owner ~= self then
       owner:hand_over(r)
     else
-      self:arrived(self:landed(r), r)
+      self.inbox[#self.inbox + 1] = { self:landed(r), r }
     end
+  end
+  self:take_inbox()
+end
+
+-- The answers in the inbox taken, one at a time (one that raises leaves the rest there).
+function Curl:take_inbox()
+  while self.inbox[1] do
+    local x = table.remove(self.inbox, 1)
+    self:arrived(x[1], x[2])
   end
 end
 
@@ -294,11 +305,7 @@ end
 
 -- The next request done, without waiting: nil when none is (yet).
 function Curl:ready()
-  if self.inbox[1] then                          -- answers another flight's wait took in
-    local got = self.inbox
-    self.inbox = {}
-    for _, x in ipairs(got) do self:arrived(x[1], x[2]) end
-  end
+  self:take_inbox()                              -- answers another flight's wait took in
   local d = table.remove(self.done, 1)
   if d then return d[1], d[2] end
 end
