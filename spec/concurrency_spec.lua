@@ -144,8 +144,9 @@ describe("calls in flight", function()
   end)
 
   -- 12 windows of 30 min, 25 rows each in pages of 10: every key once, in window order
-  local function scan_all(c, n)
-    local to = os.time() - 7200
+  -- `to`: the end trade_rows gave (one clock reading for both: a second that begins between
+  -- two readings would move the scan past the first row)
+  local function scan_all(c, n, to)
     local from = to - 6 * 3600
     local keys, last, rows = {}, nil, 0
     for r, err in c:scan { method = TRADES, from = from, to = to, window = 1800, page_size = 10, concurrency = n } do
@@ -159,13 +160,14 @@ describe("calls in flight", function()
   local function trade_rows(e, sid)
     local to = os.time() - 7200
     e:control("POST", "rows", { sid = sid, method = TRADES, count = 300, from = to - 6 * 3600, to = to })
+    return to
   end
 
   it("a scan of many windows at 8 in flight against a seller's limit of 2: paced down, every row once", function()
-    trade_rows(emu, LIMITED)
+    local to = trade_rows(emu, LIMITED)
     emu:faults { mode = "delay", delay_ms = 50, count = 10000, method = TRADES }
     local limited = fixtures.client(emu, { sid = LIMITED, key = "lk", secret = "ls:lsalt" })
-    local ok, rows = pcall(scan_all, limited, 8)
+    local ok, rows = pcall(scan_all, limited, 8, to)
     limited:close()
     assert(ok, rows)
     assert.equal(300, rows)
@@ -175,11 +177,10 @@ describe("calls in flight", function()
   end)
 
   it("a push inside a scan's loop on the same client: each flight gets its own answers", function()
-    trade_rows(emu, SID)
+    local to = trade_rows(emu, SID)
     emu:faults { { mode = "delay", delay_ms = 30, count = 10000, method = TRADES },
                  { mode = "delay", delay_ms = 30, count = 10000, method = PUSH } }
     local pushed, n = 0, 0
-    local to = os.time() - 7200
     for r, err in client:scan { method = TRADES, from = to - 6 * 3600, to = to, window = 1800, page_size = 10,
                                 concurrency = 8 } do
       assert(r, tostring(err))
@@ -206,8 +207,7 @@ describe("calls in flight", function()
       assert.equal(0, st.tenants[SID].rate_limited)
       assert.equal(18, st.calls[SID][PUSH])
       -- a scan of windows read ahead, 8 in flight: 12 windows of 3 pages, under the same budget
-      trade_rows(e2, SID)
-      assert.equal(300, scan_all(paced, 8))
+      assert.equal(300, scan_all(paced, 8, trade_rows(e2, SID)))
       st = e2:state()
       assert.equal(0, st.tenants[SID].rate_limited)
       assert.equal(36, st.calls[SID][TRADES])
