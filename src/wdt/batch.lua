@@ -125,6 +125,7 @@ end
 --                               -- call_many; nil when none is left
 --   f:poll(); f:ready()         -- a step without waiting; the next request done, or nil
 --   f:close()                   -- what is still out is abandoned (its transfers aborted)
+--   f:set_width(n)              -- at most n out from now on (a flow's pacer: wdt.flow)
 -- At most `concurrency` transfers are out at once; a request waiting out a back-off or a
 -- rate wait holds no slot. A flow's window (wdt.flow) and call_many run on it.
 
@@ -215,6 +216,11 @@ function Curl:step(i, ...)
     error("wdt.batch: unexpected yield from a request: " .. tostring(what), 0)
   end
 end
+
+-- Fewer (or more again, up to the flight's concurrency) transfers out from now on: those
+-- out stay, the queued ones wait for the slots.
+local function set_width(self, n) self.width = n end
+Curl.set_width = set_width
 
 function Curl:add(req)
   local i = self.n + 1
@@ -424,6 +430,8 @@ local function run_one(client, i, r)
   local resp, err, sent_before = client:_request(r.method, r.args, r.pager, r.opts)
   return i, outcome(resp, err, r.pager, r.method, sent_before)
 end
+
+Ngx.set_width = set_width
 
 function Ngx:pump()
   local spawn = self.nginx.thread and self.nginx.thread.spawn

@@ -134,6 +134,37 @@ end
 -- of the per-minute budget is the `rate` option's to wait out: wdt.rate.)
 flow.RESENDS = 5
 
+-- The width of a window of calls against the seller's limit of calls at once (unpublished;
+-- a refusal, status 100 超过每分钟最大并发次数限制, applies nothing):
+--   pacer:refused() -> charge: one call fewer in the window; `charge` is true when the
+--     window was one call already, so the refusal is not of this flow's own making (the
+--     seller's other integrations hold the slots) and counts against the call's RESENDS
+--   pacer:through(): a call got through; after GROW_AFTER × most of them since the last
+--     refusal or growth the window grows back by one, so a flow above the limit finds it
+--     and stays under it, trying one call more only now and then (growing back at every
+--     call that got through, it tried every other call: the same call could be refused
+--     RESENDS times in a row, and the flow stopped)
+--   pacer.width: the calls the window may hold now
+local Pacer = {}
+Pacer.__index = Pacer
+flow.GROW_AFTER = 4
+
+function flow.pacer(most)
+  return setmetatable({ most = most, width = most, calm = 0 }, Pacer)
+end
+
+function Pacer:refused()
+  local charge = self.width <= 1
+  self.width, self.calm = math.max(1, self.width - 1), 0
+  return charge
+end
+
+function Pacer:through()
+  if self.width >= self.most then return end
+  self.calm = self.calm + 1
+  if self.calm >= flow.GROW_AFTER * self.most then self.width, self.calm = self.width + 1, 0 end
+end
+
 -- run:calls(requests[, client]) -> results: client:call_many's requests and results (in
 -- request order), up to run.concurrency calls in flight, through the run's client (or a
 -- view of it: its wait hook, its rate budget; inside nginx, cosocket light threads). A
@@ -200,14 +231,15 @@ end
 -- Batches are settled in the order built, each once its answer is in and all before it
 -- settled; answers arriving out of order wait. A call refused for the seller's limit of
 -- calls at once (status 100, 超过每分钟最大并发次数限制: nothing applied) after the
--- client's own retries is sent again with one call fewer in the window (up to RESENDS
--- times), and the window grows back by one with each call that gets through. A settle that
+-- client's own retries is sent again with one call fewer in the window, and the window
+-- grows back slowly (flow.pacer; a call is left refused after RESENDS refusals with one
+-- call in the window). A settle that
 -- stops the run stops the building; the calls out are answered and settled first. The
 -- stop marker or SIGINT raised meanwhile abandons the calls out and settles every batch of
 -- the window with that error (its items unreported), then goes on up to run:guard.
 function Run:batches(steps)
   local most = self.concurrency or 1
-  local width, f = most, require("wdt.batch").flight(self.client, most)
+  local pace, f = flow.pacer(most), require("wdt.batch").flight(self.client, most)
   local window, by_call, free = {}, {}, {}
   for k = most, 1, -1 do free[#free + 1] = k end
   local ended, draining, first_err = false, false, nil
@@ -224,7 +256,7 @@ function Run:batches(steps)
         if not ok then first_err = first_err or serr end
       end
       if not window[1] then draining = false end
-      while not ended and not draining and not first_err and #window < width do
+      while not ended and not draining and not first_err and #window < pace.width do
         local slot = table.remove(free)
         local b, ends = steps.next(slot, window[1] == nil)
         if b == nil then
@@ -245,12 +277,12 @@ function Run:batches(steps)
         local w = by_call[i]
         by_call[i] = nil
         if r.err and policy.is_concurrency_limit(r.err) and w.tries_left > 0 then
-          w.tries_left = w.tries_left - 1
+          if pace:refused() then w.tries_left = w.tries_left - 1 end
+          f:set_width(pace.width)       -- the calls resent wait for it too, not only new ones
           self.summary.resent = (self.summary.resent or 0) + 1
-          width = math.max(1, width - 1)
           send(w)
         else
-          if not r.err and width < most then width = width + 1 end
+          if not r.err then pace:through() f:set_width(pace.width) end
           w.done, w.resp, w.second, w.sent_before = true, r.response, r.err or r.tries, r.sent_before
         end
       end

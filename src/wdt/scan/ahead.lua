@@ -31,7 +31,7 @@ Reader.__index = Reader
 
 function ahead.new(s, from, stop, confirm)
   local most = s.concurrency
-  return setmetatable({ s = s, next_a = from, stop = stop, confirm = confirm, most = most, width = most,
+  return setmetatable({ s = s, next_a = from, stop = stop, confirm = confirm, most = most, pace = flow.pacer(most),
                         wins = {}, queue = {}, by_id = {}, out = 0, seq = 0 }, Reader)
 end
 
@@ -101,7 +101,7 @@ end
 
 -- Starts queued calls while fewer than `width` are out.
 function Reader:start()
-  while self.out < self.width and self.queue[1] do
+  while self.out < self.pace.width and self.queue[1] do
     local h = table.remove(self.queue, 1)
     self.f = self.f or batch.flight(self.s.client, self.most)
     self.by_id[self.f:add(h.req)] = h
@@ -140,21 +140,20 @@ local function confirm(self, must)
 end
 
 -- An answer in: a call refused for the seller's limit of calls at once is queued again
--- with one call fewer out (as run:batches does), the window grows back by one with each
--- call that gets through; the first answer confirms the end; the window waiting for it
--- goes on. true | nil, err (the end refused).
+-- with one call fewer out, the window growing back slowly (flow.pacer, as run:batches);
+-- the first answer confirms the end; the window waiting for it goes on. true | nil, err
+-- (the end refused).
 function Reader:take(h, res)
   self.out = self.out - 1
   if res.err and policy.is_concurrency_limit(res.err) and h.tries_left > 0 and not h.dropped
      and not h.w.cancelled then
-    h.tries_left = h.tries_left - 1
+    if self.pace:refused() then h.tries_left = h.tries_left - 1 end
     local summary = self.s.stats
     summary.resent = (summary.resent or 0) + 1
-    self.width = math.max(1, self.width - 1)
     enqueue(self, h)
     return true
   end
-  if not res.err and self.width < self.most then self.width = self.width + 1 end
+  if not res.err then self.pace:through() end
   if not self.confirmed then
     local ok, err = confirm(self, false)
     if ok == nil then return nil, err end
