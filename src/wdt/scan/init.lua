@@ -312,16 +312,21 @@ function scan.run(client, s)
     return stop
   end
 
+  -- the same by the server's now, after refusing a checkpoint past it: stop | nil, err
+  local function server_stop(now)
+    local ok, err = check_future(s, now)
+    if not ok then return nil, err end
+    return stop_at(now)
+  end
+
   -- the end planned on the local clock, fixed at the first answer that carries the
   -- server's Date (wdt.scan.ahead); a checkpoint past the server's now is refused then,
   -- before any row is delivered
   local function confirm(planned, must)
     local now = clock.parse_http_date(base_of(s)._server_date)
     if not now and not must then return false end
-    now = now or local_now(s)
-    local ok, err = check_future(s, now)
-    if not ok then return nil, err end
-    local stop = stop_at(now)
+    local stop, err = server_stop(now or local_now(s))
+    if not stop then return nil, err end
     if stop > planned and stop <= planned + CLOCK_SLACK then stop = planned end
     s.to = stop
     return stop
@@ -336,9 +341,9 @@ function scan.run(client, s)
       -- nothing to read by the local clock: the server's says, from a one-row call
       local now, nerr = server_now(s, a)
       if not now then return nil, nerr end
-      ok, err = check_future(s, now)
-      if not ok then return nil, err end
-      stop, confirmed = stop_at(now), true
+      stop, err = server_stop(now)
+      if not stop then return nil, err end
+      confirmed = true
     else
       base_of(s)._server_date = nil           -- the first page's answer brings it
     end
