@@ -136,9 +136,11 @@ flow.RESENDS = 5
 
 -- The width of a window of calls against the seller's limit of calls at once (unpublished;
 -- a refusal, status 100 超过每分钟最大并发次数限制, applies nothing):
---   pacer:refused() -> charge: one call fewer in the window; `charge` is true when the
---     window was one call already, so the refusal is not of this flow's own making (the
---     seller's other integrations hold the slots) and counts against the call's RESENDS
+--   pacer:resend(call, err, summary) -> true: `err` is that refusal and the call is to be
+--     sent again (summary.resent counted), with one call fewer in the window. A refusal
+--     made with one call in the window already is not of this flow's own making (the
+--     seller's other integrations hold the slots): it counts against the call's RESENDS
+--     (call.resends_left), after which it is false: the call is left refused
 --   pacer:through(): a call got through; after GROW_AFTER × most of them since the last
 --     refusal or growth the window grows back by one, so a flow above the limit finds it
 --     and stays under it, trying one call more only now and then (growing back at every
@@ -153,10 +155,14 @@ function flow.pacer(most)
   return setmetatable({ most = most, width = most, calm = 0 }, Pacer)
 end
 
-function Pacer:refused()
-  local charge = self.width <= 1
+function Pacer:resend(call, err, summary)
+  if not (err and policy.is_concurrency_limit(err)) then return false end
+  local left = call.resends_left or flow.RESENDS
+  if left <= 0 then return false end
+  if self.width <= 1 then call.resends_left = left - 1 end
   self.width, self.calm = math.max(1, self.width - 1), 0
-  return charge
+  summary.resent = (summary.resent or 0) + 1
+  return true
 end
 
 function Pacer:through()
@@ -243,10 +249,7 @@ function Run:batches(steps)
   local window, by_call, free = {}, {}, {}
   for k = most, 1, -1 do free[#free + 1] = k end
   local ended, draining, first_err = false, false, nil
-  local function send(w)
-    w.tries_left = w.tries_left or flow.RESENDS
-    by_call[f:add(many_request(w.req, #window))] = w
-  end
+  local function send(w) by_call[f:add(many_request(w.req, #window))] = w end
   local function body()
     while true do
       while window[1] and window[1].done do    -- settle from the oldest
@@ -276,10 +279,8 @@ function Run:batches(steps)
         local i, r = f:next()
         local w = by_call[i]
         by_call[i] = nil
-        if r.err and policy.is_concurrency_limit(r.err) and w.tries_left > 0 then
-          if pace:refused() then w.tries_left = w.tries_left - 1 end
+        if pace:resend(w, r.err, self.summary) then
           f:set_width(pace.width)       -- the calls resent wait for it too, not only new ones
-          self.summary.resent = (self.summary.resent or 0) + 1
           send(w)
         else
           if not r.err then pace:through() f:set_width(pace.width) end

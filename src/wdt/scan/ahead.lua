@@ -21,7 +21,6 @@
 local window = require "wdt.scan.window"
 local batch = require "wdt.batch"
 local paging = require "wdt.paging"
-local policy = require "wdt.policy"
 local flow = require "wdt.flow"
 
 local ahead = {}
@@ -54,8 +53,8 @@ local function wire_of(r, w)
   local s = r.s
   return {
     send = function(pager, params)
-      local h = { w = w, tries_left = flow.RESENDS,
-                  req = { method = s.method, args = { n = 1, params }, pager = assert(paging.check(pager)) } }
+      local h = { w = w, req = { method = s.method, args = { n = 1, params },
+                                 pager = assert(paging.check(pager)) } }
       enqueue(r, h)
       return h
     end,
@@ -145,11 +144,7 @@ end
 -- (the end refused).
 function Reader:take(h, res)
   self.out = self.out - 1
-  if res.err and policy.is_concurrency_limit(res.err) and h.tries_left > 0 and not h.dropped
-     and not h.w.cancelled then
-    if self.pace:refused() then h.tries_left = h.tries_left - 1 end
-    local summary = self.s.stats
-    summary.resent = (summary.resent or 0) + 1
+  if not h.dropped and not h.w.cancelled and self.pace:resend(h, res.err, self.s.stats) then
     enqueue(self, h)
     return true
   end
