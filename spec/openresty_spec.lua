@@ -115,6 +115,27 @@ local function start_nginx(emu, env)
             }
         }
 
+        location = /spec/scan_ahead {
+            content_by_lua_block {
+                local wdt = require "wdt"
+                local a = ngx.req.get_uri_args()
+                local sent = 0
+                local client = wdt.client { url = a.url, sid = a.sid, key = a.key, secret = a.secret,
+                                            on_request = function() sent = sent + 1 end }
+                -- the calls sent when each row was handed over; the consumer waits a little
+                -- at each row (as one that writes to its platform does)
+                local at_row = {}
+                for row, err in client:scan { method = "goods.ApiGoods.search", page_size = 5,
+                    window = 3600, concurrency = 4, lag = 0,
+                    from = tonumber(a.from), to = tonumber(a.to) } do
+                  if not row then ngx.print(wdt.json.encode({ err = tostring(err) })) return end
+                  at_row[#at_row + 1] = sent
+                  ngx.sleep(0.05)
+                end
+                ngx.print(wdt.json.encode({ at_row = at_row, sent = sent, transport = client:transport() }))
+            }
+        }
+
         ]] .. loc
   end, 1)
   write_file(prefix .. "/nginx.conf", conf)
@@ -437,6 +458,27 @@ describe("wdt inside nginx (examples/openresty)", function()
     assert.same({ new = 60, calls = 6, unreported = 0 }, ans)
     -- counted at the emulator (the example's background sync may add a call of its own)
     assert.is_true(emu:state().tenants[SID].in_flight.most >= 4)
+  end)
+
+  it("reads the windows ahead while the rows of one are handed over (cosocket threads)", function()
+    -- three windows of an hour, 15 rows each, pages of 5, each call held 200 ms; the
+    -- consumer waits 50 ms at each row (as one that writes to its platform does)
+    local from = os.time() - 100 * 86400
+    from = from - from % 3600
+    emu:control("POST", "rows", { sid = SID, method = "goods.ApiGoods.search", count = 45,
+                                  from = from, to = from + 3 * 3600 })
+    emu:faults { mode = "delay", delay_ms = 200, count = 100, method = "goods.ApiGoods.search" }
+    local q = ("?from=%d&to=%d&url=%s&sid=%s&key=%s&secret=%s"):format(from, from + 3 * 3600,
+      emu.url, SID, KEY, APPSECRET:gsub(":", "%%3A"))
+    local code, ans = ngx_srv:get_json("/spec/scan_ahead" .. q)
+    emu:faults {}
+    assert.equal(200, code)
+    assert.is_nil(ans.err)
+    assert.equal("ngx", ans.transport)
+    assert.equal(45, #ans.at_row)
+    -- every call of the later windows went out while the first window's rows were handed
+    -- over (their answers taken between rows), not only the ones started before it
+    assert.equal(ans.sent, ans.at_row[15])
   end)
 
   it("rejects bad callbacks before calling the ERP", function()

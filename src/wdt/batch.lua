@@ -417,18 +417,31 @@ end
 
 -- Inside nginx (cosockets) each request runs client:_request in a light thread
 -- (ngx.thread.spawn), at most `concurrency` at once; without light threads, one after the
--- other as they are asked for.
+-- other as they are asked for. An ended thread stays a "zombie" until waited for, and is
+-- waited for alone, when it has ended: ngx.thread.wait of several threads leaves the others
+-- marked as waited for, and one of them ending later wakes whatever its parent waits on
+-- then (a sleep, the caller's own socket) and loses its result (lua-nginx-module 0.10.23).
+-- A semaphore posted by each thread as it ends is what next() sleeps on.
 local Ngx = {}
 Ngx.__index = Ngx
 
 local function ngx_flight(client, concurrency, nginx)
+  local ok, semaphore = pcall(require, "ngx.semaphore")
   return setmetatable({ client = client, width = concurrency, nginx = nginx, n = 0, queued = {},
-                        threads = {}, index = {} }, Ngx)
+                        threads = {}, index = {}, ended = ok and semaphore.new() or nil }, Ngx)
 end
 
 local function run_one(client, i, r)
   local resp, err, sent_before = client:_request(r.method, r.args, r.pager, r.opts)
   return i, outcome(resp, err, r.pager, r.method, sent_before)
+end
+
+-- run_one in a light thread: the semaphore posted however it ends (an error included)
+local function run_posting(ended, client, i, r)
+  local res = { pcall(run_one, client, i, r) }
+  ended:post(1)
+  if not res[1] then error(res[2], 0) end
+  return unpack(res, 2)
 end
 
 Ngx.set_width = set_width
@@ -437,7 +450,8 @@ function Ngx:pump()
   local spawn = self.nginx.thread and self.nginx.thread.spawn
   while spawn and #self.threads < self.width and self.queued[1] do
     local q = table.remove(self.queued, 1)
-    local t = spawn(run_one, self.client, q[1], q[2])
+    local t = self.ended and spawn(run_posting, self.ended, self.client, q[1], q[2])
+              or spawn(run_one, self.client, q[1], q[2])
     self.threads[#self.threads + 1], self.index[t] = t, q[1]
   end
 end
@@ -450,6 +464,26 @@ function Ngx:add(req)
   return i
 end
 
+-- The k-th thread's answer, waited for alone (it has ended, or without the semaphore, the
+-- oldest), the next queued request started.
+function Ngx:take(k)
+  local t = table.remove(self.threads, k)
+  self.index[t] = nil
+  local ok, i, result = self.nginx.thread.wait(t)
+  if not ok then bad_request(nil, i) end
+  self:pump()
+  return i, result
+end
+
+-- An ended thread's answer, without waiting: the reader polling between rows sends its
+-- next calls at once.
+function Ngx:ready()
+  for k, t in ipairs(self.threads) do
+    if coroutine.status(t) == "zombie" then return self:take(k) end
+  end
+  return nil
+end
+
 function Ngx:next()
   self:pump()
   if not self.threads[1] then
@@ -457,21 +491,16 @@ function Ngx:next()
     if not q then return nil end
     return run_one(self.client, q[1], q[2])
   end
-  local ok, i, result = self.nginx.thread.wait(unpack(self.threads))
-  if not ok then bad_request(nil, i) end
-  for k, t in ipairs(self.threads) do           -- the one that ended leaves the list
-    if self.index[t] == i then
-      table.remove(self.threads, k)
-      self.index[t] = nil
-      break
-    end
+  if not self.ended then return self:take(1) end
+  while true do
+    local i, result = self:ready()
+    if i then return i, result end
+    -- a post counted for a thread taken by ready() wakes this once for nothing; the
+    -- timeout only guards against a post not made
+    self.ended:wait(1)
   end
-  self:pump()
-  return i, result
 end
 
--- Light threads go on by themselves: nothing to do without waiting.
-function Ngx:ready() return nil end
 function Ngx:poll() self:pump() end
 
 -- Its light threads left to end (each gives back what it holds itself).
