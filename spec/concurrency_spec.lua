@@ -146,6 +146,29 @@ describe("calls in flight", function()
     assert.is_true(t.in_flight.refused <= 80, t.in_flight.refused)
   end)
 
+  it("a stock sync at 8 in flight against a seller's limit of 2: paced down, every good reported once", function()
+    emu:enqueue { sid = LIMITED, stock = 60 }
+    emu:faults { mode = "delay", delay_ms = 50, count = 1000, method = "sales.StockSync.syncSuccess" }
+    local limited = fixtures.client(emu, { sid = LIMITED, key = "lk", secret = "ls:lsalt" })
+    local seen = {}
+    local s, err = limited:sync_stock { count = 30, concurrency = 8, handler = function(item)
+      seen[#seen + 1] = item.api_goods_id
+      return true
+    end }
+    limited:close()
+    assert(s, tostring(err))
+    assert.same({ 60, 60, 60, 0 }, { #seen, s.synced, s.reported, #s.unreported })
+    local t = tenant(emu, LIMITED)
+    assert.equal(0, t.stock.size)
+    assert.equal(60, t.stock.synced)
+    assert.equal(2, t.in_flight.most)
+    assert.is_true(t.in_flight.refused > 0)
+    assert.is_true(s.resent > 0)
+    -- the limit found is kept from page to page (the run's wdt.flow.pacer; 28-31 here,
+    -- where rounds of call_many narrowed to the calls that got through made 868)
+    assert.is_true(t.in_flight.refused <= 60, t.in_flight.refused)
+  end)
+
   -- 12 windows of 30 min, 25 rows each in pages of 10: every key once, in window order
   -- `to`: the end trade_rows gave (one clock reading for both: a second that begins between
   -- two readings would move the scan past the first row)

@@ -171,43 +171,53 @@ function Pacer:through()
   if self.calm >= flow.GROW_AFTER * self.most then self.width, self.calm = self.width + 1, 0 end
 end
 
+-- The run's pacer: what one window of calls found of the seller's limit holds for the
+-- next (a stock sync's calls page after page, the logistics sync's passes).
+function Run:pacer()
+  self._pacer = self._pacer or flow.pacer(self.concurrency or 1)
+  return self._pacer
+end
+
 -- run:calls(requests[, client]) -> results: client:call_many's requests and results (in
 -- request order), up to run.concurrency calls in flight, through the run's client (or a
--- view of it: its wait hook, its rate budget; inside nginx, cosocket light threads). A
--- call refused for the seller's limit of calls at once (status 100,
--- 超过每分钟最大并发次数限制: nothing was applied) is sent again with the window narrowed
--- to the calls that got through, so a flow asking more than the seller allows is paced
--- down and loses nothing. The stop marker or an interrupt raised while waiting passes through.
+-- view of it: its wait hook, its rate budget; inside nginx, cosocket light threads), each
+-- next call started as soon as one is answered. A call refused for the seller's limit of
+-- calls at once (status 100, 超过每分钟最大并发次数限制: nothing was applied) is sent again
+-- with one call fewer in flight, paced as run:batches (flow.pacer), so a flow asking more
+-- than the seller allows is paced down and loses nothing. The stop marker or an interrupt
+-- raised while waiting passes through, the calls out abandoned.
 function Run:calls(requests, client)
-  client = client or self.client
-  local results, todo, width, idle = {}, {}, self.concurrency, 0
-  for i = 1, #requests do todo[i] = i end
-  while todo[1] do
-    local batch = {}
-    for k, i in ipairs(todo) do batch[k] = requests[i] end
-    local got = client:call_many(batch, { concurrency = width })
-    local again, through = {}, 0
-    for k, i in ipairs(todo) do
-      local r = got[k]
-      local refused = r.err and policy.is_concurrency_limit(r.err)
-      if refused and idle < flow.RESENDS then
-        again[#again + 1] = i
+  local batch = require "wdt.batch"
+  local most = self.concurrency or 1
+  local pace, f = self:pacer(), batch.flight(client or self.client, most)
+  local results, queue, of_call, calls, out = {}, {}, {}, {}, 0
+  for i = 1, #requests do queue[i], calls[i] = i, {} end
+  f:set_width(pace.width)
+  local function body()
+    while true do
+      while out < pace.width and queue[1] do
+        local i = table.remove(queue, 1)
+        of_call[f:add(batch.build(i, requests[i], {}, {}))] = i
+        out = out + 1
+      end
+      if out == 0 then return end
+      local id, r = f:next()
+      local i = of_call[id]
+      of_call[id], out = nil, out - 1
+      if pace:resend(calls[i], r.err, self.summary) then
+        f:set_width(pace.width)
+        table.insert(queue, 1, i)               -- before the calls not sent yet
+        self:touch()
       else
+        if not r.err then pace:through() f:set_width(pace.width) end
         results[i] = r
-        if not refused then through = through + 1 end
       end
     end
-    if again[1] then
-      self.summary.resent = (self.summary.resent or 0) + #again
-      if through > 0 then
-        idle, width = 0, math.max(1, math.min(width, through))
-      else
-        idle, width = idle + 1, 1
-        client:executor().sleep(policy.delay(idle, 0.5, 8))
-      end
-      self:touch()
-    end
-    todo = again
+  end
+  local ok, err = pcall(body)
+  if not ok then
+    f:close()
+    error(err, 0)
   end
   return results
 end
@@ -245,7 +255,8 @@ end
 -- the window with that error (its items unreported), then goes on up to run:guard.
 function Run:batches(steps)
   local most = self.concurrency or 1
-  local pace, f = flow.pacer(most), require("wdt.batch").flight(self.client, most)
+  local pace, f = self:pacer(), require("wdt.batch").flight(self.client, most)
+  f:set_width(pace.width)
   local window, by_call, free = {}, {}, {}
   for k = most, 1, -1 do free[#free + 1] = k end
   local ended, draining, first_err = false, false, nil
