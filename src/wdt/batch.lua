@@ -506,8 +506,14 @@ function Ngx:poll() self:pump() end
 -- Its light threads left to end (each gives back what it holds itself).
 function Ngx:leave() self.queued = {} end
 
+-- Its light threads killed, each in the middle of its try or its wait; a try killed
+-- gives back the rate budget's concurrency slot it held (as Curl:finish's requests do).
 function Ngx:close()
-  for _, t in ipairs(self.threads) do self.nginx.thread.kill(t) end
+  local rate = require "wdt.rate"
+  for _, t in ipairs(self.threads) do
+    self.nginx.thread.kill(t)
+    rate.give_back(t)
+  end
   self.threads, self.queued = {}, {}
 end
 

@@ -149,6 +149,11 @@ end
 local Pace = {}
 Pace.__index = Pace
 
+-- The pace whose concurrency slot each coroutine holds (a try in flight): a light thread
+-- killed in its try (wdt.batch's flight closed inside nginx) never reaches pace:after, and
+-- its slot would stay taken until its ttl; its flight gives it back (rate.give_back).
+local holders = setmetatable({}, { __mode = "k" })
+
 -- The pacing of one request of `client` (whose `rate` option was checked), or nil. It
 -- waits with the request's executor (wdt.client): its sleep, and its wait hook.
 -- `timeout`: the request's total timeout per try (the client's when nil), the life of a
@@ -202,6 +207,8 @@ function Pace:before()
     if wait == nil then return nil, got end
     if wait <= 0 then
       self.holding, self.ticket = self.o.concurrency ~= nil, got
+      local co = coroutine.running()
+      if self.holding and co then holders[co] = self end
       return true
     end
     if core.monotonic() + wait > self.deadline then
@@ -215,7 +222,19 @@ end
 function Pace:after()
   if self.holding then
     self.holding = false
+    local co = coroutine.running()
+    if co and holders[co] == self then holders[co] = nil end
     self.backend.give(self.key, self.o, self.member, self.ticket)
+  end
+end
+
+-- The concurrency slot the coroutine `co` holds (killed in its try), given back.
+function rate.give_back(co)
+  local pace = holders[co]
+  if pace then
+    holders[co] = nil
+    pace.holding = false
+    pace.backend.give(pace.key, pace.o, pace.member, pace.ticket)
   end
 end
 
