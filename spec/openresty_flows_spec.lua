@@ -71,7 +71,12 @@ http {
                 local i, raise_at = 0, tonumber(a.raise_at)
                 local waits = 0
                 local s, err = client:push_orders { shop_no = "s1", batch = 10, concurrency = tonumber(a.n) or 4,
-                    on_progress = function(p) if p.waiting then waits = waits + 1 end end,
+                    on_progress = function(p)
+                        if p.waiting then
+                            waits = waits + 1
+                            if a.raise_waiting then error("the progress bar broke") end
+                        end
+                    end,
                     orders = function()
                         flows.yield(a.how)
                         i = i + 1
@@ -87,7 +92,7 @@ http {
                     local data, cerr = client:call("sales.StockSync.getSelfWaitSyncIdListOpen", 10, 0)
                     out.call = data and "ok" or tostring(cerr)
                     local rest = {}
-                    for k = raise_at - 20, #list do rest[#rest + 1] = list[k] end
+                    for k = tonumber(a.again_from) or raise_at - 20, #list do rest[#rest + 1] = list[k] end
                     local s2, err2 = client:push_orders { shop_no = "s1", batch = 10, concurrency = 4, orders = rest }
                     s2 = s2 or err2.summary
                     out.again = { new = s2.new, updated = s2.updated, unchanged = s2.unchanged, read = s2.read,
@@ -158,6 +163,29 @@ http {
                 local second, serr = scan()
                 flows.say { first = first, ferr = ferr, call = data and "ok" or tostring(cerr),
                             second = second, serr = serr }
+            }
+        }
+
+        # A scan left by `break` after BREAK_AT rows and closed (its state's close, as
+        # LuaJIT's `for` does not), calls out; then the answers still coming in for it
+        # while the request waits WAIT seconds
+        location = /scan_close {
+            content_by_lua_block {
+                local a = ngx.req.get_uri_args()
+                local answers = 0
+                local client = flows.client(a, { on_response = function() answers = answers + 1 end })
+                local n = 0
+                local it, st = client:scan { method = "SEARCH", page_size = 5, window = 3600, concurrency = 4,
+                                             lag = 0, from = tonumber(a.from), to = tonumber(a.to) }
+                for row, err in it, st do
+                    if not row then ngx.say(tostring(err)) return end
+                    n = n + 1
+                    if n == tonumber(a.break_at) then break end
+                end
+                st:close()
+                local at_close = answers
+                ngx.sleep(tonumber(a.wait))
+                flows.say { rows = n, after_close = answers - at_close }
             }
         }
 
@@ -340,6 +368,29 @@ describe("flows with calls in flight inside nginx", function()
     local ans = get_json(("/scan_timer?from=%d&to=%d&how=socket"):format(from, to))
     assert.is_nil(ans.err)
     assert.same({ 45, 45 }, { #ans, distinct(ans) })
+  end)
+
+  it("a push whose on_progress raises in a rate wait (in a light thread): stopped, slots given back", function()
+    emu:faults { mode = "delay", delay_ms = 50, count = 1000, method = PUSH }
+    local before = tenant().raw_trades
+    local ans = get_json("/push?from=401&to=460&how=socket&rate=2&conc=3&raise_waiting=1&raise_at=61&again_from=41")
+    assert.equal("callback", ans.push.err)
+    -- the window's batches are unreported (settled with the stop), none lost from the count
+    assert.same({ 0, 0, 0 }, { ans.stopped.changed, ans.stopped.failed, ans.stopped.invalid })
+    assert.equal(ans.push.read, ans.push.new + ans.push.unreported)
+    assert.is_true(tenant().raw_trades - before <= ans.push.read)
+    -- the slots of the tries killed were given back
+    assert.equal("ok", ans.call)
+    assert.same({ read = 20, unreported = 0 }, { read = ans.again.read, unreported = ans.again.unreported })
+  end)
+
+  it("a scan left by break and closed, calls out: they are abandoned, not waited for", function()
+    local from, to = scan_rows(400)
+    emu:faults { mode = "delay", delay_ms = 500, count = 1000, method = SEARCH }
+    local ans = get_json(("/scan_close?from=%d&to=%d&break_at=3&wait=0.7"):format(from, to))
+    -- (left to end, they held the request or timer until answered: up to their timeouts
+    -- and retries)
+    assert.same({ rows = 3, after_close = 0 }, ans)
   end)
 
   it("a push stopped with batches out (its iterator raised), then the client used again", function()

@@ -503,9 +503,6 @@ end
 
 function Ngx:poll() self:pump() end
 
--- Its light threads left to end (each gives back what it holds itself).
-function Ngx:leave() self.queued = {} end
-
 -- Its light threads killed, each in the middle of its try or its wait; a try killed
 -- gives back the rate budget's concurrency slot it held (as Curl:finish's requests do).
 function Ngx:close()
@@ -516,6 +513,11 @@ function Ngx:close()
   end
   self.threads, self.queued = {}, {}
 end
+
+-- Done with (a scan left by `break`): its light threads killed as by close. Unlike the
+-- pool's transfers (Curl:leave) they hold nothing another flight needs; left to end, they
+-- held the request (or timer) open until answered, retries included.
+Ngx.leave = Ngx.close
 
 -- A flight of requests on `client` (see above).
 function M.flight(client, concurrency)

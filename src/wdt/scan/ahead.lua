@@ -209,7 +209,8 @@ end
 
 -- Done with: the calls still out (pages dropped, windows read ahead of a scan left by
 -- `break`) are left to end on the client's pool, their answers thrown away when they come
--- (wdt.batch's leave: aborted at once when no other flight has transfers there); `abort`
+-- (wdt.batch's leave: aborted at once when no other flight has transfers there; inside
+-- nginx its light threads killed); `abort`
 -- (a stop or an interrupt raised) aborts the pool's transfers, as run:batches does.
 function Reader:close(abort)
   if self.f then
