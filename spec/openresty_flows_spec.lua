@@ -31,7 +31,7 @@ http {
     init_by_lua_block {
         -- the client of seller `sid` (a: the request's arguments), and how the caller's
         -- code yields between steps: ngx.sleep, or a cosocket of its own (a connect to the
-        -- emulator and a close)
+        -- emulator, a read it does not answer for 2 ms unless `connect`, a close)
         local wdt = require "wdt"
         flows = {}
         function flows.client(a, more)
@@ -41,9 +41,15 @@ http {
             return wdt.client(o)
         end
         function flows.yield(how)
-            if how == "socket" then
+            if how == "socket" or how == "connect" then
+                -- a connect (and a read the server does not answer, for 2 ms)
                 local s = ngx.socket.tcp()
                 assert(s:connect("127.0.0.1", EMUPORT))
+                if how == "socket" then
+                    s:settimeout(2)
+                    local _, err = s:receive(1)
+                    assert(err == "timeout", err)
+                end
                 s:close()
             elseif how ~= "none" then
                 ngx.sleep(0.005)
@@ -189,6 +195,67 @@ http {
             }
         }
 
+        # Two pushes of 40 orders on one client at once, each in a light thread of the
+        # request's own, their iterators yielding on a socket
+        location = /two_pushes {
+            content_by_lua_block {
+                local a = ngx.req.get_uri_args()
+                local platform = dofile("ROOT/examples/sample_platform.lua")
+                local client = flows.client(a)
+                local function push(from, shop)
+                    local list, i = platform.orders(from, from + 39), 0
+                    local s, err = client:push_orders { shop_no = shop, batch = 10, concurrency = 4, orders = function()
+                        flows.yield("socket")
+                        i = i + 1
+                        return list[i]
+                    end }
+                    s = s or err.summary
+                    return { new = s.new, unreported = s.unreported, err = err and tostring(err), read = s.read,
+                             changed = s.changed, calls = s.calls, failed = s.failed, invalid = s.invalid, i = i }
+                end
+                local from = tonumber(a.from)
+                local t1 = ngx.thread.spawn(push, from, "s1")
+                local t2 = ngx.thread.spawn(push, from + 40, "s1")
+                local ok1, r1 = ngx.thread.wait(t1)
+                local ok2, r2 = ngx.thread.wait(t2)
+                flows.say { ok1 and r1 or tostring(r1), ok2 and r2 or tostring(r2) }
+            }
+        }
+
+        # A scan whose loop pushes 40 orders on the same client at row 3, its windows out
+        location = /scan_push {
+            content_by_lua_block {
+                local a = ngx.req.get_uri_args()
+                local platform = dofile("ROOT/examples/sample_platform.lua")
+                local client = flows.client(a)
+                local keys, pushed = {}, nil
+                for row, err in client:scan { method = "SEARCH", page_size = 5, window = 3600, concurrency = 4,
+                                              lag = 0, from = tonumber(a.from), to = tonumber(a.to) } do
+                    if not row then keys.err = tostring(err) break end
+                    keys[#keys + 1] = row.rec_id
+                    if #keys == 3 then
+                        local s, err2 = client:push_orders { shop_no = "s1", batch = 10, concurrency = 4,
+                            orders = platform.orders(tonumber(a.push_from), tonumber(a.push_from) + 39) }
+                        s = s or err2.summary
+                        pushed = { new = s.new, unreported = s.unreported, err = err2 and tostring(err2) }
+                    end
+                end
+                flows.say { keys = keys, pushed = pushed }
+            }
+        }
+
+        # call_many of 6 calls at 4 in flight whose 5th has an argument that cannot be sent
+        location = /many_bad {
+            content_by_lua_block {
+                local client = flows.client(ngx.req.get_uri_args())
+                local reqs = {}
+                for i = 1, 6 do reqs[i] = { "sales.StockSync.getSelfWaitSyncIdListOpen", 10, 0 } end
+                reqs[5] = { "sales.StockSync.getSelfWaitSyncIdListOpen", function() end, 0 }
+                local ok, err = pcall(client.call_many, client, reqs, { concurrency = 4 })
+                flows.say { ok = ok, err = tostring(err) }
+            }
+        }
+
         # The same scan in a timer (as examples/openresty/background.lua runs the sync);
         # the request waits for its rows in the `flows` dict
         location = /scan_timer {
@@ -286,7 +353,7 @@ describe("flows with calls in flight inside nginx", function()
   it("pushes under a rate budget that makes the flow wait, threads out; the budget kept", function()
     emu:faults { mode = "delay", delay_ms = 50, count = 1000, method = PUSH }
     local before = emu:state().calls[SID][PUSH] or 0
-    local ans = get_json("/push?from=201&to=250&how=socket&rate=3")
+    local ans = get_json("/push?from=201&to=250&how=connect&rate=3")
     assert.same({ new = 50, read = 50, calls = 5, unreported = 0 }, ans.push)
     assert.is_true(ans.waits > 0, "the flow never waited for the budget")
     local st = emu:state()
@@ -388,6 +455,37 @@ describe("flows with calls in flight inside nginx", function()
     -- (left to end, they held the request or timer until answered: up to their timeouts
     -- and retries)
     assert.same({ rows = 3, after_close = 0 }, ans)
+  end)
+
+  it("two pushes at once on one client, in light threads of the request: every order once", function()
+    emu:faults { mode = "delay", delay_ms = 100, count = 1000, method = PUSH }
+    local before = tenant().raw_trades
+    local ans = get_json("/two_pushes?from=501")
+    for k = 1, 2 do
+      assert.same({ read = 40, new = 40, unreported = 0, calls = 4 },
+        { read = ans[k].read, new = ans[k].new, unreported = ans[k].unreported, calls = ans[k].calls })
+    end
+    assert.equal(80, tenant().raw_trades - before)
+  end)
+
+  it("a push inside a scan's loop on the same client, windows out: every row and order once", function()
+    local from, to = scan_rows(500)
+    emu:faults { { mode = "delay", delay_ms = 100, count = 1000, method = SEARCH },
+                 { mode = "delay", delay_ms = 100, count = 1000, method = PUSH } }
+    local before = tenant().raw_trades
+    local ans = get_json(("/scan_push?from=%d&to=%d&push_from=601"):format(from, to))
+    assert.is_nil(ans.keys.err)
+    assert.same({ 45, 45 }, { #ans.keys, distinct(ans.keys) })
+    assert.same({ new = 40, unreported = 0 }, ans.pushed)
+    assert.equal(40, tenant().raw_trades - before)
+  end)
+
+  it("call_many with an argument that cannot be sent raises before anything is sent", function()
+    local m = "sales.StockSync.getSelfWaitSyncIdListOpen"
+    local before = (emu:state().calls[SID] or {})[m] or 0
+    local ans = get_json("/many_bad")
+    assert.same({ ok = false, err = "requests[5]: args[1]: cannot encode a function" }, ans)
+    assert.equal(before, (emu:state().calls[SID] or {})[m] or 0)
   end)
 
   it("a push stopped with batches out (its iterator raised), then the client used again", function()

@@ -468,9 +468,10 @@ end
 -- oldest), the next queued request started.
 function Ngx:take(k)
   local t = table.remove(self.threads, k)
+  local n = self.index[t]
   self.index[t] = nil
   local ok, i, result = self.nginx.thread.wait(t)
-  if not ok then bad_request(nil, i) end
+  if not ok then bad_request(n, i) end
   self:pump()
   return i, result
 end
@@ -557,6 +558,15 @@ function M.call_many(client, requests, opts)
   for i = 1, n do reqs[i] = build(i, requests[i], defaults, pagers) end
 
   local results, f = {}, M.flight(client, concurrency)
+  if getmetatable(f) == Ngx then
+    -- a light thread prepares its request once those before it went out: each encoded here
+    -- first, so that bad input raises before anything is sent (as Curl:add's prepare does)
+    local cl = client._core
+    for i = 1, n do
+      local ok, err = pcall(cl.prepare, cl, reqs[i].method, reqs[i].args, reqs[i].pager, client:_timestamp())
+      if not ok then bad_request(i, err) end
+    end
+  end
   local ok, err = pcall(function()
     for i = 1, n do f:add(reqs[i]) end         -- every request checked and prepared first
     while true do
