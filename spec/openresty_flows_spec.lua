@@ -437,7 +437,7 @@ describe("flows with calls in flight inside nginx", function()
   it("a push whose on_progress raises in a rate wait (in a light thread): stopped, slots given back", function()
     emu:faults { mode = "delay", delay_ms = 50, count = 1000, method = PUSH }
     local before = tenant().raw_trades
-    local ans = get_json("/push?from=401&to=460&how=socket&rate=2&conc=2&raise_waiting=1&raise_at=61&again_from=41")
+    local ans = get_json("/push?from=401&to=460&how=socket&rate=3&conc=2&raise_waiting=1&raise_at=61&again_from=51")
     assert.equal("callback", ans.push.err)
     -- the window's batches are unreported (settled with the stop), none lost from the count
     assert.same({ 0, 0, 0 }, { ans.stopped.changed, ans.stopped.failed, ans.stopped.invalid })
@@ -445,13 +445,13 @@ describe("flows with calls in flight inside nginx", function()
     assert.is_true(tenant().raw_trades - before <= ans.push.read)
     -- the slots of the tries killed were given back
     assert.equal("ok", ans.call)
-    assert.same({ read = 20, unreported = 0 }, { read = ans.again.read, unreported = ans.again.unreported })
+    assert.same({ read = 10, unreported = 0 }, { read = ans.again.read, unreported = ans.again.unreported })
   end)
 
   it("a scan left by break and closed, calls out: they are abandoned, not waited for", function()
     local from, to = scan_rows(400)
-    emu:faults { mode = "delay", delay_ms = 500, count = 1000, method = SEARCH }
-    local ans = get_json(("/scan_close?from=%d&to=%d&break_at=3&wait=0.7"):format(from, to))
+    emu:faults { mode = "delay", delay_ms = 300, count = 1000, method = SEARCH }
+    local ans = get_json(("/scan_close?from=%d&to=%d&break_at=3&wait=0.45"):format(from, to))
     -- (left to end, they held the request or timer until answered: up to their timeouts
     -- and retries)
     assert.same({ rows = 3, after_close = 0 }, ans)
