@@ -142,7 +142,8 @@ http {
                     end }
                 local out = { handed = handed, err = err and tostring(err) }
                 s = s or err.summary or {}
-                out.synced, out.reported, out.unreported, out.resent = s.synced, s.reported, #(s.unreported or {}), s.resent
+                out.synced, out.reported, out.resent = s.synced, s.reported, s.resent
+                out.unreported = #(s.unreported or {})
                 flows.say(out)
             }
         }
@@ -328,8 +329,10 @@ describe("flows with calls in flight inside nginx", function()
       tenants = { { sid = SID, key = KEY, secret = SECRET },
                   { sid = LIMITED, key = "lk", secret = "ls:lsalt", concurrency = 2 } },
       logistics = { [SID] = { pending = 0, shop_no = "s1" } } } }
-    local conf = CONF:gsub("EMUPORT", tostring(emu.port)):gsub("EMU", emu.url):gsub("\"SID\"", "\"" .. SID .. "\"")
-      :gsub("\"KEY\"", "\"" .. KEY .. "\""):gsub("\"SECRET\"", "\"" .. SECRET .. "\""):gsub("\"SEARCH\"", "\"" .. SEARCH .. "\"")
+    local conf = CONF:gsub("EMUPORT", tostring(emu.port)):gsub("EMU", emu.url)
+    for name, value in pairs { SID = SID, KEY = KEY, SECRET = SECRET, SEARCH = SEARCH } do
+      conf = conf:gsub('"' .. name .. '"', '"' .. value .. '"')
+    end
     srv = nginx.start(conf)
   end)
 
