@@ -509,8 +509,7 @@ function Ngx:poll() self:pump() end
 function Ngx:close()
   local rate = require "wdt.rate"
   for _, t in ipairs(self.threads) do
-    self.nginx.thread.kill(t)
-    rate.give_back(t)
+    if self.nginx.thread.kill(t) then rate.give_back(t) end   -- (not when it had ended)
   end
   self.threads, self.queued = {}, {}
 end
