@@ -364,6 +364,18 @@ describe("flows with calls in flight inside nginx", function()
     assert.equal(0, st.tenants[SID].rate_limited or 0)
   end)
 
+  it("a push at 8 in flight against a seller's limit of 2, its iterator yielding: paced down, every order once", function()
+    emu:faults { mode = "delay", delay_ms = 30, count = 1000, method = PUSH }
+    local before = tenant(LIMITED).raw_trades
+    local ans = get_json("/push?sid=" .. LIMITED .. "&key=lk&secret=ls%3Alsalt&from=701&to=800&how=connect&n=8")
+    assert.same({ new = 100, read = 100, unreported = 0 }, { new = ans.push.new, read = ans.push.read,
+                                                             unreported = ans.push.unreported })
+    local t = tenant(LIMITED)
+    assert.equal(100, t.raw_trades - before)
+    assert.equal(2, t.in_flight.most)
+    assert.is_true(t.in_flight.refused > 0)
+  end)
+
   it("sync_logistics with a yielding handler, pages read ahead: every row handed and acked once", function()
     emu:enqueue { sid = SID, logistics = 60, shop_no = "s1" }
     emu:faults { mode = "delay", delay_ms = 50, count = 1000, method = UPDATE }
