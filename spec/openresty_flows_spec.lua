@@ -364,7 +364,7 @@ describe("flows with calls in flight inside nginx", function()
     assert.equal(0, st.tenants[SID].rate_limited or 0)
   end)
 
-  it("a push at 8 in flight against a seller's limit of 2, its iterator yielding: paced down, every order once", function()
+  it("a push at 8 in flight against a limit of 2, its iterator yielding: paced down, every order once", function()
     emu:faults { mode = "delay", delay_ms = 30, count = 1000, method = PUSH }
     local before = tenant(LIMITED).raw_trades
     local ans = get_json("/push?sid=" .. LIMITED .. "&key=lk&secret=ls%3Alsalt&from=701&to=800&how=connect&n=8")

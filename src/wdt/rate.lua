@@ -219,23 +219,21 @@ function Pace:before()
   end
 end
 
+-- The slot of `pace`, held by the coroutine `co`, given back.
+local function give(pace, co)
+  pace.holding = false
+  if co and holders[co] == pace then holders[co] = nil end
+  pace.backend.give(pace.key, pace.o, pace.member, pace.ticket)
+end
+
 function Pace:after()
-  if self.holding then
-    self.holding = false
-    local co = coroutine.running()
-    if co and holders[co] == self then holders[co] = nil end
-    self.backend.give(self.key, self.o, self.member, self.ticket)
-  end
+  if self.holding then give(self, coroutine.running()) end
 end
 
 -- The concurrency slot the coroutine `co` holds (killed in its try), given back.
 function rate.give_back(co)
   local pace = holders[co]
-  if pace then
-    holders[co] = nil
-    pace.holding = false
-    pace.backend.give(pace.key, pace.o, pace.member, pace.ticket)
-  end
+  if pace then give(pace, co) end
 end
 
 -- A rate-limit answer: wait the window out (plus up to 10% jitter, so that clients refused
