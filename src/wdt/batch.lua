@@ -28,7 +28,8 @@
 -- sends and back-off sleeps to the flight, which starts each send on the client's pool
 -- (cl:start) as soon as a slot is free and resumes the request with its answer as soon
 -- as it is in (cl:wait): no round waits for its slowest call. Inside nginx, `concurrency`
--- light threads (ngx.thread.spawn) run client:request, or one after the other without.
+-- light threads (ngx.thread.spawn) run client:request, or one after the other without
+-- (wdt.batch_ngx).
 local core = require "wdt.core"
 local check = require "wdt.check"
 local options = require "wdt.options"
@@ -219,8 +220,7 @@ end
 
 -- Fewer (or more again, up to the flight's concurrency) transfers out from now on: those
 -- out stay, the queued ones wait for the slots.
-local function set_width(self, n) self.width = n end
-Curl.set_width = set_width
+function Curl:set_width(n) self.width = n end
 
 function Curl:add(req)
   local i = self.n + 1
@@ -415,118 +415,15 @@ function Curl:leave()
   if stop then error(stop, 0) end
 end
 
--- Inside nginx (cosockets) each request runs client:_request in a light thread
--- (ngx.thread.spawn), at most `concurrency` at once; without light threads, one after the
--- other as they are asked for. An ended thread stays a "zombie" until waited for, and is
--- waited for alone, when it has ended: ngx.thread.wait of several threads leaves the others
--- marked as waited for, and one of them ending later wakes whatever its parent waits on
--- then (a sleep, the caller's own socket) and loses its result (lua-nginx-module 0.10.23).
--- A semaphore posted by each thread as it ends is what next() sleeps on.
-local Ngx = {}
-Ngx.__index = Ngx
-
-local function ngx_flight(client, concurrency, nginx)
-  local ok, semaphore = pcall(require, "ngx.semaphore")
-  return setmetatable({ client = client, width = concurrency, nginx = nginx, n = 0, queued = {},
-                        threads = {}, index = {}, ended = ok and semaphore.new() or nil }, Ngx)
-end
-
-local function run_one(client, i, r)
-  local resp, err, sent_before = client:_request(r.method, r.args, r.pager, r.opts)
-  return i, outcome(resp, err, r.pager, r.method, sent_before)
-end
-
--- run_one in a light thread: the semaphore posted however it ends (an error included)
-local function run_posting(ended, client, i, r)
-  local res = { pcall(run_one, client, i, r) }
-  ended:post(1)
-  if not res[1] then error(res[2], 0) end
-  return unpack(res, 2)
-end
-
-Ngx.set_width = set_width
-
-function Ngx:pump()
-  local spawn = self.nginx.thread and self.nginx.thread.spawn
-  while spawn and #self.threads < self.width and self.queued[1] do
-    local q = table.remove(self.queued, 1)
-    local t = self.ended and spawn(run_posting, self.ended, self.client, q[1], q[2])
-              or spawn(run_one, self.client, q[1], q[2])
-    self.threads[#self.threads + 1], self.index[t] = t, q[1]
-  end
-end
-
-function Ngx:add(req)
-  local i = self.n + 1
-  self.n = i
-  self.queued[#self.queued + 1] = { i, req }
-  self:pump()
-  return i
-end
-
--- The k-th thread's answer, waited for alone (it has ended, or without the semaphore, the
--- oldest), the next queued request started.
-function Ngx:take(k)
-  local t = table.remove(self.threads, k)
-  local n = self.index[t]
-  self.index[t] = nil
-  local ok, i, result = self.nginx.thread.wait(t)
-  if not ok then bad_request(n, i) end
-  self:pump()
-  return i, result
-end
-
--- An ended thread's answer, without waiting: the reader polling between rows sends its
--- next calls at once.
-function Ngx:ready()
-  for k, t in ipairs(self.threads) do
-    if coroutine.status(t) == "zombie" then return self:take(k) end
-  end
-  return nil
-end
-
-function Ngx:next()
-  self:pump()
-  if not self.threads[1] then
-    local q = table.remove(self.queued, 1)      -- no light threads here: one at a time
-    if not q then return nil end
-    return run_one(self.client, q[1], q[2])
-  end
-  if not self.ended then return self:take(1) end
-  while true do
-    local i, result = self:ready()
-    if i then return i, result end
-    -- a post counted for a thread taken by ready() wakes this once for nothing; the
-    -- timeout only guards against a post not made
-    self.ended:wait(1)
-  end
-end
-
-function Ngx:poll() self:pump() end
-
--- Its light threads killed, each in the middle of its try or its wait; a try killed
--- gives back the rate budget's concurrency slot it held (as Curl:finish's requests do).
-function Ngx:close()
-  local rate = require "wdt.rate"
-  for _, t in ipairs(self.threads) do
-    if self.nginx.thread.kill(t) then rate.give_back(t) end   -- (not when it had ended)
-  end
-  self.threads, self.queued = {}, {}
-end
-
--- Done with (a scan left by `break`): its light threads killed as by close. Unlike the
--- pool's transfers (Curl:leave) they hold nothing another flight needs; left to end, they
--- held the request (or timer) open until answered, retries included.
-Ngx.leave = Ngx.close
-
 -- A flight of requests on `client` (see above).
 function M.flight(client, concurrency)
   if client:transport() == "ngx" then
-    return ngx_flight(client, concurrency, require("wdt.clock").ngx())
+    return require("wdt.batch_ngx").new(client, concurrency, require("wdt.clock").ngx())
   end
   return curl_flight(client, concurrency)
 end
 M.build = build
+M._outcome, M._bad_request = outcome, bad_request    -- for wdt.batch_ngx
 
 -- The length of the list; a hole (a nil before the last request) is bad input: the
 -- requests after it would be dropped silently.
@@ -557,7 +454,7 @@ function M.call_many(client, requests, opts)
   for i = 1, n do reqs[i] = build(i, requests[i], defaults, pagers) end
 
   local results, f = {}, M.flight(client, concurrency)
-  if getmetatable(f) == Ngx then
+  if require("wdt.batch_ngx").is(f) then
     -- a light thread prepares its request once those before it went out: each encoded here
     -- first, so that bad input raises before anything is sent (as Curl:add's prepare does)
     local cl = client._core
