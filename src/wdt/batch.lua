@@ -152,6 +152,25 @@ Curl.__index = Curl
 -- (its inbox) instead of taking them.
 local owners_of = setmetatable({}, { __mode = "k" })
 
+-- A pool's result r (cl:wait, cl:abort) as a request is resumed with it: the answer, or
+-- nil and the failure.
+local function as_result(r)
+  if r.status then return r end
+  return nil, r
+end
+
+-- Hands r to the flight that started it (owners: the pool's transfer -> flight) when that
+-- is another flight than `self`: true; false when it is self's or no flight's.
+local function handed(owners, r, self)
+  local owner = owners[r.id]
+  owners[r.id] = nil
+  if owner and owner ~= self then
+    owner:hand_over(r)
+    return true
+  end
+  return false
+end
+
 local function curl_flight(client, concurrency)
   local view = client:_using(scheduled)
   local cl = client._core
@@ -161,10 +180,13 @@ local function curl_flight(client, concurrency)
                         inbox = {}, owners = owners_of[cl], sleep = client:executor().sleep }, Curl)
 end
 
--- The send options a started transfer takes (cl:start's, as cl:send's)
-local function start_opts(o)
-  if not o then return nil end
-  return { timeout = o.timeout, connect_timeout = o.connect_timeout, fresh_connect = o.fresh_connect or nil }
+-- A transfer started on the pool cl: a job of cl:prepare_job (body nil) or a URL and a
+-- body, with the send options o (cl:send's): id | nil, failure.
+local function start_on(cl, job, body, o)
+  local item = o and { timeout = o.timeout, connect_timeout = o.connect_timeout,
+                       fresh_connect = o.fresh_connect or nil }
+  if body == nil then return cl:start(job, item) end
+  return cl:start(job, body, item)
 end
 
 -- Whether flights have transfers out on this pool (cl): a scan's read-ahead stays out
@@ -179,24 +201,19 @@ end
 -- their flights meanwhile (a job of cl:prepare_job and no body, or a URL and a body):
 -- answer | nil, failure, as cl:send.
 function M.send_beside(cl, job, body, o)
-  local id, failure
-  if body == nil then id, failure = cl:start(job, start_opts(o))
-  else id, failure = cl:start(job, body, start_opts(o)) end
+  local id, failure = start_on(cl, job, body, o)
   if not id then return nil, failure end
   local owners, mine = owners_of[cl], nil
   while not mine do
     for _, r in ipairs(cl:wait(1)) do
-      local owner = owners[r.id]
-      owners[r.id] = nil
       if r.id == id then
-        mine = r
-      elseif owner then
-        owner:hand_over(r)
+        owners[r.id], mine = nil, r
+      else
+        handed(owners, r)
       end
     end
   end
-  if mine.status then return mine end
-  return nil, mine
+  return as_result(mine)
 end
 
 -- Resumes request i's coroutine and files what it yields: a send to start, a sleep, or
@@ -237,10 +254,7 @@ function Curl:pump()
   local cl = self.client._core
   while self.out < self.width and self.queued[1] do
     local q = table.remove(self.queued, 1)
-    local item = start_opts(q[4])
-    local id, failure
-    if q[3] == nil then id, failure = cl:start(q[2], item)      -- a job (scheduled.post)
-    else id, failure = cl:start(q[2], q[3], item) end
+    local id, failure = start_on(cl, q[2], q[3], q[4])   -- q[3] nil: a job (scheduled.post)
     if id then
       self.active[id], self.out, self.owners[id] = q[1], self.out + 1, self
     else
@@ -274,7 +288,7 @@ end
 function Curl:hand_over(r)
   local i = self:landed(r)
   if self.leaving then
-    if r.status then self:finish(i, r) else self:finish(i, nil, r) end
+    self:finish(i, as_result(r))
   else
     self.inbox[#self.inbox + 1] = { i, r }
   end
@@ -286,13 +300,7 @@ end
 -- inbox is ended by close), then this one's taken.
 function Curl:route(results)
   for _, r in ipairs(results) do
-    local owner = self.owners[r.id]
-    self.owners[r.id] = nil
-    if owner and owner ~= self then
-      owner:hand_over(r)
-    else
-      self.inbox[#self.inbox + 1] = { self:landed(r), r }
-    end
+    if not handed(self.owners, r, self) then self.inbox[#self.inbox + 1] = { self:landed(r), r } end
   end
   self:take_inbox()
 end
@@ -306,7 +314,7 @@ function Curl:take_inbox()
 end
 
 function Curl:arrived(i, r)
-  if r.status then self:step(i, r) else self:step(i, nil, r) end
+  self:step(i, as_result(r))
 end
 
 -- The next request done, without waiting: nil when none is (yet).
@@ -371,7 +379,7 @@ end
 function Curl:finish_idle()
   local stop
   for _, x in ipairs(self.inbox) do
-    if x[2].status then stop = self:finish(x[1], x[2]) or stop else stop = self:finish(x[1], nil, x[2]) or stop end
+    stop = self:finish(x[1], as_result(x[2])) or stop
   end
   for _, q in ipairs(self.queued) do stop = self:finish(q[1], nil, LEFT) or stop end
   self.queued, self.sleepers, self.inbox, self.done = {}, {}, {}, {}
@@ -384,11 +392,7 @@ function Curl:close()
   local stop = self:finish_idle()
   if self.out > 0 then
     for _, r in ipairs(self.client._core:abort()) do
-      local owner = self.owners[r.id]
-      self.owners[r.id] = nil
-      if owner and owner ~= self then
-        owner:hand_over(r)
-      elseif self.active[r.id] then
+      if not handed(self.owners, r, self) and self.active[r.id] then
         stop = self:finish(self:landed(r), nil, r) or stop
       end
     end
