@@ -138,12 +138,13 @@ local function confirm(self, must)
   return true
 end
 
--- An answer in: a call refused for the seller's limit of calls at once is queued again
--- with one call fewer out, the window growing back slowly (flow.pacer, as run:batches);
--- the first answer confirms the end; the window waiting for it goes on. true | nil, err
--- (the end refused).
-function Reader:take(h, res)
-  self.out = self.out - 1
+-- The answer res of the flight's call i in: a call refused for the seller's limit of
+-- calls at once is queued again with one call fewer out, the window growing back slowly
+-- (flow.pacer, as run:batches); the first answer confirms the end; the window waiting for
+-- it goes on. true | nil, err (the end refused).
+function Reader:take(i, res)
+  local h = self.by_id[i]
+  self.by_id[i], self.out = nil, self.out - 1
   if not h.dropped and not h.w.cancelled and self.pace:resend(h, res.err, self.s.stats) then
     enqueue(self, h)
     return true
@@ -179,10 +180,7 @@ function Reader:next_window()
       return w
     end
     assert(self.out > 0, "wdt.scan.ahead: a window waits with nothing out")
-    local i, res = self.f:next()
-    local h = self.by_id[i]
-    self.by_id[i] = nil
-    local ok, err = self:take(h, res)
+    local ok, err = self:take(self.f:next())
     if not ok then return nil, err end
   end
 end
@@ -196,9 +194,7 @@ function Reader:poll()
   while true do
     local i, res = self.f:ready()
     if not i then break end
-    local h = self.by_id[i]
-    self.by_id[i] = nil
-    local ok, err = self:take(h, res)
+    local ok, err = self:take(i, res)
     if not ok then return nil, err end
   end
   self:plan()
