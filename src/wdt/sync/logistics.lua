@@ -252,13 +252,13 @@ local function report(run, ahead)
       -- the queue (they most likely are: the server has only just got them)
       local out = 0
       for j = 1, taken do if run.pending[j].status ~= DEFERRED then out = out + 1 end end
-      return { read_ahead = true, page_no = math.max(0, math.floor(ahead.unread / ahead.page_size)),
-               out = out }, true
+      local page_no = math.max(0, math.floor(ahead.unread / ahead.page_size))
+      return { read_ahead = true, out = out,
+               pager = { page_size = ahead.page_size, page_no = page_no, calc_total = false } }, true
     end,
     call = function(b)
       if b.read_ahead then
-        return { method = LIST, args = { n = 1, ahead.filter },
-                 pager = { page_size = ahead.page_size, page_no = b.page_no, calc_total = false } }
+        return { method = LIST, args = { n = 1, ahead.filter }, pager = b.pager }
       end
       run.in_report = true
       return { method = UPDATE, args = { n = 1, b.wire } }
@@ -268,11 +268,10 @@ local function report(run, ahead)
       if chunk.read_ahead then
         -- every call before it settled and none is out. Failed, or not a page: dropped
         -- (the quiet read that follows decides); and nothing more once the run stops
-        local page = not stopping and resp and paging.page(resp, { page_size = ahead.page_size,
-                                                                   page_no = chunk.page_no }, LIST)
+        local page = not stopping and resp and paging.page(resp, chunk.pager, LIST)
         if not page or bad_page(page, ahead.page_size) then ahead.full = false return true end
         ahead.full = #page.rows >= ahead.page_size
-        ahead.unread = chunk.page_no * ahead.page_size + #page.rows - chunk.out  -- those left since
+        ahead.unread = chunk.pager.page_no * ahead.page_size + #page.rows - chunk.out  -- those left since
         local fresh = take_rows(run, page.rows, ahead.seen)
         ahead.fresh = ahead.fresh + fresh
         admit(run)
