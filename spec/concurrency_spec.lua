@@ -51,12 +51,7 @@ local function counting_client(emu)
   return c, function() return overlapped, most end
 end
 
-local function sorted(t)
-  local c = {}
-  for i, v in ipairs(t) do c[i] = v end
-  table.sort(c)
-  return c
-end
+local sorted = fixtures.sorted
 
 describe("calls in flight", function()
   local emu, client

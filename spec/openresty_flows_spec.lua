@@ -6,9 +6,10 @@
 -- Needs build-luajit/wdt/core.so (`make build-luajit`).
 local cjson = require "cjson"
 local emulator = require "spec.support.emulator"
+local fixtures = require "spec.support.fixtures"
 local nginx = require "spec.support.nginx"
 
-local SID, KEY, SECRET = "apidevnew2", "test2-xx", "12345:abcde"
+local SID, KEY, SECRET = fixtures.SID, fixtures.KEY, fixtures.APPSECRET
 local LIMITED = "limitedsid"            -- a seller allowed 2 calls at once
 local PUSH, SEARCH = "sales.RawTrade.pushSelf2", "goods.ApiGoods.search"
 local UPDATE = "sales.LogisticsSync.update"
@@ -297,12 +298,7 @@ if missing then
   return
 end
 
-local function sorted(t)
-  local c = {}
-  for i, v in ipairs(t) do c[i] = v end
-  table.sort(c)
-  return c
-end
+local sorted = fixtures.sorted
 
 -- distinct values of a list, counted
 local function distinct(t)

@@ -11,12 +11,7 @@ local compat = require "spec.support.compat"
 local SID, KEY, APPSECRET = fixtures.SID, fixtures.KEY, fixtures.APPSECRET
 local UPDATE = "sales.LogisticsSync.update"
 
-local function sorted(t)
-  local c = {}
-  for i, v in ipairs(t) do c[i] = v end
-  table.sort(c)
-  return c
-end
+local sorted = fixtures.sorted
 
 local function keys(set)
   local out = {}

@@ -4,6 +4,14 @@ local wdt = require "wdt"
 
 local fixtures = { SID = "apidevnew2", KEY = "test2-xx", APPSECRET = "12345:abcde" }
 
+-- A sorted copy of the list t (ids compared as a set, whatever order they came in).
+function fixtures.sorted(t)
+  local c = {}
+  for i, v in ipairs(t) do c[i] = v end
+  table.sort(c)
+  return c
+end
+
 -- fixtures.client(emu, overrides...): later tables override earlier ones.
 function fixtures.client(emu, ...)
   local o = { sid = fixtures.SID, key = fixtures.KEY, secret = fixtures.APPSECRET, url = emu.url,
